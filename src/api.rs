@@ -1,0 +1,491 @@
+//! The exported C API. cbindgen turns these doc comments into
+//! include/safewsk.h; keep them the reference a C driver author reads.
+#![allow(non_snake_case)]
+
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::irp::call_and_wait;
+use crate::nt::*;
+use crate::platform;
+use crate::validate::{validate_connect, ConnectArgs};
+
+/// Fails with STATUS_INVALID_LEVEL unless the current IRQL is at most `max`.
+fn require_irql(max: KIRQL) -> Result<(), NTSTATUS> {
+    if platform::current_irql() > max {
+        Err(STATUS_INVALID_LEVEL)
+    } else {
+        Ok(())
+    }
+}
+
+fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
+    match r {
+        Ok(()) => STATUS_SUCCESS,
+        Err(status) => status,
+    }
+}
+
+/// Registers the driver as a WSK client and captures the WSK provider.
+///
+/// `ProviderWaitMs` is how long to wait for the WSK provider to become
+/// available, as WskCaptureProviderNPI's WaitTimeout: `WSK_NO_WAIT` (0) fails
+/// at once if it is not ready, `WSK_INFINITE_WAIT` waits as long as it takes,
+/// any other value is milliseconds. A boot-start driver passes a wait instead
+/// of failing.
+///
+/// On success `*Client` receives a client handle that the caller owns until it
+/// passes it to SafeWskCleanup. On failure `*Client` is set to NULL and nothing
+/// is left registered or allocated.
+///
+/// IRQL: PASSIVE_LEVEL.
+///
+/// Returns:
+/// - STATUS_SUCCESS;
+/// - STATUS_INVALID_PARAMETER_2: `Client` is NULL;
+/// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+/// - STATUS_INSUFFICIENT_RESOURCES: the client block (one non-paged pool
+///   allocation, tag 'kwSS') could not be allocated;
+/// - STATUS_DEVICE_NOT_READY: the provider did not become available within
+///   `ProviderWaitMs`;
+/// - STATUS_NOINTERFACE: the WSK subsystem does not support WSK version 1.0;
+/// - any other status WskRegister or WskCaptureProviderNPI returned.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut SAFEWSK_CLIENT) -> NTSTATUS {
+    if Client.is_null() {
+        return STATUS_INVALID_PARAMETER_2;
+    }
+    // SAFETY: `Client` is non-null and, per the API contract, writable.
+    unsafe { *Client = ptr::null_mut() };
+    if let Err(status) = require_irql(PASSIVE_LEVEL) {
+        return status;
+    }
+    // SAFETY: PASSIVE_LEVEL checked above.
+    match unsafe { SAFEWSK_CLIENT::start(ProviderWaitMs) } {
+        Ok(p) => {
+            // SAFETY: as above.
+            unsafe { *Client = p };
+            STATUS_SUCCESS
+        }
+        Err(status) => status,
+    }
+}
+
+/// Releases the WSK provider, deregisters and frees `Client`.
+///
+/// Refuses, and changes nothing, while the client still has an open socket or
+/// a call in progress: close every socket first. This keeps WskDeregister
+/// (which blocks until every socket is closed) from hanging DriverUnload.
+/// After STATUS_SUCCESS the handle is invalid. Do not call it concurrently
+/// with other calls on the same client.
+///
+/// IRQL: PASSIVE_LEVEL.
+///
+/// Returns:
+/// - STATUS_SUCCESS;
+/// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+/// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+/// - STATUS_INVALID_DEVICE_STATE: a socket is still open or a call is in
+///   progress;
+/// - STATUS_DELETE_PENDING: another cleanup of this client is in progress.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
+    // SAFETY: `Client` is null or a pointer the caller got from SafeWskStartup.
+    if unsafe { SAFEWSK_CLIENT::from_ptr(Client) }.is_none() {
+        return STATUS_INVALID_PARAMETER_1;
+    }
+    if let Err(status) = require_irql(PASSIVE_LEVEL) {
+        return status;
+    }
+    // SAFETY: live client, PASSIVE_LEVEL.
+    into_status(unsafe { SAFEWSK_CLIENT::stop(Client) })
+}
+
+/// Creates a TCP socket, binds it to `LocalAddress`, connects it to
+/// `RemoteAddress` and returns it: WskSocketConnect, with the IRP, its
+/// completion routine, the wait and the cancellation done for you.
+///
+/// Parameters 1 to 11 are those of PFN_WSK_SOCKET_CONNECT, with `Client` being
+/// the safewsk client; a bad one fails with STATUS_INVALID_PARAMETER_<n> for
+/// its position n, before the WSK provider is called:
+/// 1. `Client`: a live client from SafeWskStartup.
+/// 2. `SocketType`: SOCK_STREAM.
+/// 3. `Protocol`: IPPROTO_TCP.
+/// 4. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6), not
+///    multicast or broadcast; use the wildcard address and port 0 to let the
+///    stack choose. It decides the socket's address family.
+/// 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
+///    unicast address (not unspecified, broadcast or multicast, also when
+///    IPv4-mapped).
+/// 6. `Flags`: reserved, must be 0.
+/// 7. `SocketContext` and 8. `Dispatch`: both NULL, or both non-NULL with at
+///    least one callback in the table (a context without a table, or a table
+///    without a context, is rejected as parameter 7; an empty table as 8).
+///    Both must stay valid until the socket is closed.
+/// 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
+/// 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
+///    (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR of revision 1.
+///    Keep it until this call returns.
+/// 12. `Socket`: receives the new socket, or NULL on any failure. The caller
+///    owns the socket and must pass it to SafeWskCloseSocket.
+/// 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
+///    IRP is cancelled and the call returns once the provider has completed
+///    it (WSK completes cancelled IRPs). 0 cancels at once unless the
+///    provider completed synchronously.
+///
+/// All pointers are kernel-mode addresses; addresses are only read during the
+/// call. No memory is allocated beyond the one IRP.
+///
+/// IRQL: <= APC_LEVEL (it waits).
+///
+/// Returns:
+/// - STATUS_SUCCESS: `*Socket` is the connected socket;
+/// - STATUS_INVALID_PARAMETER_1 .. _12: as above;
+/// - STATUS_INVALID_LEVEL: called at DISPATCH_LEVEL or above;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_INSUFFICIENT_RESOURCES: no IRP could be allocated;
+/// - STATUS_IO_TIMEOUT: not connected within `TimeoutMs`;
+/// - the provider's status otherwise, e.g. STATUS_CONNECTION_REFUSED,
+///   STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE,
+///   STATUS_ADDRESS_ALREADY_EXISTS (local address in use).
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskSocketConnect(
+    Client: *mut SAFEWSK_CLIENT,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    LocalAddress: *const SOCKADDR,
+    RemoteAddress: *const SOCKADDR,
+    Flags: ULONG,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Socket: *mut *mut WSK_SOCKET,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    // SAFETY: `Client` is null or a pointer from SafeWskStartup.
+    let client = unsafe { SAFEWSK_CLIENT::from_ptr(Client) };
+    let args = ConnectArgs {
+        client_present: client.is_some(),
+        socket_type: SocketType,
+        protocol: Protocol,
+        local: LocalAddress,
+        remote: RemoteAddress,
+        flags: Flags,
+        socket_context: SocketContext,
+        dispatch: Dispatch,
+        security_descriptor: SecurityDescriptor,
+        socket_out_present: !Socket.is_null(),
+    };
+    // SAFETY: the pointers are null or readable per the API contract.
+    if let Err(status) = unsafe { validate_connect(&args) } {
+        return status;
+    }
+    let Some(client) = client else {
+        return STATUS_INVALID_PARAMETER_1;
+    };
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return status;
+    }
+    let entered = match client.enter() {
+        Ok(e) => e,
+        Err(status) => return status,
+    };
+    let npi = entered.provider();
+    // SAFETY: the provider dispatch captured at startup stays valid until the
+    // NPI is released at cleanup, which cannot happen while we are entered.
+    let Some(socket_connect) = (unsafe { (*npi.Dispatch).WskSocketConnect }) else {
+        return STATUS_NOT_SUPPORTED;
+    };
+    // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
+    // function. The addresses were validated and are only read by the
+    // provider, which (per the WSK contract) copies them before completing.
+    let done = unsafe {
+        call_and_wait(Some(TimeoutMs), |irp| {
+            socket_connect(
+                npi.Client,
+                SocketType,
+                Protocol,
+                LocalAddress.cast_mut(),
+                RemoteAddress.cast_mut(),
+                Flags,
+                SocketContext,
+                Dispatch,
+                OwningProcess,
+                OwningThread,
+                SecurityDescriptor,
+                irp,
+            )
+        })
+    };
+    let done = match done {
+        Ok(d) => d,
+        Err(status) => return status,
+    };
+    if !nt_success(done.status) {
+        return done.status;
+    }
+    let socket = done.information as *mut WSK_SOCKET;
+    if socket.is_null() {
+        // A provider that reports success without a socket: nothing to close.
+        return STATUS_UNSUCCESSFUL;
+    }
+    entered.socket_opened();
+    // SAFETY: `Socket` was checked non-null by validation.
+    unsafe { *Socket = socket };
+    STATUS_SUCCESS
+}
+
+/// Checks the common arguments of the socket calls and enters the client.
+///
+/// # Safety
+/// `client` is null or from SafeWskStartup.
+unsafe fn enter_socket_call<'a>(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+) -> Result<(Entered<'a>, &'a WSK_PROVIDER_CONNECTION_DISPATCH), NTSTATUS> {
+    // SAFETY: forwarded caller guarantee.
+    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    if socket.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    // SAFETY: a non-null socket is, per the API contract, a live WSK_SOCKET
+    // returned by SafeWskSocketConnect, whose Dispatch is the provider's
+    // connection dispatch table, valid until the socket is closed.
+    let dispatch = unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }
+        .ok_or(STATUS_INVALID_PARAMETER_2)?;
+    let entered = client.enter()?;
+    Ok((entered, dispatch))
+}
+
+/// Shared body of send and receive: describe the caller's buffer with an MDL
+/// and run one WSK data call on it.
+///
+/// # Safety
+/// `buffer..buffer+length` is non-paged memory, readable (send) or writable
+/// (receive), for the duration of the call; IRQL <= APC_LEVEL.
+unsafe fn data_call(
+    socket: *mut WSK_SOCKET,
+    call: PFN_WSK_SEND,
+    buffer: *mut c_void,
+    length: ULONG,
+    flags: ULONG,
+    timeout_ms: ULONG,
+    bytes: *mut ULONG,
+) -> NTSTATUS {
+    let Some(call) = call else {
+        return STATUS_NOT_SUPPORTED;
+    };
+    // SAFETY: non-paged buffer per the caller.
+    let mdl = unsafe { platform::build_nonpaged_mdl(buffer, length) };
+    if mdl.is_null() {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    let mut wsk_buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: length as SIZE_T };
+    let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
+    // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
+    // after completion); IRQL per the caller.
+    let done = unsafe { call_and_wait(Some(timeout_ms), |irp| call(socket, wsk_buf_ptr, flags, irp)) };
+    // SAFETY: the IRP that used the MDL has completed and been freed.
+    unsafe { platform::free_mdl(mdl) };
+    match done {
+        Ok(d) => {
+            if !bytes.is_null() {
+                // SAFETY: non-null out pointer per the API contract. The
+                // provider never reports more than `length` (a ULONG).
+                unsafe { *bytes = ULONG::try_from(d.information).unwrap_or(length) };
+            }
+            d.status
+        }
+        Err(status) => status,
+    }
+}
+
+/// Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
+/// waits until WSK has sent them all or `TimeoutMs` passes.
+///
+/// `Buffer` must be non-paged memory (non-paged pool or a locked stack) that
+/// stays valid for the call. `Flags`: 0 or WSK_FLAG_NODELAY. `BytesSent`
+/// (optional) receives the count sent, also on timeout.
+///
+/// IRQL: <= APC_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
+/// _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`);
+/// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING; STATUS_INSUFFICIENT_RESOURCES
+/// (IRP or MDL); STATUS_IO_TIMEOUT (the socket's state is then undefined:
+/// close it); or the provider's status (e.g. STATUS_CONNECTION_RESET).
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskSend(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    Buffer: *const c_void,
+    Length: ULONG,
+    Flags: ULONG,
+    TimeoutMs: ULONG,
+    BytesSent: *mut ULONG,
+) -> NTSTATUS {
+    if !BytesSent.is_null() {
+        // SAFETY: non-null out pointer per the API contract.
+        unsafe { *BytesSent = 0 };
+    }
+    // SAFETY: pointers per the API contract.
+    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    if Buffer.is_null() {
+        return STATUS_INVALID_PARAMETER_3;
+    }
+    if Length == 0 {
+        return STATUS_INVALID_PARAMETER_4;
+    }
+    if Flags & !WSK_FLAG_NODELAY != 0 {
+        return STATUS_INVALID_PARAMETER_5;
+    }
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return status;
+    }
+    // SAFETY: buffer contract per the API; IRQL checked.
+    unsafe { data_call(Socket, dispatch.WskSend, Buffer.cast_mut(), Length, Flags, TimeoutMs, BytesSent) }
+}
+
+/// Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
+/// data arrives, the peer closes, or `TimeoutMs` passes.
+///
+/// `Buffer` must be non-paged memory that stays valid for the call. `Flags`:
+/// 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or the peer
+/// closed. `*BytesReceived` receives the count; 0 with STATUS_SUCCESS means
+/// the peer closed its side gracefully.
+///
+/// IRQL: <= APC_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
+/// _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`),
+/// _7 (`BytesReceived` NULL); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+/// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskReceive(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    Buffer: *mut c_void,
+    Length: ULONG,
+    Flags: ULONG,
+    TimeoutMs: ULONG,
+    BytesReceived: *mut ULONG,
+) -> NTSTATUS {
+    if !BytesReceived.is_null() {
+        // SAFETY: non-null out pointer per the API contract.
+        unsafe { *BytesReceived = 0 };
+    }
+    // SAFETY: pointers per the API contract.
+    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    if Buffer.is_null() {
+        return STATUS_INVALID_PARAMETER_3;
+    }
+    if Length == 0 {
+        return STATUS_INVALID_PARAMETER_4;
+    }
+    if Flags & !WSK_FLAG_WAITALL != 0 {
+        return STATUS_INVALID_PARAMETER_5;
+    }
+    if BytesReceived.is_null() {
+        return STATUS_INVALID_PARAMETER_7;
+    }
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return status;
+    }
+    // SAFETY: buffer contract per the API; IRQL checked.
+    unsafe { data_call(Socket, dispatch.WskReceive, Buffer, Length, Flags, TimeoutMs, BytesReceived) }
+}
+
+/// Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0
+/// (sends FIN after pending data), abortively with WSK_FLAG_ABORTIVE. The
+/// socket must still be closed with SafeWskCloseSocket.
+///
+/// IRQL: <= APC_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
+/// NULL), _3 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+/// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskDisconnect(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    Flags: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    // SAFETY: pointers per the API contract.
+    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    if Flags & !WSK_FLAG_ABORTIVE != 0 {
+        return STATUS_INVALID_PARAMETER_3;
+    }
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return status;
+    }
+    let Some(disconnect) = dispatch.WskDisconnect else {
+        return STATUS_NOT_SUPPORTED;
+    };
+    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
+    match unsafe { call_and_wait(Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp)) } {
+        Ok(d) => d.status,
+        Err(status) => status,
+    }
+}
+
+/// Closes a socket from SafeWskSocketConnect (WskCloseSocket) and waits for
+/// the close to complete. WSK cancels the socket's pending requests and, on a
+/// connection that is not fully disconnected, performs an abortive disconnect;
+/// call SafeWskDisconnect first for a graceful one.
+///
+/// After this call returns, whatever the status, `Socket` is gone: never use
+/// it again. No other call on the socket may be in progress.
+///
+/// IRQL: <= APC_LEVEL.
+///
+/// Returns:
+/// - STATUS_SUCCESS;
+/// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+/// - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or the client has no open
+///   socket (a second close); the provider is not called;
+/// - STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+/// - STATUS_INSUFFICIENT_RESOURCES: no IRP; the socket is still open, retry;
+/// - the provider's status for the close.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
+    // SAFETY: pointers per the API contract.
+    let (entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return status;
+    }
+    let Some(close) = dispatch.Basic.WskCloseSocket else {
+        return STATUS_NOT_SUPPORTED;
+    };
+    if !entered.socket_closing() {
+        return STATUS_INVALID_PARAMETER_2;
+    }
+    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
+    match unsafe { call_and_wait(None, |irp| close(Socket, irp)) } {
+        Ok(d) => d.status,
+        Err(status) => {
+            // No IRP: the close was never issued, the socket is still open.
+            entered.socket_opened();
+            status
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The WSK client: registration, the captured provider NPI, and the accounting
+//! that lets cleanup refuse to leave sockets or calls behind.
+//!
+//! A [`SAFEWSK_CLIENT`] is one tagged non-paged pool block. It holds the
+//! WSK_REGISTRATION, WSK_CLIENT_NPI and WSK_CLIENT_DISPATCH that WskRegister
+//! requires to stay valid until WskDeregister, and the WSK_PROVIDER_NPI
+//! captured once at startup and released at cleanup ("for each call to
+//! WskCaptureProviderNPI that returns a success code, there must be exactly
+//! one corresponding call to WskReleaseProviderNPI").
+//!
+//! Invariants:
+//! - `signature == SIGNATURE` exactly while the block is a live client;
+//! - `busy` counts calls inside the library that use the provider; `open`
+//!   counts sockets returned by connect and not yet closed;
+//! - once `state` leaves READY no call enters, so when cleanup sees
+//!   `busy == 0 && open == 0` after moving to CLEANING nothing can use the
+//!   provider any more and releasing it is safe.
+
+#![allow(non_camel_case_types)]
+
+use core::mem::size_of;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::nt::*;
+use crate::platform;
+
+const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
+const READY: u32 = 1;
+const CLEANING: u32 = 2;
+
+/// An opaque safewsk client, created by `SafeWskStartup` and destroyed by
+/// `SafeWskCleanup`.
+pub struct SAFEWSK_CLIENT {
+    signature: AtomicU32,
+    state: AtomicU32,
+    busy: AtomicUsize,
+    open: AtomicUsize,
+    registration: WSK_REGISTRATION,
+    client_npi: WSK_CLIENT_NPI,
+    client_dispatch: WSK_CLIENT_DISPATCH,
+    provider: WSK_PROVIDER_NPI,
+}
+
+/// A call inside the client; leaving it (drop) lets cleanup proceed.
+pub struct Entered<'a> {
+    client: &'a SAFEWSK_CLIENT,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.client.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<'a> Entered<'a> {
+    /// The captured provider NPI.
+    pub fn provider(&self) -> &'a WSK_PROVIDER_NPI {
+        &self.client.provider
+    }
+
+    /// Records a socket the provider returned.
+    pub fn socket_opened(&self) {
+        self.client.open.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Records that a socket is being closed; false if this client has no
+    /// open socket (a double close or a foreign socket).
+    pub fn socket_closing(&self) -> bool {
+        self.client
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl SAFEWSK_CLIENT {
+    /// Borrows a live client from a caller's pointer, or None if the pointer is
+    /// null or does not carry a live client's signature.
+    ///
+    /// # Safety
+    /// `p` is null or points to memory readable for a SAFEWSK_CLIENT: a
+    /// pointer `SafeWskStartup` returned and `SafeWskCleanup` has not freed.
+    pub unsafe fn from_ptr<'a>(p: *mut SAFEWSK_CLIENT) -> Option<&'a SAFEWSK_CLIENT> {
+        if p.is_null() || (p as usize) % core::mem::align_of::<SAFEWSK_CLIENT>() != 0 {
+            return None;
+        }
+        // SAFETY: non-null and aligned; readable per the caller's contract.
+        let client = unsafe { &*p };
+        if client.signature.load(Ordering::Acquire) != SIGNATURE {
+            return None;
+        }
+        Some(client)
+    }
+
+    /// Enters a call; Err(STATUS_DELETE_PENDING) once cleanup has begun.
+    pub fn enter(&self) -> Result<Entered<'_>, NTSTATUS> {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        if self.state.load(Ordering::Acquire) != READY {
+            self.busy.fetch_sub(1, Ordering::AcqRel);
+            return Err(STATUS_DELETE_PENDING);
+        }
+        Ok(Entered { client: self })
+    }
+
+    /// Registers with WSK and captures the provider NPI, waiting up to
+    /// `wait_ms` for it (WSK_NO_WAIT and WSK_INFINITE_WAIT as WSK defines).
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL.
+    pub unsafe fn start(wait_ms: ULONG) -> Result<*mut SAFEWSK_CLIENT, NTSTATUS> {
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        let p = unsafe { platform::pool_alloc(size_of::<SAFEWSK_CLIENT>()) }.cast::<SAFEWSK_CLIENT>();
+        if p.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        // SAFETY: `p` is a fresh, suitably sized and aligned (pool blocks are
+        // 16-byte aligned) block that nothing else references yet. The
+        // registration structures stay at this address until deregistration
+        // because the block is only freed after WskDeregister.
+        unsafe {
+            ptr::write(
+                p,
+                SAFEWSK_CLIENT {
+                    signature: AtomicU32::new(0),
+                    state: AtomicU32::new(READY),
+                    busy: AtomicUsize::new(0),
+                    open: AtomicUsize::new(0),
+                    registration: WSK_REGISTRATION::zeroed(),
+                    client_npi: WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: ptr::null() },
+                    client_dispatch: WSK_CLIENT_DISPATCH {
+                        Version: make_wsk_version(1, 0),
+                        Reserved: 0,
+                        WskClientEvent: ptr::null_mut(),
+                    },
+                    provider: WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() },
+                },
+            );
+            (*p).client_npi.ClientContext = p.cast();
+            (*p).client_npi.Dispatch = ptr::addr_of!((*p).client_dispatch);
+
+            let status = platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration));
+            if !nt_success(status) {
+                platform::pool_free(p.cast());
+                return Err(status);
+            }
+            let status =
+                platform::wsk_capture(ptr::addr_of_mut!((*p).registration), wait_ms, ptr::addr_of_mut!((*p).provider));
+            if !nt_success(status) {
+                platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
+                platform::pool_free(p.cast());
+                return Err(status);
+            }
+            (*p).signature.store(SIGNATURE, Ordering::Release);
+        }
+        Ok(p)
+    }
+
+    /// Releases the provider, deregisters and frees the client — unless a
+    /// socket is open or a call is in flight, in which case nothing changes
+    /// and Err(STATUS_INVALID_DEVICE_STATE) is returned.
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL; `p` is a live client (checked with [`Self::from_ptr`]).
+    /// On Ok the pointer is dangling.
+    pub unsafe fn stop(p: *mut SAFEWSK_CLIENT) -> Result<(), NTSTATUS> {
+        // SAFETY: `p` is live per the caller.
+        let client = unsafe { &*p };
+        if client.state.compare_exchange(READY, CLEANING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(STATUS_DELETE_PENDING);
+        }
+        if client.busy.load(Ordering::Acquire) != 0 || client.open.load(Ordering::Acquire) != 0 {
+            client.state.store(READY, Ordering::Release);
+            return Err(STATUS_INVALID_DEVICE_STATE);
+        }
+        // SAFETY: no call is inside and none can enter (state is CLEANING), so
+        // this thread is the only user of the block. The capture made at start
+        // is released exactly once, then the registration is removed, then the
+        // block (which held the registration) is freed.
+        unsafe {
+            (*p).signature.store(0, Ordering::Release);
+            platform::wsk_release(ptr::addr_of_mut!((*p).registration));
+            platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
+            platform::pool_free(p.cast());
+        }
+        Ok(())
+    }
+}

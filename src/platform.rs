@@ -1,0 +1,286 @@
+//! The one module that touches kernel symbols.
+//!
+//! Every NT and WSK routine the library calls is declared in the `extern`
+//! block below under its real exported name: on Windows they resolve against
+//! ntoskrnl.exe (Io*, Ke*, Ex*, Mm*) and NETIO.SYS (Wsk*); on the Linux host
+//! they resolve against the `hostkernel` test crate, which exports the same
+//! names with the same signatures. The rest of the library only calls the
+//! safe-ish wrappers here and never names a kernel symbol itself.
+//!
+//! Two routines are header inlines in the WDK rather than exports and are
+//! reproduced here from wdm.h: `IoSetCompletionRoutine` (and the
+//! `IoGetNextIrpStackLocation` it uses) and, on x64, `KeGetCurrentIrql`.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::nt::*;
+
+/// Pool tag of every allocation safewsk makes: 'kwSS' reads "SSwk" in
+/// a pool dump (tags are stored little-endian).
+pub const POOL_TAG: ULONG = u32::from_le_bytes(*b"SSwk");
+
+// The NT/WSK ABI: on 64-bit Windows "system" is the C calling convention.
+extern "system" {
+    fn IoAllocateIrp(StackSize: CHAR, ChargeQuota: BOOLEAN) -> *mut IRP;
+    fn IoFreeIrp(Irp: *mut IRP);
+    fn IoCancelIrp(Irp: *mut IRP) -> BOOLEAN;
+    fn IoAllocateMdl(
+        VirtualAddress: PVOID,
+        Length: ULONG,
+        SecondaryBuffer: BOOLEAN,
+        ChargeQuota: BOOLEAN,
+        Irp: *mut IRP,
+    ) -> *mut MDL;
+    fn IoFreeMdl(Mdl: *mut MDL);
+    fn MmBuildMdlForNonPagedPool(Mdl: *mut MDL);
+    fn KeInitializeEvent(Event: *mut KEVENT, Type: u32, State: BOOLEAN);
+    fn KeSetEvent(Event: *mut KEVENT, Increment: LONG, Wait: BOOLEAN) -> LONG;
+    fn KeWaitForSingleObject(
+        Object: PVOID,
+        WaitReason: u32,
+        WaitMode: CHAR,
+        Alertable: BOOLEAN,
+        Timeout: *mut i64,
+    ) -> NTSTATUS;
+    fn ExAllocatePool2(Flags: u64, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
+    fn WskRegister(WskClientNpi: *mut WSK_CLIENT_NPI, WskRegistration: *mut WSK_REGISTRATION) -> NTSTATUS;
+    fn WskCaptureProviderNPI(
+        WskRegistration: *mut WSK_REGISTRATION,
+        WaitTimeout: ULONG,
+        WskProviderNpi: *mut WSK_PROVIDER_NPI,
+    ) -> NTSTATUS;
+    fn WskReleaseProviderNPI(WskRegistration: *mut WSK_REGISTRATION);
+    fn WskDeregister(WskRegistration: *mut WSK_REGISTRATION);
+}
+
+#[cfg(not(windows))]
+extern "system" {
+    fn KeGetCurrentIrql() -> KIRQL;
+}
+
+/// The current IRQL.
+#[inline]
+pub fn current_irql() -> KIRQL {
+    #[cfg(not(windows))]
+    {
+        // SAFETY: KeGetCurrentIrql has no preconditions; callable at any IRQL.
+        unsafe { KeGetCurrentIrql() }
+    }
+    #[cfg(all(windows, target_arch = "x86_64"))]
+    {
+        // wdm.h (AMD64): `KeGetCurrentIrql() { return (KIRQL)ReadCR8(); }`.
+        let cr8: u64;
+        // SAFETY: reading CR8 is how the WDK's inline KeGetCurrentIrql reads
+        // the IRQL on x64; kernel code runs at CPL 0 where it is permitted.
+        unsafe { core::arch::asm!("mov {}, cr8", out(reg) cr8, options(nomem, nostack, preserves_flags)) };
+        cr8 as KIRQL
+    }
+    #[cfg(all(windows, not(target_arch = "x86_64")))]
+    {
+        compile_error!("safewsk: KeGetCurrentIrql for this Windows architecture is not written yet (see the Windows build issue)");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// IRPs
+// ---------------------------------------------------------------------------
+
+/// `IoAllocateIrp(1, FALSE)`: one stack location, which is what WSK needs
+/// ("Using IRPs with Winsock Kernel Functions": at least one I/O stack
+/// location). Null when the allocation fails.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_irp() -> *mut IRP {
+    // SAFETY: the caller is at IRQL <= DISPATCH_LEVEL, IoAllocateIrp's only
+    // requirement.
+    unsafe { IoAllocateIrp(1, 0) }
+}
+
+/// # Safety
+/// `irp` came from [`allocate_irp`], is not owned by the provider (its
+/// completion routine has run) and is not used again.
+pub unsafe fn free_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP is ours and quiescent.
+    unsafe { IoFreeIrp(irp) }
+}
+
+/// `IoCancelIrp`. Returns whether a cancel routine was called.
+///
+/// # Safety
+/// `irp` is live (not yet freed); IRQL <= DISPATCH_LEVEL.
+pub unsafe fn cancel_irp(irp: *mut IRP) -> bool {
+    // SAFETY: the caller guarantees the IRP is not freed before this returns.
+    unsafe { IoCancelIrp(irp) != 0 }
+}
+
+/// The WDK's inline `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE,
+/// TRUE)`, exactly as wdm.h writes it:
+///
+/// ```c
+/// irpSp = IoGetNextIrpStackLocation(Irp);   // Tail.Overlay.CurrentStackLocation - 1
+/// irpSp->CompletionRoutine = CompletionRoutine;
+/// irpSp->Context = Context;
+/// irpSp->Control = 0;
+/// if (InvokeOnSuccess) irpSp->Control = SL_INVOKE_ON_SUCCESS;
+/// if (InvokeOnError)   irpSp->Control |= SL_INVOKE_ON_ERROR;
+/// if (InvokeOnCancel)  irpSp->Control |= SL_INVOKE_ON_CANCEL;
+/// ```
+///
+/// WSK requires all three invoke flags for application-allocated IRPs.
+///
+/// # Safety
+/// `irp` is a live IRP owned by the caller with at least one stack location
+/// left below the current one (true of a fresh `IoAllocateIrp(1, ..)` IRP).
+pub unsafe fn set_completion_routine(
+    irp: *mut IRP,
+    routine: unsafe extern "system" fn(PVOID, *mut IRP, PVOID) -> NTSTATUS,
+    context: PVOID,
+) {
+    // SAFETY: the caller owns the live IRP; CurrentStackLocation of a fresh
+    // IRP points one past its last stack location, so `- 1` is the (only)
+    // next location and lies inside the IRP's allocation.
+    unsafe {
+        let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
+        (*next).CompletionRoutine = Some(routine);
+        (*next).Context = context;
+        (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+    }
+}
+
+/// Reads `Irp->IoStatus` (Status, Information).
+///
+/// # Safety
+/// `irp` is live and its completion routine has run.
+pub unsafe fn irp_result(irp: *const IRP) -> (NTSTATUS, ULONG_PTR) {
+    // SAFETY: the caller guarantees the IRP is live and completed, so nobody
+    // writes IoStatus concurrently.
+    unsafe { ((*irp).IoStatus.Status, (*irp).IoStatus.Information) }
+}
+
+// ---------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------
+
+/// `KeInitializeEvent(event, NotificationEvent, FALSE)`.
+///
+/// # Safety
+/// `event` points to resident (non-paged or locked stack) storage.
+pub unsafe fn init_event(event: *mut KEVENT) {
+    // SAFETY: the caller provides valid resident storage for a KEVENT.
+    unsafe { KeInitializeEvent(event, NOTIFICATION_EVENT, 0) }
+}
+
+/// `KeSetEvent(event, IO_NO_INCREMENT, FALSE)`. Callable at <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `event` was initialized with [`init_event`] and is still live.
+pub unsafe fn set_event(event: *mut KEVENT) {
+    // SAFETY: the caller guarantees an initialized, live event.
+    unsafe {
+        KeSetEvent(event, 0, 0);
+    }
+}
+
+/// `KeWaitForSingleObject(event, Executive, KernelMode, FALSE, timeout)`.
+/// `timeout_ms = None` waits forever. Returns STATUS_SUCCESS or
+/// STATUS_TIMEOUT. A KernelMode wait keeps the waiter's stack resident, so the
+/// event may live on that stack.
+///
+/// # Safety
+/// `event` is initialized and live; IRQL <= APC_LEVEL (a non-zero wait).
+pub unsafe fn wait_event(event: *mut KEVENT, timeout_ms: Option<ULONG>) -> NTSTATUS {
+    // Relative timeouts are negative, in 100 ns units.
+    let mut relative: i64 = match timeout_ms {
+        Some(ms) => -(i64::from(ms) * 10_000),
+        None => 0,
+    };
+    let timeout = match timeout_ms {
+        Some(_) => &mut relative as *mut i64,
+        None => ptr::null_mut(),
+    };
+    // SAFETY: the caller guarantees an initialized event and a legal IRQL;
+    // `timeout` is null or points to a local that outlives the call.
+    unsafe { KeWaitForSingleObject(event.cast(), EXECUTIVE, KERNEL_MODE, 0, timeout) }
+}
+
+// ---------------------------------------------------------------------------
+// Pool and MDLs
+// ---------------------------------------------------------------------------
+
+/// Zeroed non-paged pool tagged [`POOL_TAG`], or null.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn pool_alloc(size: usize) -> *mut c_void {
+    // SAFETY: the caller is at IRQL <= DISPATCH_LEVEL; non-paged pool.
+    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, POOL_TAG) }
+}
+
+/// # Safety
+/// `p` came from [`pool_alloc`] and is not used again.
+pub unsafe fn pool_free(p: *mut c_void) {
+    // SAFETY: the caller guarantees `p` is a live block with our tag.
+    unsafe { ExFreePoolWithTag(p, POOL_TAG) }
+}
+
+/// An MDL describing `len` bytes of non-paged memory at `va`, or null.
+///
+/// # Safety
+/// `va..va+len` is resident non-paged memory that outlives the MDL.
+pub unsafe fn build_nonpaged_mdl(va: *mut c_void, len: ULONG) -> *mut MDL {
+    // SAFETY: IoAllocateMdl only records the range; MmBuildMdlForNonPagedPool
+    // requires non-paged memory, which the caller guarantees.
+    unsafe {
+        let mdl = IoAllocateMdl(va, len, 0, 0, ptr::null_mut());
+        if !mdl.is_null() {
+            MmBuildMdlForNonPagedPool(mdl);
+        }
+        mdl
+    }
+}
+
+/// # Safety
+/// `mdl` came from [`build_nonpaged_mdl`] and no IRP still uses it.
+pub unsafe fn free_mdl(mdl: *mut MDL) {
+    // SAFETY: the caller guarantees the MDL is ours and unused.
+    unsafe { IoFreeMdl(mdl) }
+}
+
+// ---------------------------------------------------------------------------
+// WSK registration (NETIO.SYS)
+// ---------------------------------------------------------------------------
+
+/// # Safety
+/// PASSIVE_LEVEL; `npi` and `registration` stay valid until deregistration.
+pub unsafe fn wsk_register(npi: *mut WSK_CLIENT_NPI, registration: *mut WSK_REGISTRATION) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { WskRegister(npi, registration) }
+}
+
+/// # Safety
+/// `registration` was registered; PASSIVE_LEVEL unless `wait_ms` is WSK_NO_WAIT.
+pub unsafe fn wsk_capture(
+    registration: *mut WSK_REGISTRATION,
+    wait_ms: ULONG,
+    npi: *mut WSK_PROVIDER_NPI,
+) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { WskCaptureProviderNPI(registration, wait_ms, npi) }
+}
+
+/// # Safety
+/// One successful [`wsk_capture`] on `registration` is not yet released.
+pub unsafe fn wsk_release(registration: *mut WSK_REGISTRATION) {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { WskReleaseProviderNPI(registration) }
+}
+
+/// # Safety
+/// PASSIVE_LEVEL; every capture released. Blocks until every socket is closed.
+pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { WskDeregister(registration) }
+}

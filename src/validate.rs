@@ -1,0 +1,198 @@
+//! Parameter validation for `SafeWskSocketConnect`, before any kernel call.
+//!
+//! Each rejection names the parameter by its position in
+//! `PFN_WSK_SOCKET_CONNECT` (Client = 1 ... SecurityDescriptor = 11, Irp = 12,
+//! whose place the `Socket` out-pointer takes), so a caller can tell from the
+//! status alone which argument was wrong.
+//!
+//! What is checked, with the documentation it follows (Microsoft Learn,
+//! "PFN_WSK_SOCKET_CONNECT callback function (wsk.h)" and "WSK Address
+//! Families"):
+//! - SocketType: WskSocketConnect creates a connection-oriented socket; for
+//!   AF_INET/AF_INET6 that is SOCK_STREAM only.
+//! - Protocol: SOCK_STREAM over IP is IPPROTO_TCP.
+//! - LocalAddress: required; "the WSK subsystem determines the address family
+//!   for the new socket from ... LocalAddress", so it must be AF_INET or
+//!   AF_INET6, and it may not be a multicast or broadcast address.
+//! - RemoteAddress: required, same family as LocalAddress, a port, and a
+//!   unicast address (not unspecified, broadcast or multicast).
+//! - Flags: "reserved for system use. A WSK application must set this
+//!   parameter to zero."
+//! - SocketContext / Dispatch: both NULL, or both given with at least one
+//!   callback (a context without a dispatch table is never delivered; a table
+//!   with no callback "should be NULL").
+//! - SecurityDescriptor: optional; when given it must be a cached copy from
+//!   WSK_CACHE_SD, which is a SECURITY_DESCRIPTOR: 4-byte aligned, Revision 1.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::nt::*;
+
+/// `SECURITY_DESCRIPTOR_REVISION` (winnt.h / ntifs.h).
+const SECURITY_DESCRIPTOR_REVISION: u8 = 1;
+
+/// A remote or local endpoint read out of the caller's SOCKADDR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Address and port in network byte order as stored.
+    V4 { addr: [u8; 4], port: u16 },
+    /// Address and port in network byte order as stored.
+    V6 { addr: [u8; 16], port: u16 },
+}
+
+impl Endpoint {
+    fn family(&self) -> ADDRESS_FAMILY {
+        match self {
+            Endpoint::V4 { .. } => AF_INET,
+            Endpoint::V6 { .. } => AF_INET6,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match *self {
+            Endpoint::V4 { port, .. } | Endpoint::V6 { port, .. } => u16::from_be(port),
+        }
+    }
+
+    /// The IPv4 address this endpoint is, either natively or as an
+    /// IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+    fn as_v4(&self) -> Option<[u8; 4]> {
+        match *self {
+            Endpoint::V4 { addr, .. } => Some(addr),
+            Endpoint::V6 { addr, .. } => {
+                let (head, tail) = addr.split_at(12);
+                if head == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+                    let mut v4 = [0u8; 4];
+                    v4.copy_from_slice(tail);
+                    Some(v4)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn is_unspecified(&self) -> bool {
+        match (self, self.as_v4()) {
+            (_, Some(v4)) => v4 == [0; 4],
+            (Endpoint::V6 { addr, .. }, None) => *addr == [0; 16],
+            (Endpoint::V4 { .. }, None) => false,
+        }
+    }
+
+    fn is_multicast_or_broadcast(&self) -> bool {
+        match (self, self.as_v4()) {
+            // 224.0.0.0/4 multicast, 255.255.255.255 limited broadcast.
+            (_, Some([a, b, c, d])) => (a & 0xF0) == 0xE0 || [a, b, c, d] == [255; 4],
+            // ff00::/8 multicast; IPv6 has no broadcast.
+            (Endpoint::V6 { addr, .. }, None) => addr.first() == Some(&0xFF),
+            (Endpoint::V4 { .. }, None) => false,
+        }
+    }
+}
+
+/// Reads a SOCKADDR of a family WSK supports for TCP.
+///
+/// # Safety
+/// `sa` is null or points to a readable SOCKADDR whose size matches its
+/// family (16 bytes for AF_INET, 28 for AF_INET6), as the WSK contract
+/// requires of the caller.
+pub unsafe fn read_endpoint(sa: *const SOCKADDR) -> Option<Endpoint> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: `sa` is non-null and the caller guarantees at least the family
+    // field is readable; read_unaligned makes no alignment assumption.
+    let family = unsafe { ptr::read_unaligned(ptr::addr_of!((*sa).sa_family)) };
+    match family {
+        AF_INET => {
+            // SAFETY: an AF_INET address is a 16-byte SOCKADDR_IN (caller contract).
+            let sin = unsafe { ptr::read_unaligned(sa.cast::<SOCKADDR_IN>()) };
+            Some(Endpoint::V4 { addr: sin.sin_addr, port: sin.sin_port })
+        }
+        AF_INET6 => {
+            // SAFETY: an AF_INET6 address is a 28-byte SOCKADDR_IN6 (caller contract).
+            let sin6 = unsafe { ptr::read_unaligned(sa.cast::<SOCKADDR_IN6>()) };
+            Some(Endpoint::V6 { addr: sin6.sin6_addr, port: sin6.sin6_port })
+        }
+        _ => None,
+    }
+}
+
+/// The arguments of `SafeWskSocketConnect` that validation looks at.
+pub struct ConnectArgs {
+    pub client_present: bool,
+    pub socket_type: USHORT,
+    pub protocol: ULONG,
+    pub local: *const SOCKADDR,
+    pub remote: *const SOCKADDR,
+    pub flags: ULONG,
+    pub socket_context: *const c_void,
+    pub dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    pub security_descriptor: *const c_void,
+    pub socket_out_present: bool,
+}
+
+/// Validates every argument; the first failure, in parameter order, wins.
+///
+/// # Safety
+/// Every non-null pointer in `args` is readable for the size its type and the
+/// WSK contract imply (see [`read_endpoint`]; the dispatch table is a
+/// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor's first byte).
+pub unsafe fn validate_connect(args: &ConnectArgs) -> Result<(), NTSTATUS> {
+    if !args.client_present {
+        return Err(STATUS_INVALID_PARAMETER_1);
+    }
+    if args.socket_type != SOCK_STREAM {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    if args.protocol != IPPROTO_TCP {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    // SAFETY: forwarded caller guarantee on `local`.
+    let local = unsafe { read_endpoint(args.local) }.ok_or(STATUS_INVALID_PARAMETER_4)?;
+    if local.is_multicast_or_broadcast() {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    // SAFETY: forwarded caller guarantee on `remote`.
+    let remote = unsafe { read_endpoint(args.remote) }.ok_or(STATUS_INVALID_PARAMETER_5)?;
+    if remote.family() != local.family()
+        || remote.port() == 0
+        || remote.is_unspecified()
+        || remote.is_multicast_or_broadcast()
+    {
+        return Err(STATUS_INVALID_PARAMETER_5);
+    }
+    if args.flags != 0 {
+        return Err(STATUS_INVALID_PARAMETER_6);
+    }
+    match (args.socket_context.is_null(), args.dispatch.is_null()) {
+        (true, true) => {}
+        // A context with no dispatch table, or a table with no context.
+        (false, true) | (true, false) => return Err(STATUS_INVALID_PARAMETER_7),
+        (false, false) => {
+            // SAFETY: non-null and, by the caller's contract, a readable
+            // WSK_CLIENT_CONNECTION_DISPATCH.
+            let d = unsafe { ptr::read_unaligned(args.dispatch) };
+            if d.WskReceiveEvent.is_none() && d.WskDisconnectEvent.is_none() && d.WskSendBacklogEvent.is_none() {
+                return Err(STATUS_INVALID_PARAMETER_8);
+            }
+        }
+    }
+    if !args.security_descriptor.is_null() {
+        let sd = args.security_descriptor.cast::<u8>();
+        if (sd as usize) % 4 != 0 {
+            return Err(STATUS_INVALID_PARAMETER_11);
+        }
+        // SAFETY: non-null, aligned, and by contract a SECURITY_DESCRIPTOR,
+        // whose first byte is its Revision.
+        if unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
+            return Err(STATUS_INVALID_PARAMETER_11);
+        }
+    }
+    if !args.socket_out_present {
+        return Err(STATUS_INVALID_PARAMETER_12);
+    }
+    Ok(())
+}
