@@ -242,26 +242,28 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
     STATUS_SUCCESS
 }
 
-/// Checks the common arguments of the socket calls and enters the client.
+/// Checks the client and socket arguments of the socket calls and enters the
+/// client. The socket is not dereferenced here.
 ///
 /// # Safety
 /// `client` is null or from SafeWskStartup.
-unsafe fn enter_socket_call<'a>(
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
-) -> Result<(Entered<'a>, &'a WSK_PROVIDER_CONNECTION_DISPATCH), NTSTATUS> {
+unsafe fn enter_socket_call<'a>(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Result<Entered<'a>, NTSTATUS> {
     // SAFETY: forwarded caller guarantee.
     let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
     if socket.is_null() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    // SAFETY: a non-null socket is, per the API contract, a live WSK_SOCKET
-    // returned by SafeWskSocketConnect, whose Dispatch is the provider's
-    // connection dispatch table, valid until the socket is closed.
-    let dispatch = unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }
-        .ok_or(STATUS_INVALID_PARAMETER_2)?;
-    let entered = client.enter()?;
-    Ok((entered, dispatch))
+    client.enter()
+}
+
+/// The provider's connection dispatch table of a socket.
+///
+/// # Safety
+/// `socket` is a live WSK_SOCKET returned by SafeWskSocketConnect: its
+/// Dispatch is the provider's connection table, valid until the close.
+unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
+    // SAFETY: per the function's contract.
+    unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)
 }
 
 /// Shared body of send and receive: describe the caller's buffer with an MDL
@@ -336,8 +338,13 @@ pub unsafe extern "C" fn SafeWskSend(
         unsafe { *BytesSent = 0 };
     }
     // SAFETY: pointers per the API contract.
-    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
         Ok(v) => v,
+        Err(status) => return status,
+    };
+    // SAFETY: a non-null socket is a live socket per the API contract.
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
         Err(status) => return status,
     };
     if Buffer.is_null() {
@@ -385,8 +392,13 @@ pub unsafe extern "C" fn SafeWskReceive(
         unsafe { *BytesReceived = 0 };
     }
     // SAFETY: pointers per the API contract.
-    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
         Ok(v) => v,
+        Err(status) => return status,
+    };
+    // SAFETY: a non-null socket is a live socket per the API contract.
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
         Err(status) => return status,
     };
     if Buffer.is_null() {
@@ -425,8 +437,13 @@ pub unsafe extern "C" fn SafeWskDisconnect(
     TimeoutMs: ULONG,
 ) -> NTSTATUS {
     // SAFETY: pointers per the API contract.
-    let (_entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
         Ok(v) => v,
+        Err(status) => return status,
+    };
+    // SAFETY: a non-null socket is a live socket per the API contract.
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
         Err(status) => return status,
     };
     if Flags & !WSK_FLAG_ABORTIVE != 0 {
@@ -459,26 +476,37 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// - STATUS_SUCCESS;
 /// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
 /// - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or the client has no open
-///   socket (a second close); the provider is not called;
+///   socket (so this is a second close); the provider is not called. A second
+///   close while other sockets are open cannot be detected: like WSK itself,
+///   it is undefined behaviour;
 /// - STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
 /// - STATUS_INSUFFICIENT_RESOURCES: no IRP; the socket is still open, retry;
 /// - the provider's status for the close.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: pointers per the API contract.
-    let (entered, dispatch) = match unsafe { enter_socket_call(Client, Socket) } {
+    let entered = match unsafe { enter_socket_call(Client, Socket) } {
         Ok(v) => v,
         Err(status) => return status,
     };
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
     }
-    let Some(close) = dispatch.Basic.WskCloseSocket else {
-        return STATUS_NOT_SUPPORTED;
-    };
+    // Account for the close before touching the socket, so that a second
+    // close after the last socket was closed is caught without reading the
+    // freed WSK_SOCKET.
     if !entered.socket_closing() {
         return STATUS_INVALID_PARAMETER_2;
     }
+    // SAFETY: the client has an open socket and, per the API contract, this
+    // is one of them.
+    let close = match unsafe { socket_dispatch(Socket) }.map(|d| d.Basic.WskCloseSocket) {
+        Ok(Some(close)) => close,
+        Ok(None) | Err(_) => {
+            entered.socket_opened();
+            return STATUS_INVALID_PARAMETER_2;
+        }
+    };
     // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
     match unsafe { call_and_wait(None, |irp| close(Socket, irp)) } {
         Ok(d) => d.status,

@@ -1,0 +1,25 @@
+//! hostkernel: a Linux implementation of exactly the NT and WSK kernel
+//! surface that safewsk and its C sample use, under the same C symbol names
+//! (IoAllocateIrp, KeWaitForSingleObject, WskRegister, ...), on top of real
+//! Linux sockets and threads.
+//!
+//! It checks the contracts the way Driver Verifier would: leaked IRPs, pool,
+//! MDLs, sockets and registrations; IRPs freed while pending, freed twice,
+//! completed twice or written after free; waits above APC_LEVEL; WSK IRPs
+//! without a proper completion routine; deregistering with sockets open.
+//! Violations are recorded and fail the test at [`Session::finish`]; with
+//! `HOSTKERNEL_BUGCHECK=1` in the environment the process aborts at once,
+//! like a bugcheck.
+//!
+//! A test and demo component: it is never linked into a Windows driver.
+
+pub mod check;
+mod event;
+pub mod io;
+pub mod irql;
+pub mod nt;
+pub mod wsk;
+
+pub use check::{live, provider_connect_calls, violations, Live, Session, Site};
+pub use irql::with_irql;
+pub use wsk::{provider_ready_after, set_connect_completion, set_provider_ready, ConnectCompletion};

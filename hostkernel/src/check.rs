@@ -1,0 +1,175 @@
+//! Driver Verifier-style bookkeeping: live objects, contract violations,
+//! fault injection, and the per-test [`Session`] that checks them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What kind of kernel object a live-object record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Irp,
+    Pool,
+    Mdl,
+    Socket,
+    Registration,
+}
+
+/// Counts of live objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub irps: usize,
+    pub pool_blocks: usize,
+    pub mdls: usize,
+    pub sockets: usize,
+    pub registrations: usize,
+}
+
+/// Allocation sites where a failure can be injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Site {
+    Irp,
+    Pool,
+    Mdl,
+}
+
+pub(crate) struct State {
+    pub live: HashMap<Kind, usize>,
+    pub violations: Vec<String>,
+    /// Site -> (allocations seen, fail the one with this 1-based number).
+    pub faults: HashMap<Site, (u32, u32)>,
+    /// Blocks freed during the session: (address, length). Filled with
+    /// POISON, checked at the end for writes after free, then released.
+    pub quarantine: Vec<(usize, std::alloc::Layout)>,
+}
+
+pub(crate) static STATE: Mutex<Option<State>> = Mutex::new(None);
+static SESSION: Mutex<()> = Mutex::new(());
+pub(crate) static PROVIDER_CALLS: AtomicU64 = AtomicU64::new(0);
+pub(crate) const POISON: u8 = 0xDD;
+
+pub(crate) fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = g.get_or_insert_with(|| State {
+        live: HashMap::new(),
+        violations: Vec::new(),
+        faults: HashMap::new(),
+        quarantine: Vec::new(),
+    });
+    f(s)
+}
+
+/// Records a contract violation (what Driver Verifier would bugcheck on).
+pub(crate) fn violation(msg: impl Into<String>) {
+    let msg = msg.into();
+    eprintln!("*** hostkernel: CONTRACT VIOLATION: {msg}");
+    if std::env::var_os("HOSTKERNEL_BUGCHECK").is_some() {
+        eprintln!("*** hostkernel: HOSTKERNEL_BUGCHECK is set: stopping like a bugcheck");
+        std::process::abort();
+    }
+    with_state(|s| s.violations.push(msg));
+}
+
+pub(crate) fn add_live(kind: Kind, delta: isize) {
+    with_state(|s| {
+        let n = s.live.entry(kind).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+    });
+}
+
+/// Whether the allocation now being made at `site` is the one to fail.
+pub(crate) fn inject_failure(site: Site) -> bool {
+    with_state(|s| match s.faults.get_mut(&site) {
+        Some((seen, nth)) if *nth > 0 => {
+            *seen += 1;
+            *seen == *nth
+        }
+        _ => false,
+    })
+}
+
+pub(crate) fn quarantine(addr: *mut u8, layout: std::alloc::Layout) {
+    // SAFETY: the block is live, `layout.size()` bytes long, and ours to poison.
+    unsafe { std::ptr::write_bytes(addr, POISON, layout.size()) };
+    with_state(|s| s.quarantine.push((addr as usize, layout)));
+}
+
+/// Current live-object counts.
+pub fn live() -> Live {
+    with_state(|s| Live {
+        irps: *s.live.get(&Kind::Irp).unwrap_or(&0),
+        pool_blocks: *s.live.get(&Kind::Pool).unwrap_or(&0),
+        mdls: *s.live.get(&Kind::Mdl).unwrap_or(&0),
+        sockets: *s.live.get(&Kind::Socket).unwrap_or(&0),
+        registrations: *s.live.get(&Kind::Registration).unwrap_or(&0),
+    })
+}
+
+/// Violations recorded so far in this session.
+pub fn violations() -> Vec<String> {
+    with_state(|s| s.violations.clone())
+}
+
+/// How many times the WSK provider's WskSocketConnect was called.
+pub fn provider_connect_calls() -> u64 {
+    PROVIDER_CALLS.load(Ordering::SeqCst)
+}
+
+/// One test's exclusive use of the host kernel. Tests in one process are
+/// serialized by it, so the global accounting belongs to one test at a time.
+pub struct Session {
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Session {
+    /// Starts a clean session: no faults, provider ready and asynchronous,
+    /// zero counts. Panics if objects leaked by an earlier test are still live.
+    pub fn begin() -> Session {
+        let guard = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+        with_state(|s| {
+            s.violations.clear();
+            s.faults.clear();
+        });
+        PROVIDER_CALLS.store(0, Ordering::SeqCst);
+        crate::wsk::reset_provider();
+        crate::irql::set(crate::nt::PASSIVE_LEVEL);
+        Session { _guard: guard }
+    }
+
+    /// Fails the `nth` (1-based) allocation at `site` from now on; 0 disables.
+    pub fn fail_nth(&self, site: Site, nth: u32) {
+        with_state(|s| {
+            s.faults.insert(site, (0, nth));
+        });
+    }
+
+    /// Ends the session and asserts that nothing leaked, nothing was written
+    /// after being freed, and no contract was violated. Completions still
+    /// running on provider threads get up to two seconds to settle.
+    pub fn finish(self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while live() != Live::default() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let leaked = live();
+        let mut problems = violations();
+        with_state(|s| {
+            for (addr, layout) in s.quarantine.drain(..) {
+                // SAFETY: quarantined blocks are ours, `layout` long, never
+                // handed out again.
+                let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, layout.size()) };
+                if let Some(at) = bytes.iter().position(|b| *b != POISON) {
+                    problems.push(format!("block at {addr:#x} was written after it was freed (offset {at:#x})"));
+                }
+                // SAFETY: allocated with this layout by the host kernel.
+                unsafe { std::alloc::dealloc(addr as *mut u8, layout) };
+            }
+            s.live.clear();
+            s.violations.clear();
+            s.faults.clear();
+        });
+        assert_eq!(leaked, Live::default(), "hostkernel: objects leaked at the end of the test");
+        assert!(problems.is_empty(), "hostkernel: contract violations: {problems:#?}");
+    }
+}

@@ -1,0 +1,142 @@
+//! KEVENT: KeInitializeEvent, KeSetEvent, KeClearEvent, KeWaitForSingleObject.
+//!
+//! The event's state lives in the caller's KEVENT storage (DISPATCHER_HEADER
+//! layout: Type, Size, SignalState), so an event on a driver's stack works
+//! as on Windows. Waiters sleep on one global condition variable; KeSetEvent
+//! changes the state and notifies while holding its mutex, so a woken waiter
+//! cannot return (and pop the stack holding the event) before KeSetEvent has
+//! finished touching the event.
+//!
+//! IRQL rules (Microsoft Learn, KeWaitForSingleObject): callers run at
+//! IRQL <= DISPATCH_LEVEL, and at <= APC_LEVEL unless the timeout is zero.
+//! KeSetEvent with Wait = FALSE: IRQL <= DISPATCH_LEVEL.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::check::violation;
+use crate::irql;
+use crate::nt::*;
+
+static LOCK: Mutex<()> = Mutex::new(());
+static WAKE: Condvar = Condvar::new();
+
+fn signal_state(event: PVOID) -> &'static std::sync::atomic::AtomicI32 {
+    // SAFETY: `event` is an initialized, live KEVENT (checked by callers via
+    // `initialized`); SignalState is a 4-byte aligned LONG at offset 4.
+    unsafe { std::sync::atomic::AtomicI32::from_ptr(event.cast::<u8>().add(EVENT_SIGNAL_STATE).cast()) }
+}
+
+fn initialized(event: PVOID, who: &str) -> bool {
+    if event.is_null() {
+        violation(format!("{who}: NULL event"));
+        return false;
+    }
+    // SAFETY: non-null; the caller passed a KEVENT.
+    let (ty, size): (u8, u8) = unsafe { (rd(event, EVENT_TYPE), rd(event, EVENT_SIZE)) };
+    if ty > 1 || size != EVENT_SIZE_ULONGS {
+        violation(format!("{who}: event at {event:p} was never initialized with KeInitializeEvent"));
+        return false;
+    }
+    true
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeInitializeEvent(event: PVOID, ty: u32, state: u8) {
+    if event.is_null() || ty > 1 {
+        violation("KeInitializeEvent: NULL event or bad EVENT_TYPE");
+        return;
+    }
+    // SAFETY: the caller provides 24 writable bytes for a KEVENT.
+    unsafe {
+        std::ptr::write_bytes(event.cast::<u8>(), 0, 0x18);
+        wr(event, EVENT_TYPE, ty as u8);
+        wr(event, EVENT_SIZE, EVENT_SIZE_ULONGS);
+        wr(event, EVENT_SIGNAL_STATE, i32::from(state != 0));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeSetEvent(event: PVOID, _increment: i32, wait: u8) -> i32 {
+    if irql::current() > DISPATCH_LEVEL || (wait != 0 && irql::current() > APC_LEVEL) {
+        violation("KeSetEvent above its IRQL limit");
+    }
+    if !initialized(event, "KeSetEvent") {
+        return 0;
+    }
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let prev = signal_state(event).swap(1, std::sync::atomic::Ordering::SeqCst);
+    WAKE.notify_all();
+    prev
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeClearEvent(event: PVOID) {
+    if initialized(event, "KeClearEvent") {
+        signal_state(event).store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// 100 ns units between 1601-01-01 and 1970-01-01.
+const EPOCH_DIFF_100NS: i64 = 116_444_736_000_000_000;
+
+fn deadline_from(timeout: *const i64) -> Option<Instant> {
+    if timeout.is_null() {
+        return None;
+    }
+    // SAFETY: non-null LARGE_INTEGER supplied by the caller.
+    let t = unsafe { timeout.read() };
+    let now = Instant::now();
+    if t <= 0 {
+        // Relative, in 100 ns units.
+        Some(now + Duration::from_nanos(t.unsigned_abs().saturating_mul(100)))
+    } else {
+        // Absolute system time (100 ns since 1601).
+        let unix_100ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() / 100).unwrap_or(0) as i64;
+        let left = (t - EPOCH_DIFF_100NS - unix_100ns).max(0);
+        Some(now + Duration::from_nanos((left as u64).saturating_mul(100)))
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeWaitForSingleObject(
+    object: PVOID,
+    _reason: u32,
+    _mode: i8,
+    _alertable: u8,
+    timeout: *mut i64,
+) -> NTSTATUS {
+    // SAFETY: a non-null timeout is a LARGE_INTEGER supplied by the caller.
+    let zero_timeout = !timeout.is_null() && unsafe { timeout.read() } == 0;
+    let irql = irql::current();
+    if irql > DISPATCH_LEVEL || (!zero_timeout && irql > APC_LEVEL) {
+        violation(format!(
+            "KeWaitForSingleObject at IRQL {irql} with a non-zero timeout (IRQL_NOT_LESS_OR_EQUAL on Windows)"
+        ));
+    }
+    if !initialized(object, "KeWaitForSingleObject") {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let synchronization = unsafe { rd::<u8>(object, EVENT_TYPE) } == 1;
+    let deadline = deadline_from(timeout);
+    let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let state = signal_state(object);
+        if state.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            if synchronization {
+                state.store(0, std::sync::atomic::Ordering::SeqCst);
+            }
+            return STATUS_SUCCESS;
+        }
+        match deadline {
+            None => g = WAKE.wait(g).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return STATUS_TIMEOUT;
+                }
+                g = WAKE.wait_timeout(g, d - now).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The kernel's view of the NT structures: offsets into the x64 layouts as the
+//! public ntoskrnl symbols give them (`dt nt!_IRP`, `dt nt!_IO_STACK_LOCATION`,
+//! `dt nt!_MDL`), and the WSK tables as wsk.h declares them.
+//!
+//! Deliberately independent of the safewsk crate's own declarations: the host
+//! kernel reads and writes IRPs by these offsets, so a wrong offset in the
+//! library shows up as a failing test instead of agreeing with itself.
+#![allow(non_camel_case_types, non_snake_case, missing_docs)]
+
+use std::ffi::c_void;
+
+pub type NTSTATUS = i32;
+pub type PVOID = *mut c_void;
+
+const fn st(v: u32) -> NTSTATUS {
+    v as NTSTATUS
+}
+pub const STATUS_SUCCESS: NTSTATUS = 0;
+pub const STATUS_TIMEOUT: NTSTATUS = st(0x0000_0102);
+pub const STATUS_PENDING: NTSTATUS = st(0x0000_0103);
+pub const STATUS_UNSUCCESSFUL: NTSTATUS = st(0xC000_0001);
+pub const STATUS_NOT_IMPLEMENTED: NTSTATUS = st(0xC000_0002);
+pub const STATUS_INVALID_PARAMETER: NTSTATUS = st(0xC000_000D);
+pub const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = st(0xC000_0016);
+pub const STATUS_OBJECT_NAME_NOT_FOUND: NTSTATUS = st(0xC000_0034);
+pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = st(0xC000_009A);
+pub const STATUS_DEVICE_NOT_READY: NTSTATUS = st(0xC000_00A3);
+pub const STATUS_IO_TIMEOUT: NTSTATUS = st(0xC000_00B5);
+pub const STATUS_CANCELLED: NTSTATUS = st(0xC000_0120);
+pub const STATUS_INVALID_ADDRESS_COMPONENT: NTSTATUS = st(0xC000_0207);
+pub const STATUS_ADDRESS_ALREADY_EXISTS: NTSTATUS = st(0xC000_020A);
+pub const STATUS_CONNECTION_RESET: NTSTATUS = st(0xC000_020D);
+pub const STATUS_CONNECTION_REFUSED: NTSTATUS = st(0xC000_0236);
+pub const STATUS_NETWORK_UNREACHABLE: NTSTATUS = st(0xC000_023C);
+pub const STATUS_HOST_UNREACHABLE: NTSTATUS = st(0xC000_023D);
+pub const STATUS_CONNECTION_ABORTED: NTSTATUS = st(0xC000_0241);
+pub const STATUS_NOINTERFACE: NTSTATUS = st(0xC000_02B9);
+pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = st(0xC000_0010);
+
+pub const PASSIVE_LEVEL: u8 = 0;
+pub const APC_LEVEL: u8 = 1;
+pub const DISPATCH_LEVEL: u8 = 2;
+
+/// Windows address families (ws2def.h): AF_INET6 is 23 there, 10 on Linux.
+pub const WIN_AF_INET: u16 = 2;
+pub const WIN_AF_INET6: u16 = 23;
+
+// IRP (x64): sizeof 0xD0.
+pub const IRP_SIZE: usize = 0xD0;
+pub const IRP_TYPE: usize = 0x00;
+pub const IRP_SIZE_FIELD: usize = 0x02;
+pub const IRP_IOSTATUS_STATUS: usize = 0x30;
+pub const IRP_IOSTATUS_INFORMATION: usize = 0x38;
+pub const IRP_PENDING_RETURNED: usize = 0x41;
+pub const IRP_STACK_COUNT: usize = 0x42;
+pub const IRP_CURRENT_LOCATION: usize = 0x43;
+pub const IRP_CANCEL: usize = 0x44;
+pub const IRP_CANCEL_ROUTINE: usize = 0x68;
+pub const IRP_CURRENT_STACK_LOCATION: usize = 0xB8;
+/// IO_TYPE_IRP.
+pub const IO_TYPE_IRP: i16 = 6;
+
+// IO_STACK_LOCATION (x64): sizeof 0x48.
+pub const STACK_SIZE: usize = 0x48;
+pub const STACK_CONTROL: usize = 0x03;
+pub const STACK_COMPLETION_ROUTINE: usize = 0x38;
+pub const STACK_CONTEXT: usize = 0x40;
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+pub const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+pub const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+pub const SL_INVOKE_ON_ERROR: u8 = 0x80;
+
+// MDL (x64): Next 0, Size 8, MdlFlags 0xA, Process 0x10, MappedSystemVa 0x18,
+// StartVa 0x20, ByteCount 0x28, ByteOffset 0x2C; sizeof 0x30 + PFN array.
+pub const MDL_NEXT: usize = 0x00;
+pub const MDL_SIZE: usize = 0x08;
+pub const MDL_FLAGS: usize = 0x0A;
+pub const MDL_MAPPED_SYSTEM_VA: usize = 0x18;
+pub const MDL_START_VA: usize = 0x20;
+pub const MDL_BYTE_COUNT: usize = 0x28;
+pub const MDL_BYTE_OFFSET: usize = 0x2C;
+pub const MDL_HEADER: usize = 0x30;
+pub const MDL_MAPPED_TO_SYSTEM_VA: u16 = 0x0001;
+pub const MDL_SOURCE_IS_NONPAGED_POOL: u16 = 0x0004;
+pub const PAGE_SIZE: usize = 0x1000;
+
+// KEVENT = DISPATCHER_HEADER: Type at 0, Size (in ULONGs) at 2, SignalState
+// (LONG) at 4; sizeof 0x18.
+pub const EVENT_TYPE: usize = 0;
+pub const EVENT_SIZE: usize = 2;
+pub const EVENT_SIGNAL_STATE: usize = 4;
+pub const EVENT_SIZE_ULONGS: u8 = 6;
+
+// WSK (wsk.h)
+pub const WSK_FLAG_ABORTIVE: u32 = 1;
+pub const WSK_FLAG_WAITALL: u32 = 2;
+pub const WSK_NO_WAIT: u32 = 0;
+pub const WSK_INFINITE_WAIT: u32 = 0xFFFF_FFFF;
+pub const SOCK_STREAM: u16 = 1;
+pub const IPPROTO_TCP: u32 = 6;
+
+/// Read a field of type T at `off` bytes into the object at `base`.
+///
+/// # Safety
+/// `base + off` is inside a live object and suitably aligned for T.
+pub unsafe fn rd<T: Copy>(base: *const c_void, off: usize) -> T {
+    unsafe { base.cast::<u8>().add(off).cast::<T>().read_unaligned() }
+}
+
+/// Write a field of type T at `off` bytes into the object at `base`.
+///
+/// # Safety
+/// As [`rd`], and the memory is writable.
+pub unsafe fn wr<T: Copy>(base: *mut c_void, off: usize, v: T) {
+    unsafe { base.cast::<u8>().add(off).cast::<T>().write_unaligned(v) }
+}
+
+pub type CompletionRoutine = unsafe extern "system" fn(PVOID, PVOID, PVOID) -> NTSTATUS;
+pub type CancelRoutine = unsafe extern "system" fn(PVOID, PVOID);
+
+/// WSK_PROVIDER_DISPATCH (NTDDI_WIN7 and later), provider side.
+#[repr(C)]
+pub struct WskProviderDispatch {
+    pub Version: u16,
+    pub Reserved: u16,
+    pub WskSocket: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskSocketConnect: unsafe extern "system" fn(
+        PVOID, u16, u32, PVOID, PVOID, u32, PVOID, PVOID, PVOID, PVOID, PVOID, PVOID,
+    ) -> NTSTATUS,
+    pub WskControlClient: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetAddressInfo: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskFreeAddressInfo: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetNameInfo: unsafe extern "system" fn() -> NTSTATUS,
+}
+
+pub type SocketIrpFn = unsafe extern "system" fn(PVOID, PVOID, u32, PVOID) -> NTSTATUS;
+
+/// WSK_PROVIDER_CONNECTION_DISPATCH up to WskRelease, provider side.
+#[repr(C)]
+pub struct WskConnectionDispatch {
+    pub WskControlSocket: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskCloseSocket: unsafe extern "system" fn(PVOID, PVOID) -> NTSTATUS,
+    pub WskBind: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskConnect: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetLocalAddress: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetRemoteAddress: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskSend: SocketIrpFn,
+    pub WskReceive: SocketIrpFn,
+    pub WskDisconnect: SocketIrpFn,
+    pub WskRelease: unsafe extern "system" fn() -> NTSTATUS,
+}
+
+const _: () = assert!(std::mem::size_of::<WskProviderDispatch>() == 56);
+const _: () = assert!(std::mem::size_of::<WskConnectionDispatch>() == 80);

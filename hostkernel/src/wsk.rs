@@ -1,0 +1,751 @@
+//! WSK registration (WskRegister, WskCaptureProviderNPI, WskReleaseProviderNPI,
+//! WskDeregister) and a WSK provider whose sockets are real Linux TCP sockets.
+//!
+//! Behaviour follows Microsoft Learn's wsk.h reference pages:
+//! - WskCaptureProviderNPI: "STATUS_DEVICE_NOT_READY: the provider NPI was not
+//!   yet available"; STATUS_NOINTERFACE when the client's WSK version is not
+//!   supported; after WskDeregister further calls fail with
+//!   STATUS_DEVICE_NOT_READY; a wait other than WSK_NO_WAIT requires
+//!   PASSIVE_LEVEL.
+//! - WskDeregister "blocks until all captured instances of the provider NPI
+//!   are released ... and all sockets are closed": here that is reported as a
+//!   violation instead of hanging the test.
+//! - Every WSK function completes the IRP whatever it returns; STATUS_PENDING
+//!   means it completes later, from another thread (here at DISPATCH_LEVEL).
+//! - WskCloseSocket cancels the socket's pending IRPs and, on a connection not
+//!   disconnected in both directions, disconnects abortively.
+//!
+//! Test controls: the provider can be made not ready (for a while), and
+//! connects can complete asynchronously (default), synchronously, after a
+//! delay, or never (until cancelled).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::check::{add_live, violation, Kind, PROVIDER_CALLS};
+use crate::io::{complete, is_cancelled, mark_pending, set_cancel_routine, take, wsk_buf_pieces};
+use crate::irql;
+use crate::nt::*;
+
+/// How the provider completes WskSocketConnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectCompletion {
+    /// STATUS_PENDING, then completion from a provider thread (Windows' usual way).
+    Async,
+    /// Complete before returning (every WSK call, not only connect).
+    Sync,
+    /// STATUS_PENDING, and the connect starts only after this delay.
+    Delay(Duration),
+    /// STATUS_PENDING, and no completion until IoCancelIrp.
+    Never,
+}
+
+struct Config {
+    ready_at: Option<Instant>,
+    never_ready: bool,
+    mode: ConnectCompletion,
+}
+
+static CONFIG: Mutex<Config> = Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async });
+
+fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
+    f(&mut CONFIG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+pub(crate) fn reset_provider() {
+    config(|c| {
+        c.ready_at = None;
+        c.never_ready = false;
+        c.mode = ConnectCompletion::Async;
+    });
+}
+
+/// Makes the provider NPI unavailable (`false`) or available (`true`).
+pub fn set_provider_ready(ready: bool) {
+    config(|c| {
+        c.never_ready = !ready;
+        c.ready_at = None;
+    });
+}
+
+/// Makes the provider NPI become available `after` from now (a boot-start
+/// driver loading before NETIO is ready).
+pub fn provider_ready_after(after: Duration) {
+    config(|c| {
+        c.never_ready = false;
+        c.ready_at = Some(Instant::now() + after);
+    });
+}
+
+/// Chooses how WskSocketConnect completes.
+pub fn set_connect_completion(mode: ConnectCompletion) {
+    config(|c| c.mode = mode);
+}
+
+fn provider_ready() -> bool {
+    config(|c| !c.never_ready && c.ready_at.is_none_or(|t| Instant::now() >= t))
+}
+
+// ---------------------------------------------------------------------------
+// Registration
+// ---------------------------------------------------------------------------
+
+struct Reg {
+    version: u16,
+    captures: AtomicU32,
+    sockets: AtomicUsize,
+    deregistered: AtomicBool,
+}
+
+static REGS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+    let mut g = REGS.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(HashSet::new))
+}
+
+/// WSK_REGISTRATION.ReservedRegistrationContext is at offset 8.
+const REG_CONTEXT: usize = 8;
+
+fn reg_from(registration: PVOID, who: &str) -> Option<&'static Reg> {
+    if registration.is_null() {
+        violation(format!("{who}: NULL WSK_REGISTRATION"));
+        return None;
+    }
+    // SAFETY: a WSK_REGISTRATION is 24 readable bytes.
+    let ctx: usize = unsafe { rd(registration, REG_CONTEXT) };
+    if !regs(|r| r.contains(&ctx)) {
+        violation(format!("{who}: WSK_REGISTRATION at {registration:p} is not registered (or was freed/overwritten)"));
+        return None;
+    }
+    // SAFETY: live registrations are leaked Boxes until WskDeregister.
+    Some(unsafe { &*(ctx as *const Reg) })
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn WskRegister(client_npi: PVOID, registration: PVOID) -> NTSTATUS {
+    if irql::current() != PASSIVE_LEVEL {
+        violation("WskRegister above PASSIVE_LEVEL");
+    }
+    if client_npi.is_null() || registration.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: WSK_CLIENT_NPI { PVOID ClientContext; const WSK_CLIENT_DISPATCH *Dispatch; }.
+    let dispatch: PVOID = unsafe { rd(client_npi, 8) };
+    if dispatch.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: WSK_CLIENT_DISPATCH starts with USHORT Version.
+    let version: u16 = unsafe { rd(dispatch, 0) };
+    let reg = Box::into_raw(Box::new(Reg {
+        version,
+        captures: AtomicU32::new(0),
+        sockets: AtomicUsize::new(0),
+        deregistered: AtomicBool::new(false),
+    }));
+    regs(|r| r.insert(reg as usize));
+    add_live(Kind::Registration, 1);
+    // SAFETY: the caller's 24-byte WSK_REGISTRATION.
+    unsafe {
+        wr(registration, 0, 0x5753_4B52_4547_u64);
+        wr(registration, REG_CONTEXT, reg as usize);
+    }
+    STATUS_SUCCESS
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn WskCaptureProviderNPI(registration: PVOID, wait_ms: u32, npi: PVOID) -> NTSTATUS {
+    if wait_ms != WSK_NO_WAIT && irql::current() != PASSIVE_LEVEL {
+        violation("WskCaptureProviderNPI with a wait above PASSIVE_LEVEL");
+    }
+    let Some(reg) = reg_from(registration, "WskCaptureProviderNPI") else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    if npi.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if reg.version >> 8 != 1 {
+        return STATUS_NOINTERFACE;
+    }
+    let deadline = match wait_ms {
+        WSK_NO_WAIT => Some(Instant::now()),
+        WSK_INFINITE_WAIT => None,
+        ms => Some(Instant::now() + Duration::from_millis(u64::from(ms))),
+    };
+    while !provider_ready() {
+        if reg.deregistered.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            return STATUS_DEVICE_NOT_READY;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if reg.deregistered.load(Ordering::SeqCst) {
+        return STATUS_DEVICE_NOT_READY;
+    }
+    reg.captures.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: WSK_PROVIDER_NPI { PWSK_CLIENT Client; const WSK_PROVIDER_DISPATCH *Dispatch; }.
+    unsafe {
+        wr(npi, 0, reg as *const Reg as usize);
+        wr(npi, 8, &PROVIDER_DISPATCH as *const WskProviderDispatch as usize);
+    }
+    STATUS_SUCCESS
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn WskReleaseProviderNPI(registration: PVOID) {
+    if let Some(reg) = reg_from(registration, "WskReleaseProviderNPI") {
+        if reg.captures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            violation("WskReleaseProviderNPI without a matching successful WskCaptureProviderNPI");
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
+    if irql::current() != PASSIVE_LEVEL {
+        violation("WskDeregister above PASSIVE_LEVEL");
+    }
+    let Some(reg) = reg_from(registration, "WskDeregister") else { return };
+    let captures = reg.captures.load(Ordering::SeqCst);
+    let sockets = reg.sockets.load(Ordering::SeqCst);
+    if captures != 0 || sockets != 0 {
+        violation(format!(
+            "WskDeregister with {captures} captured provider NPI(s) and {sockets} open socket(s): \
+             on Windows it blocks until they are released and closed (unload hangs)"
+        ));
+    }
+    reg.deregistered.store(true, Ordering::SeqCst);
+    let ptr = reg as *const Reg as usize;
+    regs(|r| r.remove(&ptr));
+    add_live(Kind::Registration, -1);
+    // SAFETY: the caller's WSK_REGISTRATION; the Reg was a Box from WskRegister.
+    unsafe {
+        wr(registration, REG_CONTEXT, 0usize);
+        if sockets == 0 {
+            drop(Box::from_raw(ptr as *mut Reg));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pending operations and cancellation
+// ---------------------------------------------------------------------------
+
+/// One pending IRP's cancellation signal: an eventfd its worker polls.
+struct Op {
+    efd: i32,
+    cancelled: AtomicBool,
+}
+
+impl Op {
+    fn new() -> Op {
+        // SAFETY: plain syscall.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        Op { efd, cancelled: AtomicBool::new(false) }
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes to our eventfd.
+        unsafe { libc::write(self.efd, (&one as *const u64).cast(), 8) };
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `fd` has `events`, the op is cancelled, or `deadline`.
+    /// Returns false if cancelled.
+    fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.is_cancelled() {
+                return false;
+            }
+            let ms = deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32);
+            let mut fds = [
+                libc::pollfd { fd, events, revents: 0 },
+                libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 },
+            ];
+            let nfds = if fd < 0 { 1 } else { 2 };
+            let base = if fd < 0 { 1 } else { 0 };
+            // SAFETY: `fds` is a valid array of `nfds` entries starting at `base`.
+            let n = unsafe { libc::poll(fds.as_mut_ptr().add(base), nfds as libc::nfds_t, ms) };
+            if self.is_cancelled() {
+                return false;
+            }
+            if fd >= 0 && n > 0 && fds[0].revents != 0 {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return true;
+            }
+        }
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        // SAFETY: our eventfd.
+        unsafe { libc::close(self.efd) };
+    }
+}
+
+static PENDING: Mutex<Option<HashMap<usize, Arc<Op>>>> = Mutex::new(None);
+
+fn pending<R>(f: impl FnOnce(&mut HashMap<usize, Arc<Op>>) -> R) -> R {
+    let mut g = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+/// The cancel routine the provider sets on pending IRPs. It only signals the
+/// worker; the worker is the only code that completes the IRP.
+unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
+    if let Some(op) = pending(|p| p.get(&(irp as usize)).cloned()) {
+        op.cancel();
+    }
+}
+
+struct SendPtr(PVOID);
+// SAFETY: the IRP pointer is only used by the one worker that owns it.
+unsafe impl Send for SendPtr {}
+
+/// Runs `work` for a provider-owned IRP and completes it: on a provider
+/// thread (returns STATUS_PENDING), or inline in Sync mode.
+fn run(
+    irp: PVOID,
+    sock: Option<Arc<SockInner>>,
+    work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
+) -> NTSTATUS {
+    let op = Arc::new(Op::new());
+    pending(|p| p.insert(irp as usize, op.clone()));
+    if let Some(s) = &sock {
+        s.inflight.lock().unwrap_or_else(|e| e.into_inner()).push(op.clone());
+    }
+    let finish = move |irp: PVOID, op: Arc<Op>, status: NTSTATUS, info: usize| {
+        // SAFETY: the IRP is provider-owned until `complete`.
+        unsafe { set_cancel_routine(irp, None) };
+        pending(|p| p.remove(&(irp as usize)));
+        if let Some(s) = &sock {
+            let mut v = s.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            v.retain(|o| !Arc::ptr_eq(o, &op));
+            s.idle.notify_all();
+        }
+        // SAFETY: provider-owned IRP, completed exactly once.
+        unsafe { complete(irp, status, info) };
+    };
+    if config(|c| c.mode) == ConnectCompletion::Sync {
+        let (status, info) = work(&op);
+        finish(irp, op, status, info);
+        return status;
+    }
+    // SAFETY: provider-owned IRP.
+    unsafe {
+        mark_pending(irp);
+        set_cancel_routine(irp, Some(provider_cancel));
+        if is_cancelled(irp) {
+            op.cancel();
+        }
+    }
+    let irp = SendPtr(irp);
+    std::thread::spawn(move || {
+        let irp = irp;
+        let (status, info) = work(&op);
+        irql::with_irql(DISPATCH_LEVEL, || finish(irp.0, op, status, info));
+    });
+    STATUS_PENDING
+}
+
+// ---------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------
+
+struct SockInner {
+    fd: i32,
+    reg: usize,
+    inflight: Mutex<Vec<Arc<Op>>>,
+    idle: Condvar,
+    sent_fin: AtomicBool,
+    got_fin: AtomicBool,
+}
+
+/// The WSK_SOCKET the provider hands out: `Dispatch` first, as WSK_SOCKET.
+#[repr(C)]
+struct Sock {
+    dispatch: *const WskConnectionDispatch,
+    inner: Arc<SockInner>,
+}
+
+static SOCKETS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+    let mut g = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(HashSet::new))
+}
+
+fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
+    if !sockets(|s| s.contains(&(socket as usize))) {
+        violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
+        return None;
+    }
+    // SAFETY: open sockets are live Boxes until WskCloseSocket.
+    Some(unsafe { &*(socket as *const Sock) }.inner.clone())
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Linux errno -> the NTSTATUS the Windows transport reports.
+pub fn errno_to_status(e: i32) -> NTSTATUS {
+    match e {
+        libc::ECONNREFUSED => STATUS_CONNECTION_REFUSED,
+        libc::ETIMEDOUT => STATUS_IO_TIMEOUT,
+        libc::ENETUNREACH | libc::ENETDOWN => STATUS_NETWORK_UNREACHABLE,
+        libc::EHOSTUNREACH | libc::EHOSTDOWN => STATUS_HOST_UNREACHABLE,
+        libc::EADDRINUSE => STATUS_ADDRESS_ALREADY_EXISTS,
+        libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT => STATUS_INVALID_ADDRESS_COMPONENT,
+        libc::ECONNRESET | libc::EPIPE => STATUS_CONNECTION_RESET,
+        libc::ECONNABORTED => STATUS_CONNECTION_ABORTED,
+        libc::ENOMEM | libc::ENOBUFS | libc::EMFILE | libc::ENFILE => STATUS_INSUFFICIENT_RESOURCES,
+        libc::EINVAL => STATUS_INVALID_PARAMETER,
+        _ => STATUS_UNSUCCESSFUL,
+    }
+}
+
+/// A Windows SOCKADDR_IN / SOCKADDR_IN6 as a Linux sockaddr_storage.
+unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t, i32)> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: caller-supplied SOCKADDR; family decides its size.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        match rd::<u16>(sa, 0) {
+            WIN_AF_INET => {
+                let sin = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                (*sin).sin_family = libc::AF_INET as u16;
+                (*sin).sin_port = rd(sa, 2);
+                (*sin).sin_addr.s_addr = rd(sa, 4);
+                Some((ss, std::mem::size_of::<libc::sockaddr_in>() as u32, libc::AF_INET))
+            }
+            WIN_AF_INET6 => {
+                let sin6 = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                (*sin6).sin6_family = libc::AF_INET6 as u16;
+                (*sin6).sin6_port = rd(sa, 2);
+                (*sin6).sin6_flowinfo = rd(sa, 4);
+                (*sin6).sin6_addr.s6_addr = rd(sa, 8);
+                (*sin6).sin6_scope_id = rd(sa, 24);
+                Some((ss, std::mem::size_of::<libc::sockaddr_in6>() as u32, libc::AF_INET6))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Opens, binds and connects a non-blocking TCP socket, honouring cancel.
+fn connect_work(
+    op: &Op,
+    local: (libc::sockaddr_storage, u32, i32),
+    remote: (libc::sockaddr_storage, u32, i32),
+) -> Result<i32, NTSTATUS> {
+    // SAFETY: plain socket syscalls on a descriptor this function owns.
+    unsafe {
+        let fd = libc::socket(local.2, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(errno_to_status(errno()));
+        }
+        let fail = |status: NTSTATUS| {
+            libc::close(fd);
+            Err(status)
+        };
+        if libc::bind(fd, (&local.0 as *const libc::sockaddr_storage).cast(), local.1) != 0 {
+            return fail(errno_to_status(errno()));
+        }
+        if libc::connect(fd, (&remote.0 as *const libc::sockaddr_storage).cast(), remote.1) != 0 {
+            let e = errno();
+            if e != libc::EINPROGRESS {
+                return fail(errno_to_status(e));
+            }
+            if !op.wait(fd, libc::POLLOUT, None) {
+                return fail(STATUS_CANCELLED);
+            }
+            let mut err: i32 = 0;
+            let mut len = std::mem::size_of::<i32>() as u32;
+            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len);
+            if err != 0 {
+                return fail(errno_to_status(err));
+            }
+        }
+        Ok(fd)
+    }
+}
+
+unsafe extern "system" fn wsk_socket_connect(
+    client: PVOID,
+    socket_type: u16,
+    protocol: u32,
+    local: PVOID,
+    remote: PVOID,
+    flags: u32,
+    _context: PVOID,
+    _dispatch: PVOID,
+    _process: PVOID,
+    _thread: PVOID,
+    _sd: PVOID,
+    irp: PVOID,
+) -> NTSTATUS {
+    PROVIDER_CALLS.fetch_add(1, Ordering::SeqCst);
+    if irql::current() > DISPATCH_LEVEL {
+        violation("WskSocketConnect above DISPATCH_LEVEL");
+    }
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskSocketConnect") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let reg = client as usize;
+    let addrs = unsafe { (to_linux(local), to_linux(remote)) };
+    let bad = !regs(|r| r.contains(&reg)) || socket_type != SOCK_STREAM || protocol != IPPROTO_TCP || flags != 0;
+    let (Some(local), Some(remote), false) = (addrs.0, addrs.1, bad) else {
+        // SAFETY: provider-owned IRP, completed once.
+        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+        return STATUS_INVALID_PARAMETER;
+    };
+    if local.2 != remote.2 {
+        unsafe { complete(irp, STATUS_INVALID_ADDRESS_COMPONENT, 0) };
+        return STATUS_INVALID_ADDRESS_COMPONENT;
+    }
+    let mode = config(|c| c.mode);
+    run(irp, None, move |op| {
+        match mode {
+            ConnectCompletion::Never => {
+                op.wait(-1, 0, None);
+                return (STATUS_CANCELLED, 0);
+            }
+            ConnectCompletion::Delay(d) => {
+                if !op.wait(-1, 0, Some(Instant::now() + d)) {
+                    return (STATUS_CANCELLED, 0);
+                }
+            }
+            ConnectCompletion::Async | ConnectCompletion::Sync => {}
+        }
+        match connect_work(op, local, remote) {
+            Err(status) => (status, 0),
+            Ok(fd) => {
+                let inner = Arc::new(SockInner {
+                    fd,
+                    reg,
+                    inflight: Mutex::new(Vec::new()),
+                    idle: Condvar::new(),
+                    sent_fin: AtomicBool::new(false),
+                    got_fin: AtomicBool::new(false),
+                });
+                let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
+                sockets(|s| s.insert(sock as usize));
+                // SAFETY: `reg` is live: checked above, and a registration with
+                // open sockets is never freed.
+                unsafe { &*(reg as *const Reg) }.sockets.fetch_add(1, Ordering::SeqCst);
+                add_live(Kind::Socket, 1);
+                (STATUS_SUCCESS, sock as usize)
+            }
+        }
+    })
+}
+
+struct Pieces(Vec<(*mut u8, usize)>);
+// SAFETY: the buffers stay valid until the IRP completes (WSK contract) and
+// only the one worker writes them.
+unsafe impl Send for Pieces {}
+
+unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskSend") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let (Some(sock), Some(pieces)) = (sock_from(socket, "WskSend"), unsafe { wsk_buf_pieces(buf) }) else {
+        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+        return STATUS_INVALID_PARAMETER;
+    };
+    // WSK reads the buffer while sending; a copy taken now is equivalent for
+    // a caller that (as required) leaves it alone until completion.
+    let mut data = Vec::new();
+    for (p, n) in pieces {
+        // SAFETY: MDL-described memory, valid until completion.
+        data.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
+    }
+    let s = sock.clone();
+    run(irp, Some(sock), move |op| {
+        let mut sent = 0;
+        while sent < data.len() {
+            // SAFETY: a valid slice tail and our socket.
+            let n = unsafe {
+                libc::send(s.fd, data.as_ptr().add(sent).cast(), data.len() - sent, libc::MSG_NOSIGNAL)
+            };
+            if n >= 0 {
+                sent += n as usize;
+                continue;
+            }
+            let e = errno();
+            if e != libc::EAGAIN {
+                return (errno_to_status(e), sent);
+            }
+            if !op.wait(s.fd, libc::POLLOUT, None) {
+                return (STATUS_CANCELLED, sent);
+            }
+        }
+        (STATUS_SUCCESS, sent)
+    })
+}
+
+unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskReceive") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let (Some(sock), Some(pieces)) = (sock_from(socket, "WskReceive"), unsafe { wsk_buf_pieces(buf) }) else {
+        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+        return STATUS_INVALID_PARAMETER;
+    };
+    let pieces = Pieces(pieces);
+    let s = sock.clone();
+    run(irp, Some(sock), move |op| {
+        let pieces = pieces;
+        let want: usize = pieces.0.iter().map(|(_, n)| n).sum();
+        let mut got = Vec::with_capacity(want);
+        let mut status = STATUS_SUCCESS;
+        while got.len() < want {
+            let mut tmp = vec![0u8; want - got.len()];
+            // SAFETY: our socket and a buffer of tmp.len() bytes.
+            let n = unsafe { libc::recv(s.fd, tmp.as_mut_ptr().cast(), tmp.len(), 0) };
+            if n > 0 {
+                got.extend_from_slice(&tmp[..n as usize]);
+                if flags & WSK_FLAG_WAITALL == 0 {
+                    break;
+                }
+                continue;
+            }
+            if n == 0 {
+                s.got_fin.store(true, Ordering::SeqCst);
+                break;
+            }
+            let e = errno();
+            if e != libc::EAGAIN {
+                status = errno_to_status(e);
+                break;
+            }
+            if !op.wait(s.fd, libc::POLLIN, None) {
+                status = STATUS_CANCELLED;
+                break;
+            }
+        }
+        let mut at = 0;
+        for (p, n) in &pieces.0 {
+            let k = (*n).min(got.len() - at);
+            // SAFETY: MDL-described writable memory, valid until completion.
+            unsafe { std::ptr::copy_nonoverlapping(got.as_ptr().add(at), *p, k) };
+            at += k;
+        }
+        (status, got.len())
+    })
+}
+
+unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskDisconnect") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let Some(sock) = sock_from(socket, "WskDisconnect") else {
+        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+        return STATUS_INVALID_PARAMETER;
+    };
+    if !buf.is_null() {
+        violation("WskDisconnect with a final buffer is not emulated");
+    }
+    let s = sock.clone();
+    run(irp, Some(sock), move |_op| {
+        // SAFETY: our socket.
+        unsafe {
+            if flags & WSK_FLAG_ABORTIVE != 0 {
+                let l = libc::linger { l_onoff: 1, l_linger: 0 };
+                libc::setsockopt(s.fd, libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), 8);
+                libc::shutdown(s.fd, libc::SHUT_RDWR);
+            } else if libc::shutdown(s.fd, libc::SHUT_WR) != 0 {
+                return (errno_to_status(errno()), 0);
+            }
+        }
+        s.sent_fin.store(true, Ordering::SeqCst);
+        (STATUS_SUCCESS, 0)
+    })
+}
+
+unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskCloseSocket") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if !sockets(|s| s.remove(&(socket as usize))) {
+        violation(format!("WskCloseSocket: {socket:p} is not an open WSK socket (closed twice?)"));
+        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: an open socket is a live Box; it was just removed from the set,
+    // so this is its only release.
+    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
+    let inner = sock.inner.clone();
+    drop(sock);
+    run(irp, None, move |_op| {
+        // Cancel and drain the socket's pending requests.
+        let mut v = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        for op in v.iter() {
+            op.cancel();
+        }
+        while !v.is_empty() {
+            v = inner.idle.wait(v).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(v);
+        // SAFETY: our socket; nothing uses it any more.
+        unsafe {
+            if !(inner.sent_fin.load(Ordering::SeqCst) && inner.got_fin.load(Ordering::SeqCst)) {
+                let l = libc::linger { l_onoff: 1, l_linger: 0 };
+                libc::setsockopt(inner.fd, libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), 8);
+            }
+            libc::close(inner.fd);
+            let reg = &*(inner.reg as *const Reg);
+            if reg.sockets.fetch_sub(1, Ordering::SeqCst) == 1 && reg.deregistered.load(Ordering::SeqCst) {
+                drop(Box::from_raw(inner.reg as *mut Reg));
+            }
+        }
+        add_live(Kind::Socket, -1);
+        (STATUS_SUCCESS, 0)
+    })
+}
+
+unsafe extern "system" fn not_emulated() -> NTSTATUS {
+    violation("a WSK function the host kernel does not emulate was called");
+    STATUS_NOT_IMPLEMENTED
+}
+
+static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
+    Version: 0x0100,
+    Reserved: 0,
+    WskSocket: not_emulated,
+    WskSocketConnect: wsk_socket_connect,
+    WskControlClient: not_emulated,
+    WskGetAddressInfo: not_emulated,
+    WskFreeAddressInfo: not_emulated,
+    WskGetNameInfo: not_emulated,
+};
+
+static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
+    WskControlSocket: not_emulated,
+    WskCloseSocket: wsk_close_socket,
+    WskBind: not_emulated,
+    WskConnect: not_emulated,
+    WskGetLocalAddress: not_emulated,
+    WskGetRemoteAddress: not_emulated,
+    WskSend: wsk_send,
+    WskReceive: wsk_receive,
+    WskDisconnect: wsk_disconnect,
+    WskRelease: not_emulated,
+};

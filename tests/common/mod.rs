@@ -1,0 +1,167 @@
+//! Helpers shared by the integration tests: loopback servers, addresses, and
+//! thin wrappers over the exported C API.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::ptr;
+use std::thread;
+
+use safewsk::nt::*;
+use safewsk::*;
+
+pub use hostkernel::{ConnectCompletion, Session, Site};
+
+/// A loopback server that echoes every byte back until the peer closes.
+pub fn echo_server(addr: &str) -> Option<SocketAddr> {
+    let listener = TcpListener::bind(addr).ok()?;
+    let local = listener.local_addr().ok()?;
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Some(local)
+}
+
+/// A loopback server that accepts and then neither reads nor writes until
+/// the returned streams are dropped.
+pub fn silent_server() -> (SocketAddr, thread::JoinHandle<Vec<TcpStream>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let local = listener.local_addr().expect("addr");
+    let h = thread::spawn(move || {
+        let (s, _) = listener.accept().expect("accept");
+        vec![s]
+    });
+    (local, h)
+}
+
+/// A loopback port on which nothing listens.
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let a = l.local_addr().expect("addr");
+    drop(l);
+    a
+}
+
+pub fn ipv6_loopback_available() -> bool {
+    TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+/// A Windows SOCKADDR_IN / SOCKADDR_IN6 for `addr`, as 28 bytes of storage.
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+pub struct Addr(pub [u8; 28]);
+
+impl Addr {
+    pub fn from(addr: SocketAddr) -> Addr {
+        let mut b = [0u8; 28];
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = SOCKADDR_IN { sin_family: AF_INET, sin_port: a.port().to_be(), sin_addr: a.ip().octets(), sin_zero: [0; 8] };
+                // SAFETY: SOCKADDR_IN is 16 plain bytes.
+                b[..16].copy_from_slice(unsafe { &std::mem::transmute::<SOCKADDR_IN, [u8; 16]>(sin) });
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = SOCKADDR_IN6 {
+                    sin6_family: AF_INET6,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: a.ip().octets(),
+                    sin6_scope_id: 0,
+                };
+                // SAFETY: SOCKADDR_IN6 is 28 plain bytes.
+                b.copy_from_slice(unsafe { &std::mem::transmute::<SOCKADDR_IN6, [u8; 28]>(sin6) });
+            }
+        }
+        Addr(b)
+    }
+
+    pub fn parse(s: &str) -> Addr {
+        Addr::from(s.parse().expect("socket address"))
+    }
+
+    pub fn wildcard_like(addr: SocketAddr) -> Addr {
+        match addr {
+            SocketAddr::V4(_) => Addr::parse("0.0.0.0:0"),
+            SocketAddr::V6(_) => Addr::parse("[::]:0"),
+        }
+    }
+
+    pub fn ptr(&self) -> *const SOCKADDR {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// SafeWskStartup, asserting success.
+pub fn startup() -> *mut SAFEWSK_CLIENT {
+    let mut client = ptr::null_mut();
+    // SAFETY: valid out pointer; test threads run at PASSIVE_LEVEL.
+    let st = unsafe { SafeWskStartup(0, &mut client) };
+    assert_eq!(st, STATUS_SUCCESS, "SafeWskStartup");
+    assert!(!client.is_null());
+    client
+}
+
+pub fn cleanup(client: *mut SAFEWSK_CLIENT) {
+    // SAFETY: a live client from startup().
+    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_SUCCESS, "SafeWskCleanup");
+}
+
+/// SafeWskSocketConnect with the common defaults: TCP, wildcard local address.
+pub fn connect(client: *mut SAFEWSK_CLIENT, remote: SocketAddr, timeout_ms: u32) -> (NTSTATUS, *mut WSK_SOCKET) {
+    let local = Addr::wildcard_like(remote);
+    let remote = Addr::from(remote);
+    let mut socket = ptr::null_mut();
+    // SAFETY: valid addresses and out pointer for the duration of the call.
+    let st = unsafe {
+        SafeWskSocketConnect(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut socket,
+            timeout_ms,
+        )
+    };
+    (st, socket)
+}
+
+pub fn send(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, data: &[u8]) -> (NTSTATUS, u32) {
+    let mut n = 0;
+    // SAFETY: `data` outlives the call.
+    let st = unsafe { SafeWskSend(client, socket, data.as_ptr().cast(), data.len() as u32, 0, 2000, &mut n) };
+    (st, n)
+}
+
+pub fn receive(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, buf: &mut [u8], flags: u32, timeout_ms: u32) -> (NTSTATUS, u32) {
+    let mut n = 0;
+    // SAFETY: `buf` outlives the call.
+    let st = unsafe { SafeWskReceive(client, socket, buf.as_mut_ptr().cast(), buf.len() as u32, flags, timeout_ms, &mut n) };
+    (st, n)
+}
+
+pub fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> NTSTATUS {
+    // SAFETY: a socket from connect().
+    unsafe { SafeWskCloseSocket(client, socket) }
+}

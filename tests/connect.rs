@@ -1,0 +1,309 @@
+//! End-to-end behaviour of the exported API against the host kernel and real
+//! loopback sockets. Every test ends with `Session::finish`, which fails on
+//! any leaked IRP, pool block, MDL, socket or registration and on any
+//! contract violation.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+fn roundtrip(server: std::net::SocketAddr) {
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert!(!socket.is_null());
+    assert_eq!(hostkernel::live().sockets, 1);
+
+    let msg = b"GET /safewsk HTTP/1.0\r\n\r\n";
+    assert_eq!(send(client, socket, msg), (STATUS_SUCCESS, msg.len() as u32));
+    let mut buf = [0u8; 64];
+    let (st, n) = receive(client, socket, &mut buf[..msg.len()], WSK_FLAG_WAITALL, 2000);
+    assert_eq!((st, n), (STATUS_SUCCESS, msg.len() as u32));
+    assert_eq!(&buf[..msg.len()], msg);
+
+    // SAFETY: live client and socket.
+    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 2000) }, STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    assert_eq!(hostkernel::provider_connect_calls(), 1);
+    k.finish();
+}
+
+#[test]
+fn ipv4_connect_send_receive_close() {
+    roundtrip(echo_server("127.0.0.1:0").expect("v4 loopback"));
+}
+
+#[test]
+fn ipv6_connect_send_receive_close() {
+    if !ipv6_loopback_available() {
+        eprintln!("SKIPPED: this machine has no IPv6 loopback ([::1])");
+        return;
+    }
+    roundtrip(echo_server("[::1]:0").expect("v6 loopback"));
+}
+
+#[test]
+fn synchronous_provider_completion_works_too() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Sync);
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(send(client, socket, b"ping"), (STATUS_SUCCESS, 4));
+    let mut buf = [0u8; 4];
+    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 4));
+    assert_eq!(&buf, b"ping");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn refused_port_gives_connection_refused_and_leaks_nothing() {
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, closed_port(), 2000);
+    assert_eq!(st, STATUS_CONNECTION_REFUSED);
+    assert!(socket.is_null());
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_freed() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let t0 = Instant::now();
+    let (st, socket) = connect(client, "127.0.0.1:9".parse().expect("addr"), 250);
+    let took = t0.elapsed();
+    assert_eq!(st, STATUS_IO_TIMEOUT);
+    assert!(socket.is_null());
+    assert!(took >= Duration::from_millis(250), "returned before the deadline: {took:?}");
+    assert!(took < Duration::from_millis(1500), "cancellation took too long: {took:?}");
+    assert_eq!(hostkernel::live().irps, 0, "the cancelled IRP was not freed");
+    cleanup(client);
+    k.finish();
+}
+
+/// A listener whose accept queue is full drops further SYNs, so a connect to
+/// it never completes: the "server that never accepts".
+#[test]
+fn server_that_never_accepts_times_out() {
+    // SAFETY: plain socket syscalls on descriptors this test owns.
+    let (lfd, port) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as u16;
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        assert_eq!(libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut len = 16u32;
+        libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len);
+        (fd, u16::from_be(sin.sin_port))
+    };
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // Fill the accept queue until a connect no longer completes.
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    let k = Session::begin();
+    let client = startup();
+    let t0 = Instant::now();
+    let (st, socket) = connect(client, target, 300);
+    let took = t0.elapsed();
+    assert_eq!(st, STATUS_IO_TIMEOUT, "after {} queued connections", fillers.len());
+    assert!(socket.is_null());
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(2000), "{took:?}");
+    cleanup(client);
+    k.finish();
+    drop(fillers);
+    // SAFETY: our listening socket.
+    unsafe { libc::close(lfd) };
+}
+
+#[test]
+fn late_provider_completion_within_the_deadline_succeeds() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(100)));
+    let client = startup();
+    let (st, socket) = connect(client, server, 3000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// Completion and the deadline race: whichever wins, a socket that was
+/// connected is returned (not leaked) and the IRP is freed once.
+#[test]
+fn completion_racing_the_deadline_never_leaks_the_socket() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (mut ok, mut timed_out) = (0, 0);
+    for i in 0..40u32 {
+        hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(u64::from(i % 4) + 1)));
+        let (st, socket) = connect(client, server, 2 + i % 3);
+        match st {
+            STATUS_SUCCESS => {
+                ok += 1;
+                assert_eq!(close(client, socket), STATUS_SUCCESS);
+            }
+            STATUS_IO_TIMEOUT => {
+                timed_out += 1;
+                assert!(socket.is_null());
+            }
+            other => panic!("unexpected status {other:#x}"),
+        }
+    }
+    eprintln!("race: {ok} connected, {timed_out} timed out");
+    assert_eq!(ok + timed_out, 40);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn connect_at_dispatch_level_is_refused_without_calling_the_provider() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = hostkernel::with_irql(DISPATCH_LEVEL, || connect(client, server, 1000));
+    assert_eq!(st, STATUS_INVALID_LEVEL);
+    assert!(socket.is_null());
+    assert_eq!(hostkernel::provider_connect_calls(), 0);
+    // APC_LEVEL may wait, so it works.
+    let (st, socket) = hostkernel::with_irql(APC_LEVEL, || connect(client, server, 1000));
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn irp_allocation_failure_is_reported_and_the_provider_is_not_called() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    k.fail_nth(Site::Irp, 1);
+    let (st, socket) = connect(client, server, 1000);
+    assert_eq!(st, STATUS_INSUFFICIENT_RESOURCES);
+    assert!(socket.is_null());
+    assert_eq!(hostkernel::provider_connect_calls(), 0);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn receive_times_out_when_the_peer_sends_nothing() {
+    let (server, accepted) = silent_server();
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let _peer = accepted.join().expect("accept");
+    let mut buf = [0u8; 16];
+    let t0 = Instant::now();
+    assert_eq!(receive(client, socket, &mut buf, 0, 150), (STATUS_IO_TIMEOUT, 0));
+    assert!(t0.elapsed() >= Duration::from_millis(150));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn receive_reports_a_graceful_close_as_zero_bytes() {
+    let (server, accepted) = silent_server();
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let mut peer = accepted.join().expect("accept");
+    peer[0].write_all(b"bye").expect("write");
+    drop(peer);
+    let mut buf = [0u8; 16];
+    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 3));
+    assert_eq!(&buf[..3], b"bye");
+    assert_eq!(receive(client, socket, &mut buf, 0, 2000), (STATUS_SUCCESS, 0));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn cleanup_refuses_while_a_socket_is_open_and_close_twice_is_caught() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    // SAFETY: live client.
+    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_INVALID_DEVICE_STATE);
+    assert_eq!(hostkernel::live().registrations, 1, "cleanup must change nothing when it refuses");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_INVALID_PARAMETER_2, "second close must not reach the provider");
+    cleanup(client);
+    // SAFETY: NULL is always a valid argument.
+    assert_eq!(unsafe { SafeWskCleanup(std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1);
+    k.finish();
+}
+
+#[test]
+fn startup_waits_for_a_provider_that_becomes_ready() {
+    let k = Session::begin();
+    hostkernel::provider_ready_after(Duration::from_millis(80));
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid out pointer at PASSIVE_LEVEL.
+    assert_eq!(unsafe { SafeWskStartup(0, &mut client) }, STATUS_DEVICE_NOT_READY);
+    assert!(client.is_null());
+    assert_eq!(hostkernel::live().registrations, 0, "a failed startup must deregister");
+    let t0 = Instant::now();
+    // SAFETY: as above.
+    assert_eq!(unsafe { SafeWskStartup(2000, &mut client) }, STATUS_SUCCESS);
+    assert!(t0.elapsed() < Duration::from_millis(1500));
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn startup_gives_up_after_its_wait_when_the_provider_never_comes() {
+    let k = Session::begin();
+    hostkernel::set_provider_ready(false);
+    let mut client = std::ptr::null_mut();
+    let t0 = Instant::now();
+    // SAFETY: valid out pointer at PASSIVE_LEVEL.
+    assert_eq!(unsafe { SafeWskStartup(120, &mut client) }, STATUS_DEVICE_NOT_READY);
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(120) && took < Duration::from_millis(1000), "{took:?}");
+    assert!(client.is_null());
+    k.finish();
+}
+
+#[test]
+fn startup_checks_irql_out_pointer_and_pool_failure() {
+    let k = Session::begin();
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid out pointer.
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskStartup(0, &mut client) });
+    assert_eq!(st, STATUS_INVALID_LEVEL);
+    // SAFETY: NULL out pointer is rejected before use.
+    assert_eq!(unsafe { SafeWskStartup(0, std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
+    k.fail_nth(Site::Pool, 1);
+    // SAFETY: valid out pointer.
+    assert_eq!(unsafe { SafeWskStartup(0, &mut client) }, STATUS_INSUFFICIENT_RESOURCES);
+    assert!(client.is_null());
+    k.finish();
+}
