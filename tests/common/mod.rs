@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: loopback servers, addresses, and
 //! thin wrappers over the exported C API.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,170 @@
+//! Every invalid argument gives its own status and the provider is never
+//! called; the first bad argument in parameter order wins.
+
+mod common;
+
+use std::ffi::c_void;
+use std::ptr;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+unsafe extern "system" fn on_receive(_: PVOID, _: ULONG, _: PVOID, _: SIZE_T, _: *mut SIZE_T) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+#[derive(Clone, Copy)]
+struct Args {
+    client: *mut SAFEWSK_CLIENT,
+    socket_type: USHORT,
+    protocol: ULONG,
+    local: Option<Addr>,
+    remote: Option<Addr>,
+    flags: ULONG,
+    context: PVOID,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    sd: PVOID,
+    want_socket: bool,
+}
+
+fn call(a: Args) -> (NTSTATUS, *mut WSK_SOCKET) {
+    let mut socket = 0x1 as *mut WSK_SOCKET; // must be reset to NULL on failure
+    let out = if a.want_socket { &mut socket as *mut _ } else { ptr::null_mut() };
+    // SAFETY: every pointer is null or valid for the call.
+    let st = unsafe {
+        SafeWskSocketConnect(
+            a.client,
+            a.socket_type,
+            a.protocol,
+            a.local.as_ref().map_or(ptr::null(), |x| x.ptr()),
+            a.remote.as_ref().map_or(ptr::null(), |x| x.ptr()),
+            a.flags,
+            a.context,
+            a.dispatch,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            a.sd,
+            out,
+            1000,
+        )
+    };
+    (st, socket)
+}
+
+#[test]
+fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
+    let k = Session::begin();
+    let client = startup();
+    let mut context = 0u64;
+    let ctx = (&mut context as *mut u64).cast::<c_void>();
+    let empty = WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
+    let full = WSK_CLIENT_CONNECTION_DISPATCH {
+        WskReceiveEvent: Some(on_receive),
+        WskDisconnectEvent: None,
+        WskSendBacklogEvent: None,
+    };
+    let mut sd_bad_rev = [2u32, 0, 0, 0, 0];
+    let mut sd_ok = [1u32, 0, 0, 0, 0];
+    let sd_misaligned = unsafe { sd_ok.as_mut_ptr().cast::<u8>().add(1) }.cast::<c_void>();
+    let mut fake_client = [0u64; 32];
+
+    let good = Args {
+        client,
+        socket_type: SOCK_STREAM,
+        protocol: IPPROTO_TCP,
+        local: Some(Addr::parse("0.0.0.0:0")),
+        remote: Some(Addr::parse("127.0.0.1:9")),
+        flags: 0,
+        context: ptr::null_mut(),
+        dispatch: ptr::null(),
+        sd: ptr::null_mut(),
+        want_socket: true,
+    };
+    let mut family_unspec = Addr::parse("0.0.0.0:0");
+    family_unspec.0[0] = 0;
+    let v6 = |s: &str| Some(Addr::parse(s));
+    let v4 = |s: &str| Some(Addr::parse(s));
+    let v6local = Some(Addr::parse("[::]:0"));
+
+    let cases: Vec<(&str, Args, NTSTATUS)> = vec![
+        ("null client", Args { client: ptr::null_mut(), ..good }, STATUS_INVALID_PARAMETER_1),
+        ("not a client", Args { client: fake_client.as_mut_ptr().cast(), ..good }, STATUS_INVALID_PARAMETER_1),
+        ("SOCK_DGRAM", Args { socket_type: SOCK_DGRAM, ..good }, STATUS_INVALID_PARAMETER_2),
+        ("SOCK_RAW", Args { socket_type: SOCK_RAW, ..good }, STATUS_INVALID_PARAMETER_2),
+        ("UDP protocol", Args { protocol: IPPROTO_UDP, ..good }, STATUS_INVALID_PARAMETER_3),
+        ("protocol 0", Args { protocol: 0, ..good }, STATUS_INVALID_PARAMETER_3),
+        ("null local", Args { local: None, ..good }, STATUS_INVALID_PARAMETER_4),
+        ("AF_UNSPEC local", Args { local: Some(family_unspec), ..good }, STATUS_INVALID_PARAMETER_4),
+        ("multicast local", Args { local: v4("224.0.0.1:0"), ..good }, STATUS_INVALID_PARAMETER_4),
+        ("broadcast local", Args { local: v4("255.255.255.255:0"), ..good }, STATUS_INVALID_PARAMETER_4),
+        ("null remote", Args { remote: None, ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote port 0", Args { remote: v4("127.0.0.1:0"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote 0.0.0.0", Args { remote: v4("0.0.0.0:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote broadcast", Args { remote: v4("255.255.255.255:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote multicast", Args { remote: v4("239.1.2.3:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("family mismatch", Args { remote: v6("[::1]:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote ::", Args { local: v6local, remote: v6("[::]:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        ("remote ff02::1", Args { local: v6local, remote: v6("[ff02::1]:80"), ..good }, STATUS_INVALID_PARAMETER_5),
+        (
+            "remote ::ffff:224.0.0.1",
+            Args { local: v6local, remote: v6("[::ffff:224.0.0.1]:80"), ..good },
+            STATUS_INVALID_PARAMETER_5,
+        ),
+        ("flags", Args { flags: 1, ..good }, STATUS_INVALID_PARAMETER_6),
+        ("context without dispatch", Args { context: ctx, ..good }, STATUS_INVALID_PARAMETER_7),
+        ("dispatch without context", Args { dispatch: &full, ..good }, STATUS_INVALID_PARAMETER_7),
+        ("empty dispatch", Args { context: ctx, dispatch: &empty, ..good }, STATUS_INVALID_PARAMETER_8),
+        ("sd revision 2", Args { sd: sd_bad_rev.as_mut_ptr().cast(), ..good }, STATUS_INVALID_PARAMETER_11),
+        ("sd misaligned", Args { sd: sd_misaligned, ..good }, STATUS_INVALID_PARAMETER_11),
+        ("null socket out", Args { want_socket: false, ..good }, STATUS_INVALID_PARAMETER_12),
+        ("first bad one wins", Args { client: ptr::null_mut(), flags: 7, remote: None, ..good }, STATUS_INVALID_PARAMETER_1),
+    ];
+    for (name, args, want) in &cases {
+        let (st, socket) = call(*args);
+        assert_eq!(st, *want, "{name}: got {st:#x}, want {want:#x}");
+        if args.want_socket {
+            assert!(socket.is_null(), "{name}: *Socket must be NULL on failure");
+        }
+        assert_eq!(hostkernel::provider_connect_calls(), 0, "{name}: the provider was called");
+    }
+
+    // The same arguments, corrected, do reach the provider (port 9 on
+    // loopback is closed, so it is refused): validation is not rejecting all.
+    let server = closed_port();
+    let (st, _) = call(Args { remote: Some(Addr::from(server)), context: ctx, dispatch: &full, sd: sd_ok.as_mut_ptr().cast(), ..good });
+    assert_eq!(st, STATUS_CONNECTION_REFUSED);
+    assert_eq!(hostkernel::provider_connect_calls(), 1);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn socket_calls_validate_their_arguments() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let mut buf = [0u8; 8];
+    let mut n = 0u32;
+    let p = buf.as_mut_ptr().cast::<c_void>();
+    // SAFETY: every pointer is null or valid.
+    unsafe {
+        assert_eq!(SafeWskSend(ptr::null_mut(), socket, p, 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_1);
+        assert_eq!(SafeWskSend(client, ptr::null_mut(), p, 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_2);
+        assert_eq!(SafeWskSend(client, socket, ptr::null(), 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_3);
+        assert_eq!(SafeWskSend(client, socket, p, 0, 0, 100, &mut n), STATUS_INVALID_PARAMETER_4);
+        assert_eq!(SafeWskSend(client, socket, p, 8, 0x80, 100, &mut n), STATUS_INVALID_PARAMETER_5);
+        assert_eq!(SafeWskReceive(client, socket, p, 8, 0x10, 100, &mut n), STATUS_INVALID_PARAMETER_5);
+        assert_eq!(SafeWskReceive(client, socket, p, 8, 0, 100, ptr::null_mut()), STATUS_INVALID_PARAMETER_7);
+        assert_eq!(SafeWskDisconnect(client, socket, 0x10, 100), STATUS_INVALID_PARAMETER_3);
+        let st = hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, p, 8, 0, 100, &mut n));
+        assert_eq!(st, STATUS_INVALID_LEVEL);
+        assert_eq!(SafeWskCloseSocket(client, ptr::null_mut()), STATUS_INVALID_PARAMETER_2);
+    }
+    assert_eq!(hostkernel::live().irps, 0);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
