@@ -1,0 +1,25 @@
+//! Compiles the C sample driver with the system C compiler against the
+//! generated safewsk.h and the host kernel's stand-in WDK headers, with
+//! warnings as errors.
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sample = root.join("c-samples/sample_driver/sample_driver.c");
+    println!("cargo:rerun-if-changed={}", sample.display());
+    println!("cargo:rerun-if-changed={}", root.join("include/safewsk.h").display());
+    println!("cargo:rerun-if-changed={}", root.join("hostkernel/include").display());
+    let mut build = cc::Build::new();
+    build
+        .file(&sample)
+        .include(root.join("include"))
+        .include(root.join("hostkernel/include"))
+        .std("c11")
+        .flag("-fshort-wchar") // WCHAR is 16-bit on Windows
+        .flag("-Wno-multichar") // pool tags are multi-character constants
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true);
+    if std::env::var_os("SAFEWSK_ASAN").is_some() {
+        build.flag("-fsanitize=address");
+    }
+    build.compile("sample_driver");
+}

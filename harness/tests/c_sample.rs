@@ -1,0 +1,45 @@
+//! The C sample driver, compiled with the system C compiler, loaded and
+//! unloaded on the host kernel against a real loopback server.
+
+use hostkernel::Session;
+
+#[test]
+fn sample_driver_loads_exchanges_data_and_unloads_cleanly() {
+    let k = Session::begin();
+    let (addr, server) = harness::pong_server();
+    harness::configure(addr);
+    let report = harness::load_and_unload();
+    assert_eq!(report.driver_entry, 0, "DriverEntry failed: {:#?}", report.dbgprint);
+    assert!(report.unloaded, "DriverUnload was not set or not called");
+    assert_eq!(server.join().expect("server"), "PING safewsk\r\n");
+    let log = report.dbgprint.join("");
+    assert!(log.contains("sent 14 bytes, received 14 bytes: PONG safewsk"), "{log}");
+    assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
+    k.finish();
+}
+
+#[test]
+fn sample_driver_fails_to_load_cleanly_when_the_server_refuses() {
+    let k = Session::begin();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        match l.local_addr().expect("addr") {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!(),
+        }
+    };
+    harness::configure(closed);
+    let report = harness::load_and_unload();
+    assert_eq!(report.driver_entry as u32, 0xC000_0236, "STATUS_CONNECTION_REFUSED expected: {:#?}", report.dbgprint);
+    assert!(!report.unloaded);
+    k.finish(); // nothing registered, allocated or open after a failed load
+}
+
+#[test]
+fn sample_driver_without_parameters_fails_with_object_name_not_found() {
+    let k = Session::begin();
+    hostkernel::registry_clear();
+    let report = harness::load_and_unload();
+    assert_eq!(report.driver_entry as u32, 0xC000_0034);
+    k.finish();
+}

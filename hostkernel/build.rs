@@ -1,0 +1,4 @@
+fn main() {
+    println!("cargo:rerun-if-changed=src/dbgprint.c");
+    cc::Build::new().file("src/dbgprint.c").warnings(true).compile("hostkernel_dbgprint");
+}

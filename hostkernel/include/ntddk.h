@@ -1,0 +1,2 @@
+/* Stand-in for the WDK's ntddk.h: everything the sample needs is in wdm.h. */
+#include <wdm.h>

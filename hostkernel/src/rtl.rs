@@ -1,0 +1,137 @@
+//! DbgPrint's sink and a small registry behind RtlQueryRegistryValues.
+//!
+//! The registry emulation covers what a driver reads its parameters with:
+//! RTL_QUERY_REGISTRY_DIRECT entries of type REG_DWORD, with
+//! RTL_QUERY_REGISTRY_REQUIRED and RTL_QUERY_REGISTRY_TYPECHECK, relative to
+//! RTL_REGISTRY_ABSOLUTE or RTL_REGISTRY_SERVICES. Values are set by the test
+//! or loader with [`registry_set_dword`].
+
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr};
+use std::sync::Mutex;
+
+use crate::check::violation;
+use crate::nt::*;
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static REGISTRY: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+#[no_mangle]
+pub unsafe extern "C" fn hostkernel_dbgprint_sink(line: *const c_char) {
+    // SAFETY: DbgPrint passes a NUL-terminated buffer.
+    let s = unsafe { CStr::from_ptr(line) }.to_string_lossy().into_owned();
+    eprint!("[DbgPrint] {s}");
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+}
+
+/// Takes the DbgPrint lines printed so far.
+pub fn take_dbgprint_log() -> Vec<String> {
+    std::mem::take(&mut *LOG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+const SERVICES: &str = r"\registry\machine\system\currentcontrolset\services\";
+
+/// Sets `key\name` (an absolute key such as
+/// `\Registry\Machine\System\CurrentControlSet\Services\X\Parameters`) to a
+/// REG_DWORD.
+pub fn registry_set_dword(key: &str, name: &str, value: u32) {
+    let full = format!("{}\\{}", key.trim_end_matches('\\'), name).to_lowercase();
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(full, value);
+}
+
+/// Removes every value.
+pub fn registry_clear() {
+    *REGISTRY.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// The absolute path of a service's key.
+pub fn services_key(service: &str) -> String {
+    format!("{SERVICES}{service}")
+}
+
+unsafe fn wstr(p: *const u16) -> String {
+    let mut v = Vec::new();
+    let mut i = 0;
+    // SAFETY: a NUL-terminated UTF-16 string from the caller.
+    unsafe {
+        while *p.add(i) != 0 {
+            v.push(*p.add(i));
+            i += 1;
+        }
+    }
+    String::from_utf16_lossy(&v)
+}
+
+const RTL_REGISTRY_ABSOLUTE: u32 = 0;
+const RTL_REGISTRY_SERVICES: u32 = 1;
+const RTL_QUERY_REGISTRY_REQUIRED: u32 = 0x4;
+const RTL_QUERY_REGISTRY_DIRECT: u32 = 0x20;
+const RTL_QUERY_REGISTRY_TYPECHECK: u32 = 0x100;
+const REG_DWORD: u32 = 4;
+const STATUS_OBJECT_TYPE_MISMATCH: NTSTATUS = 0xC000_0024_u32 as i32;
+/// sizeof(RTL_QUERY_REGISTRY_TABLE) on x64.
+const ENTRY: usize = 56;
+
+#[no_mangle]
+pub unsafe extern "system" fn RtlQueryRegistryValues(
+    relative_to: u32,
+    path: *const u16,
+    table: PVOID,
+    _context: PVOID,
+    _environment: PVOID,
+) -> NTSTATUS {
+    if path.is_null() || table.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: NUL-terminated path from the caller.
+    let path = unsafe { wstr(path) };
+    let key = match relative_to {
+        RTL_REGISTRY_ABSOLUTE => path,
+        RTL_REGISTRY_SERVICES => format!("{SERVICES}{path}"),
+        other => {
+            violation(format!("RtlQueryRegistryValues: RelativeTo {other} is not emulated"));
+            return STATUS_INVALID_PARAMETER;
+        }
+    };
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+    let mut entry = table;
+    loop {
+        // SAFETY: the caller's table, terminated by an entry with NULL
+        // QueryRoutine and NULL Name.
+        let (routine, flags, name, target, default_type, default_data) = unsafe {
+            (
+                rd::<usize>(entry, 0),
+                rd::<u32>(entry, 8),
+                rd::<*const u16>(entry, 16),
+                rd::<*mut u32>(entry, 24),
+                rd::<u32>(entry, 32),
+                rd::<*const u32>(entry, 40),
+            )
+        };
+        if routine == 0 && name.is_null() {
+            return STATUS_SUCCESS;
+        }
+        if routine != 0 || flags & RTL_QUERY_REGISTRY_DIRECT == 0 || name.is_null() || target.is_null() {
+            violation("RtlQueryRegistryValues: only DIRECT entries with a name and EntryContext are emulated");
+            return STATUS_INVALID_PARAMETER;
+        }
+        if flags & RTL_QUERY_REGISTRY_TYPECHECK != 0 && default_type >> 24 != REG_DWORD {
+            return STATUS_OBJECT_TYPE_MISMATCH;
+        }
+        // SAFETY: NUL-terminated value name.
+        let full = format!("{}\\{}", key.trim_end_matches('\\'), unsafe { wstr(name) }).to_lowercase();
+        match reg.get(&full) {
+            // SAFETY: a DIRECT REG_DWORD entry's EntryContext is a ULONG.
+            Some(v) => unsafe { target.write_unaligned(*v) },
+            None if flags & RTL_QUERY_REGISTRY_REQUIRED != 0 => return STATUS_OBJECT_NAME_NOT_FOUND,
+            None => {
+                if default_type & 0xFF_FFFF == REG_DWORD && !default_data.is_null() {
+                    // SAFETY: a REG_DWORD default points to a ULONG.
+                    unsafe { target.write_unaligned(default_data.read_unaligned()) };
+                }
+            }
+        }
+        // SAFETY: the table continues until its terminator.
+        entry = unsafe { entry.cast::<u8>().add(ENTRY).cast() };
+    }
+}
