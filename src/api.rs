@@ -51,6 +51,9 @@ fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
 ///   `ProviderWaitMs`;
 /// - STATUS_NOINTERFACE: the WSK subsystem does not support WSK version 1.0;
 /// - any other status WskRegister or WskCaptureProviderNPI returned.
+///
+/// # Safety
+/// `Client` is NULL or points to writable storage for one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut SAFEWSK_CLIENT) -> NTSTATUS {
     if Client.is_null() {
@@ -89,6 +92,10 @@ pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut
 /// - STATUS_INVALID_DEVICE_STATE: a socket is still open or a call is in
 ///   progress;
 /// - STATUS_DELETE_PENDING: another cleanup of this client is in progress.
+///
+/// # Safety
+/// `Client` is NULL or a handle from SafeWskStartup that has not been
+/// cleaned up, and no other call on it is in progress.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
     // SAFETY: `Client` is null or a pointer the caller got from SafeWskStartup.
@@ -125,14 +132,14 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 ///    Both must stay valid until the socket is closed.
 /// 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
 /// 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
-///    (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR of revision 1.
-///    Keep it until this call returns.
+///     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR of revision 1.
+///     Keep it until this call returns.
 /// 12. `Socket`: receives the new socket, or NULL on any failure. The caller
-///    owns the socket and must pass it to SafeWskCloseSocket.
+///     owns the socket and must pass it to SafeWskCloseSocket.
 /// 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
-///    IRP is cancelled and the call returns once the provider has completed
-///    it (WSK completes cancelled IRPs). 0 cancels at once unless the
-///    provider completed synchronously.
+///     IRP is cancelled and the call returns once the provider has completed
+///     it (WSK completes cancelled IRPs). 0 cancels at once unless the
+///     provider completed synchronously.
 ///
 /// All pointers are kernel-mode addresses; addresses are only read during the
 /// call. No memory is allocated beyond the one IRP.
@@ -149,6 +156,11 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 /// - the provider's status otherwise, e.g. STATUS_CONNECTION_REFUSED,
 ///   STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE,
 ///   STATUS_ADDRESS_ALREADY_EXISTS (local address in use).
+///
+/// # Safety
+/// `Client` is NULL or a live handle. Every other non-NULL pointer is a
+/// valid kernel-mode pointer to what is described above (an address is a
+/// SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnect(
     Client: *mut SAFEWSK_CLIENT,
@@ -323,6 +335,11 @@ unsafe fn data_call(
 /// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING; STATUS_INSUFFICIENT_RESOURCES
 /// (IRP or MDL); STATUS_IO_TIMEOUT (the socket's state is then undefined:
 /// close it); or the provider's status (e.g. STATUS_CONNECTION_RESET).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
+/// that client with no other call in progress on it; `Buffer` is NULL or
+/// `Length` bytes of non-paged memory; `BytesSent` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSend(
     Client: *mut SAFEWSK_CLIENT,
@@ -377,6 +394,12 @@ pub unsafe extern "C" fn SafeWskSend(
 /// _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`),
 /// _7 (`BytesReceived` NULL); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
 /// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
+/// that client with no other call in progress on it; `Buffer` is NULL or
+/// `Length` writable bytes of non-paged memory; `BytesReceived` is NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
     Client: *mut SAFEWSK_CLIENT,
@@ -429,6 +452,10 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
 /// NULL), _3 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
 /// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
+/// that client with no other call in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(
     Client: *mut SAFEWSK_CLIENT,
@@ -482,6 +509,10 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// - STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
 /// - STATUS_INSUFFICIENT_RESOURCES: no IRP; the socket is still open, retry;
 /// - the provider's status for the close.
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
+/// that client with no other call in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: pointers per the API contract.

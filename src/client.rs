@@ -67,10 +67,7 @@ impl<'a> Entered<'a> {
     /// Records that a socket is being closed; false if this client has no
     /// open socket (a double close or a foreign socket).
     pub fn socket_closing(&self) -> bool {
-        self.client
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
+        self.client.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
     }
 }
 
@@ -139,7 +136,8 @@ impl SAFEWSK_CLIENT {
             (*p).client_npi.ClientContext = p.cast();
             (*p).client_npi.Dispatch = ptr::addr_of!((*p).client_dispatch);
 
-            let status = platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration));
+            let status =
+                platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration));
             if !nt_success(status) {
                 platform::pool_free(p.cast());
                 return Err(status);

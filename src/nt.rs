@@ -282,8 +282,7 @@ pub type PFN_WSK_RECEIVE_EVENT = Option<
         BytesAccepted: *mut SIZE_T,
     ) -> NTSTATUS,
 >;
-pub type PFN_WSK_DISCONNECT_EVENT =
-    Option<unsafe extern "system" fn(SocketContext: PVOID, Flags: ULONG) -> NTSTATUS>;
+pub type PFN_WSK_DISCONNECT_EVENT = Option<unsafe extern "system" fn(SocketContext: PVOID, Flags: ULONG) -> NTSTATUS>;
 pub type PFN_WSK_SEND_BACKLOG_EVENT =
     Option<unsafe extern "system" fn(SocketContext: PVOID, IdealBacklogSize: SIZE_T) -> NTSTATUS>;
 
@@ -310,8 +309,7 @@ pub type PFN_WSK_SOCKET_CONNECT = Option<
         Irp: *mut IRP,
     ) -> NTSTATUS,
 >;
-pub type PFN_WSK_CLOSE_SOCKET =
-    Option<unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Irp: *mut IRP) -> NTSTATUS>;
+pub type PFN_WSK_CLOSE_SOCKET = Option<unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Irp: *mut IRP) -> NTSTATUS>;
 pub type PFN_WSK_SEND = Option<
     unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Buffer: *mut WSK_BUF, Flags: ULONG, Irp: *mut IRP) -> NTSTATUS,
 >;

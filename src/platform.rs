@@ -79,7 +79,9 @@ pub fn current_irql() -> KIRQL {
     }
     #[cfg(all(windows, not(target_arch = "x86_64")))]
     {
-        compile_error!("safewsk: KeGetCurrentIrql for this Windows architecture is not written yet (see the Windows build issue)");
+        compile_error!(
+            "safewsk: KeGetCurrentIrql for this Windows architecture is not written yet (see the Windows build issue)"
+        );
     }
 }
 
@@ -262,11 +264,7 @@ pub unsafe fn wsk_register(npi: *mut WSK_CLIENT_NPI, registration: *mut WSK_REGI
 
 /// # Safety
 /// `registration` was registered; PASSIVE_LEVEL unless `wait_ms` is WSK_NO_WAIT.
-pub unsafe fn wsk_capture(
-    registration: *mut WSK_REGISTRATION,
-    wait_ms: ULONG,
-    npi: *mut WSK_PROVIDER_NPI,
-) -> NTSTATUS {
+pub unsafe fn wsk_capture(registration: *mut WSK_REGISTRATION, wait_ms: ULONG, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS {
     // SAFETY: forwarded caller guarantees.
     unsafe { WskCaptureProviderNPI(registration, wait_ms, npi) }
 }

@@ -58,7 +58,8 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     let client = startup();
     let mut context = 0u64;
     let ctx = (&mut context as *mut u64).cast::<c_void>();
-    let empty = WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
+    let empty =
+        WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
     let full = WSK_CLIENT_CONNECTION_DISPATCH {
         WskReceiveEvent: Some(on_receive),
         WskDisconnectEvent: None,
@@ -118,7 +119,11 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
         ("sd revision 2", Args { sd: sd_bad_rev.as_mut_ptr().cast(), ..good }, STATUS_INVALID_PARAMETER_11),
         ("sd misaligned", Args { sd: sd_misaligned, ..good }, STATUS_INVALID_PARAMETER_11),
         ("null socket out", Args { want_socket: false, ..good }, STATUS_INVALID_PARAMETER_12),
-        ("first bad one wins", Args { client: ptr::null_mut(), flags: 7, remote: None, ..good }, STATUS_INVALID_PARAMETER_1),
+        (
+            "first bad one wins",
+            Args { client: ptr::null_mut(), flags: 7, remote: None, ..good },
+            STATUS_INVALID_PARAMETER_1,
+        ),
     ];
     for (name, args, want) in &cases {
         let (st, socket) = call(*args);
@@ -132,7 +137,13 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     // The same arguments, corrected, do reach the provider (port 9 on
     // loopback is closed, so it is refused): validation is not rejecting all.
     let server = closed_port();
-    let (st, _) = call(Args { remote: Some(Addr::from(server)), context: ctx, dispatch: &full, sd: sd_ok.as_mut_ptr().cast(), ..good });
+    let (st, _) = call(Args {
+        remote: Some(Addr::from(server)),
+        context: ctx,
+        dispatch: &full,
+        sd: sd_ok.as_mut_ptr().cast(),
+        ..good
+    });
     assert_eq!(st, STATUS_CONNECTION_REFUSED);
     assert_eq!(hostkernel::provider_connect_calls(), 1);
     cleanup(client);

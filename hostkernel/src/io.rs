@@ -330,7 +330,9 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
             )
         };
         if flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) == 0 {
-            violation("WSK_BUF: MDL is neither built for non-paged pool nor mapped (MmBuildMdlForNonPagedPool missing)");
+            violation(
+                "WSK_BUF: MDL is neither built for non-paged pool nor mapped (MmBuildMdlForNonPagedPool missing)",
+            );
             return None;
         }
         if skip < count {

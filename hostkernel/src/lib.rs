@@ -13,6 +13,10 @@
 //!
 //! A test and demo component: it is never linked into a Windows driver.
 
+// The exported functions are the NT/WSK routines; their safety contracts are
+// Microsoft's documentation of each routine, not repeated here.
+#![allow(clippy::missing_safety_doc)]
+
 pub mod check;
 mod event;
 pub mod io;

@@ -48,7 +48,8 @@ struct Config {
     mode: ConnectCompletion,
 }
 
-static CONFIG: Mutex<Config> = Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async });
+static CONFIG: Mutex<Config> =
+    Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async });
 
 fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
     f(&mut CONFIG.lock().unwrap_or_else(|e| e.into_inner()))
@@ -263,7 +264,8 @@ impl Op {
             if self.is_cancelled() {
                 return false;
             }
-            let ms = deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32);
+            let ms =
+                deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32);
             let mut fds = [
                 libc::pollfd { fd, events, revents: 0 },
                 libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 },
@@ -579,9 +581,7 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
         let mut sent = 0;
         while sent < data.len() {
             // SAFETY: a valid slice tail and our socket.
-            let n = unsafe {
-                libc::send(s.fd, data.as_ptr().add(sent).cast(), data.len() - sent, libc::MSG_NOSIGNAL)
-            };
+            let n = unsafe { libc::send(s.fd, data.as_ptr().add(sent).cast(), data.len() - sent, libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 sent += n as usize;
                 continue;

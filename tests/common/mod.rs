@@ -71,7 +71,12 @@ impl Addr {
         let mut b = [0u8; 28];
         match addr {
             SocketAddr::V4(a) => {
-                let sin = SOCKADDR_IN { sin_family: AF_INET, sin_port: a.port().to_be(), sin_addr: a.ip().octets(), sin_zero: [0; 8] };
+                let sin = SOCKADDR_IN {
+                    sin_family: AF_INET,
+                    sin_port: a.port().to_be(),
+                    sin_addr: a.ip().octets(),
+                    sin_zero: [0; 8],
+                };
                 // SAFETY: SOCKADDR_IN is 16 plain bytes.
                 b[..16].copy_from_slice(unsafe { &std::mem::transmute::<SOCKADDR_IN, [u8; 16]>(sin) });
             }
@@ -154,10 +159,17 @@ pub fn send(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, data: &[u8]) -
     (st, n)
 }
 
-pub fn receive(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, buf: &mut [u8], flags: u32, timeout_ms: u32) -> (NTSTATUS, u32) {
+pub fn receive(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    buf: &mut [u8],
+    flags: u32,
+    timeout_ms: u32,
+) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: `buf` outlives the call.
-    let st = unsafe { SafeWskReceive(client, socket, buf.as_mut_ptr().cast(), buf.len() as u32, flags, timeout_ms, &mut n) };
+    let st =
+        unsafe { SafeWskReceive(client, socket, buf.as_mut_ptr().cast(), buf.len() as u32, flags, timeout_ms, &mut n) };
     (st, n)
 }
 
