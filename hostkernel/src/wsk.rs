@@ -395,6 +395,22 @@ fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     Some(unsafe { &*(socket as *const Sock) }.inner.clone())
 }
 
+/// SO_LINGER {on, 0}: the close (or shutdown) resets the connection, which
+/// is what an abortive WSK disconnect does.
+fn set_abortive(fd: i32) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid option value of the right size on our socket.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as u32,
+        )
+    };
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -555,19 +571,43 @@ unsafe extern "system" fn wsk_socket_connect(
     })
 }
 
-struct Pieces(Vec<(*mut u8, usize)>);
+/// One contiguous piece of an MDL-described buffer: address and length.
+type Piece = (*mut u8, usize);
+
+struct Pieces(Vec<Piece>);
 // SAFETY: the buffers stay valid until the IRP completes (WSK contract) and
 // only the one worker writes them.
 unsafe impl Send for Pieces {}
 
-unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: PVOID) -> NTSTATUS {
+/// The common start of a socket request: take the IRP, find the socket and
+/// the buffer pieces. On failure the IRP is completed and the status to
+/// return is given back.
+unsafe fn begin_socket_io(
+    irp: PVOID,
+    socket: PVOID,
+    buf: PVOID,
+    who: &str,
+) -> Result<(Arc<SockInner>, Vec<Piece>), NTSTATUS> {
     // SAFETY: the IRP is the caller's.
-    if !unsafe { take(irp, "WskSend") } {
-        return STATUS_INVALID_PARAMETER;
+    if !unsafe { take(irp, who) } {
+        return Err(STATUS_INVALID_PARAMETER);
     }
-    let (Some(sock), Some(pieces)) = (sock_from(socket, "WskSend"), unsafe { wsk_buf_pieces(buf) }) else {
-        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
-        return STATUS_INVALID_PARAMETER;
+    // SAFETY: a WSK_BUF from the caller, or NULL.
+    match (sock_from(socket, who), unsafe { wsk_buf_pieces(buf) }) {
+        (Some(sock), Some(pieces)) => Ok((sock, pieces)),
+        _ => {
+            // SAFETY: provider-owned IRP, completed once.
+            unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
+            Err(STATUS_INVALID_PARAMETER)
+        }
+    }
+}
+
+unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the caller's IRP, socket and buffer.
+    let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskSend") } {
+        Ok(v) => v,
+        Err(status) => return status,
     };
     // WSK reads the buffer while sending; a copy taken now is equivalent for
     // a caller that (as required) leaves it alone until completion.
@@ -599,13 +639,10 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
 }
 
 unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
-    // SAFETY: the IRP is the caller's.
-    if !unsafe { take(irp, "WskReceive") } {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let (Some(sock), Some(pieces)) = (sock_from(socket, "WskReceive"), unsafe { wsk_buf_pieces(buf) }) else {
-        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
-        return STATUS_INVALID_PARAMETER;
+    // SAFETY: the caller's IRP, socket and buffer.
+    let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskReceive") } {
+        Ok(v) => v,
+        Err(status) => return status,
     };
     let pieces = Pieces(pieces);
     let s = sock.clone();
@@ -651,24 +688,20 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
 }
 
 unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
-    // SAFETY: the IRP is the caller's.
-    if !unsafe { take(irp, "WskDisconnect") } {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let Some(sock) = sock_from(socket, "WskDisconnect") else {
-        unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
-        return STATUS_INVALID_PARAMETER;
-    };
     if !buf.is_null() {
         violation("WskDisconnect with a final buffer is not emulated");
     }
+    // SAFETY: the caller's IRP and socket.
+    let (sock, _) = match unsafe { begin_socket_io(irp, socket, std::ptr::null_mut(), "WskDisconnect") } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
     let s = sock.clone();
     run(irp, Some(sock), move |_op| {
         // SAFETY: our socket.
         unsafe {
             if flags & WSK_FLAG_ABORTIVE != 0 {
-                let l = libc::linger { l_onoff: 1, l_linger: 0 };
-                libc::setsockopt(s.fd, libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), 8);
+                set_abortive(s.fd);
                 libc::shutdown(s.fd, libc::SHUT_RDWR);
             } else if libc::shutdown(s.fd, libc::SHUT_WR) != 0 {
                 return (errno_to_status(errno()), 0);
@@ -707,8 +740,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
         // SAFETY: our socket; nothing uses it any more.
         unsafe {
             if !(inner.sent_fin.load(Ordering::SeqCst) && inner.got_fin.load(Ordering::SeqCst)) {
-                let l = libc::linger { l_onoff: 1, l_linger: 0 };
-                libc::setsockopt(inner.fd, libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), 8);
+                set_abortive(inner.fd);
             }
             libc::close(inner.fd);
             let reg = &*(inner.reg as *const Reg);
