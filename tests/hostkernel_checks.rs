@@ -7,8 +7,6 @@ use std::ptr;
 use hostkernel::Session;
 
 extern "system" {
-    fn IoAllocateIrp(stack: i8, quota: u8) -> *mut u8;
-    fn IoFreeIrp(irp: *mut u8);
     fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
     fn ExFreePoolWithTag(p: *mut u8, tag: u32);
     fn KeInitializeEvent(e: *mut u8, ty: u32, state: u8);
@@ -24,9 +22,10 @@ fn finish_fails(k: Session) -> String {
 fn a_leaked_irp_fails_the_test() {
     let k = Session::begin();
     // SAFETY: plain allocation.
-    let irp = unsafe { IoAllocateIrp(1, 0) };
+    let irp = unsafe { raw::IoAllocateIrp(1, 0) };
     assert!(!irp.is_null());
     assert!(finish_fails(k).contains("leaked"));
+    // (the message lists the live objects)
 }
 
 #[test]
@@ -34,9 +33,9 @@ fn double_free_and_write_after_free_are_caught() {
     let k = Session::begin();
     // SAFETY: deliberately misusing an IRP we own, to see the check fire.
     unsafe {
-        let irp = IoAllocateIrp(1, 0);
-        IoFreeIrp(irp);
-        IoFreeIrp(irp);
+        let irp = raw::IoAllocateIrp(1, 0);
+        raw::IoFreeIrp(irp);
+        raw::IoFreeIrp(irp);
         let p = ExAllocatePool2(0x40, 64, 0x6b77_5353);
         ExFreePoolWithTag(p, 0x6b77_5353);
         *p.add(8) = 1; // write after free (the block is quarantined, so this is safe here)
@@ -58,4 +57,134 @@ fn waiting_at_dispatch_level_is_a_violation() {
         let _ = ptr::null::<u8>();
     }
     assert!(finish_fails(k).contains("KeWaitForSingleObject at IRQL 2"));
+}
+
+mod raw {
+    //! Raw WSK use, bypassing safewsk, to commit the mistakes on purpose.
+    use safewsk::nt::*;
+
+    extern "system" {
+        pub fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
+        pub fn IoFreeIrp(irp: *mut IRP);
+        pub fn IoCancelIrp(irp: *mut IRP) -> u8;
+        pub fn WskRegister(npi: *mut WSK_CLIENT_NPI, reg: *mut WSK_REGISTRATION) -> NTSTATUS;
+        pub fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
+        pub fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
+        pub fn WskDeregister(reg: *mut WSK_REGISTRATION);
+    }
+
+    pub unsafe extern "system" fn keep(_: PVOID, _: *mut IRP, _: PVOID) -> NTSTATUS {
+        STATUS_MORE_PROCESSING_REQUIRED
+    }
+
+    /// An IRP with a completion routine set as IoSetCompletionRoutine does.
+    pub unsafe fn irp() -> *mut IRP {
+        unsafe {
+            let irp = IoAllocateIrp(1, 0);
+            let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
+            (*next).CompletionRoutine = Some(keep);
+            (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+            irp
+        }
+    }
+
+    pub struct Client {
+        pub reg: Box<WSK_REGISTRATION>,
+        pub npi: WSK_PROVIDER_NPI,
+        _client_npi: Box<WSK_CLIENT_NPI>,
+        _dispatch: Box<WSK_CLIENT_DISPATCH>,
+    }
+
+    pub unsafe fn register() -> Client {
+        unsafe {
+            let mut dispatch = Box::new(WSK_CLIENT_DISPATCH {
+                Version: make_wsk_version(1, 0),
+                Reserved: 0,
+                WskClientEvent: std::ptr::null_mut(),
+            });
+            let mut client_npi =
+                Box::new(WSK_CLIENT_NPI { ClientContext: std::ptr::null_mut(), Dispatch: &mut *dispatch });
+            let mut reg = Box::new(WSK_REGISTRATION::zeroed());
+            assert_eq!(WskRegister(&mut *client_npi, &mut *reg), STATUS_SUCCESS);
+            let mut npi = WSK_PROVIDER_NPI { Client: std::ptr::null_mut(), Dispatch: std::ptr::null() };
+            assert_eq!(WskCaptureProviderNPI(&mut *reg, 0, &mut npi), STATUS_SUCCESS);
+            Client { reg, npi, _client_npi: client_npi, _dispatch: dispatch }
+        }
+    }
+
+    pub unsafe fn connect(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> NTSTATUS {
+        let local = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        unsafe {
+            let f = (*c.npi.Dispatch).WskSocketConnect.expect("WskSocketConnect");
+            f(
+                c.npi.Client,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                local.as_ptr() as *mut SOCKADDR,
+                remote.as_ptr() as *mut SOCKADDR,
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                irp,
+            )
+        }
+    }
+}
+
+fn v4(addr: std::net::SocketAddr) -> [u8; 28] {
+    let mut b = [0u8; 28];
+    let std::net::SocketAddr::V4(a) = addr else { unreachable!() };
+    b[0] = 2;
+    b[2..4].copy_from_slice(&a.port().to_be_bytes());
+    b[4..8].copy_from_slice(&a.ip().octets());
+    b
+}
+
+#[test]
+fn freeing_an_irp_the_provider_still_owns_is_caught() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
+    // SAFETY: deliberate misuse of a raw WSK client, to see the check fire.
+    unsafe {
+        let mut c = raw::register();
+        let irp = raw::irp();
+        assert_eq!(raw::connect(&c, &v4("127.0.0.1:9".parse().unwrap()), irp), safewsk::nt::STATUS_PENDING);
+        raw::IoFreeIrp(irp); // wrong: still pending
+        assert!(hostkernel::violations().iter().any(|v| v.contains("still pending in the provider")));
+        raw::IoCancelIrp(irp);
+        while hostkernel::violations().len() < 2 && hostkernel::live().irps == 1 {
+            // wait for the cancelled completion, then free it properly
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            if (*irp).IoStatus.Status == safewsk::nt::STATUS_CANCELLED {
+                break;
+            }
+        }
+        raw::IoFreeIrp(irp);
+        raw::WskReleaseProviderNPI(&mut *c.reg);
+        raw::WskDeregister(&mut *c.reg);
+    }
+    assert!(finish_fails(k).contains("still pending"));
+}
+
+#[test]
+fn deregistering_with_a_socket_open_is_caught() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    // SAFETY: deliberate misuse of a raw WSK client, to see the check fire.
+    unsafe {
+        let mut c = raw::register();
+        let irp = raw::irp();
+        assert_eq!(raw::connect(&c, &v4(addr), irp), safewsk::nt::STATUS_SUCCESS);
+        raw::IoFreeIrp(irp);
+        raw::WskReleaseProviderNPI(&mut *c.reg);
+        raw::WskDeregister(&mut *c.reg); // wrong: the socket is still open
+    }
+    assert_eq!(hostkernel::live().sockets, 1);
+    let msg = finish_fails(k);
+    assert!(msg.contains("1 open socket"), "{msg}");
 }

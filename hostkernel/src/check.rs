@@ -169,7 +169,9 @@ impl Session {
             s.violations.clear();
             s.faults.clear();
         });
-        assert_eq!(leaked, Live::default(), "hostkernel: objects leaked at the end of the test");
-        assert!(problems.is_empty(), "hostkernel: contract violations: {problems:#?}");
+        if leaked != Live::default() {
+            problems.insert(0, format!("objects leaked at the end of the test: {leaked:?}"));
+        }
+        assert!(problems.is_empty(), "hostkernel: {problems:#?}");
     }
 }
