@@ -85,6 +85,7 @@ fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_freed() 
     let t0 = Instant::now();
     let (st, socket) = connect(client, "127.0.0.1:9".parse().expect("addr"), 250);
     let took = t0.elapsed();
+    eprintln!("never-completing provider, 250 ms timeout: returned after {took:?}");
     assert_eq!(st, STATUS_IO_TIMEOUT);
     assert!(socket.is_null());
     assert!(took >= Duration::from_millis(250), "returned before the deadline: {took:?}");
@@ -124,6 +125,7 @@ fn server_that_never_accepts_times_out() {
     let t0 = Instant::now();
     let (st, socket) = connect(client, target, 300);
     let took = t0.elapsed();
+    eprintln!("full accept queue ({} queued), 300 ms timeout: returned after {took:?}", fillers.len());
     assert_eq!(st, STATUS_IO_TIMEOUT, "after {} queued connections", fillers.len());
     assert!(socket.is_null());
     assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(2000), "{took:?}");
