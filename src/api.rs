@@ -199,8 +199,9 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
     if let Err(status) = unsafe { validate_connect(&args) } {
         return status;
     }
-    let Some(client) = client else {
-        return STATUS_INVALID_PARAMETER_1;
+    let client = match client {
+        Some(c) => c,
+        None => return STATUS_INVALID_PARAMETER_1,
     };
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
@@ -212,8 +213,9 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
     let npi = entered.provider();
     // SAFETY: the provider dispatch captured at startup stays valid until the
     // NPI is released at cleanup, which cannot happen while we are entered.
-    let Some(socket_connect) = (unsafe { (*npi.Dispatch).WskSocketConnect }) else {
-        return STATUS_NOT_SUPPORTED;
+    let socket_connect = match unsafe { (*npi.Dispatch).WskSocketConnect } {
+        Some(f) => f,
+        None => return STATUS_NOT_SUPPORTED,
     };
     // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
     // function. The addresses were validated and are only read by the
@@ -224,8 +226,8 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
                 npi.Client,
                 SocketType,
                 Protocol,
-                LocalAddress.cast_mut(),
-                RemoteAddress.cast_mut(),
+                LocalAddress as *mut SOCKADDR,
+                RemoteAddress as *mut SOCKADDR,
                 Flags,
                 SocketContext,
                 Dispatch,
@@ -293,8 +295,9 @@ unsafe fn data_call(
     timeout_ms: ULONG,
     bytes: *mut ULONG,
 ) -> NTSTATUS {
-    let Some(call) = call else {
-        return STATUS_NOT_SUPPORTED;
+    let call = match call {
+        Some(f) => f,
+        None => return STATUS_NOT_SUPPORTED,
     };
     // SAFETY: non-paged buffer per the caller.
     let mdl = unsafe { platform::build_nonpaged_mdl(buffer, length) };
@@ -377,7 +380,7 @@ pub unsafe extern "C" fn SafeWskSend(
         return status;
     }
     // SAFETY: buffer contract per the API; IRQL checked.
-    unsafe { data_call(Socket, dispatch.WskSend, Buffer.cast_mut(), Length, Flags, TimeoutMs, BytesSent) }
+    unsafe { data_call(Socket, dispatch.WskSend, Buffer as *mut c_void, Length, Flags, TimeoutMs, BytesSent) }
 }
 
 /// Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
@@ -479,8 +482,9 @@ pub unsafe extern "C" fn SafeWskDisconnect(
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
     }
-    let Some(disconnect) = dispatch.WskDisconnect else {
-        return STATUS_NOT_SUPPORTED;
+    let disconnect = match dispatch.WskDisconnect {
+        Some(f) => f,
+        None => return STATUS_NOT_SUPPORTED,
     };
     // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
     match unsafe { call_and_wait(Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp)) } {

@@ -17,17 +17,26 @@
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
 //! (the client block) and what the kernel allocates for it (IRPs, MDLs). On
-//! Windows the panic handler comes from wdk-panic. On other targets the crate
-//! links `std` only so that the host build (tests against the `hostkernel`
-//! crate) has a panic handler; no library code uses it.
+//! Windows a panic bugchecks (KeBugCheckEx with code 0x52504E43, "RPNC", the
+//! code wdk-panic uses); no exported function can reach a panic (the crate
+//! denies unwrap/expect/panic/indexing). On other targets the crate links
+//! `std` only so that the host build (tests against the `hostkernel` crate)
+//! has a panic handler; no library code uses it.
 #![no_std]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(not(windows))]
 extern crate std;
+
+/// The kernel panic handler. wdk-panic 0.5 compiles its handler only when
+/// built under wdk-build's `driver_model` cfg, which a static library linked
+/// by MSBuild does not have, so safewsk carries the same ten lines itself.
 #[cfg(windows)]
-extern crate wdk_panic;
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    platform::bugcheck()
+}
 
 pub mod api;
 mod client;
@@ -35,6 +44,8 @@ mod irp;
 pub mod nt;
 mod platform;
 mod validate;
+#[cfg(all(windows, feature = "wdk"))]
+mod wdk_check;
 
 pub use api::*;
 pub use client::SAFEWSK_CLIENT;

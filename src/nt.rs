@@ -414,18 +414,38 @@ impl WSK_REGISTRATION {
 #[cfg(target_pointer_width = "64")]
 mod layout {
     use super::*;
-    use core::mem::{offset_of, size_of};
+    use core::mem::size_of;
     use static_assertions::const_assert_eq;
 
     const_assert_eq!(size_of::<SOCKADDR>(), 16);
     const_assert_eq!(size_of::<SOCKADDR_IN>(), 16);
     const_assert_eq!(size_of::<SOCKADDR_IN6>(), 28);
-    const_assert_eq!(offset_of!(SOCKADDR_IN6, sin6_addr), 8);
-    const_assert_eq!(offset_of!(SOCKADDR_IN6, sin6_scope_id), 24);
-
     const_assert_eq!(size_of::<KEVENT>(), 0x18);
     const_assert_eq!(size_of::<IO_STATUS_BLOCK>(), 0x10);
     const_assert_eq!(size_of::<IRP>(), 0xD0);
+    const_assert_eq!(size_of::<IO_STACK_LOCATION>(), 0x48);
+    const_assert_eq!(size_of::<WSK_SOCKET>(), 8);
+    const_assert_eq!(size_of::<WSK_BUF>(), 24);
+    const_assert_eq!(size_of::<WSK_CLIENT_CONNECTION_DISPATCH>(), 24);
+    const_assert_eq!(size_of::<WSK_PROVIDER_BASIC_DISPATCH>(), 16);
+    const_assert_eq!(size_of::<WSK_PROVIDER_CONNECTION_DISPATCH>(), 80);
+    const_assert_eq!(size_of::<WSK_PROVIDER_DISPATCH>(), 56);
+    const_assert_eq!(size_of::<WSK_CLIENT_DISPATCH>(), 16);
+    const_assert_eq!(size_of::<WSK_CLIENT_NPI>(), 16);
+    const_assert_eq!(size_of::<WSK_PROVIDER_NPI>(), 16);
+    const_assert_eq!(size_of::<WSK_REGISTRATION>(), 24);
+}
+
+/// Field offsets. `offset_of!` needs Rust 1.77; the MinGW cross-check build
+/// (Debian's rustc 1.63, see .ci/windows-gnu) compiles without this module.
+#[cfg(all(target_pointer_width = "64", not(safewsk_old_rustc)))]
+mod offsets {
+    use super::*;
+    use core::mem::offset_of;
+    use static_assertions::const_assert_eq;
+
+    const_assert_eq!(offset_of!(SOCKADDR_IN6, sin6_addr), 8);
+    const_assert_eq!(offset_of!(SOCKADDR_IN6, sin6_scope_id), 24);
     const_assert_eq!(offset_of!(IRP, MdlAddress), 0x08);
     const_assert_eq!(offset_of!(IRP, IoStatus), 0x30);
     const_assert_eq!(offset_of!(IRP, StackCount), 0x42);
@@ -434,24 +454,12 @@ mod layout {
     const_assert_eq!(offset_of!(IRP, CancelRoutine), 0x68);
     const_assert_eq!(offset_of!(IRP, Tail), 0x78);
     const_assert_eq!(offset_of!(IRP, Tail) + offset_of!(IRP_TAIL_OVERLAY, CurrentStackLocation), 0xB8);
-    const_assert_eq!(size_of::<IO_STACK_LOCATION>(), 0x48);
     const_assert_eq!(offset_of!(IO_STACK_LOCATION, Control), 0x03);
     const_assert_eq!(offset_of!(IO_STACK_LOCATION, CompletionRoutine), 0x38);
     const_assert_eq!(offset_of!(IO_STACK_LOCATION, Context), 0x40);
-
-    const_assert_eq!(size_of::<WSK_SOCKET>(), 8);
-    const_assert_eq!(size_of::<WSK_BUF>(), 24);
     const_assert_eq!(offset_of!(WSK_BUF, Length), 16);
-    const_assert_eq!(size_of::<WSK_CLIENT_CONNECTION_DISPATCH>(), 24);
-    const_assert_eq!(size_of::<WSK_PROVIDER_BASIC_DISPATCH>(), 16);
-    const_assert_eq!(size_of::<WSK_PROVIDER_CONNECTION_DISPATCH>(), 80);
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskSend), 48);
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskReceive), 56);
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskDisconnect), 64);
-    const_assert_eq!(size_of::<WSK_PROVIDER_DISPATCH>(), 56);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskSocketConnect), 16);
-    const_assert_eq!(size_of::<WSK_CLIENT_DISPATCH>(), 16);
-    const_assert_eq!(size_of::<WSK_CLIENT_NPI>(), 16);
-    const_assert_eq!(size_of::<WSK_PROVIDER_NPI>(), 16);
-    const_assert_eq!(size_of::<WSK_REGISTRATION>(), 24);
 }

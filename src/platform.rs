@@ -60,6 +60,20 @@ extern "system" {
     fn KeGetCurrentIrql() -> KIRQL;
 }
 
+#[cfg(windows)]
+extern "system" {
+    fn KeBugCheckEx(Code: ULONG, P1: ULONG_PTR, P2: ULONG_PTR, P3: ULONG_PTR, P4: ULONG_PTR) -> !;
+}
+
+/// Stops the system with bugcheck 0x52504E43 ("RPNC": Rust panic), as
+/// wdk-panic does. Only reachable through a panic, which the library's lints
+/// keep out of every exported path.
+#[cfg(windows)]
+pub fn bugcheck() -> ! {
+    // SAFETY: KeBugCheckEx may be called at any IRQL and does not return.
+    unsafe { KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
+}
+
 /// The current IRQL.
 #[inline]
 pub fn current_irql() -> KIRQL {
