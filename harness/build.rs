@@ -4,13 +4,17 @@
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let sample = root.join("c-samples/sample_driver/sample_driver.c");
+    let exchange = root.join("c-samples/common/sample_exchange.c");
     println!("cargo:rerun-if-changed={}", sample.display());
+    println!("cargo:rerun-if-changed={}", root.join("c-samples/common").display());
     println!("cargo:rerun-if-changed={}", root.join("include/safewsk.h").display());
     println!("cargo:rerun-if-changed={}", root.join("hostkernel/include").display());
     let mut build = cc::Build::new();
     build
         .file(&sample)
+        .file(&exchange)
         .include(root.join("include"))
+        .include(root.join("c-samples/common"))
         .include(root.join("hostkernel/include"))
         .std("c11")
         .flag("-fshort-wchar") // WCHAR is 16-bit on Windows
