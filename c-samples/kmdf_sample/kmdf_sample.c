@@ -8,7 +8,8 @@
  * ../common/sample_exchange.c with the synchronous safewsk calls;
  * EvtDeviceSelfManagedIoCleanup calls SafeWskCleanup.
  *
- * Not compile-checked on Linux: MinGW-w64 ships no KMDF headers.
+ * On Linux, .ci/windows-gnu compiles it against MinGW's real ntddk.h with a
+ * small compat wdf.h (MinGW ships no KMDF headers).
  */
 #include <ntddk.h>
 #include <wdf.h>
