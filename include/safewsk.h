@@ -20,6 +20,51 @@
  */
 typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 
+/**
+ * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
+ * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
+ * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
+ * (owned by the callee, to close with SafeWskCloseSocket) or NULL.
+ */
+typedef void (*SAFEWSK_CONNECT_CALLBACK)(PVOID Context,
+                                         NTSTATUS Status,
+                                         WSK_SOCKET *Socket);
+
+/**
+ * Storage for one asynchronous connect, owned by the caller: non-paged
+ * memory (a device context, a pool block, a global) that stays valid from
+ * `SafeWskSocketConnectAsync` until the callback has returned, and is not
+ * used by two requests at once. Fill in the first three members; the rest
+ * belongs to safewsk.
+ */
+typedef struct {
+  /**
+   * Called exactly once, at IRQL <= DISPATCH_LEVEL, on any thread.
+   */
+  SAFEWSK_CONNECT_CALLBACK Callback;
+  /**
+   * Passed to `Callback`.
+   */
+  PVOID CallbackContext;
+  /**
+   * Deadline in milliseconds, or SAFEWSK_NO_TIMEOUT.
+   */
+  ULONG TimeoutMs;
+  /**
+   * Must be 0.
+   */
+  ULONG Reserved;
+  /**
+   * safewsk's state for the request; do not touch.
+   */
+  ULONG_PTR Private[24];
+} SAFEWSK_CONNECT_REQUEST;
+
+/**
+ * `TimeoutMs` value for no deadline.
+ */
+#define SAFEWSK_NO_TIMEOUT 4294967295
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -148,6 +193,72 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
                               PSECURITY_DESCRIPTOR SecurityDescriptor,
                               WSK_SOCKET **Socket,
                               ULONG TimeoutMs);
+
+/**
+ * Starts a connect like SafeWskSocketConnect but returns at once: the
+ * result arrives through `Request->Callback`, so it can be called from a
+ * DPC or a work item and no thread waits per connection.
+ *
+ * Parameters 1 to 11 are checked exactly as for SafeWskSocketConnect, each
+ * with its STATUS_INVALID_PARAMETER_<n>. Parameter 12, `Request`, is caller
+ * storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
+ * returns, one request at a time) with `Callback` set, `TimeoutMs` (or
+ * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
+ * STATUS_INVALID_PARAMETER_12. The library allocates nothing but the IRP.
+ *
+ * If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
+ * is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
+ * possibly before this function returns (when the provider completes
+ * synchronously). `Status`/`Socket` are what SafeWskSocketConnect would
+ * return: STATUS_SUCCESS and the socket (the callee owns it and closes it
+ * with SafeWskCloseSocket), STATUS_IO_TIMEOUT at the deadline,
+ * STATUS_CANCELLED after SafeWskCancelConnect, or the provider's status.
+ * SafeWskCleanup waits until every callback has returned.
+ *
+ * If it returns anything else, the callback is never called.
+ *
+ * IRQL: <= DISPATCH_LEVEL.
+ *
+ * Returns STATUS_PENDING; STATUS_INVALID_PARAMETER_1 .. _12;
+ * STATUS_INVALID_LEVEL (above DISPATCH_LEVEL); STATUS_DELETE_PENDING
+ * (cleanup has begun); STATUS_INSUFFICIENT_RESOURCES (no IRP).
+ *
+ * # Safety
+ * As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
+ * valid storage as described, not in use by another request.
+ */
+NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
+                                   USHORT SocketType,
+                                   ULONG Protocol,
+                                   const SOCKADDR *LocalAddress,
+                                   const SOCKADDR *RemoteAddress,
+                                   ULONG Flags,
+                                   PVOID SocketContext,
+                                   const WSK_CLIENT_CONNECTION_DISPATCH *Dispatch,
+                                   PEPROCESS OwningProcess,
+                                   PETHREAD OwningThread,
+                                   PSECURITY_DESCRIPTOR SecurityDescriptor,
+                                   SAFEWSK_CONNECT_REQUEST *Request);
+
+/**
+ * Cancels an asynchronous connect started with SafeWskSocketConnectAsync.
+ * Its callback still comes, exactly once, with STATUS_CANCELLED (or with
+ * the result if the connect completed first).
+ *
+ * Call it only while the request's storage is intact: before the callback
+ * returns, or after it if the storage has not been reused or freed.
+ *
+ * IRQL: <= DISPATCH_LEVEL.
+ *
+ * Returns STATUS_SUCCESS (cancellation requested); STATUS_NOT_FOUND (the
+ * connect has already completed: the callback is on its way or done);
+ * STATUS_INVALID_PARAMETER_1 (`Request` is NULL).
+ *
+ * # Safety
+ * `Request` is NULL or storage passed to SafeWskSocketConnectAsync that
+ * returned STATUS_PENDING, intact as described.
+ */
+NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
 
 /**
  * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and

@@ -6,6 +6,8 @@ use core::ffi::c_void;
 use core::ptr;
 
 use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::connect_async;
+pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::irp::call_and_wait;
 use crate::nt::*;
 use crate::platform;
@@ -181,10 +183,7 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         // SAFETY: non-null and writable per the API contract.
         unsafe { *Socket = ptr::null_mut() };
     }
-    // SAFETY: `Client` is null or a pointer from SafeWskStartup.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(Client) };
-    let args = ConnectArgs {
-        client_present: client.is_some(),
+    let call = ConnectCall {
         socket_type: SocketType,
         protocol: Protocol,
         local: LocalAddress,
@@ -192,52 +191,19 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         flags: Flags,
         socket_context: SocketContext,
         dispatch: Dispatch,
+        owning_process: OwningProcess,
+        owning_thread: OwningThread,
         security_descriptor: SecurityDescriptor,
-        socket_out_present: !Socket.is_null(),
     };
-    // SAFETY: the pointers are null or readable per the API contract.
-    if let Err(status) = unsafe { validate_connect(&args) } {
-        return status;
-    }
-    let client = match client {
-        Some(c) => c,
-        None => return STATUS_INVALID_PARAMETER_1,
-    };
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return status;
-    }
-    let entered = match client.enter() {
-        Ok(e) => e,
+    // SAFETY: pointers per the API contract.
+    let (entered, socket_connect) = match unsafe { call.enter(Client, !Socket.is_null(), APC_LEVEL) } {
+        Ok(v) => v,
         Err(status) => return status,
     };
     let npi = entered.provider();
-    // SAFETY: the provider dispatch captured at startup stays valid until the
-    // NPI is released at cleanup, which cannot happen while we are entered.
-    let socket_connect = match unsafe { (*npi.Dispatch).WskSocketConnect } {
-        Some(f) => f,
-        None => return STATUS_NOT_SUPPORTED,
-    };
     // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
-    // function. The addresses were validated and are only read by the
-    // provider, which (per the WSK contract) copies them before completing.
-    let done = unsafe {
-        call_and_wait(Some(TimeoutMs), |irp| {
-            socket_connect(
-                npi.Client,
-                SocketType,
-                Protocol,
-                LocalAddress as *mut SOCKADDR,
-                RemoteAddress as *mut SOCKADDR,
-                Flags,
-                SocketContext,
-                Dispatch,
-                OwningProcess,
-                OwningThread,
-                SecurityDescriptor,
-                irp,
-            )
-        })
-    };
+    // function.
+    let done = unsafe { call_and_wait(Some(TimeoutMs), |irp| call.issue(socket_connect, npi, irp)) };
     let done = match done {
         Ok(d) => d,
         Err(status) => return status,
@@ -254,6 +220,217 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
     // SAFETY: `Socket` was checked non-null by validation.
     unsafe { *Socket = socket };
     STATUS_SUCCESS
+}
+
+/// The PFN_WSK_SOCKET_CONNECT arguments shared by the synchronous and the
+/// asynchronous connect.
+struct ConnectCall {
+    socket_type: USHORT,
+    protocol: ULONG,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+    flags: ULONG,
+    socket_context: PVOID,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    owning_process: PEPROCESS,
+    owning_thread: PETHREAD,
+    security_descriptor: PSECURITY_DESCRIPTOR,
+}
+
+type SocketConnectFn = unsafe extern "system" fn(
+    PWSK_CLIENT,
+    USHORT,
+    ULONG,
+    *mut SOCKADDR,
+    *mut SOCKADDR,
+    ULONG,
+    PVOID,
+    *const WSK_CLIENT_CONNECTION_DISPATCH,
+    PEPROCESS,
+    PETHREAD,
+    PSECURITY_DESCRIPTOR,
+    *mut IRP,
+) -> NTSTATUS;
+
+impl ConnectCall {
+    /// Validates the arguments (parameter 12 is present or not as
+    /// `twelfth_ok` says), checks the IRQL against `max_irql`, and enters the
+    /// client. Returns the entered client and the provider's WskSocketConnect.
+    ///
+    /// # Safety
+    /// Pointers per the API contract of the connect functions.
+    unsafe fn enter<'a>(
+        &self,
+        client: *mut SAFEWSK_CLIENT,
+        twelfth_ok: bool,
+        max_irql: KIRQL,
+    ) -> Result<(Entered<'a>, SocketConnectFn), NTSTATUS> {
+        // SAFETY: `client` is null or a pointer from SafeWskStartup.
+        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
+        let args = ConnectArgs {
+            client_present: client.is_some(),
+            socket_type: self.socket_type,
+            protocol: self.protocol,
+            local: self.local,
+            remote: self.remote,
+            flags: self.flags,
+            socket_context: self.socket_context,
+            dispatch: self.dispatch,
+            security_descriptor: self.security_descriptor,
+            socket_out_present: twelfth_ok,
+        };
+        // SAFETY: the pointers are null or readable per the API contract.
+        unsafe { validate_connect(&args) }?;
+        let client = client.ok_or(STATUS_INVALID_PARAMETER_1)?;
+        require_irql(max_irql)?;
+        let entered = client.enter()?;
+        // SAFETY: the provider dispatch captured at startup stays valid until
+        // the NPI is released at cleanup, which waits for us to leave.
+        match unsafe { (*entered.provider().Dispatch).WskSocketConnect } {
+            Some(f) => Ok((entered, f)),
+            None => Err(STATUS_NOT_SUPPORTED),
+        }
+    }
+
+    /// Hands `irp` to the provider's WskSocketConnect.
+    ///
+    /// # Safety
+    /// `f` and `npi` come from [`Self::enter`] on a client still entered; the
+    /// IRP is fresh with a completion routine set. The provider only reads
+    /// the addresses (it copies them before completing).
+    unsafe fn issue(&self, f: SocketConnectFn, npi: &WSK_PROVIDER_NPI, irp: *mut IRP) -> NTSTATUS {
+        // SAFETY: per the function's contract.
+        unsafe {
+            f(
+                npi.Client,
+                self.socket_type,
+                self.protocol,
+                self.local as *mut SOCKADDR,
+                self.remote as *mut SOCKADDR,
+                self.flags,
+                self.socket_context,
+                self.dispatch,
+                self.owning_process,
+                self.owning_thread,
+                self.security_descriptor,
+                irp,
+            )
+        }
+    }
+}
+
+/// Starts a connect like SafeWskSocketConnect but returns at once: the
+/// result arrives through `Request->Callback`, so it can be called from a
+/// DPC or a work item and no thread waits per connection.
+///
+/// Parameters 1 to 11 are checked exactly as for SafeWskSocketConnect, each
+/// with its STATUS_INVALID_PARAMETER_<n>. Parameter 12, `Request`, is caller
+/// storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
+/// returns, one request at a time) with `Callback` set, `TimeoutMs` (or
+/// SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
+/// STATUS_INVALID_PARAMETER_12. The library allocates nothing but the IRP.
+///
+/// If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
+/// is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
+/// possibly before this function returns (when the provider completes
+/// synchronously). `Status`/`Socket` are what SafeWskSocketConnect would
+/// return: STATUS_SUCCESS and the socket (the callee owns it and closes it
+/// with SafeWskCloseSocket), STATUS_IO_TIMEOUT at the deadline,
+/// STATUS_CANCELLED after SafeWskCancelConnect, or the provider's status.
+/// SafeWskCleanup waits until every callback has returned.
+///
+/// If it returns anything else, the callback is never called.
+///
+/// IRQL: <= DISPATCH_LEVEL.
+///
+/// Returns STATUS_PENDING; STATUS_INVALID_PARAMETER_1 .. _12;
+/// STATUS_INVALID_LEVEL (above DISPATCH_LEVEL); STATUS_DELETE_PENDING
+/// (cleanup has begun); STATUS_INSUFFICIENT_RESOURCES (no IRP).
+///
+/// # Safety
+/// As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
+/// valid storage as described, not in use by another request.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskSocketConnectAsync(
+    Client: *mut SAFEWSK_CLIENT,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    LocalAddress: *const SOCKADDR,
+    RemoteAddress: *const SOCKADDR,
+    Flags: ULONG,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Request: *mut SAFEWSK_CONNECT_REQUEST,
+) -> NTSTATUS {
+    // SAFETY: `Request` is null or readable per the API contract.
+    let request_ok = match unsafe { Request.as_ref() } {
+        Some(r) => r.Callback.is_some() && r.Reserved == 0,
+        None => false,
+    };
+    let call = ConnectCall {
+        socket_type: SocketType,
+        protocol: Protocol,
+        local: LocalAddress,
+        remote: RemoteAddress,
+        flags: Flags,
+        socket_context: SocketContext,
+        dispatch: Dispatch,
+        owning_process: OwningProcess,
+        owning_thread: OwningThread,
+        security_descriptor: SecurityDescriptor,
+    };
+    // SAFETY: pointers per the API contract.
+    let (entered, socket_connect) = match unsafe { call.enter(Client, request_ok, DISPATCH_LEVEL) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    let client = entered.client();
+    let npi = entered.provider();
+    // SAFETY: IRQL <= DISPATCH_LEVEL; the request storage is valid per the
+    // contract; the client stays entered for the request (kept below).
+    match unsafe { connect_async::start(client, Request, |irp| call.issue(socket_connect, npi, irp)) } {
+        Ok(()) => {
+            // The request leaves the client's rundown after its callback.
+            entered.keep();
+            STATUS_PENDING
+        }
+        Err(status) => status,
+    }
+}
+
+/// Cancels an asynchronous connect started with SafeWskSocketConnectAsync.
+/// Its callback still comes, exactly once, with STATUS_CANCELLED (or with
+/// the result if the connect completed first).
+///
+/// Call it only while the request's storage is intact: before the callback
+/// returns, or after it if the storage has not been reused or freed.
+///
+/// IRQL: <= DISPATCH_LEVEL.
+///
+/// Returns STATUS_SUCCESS (cancellation requested); STATUS_NOT_FOUND (the
+/// connect has already completed: the callback is on its way or done);
+/// STATUS_INVALID_PARAMETER_1 (`Request` is NULL).
+///
+/// # Safety
+/// `Request` is NULL or storage passed to SafeWskSocketConnectAsync that
+/// returned STATUS_PENDING, intact as described.
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
+    if Request.is_null() {
+        return STATUS_INVALID_PARAMETER_1;
+    }
+    if let Err(status) = require_irql(DISPATCH_LEVEL) {
+        return status;
+    }
+    // SAFETY: a started request with intact storage, per the contract.
+    if unsafe { connect_async::cancel(Request) } {
+        STATUS_SUCCESS
+    } else {
+        STATUS_NOT_FOUND
+    }
 }
 
 /// Checks the client and socket arguments of the socket calls and enters the

@@ -10,11 +10,14 @@
 //!
 //! Invariants:
 //! - `signature == SIGNATURE` exactly while the block is a live client;
-//! - `busy` counts calls inside the library that use the provider; `open`
-//!   counts sockets returned by connect and not yet closed;
-//! - once `state` leaves READY no call enters, so when cleanup sees
-//!   `busy == 0 && open == 0` after moving to CLEANING nothing can use the
-//!   provider any more and releasing it is safe.
+//! - `busy` counts calls and asynchronous requests inside the library that
+//!   use the provider (a request counts until its callback has returned);
+//!   `open` counts sockets returned by connect and not yet closed;
+//! - once `state` leaves READY no call enters (rundown protection); cleanup
+//!   then waits on `rundown` until `busy` is 0, so after that nothing can use
+//!   the provider any more and releasing it is safe. `enter`/`leave` and
+//!   cleanup use SeqCst so that either the last `leave` sees CLEANING and
+//!   signals, or cleanup sees `busy == 0` and does not wait.
 
 #![allow(non_camel_case_types)]
 
@@ -40,6 +43,7 @@ pub struct SAFEWSK_CLIENT {
     client_npi: WSK_CLIENT_NPI,
     client_dispatch: WSK_CLIENT_DISPATCH,
     provider: WSK_PROVIDER_NPI,
+    rundown: KEVENT,
 }
 
 /// A call inside the client; leaving it (drop) lets cleanup proceed.
@@ -49,7 +53,7 @@ pub struct Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        self.client.busy.fetch_sub(1, Ordering::AcqRel);
+        self.client.leave();
     }
 }
 
@@ -57,6 +61,18 @@ impl<'a> Entered<'a> {
     /// The captured provider NPI.
     pub fn provider(&self) -> &'a WSK_PROVIDER_NPI {
         &self.client.provider
+    }
+
+    /// The client.
+    pub fn client(&self) -> &'a SAFEWSK_CLIENT {
+        self.client
+    }
+
+    /// Keeps the call's place in the rundown after this guard is gone: an
+    /// asynchronous request leaves with [`SAFEWSK_CLIENT::leave`] after its
+    /// callback.
+    pub fn keep(self) {
+        core::mem::forget(self);
     }
 
     /// Records a socket the provider returned.
@@ -72,6 +88,11 @@ impl<'a> Entered<'a> {
 }
 
 impl SAFEWSK_CLIENT {
+    /// Records a socket delivered by an asynchronous request.
+    pub fn socket_opened(&self) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Borrows a live client from a caller's pointer, or None if the pointer is
     /// null or does not carry a live client's signature.
     ///
@@ -92,12 +113,22 @@ impl SAFEWSK_CLIENT {
 
     /// Enters a call; Err(STATUS_DELETE_PENDING) once cleanup has begun.
     pub fn enter(&self) -> Result<Entered<'_>, NTSTATUS> {
-        self.busy.fetch_add(1, Ordering::AcqRel);
-        if self.state.load(Ordering::Acquire) != READY {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        if self.state.load(Ordering::SeqCst) != READY {
+            self.leave();
             return Err(STATUS_DELETE_PENDING);
         }
         Ok(Entered { client: self })
+    }
+
+    /// Leaves a call or a finished asynchronous request; the last one out
+    /// during cleanup wakes it. Callable at IRQL <= DISPATCH_LEVEL.
+    pub fn leave(&self) {
+        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 && self.state.load(Ordering::SeqCst) == CLEANING {
+            // SAFETY: `rundown` was initialized by cleanup before it set
+            // CLEANING, and the block lives until cleanup has been woken.
+            unsafe { platform::set_event(ptr::addr_of!(self.rundown) as *mut KEVENT) };
+        }
     }
 
     /// Registers with WSK and captures the provider NPI, waiting up to
@@ -131,6 +162,7 @@ impl SAFEWSK_CLIENT {
                         WskClientEvent: ptr::null_mut(),
                     },
                     provider: WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() },
+                    rundown: KEVENT::zeroed(),
                 },
             );
             (*p).client_npi.ClientContext = p.cast();
@@ -154,21 +186,31 @@ impl SAFEWSK_CLIENT {
         Ok(p)
     }
 
-    /// Releases the provider, deregisters and frees the client — unless a
-    /// socket is open or a call is in flight, in which case nothing changes
-    /// and Err(STATUS_INVALID_DEVICE_STATE) is returned.
+    /// Stops new calls, waits until every call in progress and every
+    /// asynchronous request has finished (its callback returned), then
+    /// releases the provider, deregisters and frees the client — unless a
+    /// socket is still open, in which case the client is reopened and
+    /// Err(STATUS_INVALID_DEVICE_STATE) is returned.
     ///
     /// # Safety
     /// PASSIVE_LEVEL; `p` is a live client (checked with [`Self::from_ptr`]).
     /// On Ok the pointer is dangling.
     pub unsafe fn stop(p: *mut SAFEWSK_CLIENT) -> Result<(), NTSTATUS> {
-        // SAFETY: `p` is live per the caller.
-        let client = unsafe { &*p };
-        if client.state.compare_exchange(READY, CLEANING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // SAFETY: `p` is live per the caller; nobody waits on `rundown` yet,
+        // so (re)initializing it is sound.
+        let client = unsafe {
+            platform::init_event(ptr::addr_of_mut!((*p).rundown));
+            &*p
+        };
+        if client.state.compare_exchange(READY, CLEANING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(STATUS_DELETE_PENDING);
         }
-        if client.busy.load(Ordering::Acquire) != 0 || client.open.load(Ordering::Acquire) != 0 {
-            client.state.store(READY, Ordering::Release);
+        if client.busy.load(Ordering::SeqCst) != 0 {
+            // SAFETY: initialized above; PASSIVE_LEVEL per the caller.
+            unsafe { platform::wait_event(ptr::addr_of!(client.rundown) as *mut KEVENT, None) };
+        }
+        if client.open.load(Ordering::Acquire) != 0 {
+            client.state.store(READY, Ordering::SeqCst);
             return Err(STATUS_INVALID_DEVICE_STATE);
         }
         // SAFETY: no call is inside and none can enter (state is CLEANING), so

@@ -40,9 +40,14 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 
 pub mod api;
 mod client;
+mod connect_async;
 mod irp;
+/// cbindgen:ignore
 pub mod nt;
+/// cbindgen:ignore
 mod platform;
+/// cbindgen:ignore
+mod request_state;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk_check;

@@ -61,6 +61,7 @@ pub const STATUS_INVALID_PARAMETER_11: NTSTATUS = st(0xC000_00F9);
 pub const STATUS_INVALID_PARAMETER_12: NTSTATUS = st(0xC000_00FA);
 pub const STATUS_CANCELLED: NTSTATUS = st(0xC000_0120);
 pub const STATUS_DELETE_PENDING: NTSTATUS = st(0xC000_0056);
+pub const STATUS_NOT_FOUND: NTSTATUS = st(0xC000_0225);
 pub const STATUS_INVALID_LEVEL: NTSTATUS = st(0xC000_0148);
 pub const STATUS_INVALID_DEVICE_STATE: NTSTATUS = st(0xC000_0184);
 pub const STATUS_DEVICE_NOT_READY: NTSTATUS = st(0xC000_00A3);
@@ -181,6 +182,21 @@ impl KEVENT {
         KEVENT { Header: [0; 24] }
     }
 }
+
+/// KTIMER (0x40 on 64-bit): only passed to KeInitializeTimer/KeSetTimer/KeCancelTimer.
+#[repr(C, align(8))]
+pub struct KTIMER {
+    pub Opaque: [u8; 0x40],
+}
+
+/// KDPC (0x40 on 64-bit): only passed to KeInitializeDpc/KeSetTimer.
+#[repr(C, align(8))]
+pub struct KDPC {
+    pub Opaque: [u8; 0x40],
+}
+
+pub type PKDEFERRED_ROUTINE =
+    Option<unsafe extern "system" fn(Dpc: *mut KDPC, DeferredContext: PVOID, Arg1: PVOID, Arg2: PVOID)>;
 
 /// The MDL is opaque to the library: it only allocates, builds and frees it.
 #[repr(C)]
@@ -405,7 +421,7 @@ impl WSK_REGISTRATION {
 //   0xB8: `dt nt!_IRP` from the public ntoskrnl symbols (x64).
 // - IO_STACK_LOCATION 0x48, Control at 3, CompletionRoutine 0x38, Context
 //   0x40: `dt nt!_IO_STACK_LOCATION`, same source.
-// - KEVENT 0x18 (DISPATCHER_HEADER): same source.
+// - KEVENT 0x18 (DISPATCHER_HEADER), KTIMER 0x40, KDPC 0x40: same source.
 // - WSK tables: wsk.h declares them as arrays of function pointers after two
 //   USHORTs where shown; sizes follow: WSK_PROVIDER_DISPATCH 8 + 6*8 = 56,
 //   WSK_PROVIDER_CONNECTION_DISPATCH prefix 10*8 = 80, the client connection
@@ -421,6 +437,8 @@ mod layout {
     const_assert_eq!(size_of::<SOCKADDR_IN>(), 16);
     const_assert_eq!(size_of::<SOCKADDR_IN6>(), 28);
     const_assert_eq!(size_of::<KEVENT>(), 0x18);
+    const_assert_eq!(size_of::<KTIMER>(), 0x40);
+    const_assert_eq!(size_of::<KDPC>(), 0x40);
     const_assert_eq!(size_of::<IO_STATUS_BLOCK>(), 0x10);
     const_assert_eq!(size_of::<IRP>(), 0xD0);
     const_assert_eq!(size_of::<IO_STACK_LOCATION>(), 0x48);

@@ -43,6 +43,10 @@ extern "system" {
         Alertable: BOOLEAN,
         Timeout: *mut i64,
     ) -> NTSTATUS;
+    fn KeInitializeTimer(Timer: *mut KTIMER);
+    fn KeInitializeDpc(Dpc: *mut KDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID);
+    fn KeSetTimer(Timer: *mut KTIMER, DueTime: i64, Dpc: *mut KDPC) -> BOOLEAN;
+    fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN;
     fn ExAllocatePool2(Flags: u64, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
     fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
     fn WskRegister(WskClientNpi: *mut WSK_CLIENT_NPI, WskRegistration: *mut WSK_REGISTRATION) -> NTSTATUS;
@@ -217,6 +221,43 @@ pub unsafe fn wait_event(event: *mut KEVENT, timeout_ms: Option<ULONG>) -> NTSTA
     // SAFETY: the caller guarantees an initialized event and a legal IRQL;
     // `timeout` is null or points to a local that outlives the call.
     unsafe { KeWaitForSingleObject(event.cast(), EXECUTIVE, KERNEL_MODE, 0, timeout) }
+}
+
+// ---------------------------------------------------------------------------
+// Timers (KTIMER + KDPC)
+// ---------------------------------------------------------------------------
+
+/// `KeInitializeTimer` and `KeInitializeDpc(dpc, routine, context)`.
+///
+/// # Safety
+/// `timer` and `dpc` are resident storage that outlives every use of them.
+pub unsafe fn init_timer(timer: *mut KTIMER, dpc: *mut KDPC, routine: PKDEFERRED_ROUTINE, context: PVOID) {
+    // SAFETY: the caller provides valid resident storage.
+    unsafe {
+        KeInitializeTimer(timer);
+        KeInitializeDpc(dpc, routine, context);
+    }
+}
+
+/// `KeSetTimer` with a relative due time of `ms` milliseconds; the DPC runs
+/// at DISPATCH_LEVEL when it expires. Returns whether it was already queued.
+///
+/// # Safety
+/// Initialized with [`init_timer`]; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn set_timer(timer: *mut KTIMER, dpc: *mut KDPC, ms: ULONG) -> bool {
+    // SAFETY: initialized timer and DPC per the caller.
+    unsafe { KeSetTimer(timer, -(i64::from(ms) * 10_000), dpc) != 0 }
+}
+
+/// `KeCancelTimer`: true if the timer was queued and is now removed (its DPC
+/// will not run for this expiry); false if it was not queued (never set, or
+/// already expired and its DPC queued or run).
+///
+/// # Safety
+/// Initialized with [`init_timer`]; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn cancel_timer(timer: *mut KTIMER) -> bool {
+    // SAFETY: initialized timer per the caller.
+    unsafe { KeCancelTimer(timer) != 0 }
 }
 
 // ---------------------------------------------------------------------------

@@ -152,8 +152,15 @@ impl Session {
         while live() != Live::default() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        while crate::timer::queued_timers() != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let leaked = live();
         let mut problems = violations();
+        let timers = crate::timer::queued_timers();
+        if timers != 0 {
+            problems.push(format!("{timers} timer(s) still queued at the end of the test"));
+        }
         with_state(|s| {
             for (addr, layout) in s.quarantine.drain(..) {
                 // SAFETY: quarantined blocks are ours, `layout` long, never

@@ -23,6 +23,7 @@ pub mod io;
 pub mod irql;
 pub mod nt;
 pub mod rtl;
+pub mod timer;
 pub mod wsk;
 
 pub use check::{live, provider_connect_calls, violations, Live, Session, Site};

@@ -1,0 +1,151 @@
+//! KTIMER and KDPC: KeInitializeTimer, KeInitializeDpc, KeSetTimer,
+//! KeCancelTimer. One timer thread keeps the queue; an expired timer leaves
+//! the queue before its DPC runs (at DISPATCH_LEVEL, on the timer thread), so
+//! KeCancelTimer returns TRUE exactly when it removed a queued timer and the
+//! DPC will not run for that expiry — the contract drivers rely on
+//! (Microsoft Learn, KeCancelTimer: "If the timer object is currently in the
+//! system timer queue, it is removed from the queue ... returns TRUE").
+//!
+//! KDPC layout (x64): DeferredRoutine at 0x18, DeferredContext at 0x20.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::check::violation;
+use crate::irql;
+use crate::nt::*;
+
+const KDPC_ROUTINE: usize = 0x18;
+const KDPC_CONTEXT: usize = 0x20;
+/// Timer type byte (DISPATCHER_HEADER.Type) KeInitializeTimer writes:
+/// TimerNotificationObject.
+const TIMER_TYPE: u8 = 8;
+
+struct Queued {
+    due: Instant,
+    dpc: usize,
+}
+
+static QUEUE: Mutex<Option<HashMap<usize, Queued>>> = Mutex::new(None);
+static WAKE: Condvar = Condvar::new();
+static THREAD: std::sync::Once = std::sync::Once::new();
+
+fn start_thread() {
+    THREAD.call_once(|| {
+        std::thread::Builder::new()
+            .name("hostkernel-timers".into())
+            .spawn(timer_thread)
+            .map(|_| ())
+            .unwrap_or_else(|e| violation(format!("cannot start the timer thread: {e}")));
+    });
+}
+
+fn timer_thread() {
+    irql::set(DISPATCH_LEVEL);
+    let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let now = Instant::now();
+        let map = q.get_or_insert_with(HashMap::new);
+        let expired: Vec<(usize, usize)> = map.iter().filter(|(_, e)| e.due <= now).map(|(t, e)| (*t, e.dpc)).collect();
+        if !expired.is_empty() {
+            for (t, _) in &expired {
+                map.remove(t);
+            }
+            drop(q);
+            for (_, dpc) in expired {
+                let dpc = dpc as PVOID;
+                // SAFETY: an initialized KDPC, alive while its timer was queued
+                // (the driver's contract); the routine was stored by KeInitializeDpc.
+                unsafe {
+                    let routine: usize = rd(dpc, KDPC_ROUTINE);
+                    let context: PVOID = rd(dpc, KDPC_CONTEXT);
+                    if routine != 0 {
+                        let routine: unsafe extern "system" fn(PVOID, PVOID, PVOID, PVOID) =
+                            std::mem::transmute(routine);
+                        routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut());
+                    }
+                }
+            }
+            q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        let next = map.values().map(|e| e.due).min();
+        q = match next {
+            None => WAKE.wait(q).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => WAKE.wait_timeout(q, d.saturating_duration_since(now)).unwrap_or_else(|e| e.into_inner()).0,
+        };
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeInitializeTimer(timer: PVOID) {
+    if timer.is_null() {
+        violation("KeInitializeTimer: NULL timer");
+        return;
+    }
+    // SAFETY: the caller provides 0x40 writable bytes.
+    unsafe {
+        std::ptr::write_bytes(timer.cast::<u8>(), 0, 0x40);
+        wr(timer, 0, TIMER_TYPE);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeInitializeDpc(dpc: PVOID, routine: PVOID, context: PVOID) {
+    if dpc.is_null() || routine.is_null() {
+        violation("KeInitializeDpc: NULL DPC or routine");
+        return;
+    }
+    // SAFETY: the caller provides 0x40 writable bytes.
+    unsafe {
+        std::ptr::write_bytes(dpc.cast::<u8>(), 0, 0x40);
+        wr(dpc, 0, 0x13u8); // DpcObject
+        wr(dpc, KDPC_ROUTINE, routine);
+        wr(dpc, KDPC_CONTEXT, context);
+    }
+}
+
+fn check_timer(timer: PVOID, who: &str) -> bool {
+    if irql::current() > DISPATCH_LEVEL {
+        violation(format!("{who} above DISPATCH_LEVEL"));
+    }
+    // SAFETY: a caller-supplied KTIMER (0x40 bytes).
+    if timer.is_null() || unsafe { rd::<u8>(timer, 0) } != TIMER_TYPE {
+        violation(format!("{who}: {timer:p} is not a timer initialized with KeInitializeTimer"));
+        return false;
+    }
+    true
+}
+
+/// KeSetTimer: `due` < 0 is relative (100 ns units), > 0 absolute. Returns
+/// TRUE if the timer was already queued (it is re-queued).
+#[no_mangle]
+pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> u8 {
+    if !check_timer(timer, "KeSetTimer") {
+        return 0;
+    }
+    let after = if due < 0 { Duration::from_nanos(due.unsigned_abs().saturating_mul(100)) } else { Duration::ZERO };
+    start_thread();
+    let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    let was = q
+        .get_or_insert_with(HashMap::new)
+        .insert(timer as usize, Queued { due: Instant::now() + after, dpc: dpc as usize })
+        .is_some();
+    WAKE.notify_all();
+    u8::from(was)
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn KeCancelTimer(timer: PVOID) -> u8 {
+    if !check_timer(timer, "KeCancelTimer") {
+        return 0;
+    }
+    let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    u8::from(q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some())
+}
+
+/// Timers still queued (a request freed with its timer queued is a leak).
+pub fn queued_timers() -> usize {
+    QUEUE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.len())
+}

@@ -1,0 +1,260 @@
+//! SafeWskSocketConnectAsync / SafeWskCancelConnect on the host kernel.
+
+mod common;
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+/// What the callback saw: (status, socket, IRQL, when).
+#[derive(Default)]
+struct Seen {
+    calls: Mutex<Vec<(NTSTATUS, usize, u8, Instant)>>,
+    cv: Condvar,
+}
+
+unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+    // SAFETY: the context is the Arc<Seen> the test keeps alive.
+    let seen = unsafe { &*(ctx as *const Seen) };
+    let irql = hostkernel::irql::current();
+    seen.calls.lock().unwrap().push((status, socket as usize, irql, Instant::now()));
+    seen.cv.notify_all();
+}
+
+impl Seen {
+    fn wait(&self, n: usize, within: Duration) -> Vec<(NTSTATUS, usize, u8, Instant)> {
+        let deadline = Instant::now() + within;
+        let mut g = self.calls.lock().unwrap();
+        while g.len() < n && Instant::now() < deadline {
+            g = self.cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        }
+        g.clone()
+    }
+}
+
+fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST> {
+    Box::new(SAFEWSK_CONNECT_REQUEST {
+        Callback: Some(on_connect),
+        CallbackContext: Arc::as_ptr(seen) as *mut c_void,
+        TimeoutMs: timeout_ms,
+        Reserved: 0,
+        Private: [0; 24],
+    })
+}
+
+fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
+    let local = Addr::wildcard_like(remote);
+    let remote = Addr::from(remote);
+    // SAFETY: valid addresses; `req` outlives the request (the tests wait for the callback).
+    unsafe {
+        SafeWskSocketConnectAsync(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            req,
+        )
+    }
+}
+
+#[test]
+fn async_connect_calls_back_once_with_a_working_socket() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 2000);
+    assert_eq!(start(client, server, &mut req), STATUS_PENDING);
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!(calls.len(), 1);
+    let (status, socket, irql, _) = calls[0];
+    assert_eq!(status, STATUS_SUCCESS);
+    assert!(irql <= DISPATCH_LEVEL);
+    let socket = socket as *mut WSK_SOCKET;
+    assert_eq!(send(client, socket, b"async"), (STATUS_SUCCESS, 5));
+    let mut buf = [0u8; 5];
+    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(&buf, b"async");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    // SAFETY: the request finished; its storage is intact.
+    assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_NOT_FOUND);
+    cleanup(client);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(seen.calls.lock().unwrap().len(), 1, "callback called more than once");
+    k.finish();
+}
+
+#[test]
+fn async_connect_times_out_through_the_timer_dpc() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 120);
+    let t0 = Instant::now();
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    let calls = seen.wait(1, Duration::from_secs(5));
+    let took = calls[0].3 - t0;
+    eprintln!("async timeout 120 ms: callback after {took:?}");
+    assert_eq!((calls[0].0, calls[0].1), (STATUS_IO_TIMEOUT, 0));
+    assert!(took >= Duration::from_millis(120) && took < Duration::from_millis(1000), "{took:?}");
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn explicit_cancel_calls_back_with_status_cancelled() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(seen.calls.lock().unwrap().is_empty());
+    // Cancel works at DISPATCH_LEVEL too.
+    // SAFETY: a pending request.
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskCancelConnect(&mut *req) });
+    assert_eq!(st, STATUS_SUCCESS);
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!((calls[0].0, calls[0].1), (STATUS_CANCELLED, 0));
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn synchronous_provider_completion_calls_back_before_returning() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Sync);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 1000);
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    let calls = seen.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "inline completion must call back before returning");
+    assert_eq!(calls[0].0, STATUS_CONNECTION_REFUSED);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn async_connect_can_be_issued_at_dispatch_level() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 2000);
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || start(client, server, &mut req));
+    assert_eq!(st, STATUS_PENDING);
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!(calls[0].0, STATUS_SUCCESS);
+    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn bad_request_storage_is_parameter_12_and_never_calls_back() {
+    let k = Session::begin();
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let target = closed_port();
+    let mut no_callback = request(&seen, 100);
+    no_callback.Callback = None;
+    let mut reserved = request(&seen, 100);
+    reserved.Reserved = 1;
+    assert_eq!(start(client, target, &mut no_callback), STATUS_INVALID_PARAMETER_12);
+    assert_eq!(start(client, target, &mut reserved), STATUS_INVALID_PARAMETER_12);
+    let local = Addr::parse("0.0.0.0:0");
+    let remote = Addr::from(target);
+    // SAFETY: NULL request.
+    let st = unsafe {
+        SafeWskSocketConnectAsync(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, STATUS_INVALID_PARAMETER_12);
+    let mut ok = request(&seen, 100);
+    let bad_remote: std::net::SocketAddr = "0.0.0.0:80".parse().unwrap();
+    assert_eq!(start(client, bad_remote, &mut ok), STATUS_INVALID_PARAMETER_5);
+    // SAFETY: NULL is rejected.
+    assert_eq!(unsafe { SafeWskCancelConnect(ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1);
+    k.fail_nth(Site::Irp, 1);
+    assert_eq!(start(client, target, &mut ok), STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(hostkernel::provider_connect_calls(), 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(seen.calls.lock().unwrap().is_empty(), "a rejected request must not call back");
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn cleanup_waits_for_in_flight_requests_and_refuses_new_ones() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 250);
+    let t0 = Instant::now();
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    let c = client as usize;
+    let cleaner = std::thread::spawn(move || {
+        // SAFETY: a live client; the test makes no other call concurrently
+        // except the connect below, which must be refused.
+        let st = unsafe { SafeWskCleanup(c as *mut SAFEWSK_CLIENT) };
+        (st, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(60));
+    let mut late = request(&seen, 100);
+    assert_eq!(start(client, closed_port(), &mut late), STATUS_DELETE_PENDING);
+    let (st, done) = cleaner.join().unwrap();
+    assert_eq!(st, STATUS_SUCCESS);
+    let calls = seen.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].3 <= done, "cleanup returned before the callback");
+    assert!(done - t0 >= Duration::from_millis(250));
+    k.finish();
+}
+
+#[test]
+fn an_async_connect_allocates_nothing_but_its_irp() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(100)));
+    let client = startup();
+    let before = hostkernel::live();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 2000);
+    assert_eq!(start(client, server, &mut req), STATUS_PENDING);
+    let during = hostkernel::live();
+    assert_eq!(during.pool_blocks, before.pool_blocks, "no pool allocation per request");
+    assert_eq!(during.irps, before.irps + 1, "exactly one IRP per request");
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!(calls[0].0, STATUS_SUCCESS);
+    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
