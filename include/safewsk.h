@@ -35,7 +35,9 @@ typedef void (*SAFEWSK_CONNECT_CALLBACK)(PVOID Context,
  * memory (a device context, a pool block, a global) that stays valid from
  * `SafeWskSocketConnectAsync` until the callback has returned, and is not
  * used by two requests at once. Fill in the first three members; the rest
- * belongs to safewsk.
+ * belongs to safewsk. `CallbackContext` too must stay valid until the
+ * callback has *returned*: a waiter woken by the callback must not free
+ * what the callback is still using (signal last, or hand ownership to it).
  */
 typedef struct {
   /**

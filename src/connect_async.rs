@@ -33,7 +33,9 @@ pub const SAFEWSK_NO_TIMEOUT: ULONG = 0xFFFF_FFFF;
 /// memory (a device context, a pool block, a global) that stays valid from
 /// `SafeWskSocketConnectAsync` until the callback has returned, and is not
 /// used by two requests at once. Fill in the first three members; the rest
-/// belongs to safewsk.
+/// belongs to safewsk. `CallbackContext` too must stay valid until the
+/// callback has *returned*: a waiter woken by the callback must not free
+/// what the callback is still using (signal last, or hand ownership to it).
 #[repr(C)]
 pub struct SAFEWSK_CONNECT_REQUEST {
     /// Called exactly once, at IRQL <= DISPATCH_LEVEL, on any thread.

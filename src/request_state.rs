@@ -89,3 +89,133 @@ impl Default for RequestState {
         Self::new()
     }
 }
+
+/// Model check with loom of the protocol `connect_async` follows:
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib request_state`.
+/// The four parties run the same steps, in the same order, as in
+/// src/connect_async.rs, against a simulated IRP and timer queue.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, AtomicU32 as Counter, AtomicU8};
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::vec::Vec;
+
+    const UNARMED: u8 = 0;
+    const QUEUED: u8 = 1;
+    const FIRED: u8 = 2;
+    const REMOVED: u8 = 3;
+
+    struct Sim {
+        state: RequestState,
+        completion_ran: AtomicBool,
+        irp_freed: AtomicBool,
+        timer: AtomicU8,
+        finals: Counter,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            Sim {
+                state: RequestState::new(),
+                completion_ran: AtomicBool::new(false),
+                irp_freed: AtomicBool::new(false),
+                timer: AtomicU8::new(UNARMED),
+                finals: Counter::new(0),
+            }
+        }
+        /// `release` in connect_async: the last reference frees the IRP and
+        /// calls back.
+        fn release(&self) {
+            if self.state.release().is_some() {
+                assert!(self.completion_ran.load(Ordering::SeqCst), "IRP freed before its completion routine");
+                assert!(!self.irp_freed.swap(true, Ordering::SeqCst), "IRP freed twice");
+                assert_ne!(self.timer.load(Ordering::SeqCst), QUEUED, "finished with the timer still queued");
+                self.finals.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        fn io_cancel_irp(&self) {
+            assert!(!self.irp_freed.load(Ordering::SeqCst), "IoCancelIrp after IoFreeIrp");
+        }
+        fn ke_set_timer(&self) {
+            self.timer.store(QUEUED, Ordering::SeqCst);
+        }
+        fn ke_cancel_timer(&self) -> bool {
+            self.timer.compare_exchange(QUEUED, REMOVED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        }
+        /// The timer expires: it leaves the queue, then its DPC runs.
+        fn expire(&self) {
+            if self.timer.compare_exchange(QUEUED, FIRED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                // on_timeout
+                if self.state.flags() & COMPLETED == 0 {
+                    self.state.set_flag(TIMED_OUT);
+                    self.io_cancel_irp();
+                }
+                self.release();
+            }
+        }
+        /// on_complete
+        fn complete(&self) {
+            self.completion_ran.store(true, Ordering::SeqCst);
+            self.state.set_completed();
+            if self.ke_cancel_timer() {
+                self.release();
+            }
+            self.release();
+        }
+        /// The end of `start`, after the IRP was issued.
+        fn arm_and_release_starter(&self) {
+            if self.state.try_acquire_unless_completed(0) {
+                self.ke_set_timer();
+                if self.state.flags() & COMPLETED != 0 && self.ke_cancel_timer() {
+                    self.release();
+                }
+            }
+            self.release();
+        }
+        /// `cancel`
+        fn cancel(&self) {
+            if self.state.try_acquire_unless_completed(CANCELLED) {
+                self.io_cancel_irp();
+                self.release();
+            }
+        }
+    }
+
+    #[test]
+    fn completion_timeout_cancel_and_start_race_safely() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let sim = Arc::new(Sim::new());
+            let threads: Vec<_> = [Sim::complete as fn(&Sim), Sim::expire, Sim::cancel]
+                .into_iter()
+                .map(|step| {
+                    let s = sim.clone();
+                    thread::spawn(move || step(&s))
+                })
+                .collect();
+            sim.arm_and_release_starter();
+            for t in threads {
+                t.join().unwrap();
+            }
+            // A timer armed after the expiry thread ran still expires later.
+            sim.expire();
+            assert_eq!(sim.finals.load(Ordering::SeqCst), 1, "callback not called exactly once");
+            assert!(sim.irp_freed.load(Ordering::SeqCst));
+        });
+    }
+
+    #[test]
+    fn without_a_canceller_or_timer_completion_alone_finishes() {
+        loom::model(|| {
+            let sim = Arc::new(Sim::new());
+            let s = sim.clone();
+            let t = thread::spawn(move || s.complete());
+            sim.release(); // a request without a deadline: the starter only releases
+            t.join().unwrap();
+            assert_eq!(sim.finals.load(Ordering::SeqCst), 1);
+        });
+    }
+}

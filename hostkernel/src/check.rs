@@ -144,6 +144,12 @@ impl Session {
         });
     }
 
+    /// Whether the failure set with [`Session::fail_nth`] at `site` has been
+    /// injected (the operation made at least `nth` allocations there).
+    pub fn fault_hit(&self, site: Site) -> bool {
+        with_state(|s| s.faults.get(&site).is_some_and(|(seen, nth)| *nth > 0 && seen >= nth))
+    }
+
     /// Ends the session and asserts that nothing leaked, nothing was written
     /// after being freed, and no contract was violated. Completions still
     /// running on provider threads get up to two seconds to settle.

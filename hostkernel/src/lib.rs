@@ -29,4 +29,4 @@ pub mod wsk;
 pub use check::{live, provider_connect_calls, violations, Live, Session, Site};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
-pub use wsk::{provider_ready_after, set_connect_completion, set_provider_ready, ConnectCompletion};
+pub use wsk::{provider_ready_after, set_connect_completion, set_connect_error, set_provider_ready, ConnectCompletion};

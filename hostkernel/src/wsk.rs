@@ -46,10 +46,11 @@ struct Config {
     ready_at: Option<Instant>,
     never_ready: bool,
     mode: ConnectCompletion,
+    connect_error: Option<NTSTATUS>,
 }
 
 static CONFIG: Mutex<Config> =
-    Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async });
+    Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async, connect_error: None });
 
 fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
     f(&mut CONFIG.lock().unwrap_or_else(|e| e.into_inner()))
@@ -60,7 +61,14 @@ pub(crate) fn reset_provider() {
         c.ready_at = None;
         c.never_ready = false;
         c.mode = ConnectCompletion::Async;
+        c.connect_error = None;
     });
+}
+
+/// Makes WskSocketConnect fail with `status` (completing the IRP with it,
+/// as the transport would) instead of connecting; None restores real connects.
+pub fn set_connect_error(status: Option<NTSTATUS>) {
+    config(|c| c.connect_error = status);
 }
 
 /// Makes the provider NPI unavailable (`false`) or available (`true`).
@@ -534,8 +542,11 @@ unsafe extern "system" fn wsk_socket_connect(
         unsafe { complete(irp, STATUS_INVALID_ADDRESS_COMPONENT, 0) };
         return STATUS_INVALID_ADDRESS_COMPONENT;
     }
-    let mode = config(|c| c.mode);
+    let (mode, injected) = config(|c| (c.mode, c.connect_error));
     run(irp, None, move |op| {
+        if let Some(status) = injected {
+            return (status, 0);
+        }
         match mode {
             ConnectCompletion::Never => {
                 op.wait(-1, 0, None);

@@ -1,0 +1,171 @@
+//! Fault injection: every allocation a startup, connect, send, receive,
+//! close and cleanup make is failed in turn; every status the provider can
+//! report is injected. Each case must give a precise status and leave zero
+//! IRPs, pool blocks, MDLs and sockets behind (Session::finish).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+/// Runs the whole life cycle once; returns the first failing step's name and
+/// status, after undoing what succeeded (retrying a failed close, which the
+/// API documents as leaving the socket open).
+fn life_cycle(server: SocketAddr, asynchronous: bool) -> Option<(&'static str, NTSTATUS)> {
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid out pointer at PASSIVE_LEVEL.
+    let st = unsafe { SafeWskStartup(0, &mut client) };
+    if st != STATUS_SUCCESS {
+        assert!(client.is_null());
+        return Some(("startup", st));
+    }
+    let (st, socket) = if asynchronous { connect_async(client, server) } else { connect(client, server, 2000) };
+    let mut failure = None;
+    if st != STATUS_SUCCESS {
+        failure = Some(("connect", st));
+    } else {
+        let (st, n) = send(client, socket, b"fault");
+        if st != STATUS_SUCCESS {
+            failure = Some(("send", st));
+        } else {
+            assert_eq!(n, 5);
+            let mut buf = [0u8; 5];
+            let (st, n) = receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000);
+            if st != STATUS_SUCCESS {
+                failure = Some(("receive", st));
+            } else {
+                assert_eq!((n, &buf), (5, b"fault"));
+            }
+        }
+        let st = close(client, socket);
+        if st != STATUS_SUCCESS {
+            failure = failure.or(Some(("close", st)));
+            assert_eq!(close(client, socket), STATUS_SUCCESS, "retrying the close must work");
+        }
+    }
+    cleanup(client);
+    failure
+}
+
+fn connect_async(client: *mut SAFEWSK_CLIENT, server: SocketAddr) -> (NTSTATUS, *mut WSK_SOCKET) {
+    // The context must stay valid until the callback *returns*, not only
+    // until it has signalled: so the callback owns its Sender and drops it.
+    // (A Sender on this stack frame would be freed while the callback is
+    // still inside send(), as soon as recv() below returns.)
+    unsafe extern "C" fn cb(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+        // SAFETY: ctx is the Box<Sender> leaked below, handed over once.
+        let tx = unsafe { Box::from_raw(ctx as *mut mpsc::Sender<(NTSTATUS, usize)>) };
+        let _ = tx.send((status, socket as usize));
+    }
+    let (tx, rx) = mpsc::channel::<(NTSTATUS, usize)>();
+    let mut req = Box::new(SAFEWSK_CONNECT_REQUEST {
+        Callback: Some(cb),
+        CallbackContext: Box::into_raw(Box::new(tx.clone())) as PVOID,
+        TimeoutMs: 2000,
+        Reserved: 0,
+        Private: [0; 24],
+    });
+    let local = Addr::wildcard_like(server);
+    let remote = Addr::from(server);
+    // SAFETY: valid arguments; `req` and `tx` outlive the callback (we wait).
+    let st = unsafe {
+        SafeWskSocketConnectAsync(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut *req,
+        )
+    };
+    if st != STATUS_PENDING {
+        // SAFETY: no callback will come: reclaim the context.
+        drop(unsafe { Box::from_raw(req.CallbackContext as *mut mpsc::Sender<(NTSTATUS, usize)>) });
+        return (st, std::ptr::null_mut());
+    }
+    let (st, socket) = rx.recv_timeout(Duration::from_secs(5)).expect("callback");
+    (st, socket as *mut WSK_SOCKET)
+}
+
+fn every_nth_allocation_fails_cleanly(site: Site, asynchronous: bool) {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let mut n = 1;
+    loop {
+        let k = Session::begin();
+        k.fail_nth(site, n);
+        let failure = life_cycle(server, asynchronous);
+        let hit = k.fault_hit(site);
+        k.finish();
+        match (hit, failure) {
+            (true, Some((step, st))) => {
+                assert_eq!(st, STATUS_INSUFFICIENT_RESOURCES, "{site:?} #{n} failed {step} with {st:#x}");
+                eprintln!("{site:?} allocation #{n} failed -> {step}: STATUS_INSUFFICIENT_RESOURCES");
+            }
+            (true, None) => panic!("{site:?} allocation #{n} failed but every step reported success"),
+            (false, None) => {
+                eprintln!("{site:?}: {} allocation(s) in a full life cycle, each failure handled", n - 1);
+                assert!(n > 1, "{site:?}: the life cycle made no allocation there");
+                return;
+            }
+            (false, Some((step, st))) => panic!("{step} failed with {st:#x} without an injected fault"),
+        }
+        n += 1;
+    }
+}
+
+#[test]
+fn every_irp_allocation_can_fail() {
+    every_nth_allocation_fails_cleanly(Site::Irp, false);
+    every_nth_allocation_fails_cleanly(Site::Irp, true);
+}
+
+#[test]
+fn every_pool_allocation_can_fail() {
+    every_nth_allocation_fails_cleanly(Site::Pool, false);
+    every_nth_allocation_fails_cleanly(Site::Pool, true);
+}
+
+#[test]
+fn every_mdl_allocation_can_fail() {
+    every_nth_allocation_fails_cleanly(Site::Mdl, false);
+}
+
+#[test]
+fn every_provider_error_is_returned_as_is() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let errors = [
+        STATUS_CONNECTION_REFUSED,
+        STATUS_HOST_UNREACHABLE,
+        STATUS_NETWORK_UNREACHABLE,
+        STATUS_ADDRESS_ALREADY_EXISTS,
+        STATUS_INVALID_ADDRESS_COMPONENT,
+        STATUS_CONNECTION_ABORTED,
+        STATUS_CONNECTION_RESET,
+        STATUS_INSUFFICIENT_RESOURCES,
+        STATUS_IO_TIMEOUT,
+        STATUS_UNSUCCESSFUL,
+    ];
+    for mode in [ConnectCompletion::Sync, ConnectCompletion::Async, ConnectCompletion::Delay(Duration::from_millis(5))]
+    {
+        for asynchronous in [false, true] {
+            for &error in &errors {
+                let k = Session::begin();
+                hostkernel::set_connect_completion(mode);
+                hostkernel::set_connect_error(Some(error));
+                assert_eq!(life_cycle(server, asynchronous), Some(("connect", error)), "{mode:?} {error:#x}");
+                k.finish();
+            }
+        }
+    }
+}
