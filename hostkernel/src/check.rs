@@ -34,8 +34,17 @@ pub enum Site {
     Mdl,
 }
 
+/// Allocations made since the process started: (count, bytes) per site.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Allocations {
+    pub irps: (u64, u64),
+    pub pool: (u64, u64),
+    pub mdls: (u64, u64),
+}
+
 pub(crate) struct State {
     pub live: HashMap<Kind, usize>,
+    pub allocations: Allocations,
     pub violations: Vec<String>,
     /// Site -> (allocations seen, fail the one with this 1-based number).
     pub faults: HashMap<Site, (u32, u32)>,
@@ -53,6 +62,7 @@ pub(crate) fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let s = g.get_or_insert_with(|| State {
         live: HashMap::new(),
+        allocations: Allocations::default(),
         violations: Vec::new(),
         faults: HashMap::new(),
         quarantine: Vec::new(),
@@ -76,6 +86,24 @@ pub(crate) fn add_live(kind: Kind, delta: isize) {
         let n = s.live.entry(kind).or_insert(0);
         *n = n.saturating_add_signed(delta);
     });
+}
+
+/// Counts a successful allocation of `bytes` at `site`.
+pub(crate) fn count_allocation(site: Site, bytes: usize) {
+    with_state(|s| {
+        let slot = match site {
+            Site::Irp => &mut s.allocations.irps,
+            Site::Pool => &mut s.allocations.pool,
+            Site::Mdl => &mut s.allocations.mdls,
+        };
+        slot.0 += 1;
+        slot.1 += bytes as u64;
+    });
+}
+
+/// Allocations made so far (cumulative, never reset).
+pub fn allocations() -> Allocations {
+    with_state(|s| s.allocations)
 }
 
 /// Whether the allocation now being made at `site` is the one to fail.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::check::{add_live, inject_failure, quarantine, violation, Kind, Site};
+use crate::check::{add_live, count_allocation, inject_failure, quarantine, violation, Kind, Site};
 use crate::irql;
 use crate::nt::*;
 
@@ -64,6 +64,7 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     }
     irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout }));
     add_live(Kind::Irp, 1);
+    count_allocation(Site::Irp, size);
     irp
 }
 
@@ -276,6 +277,7 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
     }
     mdls(|m| m.insert(mdl as usize, layout));
     add_live(Kind::Mdl, 1);
+    count_allocation(Site::Mdl, size);
     mdl
 }
 
@@ -377,6 +379,7 @@ pub unsafe extern "system" fn ExAllocatePool2(_flags: u64, size: usize, tag: u32
     if !p.is_null() {
         pool(|m| m.insert(p as usize, (layout, tag)));
         add_live(Kind::Pool, 1);
+        count_allocation(Site::Pool, size);
     }
     p.cast()
 }

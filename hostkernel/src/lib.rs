@@ -26,7 +26,7 @@ pub mod rtl;
 pub mod timer;
 pub mod wsk;
 
-pub use check::{live, provider_connect_calls, violations, Live, Session, Site};
+pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
 pub use wsk::{provider_ready_after, set_connect_completion, set_connect_error, set_provider_ready, ConnectCompletion};

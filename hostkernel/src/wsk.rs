@@ -394,6 +394,12 @@ fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     f(g.get_or_insert_with(HashSet::new))
 }
 
+/// The sockets currently open (WSK_SOCKET addresses), for teardown in
+/// benchmarks and tests.
+pub fn open_sockets() -> Vec<usize> {
+    sockets(|s| s.iter().copied().collect())
+}
+
 fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     if !sockets(|s| s.contains(&(socket as usize))) {
         violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
