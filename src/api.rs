@@ -79,11 +79,13 @@ pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut
 
 /// Releases the WSK provider, deregisters and frees `Client`.
 ///
-/// Refuses, and changes nothing, while the client still has an open socket or
-/// a call in progress: close every socket first. This keeps WskDeregister
-/// (which blocks until every socket is closed) from hanging DriverUnload.
-/// After STATUS_SUCCESS the handle is invalid. Do not call it concurrently
-/// with other calls on the same client.
+/// Stops new calls at once (they fail with STATUS_DELETE_PENDING), then waits
+/// until every call in progress has returned and every asynchronous connect
+/// has called back (their deadlines bound that wait). Then, if a socket is
+/// still open, it refuses: the client is reopened, nothing is released, and
+/// STATUS_INVALID_DEVICE_STATE is returned — close every socket first. This
+/// keeps WskDeregister (which blocks until every socket is closed) from
+/// hanging DriverUnload. After STATUS_SUCCESS the handle is invalid.
 ///
 /// IRQL: PASSIVE_LEVEL.
 ///
@@ -91,8 +93,7 @@ pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut
 /// - STATUS_SUCCESS;
 /// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
 /// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
-/// - STATUS_INVALID_DEVICE_STATE: a socket is still open or a call is in
-///   progress;
+/// - STATUS_INVALID_DEVICE_STATE: a socket is still open;
 /// - STATUS_DELETE_PENDING: another cleanup of this client is in progress.
 ///
 /// # Safety
