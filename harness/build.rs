@@ -22,8 +22,13 @@ fn main() {
         .warnings(true)
         .extra_warnings(true)
         .warnings_into_errors(true);
+    println!("cargo:rerun-if-env-changed=SAFEWSK_ASAN");
     if std::env::var_os("SAFEWSK_ASAN").is_some() {
-        build.flag("-fsanitize=address");
+        // The C code under AddressSanitizer; the link pulls in its runtime.
+        build.flag("-fsanitize=address").flag("-fno-omit-frame-pointer");
+        // rustc links with -nodefaultlibs, so name the runtime explicitly.
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-lasan");
     }
     build.compile("sample_driver");
 }
