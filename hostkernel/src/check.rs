@@ -117,10 +117,39 @@ pub(crate) fn inject_failure(site: Site) -> bool {
     })
 }
 
+/// How many freed blocks stay poisoned before the oldest are checked and
+/// released (bounds memory in runs without sessions, such as fuzzing).
+const QUARANTINE_MAX: usize = 1 << 16;
+
 pub(crate) fn quarantine(addr: *mut u8, layout: std::alloc::Layout) {
     // SAFETY: the block is live, `layout.size()` bytes long, and ours to poison.
     unsafe { std::ptr::write_bytes(addr, POISON, layout.size()) };
-    with_state(|s| s.quarantine.push((addr as usize, layout)));
+    let old = with_state(|s| {
+        s.quarantine.push((addr as usize, layout));
+        if s.quarantine.len() > QUARANTINE_MAX {
+            s.quarantine.drain(..QUARANTINE_MAX / 2).collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        }
+    });
+    for problem in release_quarantined(old) {
+        violation(problem);
+    }
+}
+
+/// Checks that released blocks were not written after free, then frees them.
+fn release_quarantined(blocks: Vec<(usize, std::alloc::Layout)>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (addr, layout) in blocks {
+        // SAFETY: quarantined blocks are ours, `layout` long, never handed out again.
+        let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, layout.size()) };
+        if let Some(at) = bytes.iter().position(|b| *b != POISON) {
+            problems.push(format!("block at {addr:#x} was written after it was freed (offset {at:#x})"));
+        }
+        // SAFETY: allocated with this layout by the host kernel.
+        unsafe { std::alloc::dealloc(addr as *mut u8, layout) };
+    }
+    problems
 }
 
 /// Current live-object counts.
@@ -195,21 +224,13 @@ impl Session {
         if timers != 0 {
             problems.push(format!("{timers} timer(s) still queued at the end of the test"));
         }
-        with_state(|s| {
-            for (addr, layout) in s.quarantine.drain(..) {
-                // SAFETY: quarantined blocks are ours, `layout` long, never
-                // handed out again.
-                let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, layout.size()) };
-                if let Some(at) = bytes.iter().position(|b| *b != POISON) {
-                    problems.push(format!("block at {addr:#x} was written after it was freed (offset {at:#x})"));
-                }
-                // SAFETY: allocated with this layout by the host kernel.
-                unsafe { std::alloc::dealloc(addr as *mut u8, layout) };
-            }
+        let quarantined = with_state(|s| {
             s.live.clear();
             s.violations.clear();
             s.faults.clear();
+            std::mem::take(&mut s.quarantine)
         });
+        problems.extend(release_quarantined(quarantined));
         if leaked != Live::default() {
             problems.insert(0, format!("objects leaked at the end of the test: {leaked:?}"));
         }

@@ -1,0 +1,223 @@
+//! One fuzz input = one call of SafeWskSocketConnect or
+//! SafeWskSocketConnectAsync (and SafeWskCancelConnect) with arbitrary
+//! arguments: client (live, NULL, or a block that is not a client), socket
+//! type, protocol, flags, SOCKADDR bytes for both addresses, the
+//! context/dispatch combination, a security descriptor, the socket out
+//! pointer, the deadline. Shared by the libFuzzer target and by
+//! tests/fuzz_regressions.rs, which replays fuzz/regressions/*.
+//!
+//! Checked on every input: the status is one the header documents; a
+//! rejected argument (STATUS_INVALID_PARAMETER_n) never reaches the provider;
+//! *Socket is NULL unless the call succeeded; an accepted async request calls
+//! back exactly once; nothing leaks (IRPs, sockets) once the call is over.
+//!
+//! Addresses are passed in buffers of at least 28 bytes: the API, like WSK,
+//! has no length parameter and reads the size the family implies, so a
+//! shorter buffer is a caller contract violation it cannot detect.
+
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use safewsk::nt::*;
+use safewsk::*;
+
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    /// A SOCKADDR: None (NULL) or `len` fuzzed bytes in a 28-byte buffer.
+    fn sockaddr(&mut self) -> Option<Vec<u8>> {
+        let len = self.u8();
+        if len == 0 {
+            return None;
+        }
+        let mut v = vec![0u8; 28.max(len as usize)];
+        for b in v.iter_mut().take(len as usize) {
+            *b = self.u8();
+        }
+        Some(v)
+    }
+}
+
+fn client() -> *mut SAFEWSK_CLIENT {
+    static CLIENT: OnceLock<usize> = OnceLock::new();
+    *CLIENT.get_or_init(|| {
+        // Connects that pass validation reach a provider that never
+        // completes: the deadline (0-3 ms) cancels them. No traffic.
+        hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
+        let mut c = ptr::null_mut();
+        // SAFETY: valid out pointer, PASSIVE_LEVEL.
+        assert_eq!(unsafe { SafeWskStartup(0, &mut c) }, STATUS_SUCCESS);
+        c as usize
+    }) as *mut SAFEWSK_CLIENT
+}
+
+unsafe extern "system" fn on_receive(_: PVOID, _: ULONG, _: PVOID, _: SIZE_T, _: *mut SIZE_T) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+static CALLBACKS: AtomicU32 = AtomicU32::new(0);
+static LAST_STATUS: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "C" fn on_connect(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+    assert!(socket.is_null() || status == STATUS_SUCCESS);
+    LAST_STATUS.store(status as u32, Ordering::SeqCst);
+    CALLBACKS.fetch_add(1, Ordering::SeqCst);
+}
+
+const DOCUMENTED: &[NTSTATUS] = &[
+    STATUS_SUCCESS,
+    STATUS_PENDING,
+    STATUS_IO_TIMEOUT,
+    STATUS_CANCELLED,
+    STATUS_INVALID_LEVEL,
+    STATUS_INVALID_PARAMETER_1,
+    STATUS_INVALID_PARAMETER_2,
+    STATUS_INVALID_PARAMETER_3,
+    STATUS_INVALID_PARAMETER_4,
+    STATUS_INVALID_PARAMETER_5,
+    STATUS_INVALID_PARAMETER_6,
+    STATUS_INVALID_PARAMETER_7,
+    STATUS_INVALID_PARAMETER_8,
+    STATUS_INVALID_PARAMETER_11,
+    STATUS_INVALID_PARAMETER_12,
+];
+
+pub fn run(data: &[u8]) {
+    let mut inp = Input(data);
+    let live = client();
+    let mut not_a_client = [0u64; 64];
+    let which = inp.u8() % 3;
+    let client_arg = match which {
+        0 => live,
+        1 => ptr::null_mut(),
+        _ => not_a_client.as_mut_ptr().cast(),
+    };
+    let socket_type = inp.u16();
+    let protocol = inp.u32();
+    let flags = if inp.u8() % 4 == 0 { inp.u32() } else { 0 };
+    let local = inp.sockaddr();
+    let remote = inp.sockaddr();
+    let mut context_cell = 0u64;
+    let shape = inp.u8();
+    let context: PVOID = if shape & 1 != 0 { (&mut context_cell as *mut u64).cast() } else { ptr::null_mut() };
+    let empty =
+        WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
+    let full = WSK_CLIENT_CONNECTION_DISPATCH {
+        WskReceiveEvent: Some(on_receive),
+        WskDisconnectEvent: None,
+        WskSendBacklogEvent: None,
+    };
+    let dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH = match (shape >> 1) % 3 {
+        0 => ptr::null(),
+        1 => &empty,
+        _ => &full,
+    };
+    let mut sd = [0u32; 8];
+    sd[0] = u32::from(inp.u8());
+    let sd_arg: PVOID = match (shape >> 3) % 3 {
+        0 => ptr::null_mut(),
+        1 => sd.as_mut_ptr().cast(),
+        // SAFETY: one byte into a local array: a misaligned pointer.
+        _ => unsafe { sd.as_mut_ptr().cast::<u8>().add(1) }.cast(),
+    };
+    let want_socket = shape & 0x20 == 0;
+    let timeout = u32::from(inp.u8() % 4);
+    let asynchronous = shape & 0x40 != 0;
+    let irql = if inp.u8() % 8 == 0 { 2 } else { 0 };
+    let lp = local.as_ref().map_or(ptr::null(), |v| v.as_ptr().cast::<SOCKADDR>());
+    let rp = remote.as_ref().map_or(ptr::null(), |v| v.as_ptr().cast::<SOCKADDR>());
+
+    let calls_before = hostkernel::provider_connect_calls();
+    let status = if asynchronous {
+        let mut req = SAFEWSK_CONNECT_REQUEST {
+            Callback: Some(on_connect),
+            CallbackContext: ptr::null_mut(),
+            TimeoutMs: timeout,
+            Reserved: 0,
+            Private: [0; 24],
+        };
+        let before = CALLBACKS.load(Ordering::SeqCst);
+        let reqp: *mut SAFEWSK_CONNECT_REQUEST = if want_socket { &mut req } else { ptr::null_mut() };
+        // SAFETY: every pointer is NULL or valid; `req` outlives the callback
+        // (waited for below).
+        let st = hostkernel::with_irql(irql, || unsafe {
+            SafeWskSocketConnectAsync(
+                client_arg,
+                socket_type,
+                protocol,
+                lp,
+                rp,
+                flags,
+                context,
+                dispatch,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                sd_arg,
+                reqp,
+            )
+        });
+        if st == STATUS_PENDING {
+            if inp.u8() & 1 != 0 {
+                // SAFETY: a started request whose storage is intact.
+                let c = unsafe { SafeWskCancelConnect(&mut req) };
+                assert!(c == STATUS_SUCCESS || c == STATUS_NOT_FOUND);
+            }
+            while CALLBACKS.load(Ordering::SeqCst) == before {
+                std::thread::yield_now();
+            }
+            let cb = LAST_STATUS.load(Ordering::SeqCst) as NTSTATUS;
+            assert!(cb == STATUS_IO_TIMEOUT || cb == STATUS_CANCELLED, "callback status {cb:#x}");
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            assert_eq!(CALLBACKS.load(Ordering::SeqCst), before, "a rejected request called back");
+        }
+        st
+    } else {
+        let mut socket = 0x1 as *mut WSK_SOCKET;
+        let out: *mut *mut WSK_SOCKET = if want_socket { &mut socket } else { ptr::null_mut() };
+        // SAFETY: every pointer is NULL or valid for the call.
+        let st = hostkernel::with_irql(irql, || unsafe {
+            SafeWskSocketConnect(
+                client_arg,
+                socket_type,
+                protocol,
+                lp,
+                rp,
+                flags,
+                context,
+                dispatch,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                sd_arg,
+                out,
+                timeout,
+            )
+        });
+        if want_socket {
+            assert!(socket.is_null(), "*Socket not NULL after {st:#x} (the provider never connects here)");
+        }
+        st
+    };
+    assert!(DOCUMENTED.contains(&status), "undocumented status {status:#x}");
+    let reached = hostkernel::provider_connect_calls() != calls_before;
+    let rejected =
+        (STATUS_INVALID_PARAMETER_1..=STATUS_INVALID_PARAMETER_12).contains(&status) || status == STATUS_INVALID_LEVEL;
+    assert!(!(rejected && reached), "status {status:#x} but the provider was called");
+    assert_eq!(hostkernel::live().sockets, 0);
+}
