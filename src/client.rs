@@ -10,14 +10,15 @@
 //!
 //! Invariants:
 //! - `signature == SIGNATURE` exactly while the block is a live client;
-//! - `busy` counts calls and asynchronous requests inside the library that
+//! - `rundown` counts calls and asynchronous requests inside the library that
 //!   use the provider (a request counts until its callback has returned);
 //!   `open` counts sockets returned by connect and not yet closed;
-//! - once `state` leaves READY no call enters (rundown protection); cleanup
-//!   then waits on `rundown` until `busy` is 0, so after that nothing can use
-//!   the provider any more and releasing it is safe. `enter`/`leave` and
-//!   cleanup use SeqCst so that either the last `leave` sees CLEANING and
-//!   signals, or cleanup sees `busy == 0` and does not wait.
+//! - once cleanup has begun no call enters; cleanup then waits on
+//!   `rundown_event` until the count is 0, so after that nothing can use the
+//!   provider any more and releasing it is safe. The count and the cleaning
+//!   bit share one atomic word (`Rundown`, model-checked with loom), so the
+//!   last call out signals only when cleanup is waiting, and touches the
+//!   client no more after a decrement that lets cleanup free it.
 
 #![allow(non_camel_case_types)]
 
@@ -25,25 +26,24 @@ use core::mem::size_of;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use crate::request_state::Rundown;
+
 use crate::nt::*;
 use crate::platform;
 
 const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
-const READY: u32 = 1;
-const CLEANING: u32 = 2;
 
 /// An opaque safewsk client, created by `SafeWskStartup` and destroyed by
 /// `SafeWskCleanup`.
 pub struct SAFEWSK_CLIENT {
     signature: AtomicU32,
-    state: AtomicU32,
-    busy: AtomicUsize,
+    rundown: Rundown,
     open: AtomicUsize,
     registration: WSK_REGISTRATION,
     client_npi: WSK_CLIENT_NPI,
     client_dispatch: WSK_CLIENT_DISPATCH,
     provider: WSK_PROVIDER_NPI,
-    rundown: KEVENT,
+    rundown_event: KEVENT,
 }
 
 /// A call inside the client; leaving it (drop) lets cleanup proceed.
@@ -113,21 +113,21 @@ impl SAFEWSK_CLIENT {
 
     /// Enters a call; Err(STATUS_DELETE_PENDING) once cleanup has begun.
     pub fn enter(&self) -> Result<Entered<'_>, NTSTATUS> {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-        if self.state.load(Ordering::SeqCst) != READY {
-            self.leave();
-            return Err(STATUS_DELETE_PENDING);
+        if self.rundown.try_enter() {
+            Ok(Entered { client: self })
+        } else {
+            Err(STATUS_DELETE_PENDING)
         }
-        Ok(Entered { client: self })
     }
 
     /// Leaves a call or a finished asynchronous request; the last one out
     /// during cleanup wakes it. Callable at IRQL <= DISPATCH_LEVEL.
     pub fn leave(&self) {
-        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 && self.state.load(Ordering::SeqCst) == CLEANING {
-            // SAFETY: `rundown` was initialized by cleanup before it set
-            // CLEANING, and the block lives until cleanup has been woken.
-            unsafe { platform::set_event(ptr::addr_of!(self.rundown) as *mut KEVENT) };
+        if self.rundown.leave() {
+            // SAFETY: cleanup initialized the event before it began, and it
+            // waits for this signal before it frees the block; KeSetEvent is
+            // the last access to the client here.
+            unsafe { platform::set_event(ptr::addr_of!(self.rundown_event) as *mut KEVENT) };
         }
     }
 
@@ -151,8 +151,7 @@ impl SAFEWSK_CLIENT {
                 p,
                 SAFEWSK_CLIENT {
                     signature: AtomicU32::new(0),
-                    state: AtomicU32::new(READY),
-                    busy: AtomicUsize::new(0),
+                    rundown: Rundown::new(),
                     open: AtomicUsize::new(0),
                     registration: WSK_REGISTRATION::zeroed(),
                     client_npi: WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: ptr::null() },
@@ -162,7 +161,7 @@ impl SAFEWSK_CLIENT {
                         WskClientEvent: ptr::null_mut(),
                     },
                     provider: WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() },
-                    rundown: KEVENT::zeroed(),
+                    rundown_event: KEVENT::zeroed(),
                 },
             );
             (*p).client_npi.ClientContext = p.cast();
@@ -196,24 +195,26 @@ impl SAFEWSK_CLIENT {
     /// PASSIVE_LEVEL; `p` is a live client (checked with [`Self::from_ptr`]).
     /// On Ok the pointer is dangling.
     pub unsafe fn stop(p: *mut SAFEWSK_CLIENT) -> Result<(), NTSTATUS> {
-        // SAFETY: `p` is live per the caller; nobody waits on `rundown` yet,
-        // so (re)initializing it is sound.
+        // SAFETY: `p` is live per the caller. Nobody can be signalling the
+        // event before cleanup begins (a leave signals only while cleaning),
+        // so (re)initializing it first is sound.
         let client = unsafe {
-            platform::init_event(ptr::addr_of_mut!((*p).rundown));
+            platform::init_event(ptr::addr_of_mut!((*p).rundown_event));
             &*p
         };
-        if client.state.compare_exchange(READY, CLEANING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
-            return Err(STATUS_DELETE_PENDING);
-        }
-        if client.busy.load(Ordering::SeqCst) != 0 {
-            // SAFETY: initialized above; PASSIVE_LEVEL per the caller.
-            unsafe { platform::wait_event(ptr::addr_of!(client.rundown) as *mut KEVENT, None) };
+        match client.rundown.begin_cleanup() {
+            Err(()) => return Err(STATUS_DELETE_PENDING),
+            Ok(true) => {
+                // SAFETY: initialized above; PASSIVE_LEVEL per the caller.
+                unsafe { platform::wait_event(ptr::addr_of!(client.rundown_event) as *mut KEVENT, None) };
+            }
+            Ok(false) => {}
         }
         if client.open.load(Ordering::Acquire) != 0 {
-            client.state.store(READY, Ordering::SeqCst);
+            client.rundown.reopen();
             return Err(STATUS_INVALID_DEVICE_STATE);
         }
-        // SAFETY: no call is inside and none can enter (state is CLEANING), so
+        // SAFETY: no call is inside and none can enter (cleanup has begun), so
         // this thread is the only user of the block. The capture made at start
         // is released exactly once, then the registration is removed, then the
         // block (which held the registration) is freed.

@@ -1,5 +1,6 @@
 //! The life-cycle state of one asynchronous request, as a single atomic word
-//! that completion, timeout, cancel and the starting thread race on.
+//! that completion, timeout, cancel and the starting thread race on; and the
+//! client's rundown protection ([`Rundown`]) that cleanup waits on.
 //!
 //! Kept free of kernel calls so that `loom` can check every interleaving
 //! (tests/loom.rs, built with `RUSTFLAGS="--cfg loom"`).
@@ -16,9 +17,9 @@
 //! and IoCancelIrp is only ever called while a reference keeps it alive.
 
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicU32, Ordering};
+use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const REFS: u32 = 0xFFFF;
 /// The IRP's completion routine has run.
@@ -87,6 +88,67 @@ impl RequestState {
 impl Default for RequestState {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Rundown protection for the client (the idea of EX_RUNDOWN_REF): the
+/// number of calls and requests inside, and a CLEANING bit, in one word.
+/// Because the count and the bit change together, the last one out learns in
+/// the same atomic operation whether cleanup is waiting for it, and touches
+/// the client (to signal) only then; otherwise cleanup may free the client
+/// the moment the count reaches zero.
+pub struct Rundown {
+    word: AtomicUsize,
+}
+
+const CLEANING_BIT: usize = 1 << (usize::BITS - 1);
+
+impl Rundown {
+    /// Open, nobody inside.
+    pub fn new() -> Rundown {
+        Rundown { word: AtomicUsize::new(0) }
+    }
+
+    /// Enters unless cleanup has begun.
+    pub fn try_enter(&self) -> bool {
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                if w & CLEANING_BIT != 0 {
+                    None
+                } else {
+                    w.checked_add(1).filter(|n| n & CLEANING_BIT == 0)
+                }
+            })
+            .is_ok()
+    }
+
+    /// Leaves. True if this was the last one out while cleanup waits: the
+    /// caller must then wake it (and touch nothing else of the client).
+    pub fn leave(&self) -> bool {
+        let prev = self.word.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(prev & !CLEANING_BIT != 0, "rundown count underflow");
+        prev == CLEANING_BIT | 1
+    }
+
+    /// Starts cleanup: no one enters any more. Ok(true) if calls are still
+    /// inside (wait for the last `leave` to return true); Err if cleanup had
+    /// already begun.
+    pub fn begin_cleanup(&self) -> Result<bool, ()> {
+        match self.word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            if w & CLEANING_BIT != 0 {
+                None
+            } else {
+                Some(w | CLEANING_BIT)
+            }
+        }) {
+            Ok(prev) => Ok(prev != 0),
+            Err(_) => Err(()),
+        }
+    }
+
+    /// Reopens after a cleanup that waited and then refused.
+    pub fn reopen(&self) {
+        self.word.fetch_and(!CLEANING_BIT, Ordering::AcqRel);
     }
 }
 
@@ -204,6 +266,81 @@ mod loom_model {
             sim.expire();
             assert_eq!(sim.finals.load(Ordering::SeqCst), 1, "callback not called exactly once");
             assert!(sim.irp_freed.load(Ordering::SeqCst));
+        });
+    }
+
+    /// Cleanup against calls leaving and a call trying to enter: cleanup
+    /// never frees the client while someone still touches it, never misses
+    /// the last leave (loom reports a deadlock if it waits forever), and no
+    /// call enters once cleanup has begun.
+    #[test]
+    fn cleanup_waits_for_the_last_leave_and_frees_safely() {
+        use loom::sync::{Condvar, Mutex};
+        struct Client {
+            rundown: Rundown,
+            freed: AtomicBool,
+            event: Mutex<bool>,
+            wake: Condvar,
+            entered_after_cleanup: AtomicBool,
+            cleaning: AtomicBool,
+        }
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let c = Arc::new(Client {
+                rundown: Rundown::new(),
+                freed: AtomicBool::new(false),
+                event: Mutex::new(false),
+                wake: Condvar::new(),
+                entered_after_cleanup: AtomicBool::new(false),
+                cleaning: AtomicBool::new(false),
+            });
+            // Two calls/requests already inside.
+            assert!(c.rundown.try_enter());
+            assert!(c.rundown.try_enter());
+            let leavers: Vec<_> = (0..2)
+                .map(|_| {
+                    let c = c.clone();
+                    thread::spawn(move || {
+                        assert!(!c.freed.load(Ordering::SeqCst), "client used after free");
+                        if c.rundown.leave() {
+                            assert!(!c.freed.load(Ordering::SeqCst), "signalled a freed client");
+                            *c.event.lock().unwrap() = true;
+                            c.wake.notify_all();
+                        }
+                    })
+                })
+                .collect();
+            let c2 = c.clone();
+            let late = thread::spawn(move || {
+                let was_cleaning = c2.cleaning.load(Ordering::SeqCst);
+                if c2.rundown.try_enter() {
+                    if was_cleaning {
+                        c2.entered_after_cleanup.store(true, Ordering::SeqCst);
+                    }
+                    assert!(!c2.freed.load(Ordering::SeqCst), "entered a freed client");
+                    if c2.rundown.leave() {
+                        *c2.event.lock().unwrap() = true;
+                        c2.wake.notify_all();
+                    }
+                }
+            });
+            // Cleanup.
+            let must_wait = c.rundown.begin_cleanup().unwrap();
+            // From here on no enter may succeed.
+            c.cleaning.store(true, Ordering::SeqCst);
+            if must_wait {
+                let mut signalled = c.event.lock().unwrap();
+                while !*signalled {
+                    signalled = c.wake.wait(signalled).unwrap();
+                }
+            }
+            c.freed.store(true, Ordering::SeqCst);
+            for t in leavers {
+                t.join().unwrap();
+            }
+            late.join().unwrap();
+            assert!(!c.entered_after_cleanup.load(Ordering::SeqCst), "entered after cleanup began");
         });
     }
 
