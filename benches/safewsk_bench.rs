@@ -48,6 +48,8 @@ unsafe extern "system" fn signal(_: PVOID, _: *mut IRP, ctx: PVOID) -> NTSTATUS 
 
 /// One IRP round trip written by hand, as WSK samples do.
 unsafe fn direct_call(issue: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, usize) {
+    // SAFETY: the sequence of the WSK documentation: a fresh IRP, the event
+    // on this stack outlives the wait, the IRP is freed after completion.
     unsafe {
         let irp = IoAllocateIrp(1, 0);
         assert!(!irp.is_null());
@@ -266,37 +268,15 @@ fn main() {
     let per = |x: (u64, u64), y: (u64, u64)| ((y.0 - x.0) as f64 / 1000.0, (y.1 - x.1) as f64 / 1000.0);
 
     // 4. Scale: N concurrent asynchronous connects.
-    let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> = (0..scale)
-        .map(|_| SAFEWSK_CONNECT_REQUEST {
-            Callback: Some(count),
-            CallbackContext: ptr::null_mut(),
-            TimeoutMs: SAFEWSK_NO_TIMEOUT,
-            Reserved: 0,
-            Private: [0; 24],
-        })
-        .collect();
+    let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> =
+        (0..scale).map(|_| new_request(Some(count), ptr::null_mut(), SAFEWSK_NO_TIMEOUT)).collect();
     let a2 = hostkernel::allocations();
     peak_rss_reset();
     let rss0 = peak_rss_kib();
     let t = Instant::now();
     for req in reqs.iter_mut() {
-        // SAFETY: valid arguments; `reqs` outlives every callback (cleanup waits).
-        let st = unsafe {
-            SafeWskSocketConnectAsync(
-                client,
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                local.ptr(),
-                remote.ptr(),
-                0,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                req,
-            )
-        };
+        // `reqs` outlives every callback (the loop below waits for all).
+        let st = start_async(client, &local, &remote, req);
         assert_eq!(st, STATUS_PENDING);
     }
     while DONE.load(Ordering::SeqCst) < scale {

@@ -38,35 +38,11 @@ impl Seen {
 }
 
 fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST> {
-    Box::new(SAFEWSK_CONNECT_REQUEST {
-        Callback: Some(on_connect),
-        CallbackContext: Arc::as_ptr(seen) as *mut c_void,
-        TimeoutMs: timeout_ms,
-        Reserved: 0,
-        Private: [0; 24],
-    })
+    Box::new(new_request(Some(on_connect), Arc::as_ptr(seen) as *mut c_void, timeout_ms))
 }
 
 fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
-    let local = Addr::wildcard_like(remote);
-    let remote = Addr::from(remote);
-    // SAFETY: valid addresses; `req` outlives the request (the tests wait for the callback).
-    unsafe {
-        SafeWskSocketConnectAsync(
-            client,
-            SOCK_STREAM,
-            IPPROTO_TCP,
-            local.ptr(),
-            remote.ptr(),
-            0,
-            ptr::null_mut(),
-            ptr::null(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            req,
-        )
-    }
+    start_async(client, &Addr::wildcard_like(remote), &Addr::from(remote), req)
 }
 
 #[test]
@@ -179,23 +155,7 @@ fn bad_request_storage_is_parameter_12_and_never_calls_back() {
     assert_eq!(start(client, target, &mut reserved), STATUS_INVALID_PARAMETER_12);
     let local = Addr::parse("0.0.0.0:0");
     let remote = Addr::from(target);
-    // SAFETY: NULL request.
-    let st = unsafe {
-        SafeWskSocketConnectAsync(
-            client,
-            SOCK_STREAM,
-            IPPROTO_TCP,
-            local.ptr(),
-            remote.ptr(),
-            0,
-            ptr::null_mut(),
-            ptr::null(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
+    let st = start_async(client, &local, &remote, ptr::null_mut());
     assert_eq!(st, STATUS_INVALID_PARAMETER_12);
     let mut ok = request(&seen, 100);
     let bad_remote: std::net::SocketAddr = "0.0.0.0:80".parse().unwrap();

@@ -63,32 +63,9 @@ fn connect_async(client: *mut SAFEWSK_CLIENT, server: SocketAddr) -> (NTSTATUS, 
         let _ = tx.send((status, socket as usize));
     }
     let (tx, rx) = mpsc::channel::<(NTSTATUS, usize)>();
-    let mut req = Box::new(SAFEWSK_CONNECT_REQUEST {
-        Callback: Some(cb),
-        CallbackContext: Box::into_raw(Box::new(tx.clone())) as PVOID,
-        TimeoutMs: 2000,
-        Reserved: 0,
-        Private: [0; 24],
-    });
-    let local = Addr::wildcard_like(server);
-    let remote = Addr::from(server);
-    // SAFETY: valid arguments; `req` and `tx` outlive the callback (we wait).
-    let st = unsafe {
-        SafeWskSocketConnectAsync(
-            client,
-            SOCK_STREAM,
-            IPPROTO_TCP,
-            local.ptr(),
-            remote.ptr(),
-            0,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            &mut *req,
-        )
-    };
+    let ctx = Box::into_raw(Box::new(tx.clone())) as PVOID;
+    let mut req = Box::new(new_request(Some(cb), ctx, 2000));
+    let st = start_async(client, &Addr::wildcard_like(server), &Addr::from(server), &mut *req);
     if st != STATUS_PENDING {
         // SAFETY: no callback will come: reclaim the context.
         drop(unsafe { Box::from_raw(req.CallbackContext as *mut mpsc::Sender<(NTSTATUS, usize)>) });

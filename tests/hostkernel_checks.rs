@@ -79,6 +79,8 @@ mod raw {
 
     /// An IRP with a completion routine set as IoSetCompletionRoutine does.
     pub unsafe fn irp() -> *mut IRP {
+        // SAFETY: a fresh IRP with one stack location, set up as wdm.h's
+        // IoSetCompletionRoutine does.
         unsafe {
             let irp = IoAllocateIrp(1, 0);
             let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
@@ -96,6 +98,7 @@ mod raw {
     }
 
     pub unsafe fn register() -> Client {
+        // SAFETY: the NPI and registration are boxed and outlive the registration.
         unsafe {
             let mut dispatch = Box::new(WSK_CLIENT_DISPATCH {
                 Version: make_wsk_version(1, 0),
@@ -114,6 +117,7 @@ mod raw {
 
     pub unsafe fn connect(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> NTSTATUS {
         let local = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        // SAFETY: a captured provider NPI and valid address buffers.
         unsafe {
             let f = (*c.npi.Dispatch).WskSocketConnect.expect("WskSocketConnect");
             f(

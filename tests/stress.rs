@@ -53,31 +53,9 @@ fn phase(mode: ConnectCompletion, count: usize, in_flight: usize, seed: u64) -> 
     while done < count {
         while pending < in_flight && started < count {
             let ctx = Box::into_raw(Box::new((started, tx.clone())));
-            requests.push(Box::new(SAFEWSK_CONNECT_REQUEST {
-                Callback: Some(on_connect),
-                CallbackContext: ctx as PVOID,
-                TimeoutMs: 1 + rng.below(20) as u32,
-                Reserved: 0,
-                Private: [0; 24],
-            }));
+            requests.push(Box::new(new_request(Some(on_connect), ctx as PVOID, 1 + rng.below(20) as u32)));
             let req: *mut SAFEWSK_CONNECT_REQUEST = &mut **requests.last_mut().expect("just pushed");
-            // SAFETY: valid arguments; the request storage lives until the end.
-            let st = unsafe {
-                SafeWskSocketConnectAsync(
-                    client,
-                    SOCK_STREAM,
-                    IPPROTO_TCP,
-                    local.ptr(),
-                    remote.ptr(),
-                    0,
-                    std::ptr::null_mut(),
-                    std::ptr::null(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    req,
-                )
-            };
+            let st = start_async(client, &local, &remote, req);
             assert_eq!(st, STATUS_PENDING);
             if rng.below(3) == 0 {
                 if rng.below(2) == 0 {

@@ -67,6 +67,7 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     };
     let mut sd_bad_rev = [2u32, 0, 0, 0, 0];
     let mut sd_ok = [1u32, 0, 0, 0, 0];
+    // SAFETY: one byte into a local array: in bounds, deliberately misaligned.
     let sd_misaligned = unsafe { sd_ok.as_mut_ptr().cast::<u8>().add(1) }.cast::<c_void>();
     let mut fake_client = [0u64; 32];
 

@@ -117,6 +117,7 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     if !initialized(object, "KeWaitForSingleObject") {
         return STATUS_INVALID_PARAMETER;
     }
+    // SAFETY: an initialized KEVENT (checked above); Type is its first byte.
     let synchronization = unsafe { rd::<u8>(object, EVENT_TYPE) } == 1;
     let deadline = deadline_from(timeout);
     let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());

@@ -107,6 +107,8 @@ pub unsafe extern "system" fn IoCancelIrp(irp: PVOID) -> u8 {
     }
     // SAFETY: a non-zero CancelRoutine was stored by the provider as a CancelRoutine.
     let routine: CancelRoutine = unsafe { std::mem::transmute(routine) };
+    // SAFETY: the provider's cancel routine, called as IoCancelIrp does, at
+    // DISPATCH_LEVEL, with the live IRP.
     irql::with_irql(DISPATCH_LEVEL, || unsafe { routine(std::ptr::null_mut(), irp) });
     1
 }

@@ -104,6 +104,7 @@ pub const IPPROTO_TCP: u32 = 6;
 /// # Safety
 /// `base + off` is inside a live object and suitably aligned for T.
 pub unsafe fn rd<T: Copy>(base: *const c_void, off: usize) -> T {
+    // SAFETY: per this function's contract.
     unsafe { base.cast::<u8>().add(off).cast::<T>().read_unaligned() }
 }
 
@@ -112,6 +113,7 @@ pub unsafe fn rd<T: Copy>(base: *const c_void, off: usize) -> T {
 /// # Safety
 /// As [`rd`], and the memory is writable.
 pub unsafe fn wr<T: Copy>(base: *mut c_void, off: usize, v: T) {
+    // SAFETY: per this function's contract.
     unsafe { base.cast::<u8>().add(off).cast::<T>().write_unaligned(v) }
 }
 

@@ -537,6 +537,7 @@ unsafe extern "system" fn wsk_socket_connect(
         return STATUS_INVALID_PARAMETER;
     }
     let reg = client as usize;
+    // SAFETY: the caller's SOCKADDRs (NULL or sized by their family).
     let addrs = unsafe { (to_linux(local), to_linux(remote)) };
     let bad = !regs(|r| r.contains(&reg)) || socket_type != SOCK_STREAM || protocol != IPPROTO_TCP || flags != 0;
     let (Some(local), Some(remote), false) = (addrs.0, addrs.1, bad) else {
@@ -545,6 +546,7 @@ unsafe extern "system" fn wsk_socket_connect(
         return STATUS_INVALID_PARAMETER;
     };
     if local.2 != remote.2 {
+        // SAFETY: provider-owned IRP, completed once.
         unsafe { complete(irp, STATUS_INVALID_ADDRESS_COMPONENT, 0) };
         return STATUS_INVALID_ADDRESS_COMPONENT;
     }
@@ -736,6 +738,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     }
     if !sockets(|s| s.remove(&(socket as usize))) {
         violation(format!("WskCloseSocket: {socket:p} is not an open WSK socket (closed twice?)"));
+        // SAFETY: provider-owned IRP, completed once.
         unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
         return STATUS_INVALID_PARAMETER;
     }

@@ -177,3 +177,42 @@ pub fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: a socket from connect().
     unsafe { SafeWskCloseSocket(client, socket) }
 }
+
+/// A request for SafeWskSocketConnectAsync.
+pub fn new_request(callback: SAFEWSK_CONNECT_CALLBACK, context: PVOID, timeout_ms: u32) -> SAFEWSK_CONNECT_REQUEST {
+    SAFEWSK_CONNECT_REQUEST {
+        Callback: callback,
+        CallbackContext: context,
+        TimeoutMs: timeout_ms,
+        Reserved: 0,
+        Private: [0; 24],
+    }
+}
+
+/// SafeWskSocketConnectAsync with the common defaults: TCP, no context,
+/// dispatch table or security descriptor.
+pub fn start_async(
+    client: *mut SAFEWSK_CLIENT,
+    local: &Addr,
+    remote: &Addr,
+    request: *mut SAFEWSK_CONNECT_REQUEST,
+) -> NTSTATUS {
+    // SAFETY: valid addresses; the caller keeps `request` (and its callback
+    // context) valid until the callback has returned.
+    unsafe {
+        SafeWskSocketConnectAsync(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            request,
+        )
+    }
+}
