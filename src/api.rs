@@ -676,8 +676,9 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// connection that is not fully disconnected, performs an abortive disconnect;
 /// call SafeWskDisconnect first for a graceful one.
 ///
-/// After this call returns, whatever the status, `Socket` is gone: never use
-/// it again. No other call on the socket may be in progress.
+/// Once the close was issued — any status but the argument and IRQL errors
+/// and STATUS_INSUFFICIENT_RESOURCES below — `Socket` is gone: never use it
+/// again. No other call on the socket may be in progress.
 ///
 /// IRQL: <= APC_LEVEL.
 ///
