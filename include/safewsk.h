@@ -59,7 +59,7 @@ typedef struct {
   /**
    * safewsk's state for the request; do not touch.
    */
-  ULONG_PTR Private[24];
+  ULONG_PTR Private[32];
 } SAFEWSK_CONNECT_REQUEST;
 
 /**
@@ -219,6 +219,11 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * SafeWskCleanup waits until every callback has returned.
  *
  * If it returns anything else, the callback is never called.
+ *
+ * The addresses are copied: they need to be valid only during this call.
+ * `SecurityDescriptor`, `SocketContext` and `Dispatch` are passed through
+ * and must stay valid until the callback (the security descriptor, WSK says,
+ * until the IRP completes; context and dispatch until the socket is closed).
  *
  * IRQL: <= DISPATCH_LEVEL.
  *

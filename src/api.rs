@@ -204,7 +204,9 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
     let npi = entered.provider();
     // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
     // function.
-    let done = unsafe { call_and_wait(Some(TimeoutMs), |irp| call.issue(socket_connect, npi, irp)) };
+    // The caller's addresses live until this call returns, after completion.
+    let done =
+        unsafe { call_and_wait(Some(TimeoutMs), |irp| call.issue(socket_connect, npi, irp, call.local, call.remote)) };
     let done = match done {
         Ok(d) => d,
         Err(status) => return status,
@@ -293,21 +295,30 @@ impl ConnectCall {
         }
     }
 
-    /// Hands `irp` to the provider's WskSocketConnect.
+    /// Hands `irp` to the provider's WskSocketConnect, with `local` and
+    /// `remote` as the addresses (the caller's, or copies that live until
+    /// the IRP completes).
     ///
     /// # Safety
     /// `f` and `npi` come from [`Self::enter`] on a client still entered; the
-    /// IRP is fresh with a completion routine set. The provider only reads
-    /// the addresses (it copies them before completing).
-    unsafe fn issue(&self, f: SocketConnectFn, npi: &WSK_PROVIDER_NPI, irp: *mut IRP) -> NTSTATUS {
+    /// IRP is fresh with a completion routine set; the addresses are valid
+    /// until the IRP completes (WSK may read them until then).
+    unsafe fn issue(
+        &self,
+        f: SocketConnectFn,
+        npi: &WSK_PROVIDER_NPI,
+        irp: *mut IRP,
+        local: *const SOCKADDR,
+        remote: *const SOCKADDR,
+    ) -> NTSTATUS {
         // SAFETY: per the function's contract.
         unsafe {
             f(
                 npi.Client,
                 self.socket_type,
                 self.protocol,
-                self.local as *mut SOCKADDR,
-                self.remote as *mut SOCKADDR,
+                local as *mut SOCKADDR,
+                remote as *mut SOCKADDR,
                 self.flags,
                 self.socket_context,
                 self.dispatch,
@@ -341,6 +352,11 @@ impl ConnectCall {
 /// SafeWskCleanup waits until every callback has returned.
 ///
 /// If it returns anything else, the callback is never called.
+///
+/// The addresses are copied: they need to be valid only during this call.
+/// `SecurityDescriptor`, `SocketContext` and `Dispatch` are passed through
+/// and must stay valid until the callback (the security descriptor, WSK says,
+/// until the IRP completes; context and dispatch until the socket is closed).
 ///
 /// IRQL: <= DISPATCH_LEVEL.
 ///
@@ -390,9 +406,16 @@ pub unsafe extern "C" fn SafeWskSocketConnectAsync(
     };
     let client = entered.client();
     let npi = entered.provider();
+    let issue = |irp, local, remote| {
+        // SAFETY: `start` passes the request's own copies of the addresses,
+        // valid until the callback.
+        unsafe { call.issue(socket_connect, npi, irp, local, remote) }
+    };
     // SAFETY: IRQL <= DISPATCH_LEVEL; the request storage is valid per the
-    // contract; the client stays entered for the request (kept below).
-    match unsafe { connect_async::start(client, Request, |irp| call.issue(socket_connect, npi, irp)) } {
+    // contract; the addresses were validated (and are copied into the
+    // request, so the caller's may go away when this returns); the client
+    // stays entered for the request (kept below).
+    match unsafe { connect_async::start(client, Request, call.local, call.remote, issue) } {
         Ok(()) => {
             // The request leaves the client's rundown after its callback.
             entered.keep();

@@ -47,7 +47,7 @@ pub struct SAFEWSK_CONNECT_REQUEST {
     /// Must be 0.
     pub Reserved: ULONG,
     /// safewsk's state for the request; do not touch.
-    pub Private: [ULONG_PTR; 24],
+    pub Private: [ULONG_PTR; 32],
 }
 
 /// What `Private` holds.
@@ -60,9 +60,31 @@ struct Private {
     state: RequestState,
     status: NTSTATUS,
     information: ULONG_PTR,
+    /// Copies of the addresses: the provider may read them until the IRP
+    /// completes, longer than the caller's buffers need to live.
+    local: Sockaddr,
+    remote: Sockaddr,
 }
 
-const_assert!(size_of::<Private>() <= 24 * size_of::<ULONG_PTR>());
+/// Room for a SOCKADDR_IN or SOCKADDR_IN6, 4-byte aligned like both.
+#[repr(C, align(4))]
+struct Sockaddr([u8; size_of::<SOCKADDR_IN6>()]);
+
+const_assert!(size_of::<Private>() <= 32 * size_of::<ULONG_PTR>());
+
+/// Copies a validated SOCKADDR_IN / SOCKADDR_IN6 (its family says which).
+///
+/// # Safety
+/// `from` is a validated address: readable for its family's size.
+unsafe fn copy_sockaddr(to: *mut Sockaddr, from: *const SOCKADDR) {
+    // SAFETY: per the contract, `from` is readable for `len` bytes; `to` is
+    // our storage of at least that size.
+    unsafe {
+        let family = ptr::read_unaligned(ptr::addr_of!((*from).sa_family));
+        let len = if family == AF_INET6 { size_of::<SOCKADDR_IN6>() } else { size_of::<SOCKADDR_IN>() };
+        ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), len);
+    }
+}
 
 fn private(request: *mut SAFEWSK_CONNECT_REQUEST) -> *mut Private {
     // `Private` is ULONG_PTR-aligned, which is Private's alignment too.
@@ -147,16 +169,20 @@ unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID
     }
 }
 
-/// Starts an asynchronous connect whose arguments were validated.
+/// Starts an asynchronous connect whose arguments were validated. The
+/// addresses are copied into the request; `issue` gets the copies.
 ///
 /// # Safety
 /// IRQL <= DISPATCH_LEVEL; `request` is valid caller storage (see the type);
-/// `client` has been entered for this request (it leaves after the
-/// callback); `issue` hands the IRP to exactly one WSK function.
+/// `local` and `remote` were validated; `client` has been entered for this
+/// request (it leaves after the callback); `issue` hands the IRP to exactly
+/// one WSK function.
 pub unsafe fn start(
     client: &SAFEWSK_CLIENT,
     request: *mut SAFEWSK_CONNECT_REQUEST,
-    issue: impl FnOnce(*mut IRP) -> NTSTATUS,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+    issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
     // SAFETY: IRQL per the caller.
     let irp = unsafe { platform::allocate_irp() };
@@ -172,6 +198,8 @@ pub unsafe fn start(
         ptr::write(ptr::addr_of_mut!((*p).status), STATUS_PENDING);
         ptr::write(ptr::addr_of_mut!((*p).information), 0);
         ptr::write(ptr::addr_of_mut!((*p).state), RequestState::new());
+        copy_sockaddr(ptr::addr_of_mut!((*p).local), local);
+        copy_sockaddr(ptr::addr_of_mut!((*p).remote), remote);
         platform::init_timer(
             ptr::addr_of_mut!((*p).timer),
             ptr::addr_of_mut!((*p).dpc),
@@ -182,7 +210,10 @@ pub unsafe fn start(
         (*request).TimeoutMs
     };
     // The provider completes the IRP whatever it returns.
-    let _ = issue(irp);
+    // SAFETY: address computation only, inside the request.
+    let (local, remote) =
+        unsafe { (ptr::addr_of!((*p).local).cast::<SOCKADDR>(), ptr::addr_of!((*p).remote).cast::<SOCKADDR>()) };
+    let _ = issue(irp, local, remote);
     // SAFETY: the starter's reference keeps the request alive until the
     // release at the end.
     unsafe {

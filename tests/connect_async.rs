@@ -218,3 +218,30 @@ fn an_async_connect_allocates_nothing_but_its_irp() {
     cleanup(client);
     k.finish();
 }
+
+/// The provider may read the addresses until the IRP completes (the host
+/// provider reads them again when the connect starts). The caller's buffers
+/// are poisoned as soon as the call returns: the request's own copies must
+/// be what the provider reads.
+#[test]
+fn caller_address_buffers_may_die_when_the_call_returns() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(50)));
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 3000);
+    let mut local = Addr::wildcard_like(server);
+    let mut remote = Addr::from(server);
+    assert_eq!(start_async(client, &local, &remote, &mut *req), STATUS_PENDING);
+    // SAFETY: writes to our own locals; volatile so they are not optimized out.
+    unsafe {
+        std::ptr::write_volatile(&mut local, Addr([0xEE; 28]));
+        std::ptr::write_volatile(&mut remote, Addr([0xEE; 28]));
+    }
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!(calls[0].0, STATUS_SUCCESS, "connected with the request's copies");
+    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}

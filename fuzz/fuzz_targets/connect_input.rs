@@ -150,7 +150,7 @@ pub fn run(data: &[u8]) {
             CallbackContext: ptr::null_mut(),
             TimeoutMs: timeout,
             Reserved: 0,
-            Private: [0; 24],
+            Private: [0; 32],
         };
         let before = CALLBACKS.load(Ordering::SeqCst);
         let reqp: *mut SAFEWSK_CONNECT_REQUEST = if want_socket { &mut req } else { ptr::null_mut() };

@@ -540,17 +540,22 @@ unsafe extern "system" fn wsk_socket_connect(
     // SAFETY: the caller's SOCKADDRs (NULL or sized by their family).
     let addrs = unsafe { (to_linux(local), to_linux(remote)) };
     let bad = !regs(|r| r.contains(&reg)) || socket_type != SOCK_STREAM || protocol != IPPROTO_TCP || flags != 0;
-    let (Some(local), Some(remote), false) = (addrs.0, addrs.1, bad) else {
+    let (Some(checked_local), Some(checked_remote), false) = (addrs.0, addrs.1, bad) else {
         // SAFETY: provider-owned IRP, completed once.
         unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
         return STATUS_INVALID_PARAMETER;
     };
-    if local.2 != remote.2 {
+    if checked_local.2 != checked_remote.2 {
         // SAFETY: provider-owned IRP, completed once.
         unsafe { complete(irp, STATUS_INVALID_ADDRESS_COMPONENT, 0) };
         return STATUS_INVALID_ADDRESS_COMPONENT;
     }
     let (mode, injected) = config(|c| (c.mode, c.connect_error));
+    // The addresses were read above to validate them; they are read again
+    // when the connect starts, on the worker: WSK may use the caller's
+    // buffers until the IRP completes, so a caller that frees them earlier
+    // connects to garbage here, as it could on Windows.
+    let (local_ptr, remote_ptr) = (local as usize, remote as usize);
     run(irp, None, move |op| {
         if let Some(status) = injected {
             return (status, 0);
@@ -567,6 +572,13 @@ unsafe extern "system" fn wsk_socket_connect(
             }
             ConnectCompletion::Async | ConnectCompletion::Sync => {}
         }
+        // SAFETY: the caller keeps the addresses valid until completion
+        // (the WSK contract this re-read exercises).
+        let addrs = unsafe { (to_linux(local_ptr as PVOID), to_linux(remote_ptr as PVOID)) };
+        let (local, remote) = match addrs {
+            (Some(l), Some(r)) if l.2 == r.2 => (l, r),
+            _ => return (STATUS_INVALID_ADDRESS_COMPONENT, 0),
+        };
         match connect_work(op, local, remote) {
             Err(status) => (status, 0),
             Ok(fd) => {

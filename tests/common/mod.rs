@@ -185,7 +185,7 @@ pub fn new_request(callback: SAFEWSK_CONNECT_CALLBACK, context: PVOID, timeout_m
         CallbackContext: context,
         TimeoutMs: timeout_ms,
         Reserved: 0,
-        Private: [0; 24],
+        Private: [0; 32],
     }
 }
 
