@@ -1,5 +1,5 @@
 /*
- * The exchange both safewsk samples perform: connect to an IPv4 address and
+ * The exchange the safewsk samples perform: connect to an IPv4 address and
  * port, send one request, print the reply, disconnect gracefully, close.
  * IRQL: PASSIVE_LEVEL (safewsk waits).
  */
@@ -15,35 +15,27 @@
 
 static const char SampleRequest[] = "PING safewsk\r\n";
 
-/* Connects, sends the request, prints the reply, closes. */
 NTSTATUS
-SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
+SampleBuildAddresses(_In_ ULONG Address, _In_ ULONG Port, _Out_ SOCKADDR_IN *Local, _Out_ SOCKADDR_IN *Remote)
 {
-    SOCKADDR_IN local, remote;
-    WSK_SOCKET *socket = NULL;
-    char *buffer;
-    ULONG sent = 0, received = 0;
-    NTSTATUS status, closeStatus;
-
+    RtlZeroMemory(Local, sizeof(*Local));
+    RtlZeroMemory(Remote, sizeof(*Remote));
     if (Port == 0 || Port > 0xFFFF) {
         return STATUS_INVALID_PARAMETER;
     }
-    RtlZeroMemory(&local, sizeof(local));
-    local.sin_family = AF_INET; /* 0.0.0.0:0, the stack picks */
-    RtlZeroMemory(&remote, sizeof(remote));
-    remote.sin_family = AF_INET;
-    remote.sin_port = RtlUshortByteSwap((USHORT)Port);
-    remote.sin_addr.s_addr = RtlUlongByteSwap(Address);
+    Local->sin_family = AF_INET; /* 0.0.0.0:0, the stack picks */
+    Remote->sin_family = AF_INET;
+    Remote->sin_port = RtlUshortByteSwap((USHORT)Port);
+    Remote->sin_addr.s_addr = RtlUlongByteSwap(Address);
+    return STATUS_SUCCESS;
+}
 
-    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&local, (SOCKADDR *)&remote, 0,
-                                  NULL, NULL, NULL, NULL, NULL, &socket, SAMPLE_CONNECT_TIMEOUT_MS);
-    if (!NT_SUCCESS(status)) {
-        DbgPrint("safewsk-sample: connect to %u.%u.%u.%u:%u failed: 0x%08X\n", (Address >> 24) & 0xFF,
-                 (Address >> 16) & 0xFF, (Address >> 8) & 0xFF, Address & 0xFF, Port, (unsigned)status);
-        return status;
-    }
-    DbgPrint("safewsk-sample: connected to %u.%u.%u.%u:%u\n", (Address >> 24) & 0xFF, (Address >> 16) & 0xFF,
-             (Address >> 8) & 0xFF, Address & 0xFF, Port);
+NTSTATUS
+SampleTalk(_In_ SAFEWSK_CLIENT *Client, _In_ WSK_SOCKET *Socket)
+{
+    char *buffer;
+    ULONG sent = 0, received = 0;
+    NTSTATUS status, closeStatus;
 
     /* WSK describes buffers with MDLs built for non-paged memory. */
     buffer = (char *)ExAllocatePool2(POOL_FLAG_NON_PAGED, 256, SAMPLE_TAG);
@@ -52,12 +44,12 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
         goto close;
     }
     RtlCopyMemory(buffer, SampleRequest, sizeof(SampleRequest) - 1);
-    status = SafeWskSend(Client, socket, buffer, sizeof(SampleRequest) - 1, 0, SAMPLE_IO_TIMEOUT_MS, &sent);
+    status = SafeWskSend(Client, Socket, buffer, sizeof(SampleRequest) - 1, 0, SAMPLE_IO_TIMEOUT_MS, &sent);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: send failed: 0x%08X after %u bytes\n", (unsigned)status, sent);
         goto free;
     }
-    status = SafeWskReceive(Client, socket, buffer, 255, 0, SAMPLE_IO_TIMEOUT_MS, &received);
+    status = SafeWskReceive(Client, Socket, buffer, 255, 0, SAMPLE_IO_TIMEOUT_MS, &received);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: receive failed: 0x%08X\n", (unsigned)status);
         goto free;
@@ -68,16 +60,38 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
         status = STATUS_UNSUCCESSFUL; /* the server closed without answering */
     } else {
         /* Graceful shutdown of our side; the close below then frees the socket. */
-        status = SafeWskDisconnect(Client, socket, 0, SAMPLE_IO_TIMEOUT_MS);
+        status = SafeWskDisconnect(Client, Socket, 0, SAMPLE_IO_TIMEOUT_MS);
     }
 
 free:
     ExFreePoolWithTag(buffer, SAMPLE_TAG);
 close:
-    closeStatus = SafeWskCloseSocket(Client, socket);
+    closeStatus = SafeWskCloseSocket(Client, Socket);
     if (!NT_SUCCESS(closeStatus)) {
         DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
     }
     return status;
 }
 
+NTSTATUS
+SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
+{
+    SOCKADDR_IN local, remote;
+    WSK_SOCKET *socket = NULL;
+    NTSTATUS status;
+
+    status = SampleBuildAddresses(Address, Port, &local, &remote);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&local, (SOCKADDR *)&remote, 0,
+                                  NULL, NULL, NULL, NULL, NULL, &socket, SAMPLE_CONNECT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: connect to %u.%u.%u.%u:%u failed: 0x%08X\n", (Address >> 24) & 0xFF,
+                 (Address >> 16) & 0xFF, (Address >> 8) & 0xFF, Address & 0xFF, Port, (unsigned)status);
+        return status;
+    }
+    DbgPrint("safewsk-sample: connected to %u.%u.%u.%u:%u\n", (Address >> 24) & 0xFF, (Address >> 16) & 0xFF,
+             (Address >> 8) & 0xFF, Address & 0xFF, Port);
+    return SampleTalk(Client, socket);
+}

@@ -2,6 +2,14 @@
 #ifndef SAMPLE_EXCHANGE_H
 #define SAMPLE_EXCHANGE_H
 
+/* Fills Local (0.0.0.0:0) and Remote (Address:Port, IPv4, host byte order).
+ * STATUS_INVALID_PARAMETER if Port is 0 or above 65535. */
+NTSTATUS SampleBuildAddresses(ULONG Address, ULONG Port, SOCKADDR_IN *Local, SOCKADDR_IN *Remote);
+
+/* On a connected Socket: sends "PING safewsk\r\n", prints the reply with
+ * DbgPrint, disconnects and closes the socket (always). PASSIVE_LEVEL. */
+NTSTATUS SampleTalk(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket);
+
 /* Connects Client to Address:Port (IPv4, host byte order), sends
  * "PING safewsk\r\n", prints the reply with DbgPrint, disconnects and closes
  * the socket. Returns the first failure, or STATUS_SUCCESS. PASSIVE_LEVEL. */

@@ -1,12 +1,16 @@
 /*
- * safewsk sample driver (KMDF, root-enumerated PnP device).
+ * safewsk sample driver (KMDF, root-enumerated PnP device), asynchronous.
  *
  * EvtDriverDeviceAdd creates the device and reads TargetAddress/TargetPort
  * (REG_DWORD) from the service's Parameters key (the INF writes them).
  * EvtDeviceSelfManagedIoInit (PASSIVE_LEVEL, once the device has started)
- * starts WSK through safewsk and runs the request/reply exchange of
- * ../common/sample_exchange.c with the synchronous safewsk calls;
- * EvtDeviceSelfManagedIoCleanup calls SafeWskCleanup.
+ * starts WSK through safewsk and starts SafeWskSocketConnectAsync with the
+ * request in the device context: no thread waits for the connection. Its
+ * callback (IRQL <= DISPATCH_LEVEL) keeps the result and queues a work item,
+ * which does the request/reply of ../common/sample_exchange.c at
+ * PASSIVE_LEVEL. EvtDeviceSelfManagedIoCleanup cancels a connect still
+ * pending, flushes the work item and calls SafeWskCleanup (which waits for
+ * the callback).
  *
  * On Linux, .ci/windows-gnu compiles it against MinGW's real ntddk.h with a
  * small compat wdf.h (MinGW ships no KMDF headers).
@@ -24,6 +28,12 @@ typedef struct _SAMPLE_DEVICE_CONTEXT {
     SAFEWSK_CLIENT *Client;
     ULONG Address;
     ULONG Port;
+    WDFWORKITEM ExchangeWorkItem;
+    /* Filled by the connect callback, read by the work item. */
+    NTSTATUS ConnectStatus;
+    WSK_SOCKET *Socket;
+    /* The asynchronous connect's storage: lives as long as the device. */
+    SAFEWSK_CONNECT_REQUEST ConnectRequest;
 } SAMPLE_DEVICE_CONTEXT;
 
 WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(SAMPLE_DEVICE_CONTEXT, SampleGetContext)
@@ -32,6 +42,7 @@ DRIVER_INITIALIZE DriverEntry;
 EVT_WDF_DRIVER_DEVICE_ADD SampleEvtDeviceAdd;
 EVT_WDF_DEVICE_SELF_MANAGED_IO_INIT SampleEvtSelfManagedIoInit;
 EVT_WDF_DEVICE_SELF_MANAGED_IO_CLEANUP SampleEvtSelfManagedIoCleanup;
+EVT_WDF_WORKITEM SampleEvtExchangeWorkItem;
 
 NTSTATUS
 DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
@@ -85,23 +96,77 @@ SampleEvtDeviceAdd(_In_ WDFDRIVER Driver, _Inout_ PWDFDEVICE_INIT DeviceInit)
     return SampleReadParameters(Driver, SampleGetContext(device));
 }
 
+/* The connect's callback: IRQL <= DISPATCH_LEVEL, exactly once. The socket
+ * calls wait, so the exchange runs in a work item at PASSIVE_LEVEL. */
+static void
+SampleConnectComplete(_In_opt_ PVOID Context, _In_ NTSTATUS Status, _In_opt_ WSK_SOCKET *Socket)
+{
+    WDFDEVICE device = (WDFDEVICE)Context;
+    SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(device);
+
+    context->ConnectStatus = Status;
+    context->Socket = Socket;
+    WdfWorkItemEnqueue(context->ExchangeWorkItem);
+}
+
+VOID
+SampleEvtExchangeWorkItem(_In_ WDFWORKITEM WorkItem)
+{
+    SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(WdfWorkItemGetParentObject(WorkItem));
+    WSK_SOCKET *socket = context->Socket;
+
+    PAGED_CODE();
+
+    if (!NT_SUCCESS(context->ConnectStatus)) {
+        DbgPrint("safewsk-kmdf: connect failed: 0x%08X\n", (unsigned)context->ConnectStatus);
+        return;
+    }
+    context->Socket = NULL;
+    /* SampleTalk always closes the socket. */
+    DbgPrint("safewsk-kmdf: exchange finished: 0x%08X\n", (unsigned)SampleTalk(context->Client, socket));
+}
+
 NTSTATUS
 SampleEvtSelfManagedIoInit(_In_ WDFDEVICE Device)
 {
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(Device);
+    WDF_WORKITEM_CONFIG workItemConfig;
+    WDF_OBJECT_ATTRIBUTES attributes;
+    SOCKADDR_IN local, remote;
     NTSTATUS status;
 
     PAGED_CODE();
 
+    WDF_WORKITEM_CONFIG_INIT(&workItemConfig, SampleEvtExchangeWorkItem);
+    WDF_OBJECT_ATTRIBUTES_INIT(&attributes);
+    attributes.ParentObject = Device;
+    status = WdfWorkItemCreate(&workItemConfig, &attributes, &context->ExchangeWorkItem);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
     status = SafeWskStartup(SAMPLE_PROVIDER_WAIT_MS, &context->Client);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-kmdf: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
         return status;
     }
     /* The device stays started even if the peer is unreachable: the
-     * exchange's status is only reported. */
-    status = SampleExchange(context->Client, context->Address, context->Port);
-    DbgPrint("safewsk-kmdf: exchange finished: 0x%08X\n", (unsigned)status);
+     * connect's status is only reported. */
+    status = SampleBuildAddresses(context->Address, context->Port, &local, &remote);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-kmdf: bad TargetPort: %u\n", context->Port);
+        return STATUS_SUCCESS;
+    }
+    RtlZeroMemory(&context->ConnectRequest, sizeof(context->ConnectRequest));
+    context->ConnectRequest.Callback = SampleConnectComplete;
+    context->ConnectRequest.CallbackContext = Device;
+    context->ConnectRequest.TimeoutMs = 5000;
+    /* The addresses are copied by safewsk: locals are fine. */
+    status = SafeWskSocketConnectAsync(context->Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&local,
+                                       (SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, NULL,
+                                       &context->ConnectRequest);
+    if (status != STATUS_PENDING) {
+        DbgPrint("safewsk-kmdf: SafeWskSocketConnectAsync failed: 0x%08X\n", (unsigned)status);
+    }
     return STATUS_SUCCESS;
 }
 
@@ -109,12 +174,26 @@ VOID
 SampleEvtSelfManagedIoCleanup(_In_ WDFDEVICE Device)
 {
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(Device);
+    NTSTATUS status = STATUS_SUCCESS;
+    int attempt;
 
     PAGED_CODE();
 
-    if (context->Client != NULL) {
-        /* SampleExchange closed its socket, so cleanup cannot refuse. */
-        (void)SafeWskCleanup(context->Client);
-        context->Client = NULL;
+    if (context->Client == NULL) {
+        return;
     }
+    /* A connect still pending calls back with STATUS_CANCELLED;
+     * STATUS_NOT_FOUND (already completed) is fine too. */
+    (void)SafeWskCancelConnect(&context->ConnectRequest);
+    /* SafeWskCleanup waits for the callback, and refuses while the work item
+     * it queued still holds the socket: flush the work item and retry. */
+    for (attempt = 0; attempt < 3; attempt++) {
+        WdfWorkItemFlush(context->ExchangeWorkItem);
+        status = SafeWskCleanup(context->Client);
+        if (status != STATUS_INVALID_DEVICE_STATE) {
+            break;
+        }
+    }
+    DbgPrint("safewsk-kmdf: SafeWskCleanup: 0x%08X\n", (unsigned)status);
+    context->Client = NULL;
 }

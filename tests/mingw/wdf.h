@@ -14,6 +14,8 @@
 typedef struct WDFDRIVER__ *WDFDRIVER;
 typedef struct WDFDEVICE__ *WDFDEVICE;
 typedef struct WDFKEY__ *WDFKEY;
+typedef struct WDFWORKITEM__ *WDFWORKITEM;
+typedef PVOID WDFOBJECT;
 typedef struct WDFDEVICE_INIT *PWDFDEVICE_INIT;
 typedef struct _WDF_OBJECT_CONTEXT_TYPE_INFO {
     ULONG Size;
@@ -33,6 +35,12 @@ typedef struct _WDF_OBJECT_ATTRIBUTES {
 } WDF_OBJECT_ATTRIBUTES, *PWDF_OBJECT_ATTRIBUTES;
 
 #define WDF_NO_OBJECT_ATTRIBUTES NULL
+
+static inline VOID WDF_OBJECT_ATTRIBUTES_INIT(PWDF_OBJECT_ATTRIBUTES Attributes)
+{
+    RtlZeroMemory(Attributes, sizeof(WDF_OBJECT_ATTRIBUTES));
+    Attributes->Size = sizeof(WDF_OBJECT_ATTRIBUTES);
+}
 #define WDF_NO_HANDLE NULL
 
 PVOID WdfObjectGetTypedContextWorker(PVOID Handle, const WDF_OBJECT_CONTEXT_TYPE_INFO *TypeInfo);
@@ -101,6 +109,27 @@ NTSTATUS WdfDriverOpenParametersRegistryKey(WDFDRIVER Driver, ACCESS_MASK Desire
                                             PWDF_OBJECT_ATTRIBUTES KeyAttributes, WDFKEY *Key);
 NTSTATUS WdfRegistryQueryULong(WDFKEY Key, PCUNICODE_STRING ValueName, PULONG Value);
 VOID WdfRegistryClose(WDFKEY Key);
+
+typedef VOID EVT_WDF_WORKITEM(WDFWORKITEM WorkItem);
+typedef EVT_WDF_WORKITEM *PFN_WDF_WORKITEM;
+typedef struct _WDF_WORKITEM_CONFIG {
+    ULONG Size;
+    PFN_WDF_WORKITEM EvtWorkItemFunc;
+    BOOLEAN AutomaticSerialization;
+} WDF_WORKITEM_CONFIG, *PWDF_WORKITEM_CONFIG;
+
+static inline VOID WDF_WORKITEM_CONFIG_INIT(PWDF_WORKITEM_CONFIG Config, PFN_WDF_WORKITEM EvtWorkItemFunc)
+{
+    RtlZeroMemory(Config, sizeof(WDF_WORKITEM_CONFIG));
+    Config->Size = sizeof(WDF_WORKITEM_CONFIG);
+    Config->EvtWorkItemFunc = EvtWorkItemFunc;
+    Config->AutomaticSerialization = TRUE;
+}
+
+NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG Config, PWDF_OBJECT_ATTRIBUTES Attributes, WDFWORKITEM *WorkItem);
+VOID WdfWorkItemEnqueue(WDFWORKITEM WorkItem);
+VOID WdfWorkItemFlush(WDFWORKITEM WorkItem);
+WDFOBJECT WdfWorkItemGetParentObject(WDFWORKITEM WorkItem);
 
 #ifndef DECLARE_CONST_UNICODE_STRING
 #define DECLARE_CONST_UNICODE_STRING(_var, _string)                                                           \
