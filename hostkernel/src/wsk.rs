@@ -317,6 +317,10 @@ unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
     }
 }
 
+/// Stack of a provider worker thread (completion routines and callbacks run
+/// on it; Windows kernel stacks are 24 KiB on x64, test callbacks need more).
+const WORKER_STACK: usize = 128 * 1024;
+
 struct SendPtr(PVOID);
 // SAFETY: the IRP pointer is only used by the one worker that owns it.
 unsafe impl Send for SendPtr {}
@@ -359,11 +363,16 @@ fn run(
         }
     }
     let irp = SendPtr(irp);
-    std::thread::spawn(move || {
+    // One thread per pending request, with a small stack: the work only
+    // polls, copies and calls the completion routine.
+    let spawned = std::thread::Builder::new().stack_size(WORKER_STACK).spawn(move || {
         let irp = irp;
         let (status, info) = work(&op);
         irql::with_irql(DISPATCH_LEVEL, || finish(irp.0, op, status, info));
     });
+    if let Err(e) = spawned {
+        violation(format!("host kernel: cannot start a provider thread: {e}"));
+    }
     STATUS_PENDING
 }
 
