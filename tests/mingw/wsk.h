@@ -1,9 +1,9 @@
 /*
  * Compat wsk.h for the MinGW-w64 cross-check (.ci/windows-gnu). MinGW-w64 10
- * ships ddk/wdm.h and ddk/ntddk.h but no wsk.h, so the WSK declarations
- * safewsk.h and the samples use are written here after the WDK's wsk.h and
- * ws2def.h. Everything else (NTSTATUS, IRP, ULONG, PEPROCESS, the Ke/Ex/Rtl
- * routines) comes from MinGW's real kernel headers.
+ * ships ddk/wdm.h and ddk/ntddk.h but no wsk.h: the WSK declarations come
+ * from hostkernel/include/wsk_decls.h (shared with the host stand-in), plus
+ * the few newer WDK names MinGW 10 lacks, below. Everything else (NTSTATUS,
+ * IRP, ULONG, PEPROCESS, the Ke/Ex/Rtl routines) is MinGW's real headers.
  */
 #ifndef _WSK_
 #define _WSK_
@@ -34,55 +34,11 @@ NTKERNELAPI PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, 
 #define RtlUshortByteSwap(x) __builtin_bswap16((USHORT)(x))
 #define RtlUlongByteSwap(x) __builtin_bswap32((ULONG)(x))
 
-typedef USHORT ADDRESS_FAMILY;
-#define AF_INET 2
-#define AF_INET6 23
-#define SOCK_STREAM 1
-#define IPPROTO_TCP 6
-
-typedef struct sockaddr {
-    ADDRESS_FAMILY sa_family;
-    CHAR sa_data[14];
-} SOCKADDR, *PSOCKADDR;
-
-typedef struct in_addr {
-    union {
-        struct { UCHAR s_b1, s_b2, s_b3, s_b4; } S_un_b;
-        ULONG S_addr;
-    } S_un;
-} IN_ADDR;
-#define s_addr S_un.S_addr
-
-typedef struct sockaddr_in {
-    ADDRESS_FAMILY sin_family;
-    USHORT sin_port;
-    IN_ADDR sin_addr;
-    CHAR sin_zero[8];
-} SOCKADDR_IN, *PSOCKADDR_IN;
-
-#define WSK_NO_WAIT 0
-#define WSK_INFINITE_WAIT 0xffffffff
-#define WSK_FLAG_ABORTIVE 0x00000001
-#define WSK_FLAG_NODELAY 0x00000002
-#define WSK_FLAG_WAITALL 0x00000002
-
-typedef struct _WSK_SOCKET {
-    const VOID *Dispatch;
-} WSK_SOCKET, *PWSK_SOCKET;
-
-typedef NTSTATUS (NTAPI *PFN_WSK_RECEIVE_EVENT)(PVOID SocketContext, ULONG Flags, PVOID DataIndication,
-                                                SIZE_T BytesIndicated, SIZE_T *BytesAccepted);
-typedef NTSTATUS (NTAPI *PFN_WSK_DISCONNECT_EVENT)(PVOID SocketContext, ULONG Flags);
-typedef NTSTATUS (NTAPI *PFN_WSK_SEND_BACKLOG_EVENT)(PVOID SocketContext, SIZE_T IdealBacklogSize);
-
-typedef struct _WSK_CLIENT_CONNECTION_DISPATCH {
-    PFN_WSK_RECEIVE_EVENT WskReceiveEvent;
-    PFN_WSK_DISCONNECT_EVENT WskDisconnectEvent;
-    PFN_WSK_SEND_BACKLOG_EVENT WskSendBacklogEvent;
-} WSK_CLIENT_CONNECTION_DISPATCH, *PWSK_CLIENT_CONNECTION_DISPATCH;
-
 #ifdef __cplusplus
 }
 #endif
+
+/* The WSK and socket-address declarations, shared with the host stand-in. */
+#include "../../hostkernel/include/wsk_decls.h"
 
 #endif /* _WSK_ */
