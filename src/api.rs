@@ -8,7 +8,8 @@ use core::ptr;
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
-use crate::irp::call_and_wait;
+use crate::irp::{self, call_and_wait};
+use crate::sockets::{Lookup, Reserved};
 use crate::nt::*;
 use crate::platform;
 use crate::validate::{validate_connect, ConnectArgs};
@@ -31,11 +32,23 @@ fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
 
 /// Registers the driver as a WSK client and captures the WSK provider.
 ///
+/// `DeviceObject` is one of the calling driver's device objects (a WDM
+/// driver without one creates an unnamed one with IoCreateDevice; a KMDF
+/// driver passes WdfDeviceWdmGetDeviceObject or a control device's). Every
+/// IRP safewsk issues gets its completion routine through
+/// IoSetCompletionRoutineEx with this device object, which keeps the driver
+/// image loaded until each completion routine has returned: without it, the
+/// last instructions of a completion routine could run after DriverUnload
+/// has let the image go. It must stay valid until SafeWskCleanup has
+/// returned STATUS_SUCCESS (delete it after that, not before).
+///
 /// `ProviderWaitMs` is how long to wait for the WSK provider to become
 /// available, as WskCaptureProviderNPI's WaitTimeout: `WSK_NO_WAIT` (0) fails
 /// at once if it is not ready, `WSK_INFINITE_WAIT` waits as long as it takes,
-/// any other value is milliseconds. A boot-start driver passes a wait instead
-/// of failing.
+/// any other value is milliseconds. A driver that starts early in boot
+/// calls this from a worker thread (PsCreateSystemThread or a work item), not
+/// from DriverEntry, which should not wait ("Registering a Winsock Kernel
+/// Application").
 ///
 /// On success `*Client` receives a client handle that the caller owns until it
 /// passes it to SafeWskCleanup. On failure `*Client` is set to NULL and nothing
@@ -45,7 +58,9 @@ fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
 ///
 /// Returns:
 /// - STATUS_SUCCESS;
-/// - STATUS_INVALID_PARAMETER_2: `Client` is NULL;
+/// - STATUS_INVALID_PARAMETER_1: `DeviceObject` is NULL or not a
+///   DEVICE_OBJECT (its Type is not IO_TYPE_DEVICE);
+/// - STATUS_INVALID_PARAMETER_3: `Client` is NULL;
 /// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
 /// - STATUS_INSUFFICIENT_RESOURCES: the client block (one non-paged pool
 ///   allocation, tag 'kwSS') could not be allocated;
@@ -55,19 +70,31 @@ fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
 /// - any other status WskRegister or WskCaptureProviderNPI returned.
 ///
 /// # Safety
+/// `DeviceObject` is NULL or a live DEVICE_OBJECT of the calling driver;
 /// `Client` is NULL or points to writable storage for one pointer.
 #[no_mangle]
-pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut SAFEWSK_CLIENT) -> NTSTATUS {
-    if Client.is_null() {
-        return STATUS_INVALID_PARAMETER_2;
+pub unsafe extern "C" fn SafeWskStartup(
+    DeviceObject: PDEVICE_OBJECT,
+    ProviderWaitMs: ULONG,
+    Client: *mut *mut SAFEWSK_CLIENT,
+) -> NTSTATUS {
+    if !Client.is_null() {
+        // SAFETY: non-null and, per the API contract, writable.
+        unsafe { *Client = ptr::null_mut() };
     }
-    // SAFETY: `Client` is non-null and, per the API contract, writable.
-    unsafe { *Client = ptr::null_mut() };
+    // SAFETY: a non-null DeviceObject points to a DEVICE_OBJECT per the API
+    // contract; its first field is the Type.
+    if DeviceObject.is_null() || unsafe { ptr::read(ptr::addr_of!((*DeviceObject).Type)) } != IO_TYPE_DEVICE {
+        return STATUS_INVALID_PARAMETER_1;
+    }
+    if Client.is_null() {
+        return STATUS_INVALID_PARAMETER_3;
+    }
     if let Err(status) = require_irql(PASSIVE_LEVEL) {
         return status;
     }
-    // SAFETY: PASSIVE_LEVEL checked above.
-    match unsafe { SAFEWSK_CLIENT::start(ProviderWaitMs) } {
+    // SAFETY: PASSIVE_LEVEL checked above; the device object is live.
+    match unsafe { SAFEWSK_CLIENT::start(DeviceObject, ProviderWaitMs) } {
         Ok(p) => {
             // SAFETY: as above.
             unsafe { *Client = p };
@@ -79,13 +106,23 @@ pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut
 
 /// Releases the WSK provider, deregisters and frees `Client`.
 ///
-/// Stops new calls at once (they fail with STATUS_DELETE_PENDING), then waits
-/// until every call in progress has returned and every asynchronous connect
-/// has called back (their deadlines bound that wait). Then, if a socket is
-/// still open, it refuses: the client is reopened, nothing is released, and
-/// STATUS_INVALID_DEVICE_STATE is returned — close every socket first. This
-/// keeps WskDeregister (which blocks until every socket is closed) from
-/// hanging DriverUnload. After STATUS_SUCCESS the handle is invalid.
+/// Stops new connects at once (they fail with STATUS_DELETE_PENDING), then
+/// waits until every call in progress has returned and every asynchronous
+/// connect has called back (their deadlines bound that wait; while it lasts
+/// it is reported with DbgPrint every few seconds). Calls on open sockets —
+/// send, receive, disconnect and above all close — keep working during that
+/// wait: closing its sockets is how a driver lets cleanup succeed. Then, if a
+/// socket is still open, cleanup refuses: the client is reopened, nothing is
+/// released, and STATUS_INVALID_DEVICE_STATE is returned — close every socket
+/// and call it again. This keeps WskDeregister (which blocks until every
+/// socket is closed) from hanging DriverUnload. Finally it waits for queued
+/// DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
+/// running, releases the provider and deregisters. After STATUS_SUCCESS the
+/// handle is invalid, and no safewsk code runs any more on behalf of this
+/// client: the driver may then delete the device object and unload.
+///
+/// One cleanup at a time: a second call while one is in progress returns
+/// STATUS_DELETE_PENDING at once and changes nothing.
 ///
 /// IRQL: PASSIVE_LEVEL.
 ///
@@ -98,7 +135,7 @@ pub unsafe extern "C" fn SafeWskStartup(ProviderWaitMs: ULONG, Client: *mut *mut
 ///
 /// # Safety
 /// `Client` is NULL or a handle from SafeWskStartup that has not been
-/// cleaned up, and no other call on it is in progress.
+/// cleaned up.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
     // SAFETY: `Client` is null or a pointer the caller got from SafeWskStartup.
@@ -129,23 +166,39 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 ///    unicast address (not unspecified, broadcast or multicast, also when
 ///    IPv4-mapped).
 /// 6. `Flags`: reserved, must be 0.
-/// 7. `SocketContext` and 8. `Dispatch`: both NULL, or both non-NULL with at
-///    least one callback in the table (a context without a table, or a table
-///    without a context, is rejected as parameter 7; an empty table as 8).
-///    Both must stay valid until the socket is closed.
+/// 7. `SocketContext`: optional (WSK's `_In_opt_`); a context without a
+///    `Dispatch` table is never delivered to anything and is rejected.
+/// 8. `Dispatch`: NULL, or a table with at least one callback. Context and
+///    table must stay valid until the socket is closed. Note that WSK
+///    creates every socket with all its event callbacks *disabled*
+///    ("PFN_WSK_SOCKET_CONNECT": "all event callback functions on the new
+///    socket are disabled by default"): a table given here does nothing
+///    until the callbacks are enabled with WskControlSocket
+///    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
 /// 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
 /// 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
-///     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR of revision 1.
-///     Keep it until this call returns.
+///     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR, whose revision
+///     (1) is checked when the call is made at IRQL <= APC_LEVEL (at
+///     DISPATCH_LEVEL, from the asynchronous connect, it is not read: it may
+///     be pageable). Keep it until the IRP has completed: until this call
+///     returns.
 /// 12. `Socket`: receives the new socket, or NULL on any failure. The caller
 ///     owns the socket and must pass it to SafeWskCloseSocket.
 /// 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
 ///     IRP is cancelled and the call returns once the provider has completed
-///     it (WSK completes cancelled IRPs). 0 cancels at once unless the
-///     provider completed synchronously.
+///     it (WSK completes cancelled IRPs; a provider that does not is named in
+///     the debugger output every few seconds while the call keeps waiting,
+///     since an IRP the provider owns cannot be freed). 0 cancels at once
+///     unless the provider completed synchronously. A provider that returns
+///     an error without completing the IRP (a breach of the I/O model that
+///     Wine's stub WskSocketConnect commits) gets its status returned here.
 ///
 /// All pointers are kernel-mode addresses; addresses are only read during the
-/// call. No memory is allocated beyond the one IRP.
+/// call. Allocations: the IRP, the I/O manager's IoSetCompletionRoutineEx
+/// context, and one small non-paged pool block (tag 'kwSS') that records
+/// the socket among the client's open sockets until it is closed; each is
+/// made before the provider is called, so a connected socket is never lost
+/// to a failed allocation.
 ///
 /// IRQL: <= APC_LEVEL (it waits).
 ///
@@ -154,7 +207,7 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 /// - STATUS_INVALID_PARAMETER_1 .. _12: as above;
 /// - STATUS_INVALID_LEVEL: called at DISPATCH_LEVEL or above;
 /// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
-/// - STATUS_INSUFFICIENT_RESOURCES: no IRP could be allocated;
+/// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed;
 /// - STATUS_IO_TIMEOUT: not connected within `TimeoutMs`;
 /// - the provider's status otherwise, e.g. STATUS_CONNECTION_REFUSED,
 ///   STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE,
@@ -201,12 +254,24 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         Ok(v) => v,
         Err(status) => return status,
     };
+    let node = match Reserved::new() {
+        Ok(node) => node,
+        Err(status) => return status,
+    };
     let npi = entered.provider();
+    let client = entered.client();
     // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
-    // function.
-    // The caller's addresses live until this call returns, after completion.
-    let done =
-        unsafe { call_and_wait(Some(TimeoutMs), |irp| call.issue(socket_connect, npi, irp, call.local, call.remote)) };
+    // function. The caller's addresses live until this call returns, after
+    // completion.
+    let done = unsafe {
+        call_and_wait(
+            client.device(),
+            b"WskSocketConnect\0",
+            Some(TimeoutMs),
+            |irp| call.issue(socket_connect, npi, irp, call.local, call.remote),
+            |irp| irp::cancel(irp),
+        )
+    };
     let done = match done {
         Ok(d) => d,
         Err(status) => return status,
@@ -219,7 +284,8 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         // A provider that reports success without a socket: nothing to close.
         return STATUS_UNSUCCESSFUL;
     }
-    entered.socket_opened();
+    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
+    unsafe { client.sockets().insert(node, socket) };
     // SAFETY: `Socket` was checked non-null by validation.
     unsafe { *Socket = socket };
     STATUS_SUCCESS
@@ -272,6 +338,9 @@ impl ConnectCall {
         let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
         let args = ConnectArgs {
             client_present: client.is_some(),
+            // A security descriptor may be pageable: read it only where a
+            // page fault is allowed.
+            may_read_pageable: platform::current_irql() <= APC_LEVEL,
             socket_type: self.socket_type,
             protocol: self.protocol,
             local: self.local,
@@ -457,25 +526,51 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
     }
 }
 
-/// Checks the client and socket arguments of the socket calls and enters the
-/// client. The socket is not dereferenced here.
+/// Checks the client and socket arguments of the socket calls (parameters 1
+/// and 2) and enters the client. The socket must be one this client opened
+/// and has not closed (nor is closing); with `close`, it is marked as being
+/// closed. The socket is not dereferenced here.
+///
+/// The lookup takes the client's spin lock, so it is made only at IRQL <=
+/// DISPATCH_LEVEL; above that the IRQL check that follows the parameter
+/// checks refuses the call anyway.
 ///
 /// # Safety
 /// `client` is null or from SafeWskStartup.
-unsafe fn enter_socket_call<'a>(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Result<Entered<'a>, NTSTATUS> {
+unsafe fn enter_socket_call<'a>(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    close: bool,
+) -> Result<Entered<'a>, NTSTATUS> {
     // SAFETY: forwarded caller guarantee.
     let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
     if socket.is_null() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    client.enter()
+    let entered = client.enter_socket_call()?;
+    if platform::current_irql() <= DISPATCH_LEVEL {
+        let sockets = client.sockets();
+        // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
+        let known = unsafe {
+            if close {
+                sockets.begin_close(socket)
+            } else {
+                sockets.lookup(socket) == Lookup::Open
+            }
+        };
+        if !known {
+            return Err(STATUS_INVALID_PARAMETER_2);
+        }
+    }
+    Ok(entered)
 }
 
 /// The provider's connection dispatch table of a socket.
 ///
 /// # Safety
-/// `socket` is a live WSK_SOCKET returned by SafeWskSocketConnect: its
-/// Dispatch is the provider's connection table, valid until the close.
+/// `socket` is an open socket of the client (checked by
+/// [`enter_socket_call`] at a legal IRQL): its Dispatch is the provider's
+/// connection table, valid until the close.
 unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
     // SAFETY: per the function's contract.
     unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)
@@ -486,8 +581,11 @@ unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDE
 ///
 /// # Safety
 /// `buffer..buffer+length` is non-paged memory, readable (send) or writable
-/// (receive), for the duration of the call; IRQL <= APC_LEVEL.
+/// (receive), for the duration of the call; IRQL <= APC_LEVEL; `socket` is
+/// an open socket of the entered client.
 unsafe fn data_call(
+    entered: &Entered<'_>,
+    what: &'static [u8],
     socket: *mut WSK_SOCKET,
     call: PFN_WSK_SEND,
     buffer: *mut c_void,
@@ -507,9 +605,12 @@ unsafe fn data_call(
     }
     let mut wsk_buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: length as SIZE_T };
     let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
+    let device = entered.client().device();
     // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
     // after completion); IRQL per the caller.
-    let done = unsafe { call_and_wait(Some(timeout_ms), |irp| call(socket, wsk_buf_ptr, flags, irp)) };
+    let done = unsafe {
+        call_and_wait(device, what, Some(timeout_ms), |irp| call(socket, wsk_buf_ptr, flags, irp), |irp| irp::cancel(irp))
+    };
     // SAFETY: the IRP that used the MDL has completed and been freed.
     unsafe { platform::free_mdl(mdl) };
     match done {
@@ -532,18 +633,22 @@ unsafe fn data_call(
 /// stays valid for the call. `Flags`: 0 or WSK_FLAG_NODELAY. `BytesSent`
 /// (optional) receives the count sent, also on timeout.
 ///
+/// Works during SafeWskCleanup (on a socket still open).
+///
 /// IRQL: <= APC_LEVEL.
 ///
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
-/// _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`);
-/// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING; STATUS_INSUFFICIENT_RESOURCES
-/// (IRP or MDL); STATUS_IO_TIMEOUT (the socket's state is then undefined:
-/// close it); or the provider's status (e.g. STATUS_CONNECTION_RESET).
+/// _2 (`Socket` NULL, or not an open socket of this client: never opened,
+/// closed, or being closed), _3 (`Buffer` NULL), _4 (`Length` 0), _5
+/// (`Flags`); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP,
+/// completion context or MDL); STATUS_IO_TIMEOUT (the socket's state is then
+/// undefined: close it); or the provider's status (e.g.
+/// STATUS_CONNECTION_RESET).
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
-/// that client with no other call in progress on it; `Buffer` is NULL or
-/// `Length` bytes of non-paged memory; `BytesSent` is NULL or writable.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// of non-paged memory; `BytesSent` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSend(
     Client: *mut SAFEWSK_CLIENT,
@@ -559,13 +664,8 @@ pub unsafe extern "C" fn SafeWskSend(
         unsafe { *BytesSent = 0 };
     }
     // SAFETY: pointers per the API contract.
-    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
+    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
         Ok(v) => v,
-        Err(status) => return status,
-    };
-    // SAFETY: a non-null socket is a live socket per the API contract.
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
         Err(status) => return status,
     };
     if Buffer.is_null() {
@@ -580,8 +680,25 @@ pub unsafe extern "C" fn SafeWskSend(
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
     }
+    // SAFETY: an open socket of this client (checked at this legal IRQL).
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
+        Err(status) => return status,
+    };
     // SAFETY: buffer contract per the API; IRQL checked.
-    unsafe { data_call(Socket, dispatch.WskSend, Buffer as *mut c_void, Length, Flags, TimeoutMs, BytesSent) }
+    unsafe {
+        data_call(
+            &entered,
+            b"WskSend\0",
+            Socket,
+            dispatch.WskSend,
+            Buffer.cast_mut(),
+            Length,
+            Flags,
+            TimeoutMs,
+            BytesSent,
+        )
+    }
 }
 
 /// Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
@@ -592,18 +709,20 @@ pub unsafe extern "C" fn SafeWskSend(
 /// closed. `*BytesReceived` receives the count; 0 with STATUS_SUCCESS means
 /// the peer closed its side gracefully.
 ///
+/// Works during SafeWskCleanup (on a socket still open).
+///
 /// IRQL: <= APC_LEVEL.
 ///
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
-/// _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`),
-/// _7 (`BytesReceived` NULL); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
-/// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+/// _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
+/// NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
+/// STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT;
+/// or the provider's status.
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
-/// that client with no other call in progress on it; `Buffer` is NULL or
-/// `Length` writable bytes of non-paged memory; `BytesReceived` is NULL or
-/// writable.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it; `Buffer` is NULL or `Length`
+/// writable bytes of non-paged memory; `BytesReceived` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
     Client: *mut SAFEWSK_CLIENT,
@@ -619,13 +738,8 @@ pub unsafe extern "C" fn SafeWskReceive(
         unsafe { *BytesReceived = 0 };
     }
     // SAFETY: pointers per the API contract.
-    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
+    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
         Ok(v) => v,
-        Err(status) => return status,
-    };
-    // SAFETY: a non-null socket is a live socket per the API contract.
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
         Err(status) => return status,
     };
     if Buffer.is_null() {
@@ -643,23 +757,47 @@ pub unsafe extern "C" fn SafeWskReceive(
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
     }
+    // SAFETY: an open socket of this client (checked at this legal IRQL).
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
+        Err(status) => return status,
+    };
     // SAFETY: buffer contract per the API; IRQL checked.
-    unsafe { data_call(Socket, dispatch.WskReceive, Buffer, Length, Flags, TimeoutMs, BytesReceived) }
+    unsafe {
+        data_call(
+            &entered,
+            b"WskReceive\0",
+            Socket,
+            dispatch.WskReceive,
+            Buffer,
+            Length,
+            Flags,
+            TimeoutMs,
+            BytesReceived,
+        )
+    }
 }
 
 /// Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0
 /// (sends FIN after pending data), abortively with WSK_FLAG_ABORTIVE. The
 /// socket must still be closed with SafeWskCloseSocket.
 ///
+/// A graceful disconnect "might not complete" (PFN_WSK_DISCONNECT: the peer
+/// may never acknowledge), and cancelling it is not the documented way out:
+/// at the deadline safewsk resets the connection with an abortive
+/// WskDisconnect instead (which ends the graceful one) and returns
+/// STATUS_IO_TIMEOUT. Works during SafeWskCleanup (on a socket still open).
+///
 /// IRQL: <= APC_LEVEL.
 ///
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
-/// NULL), _3 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
-/// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+/// NULL or not an open socket of this client), _3 (`Flags`);
+/// STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT
+/// (the connection was reset); or the provider's status.
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
-/// that client with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(
     Client: *mut SAFEWSK_CLIENT,
@@ -668,13 +806,8 @@ pub unsafe extern "C" fn SafeWskDisconnect(
     TimeoutMs: ULONG,
 ) -> NTSTATUS {
     // SAFETY: pointers per the API contract.
-    let _entered = match unsafe { enter_socket_call(Client, Socket) } {
+    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
         Ok(v) => v,
-        Err(status) => return status,
-    };
-    // SAFETY: a non-null socket is a live socket per the API contract.
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
         Err(status) => return status,
     };
     if Flags & !WSK_FLAG_ABORTIVE != 0 {
@@ -683,12 +816,41 @@ pub unsafe extern "C" fn SafeWskDisconnect(
     if let Err(status) = require_irql(APC_LEVEL) {
         return status;
     }
+    // SAFETY: an open socket of this client (checked at this legal IRQL).
+    let dispatch = match unsafe { socket_dispatch(Socket) } {
+        Ok(d) => d,
+        Err(status) => return status,
+    };
     let disconnect = match dispatch.WskDisconnect {
         Some(f) => f,
         None => return STATUS_NOT_SUPPORTED,
     };
+    let device = entered.client().device();
+    let at_deadline = |irp: *mut IRP| {
+        if Flags & WSK_FLAG_ABORTIVE == 0 {
+            // SAFETY: IRQL <= APC_LEVEL; a second IRP for the abortive
+            // disconnect, waited for like any call; the graceful IRP stays
+            // live (call_and_wait frees it only after its completion).
+            let _ = unsafe {
+                call_and_wait(
+                    device,
+                    b"WskDisconnect (abortive, after the graceful one's deadline)\0",
+                    Some(TimeoutMs),
+                    |irp2| disconnect(Socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2),
+                    |irp2| irp::cancel(irp2),
+                )
+            };
+        }
+        // SAFETY: the IRP is live until its completion has been waited for.
+        unsafe { irp::cancel(irp) };
+    };
     // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    match unsafe { call_and_wait(Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp)) } {
+    let what: &'static [u8] =
+        if Flags & WSK_FLAG_ABORTIVE == 0 { b"WskDisconnect (graceful)\0" } else { b"WskDisconnect (abortive)\0" };
+    match unsafe {
+        call_and_wait(device, what, Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp), at_deadline)
+    } {
+        Ok(d) if d.timed_out => STATUS_IO_TIMEOUT,
         Ok(d) => d.status,
         Err(status) => status,
     }
@@ -697,60 +859,86 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// Closes a socket from SafeWskSocketConnect (WskCloseSocket) and waits for
 /// the close to complete. WSK cancels the socket's pending requests and, on a
 /// connection that is not fully disconnected, performs an abortive disconnect;
-/// call SafeWskDisconnect first for a graceful one.
+/// call SafeWskDisconnect first for a graceful one. It works while
+/// SafeWskCleanup waits: closing its sockets is how a driver lets cleanup
+/// succeed.
 ///
 /// Once the close was issued — any status but the argument and IRQL errors
 /// and STATUS_INSUFFICIENT_RESOURCES below — `Socket` is gone: never use it
-/// again. No other call on the socket may be in progress.
+/// again (safewsk answers any later call on it with
+/// STATUS_INVALID_PARAMETER_2). A close that the provider refuses without
+/// completing its IRP (a breach of the I/O model, reported with DbgPrint)
+/// leaves the socket open: its status is returned and the close may be
+/// retried.
 ///
 /// IRQL: <= APC_LEVEL.
 ///
 /// Returns:
 /// - STATUS_SUCCESS;
 /// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
-/// - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or the client has no open
-///   socket (so this is a second close); the provider is not called. A second
-///   close while other sockets are open cannot be detected: like WSK itself,
-///   it is undefined behaviour;
-/// - STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
-/// - STATUS_INSUFFICIENT_RESOURCES: no IRP; the socket is still open, retry;
+/// - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or not an open socket of
+///   this client (never opened, already closed, being closed, or another
+///   client's); the provider is not called;
+/// - STATUS_INVALID_LEVEL;
+/// - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
+///   is still open, retry;
 /// - the provider's status for the close.
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
-/// that client with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: pointers per the API contract.
-    let entered = match unsafe { enter_socket_call(Client, Socket) } {
+    let entered = match unsafe { enter_socket_call(Client, Socket, true) } {
         Ok(v) => v,
         Err(status) => return status,
     };
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return status;
-    }
-    // Account for the close before touching the socket, so that a second
-    // close after the last socket was closed is caught without reading the
-    // freed WSK_SOCKET.
-    if !entered.socket_closing() {
-        return STATUS_INVALID_PARAMETER_2;
-    }
-    // SAFETY: the client has an open socket and, per the API contract, this
-    // is one of them.
-    let close = match unsafe { socket_dispatch(Socket) }.map(|d| d.Basic.WskCloseSocket) {
-        Ok(Some(close)) => close,
-        Ok(None) | Err(_) => {
-            entered.socket_opened();
-            return STATUS_INVALID_PARAMETER_2;
+    let sockets = entered.client().sockets();
+    let result = close_marked(&entered, Socket);
+    // SAFETY: IRQL <= DISPATCH_LEVEL (the socket was marked at a legal IRQL,
+    // and close_marked fails before any wait above APC_LEVEL).
+    unsafe {
+        match result {
+            Closed::Gone(_) => sockets.finish_close(Socket),
+            Closed::StillOpen(_) => sockets.abort_close(Socket),
         }
+    }
+    match result {
+        Closed::Gone(status) | Closed::StillOpen(status) => status,
+    }
+}
+
+/// What became of a socket marked as being closed.
+#[derive(Clone, Copy)]
+enum Closed {
+    /// The close was issued and consumed: the socket is gone.
+    Gone(NTSTATUS),
+    /// The close was never issued, or the provider refused it without
+    /// consuming its IRP: the socket is still open.
+    StillOpen(NTSTATUS),
+}
+
+/// The close of a socket that [`enter_socket_call`] marked as closing.
+fn close_marked(entered: &Entered<'_>, socket: *mut WSK_SOCKET) -> Closed {
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return Closed::StillOpen(status);
+    }
+    // SAFETY: an open socket of this client, marked as closing.
+    let close = match unsafe { socket_dispatch(socket) }.map(|d| d.Basic.WskCloseSocket) {
+        Ok(Some(close)) => close,
+        Ok(None) | Err(_) => return Closed::StillOpen(STATUS_NOT_SUPPORTED),
     };
     // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    match unsafe { call_and_wait(None, |irp| close(Socket, irp)) } {
-        Ok(d) => d.status,
-        Err(status) => {
-            // No IRP: the close was never issued, the socket is still open.
-            entered.socket_opened();
-            status
-        }
+    let done = unsafe {
+        call_and_wait(entered.client().device(), b"WskCloseSocket\0", None, |irp| close(socket, irp), |irp| {
+            irp::cancel(irp)
+        })
+    };
+    match done {
+        Ok(d) if !d.consumed => Closed::StillOpen(d.status),
+        Ok(d) => Closed::Gone(d.status),
+        // No IRP: the close was never issued, the socket is still open.
+        Err(status) => Closed::StillOpen(status),
     }
 }

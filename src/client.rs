@@ -1,5 +1,7 @@
-//! The WSK client: registration, the captured provider NPI, and the accounting
-//! that lets cleanup refuse to leave sockets or calls behind.
+//! The WSK client: registration, the captured provider NPI, the device
+//! object that keeps the driver loaded while completion routines run, the
+//! open sockets, and the rundown that lets cleanup wait for calls in
+//! progress.
 //!
 //! A [`SAFEWSK_CLIENT`] is one tagged non-paged pool block. It holds the
 //! WSK_REGISTRATION, WSK_CLIENT_NPI and WSK_CLIENT_DISPATCH that WskRegister
@@ -8,28 +10,29 @@
 //! WskCaptureProviderNPI that returns a success code, there must be exactly
 //! one corresponding call to WskReleaseProviderNPI").
 //!
-//! Invariants:
-//! - `signature == SIGNATURE` exactly while the block is a live client;
-//! - `rundown` counts calls and asynchronous requests inside the library that
-//!   use the provider (a request counts until its callback has returned);
-//!   `open` counts sockets returned by connect and not yet closed;
-//! - once cleanup has begun no call enters; cleanup then waits on
-//!   `rundown_event` until the count is 0, so after that nothing can use the
-//!   provider any more and releasing it is safe. The count and the cleaning
-//!   bit share one atomic word (`Rundown`, model-checked with loom), so the
-//!   last call out signals only when cleanup is waiting, and touches the
-//!   client no more after a decrement that lets cleanup free it.
+//! # Invariants
+//! - `signature == SIGNATURE` exactly while the block is a live client (set
+//!   last by `start`, cleared first by `stop` once nothing can enter);
+//! - `rundown` counts calls and asynchronous requests inside the library (a
+//!   request counts until its callback has returned); `sockets` holds every
+//!   socket returned and not yet closed;
+//! - `rundown_event` is initialized once, in `start`, and only cleanup waits
+//!   on it (a second cleanup is refused before it touches the event);
+//! - the block is freed only after `Rundown::try_free` succeeded with no
+//!   socket open: nobody is inside, nobody can enter, and no call is still on
+//!   its way to signal the event.
 
 #![allow(non_camel_case_types)]
 
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-
-use crate::request_state::Rundown;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::nt::*;
 use crate::platform;
+use crate::rundown::{Rundown, Step};
+use crate::sockets::Sockets;
+use crate::sync::Event;
 
 const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
 
@@ -38,15 +41,17 @@ const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
 pub struct SAFEWSK_CLIENT {
     signature: AtomicU32,
     rundown: Rundown,
-    open: AtomicUsize,
+    device: PDEVICE_OBJECT,
+    sockets: Sockets,
     registration: WSK_REGISTRATION,
     client_npi: WSK_CLIENT_NPI,
     client_dispatch: WSK_CLIENT_DISPATCH,
     provider: WSK_PROVIDER_NPI,
-    rundown_event: KEVENT,
+    rundown_event: Event,
 }
 
 /// A call inside the client; leaving it (drop) lets cleanup proceed.
+#[must_use]
 pub struct Entered<'a> {
     client: &'a SAFEWSK_CLIENT,
 }
@@ -74,25 +79,9 @@ impl<'a> Entered<'a> {
     pub fn keep(self) {
         core::mem::forget(self);
     }
-
-    /// Records a socket the provider returned.
-    pub fn socket_opened(&self) {
-        self.client.open.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Records that a socket is being closed; false if this client has no
-    /// open socket (a double close or a foreign socket).
-    pub fn socket_closing(&self) -> bool {
-        self.client.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
-    }
 }
 
 impl SAFEWSK_CLIENT {
-    /// Records a socket delivered by an asynchronous request.
-    pub fn socket_opened(&self) {
-        self.open.fetch_add(1, Ordering::AcqRel);
-    }
-
     /// Borrows a live client from a caller's pointer, or None if the pointer is
     /// null or does not carry a live client's signature.
     ///
@@ -111,7 +100,8 @@ impl SAFEWSK_CLIENT {
         Some(client)
     }
 
-    /// Enters a call; Err(STATUS_DELETE_PENDING) once cleanup has begun.
+    /// Enters a call that may create a socket (a connect);
+    /// Err(STATUS_DELETE_PENDING) once cleanup has begun.
     pub fn enter(&self) -> Result<Entered<'_>, NTSTATUS> {
         if self.rundown.try_enter() {
             Ok(Entered { client: self })
@@ -120,39 +110,62 @@ impl SAFEWSK_CLIENT {
         }
     }
 
+    /// Enters a call on a socket (send, receive, disconnect, close). These
+    /// keep working while cleanup waits: closing the sockets is how a driver
+    /// lets cleanup succeed. Err(STATUS_DELETE_PENDING) only while the client
+    /// is being freed, which no caller with an open socket can see.
+    pub fn enter_socket_call(&self) -> Result<Entered<'_>, NTSTATUS> {
+        if self.rundown.try_enter_socket_call() {
+            Ok(Entered { client: self })
+        } else {
+            Err(STATUS_DELETE_PENDING)
+        }
+    }
+
     /// Leaves a call or a finished asynchronous request; the last one out
-    /// during cleanup wakes it. Callable at IRQL <= DISPATCH_LEVEL.
+    /// while cleanup sleeps wakes it. Callable at IRQL <= DISPATCH_LEVEL.
     pub fn leave(&self) {
         if self.rundown.leave() {
-            // SAFETY: cleanup initialized the event before it began, and it
-            // waits for this signal before it frees the block; KeSetEvent is
-            // the last access to the client here.
-            unsafe { platform::set_event(ptr::addr_of!(self.rundown_event) as *mut KEVENT) };
+            // SAFETY: initialized in `start`; cleanup sleeps until this
+            // signal and frees the block only after it, so the event is live,
+            // and signalling is the last access to the client here.
+            unsafe { self.rundown_event.set() };
         }
+    }
+
+    /// The device object whose reference keeps the driver loaded while
+    /// completion routines run.
+    pub fn device(&self) -> PDEVICE_OBJECT {
+        self.device
+    }
+
+    /// The open sockets.
+    pub fn sockets(&self) -> &Sockets {
+        &self.sockets
     }
 
     /// Registers with WSK and captures the provider NPI, waiting up to
     /// `wait_ms` for it (WSK_NO_WAIT and WSK_INFINITE_WAIT as WSK defines).
     ///
     /// # Safety
-    /// PASSIVE_LEVEL.
-    pub unsafe fn start(wait_ms: ULONG) -> Result<*mut SAFEWSK_CLIENT, NTSTATUS> {
+    /// PASSIVE_LEVEL; `device` is a live DEVICE_OBJECT of the calling
+    /// driver that outlives the client.
+    pub unsafe fn start(device: PDEVICE_OBJECT, wait_ms: ULONG) -> Result<*mut SAFEWSK_CLIENT, NTSTATUS> {
         // SAFETY: PASSIVE_LEVEL per the caller.
         let p = unsafe { platform::pool_alloc(size_of::<SAFEWSK_CLIENT>()) }.cast::<SAFEWSK_CLIENT>();
         if p.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
         // SAFETY: `p` is a fresh, suitably sized and aligned (pool blocks are
-        // 16-byte aligned) block that nothing else references yet. The
-        // registration structures stay at this address until deregistration
-        // because the block is only freed after WskDeregister.
+        // 16-byte aligned) block that nothing else references yet.
         unsafe {
             ptr::write(
                 p,
                 SAFEWSK_CLIENT {
                     signature: AtomicU32::new(0),
                     rundown: Rundown::new(),
-                    open: AtomicUsize::new(0),
+                    device,
+                    sockets: Sockets::new(),
                     registration: WSK_REGISTRATION::zeroed(),
                     client_npi: WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: ptr::null() },
                     client_dispatch: WSK_CLIENT_DISPATCH {
@@ -161,65 +174,104 @@ impl SAFEWSK_CLIENT {
                         WskClientEvent: ptr::null_mut(),
                     },
                     provider: WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() },
-                    rundown_event: KEVENT::zeroed(),
+                    rundown_event: Event::new(),
                 },
-            );
+            )
+        };
+        // SAFETY: the block is resident pool that stays at this address until
+        // it is freed after the last wait on the event; nobody can wait on it
+        // or signal it before the client is published.
+        unsafe { (*p).rundown_event.init() };
+        // SAFETY: `p` is ours and initialized; the registration structures
+        // stay at this address until deregistration because the block is only
+        // freed after WskDeregister.
+        unsafe {
             (*p).client_npi.ClientContext = p.cast();
             (*p).client_npi.Dispatch = ptr::addr_of!((*p).client_dispatch);
-
-            let status =
-                platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration));
-            if !nt_success(status) {
-                platform::pool_free(p.cast());
-                return Err(status);
-            }
-            let status =
-                platform::wsk_capture(ptr::addr_of_mut!((*p).registration), wait_ms, ptr::addr_of_mut!((*p).provider));
-            if !nt_success(status) {
+        }
+        // SAFETY: PASSIVE_LEVEL; the NPI and registration live in the block.
+        let status =
+            unsafe { platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration)) };
+        if !nt_success(status) {
+            // SAFETY: nothing references the block.
+            unsafe { platform::pool_free(p.cast()) };
+            return Err(status);
+        }
+        // SAFETY: registered above; PASSIVE_LEVEL.
+        let status = unsafe {
+            platform::wsk_capture(ptr::addr_of_mut!((*p).registration), wait_ms, ptr::addr_of_mut!((*p).provider))
+        };
+        if !nt_success(status) {
+            // SAFETY: registered, nothing captured; then nothing references
+            // the block.
+            unsafe {
                 platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
                 platform::pool_free(p.cast());
-                return Err(status);
             }
-            (*p).signature.store(SIGNATURE, Ordering::Release);
+            return Err(status);
         }
+        // INVARIANT: the client is complete; from here on it is live.
+        // SAFETY: `p` is ours and initialized.
+        unsafe { (*p).signature.store(SIGNATURE, Ordering::Release) };
         Ok(p)
     }
 
-    /// Stops new calls, waits until every call in progress and every
-    /// asynchronous request has finished (its callback returned), then
-    /// releases the provider, deregisters and frees the client — unless a
-    /// socket is still open, in which case the client is reopened and
-    /// Err(STATUS_INVALID_DEVICE_STATE) is returned.
+    /// Stops connects, waits until every call in progress and every
+    /// asynchronous request has finished (its callback returned), reporting
+    /// the wait in the debugger output while it lasts; then, if a socket is
+    /// still open, reopens the client and returns
+    /// Err(STATUS_INVALID_DEVICE_STATE); otherwise waits for queued DPCs,
+    /// releases the provider, deregisters and frees the client. A cleanup
+    /// already in progress makes this one return Err(STATUS_DELETE_PENDING)
+    /// without touching anything.
     ///
     /// # Safety
     /// PASSIVE_LEVEL; `p` is a live client (checked with [`Self::from_ptr`]).
     /// On Ok the pointer is dangling.
     pub unsafe fn stop(p: *mut SAFEWSK_CLIENT) -> Result<(), NTSTATUS> {
-        // SAFETY: `p` is live per the caller. Nobody can be signalling the
-        // event before cleanup begins (a leave signals only while cleaning),
-        // so (re)initializing it first is sound.
-        let client = unsafe {
-            platform::init_event(ptr::addr_of_mut!((*p).rundown_event));
-            &*p
-        };
-        match client.rundown.begin_cleanup() {
-            Err(()) => return Err(STATUS_DELETE_PENDING),
-            Ok(true) => {
-                // SAFETY: initialized above; PASSIVE_LEVEL per the caller.
-                unsafe { platform::wait_event(ptr::addr_of!(client.rundown_event) as *mut KEVENT, None) };
+        // SAFETY: `p` is live per the caller.
+        let client = unsafe { &*p };
+        client.rundown.begin_cleanup().map_err(|()| STATUS_DELETE_PENDING)?;
+        let mut waited_ms: ULONG = 0;
+        loop {
+            // SAFETY: initialized in `start`; only this cleanup waits on it.
+            // Cleared before WAITING is set, so the signal this round asks for
+            // cannot be lost, and no earlier signal is still pending (each one
+            // was waited for).
+            unsafe { client.rundown_event.clear() };
+            match client.rundown.wait_or_drained() {
+                Step::Wait => loop {
+                    // SAFETY: initialized; PASSIVE_LEVEL per the caller.
+                    let st = unsafe { client.rundown_event.wait(Some(platform::REPORT_INTERVAL_MS)) };
+                    if st != STATUS_TIMEOUT {
+                        break;
+                    }
+                    waited_ms = waited_ms.saturating_add(platform::REPORT_INTERVAL_MS);
+                    platform::report_cleanup_waiting(waited_ms, client.rundown.inside());
+                },
+                Step::Drained => {
+                    // SAFETY: PASSIVE_LEVEL per the caller.
+                    if unsafe { client.sockets.open() } != 0 {
+                        client.rundown.reopen();
+                        return Err(STATUS_INVALID_DEVICE_STATE);
+                    }
+                    if client.rundown.try_free() {
+                        break;
+                    }
+                }
             }
-            Ok(false) => {}
         }
-        if client.open.load(Ordering::Acquire) != 0 {
-            client.rundown.reopen();
-            return Err(STATUS_INVALID_DEVICE_STATE);
-        }
-        // SAFETY: no call is inside and none can enter (cleanup has begun), so
-        // this thread is the only user of the block. The capture made at start
-        // is released exactly once, then the registration is removed, then the
-        // block (which held the registration) is freed.
+        // Nobody is inside and nobody can enter. A timer DPC of an
+        // asynchronous connect may still be returning from the callback it
+        // made; wait until no DPC is executing any more.
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        unsafe { platform::flush_queued_dpcs() };
+        // INVARIANT: cleared before the block goes away.
+        client.signature.store(0, Ordering::Release);
+        // SAFETY: this thread is the only user of the block. The capture made
+        // at start is released exactly once, then the registration is
+        // removed, then the block (which held the registration) is freed.
         unsafe {
-            (*p).signature.store(0, Ordering::Release);
             platform::wsk_release(ptr::addr_of_mut!((*p).registration));
             platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
             platform::pool_free(p.cast());

@@ -18,6 +18,7 @@ use crate::client::SAFEWSK_CLIENT;
 use crate::nt::*;
 use crate::platform;
 use crate::request_state::{RequestState, CANCELLED, COMPLETED, TIMED_OUT};
+use crate::sockets::Reserved;
 
 /// Completion callback of `SafeWskSocketConnectAsync`: `Status` as
 /// SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
@@ -32,8 +33,8 @@ pub const SAFEWSK_NO_TIMEOUT: ULONG = 0xFFFF_FFFF;
 /// Storage for one asynchronous connect, owned by the caller: non-paged
 /// memory (a device context, a pool block, a global) that stays valid from
 /// `SafeWskSocketConnectAsync` until the callback has returned, and is not
-/// used by two requests at once. Fill in the first three members; the rest
-/// belongs to safewsk. `CallbackContext` too must stay valid until the
+/// used by two requests at once. Fill in `Callback`, `CallbackContext` and
+/// `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk. `CallbackContext` too must stay valid until the
 /// callback has *returned*: a waiter woken by the callback must not free
 /// what the callback is still using (signal last, or hand ownership to it).
 #[repr(C)]
@@ -60,6 +61,9 @@ struct Private {
     state: RequestState,
     status: NTSTATUS,
     information: ULONG_PTR,
+    /// The node that records the socket in the client's open sockets
+    /// (`sockets::Reserved::into_raw`), reserved before the connect.
+    node: *mut core::ffi::c_void,
     /// Copies of the addresses: the provider may read them until the IRP
     /// completes, longer than the caller's buffers need to live.
     local: Sockaddr,
@@ -117,14 +121,18 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
             }
         }
         let client = &*(*p).client;
+        let node = Reserved::from_raw((*p).node);
         let mut socket: *mut WSK_SOCKET = ptr::null_mut();
         if nt_success(status) {
             socket = (*p).information as *mut WSK_SOCKET;
             if socket.is_null() {
                 status = STATUS_UNSUCCESSFUL;
+                drop(node);
             } else {
-                client.socket_opened();
+                client.sockets().insert(node, socket);
             }
+        } else {
+            drop(node);
         }
         let callback = (*request).Callback;
         let context = (*request).CallbackContext;
@@ -136,7 +144,25 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     }
 }
 
-/// IoCompletion routine (IRQL <= DISPATCH_LEVEL).
+/// Removes a queued timer and, if that worked and nobody claimed the timer's
+/// reference before, releases it (see `request_state`: KeCancelTimer's TRUE
+/// alone is not trusted).
+///
+/// # Safety
+/// The caller holds a reference on a started request whose timer was
+/// initialized.
+unsafe fn cancel_timer_and_release(request: *mut SAFEWSK_CONNECT_REQUEST) {
+    let p = private(request);
+    // SAFETY: the caller's reference keeps the request alive.
+    unsafe {
+        if platform::cancel_timer(ptr::addr_of_mut!((*p).timer)) && (*p).state.claim_timer() {
+            release(request);
+        }
+    }
+}
+
+/// IoCompletion routine (IRQL <= DISPATCH_LEVEL), set with
+/// IoSetCompletionRoutineEx: the driver stays loaded until it has returned.
 unsafe extern "system" fn on_complete(_device: PVOID, irp: *mut IRP, context: PVOID) -> NTSTATUS {
     let request = context.cast::<SAFEWSK_CONNECT_REQUEST>();
     let p = private(request);
@@ -147,20 +173,24 @@ unsafe extern "system" fn on_complete(_device: PVOID, irp: *mut IRP, context: PV
         (*p).information = information;
         (*p).state.set_completed();
         // A timer still queued will not fire now: drop its reference here.
-        if platform::cancel_timer(ptr::addr_of_mut!((*p).timer)) {
-            release(request);
-        }
+        cancel_timer_and_release(request);
         release(request);
     }
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
-/// Timer DPC (DISPATCH_LEVEL): the deadline passed.
+/// Timer DPC (DISPATCH_LEVEL): the deadline passed. SafeWskCleanup calls
+/// KeFlushQueuedDpcs, so the driver stays loaded until this has returned.
 unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a2: PVOID) {
     let request = context.cast::<SAFEWSK_CONNECT_REQUEST>();
     let p = private(request);
-    // SAFETY: the timer's reference keeps the request and the IRP alive.
+    // SAFETY: the timer's reference keeps the request and the IRP alive
+    // until it is released here, unless a KeCancelTimer claimed it first (then
+    // this DPC touches nothing but the state word; see `request_state`).
     unsafe {
+        if !(*p).state.claim_timer() {
+            return;
+        }
         if (*p).state.flags() & COMPLETED == 0 {
             (*p).state.set_flag(TIMED_OUT);
             platform::cancel_irp((*p).irp);
@@ -184,9 +214,19 @@ pub unsafe fn start(
     remote: *const SOCKADDR,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
+    // The socket's record first, so that a connected socket is never lost.
+    let node = Reserved::new()?;
     // SAFETY: IRQL per the caller.
     let irp = unsafe { platform::allocate_irp() };
     if irp.is_null() {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    // SAFETY: the IRP is fresh and ours, with one stack location; the client's
+    // device object is live while the client is.
+    let st = unsafe { platform::set_completion_routine(client.device(), irp, on_complete, request.cast()) };
+    if !nt_success(st) {
+        // SAFETY: never issued: ours to free.
+        unsafe { platform::free_irp(irp) };
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     let p = private(request);
@@ -197,6 +237,7 @@ pub unsafe fn start(
         ptr::write(ptr::addr_of_mut!((*p).client), client as *const SAFEWSK_CLIENT);
         ptr::write(ptr::addr_of_mut!((*p).status), STATUS_PENDING);
         ptr::write(ptr::addr_of_mut!((*p).information), 0);
+        ptr::write(ptr::addr_of_mut!((*p).node), node.into_raw());
         ptr::write(ptr::addr_of_mut!((*p).state), RequestState::new());
         copy_sockaddr(ptr::addr_of_mut!((*p).local), local);
         copy_sockaddr(ptr::addr_of_mut!((*p).remote), remote);
@@ -206,23 +247,27 @@ pub unsafe fn start(
             Some(on_timeout),
             request.cast(),
         );
-        platform::set_completion_routine(irp, on_complete, request.cast());
         (*request).TimeoutMs
     };
-    // The provider completes the IRP whatever it returns.
     // SAFETY: address computation only, inside the request.
     let (local, remote) =
         unsafe { (ptr::addr_of!((*p).local).cast::<SOCKADDR>(), ptr::addr_of!((*p).remote).cast::<SOCKADDR>()) };
-    let _ = issue(irp, local, remote);
+    let returned = issue(irp, local, remote);
     // SAFETY: the starter's reference keeps the request alive until the
     // release at the end.
     unsafe {
+        if returned != STATUS_PENDING && (*p).state.flags() & COMPLETED == 0 {
+            // Returned without being consumed (see irp.rs): complete it here
+            // with the returned status, which the callback then reports.
+            platform::report_unconsumed(b"WskSocketConnect (asynchronous)\0", irp, returned);
+            platform::complete_unconsumed(irp, returned);
+        }
         if timeout != SAFEWSK_NO_TIMEOUT && (*p).state.try_acquire_unless_completed(0) {
             platform::set_timer(ptr::addr_of_mut!((*p).timer), ptr::addr_of_mut!((*p).dpc), timeout);
             // Completion may have run between the check and KeSetTimer and
             // found no timer to cancel: cancel it here then.
-            if (*p).state.flags() & COMPLETED != 0 && platform::cancel_timer(ptr::addr_of_mut!((*p).timer)) {
-                release(request);
+            if (*p).state.flags() & COMPLETED != 0 {
+                cancel_timer_and_release(request);
             }
         }
         release(request);

@@ -16,16 +16,33 @@
 //! 5. read `IoStatus`, then `IoFreeIrp` — exactly once, and only after the
 //!    completion routine has run.
 //!
-//! Invariant: the IRP is freed on every path, and never before its completion
-//! routine ran. The completion context (a KEVENT) lives on the waiting
-//! thread's stack; that is sound because the wait is a KernelMode wait (the
-//! stack stays resident) and the waiter does not return until the completion
-//! routine has signalled, which is the routine's last access to the context.
+//! The completion routine is set with IoSetCompletionRoutineEx and the
+//! client's device object, so the driver image stays loaded until the routine
+//! has returned (see `platform::set_completion_routine`).
+//!
+//! Two things a provider may do are handled explicitly:
+//! - it returns a status other than STATUS_PENDING without having completed
+//!   the IRP (Wine 8.0's stubs do; so does Windows' WskSocket for a NULL
+//!   client, per Wine's WSK tests run on Windows). By the I/O model such an
+//!   IRP was never consumed: it is completed here with the returned status,
+//!   which is the answer, and the breach is reported with DbgPrint;
+//! - it never completes the IRP, even after cancellation. The library cannot
+//!   free an IRP the provider owns, so it keeps waiting, but never silently:
+//!   every `platform::REPORT_INTERVAL_MS` the wait reports itself (the call,
+//!   the IRP, how long) in the debugger output.
+//!
+//! # Invariants
+//! The IRP is freed on every path, and never before its completion routine
+//! ran. The completion context lives on the waiting thread's stack; that is
+//! sound because the wait is a KernelMode wait (the stack stays resident) and
+//! the waiter does not return until the completion routine has signalled,
+//! which is the routine's last access to the context.
 
-use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::nt::*;
 use crate::platform;
+use crate::sync::Event;
 
 /// The result of one completed IRP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,73 +52,101 @@ pub struct Completion {
     pub status: NTSTATUS,
     /// `IoStatus.Information`.
     pub information: ULONG_PTR,
-    /// Whether the deadline passed and the IRP was cancelled.
+    /// Whether the deadline passed.
     pub timed_out: bool,
+    /// False if the provider returned without consuming the IRP (it was
+    /// completed here with the returned status).
+    pub consumed: bool,
 }
 
 /// The completion context, on the waiter's stack.
-#[repr(C)]
 struct WaitContext {
-    event: KEVENT,
+    event: Event,
+    completed: AtomicBool,
 }
 
 /// IoCompletion routine: runs at IRQL <= DISPATCH_LEVEL on any thread.
 unsafe extern "system" fn on_complete(_device: PVOID, _irp: *mut IRP, context: PVOID) -> NTSTATUS {
-    let ctx = context.cast::<WaitContext>();
-    // SAFETY: `context` is the WaitContext that call_and_wait passed to
-    // IoSetCompletionRoutine; it is live because call_and_wait does not return
-    // before this signal. Signalling is the last access to it.
-    unsafe { platform::set_event(ptr::addr_of_mut!((*ctx).event)) };
+    // SAFETY: `context` is the WaitContext that call_and_wait passed; it is
+    // live because call_and_wait does not return before the signal below.
+    let ctx = unsafe { &*context.cast::<WaitContext>() };
+    ctx.completed.store(true, Ordering::Release);
+    // SAFETY: initialized by call_and_wait. Signalling is the last access to
+    // the context.
+    unsafe { ctx.event.set() };
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
-/// Allocates an IRP, lets `issue` hand it to one WSK function, waits up to
-/// `timeout_ms` (None: no deadline) for its completion, cancels it at the
-/// deadline and waits for the completion that the cancellation causes, then
-/// frees it.
-///
-/// Returns Err(STATUS_INSUFFICIENT_RESOURCES) if no IRP could be allocated
-/// (then `issue` was not called).
+/// Cancels `irp`: the default action at a deadline.
 ///
 /// # Safety
-/// IRQL <= APC_LEVEL. `issue` must pass the IRP to exactly one WSK provider
-/// function (which completes it, as WSK documents for every return value) and
-/// must not keep it.
+/// `irp` is live (its completion has not been waited for).
+pub unsafe fn cancel(irp: *mut IRP) {
+    // SAFETY: per the caller; IRQL <= APC_LEVEL in call_and_wait.
+    unsafe { platform::cancel_irp(irp) };
+}
+
+/// Allocates an IRP, lets `issue` hand it to one WSK function, waits up to
+/// `timeout_ms` (None: no deadline) for its completion, runs `at_deadline`
+/// (normally [`cancel`]) when the deadline passes, waits for the completion
+/// (reporting the wait while it lasts), then frees the IRP. `what` names the
+/// call in reports: a NUL-terminated literal.
+///
+/// Returns Err(STATUS_INSUFFICIENT_RESOURCES) if no IRP could be allocated
+/// or the I/O manager could not allocate the completion context (then
+/// `issue` was not called).
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `device` is a live DEVICE_OBJECT. `issue` must pass the
+/// IRP to exactly one WSK provider function and must not keep it;
+/// `at_deadline` gets the still-live IRP and must not free it.
 pub unsafe fn call_and_wait(
+    device: PDEVICE_OBJECT,
+    what: &'static [u8],
     timeout_ms: Option<ULONG>,
     issue: impl FnOnce(*mut IRP) -> NTSTATUS,
+    at_deadline: impl FnOnce(*mut IRP),
 ) -> Result<Completion, NTSTATUS> {
     // SAFETY: IRQL <= APC_LEVEL per the caller.
     let irp = unsafe { platform::allocate_irp() };
     if irp.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
-    let mut ctx = WaitContext { event: KEVENT::zeroed() };
-    let event = ptr::addr_of_mut!(ctx.event);
-    // SAFETY: `event` is local storage that outlives every use below (see the
-    // module invariant); the IRP is fresh and ours, with one stack location.
-    unsafe {
-        platform::init_event(event);
-        platform::set_completion_routine(irp, on_complete, ptr::addr_of_mut!(ctx).cast());
+    let ctx = WaitContext { event: Event::new(), completed: AtomicBool::new(false) };
+    // SAFETY: the context lives on this stack until the completion routine
+    // has signalled (module invariant); nobody else knows the event yet.
+    unsafe { ctx.event.init() };
+    let context = core::ptr::addr_of!(ctx).cast_mut().cast();
+    // SAFETY: the IRP is fresh and ours, with one stack location; `device`
+    // is live per the caller.
+    let st = unsafe { platform::set_completion_routine(device, irp, on_complete, context) };
+    if !nt_success(st) {
+        // SAFETY: never issued: ours to free.
+        unsafe { platform::free_irp(irp) };
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
 
-    // The provider returns STATUS_PENDING, or completes the IRP before it
-    // returns; either way the completion routine runs exactly once, so the
-    // waits below are the only synchronisation needed and the returned status
-    // itself is not trusted over IoStatus.
-    let _ = issue(irp);
+    let returned = issue(irp);
+    let consumed = returned == STATUS_PENDING || ctx.completed.load(Ordering::Acquire);
+    if !consumed {
+        platform::report_unconsumed(what, irp, returned);
+        // SAFETY: returned without being consumed: the IRP is ours again.
+        unsafe { platform::complete_unconsumed(irp, returned) };
+    }
 
     let mut timed_out = false;
-    // SAFETY: `event` is initialized and live; IRQL <= APC_LEVEL.
-    if unsafe { platform::wait_event(event, timeout_ms) } == STATUS_TIMEOUT {
-        timed_out = true;
-        // SAFETY: the completion routine has not signalled, so the IRP is still
-        // in flight and live. After cancelling, wait for the completion the
-        // cancellation causes: until then the provider owns the IRP.
-        unsafe {
-            platform::cancel_irp(irp);
-            platform::wait_event(event, None);
+    if let Some(ms) = timeout_ms {
+        // SAFETY: initialized and live; IRQL <= APC_LEVEL.
+        if unsafe { ctx.event.wait(Some(ms)) } == STATUS_TIMEOUT {
+            timed_out = true;
+            at_deadline(irp);
         }
+    }
+    let mut waited: ULONG = timeout_ms.unwrap_or(0);
+    // SAFETY: as above. Until the routine signals, the provider owns the IRP.
+    while unsafe { ctx.event.wait(Some(platform::REPORT_INTERVAL_MS)) } == STATUS_TIMEOUT {
+        waited = waited.saturating_add(platform::REPORT_INTERVAL_MS);
+        platform::report_overdue(what, irp, waited);
     }
     // SAFETY: the completion routine has run (the event is signalled), so the
     // IRP is ours again; it is read once and freed once.
@@ -111,5 +156,5 @@ pub unsafe fn call_and_wait(
         result
     };
     let status = if timed_out && status == STATUS_CANCELLED { STATUS_IO_TIMEOUT } else { status };
-    Ok(Completion { status, information, timed_out })
+    Ok(Completion { status, information, timed_out, consumed })
 }

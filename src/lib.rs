@@ -10,9 +10,15 @@
 //! - [`nt`]: the NT/WSK types and constants that cross the ABI, with layout
 //!   assertions;
 //! - `platform`: the only module that names kernel symbols;
+//! - `sync`: the kernel objects the kernel writes (KEVENT, KSPIN_LOCK)
+//!   behind small wrappers;
 //! - `validate`: parameter checks (pure, no kernel calls);
-//! - `irp`: the IRP life cycle of one call;
-//! - `client`: registration, provider capture, open-socket accounting;
+//! - `irp`: the IRP life cycle of one synchronous call;
+//! - `rundown`: the client's rundown word (no kernel calls; loom-checked);
+//! - `sockets`: the open sockets of a client;
+//! - `client`: registration, provider capture, cleanup;
+//! - `request_state` and `connect_async`: the asynchronous connect's state
+//!   word (loom-checked) and its IRP, timer and callback;
 //! - [`api`]: the exported `SafeWsk*` functions.
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
@@ -28,6 +34,13 @@
 
 #[cfg(not(windows))]
 extern crate std;
+
+// The layouts in `nt` and the calling convention of the exports are those of
+// 64-bit Windows (x64, ARM64). On 32-bit x86 "system" would be stdcall while
+// the header's declarations are cdecl, and the structure layouts differ: a
+// build there would corrupt the stack, so there is none.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("safewsk supports 64-bit Windows only (x64 and ARM64)");
 
 /// The kernel panic handler. wdk-panic 0.5 compiles its handler only when
 /// built under wdk-build's `driver_model` cfg, which a static library linked
@@ -48,6 +61,10 @@ pub mod nt;
 mod platform;
 /// cbindgen:ignore
 mod request_state;
+/// cbindgen:ignore
+mod rundown;
+mod sockets;
+mod sync;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk_check;

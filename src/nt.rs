@@ -30,6 +30,19 @@ pub type PEPROCESS = *mut c_void;
 pub type PETHREAD = *mut c_void;
 pub type PSECURITY_DESCRIPTOR = *mut c_void;
 pub type PWSK_CLIENT = *mut c_void;
+/// KSPIN_LOCK (wdm.h): a ULONG_PTR the kernel owns.
+pub type KSPIN_LOCK = ULONG_PTR;
+
+/// DEVICE_OBJECT: the library reads only its header (`Type`, `Size`) to
+/// check that a caller's pointer is one, and otherwise passes it through.
+#[repr(C)]
+pub struct DEVICE_OBJECT {
+    pub Type: i16,
+    pub Size: USHORT,
+}
+pub type PDEVICE_OBJECT = *mut DEVICE_OBJECT;
+/// `IO_TYPE_DEVICE` (wdm.h): DEVICE_OBJECT.Type.
+pub const IO_TYPE_DEVICE: i16 = 3;
 
 // ---------------------------------------------------------------------------
 // NTSTATUS values (ntstatus.h). Severity 0xC = error, 0x8 = warning.

@@ -34,8 +34,22 @@ extern "system" {
     ) -> *mut MDL;
     fn IoFreeMdl(Mdl: *mut MDL);
     fn MmBuildMdlForNonPagedPool(Mdl: *mut MDL);
+    fn IoSetCompletionRoutineEx(
+        DeviceObject: PDEVICE_OBJECT,
+        Irp: *mut IRP,
+        CompletionRoutine: PIO_COMPLETION_ROUTINE,
+        Context: PVOID,
+        InvokeOnSuccess: BOOLEAN,
+        InvokeOnError: BOOLEAN,
+        InvokeOnCancel: BOOLEAN,
+    ) -> NTSTATUS;
+    fn IofCompleteRequest(Irp: *mut IRP, PriorityBoost: CHAR);
     fn KeInitializeEvent(Event: *mut KEVENT, Type: u32, State: BOOLEAN);
     fn KeSetEvent(Event: *mut KEVENT, Increment: LONG, Wait: BOOLEAN) -> LONG;
+    fn KeClearEvent(Event: *mut KEVENT);
+    fn KeFlushQueuedDpcs();
+    fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
+    fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
     fn KeWaitForSingleObject(
         Object: PVOID,
         WaitReason: u32,
@@ -65,6 +79,12 @@ extern "system" {
 #[cfg(not(all(windows, target_arch = "x86_64")))]
 extern "system" {
     fn KeGetCurrentIrql() -> KIRQL;
+}
+
+// DbgPrint is variadic, hence the C calling convention (the same as
+// "system" on 64-bit Windows).
+extern "C" {
+    fn DbgPrint(Format: *const core::ffi::c_char, ...) -> ULONG;
 }
 
 #[cfg(windows)]
@@ -133,37 +153,61 @@ pub unsafe fn cancel_irp(irp: *mut IRP) -> bool {
     unsafe { IoCancelIrp(irp) != 0 }
 }
 
-/// The WDK's inline `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE,
-/// TRUE)`, exactly as wdm.h writes it:
+/// `IoSetCompletionRoutineEx(DeviceObject, Irp, Routine, Context, TRUE,
+/// TRUE, TRUE)`: WSK requires all three invoke flags for application-allocated
+/// IRPs ("Using IRPs with Winsock Kernel Functions").
 ///
-/// ```c
-/// irpSp = IoGetNextIrpStackLocation(Irp);   // Tail.Overlay.CurrentStackLocation - 1
-/// irpSp->CompletionRoutine = CompletionRoutine;
-/// irpSp->Context = Context;
-/// irpSp->Control = 0;
-/// if (InvokeOnSuccess) irpSp->Control = SL_INVOKE_ON_SUCCESS;
-/// if (InvokeOnError)   irpSp->Control |= SL_INVOKE_ON_ERROR;
-/// if (InvokeOnCancel)  irpSp->Control |= SL_INVOKE_ON_CANCEL;
-/// ```
-///
-/// WSK requires all three invoke flags for application-allocated IRPs.
+/// The Ex form is what keeps the driver image loaded while `routine` runs:
+/// the I/O manager references `device` (and so the driver object that owns
+/// it) before the IRP is issued and dereferences it only after `routine` has
+/// *returned* (Microsoft Learn, "IoSetCompletionRoutineEx": "ensures that a
+/// non-Plug and Play driver is not unloaded before the IoCompletion routine
+/// has run"). With the plain IoSetCompletionRoutine the instructions after
+/// the routine's last KeSetEvent could run in an image that DriverUnload has
+/// already let go. The price is one small allocation by the I/O manager per
+/// IRP, which can fail: then STATUS_INSUFFICIENT_RESOURCES is returned and
+/// nothing was set.
 ///
 /// # Safety
-/// `irp` is a live IRP owned by the caller with at least one stack location
-/// left below the current one (true of a fresh `IoAllocateIrp(1, ..)` IRP).
+/// `irp` is a live IRP owned by the caller with one stack location left
+/// below the current one (a fresh `IoAllocateIrp(1, ..)` IRP); `device` is a
+/// live DEVICE_OBJECT; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn set_completion_routine(
+    device: PDEVICE_OBJECT,
     irp: *mut IRP,
     routine: unsafe extern "system" fn(PVOID, *mut IRP, PVOID) -> NTSTATUS,
     context: PVOID,
-) {
-    // SAFETY: the caller owns the live IRP; CurrentStackLocation of a fresh
-    // IRP points one past its last stack location, so `- 1` is the (only)
-    // next location and lies inside the IRP's allocation.
+) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { IoSetCompletionRoutineEx(device, irp, Some(routine), context, 1, 1, 1) }
+}
+
+/// Completes, with `status`, an IRP that a WSK function returned without
+/// consuming: it returned a status other than STATUS_PENDING and its
+/// completion routine had not run. By the I/O model a routine that returns
+/// anything but STATUS_PENDING has completed the IRP before returning, if it
+/// completes it at all, so such an IRP is the caller's again. Completing it
+/// here (after `IoSetNextIrpStackLocation` when the provider never moved to
+/// the stack location whose completion routine was set) runs the completion
+/// routine through the I/O manager, which also releases what
+/// IoSetCompletionRoutineEx allocated and referenced.
+///
+/// # Safety
+/// `irp` was given a completion routine with [`set_completion_routine`], was
+/// returned unconsumed as described, and nobody else touches it.
+pub unsafe fn complete_unconsumed(irp: *mut IRP, status: NTSTATUS) {
+    // SAFETY: the IRP is ours again (see above); moving down one stack
+    // location stays inside its single stack location, whose completion
+    // routine we set; IofCompleteRequest then walks back up exactly as for
+    // a provider's completion.
     unsafe {
-        let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
-        (*next).CompletionRoutine = Some(routine);
-        (*next).Context = context;
-        (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+        if (*irp).CurrentLocation > (*irp).StackCount {
+            (*irp).CurrentLocation -= 1;
+            (*irp).Tail.CurrentStackLocation = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
+        }
+        (*irp).IoStatus.Status = status;
+        (*irp).IoStatus.Information = 0;
+        IofCompleteRequest(irp, 0);
     }
 }
 
@@ -201,6 +245,48 @@ pub unsafe fn set_event(event: *mut KEVENT) {
     }
 }
 
+/// `KeClearEvent`. Callable at <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `event` was initialized with [`init_event`] and is still live.
+pub unsafe fn clear_event(event: *mut KEVENT) {
+    // SAFETY: the caller guarantees an initialized, live event.
+    unsafe { KeClearEvent(event) }
+}
+
+/// `KeFlushQueuedDpcs`: returns once every DPC queued on any processor has
+/// run (Microsoft Learn, "KeFlushQueuedDpcs"), so no DPC routine of this
+/// image is still executing. PASSIVE_LEVEL.
+///
+/// # Safety
+/// IRQL == PASSIVE_LEVEL.
+pub unsafe fn flush_queued_dpcs() {
+    // SAFETY: PASSIVE_LEVEL per the caller.
+    unsafe { KeFlushQueuedDpcs() }
+}
+
+/// `KeAcquireSpinLock` (on 64-bit Windows the export
+/// KeAcquireSpinLockRaiseToDpc): raises to DISPATCH_LEVEL and returns the
+/// previous IRQL for [`release_spin_lock`].
+///
+/// # Safety
+/// `lock` is a live, zero-initialized KSPIN_LOCK; IRQL <= DISPATCH_LEVEL; the
+/// caller does not hold it already.
+pub unsafe fn acquire_spin_lock(lock: *mut KSPIN_LOCK) -> KIRQL {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { KeAcquireSpinLockRaiseToDpc(lock) }
+}
+
+/// `KeReleaseSpinLock`.
+///
+/// # Safety
+/// The caller holds `lock`, acquired with [`acquire_spin_lock`] that returned
+/// `old`.
+pub unsafe fn release_spin_lock(lock: *mut KSPIN_LOCK, old: KIRQL) {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { KeReleaseSpinLock(lock, old) }
+}
+
 /// `KeWaitForSingleObject(event, Executive, KernelMode, FALSE, timeout)`.
 /// `timeout_ms = None` waits forever. Returns STATUS_SUCCESS or
 /// STATUS_TIMEOUT. A KernelMode wait keeps the waiter's stack resident, so the
@@ -221,6 +307,72 @@ pub unsafe fn wait_event(event: *mut KEVENT, timeout_ms: Option<ULONG>) -> NTSTA
     // SAFETY: the caller guarantees an initialized event and a legal IRQL;
     // `timeout` is null or points to a local that outlives the call.
     unsafe { KeWaitForSingleObject(event.cast(), EXECUTIVE, KERNEL_MODE, 0, timeout) }
+}
+
+// ---------------------------------------------------------------------------
+// Reports (DbgPrint)
+// ---------------------------------------------------------------------------
+
+/// How often a wait that has run past its deadline reports itself: a
+/// provider that does not complete a cancelled IRP is named in the debugger
+/// output at this interval for as long as it lasts. Shorter on the Linux host
+/// so that the tests see several reports quickly.
+#[cfg(windows)]
+pub const REPORT_INTERVAL_MS: ULONG = 5_000;
+/// See the Windows value.
+#[cfg(not(windows))]
+pub const REPORT_INTERVAL_MS: ULONG = 200;
+
+/// DbgPrint("safewsk: <what>: IRP <irp> not completed after <ms> ms ...").
+/// `what` is a NUL-terminated ASCII literal.
+pub fn report_overdue(what: &[u8], irp: *mut IRP, ms: ULONG) {
+    debug_assert!(what.last() == Some(&0));
+    // SAFETY: a NUL-terminated literal format with %s (NUL-terminated
+    // literal), %p and %u arguments of the matching types; DbgPrint may be
+    // called at IRQL <= DIRQL with non-paged arguments.
+    unsafe {
+        DbgPrint(
+            b"safewsk: %s: IRP %p not completed after %u ms (past its deadline, cancelled if it had one); \
+waiting for the WSK provider to complete it\n\0"
+                .as_ptr()
+                .cast(),
+            what.as_ptr(),
+            irp,
+            ms,
+        );
+    }
+}
+
+/// DbgPrint that a WSK function returned `status` without consuming `irp`.
+pub fn report_unconsumed(what: &[u8], irp: *mut IRP, status: NTSTATUS) {
+    debug_assert!(what.last() == Some(&0));
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: %s returned 0x%08X without completing IRP %p; it is treated as not consumed\n\0"
+                .as_ptr()
+                .cast(),
+            what.as_ptr(),
+            status as ULONG,
+            irp,
+        );
+    }
+}
+
+/// DbgPrint that SafeWskCleanup is still waiting for `inside` calls in
+/// progress and asynchronous connects.
+pub fn report_cleanup_waiting(ms: ULONG, inside: usize) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: SafeWskCleanup: still waiting after %u ms for %u call(s) in progress or asynchronous \
+connect(s) to finish\n\0"
+                .as_ptr()
+                .cast(),
+            ms,
+            ULONG::try_from(inside).unwrap_or(ULONG::MAX),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -18,11 +18,14 @@
 //!   unicast address (not unspecified, broadcast or multicast).
 //! - Flags: "reserved for system use. A WSK application must set this
 //!   parameter to zero."
-//! - SocketContext / Dispatch: both NULL, or both given with at least one
-//!   callback (a context without a dispatch table is never delivered; a table
-//!   with no callback "should be NULL").
+//! - SocketContext / Dispatch: a context without a dispatch table is never
+//!   delivered (parameter 7); a table needs at least one callback (a table
+//!   with no callback "should be NULL"), with or without a context
+//!   (SocketContext is `_In_opt_`).
 //! - SecurityDescriptor: optional; when given it must be a cached copy from
-//!   WSK_CACHE_SD, which is a SECURITY_DESCRIPTOR: 4-byte aligned, Revision 1.
+//!   WSK_CACHE_SD, which is a SECURITY_DESCRIPTOR: 4-byte aligned, Revision 1
+//!   (the revision is read only at IRQL <= APC_LEVEL: the descriptor may be
+//!   pageable).
 
 use core::ffi::c_void;
 use core::ptr;
@@ -123,6 +126,9 @@ pub unsafe fn read_endpoint(sa: *const SOCKADDR) -> Option<Endpoint> {
 /// The arguments of `SafeWskSocketConnect` that validation looks at.
 pub struct ConnectArgs {
     pub client_present: bool,
+    /// Whether memory that may be pageable (the security descriptor) may be
+    /// read: false at DISPATCH_LEVEL.
+    pub may_read_pageable: bool,
     pub socket_type: USHORT,
     pub protocol: ULONG,
     pub local: *const SOCKADDR,
@@ -169,9 +175,10 @@ pub unsafe fn validate_connect(args: &ConnectArgs) -> Result<(), NTSTATUS> {
     }
     match (args.socket_context.is_null(), args.dispatch.is_null()) {
         (true, true) => {}
-        // A context with no dispatch table, or a table with no context.
-        (false, true) | (true, false) => return Err(STATUS_INVALID_PARAMETER_7),
-        (false, false) => {
+        // A context with no dispatch table is never delivered to anything.
+        (false, true) => return Err(STATUS_INVALID_PARAMETER_7),
+        // A table with or without a context (SocketContext is _In_opt_).
+        (_, false) => {
             // SAFETY: non-null and, by the caller's contract, a readable
             // WSK_CLIENT_CONNECTION_DISPATCH.
             let d = unsafe { ptr::read_unaligned(args.dispatch) };
@@ -186,8 +193,9 @@ pub unsafe fn validate_connect(args: &ConnectArgs) -> Result<(), NTSTATUS> {
             return Err(STATUS_INVALID_PARAMETER_11);
         }
         // SAFETY: non-null, aligned, and by contract a SECURITY_DESCRIPTOR,
-        // whose first byte is its Revision.
-        if unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
+        // whose first byte is its Revision; read only where the memory may
+        // be paged in.
+        if args.may_read_pageable && unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
             return Err(STATUS_INVALID_PARAMETER_11);
         }
     }

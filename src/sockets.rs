@@ -1,0 +1,266 @@
+//! The open sockets of one client, so that every call taking a socket can
+//! check that it is one this client opened and has not closed: a second
+//! close, a send after close or another client's socket is answered with
+//! STATUS_INVALID_PARAMETER_2 instead of handing the provider a freed
+//! WSK_SOCKET (a bugcheck).
+//!
+//! One tagged non-paged pool node per socket, allocated by the connect
+//! *before* the provider is called (so a connected socket is never lost to a
+//! failed allocation) and freed by the close; a hash table of 64 buckets in
+//! the client block, under a spin lock (lookups happen at IRQL <=
+//! DISPATCH_LEVEL: the asynchronous connect records its socket from the
+//! completion routine). Send, receive and disconnect only look up: they
+//! allocate nothing.
+
+use core::cell::UnsafeCell;
+use core::mem::size_of;
+use core::ptr;
+
+use crate::nt::*;
+use crate::platform;
+use crate::sync::SpinLock;
+
+const BUCKETS: usize = 64;
+
+/// One open socket.
+#[repr(C)]
+struct Node {
+    socket: *mut WSK_SOCKET,
+    next: *mut Node,
+    /// A close is in progress: other calls (and a second close) are refused.
+    closing: bool,
+}
+
+/// Storage for one socket's node, reserved before the connect.
+///
+/// # Invariants
+/// `node` is a live pool block of `size_of::<Node>()` owned by this value.
+#[must_use]
+pub struct Reserved {
+    node: *mut Node,
+}
+
+impl Reserved {
+    /// Allocates a node (IRQL <= DISPATCH_LEVEL).
+    pub fn new() -> Result<Reserved, NTSTATUS> {
+        // SAFETY: non-paged pool may be allocated at IRQL <= DISPATCH_LEVEL,
+        // which every caller (a connect) has checked.
+        let node = unsafe { platform::pool_alloc(size_of::<Node>()) }.cast::<Node>();
+        if node.is_null() {
+            Err(STATUS_INSUFFICIENT_RESOURCES)
+        } else {
+            Ok(Reserved { node })
+        }
+    }
+
+    /// Gives the node back as a raw pointer (to keep it in an asynchronous
+    /// request); [`Reserved::from_raw`] takes it back.
+    pub fn into_raw(self) -> *mut core::ffi::c_void {
+        let p = self.node;
+        core::mem::forget(self);
+        p.cast()
+    }
+
+    /// # Safety
+    /// `p` came from [`Reserved::into_raw`] and is taken back once.
+    pub unsafe fn from_raw(p: *mut core::ffi::c_void) -> Reserved {
+        Reserved { node: p.cast() }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        // SAFETY: the node is ours (type invariant) and was never linked.
+        unsafe { platform::pool_free(self.node.cast()) }
+    }
+}
+
+struct Table {
+    buckets: [*mut Node; BUCKETS],
+    open: usize,
+}
+
+/// The client's open sockets.
+///
+/// # Invariants
+/// `table` is only accessed with `lock` held. Every node linked in it is a
+/// live pool block owned by the table.
+pub struct Sockets {
+    lock: SpinLock,
+    table: UnsafeCell<Table>,
+}
+
+// SAFETY: the table is only touched under the spin lock.
+unsafe impl Sync for Sockets {}
+// SAFETY: as above.
+unsafe impl Send for Sockets {}
+
+/// The result of looking a socket up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Open and usable.
+    Open,
+    /// Not a socket of this client (never opened, or closed).
+    Unknown,
+    /// Being closed.
+    Closing,
+}
+
+impl Table {
+    /// The head of `socket`'s bucket.
+    fn head(&mut self, socket: *mut WSK_SOCKET) -> &mut *mut Node {
+        // WSK_SOCKETs are pool blocks (16-byte aligned): drop the low bits.
+        let [first, rest @ ..] = &mut self.buckets;
+        let i = ((socket as usize) >> 4) % BUCKETS;
+        match i.checked_sub(1) {
+            None => first,
+            Some(j) => rest.get_mut(j).unwrap_or(first),
+        }
+    }
+}
+
+impl Sockets {
+    /// No socket open.
+    pub const fn new() -> Sockets {
+        Sockets { lock: SpinLock::new(), table: UnsafeCell::new(Table { buckets: [ptr::null_mut(); BUCKETS], open: 0 }) }
+    }
+
+    /// Runs `f` on the table with the lock held.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        // SAFETY: IRQL per the caller; this thread does not hold the lock
+        // (no method calls another under it).
+        let _guard = unsafe { self.lock.lock() };
+        // SAFETY: the lock is held, so this is the only reference (type
+        // invariant).
+        f(unsafe { &mut *self.table.get() })
+    }
+
+    /// Records a socket the provider returned, in a reserved node.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; `socket` is a live socket not yet recorded.
+    pub unsafe fn insert(&self, reserved: Reserved, socket: *mut WSK_SOCKET) {
+        let node = reserved.into_raw().cast::<Node>();
+        // SAFETY: IRQL per the caller; `node` is a live block we own, linked
+        // into the table which owns it from now on.
+        unsafe {
+            self.with(|t| {
+                let head = t.head(socket);
+                ptr::write(node, Node { socket, next: *head, closing: false });
+                *head = node;
+                t.open += 1;
+            })
+        }
+    }
+
+    /// Finds `socket`'s node in `t` (`t` is locked).
+    fn find(t: &mut Table, socket: *mut WSK_SOCKET) -> *mut Node {
+        let mut n = *t.head(socket);
+        while !n.is_null() {
+            // SAFETY: linked nodes are live (type invariant) and the lock is
+            // held by our caller.
+            let node = unsafe { &*n };
+            if node.socket == socket {
+                return n;
+            }
+            n = node.next;
+        }
+        ptr::null_mut()
+    }
+
+    /// Whether `socket` is open on this client.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn lookup(&self, socket: *mut WSK_SOCKET) -> Lookup {
+        // SAFETY: IRQL per the caller.
+        unsafe {
+            self.with(|t| {
+                let n = Self::find(t, socket);
+                if n.is_null() {
+                    Lookup::Unknown
+                } else if (*n).closing {
+                    Lookup::Closing
+                } else {
+                    Lookup::Open
+                }
+            })
+        }
+    }
+
+    /// Marks an open socket as being closed. False if it is not open (or
+    /// already being closed): the close must be refused.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn begin_close(&self, socket: *mut WSK_SOCKET) -> bool {
+        // SAFETY: IRQL per the caller; the node is live while linked.
+        unsafe {
+            self.with(|t| {
+                let n = Self::find(t, socket);
+                if n.is_null() || (*n).closing {
+                    false
+                } else {
+                    (*n).closing = true;
+                    true
+                }
+            })
+        }
+    }
+
+    /// Undoes [`Sockets::begin_close`]: the close was never issued.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; `begin_close(socket)` returned true.
+    pub unsafe fn abort_close(&self, socket: *mut WSK_SOCKET) {
+        // SAFETY: IRQL per the caller; the node is live while linked.
+        unsafe {
+            self.with(|t| {
+                let n = Self::find(t, socket);
+                if !n.is_null() {
+                    (*n).closing = false;
+                }
+            })
+        }
+    }
+
+    /// Forgets a closed socket and frees its node.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; `begin_close(socket)` returned true.
+    pub unsafe fn finish_close(&self, socket: *mut WSK_SOCKET) {
+        // SAFETY: IRQL per the caller; unlinking under the lock transfers the
+        // node's ownership back to us.
+        let node = unsafe {
+            self.with(|t| {
+                let mut link: *mut *mut Node = t.head(socket);
+                while !(*link).is_null() {
+                    if (**link).socket == socket {
+                        let n = *link;
+                        *link = (*n).next;
+                        t.open = t.open.saturating_sub(1);
+                        return n;
+                    }
+                    link = ptr::addr_of_mut!((**link).next);
+                }
+                ptr::null_mut()
+            })
+        };
+        if !node.is_null() {
+            // SAFETY: unlinked above; nothing else references it.
+            unsafe { platform::pool_free(node.cast()) };
+        }
+    }
+
+    /// How many sockets are open.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn open(&self) -> usize {
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(|t| t.open) }
+    }
+}
