@@ -13,6 +13,9 @@
 
 #include <wdm.h>
 #include <wsk.h>
+#if defined(_WIN32) && !defined(_WIN64)
+#error "safewsk supports 64-bit Windows only (x64 and ARM64)"
+#endif
 
 /**
  * An opaque safewsk client, created by `SafeWskStartup` and destroyed by
@@ -34,8 +37,8 @@ typedef void (*SAFEWSK_CONNECT_CALLBACK)(PVOID Context,
  * Storage for one asynchronous connect, owned by the caller: non-paged
  * memory (a device context, a pool block, a global) that stays valid from
  * `SafeWskSocketConnectAsync` until the callback has returned, and is not
- * used by two requests at once. Fill in the first three members; the rest
- * belongs to safewsk. `CallbackContext` too must stay valid until the
+ * used by two requests at once. Fill in `Callback`, `CallbackContext` and
+ * `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk. `CallbackContext` too must stay valid until the
  * callback has *returned*: a waiter woken by the callback must not free
  * what the callback is still using (signal last, or hand ownership to it).
  */
@@ -74,11 +77,23 @@ extern "C" {
 /**
  * Registers the driver as a WSK client and captures the WSK provider.
  *
+ * `DeviceObject` is one of the calling driver's device objects (a WDM
+ * driver without one creates an unnamed one with IoCreateDevice; a KMDF
+ * driver passes WdfDeviceWdmGetDeviceObject or a control device's). Every
+ * IRP safewsk issues gets its completion routine through
+ * IoSetCompletionRoutineEx with this device object, which keeps the driver
+ * image loaded until each completion routine has returned: without it, the
+ * last instructions of a completion routine could run after DriverUnload
+ * has let the image go. It must stay valid until SafeWskCleanup has
+ * returned STATUS_SUCCESS (delete it after that, not before).
+ *
  * `ProviderWaitMs` is how long to wait for the WSK provider to become
  * available, as WskCaptureProviderNPI's WaitTimeout: `WSK_NO_WAIT` (0) fails
  * at once if it is not ready, `WSK_INFINITE_WAIT` waits as long as it takes,
- * any other value is milliseconds. A boot-start driver passes a wait instead
- * of failing.
+ * any other value is milliseconds. A driver that starts early in boot
+ * calls this from a worker thread (PsCreateSystemThread or a work item), not
+ * from DriverEntry, which should not wait ("Registering a Winsock Kernel
+ * Application").
  *
  * On success `*Client` receives a client handle that the caller owns until it
  * passes it to SafeWskCleanup. On failure `*Client` is set to NULL and nothing
@@ -88,7 +103,9 @@ extern "C" {
  *
  * Returns:
  * - STATUS_SUCCESS;
- * - STATUS_INVALID_PARAMETER_2: `Client` is NULL;
+ * - STATUS_INVALID_PARAMETER_1: `DeviceObject` is NULL or not a
+ *   DEVICE_OBJECT (its Type is not IO_TYPE_DEVICE);
+ * - STATUS_INVALID_PARAMETER_3: `Client` is NULL;
  * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
  * - STATUS_INSUFFICIENT_RESOURCES: the client block (one non-paged pool
  *   allocation, tag 'kwSS') could not be allocated;
@@ -98,21 +115,33 @@ extern "C" {
  * - any other status WskRegister or WskCaptureProviderNPI returned.
  *
  * # Safety
+ * `DeviceObject` is NULL or a live DEVICE_OBJECT of the calling driver;
  * `Client` is NULL or points to writable storage for one pointer.
  */
-NTSTATUS SafeWskStartup(ULONG ProviderWaitMs,
+NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
+                        ULONG ProviderWaitMs,
                         SAFEWSK_CLIENT **Client);
 
 /**
  * Releases the WSK provider, deregisters and frees `Client`.
  *
- * Stops new calls at once (they fail with STATUS_DELETE_PENDING), then waits
- * until every call in progress has returned and every asynchronous connect
- * has called back (their deadlines bound that wait). Then, if a socket is
- * still open, it refuses: the client is reopened, nothing is released, and
- * STATUS_INVALID_DEVICE_STATE is returned — close every socket first. This
- * keeps WskDeregister (which blocks until every socket is closed) from
- * hanging DriverUnload. After STATUS_SUCCESS the handle is invalid.
+ * Stops new connects at once (they fail with STATUS_DELETE_PENDING), then
+ * waits until every call in progress has returned and every asynchronous
+ * connect has called back (their deadlines bound that wait; while it lasts
+ * it is reported with DbgPrint every few seconds). Calls on open sockets —
+ * send, receive, disconnect and above all close — keep working during that
+ * wait: closing its sockets is how a driver lets cleanup succeed. Then, if a
+ * socket is still open, cleanup refuses: the client is reopened, nothing is
+ * released, and STATUS_INVALID_DEVICE_STATE is returned — close every socket
+ * and call it again. This keeps WskDeregister (which blocks until every
+ * socket is closed) from hanging DriverUnload. Finally it waits for queued
+ * DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
+ * running, releases the provider and deregisters. After STATUS_SUCCESS the
+ * handle is invalid, and no safewsk code runs any more on behalf of this
+ * client: the driver may then delete the device object and unload.
+ *
+ * One cleanup at a time: a second call while one is in progress returns
+ * STATUS_DELETE_PENDING at once and changes nothing.
  *
  * IRQL: PASSIVE_LEVEL.
  *
@@ -125,7 +154,7 @@ NTSTATUS SafeWskStartup(ULONG ProviderWaitMs,
  *
  * # Safety
  * `Client` is NULL or a handle from SafeWskStartup that has not been
- * cleaned up, and no other call on it is in progress.
+ * cleaned up.
  */
 NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
 
@@ -147,23 +176,39 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *    unicast address (not unspecified, broadcast or multicast, also when
  *    IPv4-mapped).
  * 6. `Flags`: reserved, must be 0.
- * 7. `SocketContext` and 8. `Dispatch`: both NULL, or both non-NULL with at
- *    least one callback in the table (a context without a table, or a table
- *    without a context, is rejected as parameter 7; an empty table as 8).
- *    Both must stay valid until the socket is closed.
+ * 7. `SocketContext`: optional (WSK's `_In_opt_`); a context without a
+ *    `Dispatch` table is never delivered to anything and is rejected.
+ * 8. `Dispatch`: NULL, or a table with at least one callback. Context and
+ *    table must stay valid until the socket is closed. Note that WSK
+ *    creates every socket with all its event callbacks *disabled*
+ *    ("PFN_WSK_SOCKET_CONNECT": "all event callback functions on the new
+ *    socket are disabled by default"): a table given here does nothing
+ *    until the callbacks are enabled with WskControlSocket
+ *    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
  * 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
  * 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
- *     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR of revision 1.
- *     Keep it until this call returns.
+ *     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR, whose revision
+ *     (1) is checked when the call is made at IRQL <= APC_LEVEL (at
+ *     DISPATCH_LEVEL, from the asynchronous connect, it is not read: it may
+ *     be pageable). Keep it until the IRP has completed: until this call
+ *     returns.
  * 12. `Socket`: receives the new socket, or NULL on any failure. The caller
  *     owns the socket and must pass it to SafeWskCloseSocket.
  * 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
  *     IRP is cancelled and the call returns once the provider has completed
- *     it (WSK completes cancelled IRPs). 0 cancels at once unless the
- *     provider completed synchronously.
+ *     it (WSK completes cancelled IRPs; a provider that does not is named in
+ *     the debugger output every few seconds while the call keeps waiting,
+ *     since an IRP the provider owns cannot be freed). 0 cancels at once
+ *     unless the provider completed synchronously. A provider that returns
+ *     an error without completing the IRP (a breach of the I/O model that
+ *     Wine's stub WskSocketConnect commits) gets its status returned here.
  *
  * All pointers are kernel-mode addresses; addresses are only read during the
- * call. No memory is allocated beyond the one IRP.
+ * call. Allocations: the IRP, the I/O manager's IoSetCompletionRoutineEx
+ * context, and one small non-paged pool block (tag 'kwSS') that records
+ * the socket among the client's open sockets until it is closed; each is
+ * made before the provider is called, so a connected socket is never lost
+ * to a failed allocation.
  *
  * IRQL: <= APC_LEVEL (it waits).
  *
@@ -172,7 +217,7 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * - STATUS_INVALID_PARAMETER_1 .. _12: as above;
  * - STATUS_INVALID_LEVEL: called at DISPATCH_LEVEL or above;
  * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
- * - STATUS_INSUFFICIENT_RESOURCES: no IRP could be allocated;
+ * - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed;
  * - STATUS_IO_TIMEOUT: not connected within `TimeoutMs`;
  * - the provider's status otherwise, e.g. STATUS_CONNECTION_REFUSED,
  *   STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE,
@@ -276,18 +321,22 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * stays valid for the call. `Flags`: 0 or WSK_FLAG_NODELAY. `BytesSent`
  * (optional) receives the count sent, also on timeout.
  *
+ * Works during SafeWskCleanup (on a socket still open).
+ *
  * IRQL: <= APC_LEVEL.
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
- * _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`);
- * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING; STATUS_INSUFFICIENT_RESOURCES
- * (IRP or MDL); STATUS_IO_TIMEOUT (the socket's state is then undefined:
- * close it); or the provider's status (e.g. STATUS_CONNECTION_RESET).
+ * _2 (`Socket` NULL, or not an open socket of this client: never opened,
+ * closed, or being closed), _3 (`Buffer` NULL), _4 (`Length` 0), _5
+ * (`Flags`); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP,
+ * completion context or MDL); STATUS_IO_TIMEOUT (the socket's state is then
+ * undefined: close it); or the provider's status (e.g.
+ * STATUS_CONNECTION_RESET).
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
- * that client with no other call in progress on it; `Buffer` is NULL or
- * `Length` bytes of non-paged memory; `BytesSent` is NULL or writable.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+ * with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+ * of non-paged memory; `BytesSent` is NULL or writable.
  */
 NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
                      WSK_SOCKET *Socket,
@@ -306,18 +355,20 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  * closed. `*BytesReceived` receives the count; 0 with STATUS_SUCCESS means
  * the peer closed its side gracefully.
  *
+ * Works during SafeWskCleanup (on a socket still open).
+ *
  * IRQL: <= APC_LEVEL.
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
- * _2 (`Socket` NULL), _3 (`Buffer` NULL), _4 (`Length` 0), _5 (`Flags`),
- * _7 (`BytesReceived` NULL); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
- * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+ * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
+ * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
+ * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT;
+ * or the provider's status.
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
- * that client with no other call in progress on it; `Buffer` is NULL or
- * `Length` writable bytes of non-paged memory; `BytesReceived` is NULL or
- * writable.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+ * with no other call in progress on it; `Buffer` is NULL or `Length`
+ * writable bytes of non-paged memory; `BytesReceived` is NULL or writable.
  */
 NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
                         WSK_SOCKET *Socket,
@@ -332,15 +383,22 @@ NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
  * (sends FIN after pending data), abortively with WSK_FLAG_ABORTIVE. The
  * socket must still be closed with SafeWskCloseSocket.
  *
+ * A graceful disconnect "might not complete" (PFN_WSK_DISCONNECT: the peer
+ * may never acknowledge), and cancelling it is not the documented way out:
+ * at the deadline safewsk resets the connection with an abortive
+ * WskDisconnect instead (which ends the graceful one) and returns
+ * STATUS_IO_TIMEOUT. Works during SafeWskCleanup (on a socket still open).
+ *
  * IRQL: <= APC_LEVEL.
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
- * NULL), _3 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
- * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; or the provider's status.
+ * NULL or not an open socket of this client), _3 (`Flags`);
+ * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT
+ * (the connection was reset); or the provider's status.
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
- * that client with no other call in progress on it.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+ * with no other call in progress on it.
  */
 NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
                            WSK_SOCKET *Socket,
@@ -351,28 +409,34 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * Closes a socket from SafeWskSocketConnect (WskCloseSocket) and waits for
  * the close to complete. WSK cancels the socket's pending requests and, on a
  * connection that is not fully disconnected, performs an abortive disconnect;
- * call SafeWskDisconnect first for a graceful one.
+ * call SafeWskDisconnect first for a graceful one. It works while
+ * SafeWskCleanup waits: closing its sockets is how a driver lets cleanup
+ * succeed.
  *
  * Once the close was issued — any status but the argument and IRQL errors
  * and STATUS_INSUFFICIENT_RESOURCES below — `Socket` is gone: never use it
- * again. No other call on the socket may be in progress.
+ * again (safewsk answers any later call on it with
+ * STATUS_INVALID_PARAMETER_2). A close that the provider refuses without
+ * completing its IRP (a breach of the I/O model, reported with DbgPrint)
+ * leaves the socket open: its status is returned and the close may be
+ * retried.
  *
  * IRQL: <= APC_LEVEL.
  *
  * Returns:
  * - STATUS_SUCCESS;
  * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
- * - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or the client has no open
- *   socket (so this is a second close); the provider is not called. A second
- *   close while other sockets are open cannot be detected: like WSK itself,
- *   it is undefined behaviour;
- * - STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
- * - STATUS_INSUFFICIENT_RESOURCES: no IRP; the socket is still open, retry;
+ * - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or not an open socket of
+ *   this client (never opened, already closed, being closed, or another
+ *   client's); the provider is not called;
+ * - STATUS_INVALID_LEVEL;
+ * - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
+ *   is still open, retry;
  * - the provider's status for the close.
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or an open socket of
- * that client with no other call in progress on it.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+ * with no other call in progress on it.
  */
 NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
                             WSK_SOCKET *Socket);

@@ -9,9 +9,9 @@ use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::irp::{self, call_and_wait};
-use crate::sockets::{Lookup, Reserved};
 use crate::nt::*;
 use crate::platform;
+use crate::sockets::{Lookup, Reserved};
 use crate::validate::{validate_connect, ConnectArgs};
 
 /// Fails with STATUS_INVALID_LEVEL unless the current IRQL is at most `max`.
@@ -583,6 +583,7 @@ unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDE
 /// `buffer..buffer+length` is non-paged memory, readable (send) or writable
 /// (receive), for the duration of the call; IRQL <= APC_LEVEL; `socket` is
 /// an open socket of the entered client.
+#[allow(clippy::too_many_arguments)] // one data-call path for both directions
 unsafe fn data_call(
     entered: &Entered<'_>,
     what: &'static [u8],
@@ -609,7 +610,13 @@ unsafe fn data_call(
     // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
     // after completion); IRQL per the caller.
     let done = unsafe {
-        call_and_wait(device, what, Some(timeout_ms), |irp| call(socket, wsk_buf_ptr, flags, irp), |irp| irp::cancel(irp))
+        call_and_wait(
+            device,
+            what,
+            Some(timeout_ms),
+            |irp| call(socket, wsk_buf_ptr, flags, irp),
+            |irp| irp::cancel(irp),
+        )
     };
     // SAFETY: the IRP that used the MDL has completed and been freed.
     unsafe { platform::free_mdl(mdl) };
@@ -844,9 +851,9 @@ pub unsafe extern "C" fn SafeWskDisconnect(
         // SAFETY: the IRP is live until its completion has been waited for.
         unsafe { irp::cancel(irp) };
     };
-    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
     let what: &'static [u8] =
         if Flags & WSK_FLAG_ABORTIVE == 0 { b"WskDisconnect (graceful)\0" } else { b"WskDisconnect (abortive)\0" };
+    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
     match unsafe {
         call_and_wait(device, what, Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp), at_deadline)
     } {
@@ -931,9 +938,13 @@ fn close_marked(entered: &Entered<'_>, socket: *mut WSK_SOCKET) -> Closed {
     };
     // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
     let done = unsafe {
-        call_and_wait(entered.client().device(), b"WskCloseSocket\0", None, |irp| close(socket, irp), |irp| {
-            irp::cancel(irp)
-        })
+        call_and_wait(
+            entered.client().device(),
+            b"WskCloseSocket\0",
+            None,
+            |irp| close(socket, irp),
+            |irp| irp::cancel(irp),
+        )
     };
     match done {
         Ok(d) if !d.consumed => Closed::StillOpen(d.status),

@@ -323,8 +323,11 @@ pub const REPORT_INTERVAL_MS: ULONG = 5_000;
 #[cfg(not(windows))]
 pub const REPORT_INTERVAL_MS: ULONG = 200;
 
+// The formats are byte literals with an explicit NUL rather than c"" literals
+// while .ci/windows-gnu still builds with a Rust older than 1.77.
 /// DbgPrint("safewsk: <what>: IRP <irp> not completed after <ms> ms ...").
 /// `what` is a NUL-terminated ASCII literal.
+#[allow(clippy::manual_c_str_literals)]
 pub fn report_overdue(what: &[u8], irp: *mut IRP, ms: ULONG) {
     debug_assert!(what.last() == Some(&0));
     // SAFETY: a NUL-terminated literal format with %s (NUL-terminated
@@ -344,14 +347,13 @@ waiting for the WSK provider to complete it\n\0"
 }
 
 /// DbgPrint that a WSK function returned `status` without consuming `irp`.
+#[allow(clippy::manual_c_str_literals)]
 pub fn report_unconsumed(what: &[u8], irp: *mut IRP, status: NTSTATUS) {
     debug_assert!(what.last() == Some(&0));
     // SAFETY: as in report_overdue.
     unsafe {
         DbgPrint(
-            b"safewsk: %s returned 0x%08X without completing IRP %p; it is treated as not consumed\n\0"
-                .as_ptr()
-                .cast(),
+            b"safewsk: %s returned 0x%08X without completing IRP %p; it is treated as not consumed\n\0".as_ptr().cast(),
             what.as_ptr(),
             status as ULONG,
             irp,
@@ -361,6 +363,7 @@ pub fn report_unconsumed(what: &[u8], irp: *mut IRP, status: NTSTATUS) {
 
 /// DbgPrint that SafeWskCleanup is still waiting for `inside` calls in
 /// progress and asynchronous connects.
+#[allow(clippy::manual_c_str_literals)]
 pub fn report_cleanup_waiting(ms: ULONG, inside: usize) {
     // SAFETY: as in report_overdue.
     unsafe {

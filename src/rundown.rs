@@ -97,7 +97,13 @@ impl Rundown {
     /// Starts cleanup. Err if another cleanup has begun (it is not touched).
     pub fn begin_cleanup(&self) -> Result<(), ()> {
         self.word
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| if w & CLEANING != 0 { None } else { Some(w | CLEANING) })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                if w & CLEANING != 0 {
+                    None
+                } else {
+                    Some(w | CLEANING)
+                }
+            })
             .map(|_| ())
             .map_err(|_| ())
     }
@@ -120,9 +126,7 @@ impl Rundown {
     /// Nobody inside and not waiting: from now on nothing enters and the
     /// caller may free the client. False if a call entered meanwhile.
     pub fn try_free(&self) -> bool {
-        self.word
-            .compare_exchange(CLEANING, CLEANING | FREEING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.word.compare_exchange(CLEANING, CLEANING | FREEING, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Ends a cleanup that refused (a socket is still open).

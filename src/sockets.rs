@@ -122,7 +122,10 @@ impl Table {
 impl Sockets {
     /// No socket open.
     pub const fn new() -> Sockets {
-        Sockets { lock: SpinLock::new(), table: UnsafeCell::new(Table { buckets: [ptr::null_mut(); BUCKETS], open: 0 }) }
+        Sockets {
+            lock: SpinLock::new(),
+            table: UnsafeCell::new(Table { buckets: [ptr::null_mut(); BUCKETS], open: 0 }),
+        }
     }
 
     /// Runs `f` on the table with the lock held.

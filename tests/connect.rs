@@ -275,12 +275,12 @@ fn startup_waits_for_a_provider_that_becomes_ready() {
     hostkernel::provider_ready_after(Duration::from_millis(80));
     let mut client = std::ptr::null_mut();
     // SAFETY: valid out pointer at PASSIVE_LEVEL.
-    assert_eq!(unsafe { SafeWskStartup(0, &mut client) }, STATUS_DEVICE_NOT_READY);
+    assert_eq!(unsafe { SafeWskStartup(dev(), 0, &mut client) }, STATUS_DEVICE_NOT_READY);
     assert!(client.is_null());
     assert_eq!(hostkernel::live().registrations, 0, "a failed startup must deregister");
     let t0 = Instant::now();
     // SAFETY: as above.
-    assert_eq!(unsafe { SafeWskStartup(2000, &mut client) }, STATUS_SUCCESS);
+    assert_eq!(unsafe { SafeWskStartup(dev(), 2000, &mut client) }, STATUS_SUCCESS);
     assert!(t0.elapsed() < Duration::from_millis(1500));
     cleanup(client);
     k.finish();
@@ -293,7 +293,7 @@ fn startup_gives_up_after_its_wait_when_the_provider_never_comes() {
     let mut client = std::ptr::null_mut();
     let t0 = Instant::now();
     // SAFETY: valid out pointer at PASSIVE_LEVEL.
-    assert_eq!(unsafe { SafeWskStartup(120, &mut client) }, STATUS_DEVICE_NOT_READY);
+    assert_eq!(unsafe { SafeWskStartup(dev(), 120, &mut client) }, STATUS_DEVICE_NOT_READY);
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(120) && took < Duration::from_millis(1000), "{took:?}");
     assert!(client.is_null());
@@ -305,13 +305,18 @@ fn startup_checks_irql_out_pointer_and_pool_failure() {
     let k = Session::begin();
     let mut client = std::ptr::null_mut();
     // SAFETY: valid out pointer.
-    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskStartup(0, &mut client) });
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskStartup(dev(), 0, &mut client) });
     assert_eq!(st, STATUS_INVALID_LEVEL);
     // SAFETY: NULL out pointer is rejected before use.
-    assert_eq!(unsafe { SafeWskStartup(0, std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(unsafe { SafeWskStartup(dev(), 0, std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_3);
+    // SAFETY: a NULL device object, and a pointer to something that is not one.
+    assert_eq!(unsafe { SafeWskStartup(std::ptr::null_mut(), 0, &mut client) }, STATUS_INVALID_PARAMETER_1);
+    let mut not_a_device = [0u64; 8];
+    assert_eq!(unsafe { SafeWskStartup(not_a_device.as_mut_ptr().cast(), 0, &mut client) }, STATUS_INVALID_PARAMETER_1);
+    assert!(client.is_null());
     k.fail_nth(Site::Pool, 1);
     // SAFETY: valid out pointer.
-    assert_eq!(unsafe { SafeWskStartup(0, &mut client) }, STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(unsafe { SafeWskStartup(dev(), 0, &mut client) }, STATUS_INSUFFICIENT_RESOURCES);
     assert!(client.is_null());
     k.finish();
 }

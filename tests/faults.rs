@@ -19,7 +19,7 @@ use safewsk::*;
 fn life_cycle(server: SocketAddr, asynchronous: bool) -> Option<(&'static str, NTSTATUS)> {
     let mut client = std::ptr::null_mut();
     // SAFETY: valid out pointer at PASSIVE_LEVEL.
-    let st = unsafe { SafeWskStartup(0, &mut client) };
+    let st = unsafe { SafeWskStartup(dev(), 0, &mut client) };
     if st != STATUS_SUCCESS {
         assert!(client.is_null());
         return Some(("startup", st));
@@ -111,6 +111,15 @@ fn every_irp_allocation_can_fail() {
 fn every_pool_allocation_can_fail() {
     every_nth_allocation_fails_cleanly(Site::Pool, false);
     every_nth_allocation_fails_cleanly(Site::Pool, true);
+}
+
+/// IoSetCompletionRoutineEx allocates a context for every IRP (it is what
+/// keeps the driver loaded while the completion routine runs): each of those
+/// allocations can fail too.
+#[test]
+fn every_completion_context_allocation_can_fail() {
+    every_nth_allocation_fails_cleanly(Site::CompletionContext, false);
+    every_nth_allocation_fails_cleanly(Site::CompletionContext, true);
 }
 
 #[test]

@@ -144,7 +144,9 @@ SampleEvtSelfManagedIoInit(_In_ WDFDEVICE Device)
     if (!NT_SUCCESS(status)) {
         return status;
     }
-    status = SafeWskStartup(SAMPLE_PROVIDER_WAIT_MS, &context->Client);
+    /* The device object keeps the driver loaded while safewsk's completion
+     * routines run; it outlives the client (cleanup runs first). */
+    status = SafeWskStartup(WdfDeviceWdmGetDeviceObject(Device), SAMPLE_PROVIDER_WAIT_MS, &context->Client);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-kmdf: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
         return status;

@@ -1,13 +1,20 @@
 /*
  * safewsk sample driver (WDM).
  *
- * DriverEntry starts WSK through safewsk, connects to the IPv4 address and
- * port configured under the service key
+ * DriverEntry reads the IPv4 address and port configured under the service
+ * key
  *     HKLM\System\CurrentControlSet\Services\SafeWskSample\Parameters
  *         TargetAddress  REG_DWORD  e.g. 0x7F000001 for 127.0.0.1
  *         TargetPort     REG_DWORD  e.g. 7
- * sends one request, reads the reply, prints it with DbgPrint and closes the
- * socket. DriverUnload calls SafeWskCleanup.
+ * creates an unnamed device object (safewsk references it while its
+ * completion routines run, so the image cannot go away under them) and
+ * starts a system thread, then returns at once: it neither waits for the WSK
+ * provider nor touches the network ("Registering a Winsock Kernel
+ * Application": DriverEntry should not block; a driver that starts early in
+ * boot waits for the provider on a worker thread). The thread starts WSK
+ * through safewsk, sends one request, reads the reply, prints it with
+ * DbgPrint and closes the socket. DriverUnload waits for the thread, calls
+ * SafeWskCleanup and deletes the device object.
  *
  * The exchange itself is in ../common/sample_exchange.c, shared with the
  * KMDF sample.
@@ -27,9 +34,13 @@
 #define SAMPLE_PROVIDER_WAIT_MS 10000 /* boot-start: wait for NETIO */
 
 static SAFEWSK_CLIENT *g_Client;
+static PDEVICE_OBJECT g_Device;
+static PVOID g_Thread; /* the worker thread object, referenced */
+static ULONG g_Address, g_Port;
 
 DRIVER_INITIALIZE DriverEntry;
 static DRIVER_UNLOAD SampleUnload;
+static KSTART_ROUTINE SampleWorker;
 
 static NTSTATUS
 SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
@@ -51,28 +62,52 @@ SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
     return RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL);
 }
 
+/* The worker thread: PASSIVE_LEVEL, free to wait. */
+static VOID
+SampleWorker(_In_ PVOID Context)
+{
+    NTSTATUS status;
+
+    UNREFERENCED_PARAMETER(Context);
+    status = SafeWskStartup(g_Device, SAMPLE_PROVIDER_WAIT_MS, &g_Client);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
+        g_Client = NULL;
+        return;
+    }
+    status = SampleExchange(g_Client, g_Address, g_Port);
+    DbgPrint("safewsk-sample: exchange finished: 0x%08X\n", (unsigned)status);
+    /* Returning ends the thread (Windows XP and later need no
+     * PsTerminateSystemThread); DriverUnload waits for that. */
+}
+
 NTSTATUS
 DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
 {
-    ULONG address, port;
+    HANDLE thread;
     NTSTATUS status;
 
     UNREFERENCED_PARAMETER(RegistryPath);
 
-    status = SampleReadParameters(&address, &port);
+    status = SampleReadParameters(&g_Address, &g_Port);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: TargetAddress/TargetPort missing: 0x%08X\n", (unsigned)status);
         return status;
     }
-    status = SafeWskStartup(SAMPLE_PROVIDER_WAIT_MS, &g_Client);
+    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, FALSE, &g_Device);
     if (!NT_SUCCESS(status)) {
-        DbgPrint("safewsk-sample: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
         return status;
     }
-    status = SampleExchange(g_Client, address, port);
+    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, SampleWorker, NULL);
     if (!NT_SUCCESS(status)) {
-        (void)SafeWskCleanup(g_Client);
-        g_Client = NULL;
+        IoDeleteDevice(g_Device);
+        return status;
+    }
+    /* A kernel handle to a thread just created, opened with full access:
+     * referencing it cannot fail. */
+    status = ObReferenceObjectByHandle(thread, THREAD_ALL_ACCESS, NULL, KernelMode, &g_Thread, NULL);
+    (void)ZwClose(thread);
+    if (!NT_SUCCESS(status)) {
         return status;
     }
     DriverObject->DriverUnload = SampleUnload;
@@ -82,11 +117,18 @@ DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
 static VOID
 SampleUnload(_In_ PDRIVER_OBJECT DriverObject)
 {
-    NTSTATUS status;
+    NTSTATUS status = STATUS_SUCCESS;
 
     UNREFERENCED_PARAMETER(DriverObject);
-    /* Every socket was closed in DriverEntry, so cleanup cannot refuse. */
-    status = SafeWskCleanup(g_Client);
+    /* The worker closes its socket before it ends, so once it has ended
+     * cleanup cannot refuse. */
+    (void)KeWaitForSingleObject(g_Thread, Executive, KernelMode, FALSE, NULL);
+    ObDereferenceObject(g_Thread);
+    if (g_Client != NULL) {
+        status = SafeWskCleanup(g_Client);
+        g_Client = NULL;
+    }
     DbgPrint("safewsk-sample: unloaded, SafeWskCleanup: 0x%08X\n", (unsigned)status);
-    g_Client = NULL;
+    /* After SafeWskCleanup no safewsk code runs on behalf of the client. */
+    IoDeleteDevice(g_Device);
 }

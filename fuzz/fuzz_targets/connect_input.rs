@@ -62,7 +62,7 @@ fn client() -> *mut SAFEWSK_CLIENT {
         hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
         let mut c = ptr::null_mut();
         // SAFETY: valid out pointer, PASSIVE_LEVEL.
-        assert_eq!(unsafe { SafeWskStartup(0, &mut c) }, STATUS_SUCCESS);
+        assert_eq!(unsafe { SafeWskStartup(hostkernel::test_device().cast(), 0, &mut c) }, STATUS_SUCCESS);
         c as usize
     }) as *mut SAFEWSK_CLIENT
 }

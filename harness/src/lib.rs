@@ -88,6 +88,9 @@ pub fn load_and_unload() -> Report {
             unloaded = true;
         }
     }
+    // The image goes once the references on its objects are gone; any of
+    // its code still running then (or called later) is a violation.
+    hostkernel::unload_image();
     Report { driver_entry: status, unloaded, dbgprint: hostkernel::take_dbgprint_log() }
 }
 

@@ -15,11 +15,15 @@ fn sample_driver_loads_exchanges_data_and_unloads_cleanly() {
     let log = report.dbgprint.join("");
     assert!(log.contains("sent 14 bytes, received 14 bytes: PONG safewsk"), "{log}");
     assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
+    assert!(log.contains("exchange finished: 0x00000000"), "{log}");
     k.finish();
 }
 
+/// DriverEntry no longer touches the network (it starts a worker thread), so
+/// a refused connect is reported by the worker, and the driver still loads
+/// and unloads cleanly.
 #[test]
-fn sample_driver_fails_to_load_cleanly_when_the_server_refuses() {
+fn sample_driver_reports_a_refused_connect_and_unloads_cleanly() {
     let k = Session::begin();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -30,9 +34,12 @@ fn sample_driver_fails_to_load_cleanly_when_the_server_refuses() {
     };
     harness::configure(closed);
     let report = harness::load_and_unload();
-    assert_eq!(report.driver_entry as u32, 0xC000_0236, "STATUS_CONNECTION_REFUSED expected: {:#?}", report.dbgprint);
-    assert!(!report.unloaded);
-    k.finish(); // nothing registered, allocated or open after a failed load
+    assert_eq!(report.driver_entry, 0, "{:#?}", report.dbgprint);
+    assert!(report.unloaded);
+    let log = report.dbgprint.join("");
+    assert!(log.contains("exchange finished: 0xC0000236"), "STATUS_CONNECTION_REFUSED expected: {log}");
+    assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
+    k.finish(); // nothing registered, allocated or open after unload
 }
 
 #[test]

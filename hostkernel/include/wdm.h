@@ -25,11 +25,22 @@ typedef uint32_t ULONG, *PULONG;
 typedef int64_t LONGLONG;
 typedef uint64_t ULONGLONG, ULONG64;
 typedef uintptr_t ULONG_PTR;
+typedef intptr_t LONG_PTR;
 typedef size_t SIZE_T;
 typedef const char *PCSTR;
 typedef wchar_t WCHAR, *PWSTR, *PWCH;
 typedef const wchar_t *PCWSTR;
-typedef void *PEPROCESS, *PETHREAD, *PSECURITY_DESCRIPTOR, *PDEVICE_OBJECT, *PIRP;
+typedef void *PEPROCESS, *PETHREAD, *PSECURITY_DESCRIPTOR, *PIRP, *HANDLE;
+typedef HANDLE *PHANDLE;
+typedef ULONG ACCESS_MASK;
+/* DEVICE_OBJECT: only its first members are spelled out (x64 layout). */
+typedef struct _DEVICE_OBJECT {
+    CSHORT Type;
+    USHORT Size;
+    LONG ReferenceCount;
+    struct _DRIVER_OBJECT *DriverObject;
+    struct _DEVICE_OBJECT *NextDevice;
+} DEVICE_OBJECT, *PDEVICE_OBJECT;
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(WCHAR) == 2, "compile with -fshort-wchar: WCHAR is 16-bit on Windows");
@@ -93,6 +104,30 @@ typedef struct _DRIVER_OBJECT {
 
 ULONG DbgPrint(PCSTR Format, ...);
 KIRQL KeGetCurrentIrql(void);
+
+/* Device objects, system threads, object references. */
+#define FILE_DEVICE_UNKNOWN 0x00000022
+#define FILE_DEVICE_SECURE_OPEN 0x00000100
+#define THREAD_ALL_ACCESS 0x001FFFFF
+#define KernelMode 0
+#define Executive 0
+typedef CHAR KPROCESSOR_MODE;
+typedef VOID KSTART_ROUTINE(PVOID StartContext);
+typedef KSTART_ROUTINE *PKSTART_ROUTINE;
+NTSTATUS IoCreateDevice(struct _DRIVER_OBJECT *DriverObject, ULONG DeviceExtensionSize, PUNICODE_STRING DeviceName,
+                        ULONG DeviceType, ULONG DeviceCharacteristics, BOOLEAN Exclusive,
+                        PDEVICE_OBJECT *DeviceObject);
+VOID IoDeleteDevice(PDEVICE_OBJECT DeviceObject);
+NTSTATUS PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess, PVOID ObjectAttributes,
+                              HANDLE ProcessHandle, PVOID ClientId, PKSTART_ROUTINE StartRoutine,
+                              PVOID StartContext);
+NTSTATUS ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAccess, PVOID ObjectType,
+                                   KPROCESSOR_MODE AccessMode, PVOID *Object, PVOID HandleInformation);
+LONG_PTR ObfDereferenceObject(PVOID Object);
+#define ObDereferenceObject(o) ObfDereferenceObject(o)
+NTSTATUS ZwClose(HANDLE Handle);
+NTSTATUS KeWaitForSingleObject(PVOID Object, ULONG WaitReason, KPROCESSOR_MODE WaitMode, BOOLEAN Alertable,
+                               LONGLONG *Timeout);
 
 #define POOL_FLAG_NON_PAGED 0x0000000000000040ULL
 typedef ULONG64 POOL_FLAGS;

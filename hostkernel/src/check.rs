@@ -14,6 +14,8 @@ pub enum Kind {
     Mdl,
     Socket,
     Registration,
+    Device,
+    Thread,
 }
 
 /// Counts of live objects.
@@ -24,6 +26,8 @@ pub struct Live {
     pub mdls: usize,
     pub sockets: usize,
     pub registrations: usize,
+    pub devices: usize,
+    pub threads: usize,
 }
 
 /// Allocation sites where a failure can be injected.
@@ -32,6 +36,8 @@ pub enum Site {
     Irp,
     Pool,
     Mdl,
+    /// IoSetCompletionRoutineEx's context (the I/O manager's allocation).
+    CompletionContext,
 }
 
 /// Allocations made since the process started: (count, bytes) per site.
@@ -40,6 +46,7 @@ pub struct Allocations {
     pub irps: (u64, u64),
     pub pool: (u64, u64),
     pub mdls: (u64, u64),
+    pub completion_contexts: (u64, u64),
 }
 
 pub(crate) struct State {
@@ -95,6 +102,7 @@ pub(crate) fn count_allocation(site: Site, bytes: usize) {
             Site::Irp => &mut s.allocations.irps,
             Site::Pool => &mut s.allocations.pool,
             Site::Mdl => &mut s.allocations.mdls,
+            Site::CompletionContext => &mut s.allocations.completion_contexts,
         };
         slot.0 += 1;
         slot.1 += bytes as u64;
@@ -160,6 +168,8 @@ pub fn live() -> Live {
         mdls: *s.live.get(&Kind::Mdl).unwrap_or(&0),
         sockets: *s.live.get(&Kind::Socket).unwrap_or(&0),
         registrations: *s.live.get(&Kind::Registration).unwrap_or(&0),
+        devices: *s.live.get(&Kind::Device).unwrap_or(&0),
+        threads: *s.live.get(&Kind::Thread).unwrap_or(&0),
     })
 }
 
@@ -190,6 +200,8 @@ impl Session {
         });
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
         crate::wsk::reset_provider();
+        crate::image::reset();
+        crate::timer::reset();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

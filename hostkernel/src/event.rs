@@ -11,6 +11,7 @@
 //! IRQL <= DISPATCH_LEVEL, and at <= APC_LEVEL unless the timeout is zero.
 //! KeSetEvent with Wait = FALSE: IRQL <= DISPATCH_LEVEL.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +19,14 @@ use crate::check::violation;
 use crate::irql;
 use crate::nt::*;
 
-static LOCK: Mutex<()> = Mutex::new(());
+/// The wait lists: event address -> (threads waiting, generation). Guarded by
+/// the one lock every event operation takes, like the dispatcher lock.
+static LOCK: Mutex<Option<HashMap<usize, (usize, u64)>>> = Mutex::new(None);
 static WAKE: Condvar = Condvar::new();
+/// How long a waiter whose event was re-initialized under it (its wait
+/// orphaned: on Windows it never wakes) keeps waiting before the host kernel
+/// lets it go, so that the test fails on the violation instead of hanging.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
 fn signal_state(event: PVOID) -> &'static std::sync::atomic::AtomicI32 {
     // SAFETY: `event` is an initialized, live KEVENT (checked by callers via
@@ -34,7 +41,7 @@ fn initialized(event: PVOID, who: &str) -> bool {
     }
     // SAFETY: non-null; the caller passed a KEVENT.
     let (ty, size): (u8, u8) = unsafe { (rd(event, EVENT_TYPE), rd(event, EVENT_SIZE)) };
-    if ty > 1 || size != EVENT_SIZE_ULONGS {
+    if (ty > 1 && ty != crate::thread::THREAD_OBJECT_TYPE) || size != EVENT_SIZE_ULONGS {
         violation(format!("{who}: event at {event:p} was never initialized with KeInitializeEvent"));
         return false;
     }
@@ -47,6 +54,21 @@ pub unsafe extern "system" fn KeInitializeEvent(event: PVOID, ty: u32, state: u8
         violation("KeInitializeEvent: NULL event or bad EVENT_TYPE");
         return;
     }
+    // KeInitializeEvent empties the wait list (ReactOS ntoskrnl/ke/eventobj.c,
+    // InitializeListHead(&Event->Header.WaitListHead)): a thread waiting on
+    // the event never wakes.
+    let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let lists = g.get_or_insert_with(HashMap::new);
+    if let Some((waiters, generation)) = lists.get_mut(&(event as usize)) {
+        if *waiters > 0 {
+            violation(format!(
+                "KeInitializeEvent on event {event:p} while {waiters} thread(s) wait on it: their wait is orphaned \
+                 (on Windows they never wake)"
+            ));
+            *generation += 1;
+        }
+    }
+    drop(g);
     // SAFETY: the caller provides 24 writable bytes for a KEVENT.
     unsafe {
         std::ptr::write_bytes(event.cast::<u8>(), 0, 0x18);
@@ -64,10 +86,20 @@ pub unsafe extern "system" fn KeSetEvent(event: PVOID, _increment: i32, wait: u8
     if !initialized(event, "KeSetEvent") {
         return 0;
     }
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let prev = signal_state(event).swap(1, std::sync::atomic::Ordering::SeqCst);
     WAKE.notify_all();
+    drop(g);
+    crate::image::delay_after_signal();
     prev
+}
+
+/// Signals a dispatcher object the host kernel owns (a thread object at its
+/// termination).
+pub(crate) fn signal(object: PVOID) {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    signal_state(object).store(1, std::sync::atomic::Ordering::SeqCst);
+    WAKE.notify_all();
 }
 
 #[no_mangle]
@@ -120,24 +152,90 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     // SAFETY: an initialized KEVENT (checked above); Type is its first byte.
     let synchronization = unsafe { rd::<u8>(object, EVENT_TYPE) } == 1;
     let deadline = deadline_from(timeout);
+    let key = object as usize;
     let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
+    let generation = {
+        let entry = g.get_or_insert_with(HashMap::new).entry(key).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1
+    };
+    let mut orphaned_at: Option<Instant> = None;
+    let result = loop {
+        let current = g.get_or_insert_with(HashMap::new).get(&key).map_or(generation, |e| e.1);
+        if current != generation && orphaned_at.is_none() {
+            orphaned_at = Some(Instant::now());
+        }
         let state = signal_state(object);
-        if state.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        if orphaned_at.is_none() && state.load(std::sync::atomic::Ordering::SeqCst) != 0 {
             if synchronization {
                 state.store(0, std::sync::atomic::Ordering::SeqCst);
             }
-            return STATUS_SUCCESS;
+            break STATUS_SUCCESS;
         }
-        match deadline {
-            None => g = WAKE.wait(g).unwrap_or_else(|e| e.into_inner()),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return STATUS_TIMEOUT;
-                }
-                g = WAKE.wait_timeout(g, d - now).unwrap_or_else(|e| e.into_inner()).0;
+        let now = Instant::now();
+        if let Some(at) = orphaned_at {
+            if now >= at + ORPHAN_GRACE {
+                break STATUS_SUCCESS;
             }
         }
+        let limit = match (deadline, orphaned_at) {
+            (Some(d), _) if now >= d => break STATUS_TIMEOUT,
+            (Some(d), None) => d - now,
+            (Some(d), Some(at)) => (d - now).min(at + ORPHAN_GRACE - now),
+            (None, Some(at)) => at + ORPHAN_GRACE - now,
+            (None, None) => Duration::from_secs(3600),
+        };
+        g = WAKE.wait_timeout(g, limit).unwrap_or_else(|e| e.into_inner()).0;
+    };
+    if let Some(entry) = g.get_or_insert_with(HashMap::new).get_mut(&key) {
+        entry.0 -= 1;
+        if entry.0 == 0 {
+            g.get_or_insert_with(HashMap::new).remove(&key);
+        }
     }
+    result
+}
+
+// ---------------------------------------------------------------------------
+// Spin locks
+// ---------------------------------------------------------------------------
+
+/// KeAcquireSpinLockRaiseToDpc (KeAcquireSpinLock on 64-bit Windows): spins
+/// on the KSPIN_LOCK word and raises the IRQL to DISPATCH_LEVEL.
+#[no_mangle]
+pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8 {
+    let old = irql::current();
+    if old > DISPATCH_LEVEL {
+        violation(format!("KeAcquireSpinLock at IRQL {old} (above DISPATCH_LEVEL)"));
+    }
+    // SAFETY: a KSPIN_LOCK is a pointer-sized, pointer-aligned word.
+    let word = unsafe { std::sync::atomic::AtomicUsize::from_ptr(lock) };
+    let me = irql::thread_token();
+    if word.load(std::sync::atomic::Ordering::Relaxed) == me {
+        violation("KeAcquireSpinLock: this thread already holds the lock (a deadlock on Windows)");
+    }
+    let mut spins = 0u32;
+    while word
+        .compare_exchange_weak(0, me, std::sync::atomic::Ordering::Acquire, std::sync::atomic::Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        }
+        std::hint::spin_loop();
+    }
+    irql::set(DISPATCH_LEVEL);
+    old
+}
+
+/// KeReleaseSpinLock: releases and restores the IRQL.
+#[no_mangle]
+pub unsafe extern "system" fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8) {
+    // SAFETY: as above.
+    let word = unsafe { std::sync::atomic::AtomicUsize::from_ptr(lock) };
+    if word.swap(0, std::sync::atomic::Ordering::Release) != irql::thread_token() {
+        violation("KeReleaseSpinLock: the lock is not held by this thread");
+    }
+    irql::set(new_irql);
 }

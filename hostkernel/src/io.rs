@@ -178,6 +178,50 @@ pub(crate) unsafe fn mark_pending(irp: PVOID) {
     }
 }
 
+/// IofCompleteRequest (IoCompleteRequest) called by a driver on an IRP it
+/// owns that no provider has: the caller has moved to the stack location
+/// whose completion routine it set (IoSetNextIrpStackLocation) and filled in
+/// IoStatus. Walks the stack as for a provider's completion.
+#[no_mangle]
+pub unsafe extern "system" fn IofCompleteRequest(irp: PVOID, _boost: i8) {
+    if irql::current() > DISPATCH_LEVEL {
+        violation("IoCompleteRequest above DISPATCH_LEVEL");
+    }
+    let ok = irps(|m| match m.get_mut(&(irp as usize)) {
+        None => Err(format!("IoCompleteRequest: IRP {irp:p} is not live")),
+        Some(r) if r.owner == Owner::Provider => {
+            Err(format!("IoCompleteRequest: IRP {irp:p} is pending in the provider, which must complete it"))
+        }
+        Some(r) => {
+            r.owner = Owner::Provider;
+            Ok(())
+        }
+    });
+    if let Err(msg) = ok {
+        violation(msg);
+        return;
+    }
+    // SAFETY: a live IRP the caller owns.
+    let (location, count, status, info) = unsafe {
+        (
+            rd::<i8>(irp, IRP_CURRENT_LOCATION),
+            rd::<i8>(irp, IRP_STACK_COUNT),
+            rd::<i32>(irp, IRP_IOSTATUS_STATUS),
+            rd::<usize>(irp, IRP_IOSTATUS_INFORMATION),
+        )
+    };
+    if location > count {
+        violation(format!(
+            "IoCompleteRequest: IRP {irp:p} has no current stack location (IoSetNextIrpStackLocation missing): \
+             MULTIPLE_IRP_COMPLETE_REQUESTS on Windows"
+        ));
+        irps(|m| m.get_mut(&(irp as usize)).map(|r| r.owner = Owner::Driver));
+        return;
+    }
+    // SAFETY: as above; `complete` walks the stack locations.
+    unsafe { complete(irp, status, info) };
+}
+
 /// Provider side: IoCompleteRequest. Sets IoStatus and walks the stack
 /// locations upwards, calling each completion routine whose Control bits
 /// match, exactly as the I/O manager does. Does not touch the IRP after a
@@ -222,8 +266,12 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
                 || (status < 0 && control & SL_INVOKE_ON_ERROR != 0)
                 || (rd::<u8>(irp, IRP_CANCEL) != 0 && control & SL_INVOKE_ON_CANCEL != 0);
             if routine != 0 && invoke {
+                let host_wrapper = crate::image::is_unload_safe_completion(routine);
                 let routine: CompletionRoutine = std::mem::transmute(routine);
-                if routine(std::ptr::null_mut(), irp, context) == STATUS_MORE_PROCESSING_REQUIRED {
+                let call = || routine(std::ptr::null_mut(), irp, context);
+                let result =
+                    if host_wrapper { call() } else { crate::image::call_driver("IoCompletion routine", call) };
+                if result == STATUS_MORE_PROCESSING_REQUIRED {
                     return;
                 }
                 if irps(|m| !m.contains_key(&(irp as usize))) {

@@ -10,6 +10,14 @@ thread_local! {
     static IRQL: Cell<u8> = const { Cell::new(PASSIVE_LEVEL) };
 }
 
+/// A non-zero word that identifies the calling thread (the spin lock owner).
+pub(crate) fn thread_token() -> usize {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
 /// The calling thread's IRQL.
 pub fn current() -> u8 {
     IRQL.with(|i| i.get())

@@ -19,14 +19,21 @@
 
 pub mod check;
 mod event;
+pub mod image;
 pub mod io;
 pub mod irql;
 pub mod nt;
 pub mod rtl;
+mod thread;
 pub mod timer;
 pub mod wsk;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
+pub use image::{set_delay_after_signal, test_device, unload_image};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
-pub use wsk::{provider_ready_after, set_connect_completion, set_connect_error, set_provider_ready, ConnectCompletion};
+pub use timer::set_cancel_timer_misreports;
+pub use wsk::{
+    provider_ready_after, set_cancel_behaviour, set_connect_completion, set_connect_error, set_fail_without_completing,
+    set_graceful_disconnect_hangs, set_provider_ready, CancelBehaviour, ConnectCompletion,
+};

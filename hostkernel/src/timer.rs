@@ -8,7 +8,8 @@
 //!
 //! KDPC layout (x64): DeferredRoutine at 0x18, DeferredContext at 0x20.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,24 @@ struct Queued {
 }
 
 static QUEUE: Mutex<Option<HashMap<usize, Queued>>> = Mutex::new(None);
+/// DPCs taken off the queue and not yet returned.
+static DPCS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Timers whose DPC has run (for the misreporting KeCancelTimer).
+static FIRED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+static MISREPORTS: AtomicBool = AtomicBool::new(false);
+
+/// Test switch: KeCancelTimer also answers TRUE for a timer that has already
+/// fired and whose DPC has run, as Wine 8.0's does (Windows answers FALSE:
+/// "If the timer object is currently in the system timer queue, it is
+/// removed ... returns TRUE", Microsoft Learn, KeCancelTimer).
+pub fn set_cancel_timer_misreports(on: bool) {
+    MISREPORTS.store(on, Ordering::SeqCst);
+}
+
+pub(crate) fn reset() {
+    MISREPORTS.store(false, Ordering::SeqCst);
+    *FIRED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
 static WAKE: Condvar = Condvar::new();
 static THREAD: std::sync::Once = std::sync::Once::new();
 
@@ -52,8 +71,9 @@ fn timer_thread() {
             for (t, _) in &expired {
                 map.remove(t);
             }
+            DPCS_RUNNING.fetch_add(expired.len(), Ordering::SeqCst);
             drop(q);
-            for (_, dpc) in expired {
+            for (timer, dpc) in expired {
                 let dpc = dpc as PVOID;
                 // SAFETY: an initialized KDPC, alive while its timer was queued
                 // (the driver's contract); the routine was stored by KeInitializeDpc.
@@ -63,9 +83,13 @@ fn timer_thread() {
                     if routine != 0 {
                         let routine: unsafe extern "system" fn(PVOID, PVOID, PVOID, PVOID) =
                             std::mem::transmute(routine);
-                        routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut());
+                        crate::image::call_driver("DPC routine", || {
+                            routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut())
+                        });
                     }
                 }
+                FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).insert(timer);
+                DPCS_RUNNING.fetch_sub(1, Ordering::SeqCst);
             }
             q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
             continue;
@@ -127,6 +151,7 @@ pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> 
     }
     let after = if due < 0 { Duration::from_nanos(due.unsigned_abs().saturating_mul(100)) } else { Duration::ZERO };
     start_thread();
+    FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).remove(&(timer as usize));
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
     let was = q
         .get_or_insert_with(HashMap::new)
@@ -142,7 +167,31 @@ pub unsafe extern "system" fn KeCancelTimer(timer: PVOID) -> u8 {
         return 0;
     }
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
-    u8::from(q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some())
+    let removed = q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some();
+    drop(q);
+    let misreport = MISREPORTS.load(Ordering::SeqCst)
+        && FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).contains(&(timer as usize));
+    u8::from(removed || misreport)
+}
+
+/// KeFlushQueuedDpcs: returns when no expired timer's DPC is waiting or
+/// running. PASSIVE_LEVEL.
+#[no_mangle]
+pub unsafe extern "system" fn KeFlushQueuedDpcs() {
+    if irql::current() != PASSIVE_LEVEL {
+        violation("KeFlushQueuedDpcs above PASSIVE_LEVEL");
+    }
+    loop {
+        let due = {
+            let q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            q.as_ref().is_some_and(|m| m.values().any(|e| e.due <= now))
+        };
+        if !due && DPCS_RUNNING.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 /// Timers still queued (a request freed with its timer queued is a leak).

@@ -42,15 +42,42 @@ pub enum ConnectCompletion {
     Never,
 }
 
+/// What the provider's cancel routine does. Windows permits each of these:
+/// a cancel routine may complete the IRP on the canceller's thread, inside
+/// IoCancelIrp ("Implementing a Cancel Routine"), or the IRP may not be
+/// cancelable at all (no cancel routine: IoCancelIrp does nothing, as in
+/// Wine 8.0's netio.sys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelBehaviour {
+    /// The cancel routine signals the worker, which completes the IRP with
+    /// STATUS_CANCELLED on its own thread.
+    Deferred,
+    /// For WskSocketConnect IRPs, the cancel routine completes the IRP with
+    /// STATUS_CANCELLED itself, inside IoCancelIrp (other IRPs: Deferred).
+    Inline,
+    /// IoCancelIrp has no effect: the IRP completes when its work does.
+    Ignored,
+}
+
 struct Config {
     ready_at: Option<Instant>,
     never_ready: bool,
     mode: ConnectCompletion,
     connect_error: Option<NTSTATUS>,
+    cancel: CancelBehaviour,
+    graceful_disconnect_hangs: bool,
+    fail_without_completing: Option<NTSTATUS>,
 }
 
-static CONFIG: Mutex<Config> =
-    Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async, connect_error: None });
+static CONFIG: Mutex<Config> = Mutex::new(Config {
+    ready_at: None,
+    never_ready: false,
+    mode: ConnectCompletion::Async,
+    connect_error: None,
+    cancel: CancelBehaviour::Deferred,
+    graceful_disconnect_hangs: false,
+    fail_without_completing: None,
+});
 
 fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
     f(&mut CONFIG.lock().unwrap_or_else(|e| e.into_inner()))
@@ -62,7 +89,34 @@ pub(crate) fn reset_provider() {
         c.never_ready = false;
         c.mode = ConnectCompletion::Async;
         c.connect_error = None;
+        c.cancel = CancelBehaviour::Deferred;
+        c.graceful_disconnect_hangs = false;
+        c.fail_without_completing = None;
     });
+}
+
+/// Chooses what the provider's cancel routine does.
+pub fn set_cancel_behaviour(b: CancelBehaviour) {
+    config(|c| c.cancel = b);
+}
+
+/// Makes a graceful WskDisconnect never complete by itself (the peer never
+/// acknowledges; "PFN_WSK_DISCONNECT": a graceful disconnect might not
+/// complete): it ignores cancellation and completes only when the
+/// connection is aborted (an abortive WskDisconnect) or the socket closed.
+pub fn set_graceful_disconnect_hangs(on: bool) {
+    config(|c| c.graceful_disconnect_hangs = on);
+}
+
+/// Makes every WSK socket function (connect, send, receive, disconnect,
+/// close) return `status` without taking or completing the IRP, as Wine
+/// 8.0's stub WskSocketConnect and WskDisconnect do; None restores them.
+pub fn set_fail_without_completing(status: Option<NTSTATUS>) {
+    config(|c| c.fail_without_completing = status);
+}
+
+fn refuse_without_completing() -> Option<NTSTATUS> {
+    config(|c| c.fail_without_completing)
 }
 
 /// Makes WskSocketConnect fail with `status` (completing the IRP with it,
@@ -245,13 +299,23 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 struct Op {
     efd: i32,
     cancelled: AtomicBool,
+    /// Whoever completes the IRP claims it first: the worker, or a cancel
+    /// routine that completes inline.
+    completion_claimed: AtomicBool,
+    /// A WskSocketConnect IRP (the one kind the Inline cancel behaviour
+    /// completes inside IoCancelIrp).
+    connect: bool,
 }
 
 impl Op {
-    fn new() -> Op {
+    fn new(connect: bool) -> Op {
         // SAFETY: plain syscall.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        Op { efd, cancelled: AtomicBool::new(false) }
+        Op { efd, cancelled: AtomicBool::new(false), completion_claimed: AtomicBool::new(false), connect }
+    }
+
+    fn claim_completion(&self) -> bool {
+        !self.completion_claimed.swap(true, Ordering::SeqCst)
     }
 
     fn cancel(&self) {
@@ -309,12 +373,23 @@ fn pending<R>(f: impl FnOnce(&mut HashMap<usize, Arc<Op>>) -> R) -> R {
     f(g.get_or_insert_with(HashMap::new))
 }
 
-/// The cancel routine the provider sets on pending IRPs. It only signals the
-/// worker; the worker is the only code that completes the IRP.
+/// The cancel routine the provider sets on pending IRPs (IoCancelIrp has
+/// already cleared it). Deferred: it signals the worker, which completes the
+/// IRP. Inline (connect IRPs): it completes the IRP here, on the canceller's
+/// thread, and the worker then only undoes its work. Ignored: nothing.
 unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
-    if let Some(op) = pending(|p| p.get(&(irp as usize)).cloned()) {
-        op.cancel();
+    let behaviour = config(|c| c.cancel);
+    if behaviour == CancelBehaviour::Ignored {
+        return;
     }
+    let Some(op) = pending(|p| p.get(&(irp as usize)).cloned()) else { return };
+    if behaviour == CancelBehaviour::Inline && op.connect && op.claim_completion() {
+        pending(|p| p.remove(&(irp as usize)));
+        // SAFETY: the IRP is provider-owned and this claim makes this the
+        // only completion; its cancel routine was cleared by IoCancelIrp.
+        unsafe { complete(irp, STATUS_CANCELLED, 0) };
+    }
+    op.cancel();
 }
 
 /// Stack of a provider worker thread (completion routines and callbacks run
@@ -332,12 +407,30 @@ fn run(
     sock: Option<Arc<SockInner>>,
     work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
 ) -> NTSTATUS {
-    let op = Arc::new(Op::new());
+    run_op(irp, sock, false, work)
+}
+
+/// [`run`] for a WskSocketConnect IRP: if a cancel routine completed it
+/// inline meanwhile, a socket the work made is closed again.
+fn run_op(
+    irp: PVOID,
+    sock: Option<Arc<SockInner>>,
+    connect: bool,
+    work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
+) -> NTSTATUS {
+    let op = Arc::new(Op::new(connect));
     pending(|p| p.insert(irp as usize, op.clone()));
     if let Some(s) = &sock {
         s.inflight.lock().unwrap_or_else(|e| e.into_inner()).push(op.clone());
     }
     let finish = move |irp: PVOID, op: Arc<Op>, status: NTSTATUS, info: usize| {
+        if !op.claim_completion() {
+            // Completed inside IoCancelIrp already: undo what the work made.
+            if connect && status >= 0 && info != 0 {
+                destroy_socket(info);
+            }
+            return;
+        }
         // SAFETY: the IRP is provider-owned until `complete`.
         unsafe { set_cancel_routine(irp, None) };
         pending(|p| p.remove(&(irp as usize)));
@@ -387,6 +480,8 @@ struct SockInner {
     idle: Condvar,
     sent_fin: AtomicBool,
     got_fin: AtomicBool,
+    /// Reset by an abortive disconnect, or being closed.
+    aborted: AtomicBool,
 }
 
 /// The WSK_SOCKET the provider hands out: `Dispatch` first, as WSK_SOCKET.
@@ -416,6 +511,26 @@ fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     }
     // SAFETY: open sockets are live Boxes until WskCloseSocket.
     Some(unsafe { &*(socket as *const Sock) }.inner.clone())
+}
+
+/// Closes a socket nobody received (its connect was completed as cancelled
+/// meanwhile).
+fn destroy_socket(socket: usize) {
+    if !sockets(|s| s.remove(&socket)) {
+        return;
+    }
+    // SAFETY: an open socket is a live Box; removed from the set just now, so
+    // this is its only release.
+    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
+    let inner = sock.inner.clone();
+    drop(sock);
+    set_abortive(inner.fd);
+    // SAFETY: our socket; nothing else knows it.
+    unsafe {
+        libc::close(inner.fd);
+        (*(inner.reg as *const Reg)).sockets.fetch_sub(1, Ordering::SeqCst);
+    }
+    add_live(Kind::Socket, -1);
 }
 
 /// SO_LINGER {on, 0}: the close (or shutdown) resets the connection, which
@@ -541,6 +656,9 @@ unsafe extern "system" fn wsk_socket_connect(
     if irql::current() > DISPATCH_LEVEL {
         violation("WskSocketConnect above DISPATCH_LEVEL");
     }
+    if let Some(status) = refuse_without_completing() {
+        return status;
+    }
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskSocketConnect") } {
         return STATUS_INVALID_PARAMETER;
@@ -565,7 +683,7 @@ unsafe extern "system" fn wsk_socket_connect(
     // buffers until the IRP completes, so a caller that frees them earlier
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
-    run(irp, None, move |op| {
+    run_op(irp, None, true, move |op| {
         if let Some(status) = injected {
             return (status, 0);
         }
@@ -598,6 +716,7 @@ unsafe extern "system" fn wsk_socket_connect(
                     idle: Condvar::new(),
                     sent_fin: AtomicBool::new(false),
                     got_fin: AtomicBool::new(false),
+                    aborted: AtomicBool::new(false),
                 });
                 let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
                 sockets(|s| s.insert(sock as usize));
@@ -628,6 +747,9 @@ unsafe fn begin_socket_io(
     buf: PVOID,
     who: &str,
 ) -> Result<(Arc<SockInner>, Vec<Piece>), NTSTATUS> {
+    if let Some(status) = refuse_without_completing() {
+        return Err(status);
+    }
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, who) } {
         return Err(STATUS_INVALID_PARAMETER);
@@ -737,12 +859,22 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
         Err(status) => return status,
     };
     let s = sock.clone();
+    let hangs = flags & WSK_FLAG_ABORTIVE == 0 && config(|c| c.graceful_disconnect_hangs);
     run(irp, Some(sock), move |_op| {
+        if hangs {
+            // The peer never acknowledges: cancellation is ignored; only an
+            // abortive disconnect or the close ends this.
+            while !s.aborted.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            return (STATUS_CONNECTION_ABORTED, 0);
+        }
         // SAFETY: our socket.
         unsafe {
             if flags & WSK_FLAG_ABORTIVE != 0 {
                 set_abortive(s.fd);
                 libc::shutdown(s.fd, libc::SHUT_RDWR);
+                s.aborted.store(true, Ordering::SeqCst);
             } else if libc::shutdown(s.fd, libc::SHUT_WR) != 0 {
                 return (errno_to_status(errno()), 0);
             }
@@ -753,6 +885,9 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
 }
 
 unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATUS {
+    if let Some(status) = refuse_without_completing() {
+        return status;
+    }
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskCloseSocket") } {
         return STATUS_INVALID_PARAMETER;
@@ -770,6 +905,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     drop(sock);
     run(irp, None, move |_op| {
         // Cancel and drain the socket's pending requests.
+        inner.aborted.store(true, Ordering::SeqCst);
         let mut v = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
         for op in v.iter() {
             op.cancel();

@@ -9,14 +9,16 @@
 extern "C"
 #endif
     NTSTATUS
-    HeaderCheck(SAFEWSK_CLIENT *client, const SOCKADDR *local, const SOCKADDR *remote, void *buffer);
+    HeaderCheck(PDEVICE_OBJECT device, SAFEWSK_CLIENT *client, const SOCKADDR *local, const SOCKADDR *remote,
+                void *buffer);
 
 NTSTATUS
-HeaderCheck(SAFEWSK_CLIENT *client, const SOCKADDR *local, const SOCKADDR *remote, void *buffer)
+HeaderCheck(PDEVICE_OBJECT device, SAFEWSK_CLIENT *client, const SOCKADDR *local, const SOCKADDR *remote,
+            void *buffer)
 {
     WSK_SOCKET *socket = NULL;
     ULONG n = 0;
-    NTSTATUS status = SafeWskStartup(WSK_NO_WAIT, &client);
+    NTSTATUS status = SafeWskStartup(device, WSK_NO_WAIT, &client);
     if (!NT_SUCCESS(status)) {
         return status;
     }

@@ -111,11 +111,17 @@ impl Addr {
     }
 }
 
+/// The device object the tests pass to SafeWskStartup (the host kernel's
+/// permanent test device).
+pub fn dev() -> PDEVICE_OBJECT {
+    hostkernel::test_device().cast()
+}
+
 /// SafeWskStartup, asserting success.
 pub fn startup() -> *mut SAFEWSK_CLIENT {
     let mut client = ptr::null_mut();
     // SAFETY: valid out pointer; test threads run at PASSIVE_LEVEL.
-    let st = unsafe { SafeWskStartup(0, &mut client) };
+    let st = unsafe { SafeWskStartup(dev(), 0, &mut client) };
     assert_eq!(st, STATUS_SUCCESS, "SafeWskStartup");
     assert!(!client.is_null());
     client
