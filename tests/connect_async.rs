@@ -2,48 +2,13 @@
 
 mod common;
 
-use std::ffi::c_void;
 use std::ptr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use safewsk::nt::*;
 use safewsk::*;
-
-/// What the callback saw: (status, socket, IRQL, when).
-#[derive(Default)]
-struct Seen {
-    calls: Mutex<Vec<(NTSTATUS, usize, u8, Instant)>>,
-    cv: Condvar,
-}
-
-unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
-    // SAFETY: the context is the Arc<Seen> the test keeps alive.
-    let seen = unsafe { &*(ctx as *const Seen) };
-    let irql = hostkernel::irql::current();
-    seen.calls.lock().unwrap().push((status, socket as usize, irql, Instant::now()));
-    seen.cv.notify_all();
-}
-
-impl Seen {
-    fn wait(&self, n: usize, within: Duration) -> Vec<(NTSTATUS, usize, u8, Instant)> {
-        let deadline = Instant::now() + within;
-        let mut g = self.calls.lock().unwrap();
-        while g.len() < n && Instant::now() < deadline {
-            g = self.cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
-        }
-        g.clone()
-    }
-}
-
-fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST> {
-    Box::new(new_request(Some(on_connect), Arc::as_ptr(seen) as *mut c_void, timeout_ms))
-}
-
-fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
-    start_async(client, &Addr::wildcard_like(remote), &Addr::from(remote), req)
-}
 
 #[test]
 fn async_connect_calls_back_once_with_a_working_socket() {

@@ -2,7 +2,10 @@
 //! thin wrappers over the exported C API.
 #![allow(dead_code, unused_imports)]
 
+use std::ffi::c_void;
 use std::io::{Read, Write};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::ptr;
 use std::thread;
@@ -222,3 +225,41 @@ pub fn start_async(
         )
     }
 }
+
+/// What the callback saw: (status, socket, IRQL, when).
+#[derive(Default)]
+pub struct Seen {
+    pub calls: Mutex<Vec<(NTSTATUS, usize, u8, Instant)>>,
+    pub cv: Condvar,
+    /// The thread each call ran on.
+    pub threads: Mutex<Vec<std::thread::ThreadId>>,
+}
+
+pub unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+    // SAFETY: the context is the Arc<Seen> the test keeps alive.
+    let seen = unsafe { &*(ctx as *const Seen) };
+    let irql = hostkernel::irql::current();
+    seen.threads.lock().unwrap().push(std::thread::current().id());
+    seen.calls.lock().unwrap().push((status, socket as usize, irql, Instant::now()));
+    seen.cv.notify_all();
+}
+
+impl Seen {
+    pub fn wait(&self, n: usize, within: Duration) -> Vec<(NTSTATUS, usize, u8, Instant)> {
+        let deadline = Instant::now() + within;
+        let mut g = self.calls.lock().unwrap();
+        while g.len() < n && Instant::now() < deadline {
+            g = self.cv.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        }
+        g.clone()
+    }
+}
+
+pub fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST> {
+    Box::new(new_request(Some(on_connect), Arc::as_ptr(seen) as *mut c_void, timeout_ms))
+}
+
+pub fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
+    start_async(client, &Addr::wildcard_like(remote), &Addr::from(remote), req)
+}
+
