@@ -257,7 +257,9 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
  * is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
  * possibly before this function returns (when the provider completes
- * synchronously). `Status`/`Socket` are what SafeWskSocketConnect would
+ * synchronously, or returns an error without completing the IRP — whose
+ * status the callback then reports) and possibly inside
+ * SafeWskCancelConnect. `Status`/`Socket` are what SafeWskSocketConnect would
  * return: STATUS_SUCCESS and the socket (the callee owns it and closes it
  * with SafeWskCloseSocket), STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect, or the provider's status.
@@ -297,6 +299,13 @@ NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
  * Cancels an asynchronous connect started with SafeWskSocketConnectAsync.
  * Its callback still comes, exactly once, with STATUS_CANCELLED (or with
  * the result if the connect completed first).
+ *
+ * The callback may run *inside* this call, on the caller's thread and at
+ * the caller's IRQL: a WSK cancel routine may complete the IRP within
+ * IoCancelIrp ("Implementing a Cancel Routine"), and then the request
+ * finishes before this returns. Do not call it while holding a lock that the
+ * callback takes (that would deadlock), and do not touch the request after
+ * the callback may have returned unless its storage is still intact.
  *
  * Call it only while the request's storage is intact: before the callback
  * returns, or after it if the storage has not been reused or freed.

@@ -192,3 +192,59 @@ fn deregistering_with_a_socket_open_is_caught() {
     let msg = finish_fails(k);
     assert!(msg.contains("1 open socket"), "{msg}");
 }
+
+/// Re-initializing an event while a thread waits on it orphans the wait (on
+/// Windows KeInitializeEvent empties the wait list): the host kernel reports
+/// it, and the orphaned waiter does not wake on a later KeSetEvent.
+#[test]
+fn reinitializing_an_event_with_a_waiter_is_a_violation() {
+    extern "system" {
+        fn KeSetEvent(e: *mut u8, i: i32, w: u8) -> i32;
+    }
+    struct Ev(Box<[u64; 3]>);
+    // SAFETY: a KEVENT is usable from any thread.
+    unsafe impl Send for Ev {}
+    let k = Session::begin();
+    let ev = Ev(Box::new([0u64; 3]));
+    let p = ev.0.as_ptr() as usize;
+    // SAFETY: a KEVENT-sized buffer that outlives the waiter (joined below).
+    unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
+    let waiter = std::thread::spawn(move || {
+        let mut timeout: i64 = -5_000_000; // 500 ms
+        // SAFETY: as above.
+        unsafe { KeWaitForSingleObject(p as *mut u8, 0, 0, 0, &mut timeout) }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // SAFETY: as above; this is the misuse under test.
+    unsafe {
+        KeInitializeEvent(p as *mut u8, 0, 0);
+        KeSetEvent(p as *mut u8, 0, 0);
+    }
+    assert_eq!(waiter.join().expect("waiter"), 0x102, "the orphaned waiter must not be woken (STATUS_TIMEOUT)");
+    drop(ev);
+    assert!(finish_fails(k).contains("wait is orphaned"));
+}
+
+/// Driver code that the kernel calls after the image was unloaded (here a
+/// DPC whose timer fires after unload) is a violation.
+#[test]
+fn driver_code_after_unload_is_a_violation() {
+    extern "system" {
+        fn KeInitializeTimer(t: *mut u8);
+        fn KeInitializeDpc(d: *mut u8, r: unsafe extern "system" fn(*mut u8, *mut u8, *mut u8, *mut u8), c: *mut u8);
+        fn KeSetTimer(t: *mut u8, due: i64, d: *mut u8) -> u8;
+    }
+    unsafe extern "system" fn dpc(_: *mut u8, _: *mut u8, _: *mut u8, _: *mut u8) {}
+    let k = Session::begin();
+    let mut timer = Box::new([0u64; 8]);
+    let mut d = Box::new([0u64; 8]);
+    // SAFETY: 64-byte KTIMER and KDPC that live until after the DPC ran.
+    unsafe {
+        KeInitializeTimer(timer.as_mut_ptr().cast());
+        KeInitializeDpc(d.as_mut_ptr().cast(), dpc, ptr::null_mut());
+        KeSetTimer(timer.as_mut_ptr().cast(), -200_000, d.as_mut_ptr().cast()); // 20 ms
+    }
+    hostkernel::unload_image();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(finish_fails(k).contains("driver code called after its image was unloaded"));
+}
