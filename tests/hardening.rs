@@ -364,9 +364,8 @@ fn a_waiting_cleanup_reports_itself() {
 #[test]
 fn the_security_descriptor_is_not_read_at_dispatch_level() {
     // SAFETY: a fresh anonymous mapping this test owns.
-    let page = unsafe {
-        libc::mmap(ptr::null_mut(), 4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-    };
+    let page =
+        unsafe { libc::mmap(ptr::null_mut(), 4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
     assert_ne!(page, libc::MAP_FAILED);
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Never);

@@ -211,7 +211,7 @@ fn reinitializing_an_event_with_a_waiter_is_a_violation() {
     unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
     let waiter = std::thread::spawn(move || {
         let mut timeout: i64 = -5_000_000; // 500 ms
-        // SAFETY: as above.
+                                           // SAFETY: as above.
         unsafe { KeWaitForSingleObject(p as *mut u8, 0, 0, 0, &mut timeout) }
     });
     std::thread::sleep(std::time::Duration::from_millis(50));

@@ -6,6 +6,10 @@ use hostkernel::Session;
 #[test]
 fn sample_driver_loads_exchanges_data_and_unloads_cleanly() {
     let k = Session::begin();
+    // Completion routines pause after signalling, so that the driver races
+    // ahead to unload while they have not returned: the image must not go
+    // away under them (IoSetCompletionRoutineEx keeps it).
+    hostkernel::set_delay_after_signal(std::time::Duration::from_millis(20));
     let (addr, server) = harness::pong_server();
     harness::configure(addr);
     let report = harness::load_and_unload();

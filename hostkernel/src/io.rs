@@ -99,8 +99,8 @@ pub unsafe extern "system" fn IoCancelIrp(irp: PVOID) -> u8 {
     }
     // SAFETY: live IRP (checked); CancelRoutine is an 8-byte aligned pointer.
     let routine = unsafe {
-        wr(irp, IRP_CANCEL, 1u8);
-        AtomicUsize::from_ptr(irp.cast::<u8>().add(IRP_CANCEL_ROUTINE).cast()).swap(0, Ordering::SeqCst)
+        cancel_flag(irp).store(1, Ordering::SeqCst);
+        cancel_routine(irp).swap(0, Ordering::SeqCst)
     };
     if routine == 0 {
         return 0;
@@ -113,17 +113,37 @@ pub unsafe extern "system" fn IoCancelIrp(irp: PVOID) -> u8 {
     1
 }
 
+/// `Irp->Cancel`, which IoCancelIrp sets while the provider and the
+/// completion path read it: accessed atomically (Windows sets it under the
+/// cancel spin lock).
+///
+/// # Safety
+/// `irp` is a live IRP.
+unsafe fn cancel_flag<'a>(irp: PVOID) -> &'a std::sync::atomic::AtomicU8 {
+    // SAFETY: Cancel is a byte inside the live IRP.
+    unsafe { std::sync::atomic::AtomicU8::from_ptr(irp.cast::<u8>().add(IRP_CANCEL)) }
+}
+
+/// `Irp->CancelRoutine`, swapped by IoCancelIrp and IoSetCancelRoutine.
+///
+/// # Safety
+/// `irp` is a live IRP.
+unsafe fn cancel_routine<'a>(irp: PVOID) -> &'a AtomicUsize {
+    // SAFETY: CancelRoutine is an 8-byte aligned pointer inside the live IRP.
+    unsafe { AtomicUsize::from_ptr(irp.cast::<u8>().add(IRP_CANCEL_ROUTINE).cast()) }
+}
+
 /// Provider side: `IoSetCancelRoutine`. Returns the previous routine.
 pub(crate) unsafe fn set_cancel_routine(irp: PVOID, routine: Option<CancelRoutine>) -> usize {
     let v = routine.map_or(0, |r| r as usize);
     // SAFETY: provider-owned live IRP.
-    unsafe { AtomicUsize::from_ptr(irp.cast::<u8>().add(IRP_CANCEL_ROUTINE).cast()).swap(v, Ordering::SeqCst) }
+    unsafe { cancel_routine(irp).swap(v, Ordering::SeqCst) }
 }
 
 /// Whether IoCancelIrp has been called on the IRP.
 pub(crate) unsafe fn is_cancelled(irp: PVOID) -> bool {
     // SAFETY: provider-owned live IRP.
-    unsafe { rd::<u8>(irp, IRP_CANCEL) != 0 }
+    unsafe { cancel_flag(irp).load(Ordering::SeqCst) != 0 }
 }
 
 /// Provider side: takes an IRP handed to a WSK function. Checks the WSK rules
@@ -243,7 +263,7 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
     // SAFETY: the IRP is live until the completion routine runs; every access
     // below happens before that routine is called.
     unsafe {
-        if rd::<usize>(irp, IRP_CANCEL_ROUTINE) != 0 {
+        if cancel_routine(irp).load(Ordering::SeqCst) != 0 {
             violation(format!("IoCompleteRequest: IRP {irp:p} completed with a cancel routine still set"));
         }
         wr(irp, IRP_IOSTATUS_STATUS, status);
@@ -264,7 +284,7 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
             std::ptr::write_bytes(stack.cast::<u8>(), 0, STACK_SIZE);
             let invoke = (status >= 0 && control & SL_INVOKE_ON_SUCCESS != 0)
                 || (status < 0 && control & SL_INVOKE_ON_ERROR != 0)
-                || (rd::<u8>(irp, IRP_CANCEL) != 0 && control & SL_INVOKE_ON_CANCEL != 0);
+                || (cancel_flag(irp).load(Ordering::SeqCst) != 0 && control & SL_INVOKE_ON_CANCEL != 0);
             if routine != 0 && invoke {
                 let host_wrapper = crate::image::is_unload_safe_completion(routine);
                 let routine: CompletionRoutine = std::mem::transmute(routine);

@@ -4,11 +4,11 @@
 
 use std::ffi::c_void;
 use std::io::{Read, Write};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::ptr;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use safewsk::nt::*;
 use safewsk::*;
@@ -262,4 +262,3 @@ pub fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST
 pub fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
     start_async(client, &Addr::wildcard_like(remote), &Addr::from(remote), req)
 }
-
