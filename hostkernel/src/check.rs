@@ -14,6 +14,9 @@ pub enum Kind {
     Mdl,
     Socket,
     Registration,
+    /// A page locked by MmProbeAndLockPages and not yet unlocked (counted
+    /// once per MDL that locks it).
+    LockedPage,
 }
 
 /// Counts of live objects.
@@ -24,6 +27,10 @@ pub struct Live {
     pub mdls: usize,
     pub sockets: usize,
     pub registrations: usize,
+    /// Pages locked by MmProbeAndLockPages and not unlocked by MmUnlockPages
+    /// (one count per page per locking MDL). Non-zero at the end of a test is
+    /// a leak: on Windows those physical pages stay locked until reboot.
+    pub locked_pages: usize,
 }
 
 /// Allocation sites where a failure can be injected.
@@ -32,6 +39,9 @@ pub enum Site {
     Irp,
     Pool,
     Mdl,
+    /// MmProbeAndLockPages: the nth probe raises the exception set with
+    /// [`Session::fail_probe`] (STATUS_ACCESS_VIOLATION with `fail_nth`).
+    Probe,
 }
 
 /// Allocations made since the process started: (count, bytes) per site.
@@ -95,6 +105,7 @@ pub(crate) fn count_allocation(site: Site, bytes: usize) {
             Site::Irp => &mut s.allocations.irps,
             Site::Pool => &mut s.allocations.pool,
             Site::Mdl => &mut s.allocations.mdls,
+            Site::Probe => return,
         };
         slot.0 += 1;
         slot.1 += bytes as u64;
@@ -160,6 +171,7 @@ pub fn live() -> Live {
         mdls: *s.live.get(&Kind::Mdl).unwrap_or(&0),
         sockets: *s.live.get(&Kind::Socket).unwrap_or(&0),
         registrations: *s.live.get(&Kind::Registration).unwrap_or(&0),
+        locked_pages: *s.live.get(&Kind::LockedPage).unwrap_or(&0),
     })
 }
 
@@ -189,6 +201,7 @@ impl Session {
             s.faults.clear();
         });
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
+        crate::io::reset_memory();
         crate::wsk::reset_provider();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
@@ -199,6 +212,15 @@ impl Session {
         with_state(|s| {
             s.faults.insert(site, (0, nth));
         });
+    }
+
+    /// Makes the `nth` (1-based) MmProbeAndLockPages from now on raise
+    /// `code` instead of locking (what Windows does when the pages cannot be
+    /// made resident or do not allow the access: STATUS_ACCESS_VIOLATION,
+    /// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA, ...).
+    pub fn fail_probe(&self, nth: u32, code: crate::nt::NTSTATUS) {
+        crate::io::set_probe_exception(code);
+        self.fail_nth(Site::Probe, nth);
     }
 
     /// Whether the failure set with [`Session::fail_nth`] at `site` has been
@@ -224,6 +246,14 @@ impl Session {
         if timers != 0 {
             problems.push(format!("{timers} timer(s) still queued at the end of the test"));
         }
+        let unhandled = crate::io::unhandled_exceptions();
+        if unhandled != 0 {
+            problems.push(format!(
+                "{unhandled} exception(s) raised by MmProbeAndLockPages were never handled \
+                 (KMODE_EXCEPTION_NOT_HANDLED on Windows: the call needs __try/__except)"
+            ));
+        }
+        crate::io::reset_memory();
         let quarantined = with_state(|s| {
             s.live.clear();
             s.violations.clear();
