@@ -241,7 +241,6 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
     ));
 }
 
-
 // ---------------------------------------------------------------------------
 // Memory: what kind of memory a range is, paging, page locks
 // ---------------------------------------------------------------------------
@@ -527,7 +526,10 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
 unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
     // SAFETY: per the contract.
     unsafe {
-        (rd::<usize>(mdl, MDL_START_VA) + rd::<u32>(mdl, MDL_BYTE_OFFSET) as usize, rd::<u32>(mdl, MDL_BYTE_COUNT) as usize)
+        (
+            rd::<usize>(mdl, MDL_START_VA) + rd::<u32>(mdl, MDL_BYTE_OFFSET) as usize,
+            rd::<u32>(mdl, MDL_BYTE_COUNT) as usize,
+        )
     }
 }
 
@@ -741,7 +743,12 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
         }
         // SAFETY: live MDL.
         let (flags, mapped, (described, count), next) = unsafe {
-            (rd::<u16>(mdl, MDL_FLAGS), rd::<usize>(mdl, MDL_MAPPED_SYSTEM_VA), mdl_range(mdl), rd::<PVOID>(mdl, MDL_NEXT))
+            (
+                rd::<u16>(mdl, MDL_FLAGS),
+                rd::<usize>(mdl, MDL_MAPPED_SYSTEM_VA),
+                mdl_range(mdl),
+                rd::<PVOID>(mdl, MDL_NEXT),
+            )
         };
         let va = if flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) != 0 {
             mapped
