@@ -14,9 +14,9 @@
 //!    of N sockets driven by poll() as the physical reference.
 //!
 //! 5. send of N bytes from non-paged pool: the default probe-and-lock path
-//!    (IoAllocateMdl + MmProbeAndLockPages + MmUnlockPages + IoFreeMdl) vs
-//!    SAFEWSK_FLAG_NONPAGED_BUFFER (IoAllocateMdl + MmBuildMdlForNonPagedPool
-//!    + IoFreeMdl), interleaved rounds, median per send. On the host the
+//!    (IoAllocateMdl, MmProbeAndLockPages, MmUnlockPages, IoFreeMdl) vs
+//!    SAFEWSK_FLAG_NONPAGED_BUFFER (IoAllocateMdl, MmBuildMdlForNonPagedPool,
+//!    IoFreeMdl), interleaved rounds, median per send. On the host the
 //!    probe is the host kernel's emulation (a lookup and one process_vm_readv
 //!    per page), not Windows' page-table walk: the ratio shows the shape of
 //!    the difference, not its size on Windows.
