@@ -138,5 +138,18 @@ core::arch::global_asm!(
     ".seh_endproc",
 );
 
+// Control Flow Guard: the exception dispatcher calls the language handler
+// (`__C_specific_handler`, through the image's import thunk) indirectly, so
+// in a driver linked with /guard:cf it must be a valid call target. clang
+// marks it exactly so when it compiles a `__try` with CFG on (`.gfids$y`
+// entry); this does the same. link.exe reads `.gfids$y` only for /guard:cf
+// images (MSVC's own CRT objects carry it into non-CFG images too); MinGW's
+// ld does not know the section, so it is emitted for the MSVC targets only.
+// The __except target needs no entry: it is reached by RtlUnwindEx's context
+// restore, not by an indirect call (clang emits none for it either, even
+// with -ehcontguard).
+#[cfg(target_env = "msvc")]
+core::arch::global_asm!(".section .gfids$y,\"dr\"", ".symidx __C_specific_handler", ".text");
+
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("safewsk's MmProbeAndLockPages exception handler exists for x64 and ARM64 Windows only");
