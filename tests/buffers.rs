@@ -36,6 +36,12 @@ extern "system" {
     fn MmProbeAndLockPages(mdl: *mut MDL, mode: i8, op: u32);
     fn MmUnlockPages(mdl: *mut MDL);
     fn HostKernelTakeRaisedException() -> NTSTATUS;
+    fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
+    fn IoFreeIrp(irp: *mut IRP);
+}
+
+unsafe extern "system" fn keep(_: PVOID, _: *mut IRP, _: PVOID) -> NTSTATUS {
+    STATUS_MORE_PROCESSING_REQUIRED
 }
 
 /// A pool block owned by a test, freed on drop.
@@ -357,4 +363,32 @@ fn an_exception_nobody_handles_is_caught() {
     }
     let msg = finish_fails(k);
     assert!(msg.contains("never handled"), "{msg}");
+}
+
+#[test]
+fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Sync);
+    with_echo_socket(|_client, socket| {
+        let data = [9u8; 32];
+        // SAFETY: deliberate misuse, bypassing safewsk: the provider's own
+        // WskSend with an MDL that was allocated but neither built nor
+        // locked. The IRP is set up as IoSetCompletionRoutine does and freed
+        // after the provider completed it (it refuses the buffer at once).
+        unsafe {
+            let mdl = IoAllocateMdl(data.as_ptr() as PVOID, 32, 0, 0, ptr::null_mut());
+            let mut buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: 32 };
+            let irp = IoAllocateIrp(1, 0);
+            let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
+            (*next).CompletionRoutine = Some(keep);
+            (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+            let dispatch = &*(*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+            let send = dispatch.WskSend.expect("WskSend");
+            assert_eq!(send(socket, &mut buf, 0, irp), STATUS_INVALID_PARAMETER);
+            IoFreeIrp(irp);
+            IoFreeMdl(mdl);
+        }
+    });
+    let msg = finish_fails(k);
+    assert!(msg.contains("is neither built for non-paged pool, nor locked (MDL_PAGES_LOCKED), nor mapped"), "{msg}");
 }
