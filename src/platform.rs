@@ -357,7 +357,8 @@ pub unsafe fn build_mdl_for_nonpaged_pool(mdl: *mut MDL) {
 ///
 /// On x64 and ARM64 Windows the call runs in `safewsk_probe_and_lock_pages`,
 /// a hand-written assembly function registered with `__C_specific_handler`
-/// (see [`seh`]); on the host, see `HostKernelTakeRaisedException` above.
+/// (`platform/seh.rs`); on the host, see `HostKernelTakeRaisedException`
+/// above.
 ///
 /// # Safety
 /// `mdl` came from [`allocate_mdl`], is not locked and was not built for
