@@ -392,3 +392,23 @@ fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
     let msg = finish_fails(k);
     assert!(msg.contains("is neither built for non-paged pool, nor locked (MDL_PAGES_LOCKED), nor mapped"), "{msg}");
 }
+
+#[test]
+fn touching_paged_out_memory_is_a_page_fault_that_is_fatal_only_at_dispatch_level() {
+    let k = Session::begin();
+    let mut p = Pool::new(POOL_FLAG_PAGED, 4096);
+    p.bytes()[0] = 7;
+    assert_eq!(hostkernel::page_out(p.p, 4096), 1);
+    // At PASSIVE_LEVEL the fault pages the memory back in, as on Windows.
+    // SAFETY: a live paged pool block of ours (paged out, not freed).
+    assert_eq!(unsafe { ptr::read_volatile(p.p) }, 7);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // At DISPATCH_LEVEL the same fault is IRQL_NOT_LESS_OR_EQUAL.
+    assert_eq!(hostkernel::page_out(p.p, 4096), 1);
+    // SAFETY: as above.
+    hostkernel::with_irql(2, || unsafe { ptr::write_volatile(p.p, 8) });
+    assert_eq!(p.bytes()[0], 8);
+    drop(p);
+    let msg = finish_fails(k);
+    assert!(msg.contains("page fault on paged-out pageable memory") && msg.contains("at IRQL 2"), "{msg}");
+}

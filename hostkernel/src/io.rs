@@ -402,15 +402,23 @@ fn classify(m: &Mem, va: usize, len: usize) -> Region {
 }
 
 /// Makes the pages of `ptr..ptr+len` that belong to paged pool blocks
-/// inaccessible, as if the memory manager had paged them out: a later access
-/// faults (SIGSEGV here, a page fault that is fatal at DISPATCH_LEVEL on
-/// Windows). Pages locked by MmProbeAndLockPages stay resident, as on
-/// Windows. Other memory (non-paged pool, stacks, the Rust heap) is left
-/// alone. Returns how many pages were paged out.
+/// inaccessible (PROT_NONE), as if the memory manager had paged them out.
+/// Pages locked by MmProbeAndLockPages stay resident, as on Windows. Other
+/// memory (non-paged pool, stacks, the Rust heap) is left alone. Returns how
+/// many pages were paged out.
+///
+/// A later access is a page fault, handled like Windows handles one: at
+/// IRQL <= APC_LEVEL the page is paged back in and the access completes; at
+/// DISPATCH_LEVEL or above (where Windows bugchecks with
+/// IRQL_NOT_LESS_OR_EQUAL) it is recorded as a contract violation, then paged
+/// in so that the test can go on and report it. (A SIGSEGV handler, chained
+/// to the one it replaces, installed by the first call.) A WSK_BUF that
+/// describes paged-out memory is reported when the provider takes it.
 ///
 /// Use it to check that a driver locks paged memory before handing it to
 /// WSK, and that nothing touches pageable memory at DISPATCH_LEVEL.
 pub fn page_out(ptr: *const u8, len: usize) -> usize {
+    install_page_fault_handler();
     let (first, count) = pages_of(ptr as usize, len);
     mem(|m| {
         let mut n = 0;
@@ -427,6 +435,79 @@ pub fn page_out(ptr: *const u8, len: usize) -> usize {
         }
         n
     })
+}
+
+/// The SIGSEGV disposition in force before [`install_page_fault_handler`].
+static PREVIOUS_SEGV: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+fn install_page_fault_handler() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: plain sigaction calls; the old disposition is published
+        // for chaining before the new handler is installed. SA_ONSTACK keeps
+        // Rust's stack-overflow report (run on the alternate stack) working.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut old);
+            let _ = PREVIOUS_SEGV.set(old);
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_page_fault as *const () as libc::sighandler_t;
+            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut new.sa_mask);
+            libc::sigaction(libc::SIGSEGV, &new, std::ptr::null_mut());
+        }
+    });
+}
+
+/// SIGSEGV: a fault on a page that `page_out` paged out is a page fault the
+/// host kernel resolves (and reports above APC_LEVEL); anything else goes to
+/// the previous handler (Rust's stack-overflow check), or kills the process.
+/// It runs synchronously on the faulting thread, which never holds the
+/// memory lock while touching pool memory.
+extern "C" fn on_page_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let page = addr & !(PAGE_SIZE - 1);
+    let resolved = {
+        let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_mut().is_some_and(|m| {
+            m.paged_out.remove(&page)
+                // SAFETY: a page of a live paged pool mapping, paged out by page_out.
+                && unsafe { libc::mprotect(page as *mut libc::c_void, PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE) } == 0
+        })
+    };
+    if resolved {
+        let irql = irql::current();
+        if irql > APC_LEVEL {
+            violation(format!(
+                "page fault on paged-out pageable memory at {addr:#x} at IRQL {irql} (IRQL_NOT_LESS_OR_EQUAL): \
+                 pageable memory may only be touched at IRQL <= APC_LEVEL"
+            ));
+        }
+        return;
+    }
+    match PREVIOUS_SEGV.get() {
+        Some(prev) if prev.sa_flags & libc::SA_SIGINFO != 0 && prev.sa_sigaction > libc::SIG_IGN => {
+            // SAFETY: the previous SA_SIGINFO handler, called as the kernel would.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(prev.sa_sigaction) };
+            f(sig, info, ctx);
+        }
+        Some(prev) if prev.sa_sigaction > libc::SIG_IGN => {
+            // SAFETY: the previous plain handler.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+            f(sig);
+        }
+        _ => {
+            // SAFETY: back to the default action; returning re-executes the
+            // faulting access, which then kills the process as it would have.
+            unsafe {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut());
+            }
+        }
+    }
 }
 
 /// Pages `ptr..ptr+len` back in (undoes [`page_out`]). Returns how many
