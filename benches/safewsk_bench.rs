@@ -13,6 +13,14 @@
 //!    elapsed time and peak RSS, against plain non-blocking Linux connect()
 //!    of N sockets driven by poll() as the physical reference.
 //!
+//! 5. send of N bytes from non-paged pool: the default probe-and-lock path
+//!    (IoAllocateMdl, MmProbeAndLockPages, MmUnlockPages, IoFreeMdl) vs
+//!    SAFEWSK_FLAG_NONPAGED_BUFFER (IoAllocateMdl, MmBuildMdlForNonPagedPool,
+//!    IoFreeMdl), interleaved rounds, median per send. On the host the
+//!    probe is the host kernel's emulation (a lookup and one process_vm_readv
+//!    per page), not Windows' page-table walk: the ratio shows the shape of
+//!    the difference, not its size on Windows.
+//!
 //! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N.
 
 #[path = "../tests/common/mod.rs"]
@@ -37,6 +45,8 @@ extern "system" {
     fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
     fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
     fn WskDeregister(reg: *mut WSK_REGISTRATION);
+    fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
+    fn ExFreePoolWithTag(p: *mut u8, tag: u32);
 }
 
 /// The boilerplate: the completion routine signals the event on the stack.
@@ -162,6 +172,45 @@ fn holding_server() -> (SocketAddr, std::thread::JoinHandle<()>, std::sync::Arc<
     (addr, h, stop)
 }
 
+/// A loopback server that reads and discards everything until the peer closes.
+fn sink_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    (addr, h)
+}
+
+/// Send of `size` bytes from non-paged pool, locked path vs flag path:
+/// (median us per send without the flag, with the flag).
+fn send_paths(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, size: usize) -> (f64, f64) {
+    const TAG: u32 = u32::from_le_bytes(*b"Bnch");
+    // SAFETY: a plain non-paged pool allocation, freed below.
+    let buf = unsafe { ExAllocatePool2(0x40, size, TAG) };
+    assert!(!buf.is_null());
+    let (rounds, per_round) = (15, 200);
+    let (mut locked, mut flagged) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (flags, out) in [(0, &mut locked), (SAFEWSK_FLAG_NONPAGED_BUFFER, &mut flagged)] {
+            let t = Instant::now();
+            for _ in 0..per_round {
+                let mut n = 0;
+                // SAFETY: `buf` is `size` bytes of non-paged pool, live for the call.
+                let st = unsafe { SafeWskSend(client, socket, buf.cast(), size as u32, flags, 5000, &mut n) };
+                assert_eq!((st, n as usize), (STATUS_SUCCESS, size));
+            }
+            out.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
+        }
+    }
+    // SAFETY: our block.
+    unsafe { ExFreePoolWithTag(buf, TAG) };
+    (median(locked), median(flagged))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
@@ -267,6 +316,15 @@ fn main() {
     let a1 = hostkernel::allocations();
     let per = |x: (u64, u64), y: (u64, u64)| ((y.0 - x.0) as f64 / 1000.0, (y.1 - x.1) as f64 / 1000.0);
 
+    // 5. Send: probe-and-lock vs SAFEWSK_FLAG_NONPAGED_BUFFER.
+    let (sink, sink_thread) = sink_server();
+    let (st, sink_socket) = connect(client, sink, 5000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let send_rows: Vec<(usize, (f64, f64))> =
+        [64usize, 4096, 65536].iter().map(|&size| (size, send_paths(client, sink_socket, size))).collect();
+    assert_eq!(close(client, sink_socket), STATUS_SUCCESS);
+    let _ = sink_thread.join();
+
     // 4. Scale: N concurrent asynchronous connects.
     let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> =
         (0..scale).map(|_| new_request(Some(count), ptr::null_mut(), SAFEWSK_NO_TIMEOUT)).collect();
@@ -352,6 +410,12 @@ fn main() {
     println!("| parameter validation (1-11) | {validation_ns:.1} ns/call | - | - |");
     println!("| allocations per sync connect+close | {irps:.2} IRPs ({irp_bytes:.0} B), {pool:.2} pool ({pool_bytes:.0} B), {mdls:.2} MDLs | 2 IRPs by hand | - |");
     println!("| allocations per async connect | {async_irps:.2} IRPs, {async_pool:.2} pool blocks (caller storage) | - | - |");
+    for (size, (locked, flagged)) in &send_rows {
+        println!(
+            "| send of {size} B from non-paged pool, median of 15 x 200 | {locked:.2} us probe+lock (default) | {flagged:.2} us SAFEWSK_FLAG_NONPAGED_BUFFER | {:.3} |",
+            locked / flagged
+        );
+    }
     println!(
         "| {scale} concurrent async connects | {:.3} s, {:.0} connects/s, peak RSS +{} KiB, {connected} connected | {:.3} s, {:.0} connects/s, peak RSS +{} KiB (non-blocking connect + poll) | {:.1}x time |",
         async_secs,

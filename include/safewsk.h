@@ -66,6 +66,16 @@ typedef struct {
 } SAFEWSK_CONNECT_REQUEST;
 
 /**
+ * `Flags` bit of SafeWskSend and SafeWskReceive: `Buffer` is non-paged pool
+ * (ExAllocatePool2 with POOL_FLAG_NON_PAGED, or memory locked down the same
+ * way), so the library describes it with MmBuildMdlForNonPagedPool instead
+ * of probing and locking it. Never set it for a stack buffer or paged pool:
+ * MmBuildMdlForNonPagedPool on those corrupts memory. The bit is removed
+ * before the flags reach WSK.
+ */
+#define SAFEWSK_FLAG_NONPAGED_BUFFER 2147483648
+
+/**
  * `TimeoutMs` value for no deadline.
  */
 #define SAFEWSK_NO_TIMEOUT 4294967295
@@ -326,26 +336,39 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
  * waits until WSK has sent them all or `TimeoutMs` passes.
  *
- * `Buffer` must be non-paged memory (non-paged pool or a locked stack) that
- * stays valid for the call. `Flags`: 0 or WSK_FLAG_NODELAY. `BytesSent`
- * (optional) receives the count sent, also on timeout.
+ * `Buffer` may be any kernel-mode memory the caller can read: non-paged
+ * pool, paged pool or the caller's stack, valid for the call. The library
+ * probes and locks it (IoAllocateMdl + MmProbeAndLockPages(KernelMode,
+ * IoReadAccess), which pages paged memory in) and unlocks and frees the MDL
+ * after WSK has completed, on every path. For a buffer in non-paged pool,
+ * add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
+ * (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
+ *
+ * `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
+ * SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
+ * `BytesSent` (optional) receives the count sent, also on timeout.
  *
  * Works during SafeWskCleanup (on a socket still open).
  *
- * IRQL: <= APC_LEVEL.
+ * IRQL: <= APC_LEVEL (the buffer may be pageable).
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
  * _2 (`Socket` NULL, or not an open socket of this client: never opened,
- * closed, or being closed), _3 (`Buffer` NULL), _4 (`Length` 0), _5
- * (`Flags`); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP,
- * completion context or MDL); STATUS_IO_TIMEOUT (the socket's state is then
- * undefined: close it); or the provider's status (e.g.
+ * closed, being closed, or another client's), _3 (`Buffer` NULL), _4
+ * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL;
+ * STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
+ * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
+ * raised it) or another exception code MmProbeAndLockPages raised (e.g.
+ * STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
+ * not be locked) — nothing was sent; STATUS_IO_TIMEOUT (the socket's state
+ * is then undefined: close it); or the provider's status (e.g.
  * STATUS_CONNECTION_RESET).
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
  * with no other call in progress on it; `Buffer` is NULL or `Length` bytes
- * of non-paged memory; `BytesSent` is NULL or writable.
+ * of kernel-mode memory that stay allocated for the call (non-paged pool if
+ * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
  */
 NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
                      WSK_SOCKET *Socket,
@@ -359,25 +382,37 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  * Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
  * data arrives, the peer closes, or `TimeoutMs` passes.
  *
- * `Buffer` must be non-paged memory that stays valid for the call. `Flags`:
- * 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or the peer
- * closed. `*BytesReceived` receives the count; 0 with STATUS_SUCCESS means
- * the peer closed its side gracefully.
+ * `Buffer` may be any kernel-mode memory the caller can write: non-paged
+ * pool, paged pool or the caller's stack, valid for the call. The library
+ * probes and locks it (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and
+ * unlocks and frees the MDL after WSK has completed, on every path; with
+ * SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
+ * described with MmBuildMdlForNonPagedPool instead (never use the flag for
+ * the stack or paged pool).
+ *
+ * `Flags`: 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or
+ * the peer closed; optionally with SAFEWSK_FLAG_NONPAGED_BUFFER (removed
+ * before WSK sees the flags). `*BytesReceived` receives the count; 0 with
+ * STATUS_SUCCESS means the peer closed its side gracefully.
  *
  * Works during SafeWskCleanup (on a socket still open).
  *
- * IRQL: <= APC_LEVEL.
+ * IRQL: <= APC_LEVEL (the buffer may be pageable).
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
  * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
  * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
- * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT;
- * or the provider's status.
+ * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP, completion
+ * context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+ * MmProbeAndLockPages raised it) or another exception code
+ * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
+ * the provider's status.
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it; `Buffer` is NULL or `Length`
- * writable bytes of non-paged memory; `BytesReceived` is NULL or writable.
+ * with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+ * of kernel-mode memory that stay allocated for the call (non-paged pool if
+ * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
  */
 NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
                         WSK_SOCKET *Socket,

@@ -5,12 +5,13 @@
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::irp::{self, call_and_wait};
 use crate::nt::*;
-use crate::platform;
+use crate::platform::{self, LockOperation};
 use crate::sockets::{Lookup, Reserved};
 use crate::validate::{validate_connect, ConnectArgs};
 
@@ -586,12 +587,14 @@ unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDE
 }
 
 /// Shared body of send and receive: describe the caller's buffer with an MDL
-/// and run one WSK data call on it.
+/// (probed and locked for `operation`, or built for non-paged pool when
+/// `flags` has SAFEWSK_FLAG_NONPAGED_BUFFER) and run one WSK data call on it
+/// with the remaining flags.
 ///
 /// # Safety
-/// `buffer..buffer+length` is non-paged memory, readable (send) or writable
-/// (receive), for the duration of the call; IRQL <= APC_LEVEL; `socket` is
-/// an open socket of the entered client.
+/// `buffer..buffer+length` is readable (send) or writable (receive) for the
+/// duration of the call, and non-paged pool if the flag is set; IRQL <=
+/// APC_LEVEL; `socket` is an open socket of the entered client.
 #[allow(clippy::too_many_arguments)] // one data-call path for both directions
 unsafe fn data_call(
     entered: &Entered<'_>,
@@ -600,6 +603,7 @@ unsafe fn data_call(
     call: PFN_WSK_SEND,
     buffer: *mut c_void,
     length: ULONG,
+    operation: LockOperation,
     flags: ULONG,
     timeout_ms: ULONG,
     bytes: *mut ULONG,
@@ -608,12 +612,14 @@ unsafe fn data_call(
         Some(f) => f,
         None => return STATUS_NOT_SUPPORTED,
     };
-    // SAFETY: non-paged buffer per the caller.
-    let mdl = unsafe { platform::build_nonpaged_mdl(buffer, length) };
-    if mdl.is_null() {
-        return STATUS_INSUFFICIENT_RESOURCES;
-    }
-    let mut wsk_buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: length as SIZE_T };
+    let nonpaged = flags & SAFEWSK_FLAG_NONPAGED_BUFFER != 0;
+    let flags = flags & !SAFEWSK_FLAG_NONPAGED_BUFFER;
+    // SAFETY: buffer validity and kind, and the IRQL, per the caller.
+    let buf = match unsafe { BufferMdl::new(buffer, length, operation, nonpaged) } {
+        Ok(b) => b,
+        Err(status) => return status,
+    };
+    let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
     let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
     let device = entered.client().device();
     // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
@@ -627,8 +633,8 @@ unsafe fn data_call(
             |irp| irp::cancel(irp),
         )
     };
-    // SAFETY: the IRP that used the MDL has completed and been freed.
-    unsafe { platform::free_mdl(mdl) };
+    // The IRP that used the MDL has completed and been freed: unlock, free.
+    drop(buf);
     match done {
         Ok(d) => {
             if !bytes.is_null() {
@@ -645,26 +651,39 @@ unsafe fn data_call(
 /// Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
 /// waits until WSK has sent them all or `TimeoutMs` passes.
 ///
-/// `Buffer` must be non-paged memory (non-paged pool or a locked stack) that
-/// stays valid for the call. `Flags`: 0 or WSK_FLAG_NODELAY. `BytesSent`
-/// (optional) receives the count sent, also on timeout.
+/// `Buffer` may be any kernel-mode memory the caller can read: non-paged
+/// pool, paged pool or the caller's stack, valid for the call. The library
+/// probes and locks it (IoAllocateMdl + MmProbeAndLockPages(KernelMode,
+/// IoReadAccess), which pages paged memory in) and unlocks and frees the MDL
+/// after WSK has completed, on every path. For a buffer in non-paged pool,
+/// add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
+/// (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
+///
+/// `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
+/// SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
+/// `BytesSent` (optional) receives the count sent, also on timeout.
 ///
 /// Works during SafeWskCleanup (on a socket still open).
 ///
-/// IRQL: <= APC_LEVEL.
+/// IRQL: <= APC_LEVEL (the buffer may be pageable).
 ///
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
 /// _2 (`Socket` NULL, or not an open socket of this client: never opened,
-/// closed, or being closed), _3 (`Buffer` NULL), _4 (`Length` 0), _5
-/// (`Flags`); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP,
-/// completion context or MDL); STATUS_IO_TIMEOUT (the socket's state is then
-/// undefined: close it); or the provider's status (e.g.
+/// closed, being closed, or another client's), _3 (`Buffer` NULL), _4
+/// (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL;
+/// STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
+/// STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
+/// raised it) or another exception code MmProbeAndLockPages raised (e.g.
+/// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
+/// not be locked) — nothing was sent; STATUS_IO_TIMEOUT (the socket's state
+/// is then undefined: close it); or the provider's status (e.g.
 /// STATUS_CONNECTION_RESET).
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
 /// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
-/// of non-paged memory; `BytesSent` is NULL or writable.
+/// of kernel-mode memory that stay allocated for the call (non-paged pool if
+/// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSend(
     Client: *mut SAFEWSK_CLIENT,
@@ -690,7 +709,7 @@ pub unsafe extern "C" fn SafeWskSend(
     if Length == 0 {
         return STATUS_INVALID_PARAMETER_4;
     }
-    if Flags & !WSK_FLAG_NODELAY != 0 {
+    if Flags & !(WSK_FLAG_NODELAY | SAFEWSK_FLAG_NONPAGED_BUFFER) != 0 {
         return STATUS_INVALID_PARAMETER_5;
     }
     if let Err(status) = require_irql(APC_LEVEL) {
@@ -710,6 +729,7 @@ pub unsafe extern "C" fn SafeWskSend(
             dispatch.WskSend,
             Buffer.cast_mut(),
             Length,
+            LockOperation::Read,
             Flags,
             TimeoutMs,
             BytesSent,
@@ -720,25 +740,37 @@ pub unsafe extern "C" fn SafeWskSend(
 /// Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
 /// data arrives, the peer closes, or `TimeoutMs` passes.
 ///
-/// `Buffer` must be non-paged memory that stays valid for the call. `Flags`:
-/// 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or the peer
-/// closed. `*BytesReceived` receives the count; 0 with STATUS_SUCCESS means
-/// the peer closed its side gracefully.
+/// `Buffer` may be any kernel-mode memory the caller can write: non-paged
+/// pool, paged pool or the caller's stack, valid for the call. The library
+/// probes and locks it (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and
+/// unlocks and frees the MDL after WSK has completed, on every path; with
+/// SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
+/// described with MmBuildMdlForNonPagedPool instead (never use the flag for
+/// the stack or paged pool).
+///
+/// `Flags`: 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or
+/// the peer closed; optionally with SAFEWSK_FLAG_NONPAGED_BUFFER (removed
+/// before WSK sees the flags). `*BytesReceived` receives the count; 0 with
+/// STATUS_SUCCESS means the peer closed its side gracefully.
 ///
 /// Works during SafeWskCleanup (on a socket still open).
 ///
-/// IRQL: <= APC_LEVEL.
+/// IRQL: <= APC_LEVEL (the buffer may be pageable).
 ///
 /// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
 /// _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
 /// NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
-/// STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT;
-/// or the provider's status.
+/// STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP, completion
+/// context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+/// MmProbeAndLockPages raised it) or another exception code
+/// MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
+/// the provider's status.
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Buffer` is NULL or `Length`
-/// writable bytes of non-paged memory; `BytesReceived` is NULL or writable.
+/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// of kernel-mode memory that stay allocated for the call (non-paged pool if
+/// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
     Client: *mut SAFEWSK_CLIENT,
@@ -764,7 +796,7 @@ pub unsafe extern "C" fn SafeWskReceive(
     if Length == 0 {
         return STATUS_INVALID_PARAMETER_4;
     }
-    if Flags & !WSK_FLAG_WAITALL != 0 {
+    if Flags & !(WSK_FLAG_WAITALL | SAFEWSK_FLAG_NONPAGED_BUFFER) != 0 {
         return STATUS_INVALID_PARAMETER_5;
     }
     if BytesReceived.is_null() {
@@ -787,6 +819,7 @@ pub unsafe extern "C" fn SafeWskReceive(
             dispatch.WskReceive,
             Buffer,
             Length,
+            LockOperation::Write,
             Flags,
             TimeoutMs,
             BytesReceived,

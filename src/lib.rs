@@ -19,10 +19,15 @@
 //! - `client`: registration, provider capture, cleanup;
 //! - `request_state` and `connect_async`: the asynchronous connect's state
 //!   word (loom-checked) and its IRP, timer and callback;
+//! - `buffer`: the MDL of a send/receive buffer (probed and locked, or built
+//!   for non-paged pool with SAFEWSK_FLAG_NONPAGED_BUFFER);
 //! - [`api`]: the exported `SafeWsk*` functions.
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
-//! (the client block) and what the kernel allocates for it (IRPs, MDLs). On
+//! (the client block) and what the kernel allocates for it (IRPs, MDLs).
+//! On Windows it contains one hand-written assembly function (x64 and
+//! ARM64, `platform/seh.rs`): the `__try/__except` around
+//! MmProbeAndLockPages. On
 //! Windows a panic bugchecks (KeBugCheckEx with code 0x52504E43, "RPNC", the
 //! code wdk-panic uses); no exported function can reach a panic (the crate
 //! denies unwrap/expect/panic/indexing). On other targets the crate links
@@ -52,6 +57,7 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 }
 
 pub mod api;
+mod buffer;
 mod client;
 mod connect_async;
 mod irp;
@@ -70,5 +76,6 @@ mod validate;
 mod wdk_check;
 
 pub use api::*;
+pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use client::SAFEWSK_CLIENT;
 pub use platform::POOL_TAG;

@@ -7,6 +7,10 @@
 //! names with the same signatures. The rest of the library only calls the
 //! safe-ish wrappers here and never names a kernel symbol itself.
 //!
+//! The structured exception handling MmProbeAndLockPages needs is the
+//! assembly in `platform/seh.rs` (Windows only), which names
+//! MmProbeAndLockPages and `__C_specific_handler`.
+//!
 //! Two routines are header inlines in the WDK rather than exports and are
 //! reproduced here from wdm.h: `IoSetCompletionRoutine` (and the
 //! `IoGetNextIrpStackLocation` it uses) and, on x64, `KeGetCurrentIrql`.
@@ -435,28 +439,128 @@ pub unsafe fn pool_free(p: *mut c_void) {
     unsafe { ExFreePoolWithTag(p, POOL_TAG) }
 }
 
-/// An MDL describing `len` bytes of non-paged memory at `va`, or null.
+// The MDL rules the library follows (Microsoft Learn):
+// - WSK_BUF: "Each MDL in the MDL chain [...] describes memory that is
+//   either locked or from non-paged pool."
+// - MmBuildMdlForNonPagedPool: the MDL "must describe a buffer in nonpaged
+//   system memory or in memory that is locked down"; it "may not be used with
+//   MDLs describing buffers allocated on a kernel stack. To build an MDL
+//   describing a kernel stack buffer, drivers must call MmProbeAndLockPages
+//   [...] even if the driver guarantees that the kernel stack cannot be paged
+//   out". Such an MDL must not be locked or unlocked.
+// - MmProbeAndLockPages: "Calls to MmProbeAndLockPages must be enclosed in a
+//   try/except block. If the pages do not support the specified operation,
+//   the routine raises the STATUS_ACCESS_VIOLATION or other exceptions";
+//   IRQL <= APC_LEVEL for pageable addresses (<= DISPATCH_LEVEL for
+//   non-pageable); every successful call is matched by one MmUnlockPages.
+// - MmUnlockPages: "The memory described by the specified MDL must have been
+//   locked previously by a call to MmProbeAndLockPages"; IRQL <= DISPATCH_LEVEL.
+
+extern "system" {
+    fn MmUnlockPages(Mdl: *mut MDL);
+}
+
+// The host kernel has no structured exception handling: its
+// MmProbeAndLockPages "raises" by recording the exception code in a
+// thread-local, and this host-only export returns and clears it. Calling it
+// right after MmProbeAndLockPages is how the host build emulates
+// `__try { MmProbeAndLockPages(..); } __except (EXCEPTION_EXECUTE_HANDLER)
+// { status = GetExceptionCode(); }`; an exception left untaken fails the test
+// (KMODE_EXCEPTION_NOT_HANDLED on Windows).
+#[cfg(not(windows))]
+extern "system" {
+    fn MmProbeAndLockPages(Mdl: *mut MDL, AccessMode: CHAR, Operation: u32);
+    fn HostKernelTakeRaisedException() -> NTSTATUS;
+}
+
+/// The `LOCK_OPERATION` of MmProbeAndLockPages (wdm.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LockOperation {
+    /// `IoReadAccess`: the buffer is read (a send).
+    Read = 0,
+    /// `IoWriteAccess`: the buffer is written (a receive).
+    Write = 1,
+}
+
+/// `IoAllocateMdl(va, len, FALSE, FALSE, NULL)`: an MDL that describes the
+/// range but no pages yet, or null.
 ///
 /// # Safety
-/// `va..va+len` is resident non-paged memory that outlives the MDL.
-pub unsafe fn build_nonpaged_mdl(va: *mut c_void, len: ULONG) -> *mut MDL {
-    // SAFETY: IoAllocateMdl only records the range; MmBuildMdlForNonPagedPool
-    // requires non-paged memory, which the caller guarantees.
-    unsafe {
-        let mdl = IoAllocateMdl(va, len, 0, 0, ptr::null_mut());
-        if !mdl.is_null() {
-            MmBuildMdlForNonPagedPool(mdl);
-        }
-        mdl
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_mdl(va: *mut c_void, len: ULONG) -> *mut MDL {
+    // SAFETY: IoAllocateMdl only records the range; IRQL per the caller.
+    unsafe { IoAllocateMdl(va, len, 0, 0, ptr::null_mut()) }
+}
+
+/// `MmBuildMdlForNonPagedPool`.
+///
+/// # Safety
+/// `mdl` came from [`allocate_mdl`] for a range of non-paged pool (never a
+/// stack, never paged pool) that outlives the MDL; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn build_mdl_for_nonpaged_pool(mdl: *mut MDL) {
+    // SAFETY: the caller guarantees a fresh MDL over non-paged pool.
+    unsafe { MmBuildMdlForNonPagedPool(mdl) }
+}
+
+/// `MmProbeAndLockPages(mdl, KernelMode, operation)` inside the equivalent
+/// of `__try/__except (EXCEPTION_EXECUTE_HANDLER)`: Ok when the pages are
+/// resident and locked (the MDL is then locked and must be unlocked with
+/// [`unlock_pages`]); Err(the exception code) when it raised, the MDL left
+/// unlocked. A raised code that is not an error status (never expected)
+/// becomes STATUS_UNSUCCESSFUL, so Err always means "not locked".
+///
+/// On x64 and ARM64 Windows the call runs in `safewsk_probe_and_lock_pages`,
+/// a hand-written assembly function registered with `__C_specific_handler`
+/// (`platform/seh.rs`); on the host, see `HostKernelTakeRaisedException`
+/// above.
+///
+/// # Safety
+/// `mdl` came from [`allocate_mdl`], is not locked and was not built for
+/// non-paged pool; IRQL <= APC_LEVEL (the range may be pageable).
+pub unsafe fn probe_and_lock(mdl: *mut MDL, operation: LockOperation) -> Result<(), NTSTATUS> {
+    #[cfg(not(windows))]
+    // SAFETY: per the caller; the raised exception (if any) is taken at once
+    // on this thread, as `__except` would.
+    let status = unsafe {
+        MmProbeAndLockPages(mdl, KERNEL_MODE, operation as u32);
+        HostKernelTakeRaisedException()
+    };
+    #[cfg(windows)]
+    // SAFETY: per the caller; the trampoline catches every exception
+    // MmProbeAndLockPages raises and returns its code.
+    let status = unsafe { seh::safewsk_probe_and_lock_pages(mdl, KERNEL_MODE, operation as u32) };
+    if status == STATUS_SUCCESS {
+        Ok(())
+    } else if nt_success(status) {
+        Err(STATUS_UNSUCCESSFUL)
+    } else {
+        Err(status)
     }
 }
 
+/// `MmUnlockPages`.
+///
 /// # Safety
-/// `mdl` came from [`build_nonpaged_mdl`] and no IRP still uses it.
+/// `mdl` was locked by a successful [`probe_and_lock`] and is not in use by
+/// an IRP any more; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn unlock_pages(mdl: *mut MDL) {
+    // SAFETY: the caller guarantees a locked, idle MDL.
+    unsafe { MmUnlockPages(mdl) }
+}
+
+/// `IoFreeMdl`.
+///
+/// # Safety
+/// `mdl` came from [`allocate_mdl`], is unlocked (never locked, or unlocked
+/// with [`unlock_pages`]) and no IRP still uses it.
 pub unsafe fn free_mdl(mdl: *mut MDL) {
-    // SAFETY: the caller guarantees the MDL is ours and unused.
+    // SAFETY: the caller guarantees the MDL is ours, unlocked and unused.
     unsafe { IoFreeMdl(mdl) }
 }
+
+#[cfg(windows)]
+mod seh;
 
 // ---------------------------------------------------------------------------
 // WSK registration (NETIO.SYS)

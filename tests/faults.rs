@@ -155,3 +155,23 @@ fn every_provider_error_is_returned_as_is() {
         }
     }
 }
+
+/// Every MmProbeAndLockPages of a life cycle (the send and the receive
+/// buffer) raising in turn: the step fails with the exception code, nothing
+/// is left allocated or locked (Session::finish), the close still works.
+#[test]
+fn every_probe_can_raise() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    for (n, step) in [(1, "send"), (2, "receive")] {
+        let k = Session::begin();
+        k.fail_probe(n, STATUS_INSUFFICIENT_RESOURCES);
+        assert_eq!(life_cycle(server, false), Some((step, STATUS_INSUFFICIENT_RESOURCES)), "probe #{n}");
+        assert!(k.fault_hit(Site::Probe));
+        k.finish();
+    }
+    let k = Session::begin();
+    k.fail_probe(3, STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(life_cycle(server, false), None, "a life cycle probes exactly two buffers");
+    assert!(!k.fault_hit(Site::Probe));
+    k.finish();
+}

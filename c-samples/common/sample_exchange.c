@@ -37,19 +37,21 @@ SampleTalk(_In_ SAFEWSK_CLIENT *Client, _In_ WSK_SOCKET *Socket)
     ULONG sent = 0, received = 0;
     NTSTATUS status, closeStatus;
 
-    /* WSK describes buffers with MDLs built for non-paged memory. */
+    /* Any kernel buffer works (safewsk probes and locks it); this one is
+     * non-paged pool, so SAFEWSK_FLAG_NONPAGED_BUFFER skips the probe and lock. */
     buffer = (char *)ExAllocatePool2(POOL_FLAG_NON_PAGED, 256, SAMPLE_TAG);
     if (buffer == NULL) {
         status = STATUS_INSUFFICIENT_RESOURCES;
         goto close;
     }
     RtlCopyMemory(buffer, SampleRequest, sizeof(SampleRequest) - 1);
-    status = SafeWskSend(Client, Socket, buffer, sizeof(SampleRequest) - 1, 0, SAMPLE_IO_TIMEOUT_MS, &sent);
+    status = SafeWskSend(Client, Socket, buffer, sizeof(SampleRequest) - 1, SAFEWSK_FLAG_NONPAGED_BUFFER,
+                         SAMPLE_IO_TIMEOUT_MS, &sent);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: send failed: 0x%08X after %u bytes\n", (unsigned)status, sent);
         goto free;
     }
-    status = SafeWskReceive(Client, Socket, buffer, 255, 0, SAMPLE_IO_TIMEOUT_MS, &received);
+    status = SafeWskReceive(Client, Socket, buffer, 255, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS, &received);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: receive failed: 0x%08X\n", (unsigned)status);
         goto free;

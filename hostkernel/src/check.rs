@@ -16,6 +16,9 @@ pub enum Kind {
     Registration,
     Device,
     Thread,
+    /// A page locked by MmProbeAndLockPages and not yet unlocked (counted
+    /// once per MDL that locks it).
+    LockedPage,
 }
 
 /// Counts of live objects.
@@ -28,6 +31,10 @@ pub struct Live {
     pub registrations: usize,
     pub devices: usize,
     pub threads: usize,
+    /// Pages locked by MmProbeAndLockPages and not unlocked by MmUnlockPages
+    /// (one count per page per locking MDL). Non-zero at the end of a test is
+    /// a leak: on Windows those physical pages stay locked until reboot.
+    pub locked_pages: usize,
 }
 
 /// Allocation sites where a failure can be injected.
@@ -38,6 +45,9 @@ pub enum Site {
     Mdl,
     /// IoSetCompletionRoutineEx's context (the I/O manager's allocation).
     CompletionContext,
+    /// MmProbeAndLockPages: the nth probe raises the exception set with
+    /// [`Session::fail_probe`] (STATUS_ACCESS_VIOLATION with `fail_nth`).
+    Probe,
 }
 
 /// Allocations made since the process started: (count, bytes) per site.
@@ -103,6 +113,7 @@ pub(crate) fn count_allocation(site: Site, bytes: usize) {
             Site::Pool => &mut s.allocations.pool,
             Site::Mdl => &mut s.allocations.mdls,
             Site::CompletionContext => &mut s.allocations.completion_contexts,
+            Site::Probe => return,
         };
         slot.0 += 1;
         slot.1 += bytes as u64;
@@ -170,6 +181,7 @@ pub fn live() -> Live {
         registrations: *s.live.get(&Kind::Registration).unwrap_or(&0),
         devices: *s.live.get(&Kind::Device).unwrap_or(&0),
         threads: *s.live.get(&Kind::Thread).unwrap_or(&0),
+        locked_pages: *s.live.get(&Kind::LockedPage).unwrap_or(&0),
     })
 }
 
@@ -199,6 +211,7 @@ impl Session {
             s.faults.clear();
         });
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
+        crate::io::reset_memory();
         crate::wsk::reset_provider();
         crate::image::reset();
         crate::timer::reset();
@@ -211,6 +224,15 @@ impl Session {
         with_state(|s| {
             s.faults.insert(site, (0, nth));
         });
+    }
+
+    /// Makes the `nth` (1-based) MmProbeAndLockPages from now on raise
+    /// `code` instead of locking (what Windows does when the pages cannot be
+    /// made resident or do not allow the access: STATUS_ACCESS_VIOLATION,
+    /// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA, ...).
+    pub fn fail_probe(&self, nth: u32, code: crate::nt::NTSTATUS) {
+        crate::io::set_probe_exception(code);
+        self.fail_nth(Site::Probe, nth);
     }
 
     /// Whether the failure set with [`Session::fail_nth`] at `site` has been
@@ -236,6 +258,14 @@ impl Session {
         if timers != 0 {
             problems.push(format!("{timers} timer(s) still queued at the end of the test"));
         }
+        let unhandled = crate::io::unhandled_exceptions();
+        if unhandled != 0 {
+            problems.push(format!(
+                "{unhandled} exception(s) raised by MmProbeAndLockPages were never handled \
+                 (KMODE_EXCEPTION_NOT_HANDLED on Windows: the call needs __try/__except)"
+            ));
+        }
+        crate::io::reset_memory();
         let quarantined = with_state(|s| {
             s.live.clear();
             s.violations.clear();

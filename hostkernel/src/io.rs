@@ -310,15 +310,332 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
 }
 
 // ---------------------------------------------------------------------------
-// MDLs
+// Memory: what kind of memory a range is, paging, page locks
 // ---------------------------------------------------------------------------
+//
+// Windows is allowed to page out paged pool (and a waiting thread's kernel
+// stack) whenever nothing holds it resident, and to trade the physical pages
+// of a kernel stack. The host models the part a driver can get wrong:
+// - paged pool blocks are page-aligned `mmap` mappings that `page_out` makes
+//   inaccessible (PROT_NONE), as if paged out; MmProbeAndLockPages pages them
+//   back in and keeps them resident until MmUnlockPages;
+// - MmBuildMdlForNonPagedPool over paged pool or over the calling thread's
+//   stack is a contract violation ("MmBuildMdlForNonPagedPool may not be used
+//   with MDLs describing buffers allocated on a kernel stack", and its MDL
+//   "must describe a buffer in nonpaged system memory or in memory that is
+//   locked down": MmBuildMdlForNonPagedPool, Microsoft Learn);
+// - memory that is neither pool nor the calling thread's stack (the test's
+//   Rust heap, statics) stands for memory the host cannot classify: it is
+//   treated as pageable by the IRQL checks and accepted by
+//   MmBuildMdlForNonPagedPool.
 
-static MDLS: Mutex<Option<HashMap<usize, Layout>>> = Mutex::new(None);
+/// What a virtual address range is, as far as the host kernel knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Region {
+    NonPagedPool,
+    PagedPool,
+    /// The calling thread's stack (a kernel stack on Windows).
+    Stack,
+    /// Anything else (Rust heap, statics): unknown to the host kernel.
+    Other,
+}
 
-fn mdls<R>(f: impl FnOnce(&mut HashMap<usize, Layout>) -> R) -> R {
+enum PoolMem {
+    /// Non-paged pool: a Rust heap block, quarantined when freed.
+    NonPaged(Layout),
+    /// Paged pool: its own page-aligned mapping of `mapped` bytes, so that
+    /// it can be "paged out"; unmapped when freed.
+    Paged { mapped: usize },
+}
+
+struct PoolRec {
+    size: usize,
+    tag: u32,
+    mem: PoolMem,
+}
+
+struct MdlRec {
+    layout: Layout,
+    /// First page and page count locked by MmProbeAndLockPages.
+    locked: Option<(usize, usize)>,
+}
+
+#[derive(Default)]
+struct Mem {
+    /// Pool blocks by start address.
+    pool: std::collections::BTreeMap<usize, PoolRec>,
+    /// Pages of paged pool that are paged out (PROT_NONE).
+    paged_out: std::collections::HashSet<usize>,
+    /// Page -> number of MDLs that hold it locked.
+    locks: HashMap<usize, usize>,
+}
+
+static MEM: Mutex<Option<Mem>> = Mutex::new(None);
+
+fn mem<R>(f: impl FnOnce(&mut Mem) -> R) -> R {
+    let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(Mem::default))
+}
+
+static MDLS: Mutex<Option<HashMap<usize, MdlRec>>> = Mutex::new(None);
+
+fn mdls<R>(f: impl FnOnce(&mut HashMap<usize, MdlRec>) -> R) -> R {
     let mut g = MDLS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashMap::new))
 }
+
+/// Exception code the injected probe failure raises (Session::fail_probe).
+static PROBE_EXCEPTION: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(STATUS_ACCESS_VIOLATION);
+/// Exceptions raised by MmProbeAndLockPages and not yet taken by
+/// HostKernelTakeRaisedException (an unhandled kernel exception on Windows).
+static UNHANDLED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The exception the last MmProbeAndLockPages on this thread raised.
+    static RAISED: std::cell::Cell<NTSTATUS> = const { std::cell::Cell::new(STATUS_SUCCESS) };
+    /// This thread's stack range, found once with pthread_getattr_np.
+    static STACK: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+}
+
+pub(crate) fn set_probe_exception(code: NTSTATUS) {
+    PROBE_EXCEPTION.store(code, Ordering::SeqCst);
+}
+
+pub(crate) fn unhandled_exceptions() -> usize {
+    UNHANDLED.load(Ordering::SeqCst)
+}
+
+/// Per-session reset: no pending exception, the default injected code, and
+/// no page locks left over from a test that leaked them (already reported).
+pub(crate) fn reset_memory() {
+    UNHANDLED.store(0, Ordering::SeqCst);
+    set_probe_exception(STATUS_ACCESS_VIOLATION);
+    RAISED.with(|r| r.set(STATUS_SUCCESS));
+    mem(|m| m.locks.clear());
+}
+
+/// The calling thread's stack as (low, high).
+fn thread_stack() -> Option<(usize, usize)> {
+    if let Some(range) = STACK.with(|s| s.get()) {
+        return Some(range);
+    }
+    // SAFETY: pthread_getattr_np fills a zeroed attr for the calling thread,
+    // which is destroyed after reading the stack address and size.
+    let range = unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            return None;
+        }
+        (addr as usize, addr as usize + size)
+    };
+    STACK.with(|s| s.set(Some(range)));
+    Some(range)
+}
+
+fn pages_of(va: usize, len: usize) -> (usize, usize) {
+    let first = va & !(PAGE_SIZE - 1);
+    let end = (va + len.max(1)).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    (first, (end - first) / PAGE_SIZE)
+}
+
+/// Classifies `va..va+len` (by its first byte; a range that straddles pool
+/// blocks is reported by the pool check of the caller).
+fn classify(m: &Mem, va: usize, len: usize) -> Region {
+    if let Some((&start, rec)) = m.pool.range(..=va).next_back() {
+        // A paged block owns its whole pages (its own mapping).
+        let extent = match rec.mem {
+            PoolMem::NonPaged(_) => rec.size,
+            PoolMem::Paged { mapped } => mapped,
+        };
+        if va < start + extent.max(1) && va + len <= start + extent {
+            return match rec.mem {
+                PoolMem::NonPaged(_) => Region::NonPagedPool,
+                PoolMem::Paged { .. } => Region::PagedPool,
+            };
+        }
+    }
+    if let Some((lo, hi)) = thread_stack() {
+        if va < hi && va + len > lo {
+            return Region::Stack;
+        }
+    }
+    Region::Other
+}
+
+/// Makes the pages of `ptr..ptr+len` that belong to paged pool blocks
+/// inaccessible (PROT_NONE), as if the memory manager had paged them out.
+/// Pages locked by MmProbeAndLockPages stay resident, as on Windows. Other
+/// memory (non-paged pool, stacks, the Rust heap) is left alone. Returns how
+/// many pages were paged out.
+///
+/// A later access is a page fault, handled like Windows handles one: at
+/// IRQL <= APC_LEVEL the page is paged back in and the access completes; at
+/// DISPATCH_LEVEL or above (where Windows bugchecks with
+/// IRQL_NOT_LESS_OR_EQUAL) it is recorded as a contract violation, then paged
+/// in so that the test can go on and report it. (A SIGSEGV handler, chained
+/// to the one it replaces, installed by the first call.) A WSK_BUF that
+/// describes paged-out memory is reported when the provider takes it.
+///
+/// Use it to check that a driver locks paged memory before handing it to
+/// WSK, and that nothing touches pageable memory at DISPATCH_LEVEL.
+pub fn page_out(ptr: *const u8, len: usize) -> usize {
+    install_page_fault_handler();
+    let (first, count) = pages_of(ptr as usize, len);
+    mem(|m| {
+        let mut n = 0;
+        for page in (0..count).map(|i| first + i * PAGE_SIZE) {
+            let paged = matches!(classify(m, page, PAGE_SIZE), Region::PagedPool);
+            if !paged || m.locks.get(&page).is_some_and(|c| *c > 0) || m.paged_out.contains(&page) {
+                continue;
+            }
+            // SAFETY: a whole page of a paged pool mapping this module made.
+            if unsafe { libc::mprotect(page as *mut libc::c_void, PAGE_SIZE, libc::PROT_NONE) } == 0 {
+                m.paged_out.insert(page);
+                n += 1;
+            }
+        }
+        n
+    })
+}
+
+/// The SIGSEGV disposition in force before [`install_page_fault_handler`].
+static PREVIOUS_SEGV: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+fn install_page_fault_handler() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: plain sigaction calls; the old disposition is published
+        // for chaining before the new handler is installed. SA_ONSTACK keeps
+        // Rust's stack-overflow report (run on the alternate stack) working.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut old);
+            let _ = PREVIOUS_SEGV.set(old);
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_page_fault as *const () as libc::sighandler_t;
+            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut new.sa_mask);
+            libc::sigaction(libc::SIGSEGV, &new, std::ptr::null_mut());
+        }
+    });
+}
+
+/// SIGSEGV: a fault on a page that `page_out` paged out is a page fault the
+/// host kernel resolves (and reports above APC_LEVEL); anything else goes to
+/// the previous handler (Rust's stack-overflow check), or kills the process.
+/// It runs synchronously on the faulting thread, which never holds the
+/// memory lock while touching pool memory.
+extern "C" fn on_page_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let page = addr & !(PAGE_SIZE - 1);
+    let resolved = {
+        let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_mut().is_some_and(|m| {
+            m.paged_out.remove(&page)
+                // SAFETY: a page of a live paged pool mapping, paged out by page_out.
+                && unsafe { libc::mprotect(page as *mut libc::c_void, PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE) } == 0
+        })
+    };
+    if resolved {
+        let irql = irql::current();
+        if irql > APC_LEVEL {
+            violation(format!(
+                "page fault on paged-out pageable memory at {addr:#x} at IRQL {irql} (IRQL_NOT_LESS_OR_EQUAL): \
+                 pageable memory may only be touched at IRQL <= APC_LEVEL"
+            ));
+        }
+        return;
+    }
+    match PREVIOUS_SEGV.get() {
+        Some(prev) if prev.sa_flags & libc::SA_SIGINFO != 0 && prev.sa_sigaction > libc::SIG_IGN => {
+            // SAFETY: the previous SA_SIGINFO handler, called as the kernel would.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(prev.sa_sigaction) };
+            f(sig, info, ctx);
+        }
+        Some(prev) if prev.sa_sigaction > libc::SIG_IGN => {
+            // SAFETY: the previous plain handler.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+            f(sig);
+        }
+        _ => {
+            // SAFETY: back to the default action; returning re-executes the
+            // faulting access, which then kills the process as it would have.
+            unsafe {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Pages `ptr..ptr+len` back in (undoes [`page_out`]). Returns how many
+/// pages were paged in.
+pub fn page_in(ptr: *const u8, len: usize) -> usize {
+    let (first, count) = pages_of(ptr as usize, len);
+    mem(|m| page_in_locked(m, first, count))
+}
+
+fn page_in_locked(m: &mut Mem, first: usize, count: usize) -> usize {
+    let mut n = 0;
+    for page in (0..count).map(|i| first + i * PAGE_SIZE) {
+        if m.paged_out.remove(&page) {
+            // SAFETY: a page of a live paged pool mapping, paged out by page_out.
+            unsafe { libc::mprotect(page as *mut libc::c_void, PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE) };
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Whether any page of the range is paged out.
+fn any_paged_out(m: &Mem, va: usize, len: usize) -> bool {
+    let (first, count) = pages_of(va, len);
+    !m.paged_out.is_empty() && (0..count).any(|i| m.paged_out.contains(&(first + i * PAGE_SIZE)))
+}
+
+/// Whether every page of the range can be read (and written, for `write`),
+/// checked without faulting through process_vm_readv/writev on ourselves.
+/// None if those calls are unavailable (then the range is assumed valid).
+fn accessible(va: usize, len: usize, write: bool) -> Option<bool> {
+    let (first, count) = pages_of(va, len);
+    for i in 0..count {
+        let at = (first + i * PAGE_SIZE).max(va);
+        let mut byte = 0u8;
+        let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+        let remote = libc::iovec { iov_base: at as *mut libc::c_void, iov_len: 1 };
+        // SAFETY: reads one byte of our own address space into `byte`;
+        // the kernel reports EFAULT instead of faulting.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if n != 1 {
+            let e = std::io::Error::last_os_error().raw_os_error();
+            return if e == Some(libc::EFAULT) { Some(false) } else { None };
+        }
+        if write {
+            // Writes back the byte just read: the caller owns the buffer
+            // for the call (no concurrent writer), so the content is unchanged.
+            // SAFETY: as above; EFAULT on a read-only page.
+            let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+            if n != 1 {
+                return Some(false);
+            }
+        }
+    }
+    Some(true)
+}
+
+// ---------------------------------------------------------------------------
+// MDLs
+// ---------------------------------------------------------------------------
 
 #[no_mangle]
 pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u8, _quota: u8, irp: PVOID) -> PVOID {
@@ -345,24 +662,194 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
         wr(mdl, MDL_BYTE_COUNT, length);
         wr(mdl, MDL_BYTE_OFFSET, offset as u32);
     }
-    mdls(|m| m.insert(mdl as usize, layout));
+    mdls(|m| m.insert(mdl as usize, MdlRec { layout, locked: None }));
     add_live(Kind::Mdl, 1);
     count_allocation(Site::Mdl, size);
     mdl
 }
 
+/// The (virtual address, length) an MDL describes.
+///
+/// # Safety
+/// `mdl` is a live MDL.
+unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        (
+            rd::<usize>(mdl, MDL_START_VA) + rd::<u32>(mdl, MDL_BYTE_OFFSET) as usize,
+            rd::<u32>(mdl, MDL_BYTE_COUNT) as usize,
+        )
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: PVOID) {
+    if irql::current() > DISPATCH_LEVEL {
+        violation("MmBuildMdlForNonPagedPool above DISPATCH_LEVEL");
+    }
     if mdls(|m| !m.contains_key(&(mdl as usize))) {
         violation(format!("MmBuildMdlForNonPagedPool: {mdl:p} is not a live MDL"));
         return;
     }
     // SAFETY: live MDL.
+    let (va, len) = unsafe { mdl_range(mdl) };
+    // SAFETY: live MDL.
+    let flags: u16 = unsafe { rd(mdl, MDL_FLAGS) };
+    if flags & MDL_PAGES_LOCKED != 0 {
+        violation(format!("MmBuildMdlForNonPagedPool: MDL {mdl:p} is locked by MmProbeAndLockPages"));
+    }
+    match mem(|m| classify(m, va, len)) {
+        Region::PagedPool => violation(format!(
+            "MmBuildMdlForNonPagedPool over paged pool ({va:#x}, {len} bytes): paged pool can be paged out; \
+             probe and lock it (MmProbeAndLockPages)"
+        )),
+        Region::Stack => violation(format!(
+            "MmBuildMdlForNonPagedPool over the calling thread's stack ({va:#x}, {len} bytes): it \"may not be \
+             used with MDLs describing buffers allocated on a kernel stack\"; probe and lock it (MmProbeAndLockPages)"
+        )),
+        Region::NonPagedPool | Region::Other => {}
+    }
+    // SAFETY: live MDL.
     unsafe {
-        let va = rd::<usize>(mdl, MDL_START_VA) + rd::<u32>(mdl, MDL_BYTE_OFFSET) as usize;
         wr(mdl, MDL_MAPPED_SYSTEM_VA, va);
-        let f: u16 = rd(mdl, MDL_FLAGS);
-        wr(mdl, MDL_FLAGS, f | MDL_SOURCE_IS_NONPAGED_POOL);
+        wr(mdl, MDL_FLAGS, flags | MDL_SOURCE_IS_NONPAGED_POOL);
+    }
+}
+
+/// Records that MmProbeAndLockPages raised `code` on this thread. The host
+/// has no structured exception handling, so the "exception" is a
+/// thread-local that the caller's emulated `__except` collects with
+/// [`HostKernelTakeRaisedException`].
+fn raise(code: NTSTATUS) {
+    RAISED.with(|r| r.set(code));
+    UNHANDLED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Host-only export (no Windows counterpart): returns and clears the
+/// exception the last MmProbeAndLockPages on this thread raised, or
+/// STATUS_SUCCESS if it raised none. safewsk's host build calls it right
+/// after MmProbeAndLockPages, which is how it emulates
+/// `__try { MmProbeAndLockPages(..) } __except (EXCEPTION_EXECUTE_HANDLER)
+/// { status = GetExceptionCode(); }`. An exception nobody takes fails the
+/// test at Session::finish (KMODE_EXCEPTION_NOT_HANDLED on Windows).
+#[no_mangle]
+pub extern "system" fn HostKernelTakeRaisedException() -> NTSTATUS {
+    let code = RAISED.with(|r| r.replace(STATUS_SUCCESS));
+    if code != STATUS_SUCCESS {
+        let _ = UNHANDLED.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+    code
+}
+
+/// MmProbeAndLockPages(Mdl, AccessMode, Operation): makes the pages resident
+/// (pages paged-out paged pool back in), checks the access, locks them and
+/// sets MDL_PAGES_LOCKED. On failure it "raises" (see
+/// [`HostKernelTakeRaisedException`]): STATUS_ACCESS_VIOLATION for a range
+/// that is not accessible for the operation, or the injected exception
+/// (Session::fail_probe). Contract checks (MmProbeAndLockPages, Microsoft
+/// Learn): IRQL <= APC_LEVEL for pageable memory, <= DISPATCH_LEVEL for
+/// non-paged; not on an MDL that is already locked or was built by
+/// MmBuildMdlForNonPagedPool.
+#[no_mangle]
+pub unsafe extern "system" fn MmProbeAndLockPages(mdl: PVOID, mode: i8, operation: u32) {
+    let irql = irql::current();
+    if irql > DISPATCH_LEVEL {
+        violation("MmProbeAndLockPages above DISPATCH_LEVEL");
+        return;
+    }
+    if mdls(|m| !m.contains_key(&(mdl as usize))) {
+        violation(format!("MmProbeAndLockPages: {mdl:p} is not a live MDL"));
+        return;
+    }
+    if mode != KERNEL_MODE || operation > IO_MODIFY_ACCESS {
+        violation(format!("MmProbeAndLockPages: mode {mode} / operation {operation} not emulated (KernelMode only)"));
+        return;
+    }
+    // SAFETY: live MDL.
+    let (va, len) = unsafe { mdl_range(mdl) };
+    // SAFETY: live MDL.
+    let flags: u16 = unsafe { rd(mdl, MDL_FLAGS) };
+    if flags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+        violation(format!(
+            "MmProbeAndLockPages: MDL {mdl:p} is already locked or was built by MmBuildMdlForNonPagedPool \
+             (flags {flags:#06x})"
+        ));
+        return;
+    }
+    let region = mem(|m| classify(m, va, len));
+    if region != Region::NonPagedPool && irql > APC_LEVEL {
+        violation(format!(
+            "MmProbeAndLockPages of pageable memory ({region:?}, {va:#x}) at IRQL {irql}: pageable addresses \
+             need IRQL <= APC_LEVEL"
+        ));
+    }
+    if inject_failure(Site::Probe) {
+        raise(PROBE_EXCEPTION.load(Ordering::SeqCst));
+        return;
+    }
+    let (first, count) = pages_of(va, len);
+    // Page in what was paged out, then check the access.
+    mem(|m| page_in_locked(m, first, count));
+    if accessible(va, len, operation != IO_READ_ACCESS) == Some(false) {
+        raise(STATUS_ACCESS_VIOLATION);
+        return;
+    }
+    mem(|m| {
+        for page in (0..count).map(|i| first + i * PAGE_SIZE) {
+            *m.locks.entry(page).or_insert(0) += 1;
+        }
+    });
+    // SAFETY: live MDL with room for `count` PFNs after the header
+    // (IoAllocateMdl sized it for this range). The "PFN" is the page number.
+    unsafe {
+        for i in 0..count {
+            wr(mdl, MDL_HEADER + i * 8, ((first + i * PAGE_SIZE) / PAGE_SIZE) as u64);
+        }
+        wr(mdl, MDL_FLAGS, flags | MDL_PAGES_LOCKED);
+    }
+    mdls(|m| m.get_mut(&(mdl as usize)).map(|r| r.locked = Some((first, count))));
+    add_live(Kind::LockedPage, count as isize);
+}
+
+fn unlock_pages(first: usize, count: usize) {
+    mem(|m| {
+        for page in (0..count).map(|i| first + i * PAGE_SIZE) {
+            if let Some(c) = m.locks.get_mut(&page) {
+                *c -= 1;
+                if *c == 0 {
+                    m.locks.remove(&page);
+                }
+            }
+        }
+    });
+    add_live(Kind::LockedPage, -(count as isize));
+}
+
+/// MmUnlockPages: the MDL must have been locked by MmProbeAndLockPages
+/// ("The memory described by the specified MDL must have been locked
+/// previously by a call to MmProbeAndLockPages", MmUnlockPages, Microsoft
+/// Learn). Releases the system mapping too.
+#[no_mangle]
+pub unsafe extern "system" fn MmUnlockPages(mdl: PVOID) {
+    if irql::current() > DISPATCH_LEVEL {
+        violation("MmUnlockPages above DISPATCH_LEVEL");
+    }
+    let locked = mdls(|m| m.get_mut(&(mdl as usize)).map(|r| r.locked.take()));
+    match locked {
+        None => violation(format!("MmUnlockPages: {mdl:p} is not a live MDL")),
+        Some(None) => violation(format!(
+            "MmUnlockPages: MDL {mdl:p} is not locked (never locked by MmProbeAndLockPages, unlocked twice, \
+             or built by MmBuildMdlForNonPagedPool)"
+        )),
+        Some(Some((first, count))) => {
+            unlock_pages(first, count);
+            // SAFETY: live MDL.
+            unsafe {
+                let f: u16 = rd(mdl, MDL_FLAGS);
+                wr(mdl, MDL_FLAGS, f & !(MDL_PAGES_LOCKED | MDL_MAPPED_TO_SYSTEM_VA));
+                wr(mdl, MDL_MAPPED_SYSTEM_VA, 0usize);
+            }
+        }
     }
 }
 
@@ -370,15 +857,26 @@ pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: PVOID) {
 pub unsafe extern "system" fn IoFreeMdl(mdl: PVOID) {
     match mdls(|m| m.remove(&(mdl as usize))) {
         None => violation(format!("IoFreeMdl: {mdl:p} is not a live MDL (freed twice?)")),
-        Some(layout) => {
+        Some(rec) => {
+            if rec.locked.is_some() {
+                // The pages stay locked (and are reported as leaked), as on
+                // Windows, where nothing can unlock them any more.
+                violation(format!("IoFreeMdl: MDL {mdl:p} still has its pages locked (MmUnlockPages first)"));
+            }
             add_live(Kind::Mdl, -1);
-            quarantine(mdl.cast(), layout);
+            quarantine(mdl.cast(), rec.layout);
         }
     }
 }
 
 /// Provider side: the (address, length) pieces a WSK_BUF describes, walking
 /// the MDL chain. None (after recording why) if the buffer is malformed.
+/// "Each MDL in the MDL chain [...] describes memory that is either locked or
+/// from non-paged pool" (WSK_BUF, Microsoft Learn): an MDL that is neither
+/// built for non-paged pool, nor locked, nor mapped, or that describes
+/// memory that is paged out, is a violation. A locked MDL that is not mapped
+/// is read where the provider's MmGetSystemAddressForMdlSafe would map it
+/// (the same pages, at the same address in this single address space).
 pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usize)>> {
     if wsk_buf.is_null() {
         return Some(Vec::new());
@@ -393,18 +891,29 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
             return None;
         }
         // SAFETY: live MDL.
-        let (flags, va, count, next) = unsafe {
+        let (flags, mapped, (described, count), next) = unsafe {
             (
                 rd::<u16>(mdl, MDL_FLAGS),
                 rd::<usize>(mdl, MDL_MAPPED_SYSTEM_VA),
-                rd::<u32>(mdl, MDL_BYTE_COUNT) as usize,
+                mdl_range(mdl),
                 rd::<PVOID>(mdl, MDL_NEXT),
             )
         };
-        if flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) == 0 {
-            violation(
-                "WSK_BUF: MDL is neither built for non-paged pool nor mapped (MmBuildMdlForNonPagedPool missing)",
-            );
+        let va = if flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) != 0 {
+            mapped
+        } else if flags & MDL_PAGES_LOCKED != 0 {
+            described
+        } else {
+            violation(format!(
+                "WSK_BUF: MDL {mdl:p} is neither built for non-paged pool, nor locked (MDL_PAGES_LOCKED), nor \
+                 mapped: each MDL must describe memory that is locked or from non-paged pool"
+            ));
+            return None;
+        };
+        if mem(|m| any_paged_out(m, va, count)) {
+            violation(format!(
+                "WSK_BUF: MDL {mdl:p} describes paged-out memory ({va:#x}, {count} bytes): it was not locked"
+            ));
             return None;
         }
         if skip < count {
@@ -424,53 +933,100 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
 // Pool
 // ---------------------------------------------------------------------------
 
-static POOL: Mutex<Option<HashMap<usize, (Layout, u32)>>> = Mutex::new(None);
-
-fn pool<R>(f: impl FnOnce(&mut HashMap<usize, (Layout, u32)>) -> R) -> R {
-    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(HashMap::new))
-}
-
-/// ExAllocatePool2: zeroed memory, 16-byte aligned, tag must be non-zero.
+/// ExAllocatePool2: zeroed memory, 16-byte aligned, tag must be non-zero,
+/// exactly one pool type (POOL_FLAG_NON_PAGED, _NON_PAGED_EXECUTE or
+/// _PAGED). Paged pool is allocated with mmap, page-aligned and in whole
+/// pages, so that [`page_out`] can page it out; it may only be allocated at
+/// IRQL <= APC_LEVEL.
 #[no_mangle]
-pub unsafe extern "system" fn ExAllocatePool2(_flags: u64, size: usize, tag: u32) -> PVOID {
-    if irql::current() > DISPATCH_LEVEL {
+pub unsafe extern "system" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> PVOID {
+    let irql = irql::current();
+    if irql > DISPATCH_LEVEL {
         violation("ExAllocatePool2 above DISPATCH_LEVEL");
     }
     if tag == 0 {
         violation("ExAllocatePool2 with a zero tag");
     }
+    let types = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
+    if types.count_ones() != 1 {
+        violation(format!("ExAllocatePool2: flags {flags:#x} name no pool type, or more than one"));
+        return std::ptr::null_mut();
+    }
+    let paged = types == POOL_FLAG_PAGED;
+    if paged && irql > APC_LEVEL {
+        violation(format!("ExAllocatePool2 of paged pool at IRQL {irql}"));
+    }
     if size == 0 || inject_failure(Site::Pool) {
         return std::ptr::null_mut();
     }
-    let Ok(layout) = Layout::from_size_align(size, 16) else { return std::ptr::null_mut() };
-    // SAFETY: non-zero size.
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
-    if !p.is_null() {
-        pool(|m| m.insert(p as usize, (layout, tag)));
-        add_live(Kind::Pool, 1);
-        count_allocation(Site::Pool, size);
-    }
+    let (p, rec) = if paged {
+        let mapped = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        // SAFETY: a fresh anonymous mapping (zero-filled).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        (p.cast::<u8>(), PoolRec { size, tag, mem: PoolMem::Paged { mapped } })
+    } else {
+        let Ok(layout) = Layout::from_size_align(size, 16) else { return std::ptr::null_mut() };
+        // SAFETY: non-zero size.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        if p.is_null() {
+            return std::ptr::null_mut();
+        }
+        (p, PoolRec { size, tag, mem: PoolMem::NonPaged(layout) })
+    };
+    mem(|m| m.pool.insert(p as usize, rec));
+    add_live(Kind::Pool, 1);
+    count_allocation(Site::Pool, size);
     p.cast()
 }
 
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePoolWithTag(p: PVOID, tag: u32) {
-    match pool(|m| m.remove(&(p as usize))) {
+    let found = mem(|m| {
+        let rec = m.pool.remove(&(p as usize))?;
+        let (first, count) = pages_of(p as usize, rec.size);
+        let locked = (0..count).any(|i| m.locks.contains_key(&(first + i * PAGE_SIZE)));
+        if let PoolMem::Paged { mapped } = rec.mem {
+            page_in_locked(m, first, mapped / PAGE_SIZE);
+        }
+        Some((rec, locked))
+    });
+    match found {
         None => violation(format!("ExFreePoolWithTag: {p:p} is not a live pool block (BAD_POOL_CALLER)")),
-        Some((layout, real)) => {
-            if real != tag {
-                violation(format!("ExFreePoolWithTag: tag {tag:#x} does not match the block's tag {real:#x}"));
+        Some((rec, locked)) => {
+            if rec.tag != tag {
+                violation(format!("ExFreePoolWithTag: tag {tag:#x} does not match the block's tag {:#x}", rec.tag));
+            }
+            if locked && matches!(rec.mem, PoolMem::Paged { .. }) {
+                violation(format!("ExFreePoolWithTag: paged pool block {p:p} is freed with pages still locked"));
             }
             add_live(Kind::Pool, -1);
-            quarantine(p.cast(), layout);
+            match rec.mem {
+                PoolMem::NonPaged(layout) => quarantine(p.cast(), layout),
+                PoolMem::Paged { mapped } => {
+                    // SAFETY: the whole mapping made by ExAllocatePool2;
+                    // a later access faults (use after free).
+                    unsafe { libc::munmap(p, mapped) };
+                }
+            }
         }
     }
 }
 
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePool(p: PVOID) {
-    let tag = pool(|m| m.get(&(p as usize)).map(|(_, t)| *t)).unwrap_or(0);
+    let tag = mem(|m| m.pool.get(&(p as usize)).map(|r| r.tag)).unwrap_or(0);
     // SAFETY: forwarded; an unknown block is reported inside.
     unsafe { ExFreePoolWithTag(p, tag) }
 }

@@ -6,7 +6,10 @@
 //! It checks the contracts the way Driver Verifier would: leaked IRPs, pool,
 //! MDLs, sockets and registrations; IRPs freed while pending, freed twice,
 //! completed twice or written after free; waits above APC_LEVEL; WSK IRPs
-//! without a proper completion routine; deregistering with sockets open.
+//! without a proper completion routine; deregistering with sockets open;
+//! MDLs: MmBuildMdlForNonPagedPool over paged pool or a stack, WSK buffers
+//! neither locked nor non-paged, pages left locked, unlocks of unlocked MDLs.
+//! Paged pool can be paged out ([`page_out`]) to prove a driver locks it.
 //! Violations are recorded and fail the test at [`Session::finish`]; with
 //! `HOSTKERNEL_BUGCHECK=1` in the environment the process aborts at once,
 //! like a bugcheck.
@@ -30,6 +33,7 @@ pub mod wsk;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use image::{set_delay_after_signal, test_device, unload_image};
+pub use io::{page_in, page_out};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
 pub use timer::set_cancel_timer_misreports;

@@ -37,6 +37,7 @@ pub const STATUS_INVALID_HANDLE: NTSTATUS = st(0xC000_0008);
 pub const STATUS_CONNECTION_ABORTED: NTSTATUS = st(0xC000_0241);
 pub const STATUS_NOINTERFACE: NTSTATUS = st(0xC000_02B9);
 pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = st(0xC000_0010);
+pub const STATUS_ACCESS_VIOLATION: NTSTATUS = st(0xC000_0005);
 
 pub const PASSIVE_LEVEL: u8 = 0;
 pub const APC_LEVEL: u8 = 1;
@@ -84,8 +85,20 @@ pub const MDL_BYTE_COUNT: usize = 0x28;
 pub const MDL_BYTE_OFFSET: usize = 0x2C;
 pub const MDL_HEADER: usize = 0x30;
 pub const MDL_MAPPED_TO_SYSTEM_VA: u16 = 0x0001;
+pub const MDL_PAGES_LOCKED: u16 = 0x0002;
 pub const MDL_SOURCE_IS_NONPAGED_POOL: u16 = 0x0004;
 pub const PAGE_SIZE: usize = 0x1000;
+
+// POOL_FLAGS (wdm.h, "POOL_FLAGS" on Microsoft Learn): the pool type bits.
+pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
+pub const POOL_FLAG_NON_PAGED_EXECUTE: u64 = 0x0000_0000_0000_0080;
+pub const POOL_FLAG_PAGED: u64 = 0x0000_0000_0000_0100;
+
+// KPROCESSOR_MODE and LOCK_OPERATION (wdm.h).
+pub const KERNEL_MODE: i8 = 0;
+pub const IO_READ_ACCESS: u32 = 0;
+pub const IO_WRITE_ACCESS: u32 = 1;
+pub const IO_MODIFY_ACCESS: u32 = 2;
 
 // KEVENT = DISPATCHER_HEADER: Type at 0, Size (in ULONGs) at 2, SignalState
 // (LONG) at 4; sizeof 0x18.

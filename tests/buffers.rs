@@ -1,0 +1,414 @@
+//! Issue 8, item 3: SafeWskSend / SafeWskReceive on buffers of every kind.
+//!
+//! WSK_BUF requires every MDL to describe "memory that is either locked or
+//! from non-paged pool" (WSK_BUF, Microsoft Learn), and
+//! MmBuildMdlForNonPagedPool "may not be used with MDLs describing buffers
+//! allocated on a kernel stack". The host kernel knows paged from non-paged
+//! pool and the calling thread's stack, can page paged pool out
+//! (`hostkernel::page_out`), counts locked pages (a page left locked is a
+//! leak) and reports an MDL that is neither locked nor non-paged when the
+//! provider uses it. These tests send and receive from the stack, paged pool
+//! (paged out before the call) and non-paged pool with and without
+//! SAFEWSK_FLAG_NONPAGED_BUFFER; inject MmProbeAndLockPages failures; and
+//! show that the host kernel's new checks fire.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::time::Duration;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+const POOL_FLAG_NON_PAGED: u64 = 0x40;
+const POOL_FLAG_PAGED: u64 = 0x100;
+const TAG: u32 = u32::from_le_bytes(*b"Test");
+const STATUS_ACCESS_VIOLATION: NTSTATUS = 0xC000_0005_u32 as NTSTATUS;
+const STATUS_WORKING_SET_QUOTA: NTSTATUS = 0xC000_00A1_u32 as NTSTATUS;
+
+extern "system" {
+    fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
+    fn ExFreePoolWithTag(p: *mut u8, tag: u32);
+    fn IoAllocateMdl(va: PVOID, len: u32, secondary: u8, quota: u8, irp: *mut IRP) -> *mut MDL;
+    fn IoFreeMdl(mdl: *mut MDL);
+    fn MmProbeAndLockPages(mdl: *mut MDL, mode: i8, op: u32);
+    fn MmUnlockPages(mdl: *mut MDL);
+    fn HostKernelTakeRaisedException() -> NTSTATUS;
+    fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
+    fn IoFreeIrp(irp: *mut IRP);
+}
+
+unsafe extern "system" fn keep(_: PVOID, _: *mut IRP, _: PVOID) -> NTSTATUS {
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// A pool block owned by a test, freed on drop.
+struct Pool {
+    p: *mut u8,
+    len: usize,
+}
+
+impl Pool {
+    fn new(flags: u64, len: usize) -> Pool {
+        // SAFETY: plain allocation at PASSIVE_LEVEL.
+        let p = unsafe { ExAllocatePool2(flags, len, TAG) };
+        assert!(!p.is_null());
+        Pool { p, len }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: a live block of `len` zeroed bytes, resident (paged in).
+        unsafe { std::slice::from_raw_parts_mut(self.p, self.len) }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: our block, freed once.
+        unsafe { ExFreePoolWithTag(self.p, TAG) }
+    }
+}
+
+fn send_raw(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    p: *const u8,
+    len: usize,
+    flags: u32,
+) -> (NTSTATUS, u32) {
+    let mut n = 0;
+    // SAFETY: `p..p+len` is the test's buffer, valid for the call (or, in
+    // the access-violation tests, deliberately inaccessible).
+    let st = unsafe { SafeWskSend(client, socket, p.cast(), len as u32, flags, 2000, &mut n) };
+    (st, n)
+}
+
+fn receive_raw(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    p: *mut u8,
+    len: usize,
+    flags: u32,
+) -> (NTSTATUS, u32) {
+    let mut n = 0;
+    // SAFETY: as send_raw.
+    let st = unsafe { SafeWskReceive(client, socket, p.cast(), len as u32, flags | WSK_FLAG_WAITALL, 2000, &mut n) };
+    (st, n)
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Connects to an echo server, runs `f(client, socket)`, closes and cleans up.
+fn with_echo_socket(f: impl FnOnce(*mut SAFEWSK_CLIENT, *mut WSK_SOCKET)) {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    f(client, socket);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+}
+
+fn finish_fails(k: Session) -> String {
+    let err = catch_unwind(AssertUnwindSafe(|| k.finish())).expect_err("finish() must fail");
+    err.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+fn assert_nothing_locked() {
+    assert_eq!(hostkernel::live().locked_pages, 0, "pages left locked");
+}
+
+// ---------------------------------------------------------------------------
+// Buffers of every kind
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stack_buffers_are_probed_and_locked() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        // 3000 bytes on this thread's stack, spanning a page boundary.
+        let mut out = [0u8; 3000];
+        out.copy_from_slice(&pattern(3000, 1));
+        let mut back = [0u8; 3000];
+        assert_eq!(send_raw(client, socket, out.as_ptr(), out.len(), 0), (STATUS_SUCCESS, 3000));
+        assert_eq!(receive_raw(client, socket, back.as_mut_ptr(), back.len(), 0), (STATUS_SUCCESS, 3000));
+        assert_eq!(out, back);
+        assert_nothing_locked();
+    });
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    k.finish();
+}
+
+#[test]
+fn paged_pool_buffers_are_paged_in_and_locked() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        let len = 3 * 4096 + 100;
+        let mut out = Pool::new(POOL_FLAG_PAGED, len);
+        out.bytes().copy_from_slice(&pattern(len, 7));
+        let mut back = Pool::new(POOL_FLAG_PAGED, len);
+        // Both buffers paged out before the calls: the library must page
+        // them in and keep them resident (MmProbeAndLockPages), not hand WSK
+        // an MDL of paged-out memory.
+        assert_eq!(hostkernel::page_out(out.p, len), 4);
+        assert_eq!(hostkernel::page_out(back.p, len), 4);
+        assert_eq!(send_raw(client, socket, out.p, len, 0), (STATUS_SUCCESS, len as u32));
+        assert_eq!(receive_raw(client, socket, back.p, len, 0), (STATUS_SUCCESS, len as u32));
+        hostkernel::page_in(out.p, len);
+        hostkernel::page_in(back.p, len);
+        assert_eq!(back.bytes(), &pattern(len, 7)[..]);
+        assert_nothing_locked();
+    });
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    k.finish();
+}
+
+#[test]
+fn nonpaged_pool_buffers_work_with_and_without_the_flag() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        for flag in [0, SAFEWSK_FLAG_NONPAGED_BUFFER] {
+            let len = 5000;
+            let mut out = Pool::new(POOL_FLAG_NON_PAGED, len);
+            out.bytes().copy_from_slice(&pattern(len, flag.count_ones() as u8));
+            let mut back = Pool::new(POOL_FLAG_NON_PAGED, len);
+            let probes_before = hostkernel::allocations();
+            assert_eq!(send_raw(client, socket, out.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
+            assert_eq!(receive_raw(client, socket, back.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
+            assert_eq!(back.bytes(), out.bytes(), "flag {flag:#x}");
+            // One MDL per call either way.
+            assert_eq!(hostkernel::allocations().mdls.0 - probes_before.mdls.0, 2);
+            assert_nothing_locked();
+        }
+    });
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    k.finish();
+}
+
+#[test]
+fn the_flag_is_stripped_before_wsk_and_still_checked() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        let mut buf = Pool::new(POOL_FLAG_NON_PAGED, 16);
+        // Unknown flags are still refused, with or without the new bit.
+        for bad in [0x4, 0x8000_0004] {
+            assert_eq!(send_raw(client, socket, buf.p, 16, bad).0, STATUS_INVALID_PARAMETER_5, "{bad:#x}");
+            assert_eq!(receive_raw(client, socket, buf.p, 16, bad & !WSK_FLAG_WAITALL).0, STATUS_INVALID_PARAMETER_5);
+        }
+        let flags = WSK_FLAG_NODELAY | SAFEWSK_FLAG_NONPAGED_BUFFER;
+        assert_eq!(send_raw(client, socket, buf.p, 16, flags), (STATUS_SUCCESS, 16));
+        assert_eq!(receive_raw(client, socket, buf.p, 16, SAFEWSK_FLAG_NONPAGED_BUFFER), (STATUS_SUCCESS, 16));
+        let _ = buf.bytes();
+    });
+    k.finish();
+}
+
+#[test]
+fn a_buffer_stays_locked_while_the_call_is_pending() {
+    let k = Session::begin();
+    let (server, accepted) = silent_server();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let len = 2 * 4096;
+    let back = Pool::new(POOL_FLAG_PAGED, len);
+    let (addr, c, s) = (back.p as usize, client as usize, socket as usize);
+    let waiter = std::thread::spawn(move || {
+        let mut n = 0;
+        let (client, socket) = (c as *mut SAFEWSK_CLIENT, s as *mut WSK_SOCKET);
+        // SAFETY: the pool block outlives the call (joined below).
+        unsafe { SafeWskReceive(client, socket, addr as PVOID, len as u32, 0, 300, &mut n) }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while hostkernel::live().locked_pages == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // While WSK owns the buffer its pages are locked: they cannot be paged out.
+    assert_eq!(hostkernel::live().locked_pages, 2);
+    assert_eq!(hostkernel::page_out(back.p, len), 0, "locked pages must stay resident");
+    assert_eq!(waiter.join().expect("receive thread"), STATUS_IO_TIMEOUT);
+    // After the (timed out, cancelled, completed) IRP the pages are unlocked.
+    assert_nothing_locked();
+    assert_eq!(hostkernel::page_out(back.p, len), 2);
+    hostkernel::page_in(back.p, len);
+    drop(back);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    drop(accepted.join());
+    k.finish();
+}
+
+// ---------------------------------------------------------------------------
+// MmProbeAndLockPages raising
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_injected_probe_exception_becomes_the_status() {
+    for code in [STATUS_ACCESS_VIOLATION, STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA] {
+        let k = Session::begin();
+        with_echo_socket(|client, socket| {
+            let mut out = [7u8; 64];
+            k.fail_probe(1, code);
+            assert_eq!(send_raw(client, socket, out.as_ptr(), 64, 0), (code, 0), "send {code:#x}");
+            assert!(k.fault_hit(Site::Probe));
+            k.fail_probe(1, code);
+            assert_eq!(receive_raw(client, socket, out.as_mut_ptr(), 64, 0), (code, 0), "receive {code:#x}");
+            // Nothing was locked, the MDL was freed, the socket still works.
+            assert_nothing_locked();
+            assert_eq!(hostkernel::live().mdls, 0);
+            assert_eq!(send_raw(client, socket, out.as_ptr(), 64, 0), (STATUS_SUCCESS, 64));
+            assert_eq!(receive_raw(client, socket, out.as_mut_ptr(), 64, 0), (STATUS_SUCCESS, 64));
+        });
+        k.finish();
+    }
+}
+
+#[test]
+fn an_inaccessible_buffer_is_status_access_violation() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        // An address range with no access at all: the real probe fails.
+        // SAFETY: a fresh PROT_NONE mapping, unmapped below.
+        let none = unsafe {
+            libc::mmap(ptr::null_mut(), 8192, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        assert_ne!(none, libc::MAP_FAILED);
+        assert_eq!(send_raw(client, socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
+        assert_eq!(receive_raw(client, socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
+        // Read-only memory: fine to send from, probed for write on receive.
+        static READ_ONLY: [u8; 32] = [0x42; 32];
+        assert_eq!(send_raw(client, socket, READ_ONLY.as_ptr(), 32, 0), (STATUS_SUCCESS, 32));
+        assert_eq!(
+            receive_raw(client, socket, READ_ONLY.as_ptr() as *mut u8, 32, 0),
+            (STATUS_ACCESS_VIOLATION, 0),
+            "IoWriteAccess probe of read-only memory"
+        );
+        let mut sink = [0u8; 32];
+        assert_eq!(receive_raw(client, socket, sink.as_mut_ptr(), 32, 0), (STATUS_SUCCESS, 32));
+        assert_eq!(sink, READ_ONLY);
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(none, 8192) };
+        assert_nothing_locked();
+    });
+    k.finish();
+}
+
+// ---------------------------------------------------------------------------
+// The host kernel's new checks fire
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_nonpaged_flag_on_a_stack_buffer_is_reported() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        let out = [1u8; 100];
+        // Wrong: the caller promises non-paged pool but passes its stack.
+        let _ = send_raw(client, socket, out.as_ptr(), out.len(), SAFEWSK_FLAG_NONPAGED_BUFFER);
+    });
+    let msg = finish_fails(k);
+    assert!(msg.contains("MmBuildMdlForNonPagedPool over the calling thread's stack"), "{msg}");
+}
+
+#[test]
+fn the_nonpaged_flag_on_paged_pool_is_reported() {
+    let k = Session::begin();
+    with_echo_socket(|client, socket| {
+        let out = Pool::new(POOL_FLAG_PAGED, 100);
+        hostkernel::page_out(out.p, 100);
+        // Wrong: paged pool, paged out, described as non-paged. The
+        // provider refuses the WSK_BUF instead of faulting on it.
+        let (st, _) = send_raw(client, socket, out.p, 100, SAFEWSK_FLAG_NONPAGED_BUFFER);
+        assert_ne!(st, STATUS_SUCCESS);
+        hostkernel::page_in(out.p, 100);
+    });
+    let msg = finish_fails(k);
+    assert!(msg.contains("MmBuildMdlForNonPagedPool over paged pool"), "{msg}");
+    assert!(msg.contains("describes paged-out memory"), "{msg}");
+}
+
+#[test]
+fn unlock_misuse_and_locked_leaks_are_caught() {
+    let k = Session::begin();
+    let mut buf = [0u8; 64];
+    // SAFETY: deliberate misuse of MDLs over a live stack buffer, to see the
+    // checks fire.
+    unsafe {
+        let mdl = IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut());
+        MmUnlockPages(mdl); // wrong: never locked
+        MmProbeAndLockPages(mdl, 0, 1);
+        assert_eq!(HostKernelTakeRaisedException(), STATUS_SUCCESS);
+        assert_eq!(hostkernel::live().locked_pages, 1);
+        IoFreeMdl(mdl); // wrong: still locked; the page stays locked (leak)
+    }
+    let msg = finish_fails(k);
+    assert!(msg.contains("MmUnlockPages: MDL") && msg.contains("is not locked"), "{msg}");
+    assert!(msg.contains("still has its pages locked"), "{msg}");
+    assert!(msg.contains("locked_pages: 1"), "{msg}");
+}
+
+#[test]
+fn an_exception_nobody_handles_is_caught() {
+    let k = Session::begin();
+    let mut buf = [0u8; 64];
+    k.fail_probe(1, STATUS_ACCESS_VIOLATION);
+    // SAFETY: deliberate misuse: the raised exception is never taken.
+    unsafe {
+        let mdl = IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut());
+        MmProbeAndLockPages(mdl, 0, 1);
+        IoFreeMdl(mdl);
+    }
+    let msg = finish_fails(k);
+    assert!(msg.contains("never handled"), "{msg}");
+}
+
+#[test]
+fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Sync);
+    with_echo_socket(|_client, socket| {
+        let data = [9u8; 32];
+        // SAFETY: deliberate misuse, bypassing safewsk: the provider's own
+        // WskSend with an MDL that was allocated but neither built nor
+        // locked. The IRP is set up as IoSetCompletionRoutine does and freed
+        // after the provider completed it (it refuses the buffer at once).
+        unsafe {
+            let mdl = IoAllocateMdl(data.as_ptr() as PVOID, 32, 0, 0, ptr::null_mut());
+            let mut buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: 32 };
+            let irp = IoAllocateIrp(1, 0);
+            let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
+            (*next).CompletionRoutine = Some(keep);
+            (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+            let dispatch = &*(*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+            let send = dispatch.WskSend.expect("WskSend");
+            assert_eq!(send(socket, &mut buf, 0, irp), STATUS_INVALID_PARAMETER);
+            IoFreeIrp(irp);
+            IoFreeMdl(mdl);
+        }
+    });
+    let msg = finish_fails(k);
+    assert!(msg.contains("is neither built for non-paged pool, nor locked (MDL_PAGES_LOCKED), nor mapped"), "{msg}");
+}
+
+#[test]
+fn touching_paged_out_memory_is_a_page_fault_that_is_fatal_only_at_dispatch_level() {
+    let k = Session::begin();
+    let mut p = Pool::new(POOL_FLAG_PAGED, 4096);
+    p.bytes()[0] = 7;
+    assert_eq!(hostkernel::page_out(p.p, 4096), 1);
+    // At PASSIVE_LEVEL the fault pages the memory back in, as on Windows.
+    // SAFETY: a live paged pool block of ours (paged out, not freed).
+    assert_eq!(unsafe { ptr::read_volatile(p.p) }, 7);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // At DISPATCH_LEVEL the same fault is IRQL_NOT_LESS_OR_EQUAL.
+    assert_eq!(hostkernel::page_out(p.p, 4096), 1);
+    // SAFETY: as above.
+    hostkernel::with_irql(2, || unsafe { ptr::write_volatile(p.p, 8) });
+    assert_eq!(p.bytes()[0], 8);
+    drop(p);
+    let msg = finish_fails(k);
+    assert!(msg.contains("page fault on paged-out pageable memory") && msg.contains("at IRQL 2"), "{msg}");
+}
