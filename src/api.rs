@@ -727,7 +727,7 @@ pub unsafe extern "C" fn SafeWskSend(
             b"WskSend\0",
             Socket,
             dispatch.WskSend,
-            Buffer.cast_mut(),
+            Buffer as *mut c_void,
             Length,
             LockOperation::Read,
             Flags,

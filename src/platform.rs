@@ -88,7 +88,7 @@ extern "system" {
 // DbgPrint is variadic, hence the C calling convention (the same as
 // "system" on 64-bit Windows).
 extern "C" {
-    fn DbgPrint(Format: *const core::ffi::c_char, ...) -> ULONG;
+    fn DbgPrint(Format: *const u8, ...) -> ULONG;
 }
 
 #[cfg(windows)]
