@@ -22,8 +22,10 @@
       Windows path separators turned into '/'. .ci/msvc builds with it, so
       CI builds the library exactly as the targets do.
 
-  check_msbuild.py property NAME Platform=... ...
-      Prints one evaluated property (e.g. SafeWskLibDir).
+  check_msbuild.py property NAME [--dir=DIR] Platform=... ...
+      Prints one evaluated property (e.g. SafeWskLibDir); with --dir, of
+      DIR/safewsk.props + DIR/safewsk.targets (an unpacked package's
+      build/native/) instead of the pair in c-samples/.
 
   check_msbuild.py inf-build
       Prints the build number of the KMDF INF's NT$ARCH$.10.0...<build>.
@@ -274,10 +276,16 @@ class Evaluator:
                         self.p[local(c.tag)] = self.expand((c.text or "").strip())
 
 
-def evaluate(assignments, package=False):
+def evaluate(assignments, directory=None):
+    """The pair in c-samples/, or safewsk.props + safewsk.targets in DIRECTORY
+    (an unpacked package's build/native/)."""
     ev = Evaluator(dict(a.split("=", 1) for a in assignments))
-    ev.load(os.path.join(ROOT, "pkg/safewsk.props" if package else "c-samples/safewsk.props"))
-    ev.load(os.path.join(ROOT, "c-samples/safewsk.targets"))
+    if directory:
+        ev.load(os.path.join(os.path.abspath(directory), "safewsk.props"))
+        ev.load(os.path.join(os.path.abspath(directory), "safewsk.targets"))
+    else:
+        ev.load(os.path.join(ROOT, "c-samples/safewsk.props"))
+        ev.load(os.path.join(ROOT, "c-samples/safewsk.targets"))
     return ev
 
 
@@ -291,7 +299,10 @@ def main(argv):
             print(a)
         return 0
     if argv[1] == "property":
-        print(evaluate(argv[3:]).p.get(argv[2], "").replace("\\", "/"))
+        args, directory = argv[3:], None
+        if args and args[0].startswith("--dir="):
+            directory, args = args[0][len("--dir="):], args[1:]
+        print(evaluate(args, directory).p.get(argv[2], "").replace("\\", "/"))
         return 0
     if argv[1] == "inf-build":
         print(inf_build())
