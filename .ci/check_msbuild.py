@@ -183,7 +183,7 @@ def check():
         inf_build()
     except ValueError as e:
         errors.append(str(e))
-    for e in errors:
+    for e in dict.fromkeys(errors):  # each once, in order
         print("error:", e)
     print(f"checked {len(parsed)} files: {', '.join(sorted(parsed))}")
     return 1 if errors else 0
