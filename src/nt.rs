@@ -468,9 +468,8 @@ mod layout {
     const_assert_eq!(size_of::<WSK_REGISTRATION>(), 24);
 }
 
-/// Field offsets. `offset_of!` needs Rust 1.77; the MinGW cross-check build
-/// (Debian's rustc 1.63, see .ci/windows-gnu) compiles without this module.
-#[cfg(all(target_pointer_width = "64", not(safewsk_old_rustc)))]
+/// Field offsets.
+#[cfg(target_pointer_width = "64")]
 mod offsets {
     use super::*;
     use core::mem::offset_of;
