@@ -190,6 +190,7 @@ impl Session {
         });
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
         crate::wsk::reset_provider();
+        crate::sysroutine::reset();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

@@ -1,6 +1,6 @@
 //! IRPs, MDLs and pool: IoAllocateIrp, IoFreeIrp, IoCancelIrp, the
 //! IoCompleteRequest walk, IoAllocateMdl, MmBuildMdlForNonPagedPool,
-//! IoFreeMdl, ExAllocatePool2, ExFreePoolWithTag.
+//! IoFreeMdl, ExAllocatePool2, ExAllocatePoolWithTag, ExFreePoolWithTag.
 //!
 //! Each live IRP has an owner: the driver that allocated it, or the provider
 //! between taking it (WSK sets up the next stack location "on behalf of the
@@ -356,41 +356,97 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
 // Pool
 // ---------------------------------------------------------------------------
 
-static POOL: Mutex<Option<HashMap<usize, (Layout, u32)>>> = Mutex::new(None);
+/// Which routine allocated a pool block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolAllocator {
+    /// ExAllocatePool2 with these POOL_FLAGS.
+    Pool2 { flags: u64 },
+    /// ExAllocatePoolWithTag with this POOL_TYPE.
+    WithTag { pool_type: i32 },
+}
 
-fn pool<R>(f: impl FnOnce(&mut HashMap<usize, (Layout, u32)>) -> R) -> R {
+/// A live pool block, as [`pool_blocks`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolBlock {
+    pub address: usize,
+    pub size: usize,
+    pub tag: u32,
+    pub allocator: PoolAllocator,
+}
+
+/// NonPagedPoolNx (wdm.h POOL_TYPE).
+pub const NON_PAGED_POOL_NX_TYPE: i32 = 512;
+/// What ExAllocatePoolWithTag fills a new block with: its memory is not
+/// zeroed on Windows, so a caller that relies on zeroes reads garbage here.
+pub const UNINITIALIZED_POOL: u8 = 0xA5;
+
+struct PoolRec {
+    layout: Layout,
+    tag: u32,
+    allocator: PoolAllocator,
+}
+
+static POOL: Mutex<Option<HashMap<usize, PoolRec>>> = Mutex::new(None);
+
+fn pool<R>(f: impl FnOnce(&mut HashMap<usize, PoolRec>) -> R) -> R {
     let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashMap::new))
 }
 
-/// ExAllocatePool2: zeroed memory, 16-byte aligned, tag must be non-zero.
-#[no_mangle]
-pub unsafe extern "system" fn ExAllocatePool2(_flags: u64, size: usize, tag: u32) -> PVOID {
+/// The live pool blocks, in no particular order.
+pub fn pool_blocks() -> Vec<PoolBlock> {
+    pool(|m| {
+        m.iter()
+            .map(|(a, r)| PoolBlock { address: *a, size: r.layout.size(), tag: r.tag, allocator: r.allocator })
+            .collect()
+    })
+}
+
+/// The common part of both allocators: 16-byte aligned, counted, recorded.
+fn pool_allocate(who: &str, size: usize, tag: u32, allocator: PoolAllocator, fill: u8) -> PVOID {
     if irql::current() > DISPATCH_LEVEL {
-        violation("ExAllocatePool2 above DISPATCH_LEVEL");
+        violation(format!("{who} above DISPATCH_LEVEL"));
     }
     if tag == 0 {
-        violation("ExAllocatePool2 with a zero tag");
+        violation(format!("{who} with a zero tag"));
     }
     if size == 0 || inject_failure(Site::Pool) {
         return std::ptr::null_mut();
     }
     let Ok(layout) = Layout::from_size_align(size, 16) else { return std::ptr::null_mut() };
     // SAFETY: non-zero size.
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    let p = unsafe { std::alloc::alloc(layout) };
     if !p.is_null() {
-        pool(|m| m.insert(p as usize, (layout, tag)));
+        // SAFETY: fresh block of `size` bytes.
+        unsafe { std::ptr::write_bytes(p, fill, size) };
+        pool(|m| m.insert(p as usize, PoolRec { layout, tag, allocator }));
         add_live(Kind::Pool, 1);
         count_allocation(Site::Pool, size);
     }
     p.cast()
 }
 
+/// ExAllocatePool2: zeroed memory, 16-byte aligned, tag must be non-zero.
+/// Resolved only through MmGetSystemRoutineAddress by the library (which no
+/// longer imports it); see [`crate::sysroutine`].
+#[no_mangle]
+pub unsafe extern "system" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> PVOID {
+    pool_allocate("ExAllocatePool2", size, tag, PoolAllocator::Pool2 { flags }, 0)
+}
+
+/// ExAllocatePoolWithTag: like Windows, the memory is *not* zeroed (it is
+/// filled with [`UNINITIALIZED_POOL`]). Paged pool types are accepted but
+/// recorded, so tests can check which type a caller asked for.
+#[no_mangle]
+pub unsafe extern "system" fn ExAllocatePoolWithTag(pool_type: i32, size: usize, tag: u32) -> PVOID {
+    pool_allocate("ExAllocatePoolWithTag", size, tag, PoolAllocator::WithTag { pool_type }, UNINITIALIZED_POOL)
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePoolWithTag(p: PVOID, tag: u32) {
     match pool(|m| m.remove(&(p as usize))) {
         None => violation(format!("ExFreePoolWithTag: {p:p} is not a live pool block (BAD_POOL_CALLER)")),
-        Some((layout, real)) => {
+        Some(PoolRec { layout, tag: real, .. }) => {
             if real != tag {
                 violation(format!("ExFreePoolWithTag: tag {tag:#x} does not match the block's tag {real:#x}"));
             }
@@ -402,7 +458,7 @@ pub unsafe extern "system" fn ExFreePoolWithTag(p: PVOID, tag: u32) {
 
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePool(p: PVOID) {
-    let tag = pool(|m| m.get(&(p as usize)).map(|(_, t)| *t)).unwrap_or(0);
+    let tag = pool(|m| m.get(&(p as usize)).map(|r| r.tag)).unwrap_or(0);
     // SAFETY: forwarded; an unknown block is reported inside.
     unsafe { ExFreePoolWithTag(p, tag) }
 }

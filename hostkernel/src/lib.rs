@@ -23,10 +23,13 @@ pub mod io;
 pub mod irql;
 pub mod nt;
 pub mod rtl;
+pub mod sysroutine;
 pub mod timer;
 pub mod wsk;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
+pub use io::{pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
+pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
 pub use wsk::{provider_ready_after, set_connect_completion, set_connect_error, set_provider_ready, ConnectCompletion};
