@@ -285,15 +285,13 @@ extern "system" {
 type ExAllocatePool2Fn = unsafe extern "system" fn(u64, SIZE_T, ULONG) -> PVOID;
 
 /// `L"ExAllocatePool2"` without its terminator (UNICODE_STRING needs none).
+/// (tests/pool_fallback.rs fails if the host kernel does not recognise it.)
 const EX_ALLOCATE_POOL2: [u16; 15] = {
-    let ascii = *b"ExAllocatePool2";
-    let mut wide = [0u16; 15];
-    let mut i = 0;
-    while i < wide.len() {
-        wide[i] = ascii[i] as u16;
-        i += 1;
-    }
-    wide
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14] = *b"ExAllocatePool2";
+    [
+        c0 as u16, c1 as u16, c2 as u16, c3 as u16, c4 as u16, c5 as u16, c6 as u16, c7 as u16, c8 as u16, c9 as u16,
+        c10 as u16, c11 as u16, c12 as u16, c13 as u16, c14 as u16,
+    ]
 };
 
 /// ExAllocatePool2 if this kernel exports it. `MmGetSystemRoutineAddress`
