@@ -52,6 +52,31 @@ static WSK_PROVIDER_DISPATCH g_AdapterDispatch;
 static const WSK_PROVIDER_CONNECTION_DISPATCH *g_WineConnectionDispatch;
 static WSK_PROVIDER_CONNECTION_DISPATCH g_AdapterConnectionDispatch;
 static volatile LONG g_SocketConnects, g_Disconnects;
+static volatile LONG g_ProviderOnce, g_ConnectionOnce;
+
+/* One-time initialisation: TRUE for the one caller that must initialise;
+ * the others wait (bounded by the initialiser's few instructions) until it
+ * is done. Wine hands out the same static tables every time. */
+static BOOLEAN
+AdapterOnceBegin(volatile LONG *Once)
+{
+    LARGE_INTEGER pause;
+
+    if (InterlockedCompareExchange(Once, 1, 0) == 0) {
+        return TRUE;
+    }
+    pause.QuadPart = -10000; /* 1 ms */
+    while (InterlockedCompareExchange(Once, 2, 2) != 2) {
+        KeDelayExecutionThread(KernelMode, FALSE, &pause);
+    }
+    return FALSE;
+}
+
+static VOID
+AdapterOnceEnd(volatile LONG *Once)
+{
+    InterlockedExchange(Once, 2);
+}
 
 /* ---- ExAllocatePool2 for the sample: ExAllocatePoolZero's two steps. ---- */
 
@@ -223,10 +248,11 @@ AdapterConnectThread(PVOID Context)
         goto done;
     }
     socket = (PWSK_SOCKET)information;
-    if (g_WineConnectionDispatch == NULL) {
+    if (AdapterOnceBegin(&g_ConnectionOnce)) {
         g_WineConnectionDispatch = (const WSK_PROVIDER_CONNECTION_DISPATCH *)socket->Dispatch;
         g_AdapterConnectionDispatch = *g_WineConnectionDispatch;
         g_AdapterConnectionDispatch.WskDisconnect = AdapterDisconnect;
+        AdapterOnceEnd(&g_ConnectionOnce);
     }
     socket->Dispatch = &g_AdapterConnectionDispatch;
 
@@ -321,10 +347,11 @@ __wrap_WskCaptureProviderNPI(PWSK_REGISTRATION Registration, ULONG WaitTimeout, 
     NTSTATUS status = __real_WskCaptureProviderNPI(Registration, WaitTimeout, ProviderNpi);
 
     if (NT_SUCCESS(status)) {
-        if (g_WineDispatch == NULL) {
+        if (AdapterOnceBegin(&g_ProviderOnce)) {
             g_WineDispatch = ProviderNpi->Dispatch;
             g_AdapterDispatch = *g_WineDispatch;
             g_AdapterDispatch.WskSocketConnect = AdapterSocketConnect;
+            AdapterOnceEnd(&g_ProviderOnce);
         }
         ProviderNpi->Dispatch = &g_AdapterDispatch;
     }
