@@ -191,6 +191,7 @@ impl Session {
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
         crate::wsk::reset_provider();
         crate::sysroutine::reset();
+        crate::timer::set_cancel_timer_like_wine(false);
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

@@ -32,4 +32,8 @@ pub use io::{pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNIN
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
-pub use wsk::{provider_ready_after, set_connect_completion, set_connect_error, set_provider_ready, ConnectCompletion};
+pub use timer::set_cancel_timer_like_wine;
+pub use wsk::{
+    provider_ready_after, set_connect_completion, set_connect_error, set_provider_ignores_cancel, set_provider_ready,
+    ConnectCompletion,
+};

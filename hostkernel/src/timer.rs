@@ -8,7 +8,8 @@
 //!
 //! KDPC layout (x64): DeferredRoutine at 0x18, DeferredContext at 0x20.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,24 @@ struct Queued {
 }
 
 static QUEUE: Mutex<Option<HashMap<usize, Queued>>> = Mutex::new(None);
+
+/// Wine 8's KeCancelTimer (dlls/ntoskrnl.exe/sync.c) returns the timer's
+/// `Header.Inserted`, which only KeCancelTimer clears: TRUE for any timer set
+/// since the last cancel, also after it fired and its DPC ran. With this
+/// switch on the host kernel does the same (timers set since their last
+/// KeCancelTimer/KeInitializeTimer), to reproduce on the host what safewsk
+/// does under Wine. Off by default and at every [`crate::Session`] start.
+static WINE_CANCEL_TIMER: AtomicBool = AtomicBool::new(false);
+static INSERTED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+/// Makes KeCancelTimer behave as Wine 8's (see [`WINE_CANCEL_TIMER`]).
+pub fn set_cancel_timer_like_wine(on: bool) {
+    WINE_CANCEL_TIMER.store(on, Ordering::SeqCst);
+}
+
+fn inserted<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+    f(INSERTED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new))
+}
 static WAKE: Condvar = Condvar::new();
 static THREAD: std::sync::Once = std::sync::Once::new();
 
@@ -89,6 +108,7 @@ pub unsafe extern "system" fn KeInitializeTimer(timer: PVOID) {
         std::ptr::write_bytes(timer.cast::<u8>(), 0, 0x40);
         wr(timer, 0, TIMER_TYPE);
     }
+    inserted(|i| i.remove(&(timer as usize)));
 }
 
 #[no_mangle]
@@ -127,6 +147,7 @@ pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> 
     }
     let after = if due < 0 { Duration::from_nanos(due.unsigned_abs().saturating_mul(100)) } else { Duration::ZERO };
     start_thread();
+    inserted(|i| i.insert(timer as usize));
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
     let was = q
         .get_or_insert_with(HashMap::new)
@@ -141,8 +162,10 @@ pub unsafe extern "system" fn KeCancelTimer(timer: PVOID) -> u8 {
     if !check_timer(timer, "KeCancelTimer") {
         return 0;
     }
+    let was_inserted = inserted(|i| i.remove(&(timer as usize)));
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
-    u8::from(q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some())
+    let removed = q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some();
+    u8::from(removed || (was_inserted && WINE_CANCEL_TIMER.load(Ordering::SeqCst)))
 }
 
 /// Timers still queued (a request freed with its timer queued is a leak).

@@ -47,10 +47,16 @@ struct Config {
     never_ready: bool,
     mode: ConnectCompletion,
     connect_error: Option<NTSTATUS>,
+    ignore_cancel: bool,
 }
 
-static CONFIG: Mutex<Config> =
-    Mutex::new(Config { ready_at: None, never_ready: false, mode: ConnectCompletion::Async, connect_error: None });
+static CONFIG: Mutex<Config> = Mutex::new(Config {
+    ready_at: None,
+    never_ready: false,
+    mode: ConnectCompletion::Async,
+    connect_error: None,
+    ignore_cancel: false,
+});
 
 fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
     f(&mut CONFIG.lock().unwrap_or_else(|e| e.into_inner()))
@@ -62,7 +68,15 @@ pub(crate) fn reset_provider() {
         c.never_ready = false;
         c.mode = ConnectCompletion::Async;
         c.connect_error = None;
+        c.ignore_cancel = false;
     });
+}
+
+/// Makes the provider set no cancel routine on pending IRPs, as Wine 8's
+/// netio.sys does: IoCancelIrp then has no effect and a request completes
+/// only when its work does.
+pub fn set_provider_ignores_cancel(on: bool) {
+    config(|c| c.ignore_cancel = on);
 }
 
 /// Makes WskSocketConnect fail with `status` (completing the IRP with it,
@@ -357,9 +371,11 @@ fn run(
     // SAFETY: provider-owned IRP.
     unsafe {
         mark_pending(irp);
-        set_cancel_routine(irp, Some(provider_cancel));
-        if is_cancelled(irp) {
-            op.cancel();
+        if !config(|c| c.ignore_cancel) {
+            set_cancel_routine(irp, Some(provider_cancel));
+            if is_cancelled(irp) {
+                op.cancel();
+            }
         }
     }
     let irp = SendPtr(irp);
