@@ -139,6 +139,20 @@ pub const KERNEL_MODE: i8 = 0;
 // ExAllocatePool2 flags (wdm.h, Windows 10 2004 and later).
 pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 
+/// POOL_TYPE (wdm.h), for the ExAllocatePoolWithTag fallback.
+pub type POOL_TYPE = i32;
+/// NonPagedPoolNx (Windows 8 and later).
+pub const NON_PAGED_POOL_NX: POOL_TYPE = 512;
+
+/// UNICODE_STRING (ntdef.h): lengths in bytes, no terminator required.
+#[repr(C)]
+#[derive(Debug)]
+pub struct UNICODE_STRING {
+    pub Length: USHORT,
+    pub MaximumLength: USHORT,
+    pub Buffer: *mut u16,
+}
+
 // ---------------------------------------------------------------------------
 // Socket addresses (ws2def.h / ws2ipdef.h).
 // ---------------------------------------------------------------------------
@@ -466,6 +480,7 @@ mod layout {
     const_assert_eq!(size_of::<WSK_CLIENT_NPI>(), 16);
     const_assert_eq!(size_of::<WSK_PROVIDER_NPI>(), 16);
     const_assert_eq!(size_of::<WSK_REGISTRATION>(), 24);
+    const_assert_eq!(size_of::<UNICODE_STRING>(), 16);
 }
 
 /// Field offsets.

@@ -65,7 +65,6 @@ extern "system" {
     fn KeInitializeDpc(Dpc: *mut KDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID);
     fn KeSetTimer(Timer: *mut KTIMER, DueTime: i64, Dpc: *mut KDPC) -> BOOLEAN;
     fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN;
-    fn ExAllocatePool2(Flags: u64, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
     fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
     fn WskRegister(WskClientNpi: *mut WSK_CLIENT_NPI, WskRegistration: *mut WSK_REGISTRATION) -> NTSTATUS;
     fn WskCaptureProviderNPI(
@@ -423,13 +422,81 @@ pub unsafe fn cancel_timer(timer: *mut KTIMER) -> bool {
 // Pool and MDLs
 // ---------------------------------------------------------------------------
 
-/// Zeroed non-paged pool tagged [`POOL_TAG`], or null.
+// ExAllocatePool2 exists from Windows 10 version 2004 on; importing it would
+// keep the driver from loading on anything older (and on Wine 8, which does
+// not export it). It is therefore looked up at run time, and where it is
+// missing the downlevel route Microsoft documents is taken: ExAllocatePool2's
+// Remarks send drivers for "versions of Windows prior to Windows 10, version
+// 2004" to ExAllocatePoolZero, which "is identical to ExAllocatePoolWithTag
+// except it zero initializes the allocated memory"
+// (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2,
+// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepoolzero).
+// ExAllocatePoolZero is a wdm.h inline, so its two steps are spelled out here:
+// ExAllocatePoolWithTag(NonPagedPoolNx, ..) and zeroing. NonPagedPoolNx exists
+// from Windows 8 on ("NX and Execute Pool Types",
+// https://learn.microsoft.com/windows-hardware/drivers/kernel/nx-and-execute-pool-types).
+extern "system" {
+    fn MmGetSystemRoutineAddress(SystemRoutineName: *mut UNICODE_STRING) -> PVOID;
+    fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+}
+
+/// ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag) (wdm.h).
+type ExAllocatePool2Fn = unsafe extern "system" fn(u64, SIZE_T, ULONG) -> PVOID;
+
+/// `L"ExAllocatePool2"` without its terminator (UNICODE_STRING needs none).
+/// (tests/pool_fallback.rs fails if the host kernel does not recognise it.)
+const EX_ALLOCATE_POOL2: [u16; 15] = {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14] = *b"ExAllocatePool2";
+    [
+        c0 as u16, c1 as u16, c2 as u16, c3 as u16, c4 as u16, c5 as u16, c6 as u16, c7 as u16, c8 as u16, c9 as u16,
+        c10 as u16, c11 as u16, c12 as u16, c13 as u16, c14 as u16,
+    ]
+};
+
+/// ExAllocatePool2 if this kernel exports it. `MmGetSystemRoutineAddress`
+/// "returns NULL" for a name it cannot resolve and is PASSIVE_LEVEL only
+/// (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-mmgetsystemroutineaddress).
 ///
 /// # Safety
-/// IRQL <= DISPATCH_LEVEL.
+/// PASSIVE_LEVEL.
+unsafe fn lookup_allocate_pool2() -> Option<ExAllocatePool2Fn> {
+    let mut name = EX_ALLOCATE_POOL2;
+    let bytes = (name.len() * 2) as USHORT;
+    let mut unicode = UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: name.as_mut_ptr() };
+    // SAFETY: PASSIVE_LEVEL per the caller; `unicode` describes `name`, both
+    // live locals that outlive the call, which only reads them.
+    let p = unsafe { MmGetSystemRoutineAddress(&mut unicode) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null result is the address of the kernel's exported
+    // ExAllocatePool2, whose prototype is ExAllocatePool2Fn.
+    Some(unsafe { core::mem::transmute::<PVOID, ExAllocatePool2Fn>(p) })
+}
+
+/// Zeroed non-paged (NX) pool tagged [`POOL_TAG`], or null: ExAllocatePool2
+/// where the kernel has it, else ExAllocatePoolWithTag(NonPagedPoolNx) and
+/// zeroing. The lookup is made on every call: its only caller is
+/// SafeWskStartup, once per client.
+///
+/// # Safety
+/// PASSIVE_LEVEL (MmGetSystemRoutineAddress).
 pub unsafe fn pool_alloc(size: usize) -> *mut c_void {
-    // SAFETY: the caller is at IRQL <= DISPATCH_LEVEL; non-paged pool.
-    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, POOL_TAG) }
+    // SAFETY: PASSIVE_LEVEL per the caller.
+    match unsafe { lookup_allocate_pool2() } {
+        // SAFETY: the caller is at PASSIVE_LEVEL (<= DISPATCH_LEVEL); non-paged
+        // pool, a non-zero tag.
+        Some(allocate_pool2) => unsafe { allocate_pool2(POOL_FLAG_NON_PAGED, size, POOL_TAG) },
+        None => {
+            // SAFETY: as above; NonPagedPoolNx is valid from Windows 8 on.
+            let p = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size, POOL_TAG) };
+            if !p.is_null() {
+                // SAFETY: `p` is a fresh block of `size` writable bytes.
+                unsafe { ptr::write_bytes(p.cast::<u8>(), 0, size) };
+            }
+            p
+        }
+    }
 }
 
 /// # Safety

@@ -17,6 +17,7 @@ const_assert_eq!(size_of::<nt::IO_STACK_LOCATION>(), size_of::<w::IO_STACK_LOCAT
 const_assert_eq!(size_of::<nt::IO_STATUS_BLOCK>(), size_of::<w::IO_STATUS_BLOCK>());
 const_assert_eq!(size_of::<nt::KEVENT>(), size_of::<w::KEVENT>());
 const_assert_eq!(size_of::<nt::LIST_ENTRY>(), size_of::<w::LIST_ENTRY>());
+const_assert_eq!(size_of::<nt::UNICODE_STRING>(), size_of::<w::UNICODE_STRING>());
 const_assert_eq!(core::mem::offset_of!(nt::IRP, IoStatus), core::mem::offset_of!(w::IRP, IoStatus));
 const_assert_eq!(core::mem::offset_of!(nt::IRP, Tail), core::mem::offset_of!(w::IRP, Tail));
 const_assert_eq!(

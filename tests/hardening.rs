@@ -420,7 +420,7 @@ fn the_security_descriptor_is_not_read_at_dispatch_level() {
 fn a_misreporting_kecanceltimer_does_not_release_twice() {
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
-    hostkernel::set_cancel_timer_misreports(true);
+    hostkernel::set_cancel_timer_like_wine(true);
     hostkernel::set_cancel_behaviour(CancelBehaviour::Ignored);
     hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(60)));
     let client = startup();

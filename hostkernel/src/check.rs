@@ -215,6 +215,7 @@ impl Session {
         crate::wsk::reset_provider();
         crate::image::reset();
         crate::timer::reset();
+        crate::sysroutine::reset();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

@@ -1,6 +1,6 @@
 //! IRPs, MDLs and pool: IoAllocateIrp, IoFreeIrp, IoCancelIrp, the
 //! IoCompleteRequest walk, IoAllocateMdl, MmBuildMdlForNonPagedPool,
-//! IoFreeMdl, ExAllocatePool2, ExFreePoolWithTag.
+//! IoFreeMdl, ExAllocatePool2, ExAllocatePoolWithTag, ExFreePoolWithTag.
 //!
 //! Each live IRP has an owner: the driver that allocated it, or the provider
 //! between taking it (WSK sets up the next stack location "on behalf of the
@@ -352,6 +352,7 @@ struct PoolRec {
     size: usize,
     tag: u32,
     mem: PoolMem,
+    allocator: PoolAllocator,
 }
 
 struct MdlRec {
@@ -933,35 +934,60 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
 // Pool
 // ---------------------------------------------------------------------------
 
-/// ExAllocatePool2: zeroed memory, 16-byte aligned, tag must be non-zero,
-/// exactly one pool type (POOL_FLAG_NON_PAGED, _NON_PAGED_EXECUTE or
-/// _PAGED). Paged pool is allocated with mmap, page-aligned and in whole
-/// pages, so that [`page_out`] can page it out; it may only be allocated at
-/// IRQL <= APC_LEVEL.
-#[no_mangle]
-pub unsafe extern "system" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> PVOID {
+/// Which routine allocated a pool block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolAllocator {
+    /// ExAllocatePool2 with these POOL_FLAGS.
+    Pool2 { flags: u64 },
+    /// ExAllocatePoolWithTag with this POOL_TYPE.
+    WithTag { pool_type: i32 },
+}
+
+/// A live pool block, as [`pool_blocks`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolBlock {
+    pub address: usize,
+    pub size: usize,
+    pub tag: u32,
+    pub allocator: PoolAllocator,
+}
+
+/// NonPagedPoolNx (wdm.h POOL_TYPE).
+pub const NON_PAGED_POOL_NX_TYPE: i32 = 512;
+/// What ExAllocatePoolWithTag fills a new block with: its memory is not
+/// zeroed on Windows, so a caller that relies on zeroes reads garbage here.
+pub const UNINITIALIZED_POOL: u8 = 0xA5;
+
+/// The live pool blocks, in address order.
+pub fn pool_blocks() -> Vec<PoolBlock> {
+    mem(|m| {
+        m.pool
+            .iter()
+            .map(|(a, r)| PoolBlock { address: *a, size: r.size, tag: r.tag, allocator: r.allocator })
+            .collect()
+    })
+}
+
+/// The common part of both allocators: 16-byte aligned (page-aligned whole
+/// pages from mmap for paged pool, so that [`page_out`] can page it out),
+/// filled with `fill`, counted and recorded.
+fn pool_allocate(who: &str, paged: bool, size: usize, tag: u32, allocator: PoolAllocator, fill: u8) -> PVOID {
     let irql = irql::current();
     if irql > DISPATCH_LEVEL {
-        violation("ExAllocatePool2 above DISPATCH_LEVEL");
+        violation(format!("{who} above DISPATCH_LEVEL"));
     }
     if tag == 0 {
-        violation("ExAllocatePool2 with a zero tag");
+        violation(format!("{who} with a zero tag"));
     }
-    let types = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
-    if types.count_ones() != 1 {
-        violation(format!("ExAllocatePool2: flags {flags:#x} name no pool type, or more than one"));
-        return std::ptr::null_mut();
-    }
-    let paged = types == POOL_FLAG_PAGED;
     if paged && irql > APC_LEVEL {
-        violation(format!("ExAllocatePool2 of paged pool at IRQL {irql}"));
+        violation(format!("{who} of paged pool at IRQL {irql}"));
     }
     if size == 0 || inject_failure(Site::Pool) {
         return std::ptr::null_mut();
     }
-    let (p, rec) = if paged {
+    let (p, mem_kind) = if paged {
         let mapped = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        // SAFETY: a fresh anonymous mapping (zero-filled).
+        // SAFETY: a fresh anonymous mapping.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -975,20 +1001,46 @@ pub unsafe extern "system" fn ExAllocatePool2(flags: u64, size: usize, tag: u32)
         if p == libc::MAP_FAILED {
             return std::ptr::null_mut();
         }
-        (p.cast::<u8>(), PoolRec { size, tag, mem: PoolMem::Paged { mapped } })
+        (p.cast::<u8>(), PoolMem::Paged { mapped })
     } else {
         let Ok(layout) = Layout::from_size_align(size, 16) else { return std::ptr::null_mut() };
         // SAFETY: non-zero size.
-        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        let p = unsafe { std::alloc::alloc(layout) };
         if p.is_null() {
             return std::ptr::null_mut();
         }
-        (p, PoolRec { size, tag, mem: PoolMem::NonPaged(layout) })
+        (p, PoolMem::NonPaged(layout))
     };
-    mem(|m| m.pool.insert(p as usize, rec));
+    // SAFETY: a fresh block of at least `size` bytes.
+    unsafe { std::ptr::write_bytes(p, fill, size) };
+    mem(|m| m.pool.insert(p as usize, PoolRec { size, tag, mem: mem_kind, allocator }));
     add_live(Kind::Pool, 1);
     count_allocation(Site::Pool, size);
     p.cast()
+}
+
+/// ExAllocatePool2: zeroed memory, tag must be non-zero, exactly one pool
+/// type (POOL_FLAG_NON_PAGED, _NON_PAGED_EXECUTE or _PAGED); paged pool only
+/// at IRQL <= APC_LEVEL. The library resolves it only through
+/// MmGetSystemRoutineAddress (it no longer imports it); see
+/// [`crate::sysroutine`].
+#[no_mangle]
+pub unsafe extern "system" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> PVOID {
+    let types = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
+    if types.count_ones() != 1 {
+        violation(format!("ExAllocatePool2: flags {flags:#x} name no pool type, or more than one"));
+        return std::ptr::null_mut();
+    }
+    pool_allocate("ExAllocatePool2", types == POOL_FLAG_PAGED, size, tag, PoolAllocator::Pool2 { flags }, 0)
+}
+
+/// ExAllocatePoolWithTag: like Windows, the memory is *not* zeroed (it is
+/// filled with [`UNINITIALIZED_POOL`]). The odd POOL_TYPEs (PagedPool,
+/// PagedPoolCacheAligned, ...) are paged pool.
+#[no_mangle]
+pub unsafe extern "system" fn ExAllocatePoolWithTag(pool_type: i32, size: usize, tag: u32) -> PVOID {
+    let paged = pool_type & 1 == 1;
+    pool_allocate("ExAllocatePoolWithTag", paged, size, tag, PoolAllocator::WithTag { pool_type }, UNINITIALIZED_POOL)
 }
 
 #[no_mangle]

@@ -31,21 +31,29 @@ struct Queued {
 static QUEUE: Mutex<Option<HashMap<usize, Queued>>> = Mutex::new(None);
 /// DPCs taken off the queue and not yet returned.
 static DPCS_RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// Timers whose DPC has run (for the misreporting KeCancelTimer).
-static FIRED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
-static MISREPORTS: AtomicBool = AtomicBool::new(false);
+/// Wine 8's KeCancelTimer (dlls/ntoskrnl.exe/sync.c) returns the timer's
+/// `Header.Inserted`, which only KeCancelTimer clears: TRUE for any timer set
+/// since the last cancel, also after it fired and its DPC ran (Windows
+/// answers FALSE then: "If the timer object is currently in the system timer
+/// queue, it is removed ... returns TRUE", Microsoft Learn, KeCancelTimer).
+/// With this switch on the host kernel does the same. Off by default and at
+/// every [`crate::Session`] start.
+static WINE_CANCEL_TIMER: AtomicBool = AtomicBool::new(false);
+/// Timers set since their last KeCancelTimer (Wine's `Header.Inserted`).
+static INSERTED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-/// Test switch: KeCancelTimer also answers TRUE for a timer that has already
-/// fired and whose DPC has run, as Wine 8.0's does (Windows answers FALSE:
-/// "If the timer object is currently in the system timer queue, it is
-/// removed ... returns TRUE", Microsoft Learn, KeCancelTimer).
-pub fn set_cancel_timer_misreports(on: bool) {
-    MISREPORTS.store(on, Ordering::SeqCst);
+/// Makes KeCancelTimer behave as Wine 8's (see [`WINE_CANCEL_TIMER`]).
+pub fn set_cancel_timer_like_wine(on: bool) {
+    WINE_CANCEL_TIMER.store(on, Ordering::SeqCst);
+}
+
+fn inserted<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+    f(INSERTED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new))
 }
 
 pub(crate) fn reset() {
-    MISREPORTS.store(false, Ordering::SeqCst);
-    *FIRED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    WINE_CANCEL_TIMER.store(false, Ordering::SeqCst);
+    *INSERTED.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 static WAKE: Condvar = Condvar::new();
 static THREAD: std::sync::Once = std::sync::Once::new();
@@ -73,7 +81,7 @@ fn timer_thread() {
             }
             DPCS_RUNNING.fetch_add(expired.len(), Ordering::SeqCst);
             drop(q);
-            for (timer, dpc) in expired {
+            for (_timer, dpc) in expired {
                 let dpc = dpc as PVOID;
                 // SAFETY: an initialized KDPC, alive while its timer was queued
                 // (the driver's contract); the routine was stored by KeInitializeDpc.
@@ -88,7 +96,6 @@ fn timer_thread() {
                         });
                     }
                 }
-                FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).insert(timer);
                 DPCS_RUNNING.fetch_sub(1, Ordering::SeqCst);
             }
             q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,6 +120,7 @@ pub unsafe extern "system" fn KeInitializeTimer(timer: PVOID) {
         std::ptr::write_bytes(timer.cast::<u8>(), 0, 0x40);
         wr(timer, 0, TIMER_TYPE);
     }
+    inserted(|i| i.remove(&(timer as usize)));
 }
 
 #[no_mangle]
@@ -151,7 +159,7 @@ pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> 
     }
     let after = if due < 0 { Duration::from_nanos(due.unsigned_abs().saturating_mul(100)) } else { Duration::ZERO };
     start_thread();
-    FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).remove(&(timer as usize));
+    inserted(|i| i.insert(timer as usize));
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
     let was = q
         .get_or_insert_with(HashMap::new)
@@ -166,12 +174,11 @@ pub unsafe extern "system" fn KeCancelTimer(timer: PVOID) -> u8 {
     if !check_timer(timer, "KeCancelTimer") {
         return 0;
     }
+    let was_inserted = inserted(|i| i.remove(&(timer as usize)));
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
     let removed = q.get_or_insert_with(HashMap::new).remove(&(timer as usize)).is_some();
     drop(q);
-    let misreport = MISREPORTS.load(Ordering::SeqCst)
-        && FIRED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashSet::new).contains(&(timer as usize));
-    u8::from(removed || misreport)
+    u8::from(removed || (was_inserted && WINE_CANCEL_TIMER.load(Ordering::SeqCst)))
 }
 
 /// KeFlushQueuedDpcs: returns when no expired timer's DPC is waiting or

@@ -100,6 +100,13 @@ pub fn set_cancel_behaviour(b: CancelBehaviour) {
     config(|c| c.cancel = b);
 }
 
+/// As Wine 8's netio.sys (which sets no cancel routine on pending IRPs):
+/// IoCancelIrp then has no effect and a request completes only when its work
+/// does. The same as `set_cancel_behaviour(CancelBehaviour::Ignored)`.
+pub fn set_provider_ignores_cancel(on: bool) {
+    set_cancel_behaviour(if on { CancelBehaviour::Ignored } else { CancelBehaviour::Deferred });
+}
+
 /// Makes a graceful WskDisconnect never complete by itself (the peer never
 /// acknowledges; "PFN_WSK_DISCONNECT": a graceful disconnect might not
 /// complete): it ignores cancellation and completes only when the
