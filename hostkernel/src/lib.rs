@@ -34,15 +34,12 @@ pub mod wsk;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use image::{set_delay_after_signal, test_device, unload_image};
-pub use io::{
-    page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL,
-};
+pub use io::{page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
 pub use timer::set_cancel_timer_like_wine;
 pub use wsk::{
-    provider_ready_after, set_cancel_behaviour, set_connect_completion, set_connect_error,
-    set_fail_without_completing, set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready,
-    CancelBehaviour, ConnectCompletion,
+    provider_ready_after, set_cancel_behaviour, set_connect_completion, set_connect_error, set_fail_without_completing,
+    set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready, CancelBehaviour, ConnectCompletion,
 };

@@ -25,6 +25,15 @@
  *    (IOCTL_AFD_WINE_SHUTDOWN on the socket handle, which Wine's netio keeps
  *    right after the WSK_SOCKET in its private socket structure). Abortive
  *    disconnects and disconnect-with-data complete with STATUS_NOT_SUPPORTED.
+ *  - IoSetCompletionRoutineEx is a stub in Wine 8's ntoskrnl.exe (calling it
+ *    aborts the driver host). The library calls it for every IRP, so the
+ *    Wine images link this one instead (--wrap): what ReactOS and Windows
+ *    do, a small context that holds a reference on the device object until
+ *    the driver's routine has returned (IO_UNLOAD_SAFE_COMPLETION_CONTEXT in
+ *    ReactOS ntoskrnl/io/iomgr/irp.c).
+ *  - IoCreateDevice is wrapped too: Wine 8's leaves DEVICE_OBJECT.Type 0,
+ *    where Windows sets IO_TYPE_DEVICE (3), which SafeWskStartup checks to
+ *    reject a pointer that is not a device object. The wrapper sets it.
  *
  * Everything else (send, receive, close, registration, capture) is Wine's.
  */
@@ -42,6 +51,12 @@
 #define ADAPTER_IOCTL_AFD_WINE_SHUTDOWN CTL_CODE(FILE_DEVICE_NETWORK, 204, METHOD_BUFFERED, FILE_ANY_ACCESS)
 #define ADAPTER_SD_SEND 1
 
+NTSTATUS WINAPI __real_IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtensionSize,
+                                      PUNICODE_STRING DeviceName, DEVICE_TYPE DeviceType,
+                                      ULONG DeviceCharacteristics, BOOLEAN Exclusive, PDEVICE_OBJECT *DeviceObject);
+NTSTATUS WINAPI __wrap_IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtensionSize,
+                                      PUNICODE_STRING DeviceName, DEVICE_TYPE DeviceType,
+                                      ULONG DeviceCharacteristics, BOOLEAN Exclusive, PDEVICE_OBJECT *DeviceObject);
 NTSTATUS WINAPI __real_WskCaptureProviderNPI(PWSK_REGISTRATION Registration, ULONG WaitTimeout,
                                              PWSK_PROVIDER_NPI ProviderNpi);
 NTSTATUS WINAPI __wrap_WskCaptureProviderNPI(PWSK_REGISTRATION Registration, ULONG WaitTimeout,
@@ -356,6 +371,68 @@ __wrap_WskCaptureProviderNPI(PWSK_REGISTRATION Registration, ULONG WaitTimeout, 
         ProviderNpi->Dispatch = &g_AdapterDispatch;
     }
     return status;
+}
+
+NTSTATUS WINAPI
+__wrap_IoCreateDevice(PDRIVER_OBJECT DriverObject, ULONG DeviceExtensionSize, PUNICODE_STRING DeviceName,
+                      DEVICE_TYPE DeviceType, ULONG DeviceCharacteristics, BOOLEAN Exclusive,
+                      PDEVICE_OBJECT *DeviceObject)
+{
+    NTSTATUS status = __real_IoCreateDevice(DriverObject, DeviceExtensionSize, DeviceName, DeviceType,
+                                            DeviceCharacteristics, Exclusive, DeviceObject);
+
+    if (NT_SUCCESS(status) && (*DeviceObject)->Type == 0) {
+        (*DeviceObject)->Type = IO_TYPE_DEVICE;
+    }
+    return status;
+}
+
+/* Code compiled against MinGW's ddk headers (the WDM sample) calls
+ * IoCreateDevice through its import slot (__declspec(dllimport)), which
+ * --wrap=IoCreateDevice does not see: --wrap=__imp_IoCreateDevice points that
+ * slot's references at this one, which holds the wrapper. */
+typedef NTSTATUS(WINAPI *PADAPTER_IO_CREATE_DEVICE)(PDRIVER_OBJECT, ULONG, PUNICODE_STRING, DEVICE_TYPE, ULONG,
+                                                    BOOLEAN, PDEVICE_OBJECT *);
+PADAPTER_IO_CREATE_DEVICE __wrap___imp_IoCreateDevice = __wrap_IoCreateDevice;
+
+typedef struct _ADAPTER_EX_CONTEXT {
+    PDEVICE_OBJECT DeviceObject;
+    PIO_COMPLETION_ROUTINE Routine;
+    PVOID Context;
+} ADAPTER_EX_CONTEXT;
+
+static NTSTATUS WINAPI
+AdapterUnloadSafeCompletion(PDEVICE_OBJECT DeviceObject, PIRP Irp, PVOID Context)
+{
+    ADAPTER_EX_CONTEXT ex = *(ADAPTER_EX_CONTEXT *)Context;
+    NTSTATUS status;
+
+    ExFreePoolWithTag(Context, ADAPTER_TAG);
+    status = ex.Routine(DeviceObject, Irp, ex.Context);
+    ObDereferenceObject(ex.DeviceObject);
+    return status;
+}
+
+NTSTATUS WINAPI __wrap_IoSetCompletionRoutineEx(PDEVICE_OBJECT DeviceObject, PIRP Irp,
+                                                PIO_COMPLETION_ROUTINE CompletionRoutine, PVOID Context,
+                                                BOOLEAN InvokeOnSuccess, BOOLEAN InvokeOnError,
+                                                BOOLEAN InvokeOnCancel);
+NTSTATUS WINAPI
+__wrap_IoSetCompletionRoutineEx(PDEVICE_OBJECT DeviceObject, PIRP Irp, PIO_COMPLETION_ROUTINE CompletionRoutine,
+                                PVOID Context, BOOLEAN InvokeOnSuccess, BOOLEAN InvokeOnError,
+                                BOOLEAN InvokeOnCancel)
+{
+    ADAPTER_EX_CONTEXT *ex = ExAllocatePoolWithTag(NonPagedPool, sizeof(*ex), ADAPTER_TAG);
+
+    if (ex == NULL) {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    ex->DeviceObject = DeviceObject;
+    ex->Routine = CompletionRoutine;
+    ex->Context = Context;
+    ObfReferenceObject(DeviceObject);
+    IoSetCompletionRoutine(Irp, AdapterUnloadSafeCompletion, ex, InvokeOnSuccess, InvokeOnError, InvokeOnCancel);
+    return STATUS_SUCCESS;
 }
 
 VOID

@@ -31,6 +31,7 @@
 static ULONG g_EchoPort, g_RefusedPort, g_Echo6Port;
 static ULONG g_Passed, g_Failed, g_NotRun;
 static KEVENT g_Finished;
+static PDEVICE_OBJECT g_Device; /* safewsk keeps it referenced while its completion routines run */
 
 DRIVER_INITIALIZE DriverEntry;
 static DRIVER_UNLOAD TestUnload;
@@ -333,7 +334,7 @@ IrqlCase(VOID)
 
     __asm__ __volatile__("mov %0, %%cr8" : : "r"(raised) : "memory");
     __asm__ __volatile__("mov %%cr8, %0" : "=r"(seen) : : "memory");
-    status = SafeWskStartup(WSK_NO_WAIT, &client);
+    status = SafeWskStartup(g_Device, WSK_NO_WAIT, &client);
     __asm__ __volatile__("mov %0, %%cr8" : : "r"(zero) : "memory");
     if (status == STATUS_INVALID_LEVEL) {
         Check(TRUE, "startup at DISPATCH_LEVEL", "STATUS_INVALID_LEVEL", status, STATUS_INVALID_LEVEL);
@@ -364,8 +365,12 @@ RunCases(VOID)
     V4(&echo, 0x7F000001, g_EchoPort);
     V4(&refused, 0x7F000001, g_RefusedPort);
 
-    Expect("startup param 2 (NULL Client)", SafeWskStartup(WSK_NO_WAIT, NULL), STATUS_INVALID_PARAMETER_2);
-    status = SafeWskStartup(WSK_NO_WAIT, &client);
+    Expect("startup param 1 (NULL device object)", SafeWskStartup(NULL, WSK_NO_WAIT, &client),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("startup param 1 (not a device object)",
+           SafeWskStartup((PDEVICE_OBJECT)g_NotAClient, WSK_NO_WAIT, &client), STATUS_INVALID_PARAMETER_1);
+    Expect("startup param 3 (NULL Client)", SafeWskStartup(g_Device, WSK_NO_WAIT, NULL), STATUS_INVALID_PARAMETER_3);
+    status = SafeWskStartup(g_Device, WSK_NO_WAIT, &client);
     Expect("startup", status, STATUS_SUCCESS);
     if (!NT_SUCCESS(status)) {
         return;
@@ -394,8 +399,10 @@ RunCases(VOID)
     Check(status == STATUS_SUCCESS && n == 0, "receive after disconnect sees the peer's close",
           "STATUS_SUCCESS with 0 bytes", status, STATUS_SUCCESS);
     Expect("close", SafeWskCloseSocket(client, socket), STATUS_SUCCESS);
-    Expect("second close is refused (no open socket)", SafeWskCloseSocket(client, socket),
+    Expect("second close is refused (not an open socket)", SafeWskCloseSocket(client, socket),
            STATUS_INVALID_PARAMETER_2);
+    Expect("send after close is refused (not an open socket)",
+           SafeWskSend(client, socket, &byte, 1, 0, IO_MS, &n), STATUS_INVALID_PARAMETER_2);
     socket = NULL;
 
     status = AsyncConnect("async connect to the echo server", client, (SOCKADDR *)&local, (SOCKADDR *)&echo,
@@ -435,7 +442,7 @@ RunCases(VOID)
     Expect("cleanup", SafeWskCleanup(client), STATUS_SUCCESS);
     client = NULL;
 
-    status = SafeWskStartup(WSK_NO_WAIT, &second);
+    status = SafeWskStartup(g_Device, WSK_NO_WAIT, &second);
     Expect("second startup", status, STATUS_SUCCESS);
     if (NT_SUCCESS(status)) {
         status = Connect(second, (SOCKADDR *)&local, (SOCKADDR *)&echo, &socket);
@@ -501,9 +508,16 @@ DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
         DbgPrint("wine-test: EchoPort/RefusedPort/Echo6Port missing: 0x%08X\n", (unsigned)status);
         return status;
     }
+    /* safewsk references it while its completion routines run. */
+    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, FALSE, &g_Device);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("wine-test: IoCreateDevice: 0x%08X\n", (unsigned)status);
+        return status;
+    }
     status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, TestThread, NULL);
     if (!NT_SUCCESS(status)) {
         DbgPrint("wine-test: PsCreateSystemThread: 0x%08X\n", (unsigned)status);
+        IoDeleteDevice(g_Device);
         return status;
     }
     ZwClose(thread);
@@ -522,5 +536,6 @@ TestUnload(_In_ PDRIVER_OBJECT DriverObject)
     if (KeWaitForSingleObject(&g_Finished, Executive, KernelMode, FALSE, &timeout) != STATUS_SUCCESS) {
         DbgPrint("wine-test: unload before the test thread finished\n");
     }
+    IoDeleteDevice(g_Device);
     DbgPrint("wine-test: unloaded\n");
 }
