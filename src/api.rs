@@ -255,7 +255,7 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         Ok(v) => v,
         Err(status) => return status,
     };
-    let node = match Reserved::new() {
+    let node = match Reserved::new(entered.client().allocator()) {
         Ok(node) => node,
         Err(status) => return status,
     };

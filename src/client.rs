@@ -42,6 +42,7 @@ pub struct SAFEWSK_CLIENT {
     signature: AtomicU32,
     rundown: Rundown,
     device: PDEVICE_OBJECT,
+    allocator: platform::PoolAllocator,
     sockets: Sockets,
     registration: WSK_REGISTRATION,
     client_npi: WSK_CLIENT_NPI,
@@ -139,6 +140,11 @@ impl SAFEWSK_CLIENT {
         self.device
     }
 
+    /// How this kernel allocates pool (resolved at startup).
+    pub fn allocator(&self) -> platform::PoolAllocator {
+        self.allocator
+    }
+
     /// The open sockets.
     pub fn sockets(&self) -> &Sockets {
         &self.sockets
@@ -152,7 +158,9 @@ impl SAFEWSK_CLIENT {
     /// driver that outlives the client.
     pub unsafe fn start(device: PDEVICE_OBJECT, wait_ms: ULONG) -> Result<*mut SAFEWSK_CLIENT, NTSTATUS> {
         // SAFETY: PASSIVE_LEVEL per the caller.
-        let p = unsafe { platform::pool_alloc(size_of::<SAFEWSK_CLIENT>()) }.cast::<SAFEWSK_CLIENT>();
+        let allocator = unsafe { platform::PoolAllocator::resolve() };
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        let p = unsafe { allocator.alloc(size_of::<SAFEWSK_CLIENT>()) }.cast::<SAFEWSK_CLIENT>();
         if p.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
@@ -165,6 +173,7 @@ impl SAFEWSK_CLIENT {
                     signature: AtomicU32::new(0),
                     rundown: Rundown::new(),
                     device,
+                    allocator,
                     sockets: Sockets::new(),
                     registration: WSK_REGISTRATION::zeroed(),
                     client_npi: WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: ptr::null() },

@@ -215,7 +215,7 @@ pub unsafe fn start(
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost.
-    let node = Reserved::new()?;
+    let node = Reserved::new(client.allocator())?;
     // SAFETY: IRQL per the caller.
     let irp = unsafe { platform::allocate_irp() };
     if irp.is_null() {

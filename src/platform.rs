@@ -474,33 +474,49 @@ unsafe fn lookup_allocate_pool2() -> Option<ExAllocatePool2Fn> {
     Some(unsafe { core::mem::transmute::<PVOID, ExAllocatePool2Fn>(p) })
 }
 
-/// Zeroed non-paged (NX) pool tagged [`POOL_TAG`], or null: ExAllocatePool2
-/// where the kernel has it, else ExAllocatePoolWithTag(NonPagedPoolNx) and
-/// zeroing. The lookup is made on every call: its only caller is
-/// SafeWskStartup, once per client.
-///
-/// # Safety
-/// PASSIVE_LEVEL (MmGetSystemRoutineAddress).
-pub unsafe fn pool_alloc(size: usize) -> *mut c_void {
-    // SAFETY: PASSIVE_LEVEL per the caller.
-    match unsafe { lookup_allocate_pool2() } {
-        // SAFETY: the caller is at PASSIVE_LEVEL (<= DISPATCH_LEVEL); non-paged
-        // pool, a non-zero tag.
-        Some(allocate_pool2) => unsafe { allocate_pool2(POOL_FLAG_NON_PAGED, size, POOL_TAG) },
-        None => {
-            // SAFETY: as above; NonPagedPoolNx is valid from Windows 8 on.
-            let p = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size, POOL_TAG) };
-            if !p.is_null() {
-                // SAFETY: `p` is a fresh block of `size` writable bytes.
-                unsafe { ptr::write_bytes(p.cast::<u8>(), 0, size) };
+/// How this kernel allocates zeroed non-paged pool: ExAllocatePool2 where the
+/// kernel has it, else ExAllocatePoolWithTag(NonPagedPoolNx) and zeroing.
+/// Resolved once per client at PASSIVE_LEVEL ([`PoolAllocator::resolve`]),
+/// so that allocations can then be made at DISPATCH_LEVEL.
+#[derive(Clone, Copy)]
+pub struct PoolAllocator {
+    allocate_pool2: Option<ExAllocatePool2Fn>,
+}
+
+impl PoolAllocator {
+    /// Looks ExAllocatePool2 up.
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL (MmGetSystemRoutineAddress).
+    pub unsafe fn resolve() -> PoolAllocator {
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        PoolAllocator { allocate_pool2: unsafe { lookup_allocate_pool2() } }
+    }
+
+    /// Zeroed non-paged (NX) pool tagged [`POOL_TAG`], or null.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn alloc(&self, size: usize) -> *mut c_void {
+        match self.allocate_pool2 {
+            // SAFETY: IRQL <= DISPATCH_LEVEL per the caller; non-paged pool,
+            // a non-zero tag.
+            Some(allocate_pool2) => unsafe { allocate_pool2(POOL_FLAG_NON_PAGED, size, POOL_TAG) },
+            None => {
+                // SAFETY: as above; NonPagedPoolNx is valid from Windows 8 on.
+                let p = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size, POOL_TAG) };
+                if !p.is_null() {
+                    // SAFETY: `p` is a fresh block of `size` writable bytes.
+                    unsafe { ptr::write_bytes(p.cast::<u8>(), 0, size) };
+                }
+                p
             }
-            p
         }
     }
 }
 
 /// # Safety
-/// `p` came from [`pool_alloc`] and is not used again.
+/// `p` came from [`PoolAllocator::alloc`] and is not used again.
 pub unsafe fn pool_free(p: *mut c_void) {
     // SAFETY: the caller guarantees `p` is a live block with our tag.
     unsafe { ExFreePoolWithTag(p, POOL_TAG) }

@@ -41,11 +41,11 @@ pub struct Reserved {
 }
 
 impl Reserved {
-    /// Allocates a node (IRQL <= DISPATCH_LEVEL).
-    pub fn new() -> Result<Reserved, NTSTATUS> {
+    /// Allocates a node with the client's allocator (IRQL <= DISPATCH_LEVEL).
+    pub fn new(allocator: platform::PoolAllocator) -> Result<Reserved, NTSTATUS> {
         // SAFETY: non-paged pool may be allocated at IRQL <= DISPATCH_LEVEL,
         // which every caller (a connect) has checked.
-        let node = unsafe { platform::pool_alloc(size_of::<Node>()) }.cast::<Node>();
+        let node = unsafe { allocator.alloc(size_of::<Node>()) }.cast::<Node>();
         if node.is_null() {
             Err(STATUS_INSUFFICIENT_RESOURCES)
         } else {
