@@ -159,14 +159,19 @@ impl Sockets {
         }
     }
 
-    /// Finds `socket`'s node in `t` (`t` is locked).
-    fn find(t: &mut Table, socket: *mut WSK_SOCKET) -> *mut Node {
+    /// Finds a node of `socket` in `t` (`t` is locked) whose `closing` is as
+    /// given. The same address can be in the table twice: WSK frees a
+    /// WSK_SOCKET while its close is still in progress, and a new socket may
+    /// get the same address before that close has finished. The nodes of
+    /// one address are interchangeable as long as their states are kept
+    /// apart, which is what matching on `closing` does.
+    fn find(t: &mut Table, socket: *mut WSK_SOCKET, closing: bool) -> *mut Node {
         let mut n = *t.head(socket);
         while !n.is_null() {
             // SAFETY: linked nodes are live (type invariant) and the lock is
             // held by our caller.
             let node = unsafe { &*n };
-            if node.socket == socket {
+            if node.socket == socket && node.closing == closing {
                 return n;
             }
             n = node.next;
@@ -182,13 +187,12 @@ impl Sockets {
         // SAFETY: IRQL per the caller.
         unsafe {
             self.with(|t| {
-                let n = Self::find(t, socket);
-                if n.is_null() {
-                    Lookup::Unknown
-                } else if (*n).closing {
+                if !Self::find(t, socket, false).is_null() {
+                    Lookup::Open
+                } else if !Self::find(t, socket, true).is_null() {
                     Lookup::Closing
                 } else {
-                    Lookup::Open
+                    Lookup::Unknown
                 }
             })
         }
@@ -203,8 +207,8 @@ impl Sockets {
         // SAFETY: IRQL per the caller; the node is live while linked.
         unsafe {
             self.with(|t| {
-                let n = Self::find(t, socket);
-                if n.is_null() || (*n).closing {
+                let n = Self::find(t, socket, false);
+                if n.is_null() {
                     false
                 } else {
                     (*n).closing = true;
@@ -222,7 +226,7 @@ impl Sockets {
         // SAFETY: IRQL per the caller; the node is live while linked.
         unsafe {
             self.with(|t| {
-                let n = Self::find(t, socket);
+                let n = Self::find(t, socket, true);
                 if !n.is_null() {
                     (*n).closing = false;
                 }
@@ -241,7 +245,7 @@ impl Sockets {
             self.with(|t| {
                 let mut link: *mut *mut Node = t.head(socket);
                 while !(*link).is_null() {
-                    if (**link).socket == socket {
+                    if (**link).socket == socket && (**link).closing {
                         let n = *link;
                         *link = (*n).next;
                         t.open = t.open.saturating_sub(1);
@@ -265,5 +269,49 @@ impl Sockets {
     pub unsafe fn open(&self) -> usize {
         // SAFETY: IRQL per the caller.
         unsafe { self.with(|t| t.open) }
+    }
+}
+
+/// The table against the host kernel (its pool and spin lock).
+#[cfg(all(test, not(loom)))]
+mod tests {
+    extern crate hostkernel;
+    use super::*;
+
+    /// WSK frees a WSK_SOCKET while its close is in progress, so a new socket
+    /// can get the same address before the old close has finished. Found by
+    /// tests/stress.rs (a close of a fresh asynchronous socket refused with
+    /// STATUS_INVALID_PARAMETER_2): the old close's `finish_close` had
+    /// unlinked the new socket's node.
+    #[test]
+    fn an_address_reused_while_its_old_socket_is_closing() {
+        let k = hostkernel::Session::begin();
+        // SAFETY: PASSIVE_LEVEL on a test thread.
+        let allocator = unsafe { platform::PoolAllocator::resolve() };
+        let table = Sockets::new();
+        let s = 0x1000 as *mut WSK_SOCKET;
+        let reserve = || match Reserved::new(allocator) {
+            Ok(r) => r,
+            Err(st) => panic!("pool: {st:#x}"),
+        };
+        // SAFETY: PASSIVE_LEVEL; the pointers are only compared, never read.
+        unsafe {
+            table.insert(reserve(), s);
+            assert!(table.begin_close(s));
+            assert_eq!(table.lookup(s), Lookup::Closing);
+            table.insert(reserve(), s); // the same address, a new socket
+            assert_eq!(table.lookup(s), Lookup::Open);
+            table.finish_close(s); // the old close ends
+            assert_eq!(table.lookup(s), Lookup::Open, "the new socket must stay open");
+            assert_eq!(table.open(), 1);
+            assert!(table.begin_close(s));
+            assert!(!table.begin_close(s), "a second close of the same socket is refused");
+            table.abort_close(s);
+            assert!(table.begin_close(s));
+            table.finish_close(s);
+            assert_eq!(table.lookup(s), Lookup::Unknown);
+            assert_eq!(table.open(), 0);
+        }
+        k.finish();
     }
 }
