@@ -290,9 +290,10 @@ mod tests {
         let allocator = unsafe { platform::PoolAllocator::resolve() };
         let table = Sockets::new();
         let s = 0x1000 as *mut WSK_SOCKET;
-        let reserve = || match Reserved::new(allocator) {
-            Ok(r) => r,
-            Err(st) => panic!("pool: {st:#x}"),
+        let reserve = || {
+            let r = Reserved::new(allocator);
+            assert!(r.is_ok(), "pool allocation failed");
+            r.unwrap_or_else(|_| unreachable!())
         };
         // SAFETY: PASSIVE_LEVEL; the pointers are only compared, never read.
         unsafe {
