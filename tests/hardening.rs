@@ -380,26 +380,9 @@ fn the_security_descriptor_is_not_read_at_dispatch_level() {
     let seen = Arc::new(Seen::default());
     let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
     let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::parse("127.0.0.1:9"));
-    let st = hostkernel::with_irql(DISPATCH_LEVEL, || {
-        // SAFETY: valid addresses and request; the SD pointer is 4-byte
-        // aligned and must not be dereferenced at this IRQL.
-        unsafe {
-            SafeWskSocketConnectAsync(
-                client,
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                local.ptr(),
-                remote.ptr(),
-                0,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                page,
-                &mut *req,
-            )
-        }
-    });
+    // The SD pointer is 4-byte aligned and must not be dereferenced at this
+    // IRQL.
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || start_async_with_sd(client, &local, &remote, page, &mut *req));
     assert_eq!(st, STATUS_PENDING);
     // SAFETY: a started request.
     assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_SUCCESS);

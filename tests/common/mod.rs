@@ -206,8 +206,20 @@ pub fn start_async(
     remote: &Addr,
     request: *mut SAFEWSK_CONNECT_REQUEST,
 ) -> NTSTATUS {
+    start_async_with_sd(client, local, remote, ptr::null_mut(), request)
+}
+
+/// [`start_async`] with a security descriptor pointer.
+pub fn start_async_with_sd(
+    client: *mut SAFEWSK_CLIENT,
+    local: &Addr,
+    remote: &Addr,
+    sd: PSECURITY_DESCRIPTOR,
+    request: *mut SAFEWSK_CONNECT_REQUEST,
+) -> NTSTATUS {
     // SAFETY: valid addresses; the caller keeps `request` (and its callback
-    // context) valid until the callback has returned.
+    // context) valid until the callback has returned, and `sd` is NULL or
+    // what the test means to pass.
     unsafe {
         SafeWskSocketConnectAsync(
             client,
@@ -220,7 +232,7 @@ pub fn start_async(
             ptr::null(),
             ptr::null_mut(),
             ptr::null_mut(),
-            ptr::null_mut(),
+            sd,
             request,
         )
     }
