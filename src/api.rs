@@ -5,31 +5,13 @@
 use core::ffi::c_void;
 use core::ptr;
 
-use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
-use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::connect_async;
+use crate::client::{self, SAFEWSK_CLIENT};
+use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
-use crate::irp::{self, call_and_wait};
 use crate::nt::*;
-use crate::platform::{self, LockOperation};
-use crate::sockets::{Lookup, Reserved};
-use crate::validate::{validate_connect, ConnectArgs};
-
-/// Fails with STATUS_INVALID_LEVEL unless the current IRQL is at most `max`.
-fn require_irql(max: KIRQL) -> Result<(), NTSTATUS> {
-    if platform::current_irql() > max {
-        Err(STATUS_INVALID_LEVEL)
-    } else {
-        Ok(())
-    }
-}
-
-fn into_status(r: Result<(), NTSTATUS>) -> NTSTATUS {
-    match r {
-        Ok(()) => STATUS_SUCCESS,
-        Err(status) => status,
-    }
-}
+use crate::socket::{self, Direction};
+use crate::status::from_result;
+use crate::validate::ConnectArgs;
 
 /// Registers the driver as a WSK client and captures the WSK provider.
 ///
@@ -83,26 +65,8 @@ pub unsafe extern "C" fn SafeWskStartup(
         // SAFETY: non-null and, per the API contract, writable.
         unsafe { *Client = ptr::null_mut() };
     }
-    // SAFETY: a non-null DeviceObject points to a DEVICE_OBJECT per the API
-    // contract; its first field is the Type.
-    if DeviceObject.is_null() || unsafe { ptr::read(ptr::addr_of!((*DeviceObject).Type)) } != IO_TYPE_DEVICE {
-        return STATUS_INVALID_PARAMETER_1;
-    }
-    if Client.is_null() {
-        return STATUS_INVALID_PARAMETER_3;
-    }
-    if let Err(status) = require_irql(PASSIVE_LEVEL) {
-        return status;
-    }
-    // SAFETY: PASSIVE_LEVEL checked above; the device object is live.
-    match unsafe { SAFEWSK_CLIENT::start(DeviceObject, ProviderWaitMs) } {
-        Ok(p) => {
-            // SAFETY: as above.
-            unsafe { *Client = p };
-            STATUS_SUCCESS
-        }
-        Err(status) => status,
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { client::startup(DeviceObject, ProviderWaitMs, Client) })
 }
 
 /// Releases the WSK provider, deregisters and frees `Client`.
@@ -139,15 +103,8 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// cleaned up.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
-    // SAFETY: `Client` is null or a pointer the caller got from SafeWskStartup.
-    if unsafe { SAFEWSK_CLIENT::from_ptr(Client) }.is_none() {
-        return STATUS_INVALID_PARAMETER_1;
-    }
-    if let Err(status) = require_irql(PASSIVE_LEVEL) {
-        return status;
-    }
-    // SAFETY: live client, PASSIVE_LEVEL.
-    into_status(unsafe { SAFEWSK_CLIENT::stop(Client) })
+    // SAFETY: the API contract.
+    from_result(unsafe { client::cleanup(Client) })
 }
 
 /// Creates a TCP socket, binds it to `LocalAddress`, connects it to
@@ -238,7 +195,7 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         // SAFETY: non-null and writable per the API contract.
         unsafe { *Socket = ptr::null_mut() };
     }
-    let call = ConnectCall {
+    let args = ConnectArgs {
         socket_type: SocketType,
         protocol: Protocol,
         local: LocalAddress,
@@ -250,155 +207,8 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
         owning_thread: OwningThread,
         security_descriptor: SecurityDescriptor,
     };
-    // SAFETY: pointers per the API contract.
-    let (entered, socket_connect) = match unsafe { call.enter(Client, !Socket.is_null(), APC_LEVEL) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    let node = match Reserved::new(entered.client().allocator()) {
-        Ok(node) => node,
-        Err(status) => return status,
-    };
-    let npi = entered.provider();
-    let client = entered.client();
-    // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
-    // function. The caller's addresses live until this call returns, after
-    // completion.
-    let done = unsafe {
-        call_and_wait(
-            client.device(),
-            b"WskSocketConnect\0",
-            Some(TimeoutMs),
-            |irp| call.issue(socket_connect, npi, irp, call.local, call.remote),
-            |irp| irp::cancel(irp),
-        )
-    };
-    let done = match done {
-        Ok(d) => d,
-        Err(status) => return status,
-    };
-    if !nt_success(done.status) {
-        return done.status;
-    }
-    let socket = done.information as *mut WSK_SOCKET;
-    if socket.is_null() {
-        // A provider that reports success without a socket: nothing to close.
-        return STATUS_UNSUCCESSFUL;
-    }
-    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
-    unsafe { client.sockets().insert(node, socket) };
-    // SAFETY: `Socket` was checked non-null by validation.
-    unsafe { *Socket = socket };
-    STATUS_SUCCESS
-}
-
-/// The PFN_WSK_SOCKET_CONNECT arguments shared by the synchronous and the
-/// asynchronous connect.
-struct ConnectCall {
-    socket_type: USHORT,
-    protocol: ULONG,
-    local: *const SOCKADDR,
-    remote: *const SOCKADDR,
-    flags: ULONG,
-    socket_context: PVOID,
-    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
-    owning_process: PEPROCESS,
-    owning_thread: PETHREAD,
-    security_descriptor: PSECURITY_DESCRIPTOR,
-}
-
-type SocketConnectFn = unsafe extern "system" fn(
-    PWSK_CLIENT,
-    USHORT,
-    ULONG,
-    *mut SOCKADDR,
-    *mut SOCKADDR,
-    ULONG,
-    PVOID,
-    *const WSK_CLIENT_CONNECTION_DISPATCH,
-    PEPROCESS,
-    PETHREAD,
-    PSECURITY_DESCRIPTOR,
-    *mut IRP,
-) -> NTSTATUS;
-
-impl ConnectCall {
-    /// Validates the arguments (parameter 12 is present or not as
-    /// `twelfth_ok` says), checks the IRQL against `max_irql`, and enters the
-    /// client. Returns the entered client and the provider's WskSocketConnect.
-    ///
-    /// # Safety
-    /// Pointers per the API contract of the connect functions.
-    unsafe fn enter<'a>(
-        &self,
-        client: *mut SAFEWSK_CLIENT,
-        twelfth_ok: bool,
-        max_irql: KIRQL,
-    ) -> Result<(Entered<'a>, SocketConnectFn), NTSTATUS> {
-        // SAFETY: `client` is null or a pointer from SafeWskStartup.
-        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
-        let args = ConnectArgs {
-            client_present: client.is_some(),
-            // A security descriptor may be pageable: read it only where a
-            // page fault is allowed.
-            may_read_pageable: platform::current_irql() <= APC_LEVEL,
-            socket_type: self.socket_type,
-            protocol: self.protocol,
-            local: self.local,
-            remote: self.remote,
-            flags: self.flags,
-            socket_context: self.socket_context,
-            dispatch: self.dispatch,
-            security_descriptor: self.security_descriptor,
-            socket_out_present: twelfth_ok,
-        };
-        // SAFETY: the pointers are null or readable per the API contract.
-        unsafe { validate_connect(&args) }?;
-        let client = client.ok_or(STATUS_INVALID_PARAMETER_1)?;
-        require_irql(max_irql)?;
-        let entered = client.enter()?;
-        // SAFETY: the provider dispatch captured at startup stays valid until
-        // the NPI is released at cleanup, which waits for us to leave.
-        match unsafe { (*entered.provider().Dispatch).WskSocketConnect } {
-            Some(f) => Ok((entered, f)),
-            None => Err(STATUS_NOT_SUPPORTED),
-        }
-    }
-
-    /// Hands `irp` to the provider's WskSocketConnect, with `local` and
-    /// `remote` as the addresses (the caller's, or copies that live until
-    /// the IRP completes).
-    ///
-    /// # Safety
-    /// `f` and `npi` come from [`Self::enter`] on a client still entered; the
-    /// IRP is fresh with a completion routine set; the addresses are valid
-    /// until the IRP completes (WSK may read them until then).
-    unsafe fn issue(
-        &self,
-        f: SocketConnectFn,
-        npi: &WSK_PROVIDER_NPI,
-        irp: *mut IRP,
-        local: *const SOCKADDR,
-        remote: *const SOCKADDR,
-    ) -> NTSTATUS {
-        // SAFETY: per the function's contract.
-        unsafe {
-            f(
-                npi.Client,
-                self.socket_type,
-                self.protocol,
-                local as *mut SOCKADDR,
-                remote as *mut SOCKADDR,
-                self.flags,
-                self.socket_context,
-                self.dispatch,
-                self.owning_process,
-                self.owning_thread,
-                self.security_descriptor,
-                irp,
-            )
-        }
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { connect::connect_and_wait(Client, args, Socket, TimeoutMs) })
 }
 
 /// Starts a connect like SafeWskSocketConnect but returns at once: the
@@ -454,12 +264,7 @@ pub unsafe extern "C" fn SafeWskSocketConnectAsync(
     SecurityDescriptor: PSECURITY_DESCRIPTOR,
     Request: *mut SAFEWSK_CONNECT_REQUEST,
 ) -> NTSTATUS {
-    // SAFETY: `Request` is null or readable per the API contract.
-    let request_ok = match unsafe { Request.as_ref() } {
-        Some(r) => r.Callback.is_some() && r.Reserved == 0,
-        None => false,
-    };
-    let call = ConnectCall {
+    let args = ConnectArgs {
         socket_type: SocketType,
         protocol: Protocol,
         local: LocalAddress,
@@ -471,30 +276,8 @@ pub unsafe extern "C" fn SafeWskSocketConnectAsync(
         owning_thread: OwningThread,
         security_descriptor: SecurityDescriptor,
     };
-    // SAFETY: pointers per the API contract.
-    let (entered, socket_connect) = match unsafe { call.enter(Client, request_ok, DISPATCH_LEVEL) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    let client = entered.client();
-    let npi = entered.provider();
-    let issue = |irp, local, remote| {
-        // SAFETY: `start` passes the request's own copies of the addresses,
-        // valid until the callback.
-        unsafe { call.issue(socket_connect, npi, irp, local, remote) }
-    };
-    // SAFETY: IRQL <= DISPATCH_LEVEL; the request storage is valid per the
-    // contract; the addresses were validated (and are copied into the
-    // request, so the caller's may go away when this returns); the client
-    // stays entered for the request (kept below).
-    match unsafe { connect_async::start(client, Request, call.local, call.remote, issue) } {
-        Ok(()) => {
-            // The request leaves the client's rundown after its callback.
-            entered.keep();
-            STATUS_PENDING
-        }
-        Err(status) => status,
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { connect::connect_async(Client, args, Request) })
 }
 
 /// Cancels an asynchronous connect started with SafeWskSocketConnectAsync.
@@ -522,130 +305,8 @@ pub unsafe extern "C" fn SafeWskSocketConnectAsync(
 /// returned STATUS_PENDING, intact as described.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
-    if Request.is_null() {
-        return STATUS_INVALID_PARAMETER_1;
-    }
-    if let Err(status) = require_irql(DISPATCH_LEVEL) {
-        return status;
-    }
-    // SAFETY: a started request with intact storage, per the contract.
-    if unsafe { connect_async::cancel(Request) } {
-        STATUS_SUCCESS
-    } else {
-        STATUS_NOT_FOUND
-    }
-}
-
-/// Checks the client and socket arguments of the socket calls (parameters 1
-/// and 2) and enters the client. The socket must be one this client opened
-/// and has not closed (nor is closing); with `close`, it is marked as being
-/// closed. The socket is not dereferenced here.
-///
-/// The lookup takes the client's spin lock, so it is made only at IRQL <=
-/// DISPATCH_LEVEL; above that the IRQL check that follows the parameter
-/// checks refuses the call anyway.
-///
-/// # Safety
-/// `client` is null or from SafeWskStartup.
-unsafe fn enter_socket_call<'a>(
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
-    close: bool,
-) -> Result<Entered<'a>, NTSTATUS> {
-    // SAFETY: forwarded caller guarantee.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
-    if socket.is_null() {
-        return Err(STATUS_INVALID_PARAMETER_2);
-    }
-    let entered = client.enter_socket_call()?;
-    if platform::current_irql() <= DISPATCH_LEVEL {
-        let sockets = client.sockets();
-        // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
-        let known = unsafe {
-            if close {
-                sockets.begin_close(socket)
-            } else {
-                sockets.lookup(socket) == Lookup::Open
-            }
-        };
-        if !known {
-            return Err(STATUS_INVALID_PARAMETER_2);
-        }
-    }
-    Ok(entered)
-}
-
-/// The provider's connection dispatch table of a socket.
-///
-/// # Safety
-/// `socket` is an open socket of the client (checked by
-/// [`enter_socket_call`] at a legal IRQL): its Dispatch is the provider's
-/// connection table, valid until the close.
-unsafe fn socket_dispatch<'a>(socket: *mut WSK_SOCKET) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
-    // SAFETY: per the function's contract.
-    unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)
-}
-
-/// Shared body of send and receive: describe the caller's buffer with an MDL
-/// (probed and locked for `operation`, or built for non-paged pool when
-/// `flags` has SAFEWSK_FLAG_NONPAGED_BUFFER) and run one WSK data call on it
-/// with the remaining flags.
-///
-/// # Safety
-/// `buffer..buffer+length` is readable (send) or writable (receive) for the
-/// duration of the call, and non-paged pool if the flag is set; IRQL <=
-/// APC_LEVEL; `socket` is an open socket of the entered client.
-#[allow(clippy::too_many_arguments)] // one data-call path for both directions
-unsafe fn data_call(
-    entered: &Entered<'_>,
-    what: &'static [u8],
-    socket: *mut WSK_SOCKET,
-    call: PFN_WSK_SEND,
-    buffer: *mut c_void,
-    length: ULONG,
-    operation: LockOperation,
-    flags: ULONG,
-    timeout_ms: ULONG,
-    bytes: *mut ULONG,
-) -> NTSTATUS {
-    let call = match call {
-        Some(f) => f,
-        None => return STATUS_NOT_SUPPORTED,
-    };
-    let nonpaged = flags & SAFEWSK_FLAG_NONPAGED_BUFFER != 0;
-    let flags = flags & !SAFEWSK_FLAG_NONPAGED_BUFFER;
-    // SAFETY: buffer validity and kind, and the IRQL, per the caller.
-    let buf = match unsafe { BufferMdl::new(buffer, length, operation, nonpaged) } {
-        Ok(b) => b,
-        Err(status) => return status,
-    };
-    let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
-    let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
-    let device = entered.client().device();
-    // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
-    // after completion); IRQL per the caller.
-    let done = unsafe {
-        call_and_wait(
-            device,
-            what,
-            Some(timeout_ms),
-            |irp| call(socket, wsk_buf_ptr, flags, irp),
-            |irp| irp::cancel(irp),
-        )
-    };
-    // The IRP that used the MDL has completed and been freed: unlock, free.
-    drop(buf);
-    match done {
-        Ok(d) => {
-            if !bytes.is_null() {
-                // SAFETY: non-null out pointer per the API contract. The
-                // provider never reports more than `length` (a ULONG).
-                unsafe { *bytes = ULONG::try_from(d.information).unwrap_or(length) };
-            }
-            d.status
-        }
-        Err(status) => status,
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { connect::cancel(Request) })
 }
 
 /// Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
@@ -698,43 +359,10 @@ pub unsafe extern "C" fn SafeWskSend(
         // SAFETY: non-null out pointer per the API contract.
         unsafe { *BytesSent = 0 };
     }
-    // SAFETY: pointers per the API contract.
-    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    if Buffer.is_null() {
-        return STATUS_INVALID_PARAMETER_3;
-    }
-    if Length == 0 {
-        return STATUS_INVALID_PARAMETER_4;
-    }
-    if Flags & !(WSK_FLAG_NODELAY | SAFEWSK_FLAG_NONPAGED_BUFFER) != 0 {
-        return STATUS_INVALID_PARAMETER_5;
-    }
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return status;
-    }
-    // SAFETY: an open socket of this client (checked at this legal IRQL).
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
-        Err(status) => return status,
-    };
-    // SAFETY: buffer contract per the API; IRQL checked.
-    unsafe {
-        data_call(
-            &entered,
-            b"WskSend\0",
-            Socket,
-            dispatch.WskSend,
-            Buffer as *mut c_void,
-            Length,
-            LockOperation::Read,
-            Flags,
-            TimeoutMs,
-            BytesSent,
-        )
-    }
+    // SAFETY: the API contract (the buffer is only read).
+    from_result(unsafe {
+        socket::transfer(Direction::Send, Client, Socket, Buffer as *mut c_void, Length, Flags, TimeoutMs, BytesSent)
+    })
 }
 
 /// Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
@@ -785,46 +413,10 @@ pub unsafe extern "C" fn SafeWskReceive(
         // SAFETY: non-null out pointer per the API contract.
         unsafe { *BytesReceived = 0 };
     }
-    // SAFETY: pointers per the API contract.
-    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    if Buffer.is_null() {
-        return STATUS_INVALID_PARAMETER_3;
-    }
-    if Length == 0 {
-        return STATUS_INVALID_PARAMETER_4;
-    }
-    if Flags & !(WSK_FLAG_WAITALL | SAFEWSK_FLAG_NONPAGED_BUFFER) != 0 {
-        return STATUS_INVALID_PARAMETER_5;
-    }
-    if BytesReceived.is_null() {
-        return STATUS_INVALID_PARAMETER_7;
-    }
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return status;
-    }
-    // SAFETY: an open socket of this client (checked at this legal IRQL).
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
-        Err(status) => return status,
-    };
-    // SAFETY: buffer contract per the API; IRQL checked.
-    unsafe {
-        data_call(
-            &entered,
-            b"WskReceive\0",
-            Socket,
-            dispatch.WskReceive,
-            Buffer,
-            Length,
-            LockOperation::Write,
-            Flags,
-            TimeoutMs,
-            BytesReceived,
-        )
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe {
+        socket::transfer(Direction::Receive, Client, Socket, Buffer, Length, Flags, TimeoutMs, BytesReceived)
+    })
 }
 
 /// Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0
@@ -854,55 +446,8 @@ pub unsafe extern "C" fn SafeWskDisconnect(
     Flags: ULONG,
     TimeoutMs: ULONG,
 ) -> NTSTATUS {
-    // SAFETY: pointers per the API contract.
-    let entered = match unsafe { enter_socket_call(Client, Socket, false) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    if Flags & !WSK_FLAG_ABORTIVE != 0 {
-        return STATUS_INVALID_PARAMETER_3;
-    }
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return status;
-    }
-    // SAFETY: an open socket of this client (checked at this legal IRQL).
-    let dispatch = match unsafe { socket_dispatch(Socket) } {
-        Ok(d) => d,
-        Err(status) => return status,
-    };
-    let disconnect = match dispatch.WskDisconnect {
-        Some(f) => f,
-        None => return STATUS_NOT_SUPPORTED,
-    };
-    let device = entered.client().device();
-    let at_deadline = |irp: *mut IRP| {
-        if Flags & WSK_FLAG_ABORTIVE == 0 {
-            // SAFETY: IRQL <= APC_LEVEL; a second IRP for the abortive
-            // disconnect, waited for like any call; the graceful IRP stays
-            // live (call_and_wait frees it only after its completion).
-            let _ = unsafe {
-                call_and_wait(
-                    device,
-                    b"WskDisconnect (abortive, after the graceful one's deadline)\0",
-                    Some(TimeoutMs),
-                    |irp2| disconnect(Socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2),
-                    |irp2| irp::cancel(irp2),
-                )
-            };
-        }
-        // SAFETY: the IRP is live until its completion has been waited for.
-        unsafe { irp::cancel(irp) };
-    };
-    let what: &'static [u8] =
-        if Flags & WSK_FLAG_ABORTIVE == 0 { b"WskDisconnect (graceful)\0" } else { b"WskDisconnect (abortive)\0" };
-    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    match unsafe {
-        call_and_wait(device, what, Some(TimeoutMs), |irp| disconnect(Socket, ptr::null_mut(), Flags, irp), at_deadline)
-    } {
-        Ok(d) if d.timed_out => STATUS_IO_TIMEOUT,
-        Ok(d) => d.status,
-        Err(status) => status,
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { socket::disconnect(Client, Socket, Flags, TimeoutMs) })
 }
 
 /// Closes a socket from SafeWskSocketConnect (WskCloseSocket) and waits for
@@ -938,60 +483,6 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// with no other call in progress on it.
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
-    // SAFETY: pointers per the API contract.
-    let entered = match unsafe { enter_socket_call(Client, Socket, true) } {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    let sockets = entered.client().sockets();
-    let result = close_marked(&entered, Socket);
-    // SAFETY: IRQL <= DISPATCH_LEVEL (the socket was marked at a legal IRQL,
-    // and close_marked fails before any wait above APC_LEVEL).
-    unsafe {
-        match result {
-            Closed::Gone(_) => sockets.finish_close(Socket),
-            Closed::StillOpen(_) => sockets.abort_close(Socket),
-        }
-    }
-    match result {
-        Closed::Gone(status) | Closed::StillOpen(status) => status,
-    }
-}
-
-/// What became of a socket marked as being closed.
-#[derive(Clone, Copy)]
-enum Closed {
-    /// The close was issued and consumed: the socket is gone.
-    Gone(NTSTATUS),
-    /// The close was never issued, or the provider refused it without
-    /// consuming its IRP: the socket is still open.
-    StillOpen(NTSTATUS),
-}
-
-/// The close of a socket that [`enter_socket_call`] marked as closing.
-fn close_marked(entered: &Entered<'_>, socket: *mut WSK_SOCKET) -> Closed {
-    if let Err(status) = require_irql(APC_LEVEL) {
-        return Closed::StillOpen(status);
-    }
-    // SAFETY: an open socket of this client, marked as closing.
-    let close = match unsafe { socket_dispatch(socket) }.map(|d| d.Basic.WskCloseSocket) {
-        Ok(Some(close)) => close,
-        Ok(None) | Err(_) => return Closed::StillOpen(STATUS_NOT_SUPPORTED),
-    };
-    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    let done = unsafe {
-        call_and_wait(
-            entered.client().device(),
-            b"WskCloseSocket\0",
-            None,
-            |irp| close(socket, irp),
-            |irp| irp::cancel(irp),
-        )
-    };
-    match done {
-        Ok(d) if !d.consumed => Closed::StillOpen(d.status),
-        Ok(d) => Closed::Gone(d.status),
-        // No IRP: the close was never issued, the socket is still open.
-        Err(status) => Closed::StillOpen(status),
-    }
+    // SAFETY: the API contract.
+    from_result(unsafe { socket::close(Client, Socket) })
 }

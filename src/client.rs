@@ -32,6 +32,7 @@ use crate::nt::*;
 use crate::platform;
 use crate::rundown::{Rundown, Step};
 use crate::sockets::Sockets;
+use crate::status::{require_irql, Status};
 use crate::sync::Event;
 
 const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
@@ -287,4 +288,41 @@ impl SAFEWSK_CLIENT {
         }
         Ok(())
     }
+}
+
+/// SafeWskStartup (after `*client_out` was cleared): parameters 1 and 3, the
+/// IRQL, then registration and capture.
+///
+/// # Safety
+/// The API contract of SafeWskStartup.
+pub unsafe fn startup(device: PDEVICE_OBJECT, wait_ms: ULONG, client_out: *mut *mut SAFEWSK_CLIENT) -> Status {
+    // SAFETY: a non-null device points to a DEVICE_OBJECT per the API
+    // contract; its first field is the Type.
+    if device.is_null() || unsafe { ptr::read(ptr::addr_of!((*device).Type)) } != IO_TYPE_DEVICE {
+        return Err(STATUS_INVALID_PARAMETER_1);
+    }
+    if client_out.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    require_irql(PASSIVE_LEVEL)?;
+    // SAFETY: PASSIVE_LEVEL checked; the device object is live.
+    let p = unsafe { SAFEWSK_CLIENT::start(device, wait_ms) }?;
+    // SAFETY: non-null and writable per the API contract.
+    unsafe { *client_out = p };
+    Ok(STATUS_SUCCESS)
+}
+
+/// SafeWskCleanup: parameter 1, the IRQL, then [`SAFEWSK_CLIENT::stop`].
+///
+/// # Safety
+/// The API contract of SafeWskCleanup.
+pub unsafe fn cleanup(client: *mut SAFEWSK_CLIENT) -> Status {
+    // SAFETY: null or a pointer from SafeWskStartup.
+    if unsafe { SAFEWSK_CLIENT::from_ptr(client) }.is_none() {
+        return Err(STATUS_INVALID_PARAMETER_1);
+    }
+    require_irql(PASSIVE_LEVEL)?;
+    // SAFETY: a live client, PASSIVE_LEVEL.
+    unsafe { SAFEWSK_CLIENT::stop(client) }?;
+    Ok(STATUS_SUCCESS)
 }

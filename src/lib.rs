@@ -21,7 +21,11 @@
 //!   word (loom-checked) and its IRP, timer and callback;
 //! - `buffer`: the MDL of a send/receive buffer (probed and locked, or built
 //!   for non-paged pool with SAFEWSK_FLAG_NONPAGED_BUFFER);
-//! - [`api`]: the exported `SafeWsk*` functions.
+//! - `connect` and `socket`: the machinery behind the connect exports and the
+//!   socket calls; `status`: results turned into the NTSTATUS an export
+//!   returns, in one place;
+//! - [`api`]: the exported `SafeWsk*` functions and their documentation, and
+//!   nothing else.
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
 //! (the client block) and what the kernel allocates for it (IRPs, MDLs).
@@ -59,6 +63,7 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 pub mod api;
 mod buffer;
 mod client;
+mod connect;
 mod connect_async;
 mod irp;
 /// cbindgen:ignore
@@ -69,7 +74,9 @@ mod platform;
 mod request_state;
 /// cbindgen:ignore
 mod rundown;
+mod socket;
 mod sockets;
+mod status;
 mod sync;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]

@@ -27,7 +27,6 @@
 //!   (the revision is read only at IRQL <= APC_LEVEL: the descriptor may be
 //!   pageable).
 
-use core::ffi::c_void;
 use core::ptr;
 
 use crate::nt::*;
@@ -123,31 +122,55 @@ pub unsafe fn read_endpoint(sa: *const SOCKADDR) -> Option<Endpoint> {
     }
 }
 
-/// The arguments of `SafeWskSocketConnect` that validation looks at.
+/// Parameters 2 to 11 of `PFN_WSK_SOCKET_CONNECT`, shared by the synchronous
+/// and the asynchronous connect: the one connect argument type, built once
+/// by the export and validated with [`ConnectArgs::validate`].
+#[derive(Clone, Copy)]
 pub struct ConnectArgs {
-    pub client_present: bool,
-    /// Whether memory that may be pageable (the security descriptor) may be
-    /// read: false at DISPATCH_LEVEL.
-    pub may_read_pageable: bool,
     pub socket_type: USHORT,
     pub protocol: ULONG,
     pub local: *const SOCKADDR,
     pub remote: *const SOCKADDR,
     pub flags: ULONG,
-    pub socket_context: *const c_void,
+    pub socket_context: PVOID,
     pub dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
-    pub security_descriptor: *const c_void,
-    pub socket_out_present: bool,
+    pub owning_process: PEPROCESS,
+    pub owning_thread: PETHREAD,
+    pub security_descriptor: PSECURITY_DESCRIPTOR,
+}
+
+/// What validation needs to know besides the arguments.
+#[derive(Clone, Copy)]
+pub struct Context {
+    /// Parameter 1 is a live client.
+    pub client_present: bool,
+    /// Parameter 12 (the socket out pointer, or the request) is usable.
+    pub twelfth_ok: bool,
+    /// Memory that may be pageable (the security descriptor) may be read:
+    /// false at DISPATCH_LEVEL.
+    pub may_read_pageable: bool,
+}
+
+impl ConnectArgs {
+    /// Validates parameters 1 to 12; the first failure in parameter order
+    /// wins.
+    ///
+    /// # Safety
+    /// Every non-null pointer is readable for the size its type and the WSK
+    /// contract imply (see [`read_endpoint`]; the dispatch table is a
+    /// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor's first byte).
+    pub unsafe fn validate(&self, cx: Context) -> Result<(), NTSTATUS> {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { validate_connect(self, cx) }
+    }
 }
 
 /// Validates every argument; the first failure, in parameter order, wins.
 ///
 /// # Safety
-/// Every non-null pointer in `args` is readable for the size its type and the
-/// WSK contract imply (see [`read_endpoint`]; the dispatch table is a
-/// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor's first byte).
-pub unsafe fn validate_connect(args: &ConnectArgs) -> Result<(), NTSTATUS> {
-    if !args.client_present {
+/// As [`ConnectArgs::validate`].
+unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTATUS> {
+    if !cx.client_present {
         return Err(STATUS_INVALID_PARAMETER_1);
     }
     if args.socket_type != SOCK_STREAM {
@@ -195,11 +218,11 @@ pub unsafe fn validate_connect(args: &ConnectArgs) -> Result<(), NTSTATUS> {
         // SAFETY: non-null, aligned, and by contract a SECURITY_DESCRIPTOR,
         // whose first byte is its Revision; read only where the memory may
         // be paged in.
-        if args.may_read_pageable && unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
+        if cx.may_read_pageable && unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
             return Err(STATUS_INVALID_PARAMETER_11);
         }
     }
-    if !args.socket_out_present {
+    if !cx.twelfth_ok {
         return Err(STATUS_INVALID_PARAMETER_12);
     }
     Ok(())

@@ -1,0 +1,264 @@
+//! The calls on a connected socket behind SafeWskSend, SafeWskReceive,
+//! SafeWskDisconnect and SafeWskCloseSocket.
+//!
+//! Check order, as for every export: parameters by position (the socket,
+//! parameter 2, is checked to be an open socket of this client, which needs
+//! the client's spin lock and so IRQL <= DISPATCH_LEVEL: above that it is
+//! left to the IRQL check), then the IRQL, then the call. Calls on sockets
+//! enter the client's rundown in its socket mode, which cleanup does not
+//! refuse: closing the sockets is how a driver lets cleanup succeed.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
+use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::irp::{self, call_and_wait};
+use crate::nt::*;
+use crate::platform::{self, LockOperation};
+use crate::sockets::Lookup;
+use crate::status::{require_irql, Status};
+
+/// Which way the bytes go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Send,
+    Receive,
+}
+
+/// A call on an open socket of an entered client.
+struct SocketCall<'a> {
+    entered: Entered<'a>,
+    socket: *mut WSK_SOCKET,
+}
+
+impl<'a> SocketCall<'a> {
+    /// Parameters 1 (the client) and 2 (an open socket of it; with `close`,
+    /// marked as being closed). The socket is not dereferenced here.
+    ///
+    /// # Safety
+    /// `client` is null or from SafeWskStartup.
+    unsafe fn enter(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, close: bool) -> Result<Self, NTSTATUS> {
+        // SAFETY: forwarded caller guarantee.
+        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+        if socket.is_null() {
+            return Err(STATUS_INVALID_PARAMETER_2);
+        }
+        let entered = client.enter_socket_call()?;
+        if platform::current_irql() <= DISPATCH_LEVEL {
+            let sockets = client.sockets();
+            let known = if close {
+                // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
+                unsafe { sockets.begin_close(socket) }
+            } else {
+                // SAFETY: as above.
+                unsafe { sockets.lookup(socket) == Lookup::Open }
+            };
+            if !known {
+                return Err(STATUS_INVALID_PARAMETER_2);
+            }
+        }
+        Ok(SocketCall { entered, socket })
+    }
+
+    fn device(&self) -> PDEVICE_OBJECT {
+        self.entered.client().device()
+    }
+
+    /// The provider's connection dispatch table of the socket.
+    ///
+    /// # Safety
+    /// Only after the IRQL check: then [`Self::enter`] has checked that the
+    /// socket is open, so its Dispatch is the provider's connection table,
+    /// valid until the close.
+    unsafe fn dispatch(&self) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
+        // SAFETY: per the function's contract.
+        unsafe { (*self.socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }
+            .ok_or(STATUS_INVALID_PARAMETER_2)
+    }
+}
+
+/// SafeWskSend / SafeWskReceive: one path for both directions.
+///
+/// # Safety
+/// The API contract of SafeWskSend (`Buffer` readable) or SafeWskReceive
+/// (`Buffer` writable).
+#[allow(clippy::too_many_arguments)] // the export's seven parameters and the direction
+pub unsafe fn transfer(
+    direction: Direction,
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    buffer: *mut c_void,
+    length: ULONG,
+    flags: ULONG,
+    timeout_ms: ULONG,
+    bytes: *mut ULONG,
+) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    if buffer.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    if length == 0 {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    let (allowed, operation, what): (ULONG, LockOperation, &'static [u8]) = match direction {
+        Direction::Send => (WSK_FLAG_NODELAY, LockOperation::Read, b"WskSend\0"),
+        Direction::Receive => (WSK_FLAG_WAITALL, LockOperation::Write, b"WskReceive\0"),
+    };
+    if flags & !(allowed | SAFEWSK_FLAG_NONPAGED_BUFFER) != 0 {
+        return Err(STATUS_INVALID_PARAMETER_5);
+    }
+    if direction == Direction::Receive && bytes.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_7);
+    }
+    require_irql(APC_LEVEL)?;
+    // SAFETY: after the IRQL check.
+    let dispatch = unsafe { call.dispatch() }?;
+    let provider = match direction {
+        Direction::Send => dispatch.WskSend,
+        Direction::Receive => dispatch.WskReceive,
+    }
+    .ok_or(STATUS_NOT_SUPPORTED)?;
+    let nonpaged = flags & SAFEWSK_FLAG_NONPAGED_BUFFER != 0;
+    let flags = flags & !SAFEWSK_FLAG_NONPAGED_BUFFER;
+    // SAFETY: buffer validity and kind per the API contract; IRQL checked.
+    let buf = unsafe { BufferMdl::new(buffer, length, operation, nonpaged) }?;
+    let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
+    let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
+    // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
+    // after completion); IRQL checked.
+    let done = unsafe {
+        call_and_wait(
+            call.device(),
+            what,
+            Some(timeout_ms),
+            |irp| provider(socket, wsk_buf_ptr, flags, irp),
+            |irp| irp::cancel(irp),
+        )
+    };
+    // The IRP that used the MDL has completed and been freed: unlock, free.
+    drop(buf);
+    let done = done?;
+    if !bytes.is_null() {
+        // SAFETY: non-null out pointer per the API contract. The provider
+        // never reports more than `length` (a ULONG).
+        unsafe { *bytes = ULONG::try_from(done.information).unwrap_or(length) };
+    }
+    Ok(done.status)
+}
+
+/// SafeWskDisconnect; a graceful disconnect past its deadline is turned
+/// into an abortive one.
+///
+/// # Safety
+/// The API contract of SafeWskDisconnect.
+pub unsafe fn disconnect(
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    flags: ULONG,
+    timeout_ms: ULONG,
+) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    if flags & !WSK_FLAG_ABORTIVE != 0 {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    require_irql(APC_LEVEL)?;
+    // SAFETY: after the IRQL check.
+    let disconnect = unsafe { call.dispatch() }?.WskDisconnect.ok_or(STATUS_NOT_SUPPORTED)?;
+    let device = call.device();
+    let graceful = flags & WSK_FLAG_ABORTIVE == 0;
+    let at_deadline = |irp: *mut IRP| {
+        if graceful {
+            // SAFETY: IRQL <= APC_LEVEL; a second IRP for the abortive
+            // disconnect, waited for like any call; the graceful IRP stays
+            // live (call_and_wait frees it only after its completion).
+            let _ = unsafe {
+                call_and_wait(
+                    device,
+                    b"WskDisconnect (abortive, after the graceful one's deadline)\0",
+                    Some(timeout_ms),
+                    |irp2| disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2),
+                    |irp2| irp::cancel(irp2),
+                )
+            };
+        }
+        // SAFETY: the IRP is live until its completion has been waited for.
+        unsafe { irp::cancel(irp) };
+    };
+    let what: &'static [u8] = if graceful { b"WskDisconnect (graceful)\0" } else { b"WskDisconnect (abortive)\0" };
+    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
+    let done = unsafe {
+        call_and_wait(
+            device,
+            what,
+            Some(timeout_ms),
+            |irp| disconnect(socket, ptr::null_mut(), flags, irp),
+            at_deadline,
+        )
+    }?;
+    if done.timed_out {
+        Err(STATUS_IO_TIMEOUT)
+    } else {
+        Ok(done.status)
+    }
+}
+
+/// SafeWskCloseSocket. The socket leaves the client's open sockets if the
+/// close was issued and consumed; otherwise it stays open (retry).
+///
+/// # Safety
+/// The API contract of SafeWskCloseSocket.
+pub unsafe fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { SocketCall::enter(client, socket, true) }?;
+    let sockets = call.entered.client().sockets();
+    let result = close_marked(&call);
+    // SAFETY: IRQL <= DISPATCH_LEVEL (the socket was marked at a legal IRQL,
+    // and close_marked fails before any wait above APC_LEVEL).
+    unsafe {
+        match result {
+            Closed::Gone(_) => sockets.finish_close(socket),
+            Closed::StillOpen(_) => sockets.abort_close(socket),
+        }
+    }
+    match result {
+        Closed::Gone(status) => Ok(status),
+        Closed::StillOpen(status) => Err(status),
+    }
+}
+
+/// What became of a socket marked as being closed.
+#[derive(Clone, Copy)]
+enum Closed {
+    /// The close was issued and consumed: the socket is gone.
+    Gone(NTSTATUS),
+    /// The close was never issued, or the provider refused it without
+    /// consuming its IRP: the socket is still open.
+    StillOpen(NTSTATUS),
+}
+
+/// The close of a socket that [`SocketCall::enter`] marked as closing.
+fn close_marked(call: &SocketCall<'_>) -> Closed {
+    if let Err(status) = require_irql(APC_LEVEL) {
+        return Closed::StillOpen(status);
+    }
+    // SAFETY: after the IRQL check: an open socket of this client, marked as
+    // closing.
+    let close = match unsafe { call.dispatch() }.map(|d| d.Basic.WskCloseSocket) {
+        Ok(Some(close)) => close,
+        Ok(None) | Err(_) => return Closed::StillOpen(STATUS_NOT_SUPPORTED),
+    };
+    let socket = call.socket;
+    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
+    let done = unsafe {
+        call_and_wait(call.device(), b"WskCloseSocket\0", None, |irp| close(socket, irp), |irp| irp::cancel(irp))
+    };
+    match done {
+        Ok(d) if !d.consumed => Closed::StillOpen(d.status),
+        Ok(d) => Closed::Gone(d.status),
+        // No IRP: the close was never issued, the socket is still open.
+        Err(status) => Closed::StillOpen(status),
+    }
+}
