@@ -17,6 +17,13 @@
 #error "safewsk supports 64-bit Windows only (x64 and ARM64)"
 #endif
 
+#ifndef _IRQL_requires_
+#define _IRQL_requires_(irql)
+#endif
+#ifndef _IRQL_requires_max_
+#define _IRQL_requires_max_(irql)
+#endif
+
 /**
  * An opaque safewsk client, created by `SafeWskStartup` and destroyed by
  * `SafeWskCleanup`.
@@ -128,6 +135,7 @@ extern "C" {
  * `DeviceObject` is NULL or a live DEVICE_OBJECT of the calling driver;
  * `Client` is NULL or points to writable storage for one pointer.
  */
+_IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
                         ULONG ProviderWaitMs,
                         SAFEWSK_CLIENT **Client);
@@ -166,6 +174,7 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * `Client` is NULL or a handle from SafeWskStartup that has not been
  * cleaned up.
  */
+_IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
 
 /**
@@ -238,6 +247,7 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * valid kernel-mode pointer to what is described above (an address is a
  * SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
  */
+_IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
                               USHORT SocketType,
                               ULONG Protocol,
@@ -292,6 +302,7 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
  * valid storage as described, not in use by another request.
  */
+_IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
                                    USHORT SocketType,
                                    ULONG Protocol,
@@ -330,6 +341,7 @@ NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
  * `Request` is NULL or storage passed to SafeWskSocketConnectAsync that
  * returned STATUS_PENDING, intact as described.
  */
+_IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
 
 /**
@@ -370,6 +382,7 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * of kernel-mode memory that stay allocated for the call (non-paged pool if
  * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
  */
+_IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
                      WSK_SOCKET *Socket,
                      const void *Buffer,
@@ -414,6 +427,7 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  * of kernel-mode memory that stay allocated for the call (non-paged pool if
  * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
  */
+_IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
                         WSK_SOCKET *Socket,
                         void *Buffer,
@@ -444,6 +458,7 @@ NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
  * with no other call in progress on it.
  */
+_IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
                            WSK_SOCKET *Socket,
                            ULONG Flags,
@@ -482,6 +497,7 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
  * with no other call in progress on it.
  */
+_IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
                             WSK_SOCKET *Socket);
 

@@ -55,6 +55,7 @@ use crate::validate::ConnectArgs;
 /// # Safety
 /// `DeviceObject` is NULL or a live DEVICE_OBJECT of the calling driver;
 /// `Client` is NULL or points to writable storage for one pointer.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskStartup(
     DeviceObject: PDEVICE_OBJECT,
@@ -101,6 +102,7 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// # Safety
 /// `Client` is NULL or a handle from SafeWskStartup that has not been
 /// cleaned up.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
     // SAFETY: the API contract.
@@ -175,6 +177,7 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 /// `Client` is NULL or a live handle. Every other non-NULL pointer is a
 /// valid kernel-mode pointer to what is described above (an address is a
 /// SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnect(
     Client: *mut SAFEWSK_CLIENT,
@@ -249,6 +252,7 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// # Safety
 /// As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
 /// valid storage as described, not in use by another request.
+/// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnectAsync(
     Client: *mut SAFEWSK_CLIENT,
@@ -303,6 +307,7 @@ pub unsafe extern "C" fn SafeWskSocketConnectAsync(
 /// # Safety
 /// `Request` is NULL or storage passed to SafeWskSocketConnectAsync that
 /// returned STATUS_PENDING, intact as described.
+/// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
     // SAFETY: the API contract.
@@ -345,6 +350,7 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 /// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSend(
     Client: *mut SAFEWSK_CLIENT,
@@ -361,7 +367,7 @@ pub unsafe extern "C" fn SafeWskSend(
     }
     // SAFETY: the API contract (the buffer is only read).
     from_result(unsafe {
-        socket::transfer(Direction::Send, Client, Socket, Buffer as *mut c_void, Length, Flags, TimeoutMs, BytesSent)
+        socket::transfer(Direction::Send, Client, Socket, Buffer.cast_mut(), Length, Flags, TimeoutMs, BytesSent)
     })
 }
 
@@ -399,6 +405,7 @@ pub unsafe extern "C" fn SafeWskSend(
 /// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
     Client: *mut SAFEWSK_CLIENT,
@@ -439,6 +446,7 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
 /// with no other call in progress on it.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(
     Client: *mut SAFEWSK_CLIENT,
@@ -481,6 +489,7 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
 /// with no other call in progress on it.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: the API contract.

@@ -19,6 +19,7 @@ use crate::nt::*;
 use crate::platform;
 use crate::request_state::{RequestState, CANCELLED, COMPLETED, TIMED_OUT};
 use crate::sockets::Reserved;
+use crate::sync::Timer;
 
 /// Completion callback of `SafeWskSocketConnectAsync`: `Status` as
 /// SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
@@ -54,8 +55,7 @@ pub struct SAFEWSK_CONNECT_REQUEST {
 /// What `Private` holds.
 #[repr(C)]
 struct Private {
-    timer: KTIMER,
-    dpc: KDPC,
+    timer: Timer,
     irp: *mut IRP,
     client: *const SAFEWSK_CLIENT,
     state: RequestState,
@@ -155,7 +155,7 @@ unsafe fn cancel_timer_and_release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     let p = private(request);
     // SAFETY: the caller's reference keeps the request alive.
     unsafe {
-        if platform::cancel_timer(ptr::addr_of_mut!((*p).timer)) && (*p).state.claim_timer() {
+        if (*p).timer.cancel() && (*p).state.claim_timer() {
             release(request);
         }
     }
@@ -241,12 +241,7 @@ pub unsafe fn start(
         ptr::write(ptr::addr_of_mut!((*p).state), RequestState::new());
         copy_sockaddr(ptr::addr_of_mut!((*p).local), local);
         copy_sockaddr(ptr::addr_of_mut!((*p).remote), remote);
-        platform::init_timer(
-            ptr::addr_of_mut!((*p).timer),
-            ptr::addr_of_mut!((*p).dpc),
-            Some(on_timeout),
-            request.cast(),
-        );
+        (*p).timer.init(Some(on_timeout), request.cast());
         (*request).TimeoutMs
     };
     // SAFETY: address computation only, inside the request.
@@ -263,7 +258,7 @@ pub unsafe fn start(
             platform::complete_unconsumed(irp, returned);
         }
         if timeout != SAFEWSK_NO_TIMEOUT && (*p).state.try_acquire_unless_completed(0) {
-            platform::set_timer(ptr::addr_of_mut!((*p).timer), ptr::addr_of_mut!((*p).dpc), timeout);
+            (*p).timer.set(timeout);
             // Completion may have run between the check and KeSetTimer and
             // found no timer to cancel: cancel it here then.
             if (*p).state.flags() & COMPLETED != 0 {

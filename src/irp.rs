@@ -116,7 +116,9 @@ pub unsafe fn call_and_wait(
     // SAFETY: the context lives on this stack until the completion routine
     // has signalled (module invariant); nobody else knows the event yet.
     unsafe { ctx.event.init() };
-    let context = core::ptr::addr_of!(ctx) as *mut WaitContext as PVOID;
+    // The completion routine only uses the context through shared references
+    // (an Event and an AtomicBool: interior mutability).
+    let context: PVOID = core::ptr::addr_of!(ctx).cast_mut().cast();
     // SAFETY: the IRP is fresh and ours, with one stack location; `device`
     // is live per the caller.
     let st = unsafe { platform::set_completion_routine(device, irp, on_complete, context) };

@@ -39,7 +39,7 @@
 //! has a panic handler; no library code uses it.
 #![no_std]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::ptr_cast_constness)]
 
 #[cfg(not(windows))]
 extern crate std;
@@ -56,8 +56,12 @@ compile_error!("safewsk supports 64-bit Windows only (x64 and ARM64)");
 /// by MSBuild does not have, so safewsk carries the same ten lines itself.
 #[cfg(windows)]
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    platform::bugcheck()
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let (file, line, column) = match info.location() {
+        Some(l) => (l.file(), l.line(), l.column()),
+        None => ("", 0, 0),
+    };
+    platform::bugcheck(file, line, column)
 }
 
 pub mod api;

@@ -96,12 +96,15 @@ extern "system" {
 }
 
 /// Stops the system with bugcheck 0x52504E43 ("RPNC": Rust panic), as
-/// wdk-panic does. Only reachable through a panic, which the library's lints
-/// keep out of every exported path.
+/// wdk-panic does, with the panic's location in the parameters so that the
+/// crash dump names it: 1 = the source file name's address (not
+/// NUL-terminated; in the image's read-only data), 2 = its length in bytes,
+/// 3 = the line, 4 = the column. Only reachable through a panic, which the
+/// library's lints keep out of every exported path.
 #[cfg(windows)]
-pub fn bugcheck() -> ! {
+pub fn bugcheck(file: &str, line: u32, column: u32) -> ! {
     // SAFETY: KeBugCheckEx may be called at any IRQL and does not return.
-    unsafe { KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
+    unsafe { KeBugCheckEx(0x5250_4E43, file.as_ptr() as ULONG_PTR, file.len(), line as ULONG_PTR, column as ULONG_PTR) }
 }
 
 /// The current IRQL.

@@ -115,3 +115,53 @@ impl Drop for SpinGuard<'_> {
         unsafe { platform::release_spin_lock(self.lock.0.get(), self.old) }
     }
 }
+
+/// A KTIMER with its KDPC, in resident storage (the asynchronous connect's
+/// deadline).
+///
+/// # Invariants
+/// Once [`Timer::init`] has run, timer and DPC are initialized for as long as
+/// the storage lives; the kernel writes both while the timer is queued.
+#[repr(C)]
+pub struct Timer {
+    timer: UnsafeCell<KTIMER>,
+    dpc: UnsafeCell<KDPC>,
+}
+
+// SAFETY: a KTIMER and its KDPC are designed to be set and cancelled from
+// any thread at IRQL <= DISPATCH_LEVEL; the kernel synchronizes them.
+unsafe impl Sync for Timer {}
+// SAFETY: as above.
+unsafe impl Send for Timer {}
+
+impl Timer {
+    /// `KeInitializeTimer` + `KeInitializeDpc(routine, context)`.
+    ///
+    /// # Safety
+    /// Resident storage that stays at this address while the timer is used;
+    /// the timer is not queued.
+    pub unsafe fn init(&self, routine: PKDEFERRED_ROUTINE, context: PVOID) {
+        // SAFETY: per the caller: resident, not queued; both live in this
+        // value's UnsafeCells.
+        unsafe { platform::init_timer(self.timer.get(), self.dpc.get(), routine, context) }
+    }
+
+    /// Queues the timer to run the DPC in `ms` milliseconds.
+    ///
+    /// # Safety
+    /// Initialized; IRQL <= DISPATCH_LEVEL; the storage outlives the expiry.
+    pub unsafe fn set(&self, ms: ULONG) -> bool {
+        // SAFETY: per the caller.
+        unsafe { platform::set_timer(self.timer.get(), self.dpc.get(), ms) }
+    }
+
+    /// `KeCancelTimer`: true if it removed a queued timer (see
+    /// `request_state` for why that answer is not trusted alone).
+    ///
+    /// # Safety
+    /// Initialized; IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn cancel(&self) -> bool {
+        // SAFETY: per the caller.
+        unsafe { platform::cancel_timer(self.timer.get()) }
+    }
+}

@@ -1,0 +1,243 @@
+//! Every export checks in one order: parameters by position, then the IRQL,
+//! then entering the client. For each export: a call wrong in two places
+//! reports the lower position, and a call with a wrong parameter made above
+//! the allowed IRQL reports the parameter, not STATUS_INVALID_LEVEL.
+
+mod common;
+
+use std::ffi::c_void;
+use std::ptr;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+/// One row: the export, what is wrong, the status, the status wanted.
+type Row = (&'static str, &'static str, NTSTATUS, NTSTATUS);
+
+fn check(rows: &[Row]) {
+    let mut bad = Vec::new();
+    for &(export, what, got, want) in rows {
+        eprintln!("{export:<26} {what:<58} {got:#010x}");
+        if got != want {
+            bad.push(format!("{export}: {what}: got {got:#x}, want {want:#x}"));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn every_export_checks_parameters_by_position_then_the_irql() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let (st, closed) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, closed), STATUS_SUCCESS);
+
+    let local = Addr::parse("0.0.0.0:0");
+    let remote = Addr::from(server);
+    let bad_remote = Addr::parse("127.0.0.1:0");
+    let mut buf = [0u8; 8];
+    let b = buf.as_mut_ptr().cast::<c_void>();
+    let mut n = 0u32;
+    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let mut new_client: *mut SAFEWSK_CLIENT = ptr::null_mut();
+    let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
+    let connect_with = |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut WSK_SOCKET| {
+        // SAFETY: valid addresses; `o` is null or valid.
+        unsafe {
+            SafeWskSocketConnect(
+                c,
+                ty,
+                proto,
+                local.ptr(),
+                r.ptr(),
+                flags,
+                ptr::null_mut(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                o,
+                100,
+            )
+        }
+    };
+    let mut req = new_request(None, ptr::null_mut(), 100);
+
+    // SAFETY: every pointer below is null, valid, or a socket pointer the
+    // library only looks up (never dereferences) when it is not open.
+    let rows: Vec<Row> = unsafe {
+        vec![
+            (
+                "SafeWskStartup",
+                "1 NULL device, 3 NULL Client",
+                SafeWskStartup(ptr::null_mut(), 0, ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskStartup",
+                "3 NULL Client at IRQL 3",
+                high(&mut || SafeWskStartup(dev(), 0, ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskStartup",
+                "valid at IRQL 3",
+                high(&mut || SafeWskStartup(dev(), 0, &mut new_client)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskCleanup",
+                "1 NULL client at IRQL 3",
+                high(&mut || SafeWskCleanup(ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "2 SOCK_DGRAM, 3 UDP",
+                connect_with(client, SOCK_DGRAM, IPPROTO_UDP, &remote, 0, &mut out),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "1 NULL client, 5 port 0",
+                connect_with(ptr::null_mut(), SOCK_STREAM, IPPROTO_TCP, &bad_remote, 0, &mut out),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "5 port 0, 6 Flags, 12 NULL",
+                connect_with(client, SOCK_STREAM, IPPROTO_TCP, &bad_remote, 1, ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_5,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "6 Flags at IRQL 3",
+                high(&mut || connect_with(client, SOCK_STREAM, IPPROTO_TCP, &remote, 1, &mut out)),
+                STATUS_INVALID_PARAMETER_6,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "12 NULL Socket at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || {
+                    connect_with(client, SOCK_STREAM, IPPROTO_TCP, &remote, 0, ptr::null_mut())
+                }),
+                STATUS_INVALID_PARAMETER_12,
+            ),
+            (
+                "SafeWskSocketConnectAsync",
+                "5 port 0, 12 no callback",
+                start_async(client, &local, &bad_remote, &mut req),
+                STATUS_INVALID_PARAMETER_5,
+            ),
+            (
+                "SafeWskSocketConnectAsync",
+                "12 no callback at IRQL 3",
+                high(&mut || start_async(client, &local, &remote, &mut req)),
+                STATUS_INVALID_PARAMETER_12,
+            ),
+            (
+                "SafeWskCancelConnect",
+                "1 NULL request at IRQL 3",
+                high(&mut || SafeWskCancelConnect(ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSend",
+                "1 NULL client, 2 NULL socket",
+                SafeWskSend(ptr::null_mut(), ptr::null_mut(), b, 8, 0, 100, &mut n),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSend",
+                "2 closed socket, 3 NULL buffer",
+                SafeWskSend(client, closed, ptr::null(), 8, 0, 100, &mut n),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskSend",
+                "3 NULL buffer, 4 Length 0",
+                SafeWskSend(client, socket, ptr::null(), 0, 0, 100, &mut n),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskSend",
+                "4 Length 0, 5 Flags",
+                SafeWskSend(client, socket, b, 0, 0x80, 100, &mut n),
+                STATUS_INVALID_PARAMETER_4,
+            ),
+            (
+                "SafeWskSend",
+                "5 Flags at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, b, 8, 0x80, 100, &mut n)),
+                STATUS_INVALID_PARAMETER_5,
+            ),
+            (
+                "SafeWskSend",
+                "valid at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskReceive",
+                "2 closed socket, 7 NULL BytesReceived",
+                SafeWskReceive(client, closed, b, 8, 0, 100, ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskReceive",
+                "5 Flags, 7 NULL BytesReceived",
+                SafeWskReceive(client, socket, b, 8, 0x80, 100, ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_5,
+            ),
+            (
+                "SafeWskReceive",
+                "7 NULL BytesReceived at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(client, socket, b, 8, 0, 100, ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_7,
+            ),
+            (
+                "SafeWskDisconnect",
+                "2 NULL socket, 3 Flags",
+                SafeWskDisconnect(client, ptr::null_mut(), 0x80, 100),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskDisconnect",
+                "3 Flags at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisconnect(client, socket, 0x80, 100)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskCloseSocket",
+                "1 NULL client, 2 NULL socket",
+                SafeWskCloseSocket(ptr::null_mut(), ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskCloseSocket",
+                "2 closed socket at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(client, closed)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskCloseSocket",
+                "valid at DISPATCH_LEVEL (the socket stays open)",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(client, socket)),
+                STATUS_INVALID_LEVEL,
+            ),
+        ]
+    };
+    check(&rows);
+    assert!(out.is_null() && new_client.is_null());
+    assert_eq!(hostkernel::provider_connect_calls(), 2, "only the two set-up connects reached the provider");
+    // The close refused at DISPATCH_LEVEL left the socket open and usable.
+    assert_eq!(send(client, socket, b"still"), (STATUS_SUCCESS, 5));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
