@@ -45,9 +45,10 @@ typedef void (*SAFEWSK_CONNECT_CALLBACK)(PVOID Context,
  * memory (a device context, a pool block, a global) that stays valid from
  * `SafeWskSocketConnectAsync` until the callback has returned, and is not
  * used by two requests at once. Fill in `Callback`, `CallbackContext` and
- * `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk. `CallbackContext` too must stay valid until the
- * callback has *returned*: a waiter woken by the callback must not free
- * what the callback is still using (signal last, or hand ownership to it).
+ * `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk.
+ * `CallbackContext` too must stay valid until the callback has *returned*:
+ * a waiter woken by the callback must not free what the callback is still
+ * using (signal last, or hand ownership to it).
  */
 typedef struct {
   /**

@@ -75,15 +75,15 @@ impl BufferMdl {
 
 impl Drop for BufferMdl {
     fn drop(&mut self) {
-        // SAFETY: the owner drops the MDL only after every IRP that used it
-        // has completed (see the type's docs); `locked` says whether
-        // MmProbeAndLockPages succeeded on it. MmUnlockPages and IoFreeMdl
-        // are legal up to DISPATCH_LEVEL.
-        unsafe {
-            if self.locked {
-                platform::unlock_pages(self.mdl.as_ptr());
-            }
-            platform::free_mdl(self.mdl.as_ptr());
+        // The owner drops the MDL only after every IRP that used it has
+        // completed (see the type's docs). MmUnlockPages and IoFreeMdl are
+        // legal up to DISPATCH_LEVEL.
+        if self.locked {
+            // SAFETY: MmProbeAndLockPages succeeded on this MDL (`locked`)
+            // and it was not unlocked since.
+            unsafe { platform::unlock_pages(self.mdl.as_ptr()) };
         }
+        // SAFETY: our MDL, unlocked if it was locked, used by no IRP any more.
+        unsafe { platform::free_mdl(self.mdl.as_ptr()) };
     }
 }

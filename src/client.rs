@@ -188,41 +188,36 @@ impl SAFEWSK_CLIENT {
                 },
             )
         };
+        // SAFETY: `p` was just initialized above and nothing else references
+        // it until it is published (returned).
+        let c = unsafe { &mut *p };
         // SAFETY: the block is resident pool that stays at this address until
         // it is freed after the last wait on the event; nobody can wait on it
         // or signal it before the client is published.
-        unsafe { (*p).rundown_event.init() };
-        // SAFETY: `p` is ours and initialized; the registration structures
-        // stay at this address until deregistration because the block is only
-        // freed after WskDeregister.
-        unsafe {
-            (*p).client_npi.ClientContext = p.cast();
-            (*p).client_npi.Dispatch = ptr::addr_of!((*p).client_dispatch);
-        }
+        unsafe { c.rundown_event.init() };
+        // The registration structures stay at this address until
+        // deregistration because the block is only freed after WskDeregister.
+        c.client_npi.ClientContext = p.cast();
+        c.client_npi.Dispatch = ptr::addr_of!(c.client_dispatch);
         // SAFETY: PASSIVE_LEVEL; the NPI and registration live in the block.
-        let status =
-            unsafe { platform::wsk_register(ptr::addr_of_mut!((*p).client_npi), ptr::addr_of_mut!((*p).registration)) };
+        let status = unsafe { platform::wsk_register(&mut c.client_npi, &mut c.registration) };
         if !nt_success(status) {
-            // SAFETY: nothing references the block.
+            // SAFETY: never registered: nothing references the block.
             unsafe { platform::pool_free(p.cast()) };
             return Err(status);
         }
         // SAFETY: registered above; PASSIVE_LEVEL.
-        let status = unsafe {
-            platform::wsk_capture(ptr::addr_of_mut!((*p).registration), wait_ms, ptr::addr_of_mut!((*p).provider))
-        };
+        let status = unsafe { platform::wsk_capture(&mut c.registration, wait_ms, &mut c.provider) };
         if !nt_success(status) {
-            // SAFETY: registered, nothing captured; then nothing references
-            // the block.
-            unsafe {
-                platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
-                platform::pool_free(p.cast());
-            }
+            // SAFETY: registered, nothing captured: deregistering returns at
+            // once (no socket can exist yet).
+            unsafe { platform::wsk_deregister(&mut c.registration) };
+            // SAFETY: deregistered: nothing references the block any more.
+            unsafe { platform::pool_free(p.cast()) };
             return Err(status);
         }
         // INVARIANT: the client is complete; from here on it is live.
-        // SAFETY: `p` is ours and initialized.
-        unsafe { (*p).signature.store(SIGNATURE, Ordering::Release) };
+        c.signature.store(SIGNATURE, Ordering::Release);
         Ok(p)
     }
 
@@ -278,14 +273,17 @@ impl SAFEWSK_CLIENT {
         unsafe { platform::flush_queued_dpcs() };
         // INVARIANT: cleared before the block goes away.
         client.signature.store(0, Ordering::Release);
-        // SAFETY: this thread is the only user of the block. The capture made
-        // at start is released exactly once, then the registration is
-        // removed, then the block (which held the registration) is freed.
-        unsafe {
-            platform::wsk_release(ptr::addr_of_mut!((*p).registration));
-            platform::wsk_deregister(ptr::addr_of_mut!((*p).registration));
-            platform::pool_free(p.cast());
-        }
+        // SAFETY: address computation inside the live block.
+        let registration = unsafe { ptr::addr_of_mut!((*p).registration) };
+        // SAFETY: this thread is the only user of the block; the capture made
+        // at start is released exactly once.
+        unsafe { platform::wsk_release(registration) };
+        // SAFETY: PASSIVE_LEVEL, the capture released and no socket open
+        // (checked above), so WskDeregister does not block.
+        unsafe { platform::wsk_deregister(registration) };
+        // SAFETY: deregistered: nothing references the block (which held the
+        // registration) any more.
+        unsafe { platform::pool_free(p.cast()) };
         Ok(())
     }
 }
@@ -298,7 +296,7 @@ impl SAFEWSK_CLIENT {
 pub unsafe fn startup(device: PDEVICE_OBJECT, wait_ms: ULONG, client_out: *mut *mut SAFEWSK_CLIENT) -> Status {
     // SAFETY: a non-null device points to a DEVICE_OBJECT per the API
     // contract; its first field is the Type.
-    if device.is_null() || unsafe { ptr::read(ptr::addr_of!((*device).Type)) } != IO_TYPE_DEVICE {
+    if device.is_null() || unsafe { (*device).Type } != IO_TYPE_DEVICE {
         return Err(STATUS_INVALID_PARAMETER_1);
     }
     if client_out.is_null() {

@@ -4,7 +4,7 @@
 
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
-use crate::irp::{self, call_and_wait};
+use crate::irp::call_and_wait;
 use crate::nt::*;
 use crate::platform;
 use crate::sockets::Reserved;
@@ -111,18 +111,14 @@ pub unsafe fn connect_and_wait(
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
     let client = connect.entered.client();
     let node = Reserved::new(client.allocator())?;
-    // SAFETY: IRQL <= APC_LEVEL; the closure hands the IRP to exactly one WSK
-    // function. The caller's addresses live until this call returns, after
-    // completion.
-    let done = unsafe {
-        call_and_wait(
-            client.device(),
-            b"WskSocketConnect\0",
-            Some(timeout_ms),
-            |irp| connect.issue(irp, args.local, args.remote),
-            |irp| irp::cancel(irp),
-        )
-    }?;
+    let issue = |irp| {
+        // SAFETY: a fresh IRP with its completion routine set; the caller's
+        // addresses live until this call returns, which is after completion.
+        unsafe { connect.issue(irp, args.local, args.remote) }
+    };
+    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
+    // function.
+    let done = unsafe { call_and_wait(client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue) }?;
     if !nt_success(done.status) {
         return Err(done.status);
     }

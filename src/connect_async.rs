@@ -11,6 +11,7 @@
 
 use core::mem::size_of;
 use core::ptr;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use static_assertions::const_assert;
 
@@ -35,9 +36,10 @@ pub const SAFEWSK_NO_TIMEOUT: ULONG = 0xFFFF_FFFF;
 /// memory (a device context, a pool block, a global) that stays valid from
 /// `SafeWskSocketConnectAsync` until the callback has returned, and is not
 /// used by two requests at once. Fill in `Callback`, `CallbackContext` and
-/// `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk. `CallbackContext` too must stay valid until the
-/// callback has *returned*: a waiter woken by the callback must not free
-/// what the callback is still using (signal last, or hand ownership to it).
+/// `TimeoutMs`, and set `Reserved` to 0; `Private` belongs to safewsk.
+/// `CallbackContext` too must stay valid until the callback has *returned*:
+/// a waiter woken by the callback must not free what the callback is still
+/// using (signal last, or hand ownership to it).
 #[repr(C)]
 pub struct SAFEWSK_CONNECT_REQUEST {
     /// Called exactly once, at IRQL <= DISPATCH_LEVEL, on any thread.
@@ -59,8 +61,10 @@ struct Private {
     irp: *mut IRP,
     client: *const SAFEWSK_CLIENT,
     state: RequestState,
-    status: NTSTATUS,
-    information: ULONG_PTR,
+    /// IoStatus, written by the completion routine and read by whoever
+    /// finalizes (ordered by `state`).
+    status: AtomicI32,
+    information: AtomicUsize,
     /// The node that records the socket in the client's open sockets
     /// (`sockets::Reserved::into_raw`), reserved before the connect.
     node: *mut core::ffi::c_void,
@@ -80,68 +84,83 @@ const_assert!(size_of::<Private>() <= 32 * size_of::<ULONG_PTR>());
 ///
 /// # Safety
 /// `from` is a validated address: readable for its family's size.
-unsafe fn copy_sockaddr(to: *mut Sockaddr, from: *const SOCKADDR) {
-    // SAFETY: per the contract, `from` is readable for `len` bytes; `to` is
-    // our storage of at least that size.
-    unsafe {
-        let family = ptr::read_unaligned(ptr::addr_of!((*from).sa_family));
-        let len = if family == AF_INET6 { size_of::<SOCKADDR_IN6>() } else { size_of::<SOCKADDR_IN>() };
-        ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), len);
-    }
+unsafe fn copy_sockaddr(to: &mut Sockaddr, from: *const SOCKADDR) {
+    // SAFETY: `sa_family` is the first field of a readable SOCKADDR.
+    let family = unsafe { ptr::read_unaligned(from.cast::<ADDRESS_FAMILY>()) };
+    let len = if family == AF_INET6 { size_of::<SOCKADDR_IN6>() } else { size_of::<SOCKADDR_IN>() };
+    // SAFETY: `from` is readable for `len` bytes (its family's size); `to`
+    // holds at least that many and does not overlap the caller's address.
+    unsafe { ptr::copy_nonoverlapping(from.cast::<u8>(), to.0.as_mut_ptr(), len) };
 }
 
-fn private(request: *mut SAFEWSK_CONNECT_REQUEST) -> *mut Private {
-    // `Private` is ULONG_PTR-aligned, which is Private's alignment too.
+/// Where `Private` lives in the request (`Private` is ULONG_PTR-aligned,
+/// which is Private's alignment too; the size is asserted above).
+fn private_ptr(request: *mut SAFEWSK_CONNECT_REQUEST) -> *mut Private {
     // SAFETY: address computation only; `request` points to a whole request.
     unsafe { ptr::addr_of_mut!((*request).Private) }.cast::<Private>()
 }
 
-/// Drops one reference; the last one finalizes the request.
+/// The started request's state.
+///
+/// # Safety
+/// `start` has initialized it, and the caller holds a reference that keeps
+/// the request alive while the returned reference is used.
+unsafe fn private<'a>(request: *mut SAFEWSK_CONNECT_REQUEST) -> &'a Private {
+    // SAFETY: per the contract: initialized and alive.
+    unsafe { &*private_ptr(request) }
+}
+
+/// Drops one reference; the last one finalizes the request: frees the IRP,
+/// records the socket, calls back, then leaves the client.
 ///
 /// # Safety
 /// The caller holds a reference on a started request.
 unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
-    let p = private(request);
     // SAFETY: our reference keeps the request alive.
-    let flags = match unsafe { (*p).state.release() } {
-        Some(flags) => flags,
-        None => return,
-    };
-    // SAFETY: last reference: nobody else touches the request or its IRP.
-    // The IRP's completion routine ran (the IRP's reference is gone), so it
-    // is ours to free; the timer is not queued (its reference is gone).
-    unsafe {
-        platform::free_irp((*p).irp);
-        let mut status = (*p).status;
-        if status == STATUS_CANCELLED {
-            if flags & CANCELLED != 0 {
-                status = STATUS_CANCELLED;
-            } else if flags & TIMED_OUT != 0 {
-                status = STATUS_IO_TIMEOUT;
-            }
+    let pr = unsafe { private(request) };
+    let Some(flags) = pr.state.release() else { return };
+    // Last reference: nobody else touches the request or its IRP. The IRP's
+    // completion routine ran (the IRP's reference is gone) and the timer is
+    // not queued (its reference is gone).
+    // SAFETY: the IRP is ours to free, once.
+    unsafe { platform::free_irp(pr.irp) };
+    let mut status = pr.status.load(Ordering::Acquire);
+    if status == STATUS_CANCELLED {
+        if flags & CANCELLED != 0 {
+            status = STATUS_CANCELLED;
+        } else if flags & TIMED_OUT != 0 {
+            status = STATUS_IO_TIMEOUT;
         }
-        let client = &*(*p).client;
-        let node = Reserved::from_raw((*p).node);
-        let mut socket: *mut WSK_SOCKET = ptr::null_mut();
-        if nt_success(status) {
-            socket = (*p).information as *mut WSK_SOCKET;
-            if socket.is_null() {
-                status = STATUS_UNSUCCESSFUL;
-                drop(node);
-            } else {
-                client.sockets().insert(node, socket);
-            }
-        } else {
-            drop(node);
-        }
-        let callback = (*request).Callback;
-        let context = (*request).CallbackContext;
-        // After the callback the caller may reuse or free the request.
-        if let Some(callback) = callback {
-            callback(context, status, socket);
-        }
-        client.leave();
     }
+    // SAFETY: the client outlives its requests: cleanup waits for this
+    // request to leave (below).
+    let client = unsafe { &*pr.client };
+    // SAFETY: the node `start` stored, taken back once (last reference).
+    let node = unsafe { Reserved::from_raw(pr.node) };
+    let mut socket: *mut WSK_SOCKET = ptr::null_mut();
+    if nt_success(status) {
+        socket = pr.information.load(Ordering::Acquire) as *mut WSK_SOCKET;
+        if socket.is_null() {
+            status = STATUS_UNSUCCESSFUL;
+            drop(node);
+        } else {
+            // SAFETY: IRQL <= DISPATCH_LEVEL (a completion routine, DPC or
+            // the caller's thread); a new socket, not yet recorded.
+            unsafe { client.sockets().insert(node, socket) };
+        }
+    } else {
+        drop(node);
+    }
+    // SAFETY: the caller's storage is intact until the callback returns.
+    let callback = unsafe { (*request).Callback };
+    // SAFETY: as above.
+    let context = unsafe { (*request).CallbackContext };
+    // After the callback the caller may reuse or free the request.
+    if let Some(callback) = callback {
+        // SAFETY: the caller's callback with its context, called once.
+        unsafe { callback(context, status, socket) };
+    }
+    client.leave();
 }
 
 /// Removes a queued timer and, if that worked and nobody claimed the timer's
@@ -149,15 +168,14 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
 /// alone is not trusted).
 ///
 /// # Safety
-/// The caller holds a reference on a started request whose timer was
-/// initialized.
+/// The caller holds a reference on a started request.
 unsafe fn cancel_timer_and_release(request: *mut SAFEWSK_CONNECT_REQUEST) {
-    let p = private(request);
     // SAFETY: the caller's reference keeps the request alive.
-    unsafe {
-        if (*p).timer.cancel() && (*p).state.claim_timer() {
-            release(request);
-        }
+    let pr = unsafe { private(request) };
+    // SAFETY: initialized by `start`; IRQL <= DISPATCH_LEVEL.
+    if unsafe { pr.timer.cancel() } && pr.state.claim_timer() {
+        // SAFETY: the timer's reference, claimed just now.
+        unsafe { release(request) };
     }
 }
 
@@ -165,17 +183,18 @@ unsafe fn cancel_timer_and_release(request: *mut SAFEWSK_CONNECT_REQUEST) {
 /// IoSetCompletionRoutineEx: the driver stays loaded until it has returned.
 unsafe extern "system" fn on_complete(_device: PVOID, irp: *mut IRP, context: PVOID) -> NTSTATUS {
     let request = context.cast::<SAFEWSK_CONNECT_REQUEST>();
-    let p = private(request);
     // SAFETY: the IRP's reference keeps the request alive until `release`.
-    unsafe {
-        let (status, information) = platform::irp_result(irp);
-        (*p).status = status;
-        (*p).information = information;
-        (*p).state.set_completed();
-        // A timer still queued will not fire now: drop its reference here.
-        cancel_timer_and_release(request);
-        release(request);
-    }
+    let pr = unsafe { private(request) };
+    // SAFETY: the IRP has completed; nobody else reads it now.
+    let (status, information) = unsafe { platform::irp_result(irp) };
+    pr.status.store(status, Ordering::Release);
+    pr.information.store(information, Ordering::Release);
+    pr.state.set_completed();
+    // A timer still queued will not fire now: drop its reference here.
+    // SAFETY: the IRP's reference is still held.
+    unsafe { cancel_timer_and_release(request) };
+    // SAFETY: drops the IRP's reference; `pr` is not used after this.
+    unsafe { release(request) };
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
@@ -183,20 +202,21 @@ unsafe extern "system" fn on_complete(_device: PVOID, irp: *mut IRP, context: PV
 /// KeFlushQueuedDpcs, so the driver stays loaded until this has returned.
 unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a2: PVOID) {
     let request = context.cast::<SAFEWSK_CONNECT_REQUEST>();
-    let p = private(request);
     // SAFETY: the timer's reference keeps the request and the IRP alive
-    // until it is released here, unless a KeCancelTimer claimed it first (then
-    // this DPC touches nothing but the state word; see `request_state`).
-    unsafe {
-        if !(*p).state.claim_timer() {
-            return;
-        }
-        if (*p).state.flags() & COMPLETED == 0 {
-            (*p).state.set_flag(TIMED_OUT);
-            platform::cancel_irp((*p).irp);
-        }
-        release(request);
+    // until it is released here, unless a KeCancelTimer claimed it first
+    // (then this DPC touches nothing but the state word; see
+    // `request_state`).
+    let pr = unsafe { private(request) };
+    if !pr.state.claim_timer() {
+        return;
     }
+    if pr.state.flags() & COMPLETED == 0 {
+        pr.state.set_flag(TIMED_OUT);
+        // SAFETY: the timer's reference keeps the IRP alive; DISPATCH_LEVEL.
+        unsafe { platform::cancel_irp(pr.irp) };
+    }
+    // SAFETY: drops the timer's reference, claimed above.
+    unsafe { release(request) };
 }
 
 /// Starts an asynchronous connect whose arguments were validated. The
@@ -229,44 +249,54 @@ pub unsafe fn start(
         unsafe { platform::free_irp(irp) };
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
-    let p = private(request);
-    // SAFETY: the request is ours until the callback; the fields are written
-    // before any other party can see them (the IRP is not issued yet).
-    let timeout = unsafe {
-        ptr::write(ptr::addr_of_mut!((*p).irp), irp);
-        ptr::write(ptr::addr_of_mut!((*p).client), client as *const SAFEWSK_CLIENT);
-        ptr::write(ptr::addr_of_mut!((*p).status), STATUS_PENDING);
-        ptr::write(ptr::addr_of_mut!((*p).information), 0);
-        ptr::write(ptr::addr_of_mut!((*p).node), node.into_raw());
-        ptr::write(ptr::addr_of_mut!((*p).state), RequestState::new());
-        copy_sockaddr(ptr::addr_of_mut!((*p).local), local);
-        copy_sockaddr(ptr::addr_of_mut!((*p).remote), remote);
-        (*p).timer.init(Some(on_timeout), request.cast());
-        (*request).TimeoutMs
+    let mut state = Private {
+        timer: Timer::new(),
+        irp,
+        client: client as *const SAFEWSK_CLIENT,
+        state: RequestState::new(),
+        status: AtomicI32::new(STATUS_PENDING),
+        information: AtomicUsize::new(0),
+        node: node.into_raw(),
+        local: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
+        remote: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
     };
-    // SAFETY: address computation only, inside the request.
-    let (local, remote) =
-        unsafe { (ptr::addr_of!((*p).local).cast::<SOCKADDR>(), ptr::addr_of!((*p).remote).cast::<SOCKADDR>()) };
-    let returned = issue(irp, local, remote);
-    // SAFETY: the starter's reference keeps the request alive until the
-    // release at the end.
-    unsafe {
-        if returned != STATUS_PENDING && (*p).state.flags() & COMPLETED == 0 {
-            // Returned without being consumed (see irp.rs): complete it here
-            // with the returned status, which the callback then reports.
-            platform::report_unconsumed(b"WskSocketConnect (asynchronous)\0", irp, returned);
-            platform::complete_unconsumed(irp, returned);
-        }
-        if timeout != SAFEWSK_NO_TIMEOUT && (*p).state.try_acquire_unless_completed(0) {
-            (*p).timer.set(timeout);
-            // Completion may have run between the check and KeSetTimer and
-            // found no timer to cancel: cancel it here then.
-            if (*p).state.flags() & COMPLETED != 0 {
-                cancel_timer_and_release(request);
-            }
-        }
-        release(request);
+    // SAFETY: a validated address, readable for its family's size.
+    unsafe { copy_sockaddr(&mut state.local, local) };
+    // SAFETY: as above.
+    unsafe { copy_sockaddr(&mut state.remote, remote) };
+    // SAFETY: the request's Private storage is ours until the callback,
+    // large and aligned enough (asserted above); nothing else can see it
+    // before the IRP is issued.
+    unsafe { ptr::write(private_ptr(request), state) };
+    // SAFETY: written just above; the starter's reference keeps it alive
+    // until the release at the end.
+    let pr = unsafe { private(request) };
+    // SAFETY: resident caller storage (non-paged, per the contract) whose
+    // timer is not queued.
+    unsafe { pr.timer.init(Some(on_timeout), request.cast()) };
+    // SAFETY: the caller's storage is readable.
+    let timeout = unsafe { (*request).TimeoutMs };
+    let returned = issue(irp, ptr::addr_of!(pr.local).cast::<SOCKADDR>(), ptr::addr_of!(pr.remote).cast::<SOCKADDR>());
+    if returned != STATUS_PENDING && pr.state.flags() & COMPLETED == 0 {
+        // Returned without being consumed (see irp.rs): complete it here with
+        // the returned status, which the callback then reports.
+        platform::report_unconsumed(b"WskSocketConnect (asynchronous)\0", irp, returned);
+        // SAFETY: not consumed: the IRP is ours again.
+        unsafe { platform::complete_unconsumed(irp, returned) };
     }
+    if timeout != SAFEWSK_NO_TIMEOUT && pr.state.try_acquire_unless_completed(0) {
+        // SAFETY: initialized; IRQL per the caller; the timer's reference
+        // keeps the storage alive until the expiry or the cancel.
+        unsafe { pr.timer.set(timeout) };
+        // Completion may have run between the check and KeSetTimer and found
+        // no timer to cancel: cancel it here then.
+        if pr.state.flags() & COMPLETED != 0 {
+            // SAFETY: the starter's reference is still held.
+            unsafe { cancel_timer_and_release(request) };
+        }
+    }
+    // SAFETY: drops the starter's reference; `pr` is not used after this.
+    unsafe { release(request) };
     Ok(())
 }
 
@@ -276,15 +306,15 @@ pub unsafe fn start(
 /// `request` was started and its callback has not returned yet (or the
 /// storage is still intact); IRQL <= DISPATCH_LEVEL.
 pub unsafe fn cancel(request: *mut SAFEWSK_CONNECT_REQUEST) -> bool {
-    let p = private(request);
-    // SAFETY: per the caller, the storage is intact; a successful acquire
-    // keeps the request and its IRP alive until the release.
-    unsafe {
-        if !(*p).state.try_acquire_unless_completed(CANCELLED) {
-            return false;
-        }
-        platform::cancel_irp((*p).irp);
-        release(request);
+    // SAFETY: per the caller, the storage is intact and initialized.
+    let pr = unsafe { private(request) };
+    if !pr.state.try_acquire_unless_completed(CANCELLED) {
+        return false;
     }
+    // SAFETY: the reference just acquired keeps the IRP alive; IRQL per the
+    // caller.
+    unsafe { platform::cancel_irp(pr.irp) };
+    // SAFETY: drops that reference.
+    unsafe { release(request) };
     true
 }

@@ -86,6 +86,24 @@ pub unsafe fn cancel(irp: *mut IRP) {
     unsafe { platform::cancel_irp(irp) };
 }
 
+/// [`call_and_wait_with`] that cancels the IRP at the deadline.
+///
+/// # Safety
+/// As [`call_and_wait_with`].
+pub unsafe fn call_and_wait(
+    device: PDEVICE_OBJECT,
+    what: &'static [u8],
+    timeout_ms: Option<ULONG>,
+    issue: impl FnOnce(*mut IRP) -> NTSTATUS,
+) -> Result<Completion, NTSTATUS> {
+    let at_deadline = |irp| {
+        // SAFETY: call_and_wait_with passes the still-live IRP.
+        unsafe { cancel(irp) }
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe { call_and_wait_with(device, what, timeout_ms, issue, at_deadline) }
+}
+
 /// Allocates an IRP, lets `issue` hand it to one WSK function, waits up to
 /// `timeout_ms` (None: no deadline) for its completion, runs `at_deadline`
 /// (normally [`cancel`]) when the deadline passes, waits for the completion
@@ -100,7 +118,7 @@ pub unsafe fn cancel(irp: *mut IRP) {
 /// IRQL <= APC_LEVEL; `device` is a live DEVICE_OBJECT. `issue` must pass the
 /// IRP to exactly one WSK provider function and must not keep it;
 /// `at_deadline` gets the still-live IRP and must not free it.
-pub unsafe fn call_and_wait(
+pub unsafe fn call_and_wait_with(
     device: PDEVICE_OBJECT,
     what: &'static [u8],
     timeout_ms: Option<ULONG>,
@@ -151,12 +169,10 @@ pub unsafe fn call_and_wait(
         platform::report_overdue(what, irp, waited);
     }
     // SAFETY: the completion routine has run (the event is signalled), so the
-    // IRP is ours again; it is read once and freed once.
-    let (status, information) = unsafe {
-        let result = platform::irp_result(irp);
-        platform::free_irp(irp);
-        result
-    };
+    // IRP is ours again and nobody writes its IoStatus.
+    let (status, information) = unsafe { platform::irp_result(irp) };
+    // SAFETY: ours again, as above; freed once, and not used after.
+    unsafe { platform::free_irp(irp) };
     let status = if timed_out && status == STATUS_CANCELLED { STATUS_IO_TIMEOUT } else { status };
     Ok(Completion { status, information, timed_out, consumed })
 }

@@ -202,19 +202,20 @@ pub unsafe fn set_completion_routine(
 /// `irp` was given a completion routine with [`set_completion_routine`], was
 /// returned unconsumed as described, and nobody else touches it.
 pub unsafe fn complete_unconsumed(irp: *mut IRP, status: NTSTATUS) {
-    // SAFETY: the IRP is ours again (see above); moving down one stack
-    // location stays inside its single stack location, whose completion
-    // routine we set; IofCompleteRequest then walks back up exactly as for
-    // a provider's completion.
-    unsafe {
-        if (*irp).CurrentLocation > (*irp).StackCount {
-            (*irp).CurrentLocation -= 1;
-            (*irp).Tail.CurrentStackLocation = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
-        }
-        (*irp).IoStatus.Status = status;
-        (*irp).IoStatus.Information = 0;
-        IofCompleteRequest(irp, 0);
+    // SAFETY: the IRP is ours again (see above) and nobody else touches it.
+    let r = unsafe { &mut *irp };
+    if r.CurrentLocation > r.StackCount {
+        // IoSetNextIrpStackLocation: moving down one stack location stays
+        // inside the IRP's single stack location, whose completion routine
+        // we set.
+        r.CurrentLocation -= 1;
+        r.Tail.CurrentStackLocation = r.Tail.CurrentStackLocation.wrapping_sub(1);
     }
+    r.IoStatus.Status = status;
+    r.IoStatus.Information = 0;
+    // SAFETY: IofCompleteRequest walks back up the stack locations exactly
+    // as for a provider's completion; IRQL <= DISPATCH_LEVEL.
+    unsafe { IofCompleteRequest(irp, 0) };
 }
 
 /// Reads `Irp->IoStatus` (Status, Information).
@@ -224,7 +225,8 @@ pub unsafe fn complete_unconsumed(irp: *mut IRP, status: NTSTATUS) {
 pub unsafe fn irp_result(irp: *const IRP) -> (NTSTATUS, ULONG_PTR) {
     // SAFETY: the caller guarantees the IRP is live and completed, so nobody
     // writes IoStatus concurrently.
-    unsafe { ((*irp).IoStatus.Status, (*irp).IoStatus.Information) }
+    let io_status = unsafe { (*irp).IoStatus };
+    (io_status.Status, io_status.Information)
 }
 
 // ---------------------------------------------------------------------------
@@ -393,11 +395,10 @@ connect(s) to finish\n\0"
 /// # Safety
 /// `timer` and `dpc` are resident storage that outlives every use of them.
 pub unsafe fn init_timer(timer: *mut KTIMER, dpc: *mut KDPC, routine: PKDEFERRED_ROUTINE, context: PVOID) {
-    // SAFETY: the caller provides valid resident storage.
-    unsafe {
-        KeInitializeTimer(timer);
-        KeInitializeDpc(dpc, routine, context);
-    }
+    // SAFETY: the caller provides valid resident storage for the KTIMER.
+    unsafe { KeInitializeTimer(timer) };
+    // SAFETY: and for the KDPC.
+    unsafe { KeInitializeDpc(dpc, routine, context) };
 }
 
 /// `KeSetTimer` with a relative due time of `ms` milliseconds; the DPC runs
@@ -608,9 +609,12 @@ pub unsafe fn probe_and_lock(mdl: *mut MDL, operation: LockOperation) -> Result<
     #[cfg(not(windows))]
     // SAFETY: per the caller; the raised exception (if any) is taken at once
     // on this thread, as `__except` would.
-    let status = unsafe {
-        MmProbeAndLockPages(mdl, KERNEL_MODE, operation as u32);
-        HostKernelTakeRaisedException()
+    let status = {
+        // SAFETY: per the caller (a host kernel call: it records an exception
+        // instead of raising it).
+        unsafe { MmProbeAndLockPages(mdl, KERNEL_MODE, operation as u32) };
+        // SAFETY: takes this thread's recorded exception, if any.
+        unsafe { HostKernelTakeRaisedException() }
     };
     #[cfg(windows)]
     // SAFETY: per the caller; the trampoline catches every exception

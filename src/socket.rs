@@ -13,7 +13,7 @@ use core::ptr;
 
 use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
 use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::irp::{self, call_and_wait};
+use crate::irp::{self, call_and_wait, call_and_wait_with};
 use crate::nt::*;
 use crate::platform::{self, LockOperation};
 use crate::sockets::Lookup;
@@ -72,9 +72,11 @@ impl<'a> SocketCall<'a> {
     /// socket is open, so its Dispatch is the provider's connection table,
     /// valid until the close.
     unsafe fn dispatch(&self) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
-        // SAFETY: per the function's contract.
-        unsafe { (*self.socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }
-            .ok_or(STATUS_INVALID_PARAMETER_2)
+        // SAFETY: per the function's contract, an open WSK_SOCKET.
+        let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // SAFETY: the provider's connection dispatch table, valid until the
+        // close (null is handled).
+        unsafe { dispatch.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)
     }
 }
 
@@ -126,17 +128,14 @@ pub unsafe fn transfer(
     let buf = unsafe { BufferMdl::new(buffer, length, operation, nonpaged) }?;
     let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
     let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
-    // SAFETY: the WSK_BUF and MDL outlive the IRP (call_and_wait returns only
-    // after completion); IRQL checked.
-    let done = unsafe {
-        call_and_wait(
-            call.device(),
-            what,
-            Some(timeout_ms),
-            |irp| provider(socket, wsk_buf_ptr, flags, irp),
-            |irp| irp::cancel(irp),
-        )
+    let issue = |irp| {
+        // SAFETY: the provider's WskSend/WskReceive of an open socket; the
+        // WSK_BUF and MDL outlive the IRP (call_and_wait returns only after
+        // completion).
+        unsafe { provider(socket, wsk_buf_ptr, flags, irp) }
     };
+    // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
+    let done = unsafe { call_and_wait(call.device(), what, Some(timeout_ms), issue) };
     // The IRP that used the MDL has completed and been freed: unlock, free.
     drop(buf);
     let done = done?;
@@ -171,6 +170,10 @@ pub unsafe fn disconnect(
     let graceful = flags & WSK_FLAG_ABORTIVE == 0;
     let at_deadline = |irp: *mut IRP| {
         if graceful {
+            let abort = |irp2| {
+                // SAFETY: the provider's WskDisconnect of an open socket.
+                unsafe { disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2) }
+            };
             // SAFETY: IRQL <= APC_LEVEL; a second IRP for the abortive
             // disconnect, waited for like any call; the graceful IRP stays
             // live (call_and_wait frees it only after its completion).
@@ -179,8 +182,7 @@ pub unsafe fn disconnect(
                     device,
                     b"WskDisconnect (abortive, after the graceful one's deadline)\0",
                     Some(timeout_ms),
-                    |irp2| disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2),
-                    |irp2| irp::cancel(irp2),
+                    abort,
                 )
             };
         }
@@ -188,16 +190,12 @@ pub unsafe fn disconnect(
         unsafe { irp::cancel(irp) };
     };
     let what: &'static [u8] = if graceful { b"WskDisconnect (graceful)\0" } else { b"WskDisconnect (abortive)\0" };
-    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    let done = unsafe {
-        call_and_wait(
-            device,
-            what,
-            Some(timeout_ms),
-            |irp| disconnect(socket, ptr::null_mut(), flags, irp),
-            at_deadline,
-        )
-    }?;
+    let issue = |irp| {
+        // SAFETY: the provider's WskDisconnect of an open socket.
+        unsafe { disconnect(socket, ptr::null_mut(), flags, irp) }
+    };
+    // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
+    let done = unsafe { call_and_wait_with(device, what, Some(timeout_ms), issue, at_deadline) }?;
     if done.timed_out {
         Err(STATUS_IO_TIMEOUT)
     } else {
@@ -215,13 +213,13 @@ pub unsafe fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Sta
     let call = unsafe { SocketCall::enter(client, socket, true) }?;
     let sockets = call.entered.client().sockets();
     let result = close_marked(&call);
-    // SAFETY: IRQL <= DISPATCH_LEVEL (the socket was marked at a legal IRQL,
-    // and close_marked fails before any wait above APC_LEVEL).
-    unsafe {
-        match result {
-            Closed::Gone(_) => sockets.finish_close(socket),
-            Closed::StillOpen(_) => sockets.abort_close(socket),
-        }
+    // IRQL <= DISPATCH_LEVEL: the socket was marked at a legal IRQL, and
+    // close_marked fails before any wait above APC_LEVEL.
+    match result {
+        // SAFETY: IRQL as above; marked by `enter`.
+        Closed::Gone(_) => unsafe { sockets.finish_close(socket) },
+        // SAFETY: as above.
+        Closed::StillOpen(_) => unsafe { sockets.abort_close(socket) },
     }
     match result {
         Closed::Gone(status) => Ok(status),
@@ -251,10 +249,13 @@ fn close_marked(call: &SocketCall<'_>) -> Closed {
         Ok(None) | Err(_) => return Closed::StillOpen(STATUS_NOT_SUPPORTED),
     };
     let socket = call.socket;
-    // SAFETY: IRQL checked; the IRP goes to exactly one WSK call.
-    let done = unsafe {
-        call_and_wait(call.device(), b"WskCloseSocket\0", None, |irp| close(socket, irp), |irp| irp::cancel(irp))
+    let issue = |irp| {
+        // SAFETY: the provider's WskCloseSocket of a socket of this client,
+        // marked as being closed (no other call will use it).
+        unsafe { close(socket, irp) }
     };
+    // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
+    let done = unsafe { call_and_wait(call.device(), b"WskCloseSocket\0", None, issue) };
     match done {
         Ok(d) if !d.consumed => Closed::StillOpen(d.status),
         Ok(d) => Closed::Gone(d.status),

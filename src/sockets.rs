@@ -147,16 +147,17 @@ impl Sockets {
     /// IRQL <= DISPATCH_LEVEL; `socket` is a live socket not yet recorded.
     pub unsafe fn insert(&self, reserved: Reserved, socket: *mut WSK_SOCKET) {
         let node = reserved.into_raw().cast::<Node>();
-        // SAFETY: IRQL per the caller; `node` is a live block we own, linked
-        // into the table which owns it from now on.
-        unsafe {
-            self.with(|t| {
-                let head = t.head(socket);
-                ptr::write(node, Node { socket, next: *head, closing: false });
-                *head = node;
-                t.open += 1;
-            })
-        }
+        let link = |t: &mut Table| {
+            let head = t.head(socket);
+            // SAFETY: `node` is a live pool block of a Node's size that we
+            // own (it was Reserved), written before it is linked; the table
+            // owns it from now on.
+            unsafe { ptr::write(node, Node { socket, next: *head, closing: false }) };
+            *head = node;
+            t.open += 1;
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(link) }
     }
 
     /// Finds a node of `socket` in `t` (`t` is locked) whose `closing` is as
@@ -204,18 +205,17 @@ impl Sockets {
     /// # Safety
     /// IRQL <= DISPATCH_LEVEL.
     pub unsafe fn begin_close(&self, socket: *mut WSK_SOCKET) -> bool {
-        // SAFETY: IRQL per the caller; the node is live while linked.
-        unsafe {
-            self.with(|t| {
-                let n = Self::find(t, socket, false);
-                if n.is_null() {
-                    false
-                } else {
-                    (*n).closing = true;
-                    true
-                }
-            })
-        }
+        let mark = |t: &mut Table| {
+            let n = Self::find(t, socket, false);
+            if n.is_null() {
+                return false;
+            }
+            // SAFETY: linked nodes are live and the lock is held.
+            unsafe { (*n).closing = true };
+            true
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(mark) }
     }
 
     /// Undoes [`Sockets::begin_close`]: the close was never issued.
@@ -223,15 +223,15 @@ impl Sockets {
     /// # Safety
     /// IRQL <= DISPATCH_LEVEL; `begin_close(socket)` returned true.
     pub unsafe fn abort_close(&self, socket: *mut WSK_SOCKET) {
-        // SAFETY: IRQL per the caller; the node is live while linked.
-        unsafe {
-            self.with(|t| {
-                let n = Self::find(t, socket, true);
-                if !n.is_null() {
-                    (*n).closing = false;
-                }
-            })
-        }
+        let unmark = |t: &mut Table| {
+            let n = Self::find(t, socket, true);
+            if !n.is_null() {
+                // SAFETY: linked nodes are live and the lock is held.
+                unsafe { (*n).closing = false };
+            }
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(unmark) }
     }
 
     /// Forgets a closed socket and frees its node.
@@ -239,23 +239,30 @@ impl Sockets {
     /// # Safety
     /// IRQL <= DISPATCH_LEVEL; `begin_close(socket)` returned true.
     pub unsafe fn finish_close(&self, socket: *mut WSK_SOCKET) {
+        let unlink = |t: &mut Table| -> *mut Node {
+            let mut link: &mut *mut Node = t.head(socket);
+            let found = loop {
+                let n = *link;
+                if n.is_null() {
+                    break n;
+                }
+                // SAFETY: linked nodes are live (type invariant) and the lock
+                // is held.
+                let node = unsafe { &mut *n };
+                if node.socket == socket && node.closing {
+                    *link = node.next;
+                    break n;
+                }
+                link = &mut node.next;
+            };
+            if !found.is_null() {
+                t.open = t.open.saturating_sub(1);
+            }
+            found
+        };
         // SAFETY: IRQL per the caller; unlinking under the lock transfers the
         // node's ownership back to us.
-        let node = unsafe {
-            self.with(|t| {
-                let mut link: *mut *mut Node = t.head(socket);
-                while !(*link).is_null() {
-                    if (**link).socket == socket && (**link).closing {
-                        let n = *link;
-                        *link = (*n).next;
-                        t.open = t.open.saturating_sub(1);
-                        return n;
-                    }
-                    link = ptr::addr_of_mut!((**link).next);
-                }
-                ptr::null_mut()
-            })
-        };
+        let node = unsafe { self.with(unlink) };
         if !node.is_null() {
             // SAFETY: unlinked above; nothing else references it.
             unsafe { platform::pool_free(node.cast()) };
@@ -283,6 +290,9 @@ mod tests {
     /// tests/stress.rs (a close of a fresh asynchronous socket refused with
     /// STATUS_INVALID_PARAMETER_2): the old close's `finish_close` had
     /// unlinked the new socket's node.
+    // Every call below has the same precondition (IRQL <= DISPATCH_LEVEL,
+    // true on a test thread) and the pointers are only compared: one block.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
     #[test]
     fn an_address_reused_while_its_old_socket_is_closing() {
         let k = hostkernel::Session::begin();

@@ -135,6 +135,12 @@ unsafe impl Sync for Timer {}
 unsafe impl Send for Timer {}
 
 impl Timer {
+    /// Storage for a timer; [`Timer::init`] must run, at its final address,
+    /// before any other use.
+    pub const fn new() -> Timer {
+        Timer { timer: UnsafeCell::new(KTIMER { Opaque: [0; 0x40] }), dpc: UnsafeCell::new(KDPC { Opaque: [0; 0x40] }) }
+    }
+
     /// `KeInitializeTimer` + `KeInitializeDpc(routine, context)`.
     ///
     /// # Safety

@@ -106,7 +106,7 @@ pub unsafe fn read_endpoint(sa: *const SOCKADDR) -> Option<Endpoint> {
     }
     // SAFETY: `sa` is non-null and the caller guarantees at least the family
     // field is readable; read_unaligned makes no alignment assumption.
-    let family = unsafe { ptr::read_unaligned(ptr::addr_of!((*sa).sa_family)) };
+    let family = unsafe { ptr::read_unaligned(sa.cast::<ADDRESS_FAMILY>()) };
     match family {
         AF_INET => {
             // SAFETY: an AF_INET address is a 16-byte SOCKADDR_IN (caller contract).
