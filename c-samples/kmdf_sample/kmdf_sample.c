@@ -4,13 +4,16 @@
  * EvtDriverDeviceAdd creates the device and reads TargetAddress/TargetPort
  * (REG_DWORD) from the service's Parameters key (the INF writes them).
  * EvtDeviceSelfManagedIoInit (PASSIVE_LEVEL, once the device has started)
- * starts WSK through safewsk and starts SafeWskSocketConnectAsync with the
- * request in the device context: no thread waits for the connection. Its
- * callback (IRQL <= DISPATCH_LEVEL) keeps the result and queues a work item,
- * which does the request/reply of ../common/sample_exchange.c at
- * PASSIVE_LEVEL. EvtDeviceSelfManagedIoCleanup cancels a connect still
- * pending, flushes the work item and calls SafeWskCleanup (which waits for
- * the callback).
+ * only queues a work item, so that device start never waits for the WSK
+ * provider ("Registering a Winsock Kernel Application"). The work item
+ * starts WSK through safewsk (waiting for the provider if need be) and
+ * starts SafeWskSocketConnectAsync with the request in the device context:
+ * no thread waits for the connection. Its callback (IRQL <= DISPATCH_LEVEL)
+ * keeps the result and queues the work item again, which then does the
+ * request/reply of ../common/sample_exchange.c at PASSIVE_LEVEL.
+ * EvtDeviceSelfManagedIoCleanup flushes the work item, cancels a connect
+ * still pending, and calls SafeWskCleanup (which waits for the callback);
+ * the device object passed to SafeWskStartup outlives the client.
  *
  * On Linux, .ci/windows-gnu compiles it against MinGW's real ntddk.h with a
  * small compat wdf.h (MinGW ships no KMDF headers).
@@ -29,6 +32,9 @@ typedef struct _SAMPLE_DEVICE_CONTEXT {
     ULONG Address;
     ULONG Port;
     WDFWORKITEM ExchangeWorkItem;
+    /* Set by the work item's first run (startup and connect). */
+    BOOLEAN Started;
+    BOOLEAN ConnectStarted;
     /* Filled by the connect callback, read by the work item. */
     NTSTATUS ConnectStatus;
     WSK_SOCKET *Socket;
@@ -109,14 +115,57 @@ SampleConnectComplete(_In_opt_ PVOID Context, _In_ NTSTATUS Status, _In_opt_ WSK
     WdfWorkItemEnqueue(context->ExchangeWorkItem);
 }
 
+/* The first run (queued by EvtDeviceSelfManagedIoInit): start WSK, waiting
+ * for the provider if need be, and start the connect. PASSIVE_LEVEL. */
+static VOID
+SampleStart(_In_ WDFDEVICE Device, _Inout_ SAMPLE_DEVICE_CONTEXT *Context)
+{
+    SOCKADDR_IN local, remote;
+    NTSTATUS status;
+
+    /* The device object keeps the driver loaded while safewsk's completion
+     * routines run; it outlives the client (cleanup runs first). */
+    status = SafeWskStartup(WdfDeviceWdmGetDeviceObject(Device), SAMPLE_PROVIDER_WAIT_MS, &Context->Client);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-kmdf: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
+        return;
+    }
+    /* The device stays started even if the peer is unreachable: the
+     * connect's status is only reported. */
+    status = SampleBuildAddresses(Context->Address, Context->Port, &local, &remote);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-kmdf: bad TargetPort: %u\n", Context->Port);
+        return;
+    }
+    RtlZeroMemory(&Context->ConnectRequest, sizeof(Context->ConnectRequest));
+    Context->ConnectRequest.Callback = SampleConnectComplete;
+    Context->ConnectRequest.CallbackContext = Device;
+    Context->ConnectRequest.TimeoutMs = 5000;
+    /* The addresses are copied by safewsk: locals are fine. */
+    status = SafeWskSocketConnectAsync(Context->Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&local,
+                                       (SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, NULL,
+                                       &Context->ConnectRequest);
+    if (status == STATUS_PENDING) {
+        Context->ConnectStarted = TRUE;
+    } else {
+        DbgPrint("safewsk-kmdf: SafeWskSocketConnectAsync failed: 0x%08X\n", (unsigned)status);
+    }
+}
+
 VOID
 SampleEvtExchangeWorkItem(_In_ WDFWORKITEM WorkItem)
 {
-    SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(WdfWorkItemGetParentObject(WorkItem));
+    WDFDEVICE device = (WDFDEVICE)WdfWorkItemGetParentObject(WorkItem);
+    SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(device);
     WSK_SOCKET *socket = context->Socket;
 
     PAGED_CODE();
 
+    if (!context->Started) {
+        context->Started = TRUE;
+        SampleStart(device, context);
+        return;
+    }
     if (!NT_SUCCESS(context->ConnectStatus)) {
         DbgPrint("safewsk-kmdf: connect failed: 0x%08X\n", (unsigned)context->ConnectStatus);
         return;
@@ -132,7 +181,6 @@ SampleEvtSelfManagedIoInit(_In_ WDFDEVICE Device)
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(Device);
     WDF_WORKITEM_CONFIG workItemConfig;
     WDF_OBJECT_ATTRIBUTES attributes;
-    SOCKADDR_IN local, remote;
     NTSTATUS status;
 
     PAGED_CODE();
@@ -144,31 +192,8 @@ SampleEvtSelfManagedIoInit(_In_ WDFDEVICE Device)
     if (!NT_SUCCESS(status)) {
         return status;
     }
-    /* The device object keeps the driver loaded while safewsk's completion
-     * routines run; it outlives the client (cleanup runs first). */
-    status = SafeWskStartup(WdfDeviceWdmGetDeviceObject(Device), SAMPLE_PROVIDER_WAIT_MS, &context->Client);
-    if (!NT_SUCCESS(status)) {
-        DbgPrint("safewsk-kmdf: SafeWskStartup failed: 0x%08X\n", (unsigned)status);
-        return status;
-    }
-    /* The device stays started even if the peer is unreachable: the
-     * connect's status is only reported. */
-    status = SampleBuildAddresses(context->Address, context->Port, &local, &remote);
-    if (!NT_SUCCESS(status)) {
-        DbgPrint("safewsk-kmdf: bad TargetPort: %u\n", context->Port);
-        return STATUS_SUCCESS;
-    }
-    RtlZeroMemory(&context->ConnectRequest, sizeof(context->ConnectRequest));
-    context->ConnectRequest.Callback = SampleConnectComplete;
-    context->ConnectRequest.CallbackContext = Device;
-    context->ConnectRequest.TimeoutMs = 5000;
-    /* The addresses are copied by safewsk: locals are fine. */
-    status = SafeWskSocketConnectAsync(context->Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&local,
-                                       (SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, NULL,
-                                       &context->ConnectRequest);
-    if (status != STATUS_PENDING) {
-        DbgPrint("safewsk-kmdf: SafeWskSocketConnectAsync failed: 0x%08X\n", (unsigned)status);
-    }
+    /* Device start does not wait for the WSK provider: the work item does. */
+    WdfWorkItemEnqueue(context->ExchangeWorkItem);
     return STATUS_SUCCESS;
 }
 
@@ -181,12 +206,17 @@ SampleEvtSelfManagedIoCleanup(_In_ WDFDEVICE Device)
 
     PAGED_CODE();
 
+    /* The startup stage may still be running: let it finish. */
+    WdfWorkItemFlush(context->ExchangeWorkItem);
     if (context->Client == NULL) {
         return;
     }
-    /* A connect still pending calls back with STATUS_CANCELLED;
-     * STATUS_NOT_FOUND (already completed) is fine too. */
-    (void)SafeWskCancelConnect(&context->ConnectRequest);
+    /* A connect still pending calls back with STATUS_CANCELLED (possibly
+     * inside SafeWskCancelConnect); STATUS_NOT_FOUND (already completed) is
+     * fine too. */
+    if (context->ConnectStarted) {
+        (void)SafeWskCancelConnect(&context->ConnectRequest);
+    }
     /* SafeWskCleanup waits for the callback, and refuses while the work item
      * it queued still holds the socket: flush the work item and retry. */
     for (attempt = 0; attempt < 3; attempt++) {
