@@ -587,8 +587,11 @@ fn install_page_fault_handler() {
 /// It runs synchronously on the faulting thread, which never holds the
 /// memory lock while touching pool memory.
 extern "C" fn on_page_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler,
+    // alive for the duration of the handler.
+    let info_ref = unsafe { &*info };
+    // SAFETY: for SIGSEGV the kernel fills si_addr, the union member read.
+    let addr = unsafe { info_ref.si_addr() } as usize;
     let page = addr & !(PAGE_SIZE - 1);
     let resolved = {
         let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
