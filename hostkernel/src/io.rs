@@ -285,7 +285,8 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
     // Every access to the IRP below happens while it is live: before a
     // completion routine is called, or after one returned something other
     // than STATUS_MORE_PROCESSING_REQUIRED and the IRP is still in the table.
-    // SAFETY: the live IRP (checked in the table); Cancel is in its header.
+    // SAFETY: the live IRP (checked in the table), cancel_routine's only
+    // requirement.
     if unsafe { cancel_routine(irp) }.load(Ordering::SeqCst) != 0 {
         violation(format!("IoCompleteRequest: IRP {irp:p} completed with a cancel routine still set"));
     }
