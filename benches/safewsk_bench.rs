@@ -58,24 +58,35 @@ unsafe extern "system" fn signal(_: PVOID, _: *mut IRP, ctx: PVOID) -> NTSTATUS 
 
 /// One IRP round trip written by hand, as WSK samples do.
 unsafe fn direct_call(issue: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, usize) {
-    // SAFETY: the sequence of the WSK documentation: a fresh IRP, the event
-    // on this stack outlives the wait, the IRP is freed after completion.
-    unsafe {
-        let irp = IoAllocateIrp(1, 0);
-        assert!(!irp.is_null());
-        let mut ev = KEVENT::zeroed();
-        KeInitializeEvent(&mut ev, 0, 0);
-        let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
-        (*next).CompletionRoutine = Some(signal);
-        (*next).Context = (&mut ev as *mut KEVENT).cast();
-        (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
-        if issue(irp) == STATUS_PENDING {
-            KeWaitForSingleObject(&mut ev, 0, 0, 0, ptr::null_mut());
-        }
-        let r = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
-        IoFreeIrp(irp);
-        r
+    // The sequence of the WSK documentation: a fresh IRP, the event on this
+    // stack outlives the wait, the IRP is freed after completion.
+    // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
+    let irp = unsafe { IoAllocateIrp(1, 0) };
+    assert!(!irp.is_null());
+    let mut ev = KEVENT::zeroed();
+    // SAFETY: `ev` is a writable KEVENT on this stack.
+    unsafe { KeInitializeEvent(&mut ev, 0, 0) };
+    // SAFETY: a fresh, non-null IRP, ours alone.
+    let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
+    // SAFETY: a fresh IRP with one stack location starts one past it, so
+    // `next` is that (only) stack location, inside the IRP.
+    unsafe { (*next).CompletionRoutine = Some(signal) };
+    // SAFETY: as above; the context is `ev`, which outlives the wait below.
+    unsafe { (*next).Context = (&mut ev as *mut KEVENT).cast() };
+    // SAFETY: as above.
+    unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
+    if issue(irp) == STATUS_PENDING {
+        // SAFETY: `ev` was initialized above; `signal` sets it when the IRP
+        // completes, and a NULL timeout waits for that.
+        unsafe { KeWaitForSingleObject(&mut ev, 0, 0, 0, ptr::null_mut()) };
     }
+    // SAFETY: the completed IRP is still allocated (`signal` returns
+    // STATUS_MORE_PROCESSING_REQUIRED, so only we free it).
+    let io_status = unsafe { &(*irp).IoStatus };
+    let r = (io_status.Status, io_status.Information);
+    // SAFETY: the completed IRP, back with us, freed once.
+    unsafe { IoFreeIrp(irp) };
+    r
 }
 
 struct Direct {
@@ -95,19 +106,23 @@ impl Direct {
         let mut cnpi = Box::new(WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: &mut *disp });
         let mut reg = Box::new(WSK_REGISTRATION::zeroed());
         let mut npi = WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() };
-        // SAFETY: valid structures that outlive the registration.
-        unsafe {
-            assert_eq!(WskRegister(&mut *cnpi, &mut *reg), STATUS_SUCCESS);
-            assert_eq!(WskCaptureProviderNPI(&mut *reg, 0, &mut npi), STATUS_SUCCESS);
-        }
+        // SAFETY: the NPI, its dispatch and the registration are boxed and
+        // kept in the Direct, so they outlive the registration (Drop).
+        assert_eq!(unsafe { WskRegister(&mut *cnpi, &mut *reg) }, STATUS_SUCCESS);
+        // SAFETY: the registration just made; `npi` is a writable out parameter.
+        assert_eq!(unsafe { WskCaptureProviderNPI(&mut *reg, 0, &mut npi) }, STATUS_SUCCESS);
         Direct { reg, npi, _cnpi: cnpi, _disp: disp }
     }
 
     fn connect_close(&self, local: &Addr, remote: &Addr) {
-        // SAFETY: the provider NPI is captured; addresses are valid.
-        unsafe {
-            let f = (*self.npi.Dispatch).WskSocketConnect.expect("WskSocketConnect");
-            let (st, info) = direct_call(|irp| {
+        // SAFETY: the provider NPI captured in new(): its Dispatch is the
+        // provider's static WSK_PROVIDER_DISPATCH.
+        let f = unsafe { (*self.npi.Dispatch).WskSocketConnect }.expect("WskSocketConnect");
+        let connect = |irp: *mut IRP| {
+            // SAFETY: the provider's WskSocketConnect with its captured
+            // client, the caller's addresses (alive until this returns, which
+            // is after the IRP completed) and direct_call's IRP.
+            unsafe {
                 f(
                     self.npi.Client,
                     SOCK_STREAM,
@@ -122,23 +137,34 @@ impl Direct {
                     ptr::null_mut(),
                     irp,
                 )
-            });
-            assert_eq!(st, STATUS_SUCCESS);
-            let socket = info as *mut WSK_SOCKET;
-            let d = (*socket).Dispatch as *const WSK_PROVIDER_CONNECTION_DISPATCH;
-            let close = (*d).Basic.WskCloseSocket.expect("WskCloseSocket");
-            assert_eq!(direct_call(|irp| close(socket, irp)).0, STATUS_SUCCESS);
-        }
+            }
+        };
+        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
+        let (st, info) = unsafe { direct_call(connect) };
+        assert_eq!(st, STATUS_SUCCESS);
+        let socket = info as *mut WSK_SOCKET;
+        // SAFETY: a successful WskSocketConnect puts the new, open
+        // WSK_SOCKET in IoStatus.Information.
+        let d = unsafe { (*socket).Dispatch } as *const WSK_PROVIDER_CONNECTION_DISPATCH;
+        // SAFETY: a connection socket's Dispatch is the provider's static
+        // WSK_PROVIDER_CONNECTION_DISPATCH.
+        let close = unsafe { (*d).Basic.WskCloseSocket }.expect("WskCloseSocket");
+        // SAFETY: the provider's WskCloseSocket on the socket it opened,
+        // closed once, with direct_call's IRP.
+        let close_socket = |irp: *mut IRP| unsafe { close(socket, irp) };
+        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
+        let (st, _) = unsafe { direct_call(close_socket) };
+        assert_eq!(st, STATUS_SUCCESS);
     }
 }
 
 impl Drop for Direct {
     fn drop(&mut self) {
-        // SAFETY: captured and registered in new().
-        unsafe {
-            WskReleaseProviderNPI(&mut *self.reg);
-            WskDeregister(&mut *self.reg);
-        }
+        // SAFETY: the provider NPI captured in new(), released once.
+        unsafe { WskReleaseProviderNPI(&mut *self.reg) };
+        // SAFETY: the registration made in new(), its NPI released and every
+        // socket closed (connect_close closes what it opens).
+        unsafe { WskDeregister(&mut *self.reg) };
     }
 }
 
@@ -146,18 +172,22 @@ impl Drop for Direct {
 /// connect completes at the handshake; closing keeps within the fd limit).
 fn holding_server() -> (SocketAddr, std::thread::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor handed to TcpListener.
-    let listener = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        let one: i32 = 1;
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const i32).cast(), 4);
-        let mut sin: libc::sockaddr_in = std::mem::zeroed();
-        sin.sin_family = libc::AF_INET as u16;
-        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-        assert_eq!(libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16), 0);
-        assert_eq!(libc::listen(fd, 65535), 0);
-        std::net::TcpListener::from_raw_fd(fd)
-    };
+    // SAFETY: socket() takes no pointers; the descriptor is ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let one: i32 = 1;
+    // SAFETY: SO_REUSEADDR takes an int; `one` is 4 readable bytes.
+    unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const i32).cast(), 4) };
+    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+    assert_eq!(unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16) }, 0);
+    // SAFETY: listen() takes no pointers; `fd` is our bound socket.
+    assert_eq!(unsafe { libc::listen(fd, 65535) }, 0);
+    // SAFETY: `fd` is an open, listening socket that nothing else owns; the
+    // TcpListener takes it over (and closes it).
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -232,13 +262,13 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn raise_fd_limit() {
-    // SAFETY: plain getrlimit/setrlimit on this process.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-    }
+    // SAFETY: rlimit is plain C data; all zeroes is valid.
+    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is a writable rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    r.rlim_cur = r.rlim_max;
+    // SAFETY: `r` is an initialized rlimit (the current one, soft = hard).
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
 }
 
 static DONE: AtomicUsize = AtomicUsize::new(0);
@@ -361,27 +391,29 @@ fn main() {
     let rss1 = peak_rss_kib();
     let t = Instant::now();
     let mut fds = Vec::with_capacity(scale);
-    // SAFETY: plain socket calls on descriptors this function owns.
-    unsafe {
-        let mut sin: libc::sockaddr_in = std::mem::zeroed();
-        sin.sin_family = libc::AF_INET as u16;
-        sin.sin_port = addr.port().to_be();
-        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-        for _ in 0..scale {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0);
-            let rc = libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), 16);
-            assert!(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS));
-            fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
-        }
-        let mut left = fds.len();
-        while left > 0 {
-            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000);
-            for p in fds.iter_mut() {
-                if p.events != 0 && p.revents != 0 {
-                    p.events = 0;
-                    left -= 1;
-                }
+    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_port = addr.port().to_be();
+    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    for _ in 0..scale {
+        // SAFETY: socket() takes no pointers; the descriptor is ours (closed below).
+        let fd =
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+        let rc = unsafe { libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), 16) };
+        assert!(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS));
+        fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
+    }
+    let mut left = fds.len();
+    while left > 0 {
+        // SAFETY: `fds` is a valid, writable array of fds.len() pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        for p in fds.iter_mut() {
+            if p.events != 0 && p.revents != 0 {
+                p.events = 0;
+                left -= 1;
             }
         }
     }

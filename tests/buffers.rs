@@ -334,16 +334,20 @@ fn the_nonpaged_flag_on_paged_pool_is_reported() {
 fn unlock_misuse_and_locked_leaks_are_caught() {
     let k = Session::begin();
     let mut buf = [0u8; 64];
-    // SAFETY: deliberate misuse of MDLs over a live stack buffer, to see the
-    // checks fire.
-    unsafe {
-        let mdl = IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut());
-        MmUnlockPages(mdl); // wrong: never locked
-        MmProbeAndLockPages(mdl, 0, 1);
-        assert_eq!(HostKernelTakeRaisedException(), STATUS_SUCCESS);
-        assert_eq!(hostkernel::live().locked_pages, 1);
-        IoFreeMdl(mdl); // wrong: still locked; the page stays locked (leak)
-    }
+    // Deliberate misuse of MDLs over a live stack buffer, to see the checks
+    // fire; the host kernel looks each MDL up before acting on it.
+    // SAFETY: `buf` is 64 live bytes; the MDL only describes them.
+    let mdl = unsafe { IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut()) };
+    // SAFETY: a live MDL; unlocking it unlocked is the misuse under test
+    // (reported, nothing unlocked).
+    unsafe { MmUnlockPages(mdl) }; // wrong: never locked
+                                   // SAFETY: the live MDL over `buf`, which stays alive and writable.
+    unsafe { MmProbeAndLockPages(mdl, 0, 1) };
+    // SAFETY: no preconditions (takes this thread's pending exception).
+    assert_eq!(unsafe { HostKernelTakeRaisedException() }, STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().locked_pages, 1);
+    // SAFETY: the live MDL, freed once; its locked pages are the leak under test.
+    unsafe { IoFreeMdl(mdl) }; // wrong: still locked; the page stays locked (leak)
     let msg = finish_fails(k);
     assert!(msg.contains("MmUnlockPages: MDL") && msg.contains("is not locked"), "{msg}");
     assert!(msg.contains("still has its pages locked"), "{msg}");
@@ -355,12 +359,14 @@ fn an_exception_nobody_handles_is_caught() {
     let k = Session::begin();
     let mut buf = [0u8; 64];
     k.fail_probe(1, STATUS_ACCESS_VIOLATION);
-    // SAFETY: deliberate misuse: the raised exception is never taken.
-    unsafe {
-        let mdl = IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut());
-        MmProbeAndLockPages(mdl, 0, 1);
-        IoFreeMdl(mdl);
-    }
+    // Deliberate misuse: the raised exception is never taken.
+    // SAFETY: `buf` is 64 live bytes; the MDL only describes them.
+    let mdl = unsafe { IoAllocateMdl(buf.as_mut_ptr().cast(), 64, 0, 0, ptr::null_mut()) };
+    // SAFETY: the live MDL over `buf` (the injected failure raises instead
+    // of locking).
+    unsafe { MmProbeAndLockPages(mdl, 0, 1) };
+    // SAFETY: the live MDL, not locked (the probe failed), freed once.
+    unsafe { IoFreeMdl(mdl) };
     let msg = finish_fails(k);
     assert!(msg.contains("never handled"), "{msg}");
 }
@@ -371,23 +377,37 @@ fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
     hostkernel::set_connect_completion(ConnectCompletion::Sync);
     with_echo_socket(|_client, socket| {
         let data = [9u8; 32];
-        // SAFETY: deliberate misuse, bypassing safewsk: the provider's own
-        // WskSend with an MDL that was allocated but neither built nor
-        // locked. The IRP is set up as IoSetCompletionRoutine does and freed
-        // after the provider completed it (it refuses the buffer at once).
-        unsafe {
-            let mdl = IoAllocateMdl(data.as_ptr() as PVOID, 32, 0, 0, ptr::null_mut());
-            let mut buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: 32 };
-            let irp = IoAllocateIrp(1, 0);
-            let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
-            (*next).CompletionRoutine = Some(keep);
-            (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
-            let dispatch = &*(*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
-            let send = dispatch.WskSend.expect("WskSend");
-            assert_eq!(send(socket, &mut buf, 0, irp), STATUS_INVALID_PARAMETER);
-            IoFreeIrp(irp);
-            IoFreeMdl(mdl);
-        }
+        // Deliberate misuse, bypassing safewsk: the provider's own WskSend
+        // with an MDL that was allocated but neither built nor locked. The
+        // IRP is set up as IoSetCompletionRoutine does and freed after the
+        // provider completed it (it refuses the buffer at once).
+        // SAFETY: `data` is 32 live bytes; the MDL only describes them.
+        let mdl = unsafe { IoAllocateMdl(data.as_ptr() as PVOID, 32, 0, 0, ptr::null_mut()) };
+        let mut buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: 32 };
+        // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
+        let irp = unsafe { IoAllocateIrp(1, 0) };
+        assert!(!irp.is_null());
+        // SAFETY: a fresh, non-null IRP, ours alone.
+        let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
+        // SAFETY: a fresh IRP with one stack location starts one past it, so
+        // `next` is that (only) stack location, inside the IRP.
+        unsafe { (*next).CompletionRoutine = Some(keep) };
+        // SAFETY: as above.
+        unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
+        // SAFETY: `socket` is the open WSK_SOCKET with_echo_socket passes.
+        let dispatch = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // SAFETY: a connection socket's Dispatch is the provider's static
+        // WSK_PROVIDER_CONNECTION_DISPATCH.
+        let dispatch = unsafe { &*dispatch };
+        let send = dispatch.WskSend.expect("WskSend");
+        // SAFETY: the provider's WskSend on its own socket, with a WSK_BUF
+        // and an IRP set up as above; it refuses the buffer and completes
+        // the IRP before returning.
+        assert_eq!(unsafe { send(socket, &mut buf, 0, irp) }, STATUS_INVALID_PARAMETER);
+        // SAFETY: the IRP, completed (keep returned MORE_PROCESSING), ours again.
+        unsafe { IoFreeIrp(irp) };
+        // SAFETY: the live MDL, never locked, freed once.
+        unsafe { IoFreeMdl(mdl) };
     });
     let msg = finish_fails(k);
     assert!(msg.contains("is neither built for non-paged pool, nor locked (MDL_PAGES_LOCKED), nor mapped"), "{msg}");

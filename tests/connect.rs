@@ -105,18 +105,20 @@ fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_freed() 
 /// it never completes: the "server that never accepts".
 #[test]
 fn server_that_never_accepts_times_out() {
-    // SAFETY: plain socket syscalls on descriptors this test owns.
-    let (lfd, port) = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        let mut sin: libc::sockaddr_in = std::mem::zeroed();
-        sin.sin_family = libc::AF_INET as u16;
-        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-        assert_eq!(libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16), 0);
-        assert_eq!(libc::listen(fd, 0), 0);
-        let mut len = 16u32;
-        libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len);
-        (fd, u16::from_be(sin.sin_port))
-    };
+    // SAFETY: socket() takes no pointers; the descriptor is this test's.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+    assert_eq!(unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16) }, 0);
+    // SAFETY: listen() takes no pointers; `fd` is our bound socket.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    let mut len = 16u32;
+    // SAFETY: `sin` is a writable 16-byte sockaddr_in and `len` says so.
+    unsafe { libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) };
+    let (lfd, port) = (fd, u16::from_be(sin.sin_port));
     let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     // Fill the accept queue until a connect no longer completes.
     let mut fillers = Vec::new();
@@ -312,6 +314,8 @@ fn startup_checks_irql_out_pointer_and_pool_failure() {
     // SAFETY: a NULL device object, and a pointer to something that is not one.
     assert_eq!(unsafe { SafeWskStartup(std::ptr::null_mut(), 0, &mut client) }, STATUS_INVALID_PARAMETER_1);
     let mut not_a_device = [0u64; 8];
+    // SAFETY: a readable 64-byte buffer that is not a DEVICE_OBJECT: the
+    // library must reject it (it checks Type first) without writing to it.
     assert_eq!(unsafe { SafeWskStartup(not_a_device.as_mut_ptr().cast(), 0, &mut client) }, STATUS_INVALID_PARAMETER_1);
     assert!(client.is_null());
     k.fail_nth(Site::Pool, 1);

@@ -201,11 +201,11 @@ fn caller_address_buffers_may_die_when_the_call_returns() {
     let mut local = Addr::wildcard_like(server);
     let mut remote = Addr::from(server);
     assert_eq!(start_async(client, &local, &remote, &mut *req), STATUS_PENDING);
-    // SAFETY: writes to our own locals; volatile so they are not optimized out.
-    unsafe {
-        std::ptr::write_volatile(&mut local, Addr([0xEE; 28]));
-        std::ptr::write_volatile(&mut remote, Addr([0xEE; 28]));
-    }
+    // Volatile so that the writes are not optimized out.
+    // SAFETY: `&mut local` is a valid, aligned pointer to our own local.
+    unsafe { std::ptr::write_volatile(&mut local, Addr([0xEE; 28])) };
+    // SAFETY: `&mut remote` is a valid, aligned pointer to our own local.
+    unsafe { std::ptr::write_volatile(&mut remote, Addr([0xEE; 28])) };
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS, "connected with the request's copies");
     assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);

@@ -31,15 +31,24 @@ fn a_leaked_irp_fails_the_test() {
 #[test]
 fn double_free_and_write_after_free_are_caught() {
     let k = Session::begin();
-    // SAFETY: deliberately misusing an IRP we own, to see the check fire.
-    unsafe {
-        let irp = raw::IoAllocateIrp(1, 0);
-        raw::IoFreeIrp(irp);
-        raw::IoFreeIrp(irp);
-        let p = ExAllocatePool2(0x40, 64, 0x6b77_5353);
-        ExFreePoolWithTag(p, 0x6b77_5353);
-        *p.add(8) = 1; // write after free (the block is quarantined, so this is safe here)
-    }
+    // Deliberate misuse, to see the checks fire. The host kernel looks a
+    // pointer up in its table before touching it, and quarantines freed
+    // blocks instead of returning them to the allocator, so the misuse is
+    // recorded rather than undefined.
+    // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
+    let irp = unsafe { raw::IoAllocateIrp(1, 0) };
+    // SAFETY: a live IRP we allocated and no provider owns.
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the double free under test: the host kernel finds no live
+    // IRP in its table and reports it without touching the memory.
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: ExAllocatePool2 has no preconditions at PASSIVE_LEVEL.
+    let p = unsafe { ExAllocatePool2(0x40, 64, 0x6b77_5353) };
+    // SAFETY: a live pool block with this tag.
+    unsafe { ExFreePoolWithTag(p, 0x6b77_5353) };
+    // SAFETY: the write after free under test: the freed block is
+    // quarantined (still allocated, 64 bytes), so byte 8 is writable memory.
+    unsafe { *p.wrapping_add(8) = 1 };
     assert_eq!(hostkernel::violations().len(), 1, "double free");
     let msg = finish_fails(k);
     assert!(msg.contains("written after it was freed"), "{msg}");
@@ -50,12 +59,11 @@ fn waiting_at_dispatch_level_is_a_violation() {
     let k = Session::begin();
     let mut ev = [0u64; 3];
     let mut zero_wait: i64 = -1;
-    // SAFETY: a KEVENT-sized buffer.
-    unsafe {
-        KeInitializeEvent(ev.as_mut_ptr().cast(), 0, 1);
-        hostkernel::with_irql(2, || KeWaitForSingleObject(ev.as_mut_ptr().cast(), 0, 0, 0, &mut zero_wait));
-        let _ = ptr::null::<u8>();
-    }
+    // SAFETY: `ev` is a writable, KEVENT-sized (24-byte) local buffer.
+    unsafe { KeInitializeEvent(ev.as_mut_ptr().cast(), 0, 1) };
+    // SAFETY: the event initialized just above (signalled, so the wait
+    // returns at once); `zero_wait` is a writable timeout.
+    hostkernel::with_irql(2, || unsafe { KeWaitForSingleObject(ev.as_mut_ptr().cast(), 0, 0, 0, &mut zero_wait) });
     assert!(finish_fails(k).contains("KeWaitForSingleObject at IRQL 2"));
 }
 
@@ -79,15 +87,18 @@ mod raw {
 
     /// An IRP with a completion routine set as IoSetCompletionRoutine does.
     pub unsafe fn irp() -> *mut IRP {
-        // SAFETY: a fresh IRP with one stack location, set up as wdm.h's
-        // IoSetCompletionRoutine does.
-        unsafe {
-            let irp = IoAllocateIrp(1, 0);
-            let next = (*irp).Tail.CurrentStackLocation.wrapping_sub(1);
-            (*next).CompletionRoutine = Some(keep);
-            (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
-            irp
-        }
+        // Set up as wdm.h's IoSetCompletionRoutine does.
+        // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
+        let irp = unsafe { IoAllocateIrp(1, 0) };
+        assert!(!irp.is_null());
+        // SAFETY: a fresh, non-null IRP, ours alone.
+        let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
+        // SAFETY: a fresh IRP with one stack location starts one past it,
+        // so `next` is that (only) stack location, inside the IRP.
+        unsafe { (*next).CompletionRoutine = Some(keep) };
+        // SAFETY: as above.
+        unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
+        irp
     }
 
     pub struct Client {
@@ -98,28 +109,33 @@ mod raw {
     }
 
     pub unsafe fn register() -> Client {
-        // SAFETY: the NPI and registration are boxed and outlive the registration.
-        unsafe {
-            let mut dispatch = Box::new(WSK_CLIENT_DISPATCH {
-                Version: make_wsk_version(1, 0),
-                Reserved: 0,
-                WskClientEvent: std::ptr::null_mut(),
-            });
-            let mut client_npi =
-                Box::new(WSK_CLIENT_NPI { ClientContext: std::ptr::null_mut(), Dispatch: &mut *dispatch });
-            let mut reg = Box::new(WSK_REGISTRATION::zeroed());
-            assert_eq!(WskRegister(&mut *client_npi, &mut *reg), STATUS_SUCCESS);
-            let mut npi = WSK_PROVIDER_NPI { Client: std::ptr::null_mut(), Dispatch: std::ptr::null() };
-            assert_eq!(WskCaptureProviderNPI(&mut *reg, 0, &mut npi), STATUS_SUCCESS);
-            Client { reg, npi, _client_npi: client_npi, _dispatch: dispatch }
-        }
+        let mut dispatch = Box::new(WSK_CLIENT_DISPATCH {
+            Version: make_wsk_version(1, 0),
+            Reserved: 0,
+            WskClientEvent: std::ptr::null_mut(),
+        });
+        let mut client_npi = Box::new(WSK_CLIENT_NPI { ClientContext: std::ptr::null_mut(), Dispatch: &mut *dispatch });
+        let mut reg = Box::new(WSK_REGISTRATION::zeroed());
+        // SAFETY: the NPI, its dispatch and the registration are boxed and
+        // returned in the Client, so they outlive the registration.
+        assert_eq!(unsafe { WskRegister(&mut *client_npi, &mut *reg) }, STATUS_SUCCESS);
+        let mut npi = WSK_PROVIDER_NPI { Client: std::ptr::null_mut(), Dispatch: std::ptr::null() };
+        // SAFETY: the registration just made; `npi` is a writable out parameter.
+        assert_eq!(unsafe { WskCaptureProviderNPI(&mut *reg, 0, &mut npi) }, STATUS_SUCCESS);
+        Client { reg, npi, _client_npi: client_npi, _dispatch: dispatch }
     }
 
     pub unsafe fn connect(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> NTSTATUS {
         let local = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        // SAFETY: a captured provider NPI and valid address buffers.
+        // SAFETY: a captured provider NPI, whose Dispatch points to the
+        // provider's static WSK_PROVIDER_DISPATCH.
+        let f = unsafe { (*c.npi.Dispatch).WskSocketConnect }.expect("WskSocketConnect");
+        // SAFETY: the provider's WskSocketConnect with its captured client,
+        // address buffers of SOCKADDR_IN(6) size, and the caller's IRP (the
+        // function's contract). The provider reads the addresses again when
+        // the connect starts, which in the modes these tests use is before
+        // the call returns (Sync) or never (Never), while `local` is alive.
         unsafe {
-            let f = (*c.npi.Dispatch).WskSocketConnect.expect("WskSocketConnect");
             f(
                 c.npi.Client,
                 SOCK_STREAM,
@@ -151,25 +167,35 @@ fn v4(addr: std::net::SocketAddr) -> [u8; 28] {
 fn freeing_an_irp_the_provider_still_owns_is_caught() {
     let k = Session::begin();
     hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
-    // SAFETY: deliberate misuse of a raw WSK client, to see the check fire.
-    unsafe {
-        let mut c = raw::register();
-        let irp = raw::irp();
-        assert_eq!(raw::connect(&c, &v4("127.0.0.1:9".parse().unwrap()), irp), safewsk::nt::STATUS_PENDING);
-        raw::IoFreeIrp(irp); // wrong: still pending
-        assert!(hostkernel::violations().iter().any(|v| v.contains("still pending in the provider")));
-        raw::IoCancelIrp(irp);
-        while hostkernel::violations().len() < 2 && hostkernel::live().irps == 1 {
-            // wait for the cancelled completion, then free it properly
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            if (*irp).IoStatus.Status == safewsk::nt::STATUS_CANCELLED {
-                break;
-            }
+    // Deliberate misuse of a raw WSK client, to see the check fire.
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let mut c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client and a fresh IRP with a completion routine.
+    let status = unsafe { raw::connect(&c, &v4("127.0.0.1:9".parse().unwrap()), irp) };
+    assert_eq!(status, safewsk::nt::STATUS_PENDING);
+    // SAFETY: the misuse under test: the host kernel sees that the provider
+    // owns the IRP and reports it without freeing it.
+    unsafe { raw::IoFreeIrp(irp) }; // wrong: still pending
+    assert!(hostkernel::violations().iter().any(|v| v.contains("still pending in the provider")));
+    // SAFETY: the IRP is still live (the free above was refused).
+    unsafe { raw::IoCancelIrp(irp) };
+    while hostkernel::violations().len() < 2 && hostkernel::live().irps == 1 {
+        // wait for the cancelled completion, then free it properly
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // SAFETY: the IRP stays allocated until the IoFreeIrp below (the
+        // completion routine `keep` does not free it).
+        if unsafe { (*irp).IoStatus.Status } == safewsk::nt::STATUS_CANCELLED {
+            break;
         }
-        raw::IoFreeIrp(irp);
-        raw::WskReleaseProviderNPI(&mut *c.reg);
-        raw::WskDeregister(&mut *c.reg);
     }
+    // SAFETY: the IRP, completed and back with its driver.
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the registration whose provider NPI `register` captured.
+    unsafe { raw::WskReleaseProviderNPI(&mut *c.reg) };
+    // SAFETY: the live registration, its NPI released.
+    unsafe { raw::WskDeregister(&mut *c.reg) };
     assert!(finish_fails(k).contains("still pending"));
 }
 
@@ -179,15 +205,20 @@ fn deregistering_with_a_socket_open_is_caught() {
     let addr = listener.local_addr().unwrap();
     let k = Session::begin();
     hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
-    // SAFETY: deliberate misuse of a raw WSK client, to see the check fire.
-    unsafe {
-        let mut c = raw::register();
-        let irp = raw::irp();
-        assert_eq!(raw::connect(&c, &v4(addr), irp), safewsk::nt::STATUS_SUCCESS);
-        raw::IoFreeIrp(irp);
-        raw::WskReleaseProviderNPI(&mut *c.reg);
-        raw::WskDeregister(&mut *c.reg); // wrong: the socket is still open
-    }
+    // Deliberate misuse of a raw WSK client, to see the check fire.
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let mut c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client and a fresh IRP with a completion routine.
+    assert_eq!(unsafe { raw::connect(&c, &v4(addr), irp) }, safewsk::nt::STATUS_SUCCESS);
+    // SAFETY: completed synchronously (Sync mode), so the IRP is ours again.
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the registration whose provider NPI `register` captured.
+    unsafe { raw::WskReleaseProviderNPI(&mut *c.reg) };
+    // SAFETY: the live registration; the open socket is the misuse under
+    // test (reported; the host keeps the registration's record for it).
+    unsafe { raw::WskDeregister(&mut *c.reg) }; // wrong: the socket is still open
     assert_eq!(hostkernel::live().sockets, 1);
     let msg = finish_fails(k);
     assert!(msg.contains("1 open socket"), "{msg}");
@@ -211,15 +242,16 @@ fn reinitializing_an_event_with_a_waiter_is_a_violation() {
     unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
     let waiter = std::thread::spawn(move || {
         let mut timeout: i64 = -5_000_000; // 500 ms
-                                           // SAFETY: as above.
+
+        // SAFETY: as above; `timeout` is a writable local.
         unsafe { KeWaitForSingleObject(p as *mut u8, 0, 0, 0, &mut timeout) }
     });
     std::thread::sleep(std::time::Duration::from_millis(50));
-    // SAFETY: as above; this is the misuse under test.
-    unsafe {
-        KeInitializeEvent(p as *mut u8, 0, 0);
-        KeSetEvent(p as *mut u8, 0, 0);
-    }
+    // SAFETY: the same live KEVENT buffer; re-initializing it under a
+    // waiter is the misuse under test (reported by the host kernel).
+    unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
+    // SAFETY: the same live, initialized KEVENT.
+    unsafe { KeSetEvent(p as *mut u8, 0, 0) };
     assert_eq!(waiter.join().expect("waiter"), 0x102, "the orphaned waiter must not be woken (STATUS_TIMEOUT)");
     drop(ev);
     assert!(finish_fails(k).contains("wait is orphaned"));
@@ -238,12 +270,14 @@ fn driver_code_after_unload_is_a_violation() {
     let k = Session::begin();
     let mut timer = Box::new([0u64; 8]);
     let mut d = Box::new([0u64; 8]);
-    // SAFETY: 64-byte KTIMER and KDPC that live until after the DPC ran.
-    unsafe {
-        KeInitializeTimer(timer.as_mut_ptr().cast());
-        KeInitializeDpc(d.as_mut_ptr().cast(), dpc, ptr::null_mut());
-        KeSetTimer(timer.as_mut_ptr().cast(), -200_000, d.as_mut_ptr().cast()); // 20 ms
-    }
+    // SAFETY: a writable 64-byte KTIMER buffer, alive until after the DPC ran.
+    unsafe { KeInitializeTimer(timer.as_mut_ptr().cast()) };
+    // SAFETY: a writable 64-byte KDPC buffer, alive until after the DPC ran;
+    // `dpc` has the PKDEFERRED_ROUTINE signature.
+    unsafe { KeInitializeDpc(d.as_mut_ptr().cast(), dpc, ptr::null_mut()) };
+    // SAFETY: the timer and DPC initialized above, both alive until after
+    // the DPC ran (the sleep below outlasts the 20 ms due time).
+    unsafe { KeSetTimer(timer.as_mut_ptr().cast(), -200_000, d.as_mut_ptr().cast()) }; // 20 ms
     hostkernel::unload_image();
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(finish_fails(k).contains("driver code called after its image was unloaded"));

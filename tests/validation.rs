@@ -166,20 +166,30 @@ fn socket_calls_validate_their_arguments() {
     let mut buf = [0u8; 8];
     let mut n = 0u32;
     let p = buf.as_mut_ptr().cast::<c_void>();
-    // SAFETY: every pointer is null or valid.
-    unsafe {
-        assert_eq!(SafeWskSend(ptr::null_mut(), socket, p, 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_1);
-        assert_eq!(SafeWskSend(client, ptr::null_mut(), p, 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_2);
-        assert_eq!(SafeWskSend(client, socket, ptr::null(), 8, 0, 100, &mut n), STATUS_INVALID_PARAMETER_3);
-        assert_eq!(SafeWskSend(client, socket, p, 0, 0, 100, &mut n), STATUS_INVALID_PARAMETER_4);
-        assert_eq!(SafeWskSend(client, socket, p, 8, 0x80, 100, &mut n), STATUS_INVALID_PARAMETER_5);
-        assert_eq!(SafeWskReceive(client, socket, p, 8, 0x10, 100, &mut n), STATUS_INVALID_PARAMETER_5);
-        assert_eq!(SafeWskReceive(client, socket, p, 8, 0, 100, ptr::null_mut()), STATUS_INVALID_PARAMETER_7);
-        assert_eq!(SafeWskDisconnect(client, socket, 0x10, 100), STATUS_INVALID_PARAMETER_3);
-        let st = hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, p, 8, 0, 100, &mut n));
-        assert_eq!(st, STATUS_INVALID_LEVEL);
-        assert_eq!(SafeWskCloseSocket(client, ptr::null_mut()), STATUS_INVALID_PARAMETER_2);
-    }
+    // Each call passes one invalid argument; every other pointer is valid:
+    // `client` is live, `socket` open, `p` 8 writable bytes, `n` writable.
+    // SAFETY: a NULL client, which the export rejects before using anything.
+    assert_eq!(unsafe { SafeWskSend(ptr::null_mut(), socket, p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_1);
+    // SAFETY: a NULL socket, rejected before use.
+    assert_eq!(unsafe { SafeWskSend(client, ptr::null_mut(), p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_2);
+    // SAFETY: a NULL buffer, rejected before use.
+    assert_eq!(unsafe { SafeWskSend(client, socket, ptr::null(), 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3);
+    // SAFETY: a zero length, rejected before the buffer is used.
+    assert_eq!(unsafe { SafeWskSend(client, socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_4);
+    // SAFETY: an unknown flag, rejected before the buffer is used.
+    assert_eq!(unsafe { SafeWskSend(client, socket, p, 8, 0x80, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
+    // SAFETY: an unknown receive flag, rejected before the buffer is used.
+    assert_eq!(unsafe { SafeWskReceive(client, socket, p, 8, 0x10, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
+    // SAFETY: a NULL count pointer, rejected before the buffer is used.
+    assert_eq!(unsafe { SafeWskReceive(client, socket, p, 8, 0, 100, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_7);
+    // SAFETY: an unknown disconnect flag, rejected before the socket is used.
+    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_3);
+    // SAFETY: valid arguments; DISPATCH_LEVEL is rejected before the buffer
+    // is used.
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskSend(client, socket, p, 8, 0, 100, &mut n) });
+    assert_eq!(st, STATUS_INVALID_LEVEL);
+    // SAFETY: a NULL socket, rejected before use.
+    assert_eq!(unsafe { SafeWskCloseSocket(client, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
     assert_eq!(hostkernel::live().irps, 0);
     assert_eq!(close(client, socket), STATUS_SUCCESS);
     cleanup(client);

@@ -2,6 +2,10 @@
 //! would: its parameters in the service key, a DRIVER_OBJECT, DriverEntry at
 //! PASSIVE_LEVEL, and DriverUnload if DriverEntry succeeded and set it.
 
+// missing_docs (a workspace lint, meant for safewsk's public API): the
+// DRIVER_OBJECT fields mirror wdm.h; a test component, not a public API.
+#![allow(missing_docs)]
+
 // The sample calls the SafeWsk* exports: link the library even though no
 // Rust code here names it.
 extern crate safewsk;

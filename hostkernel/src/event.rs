@@ -30,8 +30,11 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
 fn signal_state(event: PVOID) -> &'static std::sync::atomic::AtomicI32 {
     // SAFETY: `event` is an initialized, live KEVENT (checked by callers via
-    // `initialized`); SignalState is a 4-byte aligned LONG at offset 4.
-    unsafe { std::sync::atomic::AtomicI32::from_ptr(event.cast::<u8>().add(EVENT_SIGNAL_STATE).cast()) }
+    // `initialized`), and SignalState (offset 4) is inside its 24 bytes.
+    let field = unsafe { event.cast::<u8>().add(EVENT_SIGNAL_STATE) };
+    // SAFETY: SignalState is a 4-byte aligned LONG of that live KEVENT (the
+    // KEVENT is 8-byte aligned), accessed concurrently only through this view.
+    unsafe { std::sync::atomic::AtomicI32::from_ptr(field.cast()) }
 }
 
 fn initialized(event: PVOID, who: &str) -> bool {
@@ -39,8 +42,10 @@ fn initialized(event: PVOID, who: &str) -> bool {
         violation(format!("{who}: NULL event"));
         return false;
     }
-    // SAFETY: non-null; the caller passed a KEVENT.
-    let (ty, size): (u8, u8) = unsafe { (rd(event, EVENT_TYPE), rd(event, EVENT_SIZE)) };
+    // SAFETY: non-null; the caller passed a KEVENT, whose Header.Type is at 0.
+    let ty: u8 = unsafe { rd(event, EVENT_TYPE) };
+    // SAFETY: as above; Header.Size is at 2.
+    let size: u8 = unsafe { rd(event, EVENT_SIZE) };
     if (ty > 1 && ty != crate::thread::THREAD_OBJECT_TYPE) || size != EVENT_SIZE_ULONGS {
         violation(format!("{who}: event at {event:p} was never initialized with KeInitializeEvent"));
         return false;
@@ -69,13 +74,14 @@ pub unsafe extern "system" fn KeInitializeEvent(event: PVOID, ty: u32, state: u8
         }
     }
     drop(g);
-    // SAFETY: the caller provides 24 writable bytes for a KEVENT.
-    unsafe {
-        std::ptr::write_bytes(event.cast::<u8>(), 0, 0x18);
-        wr(event, EVENT_TYPE, ty as u8);
-        wr(event, EVENT_SIZE, EVENT_SIZE_ULONGS);
-        wr(event, EVENT_SIGNAL_STATE, i32::from(state != 0));
-    }
+    // SAFETY: the caller provides 24 (0x18) writable bytes for a KEVENT.
+    unsafe { std::ptr::write_bytes(event.cast::<u8>(), 0, 0x18) };
+    // SAFETY: as above; Header.Type is at 0 of those bytes.
+    unsafe { wr(event, EVENT_TYPE, ty as u8) };
+    // SAFETY: as above; Header.Size is at 2.
+    unsafe { wr(event, EVENT_SIZE, EVENT_SIZE_ULONGS) };
+    // SAFETY: as above; Header.SignalState is at 4.
+    unsafe { wr(event, EVENT_SIGNAL_STATE, i32::from(state != 0)) };
 }
 
 #[no_mangle]

@@ -101,14 +101,15 @@ fn new_device(extension: usize, counted: bool) -> PVOID {
     if dev.is_null() {
         return dev;
     }
-    // SAFETY: a fresh block of `size` bytes: Type, Size, and DeviceExtension
-    // at 0x40 as in wdm.h.
-    unsafe {
-        wr(dev, 0, IO_TYPE_DEVICE);
-        wr(dev, 2, DEVICE_OBJECT_SIZE as u16);
-        if extension != 0 {
-            wr(dev, 0x40, dev as usize + DEVICE_OBJECT_SIZE);
-        }
+    // SAFETY: a fresh, writable block of `size` >= DEVICE_OBJECT_SIZE bytes;
+    // Type is at 0 (wdm.h).
+    unsafe { wr(dev, 0, IO_TYPE_DEVICE) };
+    // SAFETY: as above; Size is at 2.
+    unsafe { wr(dev, 2, DEVICE_OBJECT_SIZE as u16) };
+    if extension != 0 {
+        // SAFETY: as above; DeviceExtension is at 0x40, and points just past
+        // the DEVICE_OBJECT, at the `extension` bytes allocated with it.
+        unsafe { wr(dev, 0x40, dev as usize + DEVICE_OBJECT_SIZE) };
     }
     devices(|m| m.insert(dev as usize, Device { refs: 1, deleted: false, layout, counted }));
     if counted {
@@ -300,23 +301,27 @@ pub unsafe extern "system" fn IoSetCompletionRoutineEx(
     add_live(Kind::Pool, 1);
     count_allocation(Site::CompletionContext, std::mem::size_of::<ExContext>());
     // The inline IoSetCompletionRoutine, with the I/O manager's routine.
-    // SAFETY: a live IRP with a stack location below the current one.
-    unsafe {
-        let next = rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) - STACK_SIZE;
-        let mut control = 0u8;
-        if on_success != 0 {
-            control |= SL_INVOKE_ON_SUCCESS;
-        }
-        if on_error != 0 {
-            control |= SL_INVOKE_ON_ERROR;
-        }
-        if on_cancel != 0 {
-            control |= SL_INVOKE_ON_CANCEL;
-        }
-        wr(next as PVOID, STACK_COMPLETION_ROUTINE, unload_safe_completion as CompletionRoutine as usize);
-        wr(next as PVOID, STACK_CONTEXT, ctx as usize);
-        wr(next as PVOID, STACK_CONTROL, control);
+    // SAFETY: a live IRP (the caller's, as IoSetCompletionRoutineEx
+    // requires); CurrentStackLocation is in its header.
+    let next = unsafe { rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) } - STACK_SIZE;
+    let mut control = 0u8;
+    if on_success != 0 {
+        control |= SL_INVOKE_ON_SUCCESS;
     }
+    if on_error != 0 {
+        control |= SL_INVOKE_ON_ERROR;
+    }
+    if on_cancel != 0 {
+        control |= SL_INVOKE_ON_CANCEL;
+    }
+    let routine = unload_safe_completion as CompletionRoutine as usize;
+    // SAFETY: the caller's IRP has a stack location below the current one
+    // (the one it is about to pass down to); CompletionRoutine is in it.
+    unsafe { wr(next as PVOID, STACK_COMPLETION_ROUTINE, routine) };
+    // SAFETY: as above; Context is in the same stack location.
+    unsafe { wr(next as PVOID, STACK_CONTEXT, ctx as usize) };
+    // SAFETY: as above; Control is in the same stack location.
+    unsafe { wr(next as PVOID, STACK_CONTROL, control) };
     STATUS_SUCCESS
 }
 

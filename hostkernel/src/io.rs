@@ -54,14 +54,20 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
         return irp;
     }
     // IoInitializeIrp: the current location is one past the last stack location.
-    // SAFETY: fresh block of `size` bytes.
-    unsafe {
-        wr(irp, IRP_TYPE, IO_TYPE_IRP);
-        wr(irp, IRP_SIZE_FIELD, size as u16);
-        wr(irp, IRP_STACK_COUNT, stack_size);
-        wr(irp, IRP_CURRENT_LOCATION, stack_size + 1);
-        wr(irp, IRP_CURRENT_STACK_LOCATION, irp.cast::<u8>().add(size) as usize);
-    }
+    // SAFETY: `irp` is a fresh, writable block of `size` >= IRP_SIZE bytes;
+    // Type is a field of the IRP header.
+    unsafe { wr(irp, IRP_TYPE, IO_TYPE_IRP) };
+    // SAFETY: as above; Size is in the IRP header.
+    unsafe { wr(irp, IRP_SIZE_FIELD, size as u16) };
+    // SAFETY: as above; StackCount is in the IRP header.
+    unsafe { wr(irp, IRP_STACK_COUNT, stack_size) };
+    // SAFETY: as above; CurrentLocation is in the IRP header.
+    unsafe { wr(irp, IRP_CURRENT_LOCATION, stack_size + 1) };
+    // One past the end of the block, which `wrapping_add` computes without
+    // a pointer into the block (the value is only stored, never read through).
+    let past_last_location = irp.cast::<u8>().wrapping_add(size) as usize;
+    // SAFETY: as above; CurrentStackLocation is in the IRP header.
+    unsafe { wr(irp, IRP_CURRENT_STACK_LOCATION, past_last_location) };
     irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout }));
     add_live(Kind::Irp, 1);
     count_allocation(Site::Irp, size);
@@ -97,11 +103,12 @@ pub unsafe extern "system" fn IoCancelIrp(irp: PVOID) -> u8 {
         violation(format!("IoCancelIrp: not a live IRP (used after free?): {irp:p}"));
         return 0;
     }
-    // SAFETY: live IRP (checked); CancelRoutine is an 8-byte aligned pointer.
-    let routine = unsafe {
-        cancel_flag(irp).store(1, Ordering::SeqCst);
-        cancel_routine(irp).swap(0, Ordering::SeqCst)
-    };
+    // SAFETY: the IRP is live (checked just above), which is cancel_flag's
+    // only requirement.
+    unsafe { cancel_flag(irp) }.store(1, Ordering::SeqCst);
+    // SAFETY: the IRP is live (checked); CancelRoutine is an 8-byte aligned
+    // pointer field of it.
+    let routine = unsafe { cancel_routine(irp) }.swap(0, Ordering::SeqCst);
     if routine == 0 {
         return 0;
     }
@@ -120,8 +127,11 @@ pub unsafe extern "system" fn IoCancelIrp(irp: PVOID) -> u8 {
 /// # Safety
 /// `irp` is a live IRP.
 unsafe fn cancel_flag<'a>(irp: PVOID) -> &'a std::sync::atomic::AtomicU8 {
-    // SAFETY: Cancel is a byte inside the live IRP.
-    unsafe { std::sync::atomic::AtomicU8::from_ptr(irp.cast::<u8>().add(IRP_CANCEL)) }
+    // SAFETY: IRP_CANCEL is inside the live IRP (contract).
+    let cancel = unsafe { irp.cast::<u8>().add(IRP_CANCEL) };
+    // SAFETY: Cancel is a byte of the live IRP (alignment 1), and every
+    // concurrent access to it goes through this atomic view.
+    unsafe { std::sync::atomic::AtomicU8::from_ptr(cancel) }
 }
 
 /// `Irp->CancelRoutine`, swapped by IoCancelIrp and IoSetCancelRoutine.
@@ -129,8 +139,12 @@ unsafe fn cancel_flag<'a>(irp: PVOID) -> &'a std::sync::atomic::AtomicU8 {
 /// # Safety
 /// `irp` is a live IRP.
 unsafe fn cancel_routine<'a>(irp: PVOID) -> &'a AtomicUsize {
-    // SAFETY: CancelRoutine is an 8-byte aligned pointer inside the live IRP.
-    unsafe { AtomicUsize::from_ptr(irp.cast::<u8>().add(IRP_CANCEL_ROUTINE).cast()) }
+    // SAFETY: IRP_CANCEL_ROUTINE is inside the live IRP (contract).
+    let field = unsafe { irp.cast::<u8>().add(IRP_CANCEL_ROUTINE) };
+    // SAFETY: CancelRoutine is an 8-byte aligned pointer of the live IRP (the
+    // IRP is 16-byte aligned, the offset 0x68), and every concurrent access
+    // to it goes through this atomic view.
+    unsafe { AtomicUsize::from_ptr(field.cast()) }
 }
 
 /// Provider side: `IoSetCancelRoutine`. Returns the previous routine.
@@ -162,40 +176,48 @@ pub(crate) unsafe fn take(irp: PVOID, who: &str) -> bool {
         violation(msg);
         return false;
     }
-    // SAFETY: live IRP now owned by the provider.
-    unsafe {
-        let location: i8 = rd(irp, IRP_CURRENT_LOCATION);
-        if location <= 1 {
-            violation(format!("{who}: IRP {irp:p} has no stack location left for the WSK subsystem"));
-            irps(|m| m.get_mut(&(irp as usize)).map(|r| r.owner = Owner::Driver));
-            return false;
-        }
-        let next = rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) - STACK_SIZE;
-        let control: u8 = rd(next as PVOID, STACK_CONTROL);
-        let routine: usize = rd(next as PVOID, STACK_COMPLETION_ROUTINE);
-        let all = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
-        if routine == 0 || control & all != all {
-            violation(format!(
-                "{who}: IRP {irp:p} needs an IoCompletion routine invoked on success, error and cancel \
-                 (Using IRPs with Winsock Kernel Functions)"
-            ));
-        }
-        // IoSetNextIrpStackLocation.
-        wr(irp, IRP_CURRENT_LOCATION, location - 1);
-        wr(irp, IRP_CURRENT_STACK_LOCATION, next);
-        wr(irp, IRP_IOSTATUS_STATUS, STATUS_PENDING);
+    // SAFETY: the IRP is live (checked in the table), now owned by the
+    // provider; CurrentLocation is in its header.
+    let location: i8 = unsafe { rd(irp, IRP_CURRENT_LOCATION) };
+    if location <= 1 {
+        violation(format!("{who}: IRP {irp:p} has no stack location left for the WSK subsystem"));
+        irps(|m| m.get_mut(&(irp as usize)).map(|r| r.owner = Owner::Driver));
+        return false;
     }
+    // SAFETY: as above; CurrentStackLocation is in the header.
+    let next = unsafe { rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) } - STACK_SIZE;
+    // SAFETY: location > 1, so the next stack location is one of the IRP's
+    // own (IoAllocateIrp allocated StackCount of them); Control is in it.
+    let control: u8 = unsafe { rd(next as PVOID, STACK_CONTROL) };
+    // SAFETY: as for Control; CompletionRoutine is in the same stack location.
+    let routine: usize = unsafe { rd(next as PVOID, STACK_COMPLETION_ROUTINE) };
+    let all = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+    if routine == 0 || control & all != all {
+        violation(format!(
+            "{who}: IRP {irp:p} needs an IoCompletion routine invoked on success, error and cancel \
+             (Using IRPs with Winsock Kernel Functions)"
+        ));
+    }
+    // IoSetNextIrpStackLocation.
+    // SAFETY: the live, provider-owned IRP; CurrentLocation is in its header.
+    unsafe { wr(irp, IRP_CURRENT_LOCATION, location - 1) };
+    // SAFETY: as above; CurrentStackLocation is in the header.
+    unsafe { wr(irp, IRP_CURRENT_STACK_LOCATION, next) };
+    // SAFETY: as above; IoStatus.Status is in the header.
+    unsafe { wr(irp, IRP_IOSTATUS_STATUS, STATUS_PENDING) };
     true
 }
 
 /// Provider side: IoMarkIrpPending on the current stack location.
 pub(crate) unsafe fn mark_pending(irp: PVOID) {
-    // SAFETY: provider-owned live IRP.
-    unsafe {
-        let cur = rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) as PVOID;
-        let c: u8 = rd(cur, STACK_CONTROL);
-        wr(cur, STACK_CONTROL, c | SL_PENDING_RETURNED);
-    }
+    // SAFETY: a live IRP the provider owns (the caller took it);
+    // CurrentStackLocation is in its header.
+    let cur = unsafe { rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) } as PVOID;
+    // SAFETY: `take` moved the IRP to a stack location of its own, so `cur`
+    // is inside the IRP; Control is in that location.
+    let c: u8 = unsafe { rd(cur, STACK_CONTROL) };
+    // SAFETY: as for the read; the IRP is writable.
+    unsafe { wr(cur, STACK_CONTROL, c | SL_PENDING_RETURNED) };
 }
 
 /// IofCompleteRequest (IoCompleteRequest) called by a driver on an IRP it
@@ -221,15 +243,15 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: PVOID, _boost: i8) {
         violation(msg);
         return;
     }
-    // SAFETY: a live IRP the caller owns.
-    let (location, count, status, info) = unsafe {
-        (
-            rd::<i8>(irp, IRP_CURRENT_LOCATION),
-            rd::<i8>(irp, IRP_STACK_COUNT),
-            rd::<i32>(irp, IRP_IOSTATUS_STATUS),
-            rd::<usize>(irp, IRP_IOSTATUS_INFORMATION),
-        )
-    };
+    // SAFETY: a live IRP (checked in the table) the caller owns;
+    // CurrentLocation is in its header.
+    let location = unsafe { rd::<i8>(irp, IRP_CURRENT_LOCATION) };
+    // SAFETY: as above; StackCount is in the header.
+    let count = unsafe { rd::<i8>(irp, IRP_STACK_COUNT) };
+    // SAFETY: as above; IoStatus.Status is in the header.
+    let status = unsafe { rd::<i32>(irp, IRP_IOSTATUS_STATUS) };
+    // SAFETY: as above; IoStatus.Information is in the header.
+    let info = unsafe { rd::<usize>(irp, IRP_IOSTATUS_INFORMATION) };
     if location > count {
         violation(format!(
             "IoCompleteRequest: IRP {irp:p} has no current stack location (IoSetNextIrpStackLocation missing): \
@@ -260,46 +282,67 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
         violation(msg);
         return;
     }
-    // SAFETY: the IRP is live until the completion routine runs; every access
-    // below happens before that routine is called.
-    unsafe {
-        if cancel_routine(irp).load(Ordering::SeqCst) != 0 {
-            violation(format!("IoCompleteRequest: IRP {irp:p} completed with a cancel routine still set"));
+    // Every access to the IRP below happens while it is live: before a
+    // completion routine is called, or after one returned something other
+    // than STATUS_MORE_PROCESSING_REQUIRED and the IRP is still in the table.
+    // SAFETY: the live IRP (checked in the table), cancel_routine's only
+    // requirement.
+    if unsafe { cancel_routine(irp) }.load(Ordering::SeqCst) != 0 {
+        violation(format!("IoCompleteRequest: IRP {irp:p} completed with a cancel routine still set"));
+    }
+    // SAFETY: the live IRP; IoStatus.Status is in its header.
+    unsafe { wr(irp, IRP_IOSTATUS_STATUS, status) };
+    // SAFETY: the live IRP; IoStatus.Information is in its header.
+    unsafe { wr(irp, IRP_IOSTATUS_INFORMATION, information) };
+    // SAFETY: the live IRP; StackCount is in its header.
+    let stack_count: i8 = unsafe { rd(irp, IRP_STACK_COUNT) };
+    loop {
+        // SAFETY: the live IRP; CurrentLocation is in its header.
+        let location: i8 = unsafe { rd(irp, IRP_CURRENT_LOCATION) };
+        if location > stack_count {
+            break;
         }
-        wr(irp, IRP_IOSTATUS_STATUS, status);
-        wr(irp, IRP_IOSTATUS_INFORMATION, information);
-        let stack_count: i8 = rd(irp, IRP_STACK_COUNT);
-        loop {
-            let location: i8 = rd(irp, IRP_CURRENT_LOCATION);
-            if location > stack_count {
-                break;
+        // SAFETY: the live IRP; CurrentStackLocation is in its header.
+        let stack = unsafe { rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) } as PVOID;
+        // SAFETY: the live IRP; CurrentLocation is in its header.
+        unsafe { wr(irp, IRP_CURRENT_LOCATION, location + 1) };
+        // SAFETY: the live IRP; CurrentStackLocation is in its header.
+        unsafe { wr(irp, IRP_CURRENT_STACK_LOCATION, stack as usize + STACK_SIZE) };
+        // SAFETY: location <= StackCount, so `stack` is one of the IRP's own
+        // stack locations; Control is in it.
+        let control: u8 = unsafe { rd(stack, STACK_CONTROL) };
+        // SAFETY: as for Control; CompletionRoutine is in the same location.
+        let routine: usize = unsafe { rd(stack, STACK_COMPLETION_ROUTINE) };
+        // SAFETY: as for Control; Context is in the same location.
+        let context: PVOID = unsafe { rd(stack, STACK_CONTEXT) };
+        // SAFETY: the live IRP; PendingReturned is in its header.
+        unsafe { wr(irp, IRP_PENDING_RETURNED, control & SL_PENDING_RETURNED) };
+        // SAFETY: `stack` is a whole IO_STACK_LOCATION (STACK_SIZE bytes)
+        // inside the live IRP, which nobody else writes during completion.
+        unsafe { std::ptr::write_bytes(stack.cast::<u8>(), 0, STACK_SIZE) };
+        // SAFETY: the live IRP (cancel_flag's only requirement).
+        let cancelled = unsafe { cancel_flag(irp) }.load(Ordering::SeqCst) != 0;
+        let invoke = (status >= 0 && control & SL_INVOKE_ON_SUCCESS != 0)
+            || (status < 0 && control & SL_INVOKE_ON_ERROR != 0)
+            || (cancelled && control & SL_INVOKE_ON_CANCEL != 0);
+        if routine != 0 && invoke {
+            let host_wrapper = crate::image::is_unload_safe_completion(routine);
+            // SAFETY: a non-zero CompletionRoutine was stored by
+            // IoSetCompletionRoutine(Ex) from a PIO_COMPLETION_ROUTINE.
+            let routine: CompletionRoutine = unsafe { std::mem::transmute(routine) };
+            // SAFETY: the driver's completion routine, called as the I/O
+            // manager calls it: no device object, the IRP being completed
+            // (live until the routine returns) and the context it registered.
+            let call = || unsafe { routine(std::ptr::null_mut(), irp, context) };
+            let result = if host_wrapper { call() } else { crate::image::call_driver("IoCompletion routine", call) };
+            if result == STATUS_MORE_PROCESSING_REQUIRED {
+                return;
             }
-            let stack = rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) as PVOID;
-            wr(irp, IRP_CURRENT_LOCATION, location + 1);
-            wr(irp, IRP_CURRENT_STACK_LOCATION, stack as usize + STACK_SIZE);
-            let control: u8 = rd(stack, STACK_CONTROL);
-            let routine: usize = rd(stack, STACK_COMPLETION_ROUTINE);
-            let context: PVOID = rd(stack, STACK_CONTEXT);
-            wr(irp, IRP_PENDING_RETURNED, control & SL_PENDING_RETURNED);
-            std::ptr::write_bytes(stack.cast::<u8>(), 0, STACK_SIZE);
-            let invoke = (status >= 0 && control & SL_INVOKE_ON_SUCCESS != 0)
-                || (status < 0 && control & SL_INVOKE_ON_ERROR != 0)
-                || (cancel_flag(irp).load(Ordering::SeqCst) != 0 && control & SL_INVOKE_ON_CANCEL != 0);
-            if routine != 0 && invoke {
-                let host_wrapper = crate::image::is_unload_safe_completion(routine);
-                let routine: CompletionRoutine = std::mem::transmute(routine);
-                let call = || routine(std::ptr::null_mut(), irp, context);
-                let result =
-                    if host_wrapper { call() } else { crate::image::call_driver("IoCompletion routine", call) };
-                if result == STATUS_MORE_PROCESSING_REQUIRED {
-                    return;
-                }
-                if irps(|m| !m.contains_key(&(irp as usize))) {
-                    violation(format!(
-                        "completion routine freed IRP {irp:p} but did not return STATUS_MORE_PROCESSING_REQUIRED"
-                    ));
-                    return;
-                }
+            if irps(|m| !m.contains_key(&(irp as usize))) {
+                violation(format!(
+                    "completion routine freed IRP {irp:p} but did not return STATUS_MORE_PROCESSING_REQUIRED"
+                ));
+                return;
             }
         }
     }
@@ -420,22 +463,28 @@ fn thread_stack() -> Option<(usize, usize)> {
     if let Some(range) = STACK.with(|s| s.get()) {
         return Some(range);
     }
-    // SAFETY: pthread_getattr_np fills a zeroed attr for the calling thread,
-    // which is destroyed after reading the stack address and size.
-    let range = unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return None;
-        }
-        let mut addr: *mut libc::c_void = std::ptr::null_mut();
-        let mut size: libc::size_t = 0;
-        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        if rc != 0 {
-            return None;
-        }
-        (addr as usize, addr as usize + size)
-    };
+    // SAFETY: pthread_attr_t is a C struct of plain data, for which all
+    // zeroes is a valid (if uninitialized-for-pthread) value.
+    let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pthread_self has no preconditions.
+    let this_thread = unsafe { libc::pthread_self() };
+    // SAFETY: `attr` is writable; pthread_getattr_np initializes it for the
+    // calling thread (which is running, so its id is valid).
+    if unsafe { libc::pthread_getattr_np(this_thread, &mut attr) } != 0 {
+        return None;
+    }
+    let mut addr: *mut libc::c_void = std::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: `attr` was initialized by pthread_getattr_np; `addr` and
+    // `size` are writable locals.
+    let rc = unsafe { libc::pthread_attr_getstack(&attr, &mut addr, &mut size) };
+    // SAFETY: `attr` was initialized by pthread_getattr_np and is destroyed
+    // once, here, after its last use.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    if rc != 0 {
+        return None;
+    }
+    let range = (addr as usize, addr as usize + size);
     STACK.with(|s| s.set(Some(range)));
     Some(range)
 }
@@ -512,19 +561,24 @@ static PREVIOUS_SEGV: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock
 fn install_page_fault_handler() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
-        // SAFETY: plain sigaction calls; the old disposition is published
-        // for chaining before the new handler is installed. SA_ONSTACK keeps
-        // Rust's stack-overflow report (run on the alternate stack) working.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut old);
-            let _ = PREVIOUS_SEGV.set(old);
-            let mut new: libc::sigaction = std::mem::zeroed();
-            new.sa_sigaction = on_page_fault as *const () as libc::sighandler_t;
-            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut new.sa_mask);
-            libc::sigaction(libc::SIGSEGV, &new, std::ptr::null_mut());
-        }
+        // The old disposition is published for chaining before the new
+        // handler is installed. SA_ONSTACK keeps Rust's stack-overflow report
+        // (run on the alternate stack) working.
+        // SAFETY: struct sigaction is plain C data; all zeroes is valid.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a query only (no new action); `old` is a writable sigaction.
+        unsafe { libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut old) };
+        let _ = PREVIOUS_SEGV.set(old);
+        // SAFETY: as for `old`.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = on_page_fault as *const () as libc::sighandler_t;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `sa_mask` is a writable sigset_t inside `new`.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // SAFETY: `new` is fully initialized; on_page_fault has the
+        // SA_SIGINFO signature and only touches what it documents as
+        // signal-safe enough for the host (see its comment).
+        unsafe { libc::sigaction(libc::SIGSEGV, &new, std::ptr::null_mut()) };
     });
 }
 
@@ -534,8 +588,11 @@ fn install_page_fault_handler() {
 /// It runs synchronously on the faulting thread, which never holds the
 /// memory lock while touching pool memory.
 extern "C" fn on_page_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler,
+    // alive for the duration of the handler.
+    let info_ref = unsafe { &*info };
+    // SAFETY: for SIGSEGV the kernel fills si_addr, the union member read.
+    let addr = unsafe { info_ref.si_addr() } as usize;
     let page = addr & !(PAGE_SIZE - 1);
     let resolved = {
         let mut g = MEM.lock().unwrap_or_else(|e| e.into_inner());
@@ -568,13 +625,13 @@ extern "C" fn on_page_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *
             f(sig);
         }
         _ => {
-            // SAFETY: back to the default action; returning re-executes the
+            // Back to the default action; returning re-executes the
             // faulting access, which then kills the process as it would have.
-            unsafe {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut());
-            }
+            // SAFETY: struct sigaction is plain C data; all zeroes is valid.
+            let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+            dfl.sa_sigaction = libc::SIG_DFL;
+            // SAFETY: `dfl` is a fully initialized sigaction naming SIG_DFL.
+            unsafe { libc::sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut()) };
         }
     }
 }
@@ -614,9 +671,11 @@ fn accessible(va: usize, len: usize, write: bool) -> Option<bool> {
         let mut byte = 0u8;
         let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
         let remote = libc::iovec { iov_base: at as *mut libc::c_void, iov_len: 1 };
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
         // SAFETY: reads one byte of our own address space into `byte`;
         // the kernel reports EFAULT instead of faulting.
-        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
         if n != 1 {
             let e = std::io::Error::last_os_error().raw_os_error();
             return if e == Some(libc::EFAULT) { Some(false) } else { None };
@@ -625,7 +684,7 @@ fn accessible(va: usize, len: usize, write: bool) -> Option<bool> {
             // Writes back the byte just read: the caller owns the buffer
             // for the call (no concurrent writer), so the content is unchanged.
             // SAFETY: as above; EFAULT on a read-only page.
-            let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+            let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
             if n != 1 {
                 return Some(false);
             }
@@ -656,13 +715,15 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
     if mdl.is_null() {
         return mdl;
     }
-    // SAFETY: fresh block of `size` bytes.
-    unsafe {
-        wr(mdl, MDL_SIZE, size as u16);
-        wr(mdl, MDL_START_VA, start);
-        wr(mdl, MDL_BYTE_COUNT, length);
-        wr(mdl, MDL_BYTE_OFFSET, offset as u32);
-    }
+    // SAFETY: `mdl` is a fresh, writable block of `size` >= MDL_HEADER
+    // bytes; Size is in the MDL header.
+    unsafe { wr(mdl, MDL_SIZE, size as u16) };
+    // SAFETY: as above; StartVa is in the header.
+    unsafe { wr(mdl, MDL_START_VA, start) };
+    // SAFETY: as above; ByteCount is in the header.
+    unsafe { wr(mdl, MDL_BYTE_COUNT, length) };
+    // SAFETY: as above; ByteOffset is in the header.
+    unsafe { wr(mdl, MDL_BYTE_OFFSET, offset as u32) };
     mdls(|m| m.insert(mdl as usize, MdlRec { layout, locked: None }));
     add_live(Kind::Mdl, 1);
     count_allocation(Site::Mdl, size);
@@ -674,13 +735,13 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
 /// # Safety
 /// `mdl` is a live MDL.
 unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        (
-            rd::<usize>(mdl, MDL_START_VA) + rd::<u32>(mdl, MDL_BYTE_OFFSET) as usize,
-            rd::<u32>(mdl, MDL_BYTE_COUNT) as usize,
-        )
-    }
+    // SAFETY: a live MDL (contract); StartVa is in its header.
+    let start = unsafe { rd::<usize>(mdl, MDL_START_VA) };
+    // SAFETY: as above; ByteOffset is in the header.
+    let offset = unsafe { rd::<u32>(mdl, MDL_BYTE_OFFSET) } as usize;
+    // SAFETY: as above; ByteCount is in the header.
+    let count = unsafe { rd::<u32>(mdl, MDL_BYTE_COUNT) } as usize;
+    (start + offset, count)
 }
 
 #[no_mangle]
@@ -710,11 +771,10 @@ pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: PVOID) {
         )),
         Region::NonPagedPool | Region::Other => {}
     }
-    // SAFETY: live MDL.
-    unsafe {
-        wr(mdl, MDL_MAPPED_SYSTEM_VA, va);
-        wr(mdl, MDL_FLAGS, flags | MDL_SOURCE_IS_NONPAGED_POOL);
-    }
+    // SAFETY: a live MDL (checked in the table); MappedSystemVa is in its header.
+    unsafe { wr(mdl, MDL_MAPPED_SYSTEM_VA, va) };
+    // SAFETY: as above; MdlFlags is in the header.
+    unsafe { wr(mdl, MDL_FLAGS, flags | MDL_SOURCE_IS_NONPAGED_POOL) };
 }
 
 /// Records that MmProbeAndLockPages raised `code` on this thread. The host
@@ -800,14 +860,14 @@ pub unsafe extern "system" fn MmProbeAndLockPages(mdl: PVOID, mode: i8, operatio
             *m.locks.entry(page).or_insert(0) += 1;
         }
     });
-    // SAFETY: live MDL with room for `count` PFNs after the header
-    // (IoAllocateMdl sized it for this range). The "PFN" is the page number.
-    unsafe {
-        for i in 0..count {
-            wr(mdl, MDL_HEADER + i * 8, ((first + i * PAGE_SIZE) / PAGE_SIZE) as u64);
-        }
-        wr(mdl, MDL_FLAGS, flags | MDL_PAGES_LOCKED);
+    for i in 0..count {
+        // SAFETY: a live MDL (checked in the table) with room for `count`
+        // PFNs after the header (IoAllocateMdl sized it for this range).
+        // The "PFN" is the page number.
+        unsafe { wr(mdl, MDL_HEADER + i * 8, ((first + i * PAGE_SIZE) / PAGE_SIZE) as u64) };
     }
+    // SAFETY: the live MDL; MdlFlags is in its header.
+    unsafe { wr(mdl, MDL_FLAGS, flags | MDL_PAGES_LOCKED) };
     mdls(|m| m.get_mut(&(mdl as usize)).map(|r| r.locked = Some((first, count))));
     add_live(Kind::LockedPage, count as isize);
 }
@@ -844,12 +904,12 @@ pub unsafe extern "system" fn MmUnlockPages(mdl: PVOID) {
         )),
         Some(Some((first, count))) => {
             unlock_pages(first, count);
-            // SAFETY: live MDL.
-            unsafe {
-                let f: u16 = rd(mdl, MDL_FLAGS);
-                wr(mdl, MDL_FLAGS, f & !(MDL_PAGES_LOCKED | MDL_MAPPED_TO_SYSTEM_VA));
-                wr(mdl, MDL_MAPPED_SYSTEM_VA, 0usize);
-            }
+            // SAFETY: a live MDL (found in the table); MdlFlags is in its header.
+            let f: u16 = unsafe { rd(mdl, MDL_FLAGS) };
+            // SAFETY: as above.
+            unsafe { wr(mdl, MDL_FLAGS, f & !(MDL_PAGES_LOCKED | MDL_MAPPED_TO_SYSTEM_VA)) };
+            // SAFETY: as above; MappedSystemVa is in the header.
+            unsafe { wr(mdl, MDL_MAPPED_SYSTEM_VA, 0usize) };
         }
     }
 }
@@ -882,24 +942,27 @@ pub(crate) unsafe fn wsk_buf_pieces(wsk_buf: PVOID) -> Option<Vec<(*mut u8, usiz
     if wsk_buf.is_null() {
         return Some(Vec::new());
     }
-    // SAFETY: WSK_BUF { PMDL Mdl; ULONG Offset; SIZE_T Length; } supplied by the caller.
-    let (mut mdl, mut skip, mut left) =
-        unsafe { (rd::<PVOID>(wsk_buf, 0), rd::<u32>(wsk_buf, 8) as usize, rd::<usize>(wsk_buf, 16)) };
+    // SAFETY: a non-null WSK_BUF { PMDL Mdl; ULONG Offset; SIZE_T Length; }
+    // supplied by the caller (this function's contract); Mdl is at 0.
+    let mut mdl = unsafe { rd::<PVOID>(wsk_buf, 0) };
+    // SAFETY: as above; Offset is at 8.
+    let mut skip = unsafe { rd::<u32>(wsk_buf, 8) } as usize;
+    // SAFETY: as above; Length is at 16.
+    let mut left = unsafe { rd::<usize>(wsk_buf, 16) };
     let mut pieces = Vec::new();
     while left > 0 {
         if mdl.is_null() || mdls(|m| !m.contains_key(&(mdl as usize))) {
             violation(format!("WSK_BUF: MDL {mdl:p} is not a live MDL, or the chain is shorter than Length"));
             return None;
         }
-        // SAFETY: live MDL.
-        let (flags, mapped, (described, count), next) = unsafe {
-            (
-                rd::<u16>(mdl, MDL_FLAGS),
-                rd::<usize>(mdl, MDL_MAPPED_SYSTEM_VA),
-                mdl_range(mdl),
-                rd::<PVOID>(mdl, MDL_NEXT),
-            )
-        };
+        // SAFETY: a live MDL (checked in the table); MdlFlags is in its header.
+        let flags = unsafe { rd::<u16>(mdl, MDL_FLAGS) };
+        // SAFETY: as above; MappedSystemVa is in the header.
+        let mapped = unsafe { rd::<usize>(mdl, MDL_MAPPED_SYSTEM_VA) };
+        // SAFETY: as above (mdl_range's only requirement).
+        let (described, count) = unsafe { mdl_range(mdl) };
+        // SAFETY: as above; Next is in the header.
+        let next = unsafe { rd::<PVOID>(mdl, MDL_NEXT) };
         let va = if flags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_MAPPED_TO_SYSTEM_VA) != 0 {
             mapped
         } else if flags & MDL_PAGES_LOCKED != 0 {

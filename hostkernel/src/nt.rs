@@ -120,8 +120,12 @@ pub const IPPROTO_TCP: u32 = 6;
 /// # Safety
 /// `base + off` is inside a live object and suitably aligned for T.
 pub unsafe fn rd<T: Copy>(base: *const c_void, off: usize) -> T {
-    // SAFETY: per this function's contract.
-    unsafe { base.cast::<u8>().add(off).cast::<T>().read_unaligned() }
+    // SAFETY: `base + off` is inside the live object at `base` (contract),
+    // so the offset stays within that one allocation.
+    let field = unsafe { base.cast::<u8>().add(off) }.cast::<T>();
+    // SAFETY: the field is inside a live object (contract); read_unaligned
+    // needs no alignment, and T is Copy.
+    unsafe { field.read_unaligned() }
 }
 
 /// Write a field of type T at `off` bytes into the object at `base`.
@@ -129,8 +133,12 @@ pub unsafe fn rd<T: Copy>(base: *const c_void, off: usize) -> T {
 /// # Safety
 /// As [`rd`], and the memory is writable.
 pub unsafe fn wr<T: Copy>(base: *mut c_void, off: usize, v: T) {
-    // SAFETY: per this function's contract.
-    unsafe { base.cast::<u8>().add(off).cast::<T>().write_unaligned(v) }
+    // SAFETY: `base + off` is inside the live object at `base` (contract),
+    // so the offset stays within that one allocation.
+    let field = unsafe { base.cast::<u8>().add(off) }.cast::<T>();
+    // SAFETY: the field is inside a live, writable object (contract);
+    // write_unaligned needs no alignment, and T is Copy (nothing to drop).
+    unsafe { field.write_unaligned(v) }
 }
 
 pub type CompletionRoutine = unsafe extern "system" fn(PVOID, PVOID, PVOID) -> NTSTATUS;

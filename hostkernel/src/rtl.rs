@@ -52,12 +52,17 @@ pub fn services_key(service: &str) -> String {
 unsafe fn wstr(p: *const u16) -> String {
     let mut v = Vec::new();
     let mut i = 0;
-    // SAFETY: a NUL-terminated UTF-16 string from the caller.
-    unsafe {
-        while *p.add(i) != 0 {
-            v.push(*p.add(i));
-            i += 1;
+    loop {
+        // SAFETY: a NUL-terminated UTF-16 string from the caller, and `i`
+        // never passes the terminator (the loop stops at it), so p + i is in it.
+        let at = unsafe { p.add(i) };
+        // SAFETY: `at` is an element of that string, up to the terminator.
+        let c = unsafe { *at };
+        if c == 0 {
+            break;
         }
+        v.push(c);
+        i += 1;
     }
     String::from_utf16_lossy(&v)
 }
@@ -96,18 +101,21 @@ pub unsafe extern "system" fn RtlQueryRegistryValues(
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
     let mut entry = table;
     loop {
-        // SAFETY: the caller's table, terminated by an entry with NULL
-        // QueryRoutine and NULL Name.
-        let (routine, flags, name, target, default_type, default_data) = unsafe {
-            (
-                rd::<usize>(entry, 0),
-                rd::<u32>(entry, 8),
-                rd::<*const u16>(entry, 16),
-                rd::<*mut u32>(entry, 24),
-                rd::<u32>(entry, 32),
-                rd::<*const u32>(entry, 40),
-            )
-        };
+        // `entry` is an RTL_QUERY_REGISTRY_TABLE entry of the caller's table,
+        // which is terminated by an entry with NULL QueryRoutine and NULL
+        // Name; the loop stops at that terminator.
+        // SAFETY: QueryRoutine is at 0 of the entry.
+        let routine = unsafe { rd::<usize>(entry, 0) };
+        // SAFETY: as above; Flags is at 8.
+        let flags = unsafe { rd::<u32>(entry, 8) };
+        // SAFETY: as above; Name is at 16.
+        let name = unsafe { rd::<*const u16>(entry, 16) };
+        // SAFETY: as above; EntryContext is at 24.
+        let target = unsafe { rd::<*mut u32>(entry, 24) };
+        // SAFETY: as above; DefaultType is at 32.
+        let default_type = unsafe { rd::<u32>(entry, 32) };
+        // SAFETY: as above; DefaultData is at 40.
+        let default_data = unsafe { rd::<*const u32>(entry, 40) };
         if routine == 0 && name.is_null() {
             return STATUS_SUCCESS;
         }
@@ -118,16 +126,20 @@ pub unsafe extern "system" fn RtlQueryRegistryValues(
         if flags & RTL_QUERY_REGISTRY_TYPECHECK != 0 && default_type >> 24 != REG_DWORD {
             return STATUS_OBJECT_TYPE_MISMATCH;
         }
-        // SAFETY: NUL-terminated value name.
-        let full = format!("{}\\{}", key.trim_end_matches('\\'), unsafe { wstr(name) }).to_lowercase();
+        // SAFETY: Name is non-null (checked) and NUL-terminated.
+        let value_name = unsafe { wstr(name) };
+        let full = format!("{}\\{}", key.trim_end_matches('\\'), value_name).to_lowercase();
         match reg.get(&full) {
             // SAFETY: a DIRECT REG_DWORD entry's EntryContext is a ULONG.
             Some(v) => unsafe { target.write_unaligned(*v) },
             None if flags & RTL_QUERY_REGISTRY_REQUIRED != 0 => return STATUS_OBJECT_NAME_NOT_FOUND,
             None => {
                 if default_type & 0xFF_FFFF == REG_DWORD && !default_data.is_null() {
-                    // SAFETY: a REG_DWORD default points to a ULONG.
-                    unsafe { target.write_unaligned(default_data.read_unaligned()) };
+                    // SAFETY: a non-null REG_DWORD default points to a ULONG.
+                    let default = unsafe { default_data.read_unaligned() };
+                    // SAFETY: a DIRECT REG_DWORD entry's EntryContext (non-null,
+                    // checked) is a writable ULONG.
+                    unsafe { target.write_unaligned(default) };
                 }
             }
         }

@@ -40,9 +40,12 @@ pub unsafe extern "system" fn MmGetSystemRoutineAddress(name: PVOID) -> PVOID {
         violation("MmGetSystemRoutineAddress(NULL)");
         return std::ptr::null_mut();
     }
-    // SAFETY: the caller passes a UNICODE_STRING; Length is in bytes.
-    let (len, buffer) = unsafe { (rd::<u16>(name, 0) as usize, rd::<*const u16>(name, 8)) };
-    if len % 2 != 0 || (len > 0 && buffer.is_null()) {
+    // SAFETY: the caller passes a UNICODE_STRING (non-null, checked);
+    // Length (in bytes) is at 0.
+    let len = unsafe { rd::<u16>(name, 0) } as usize;
+    // SAFETY: as above; Buffer is at 8.
+    let buffer = unsafe { rd::<*const u16>(name, 8) };
+    if len & 1 != 0 || (len > 0 && buffer.is_null()) {
         violation("MmGetSystemRoutineAddress: malformed UNICODE_STRING");
         return std::ptr::null_mut();
     }

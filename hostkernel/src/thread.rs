@@ -93,11 +93,11 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     };
     let mut block = Box::new([0u64; 8]);
     let obj = block.as_mut_ptr() as usize;
-    // SAFETY: a fresh 64-byte block: the dispatcher header of the object.
-    unsafe {
-        wr(obj as PVOID, EVENT_TYPE, THREAD_OBJECT_TYPE);
-        wr(obj as PVOID, EVENT_SIZE, EVENT_SIZE_ULONGS);
-    }
+    // SAFETY: a fresh, writable 64-byte block (owned by `block`, alive
+    // below); the dispatcher header's Type is at 0.
+    unsafe { wr(obj as PVOID, EVENT_TYPE, THREAD_OBJECT_TYPE) };
+    // SAFETY: as above; the header's Size is at 2.
+    unsafe { wr(obj as PVOID, EVENT_SIZE, EVENT_SIZE_ULONGS) };
     // One reference for the handle, one for the running thread.
     threads(|m| m.insert(obj, ThreadObj { refs: 2, _block: block }));
     add_live(Kind::Thread, 1);

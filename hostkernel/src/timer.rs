@@ -83,18 +83,22 @@ fn timer_thread() {
             drop(q);
             for (_timer, dpc) in expired {
                 let dpc = dpc as PVOID;
-                // SAFETY: an initialized KDPC, alive while its timer was queued
-                // (the driver's contract); the routine was stored by KeInitializeDpc.
-                unsafe {
-                    let routine: usize = rd(dpc, KDPC_ROUTINE);
-                    let context: PVOID = rd(dpc, KDPC_CONTEXT);
-                    if routine != 0 {
-                        let routine: unsafe extern "system" fn(PVOID, PVOID, PVOID, PVOID) =
-                            std::mem::transmute(routine);
-                        crate::image::call_driver("DPC routine", || {
-                            routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut())
-                        });
-                    }
+                // SAFETY: an initialized KDPC, alive while its timer was
+                // queued (the driver's contract); DeferredRoutine is in it.
+                let routine: usize = unsafe { rd(dpc, KDPC_ROUTINE) };
+                // SAFETY: as above; DeferredContext is in the same KDPC.
+                let context: PVOID = unsafe { rd(dpc, KDPC_CONTEXT) };
+                if routine != 0 {
+                    // SAFETY: a non-zero DeferredRoutine was stored by
+                    // KeInitializeDpc from a PKDEFERRED_ROUTINE.
+                    let routine: unsafe extern "system" fn(PVOID, PVOID, PVOID, PVOID) =
+                        unsafe { std::mem::transmute(routine) };
+                    crate::image::call_driver("DPC routine", || {
+                        // SAFETY: the driver's DPC routine, called as the
+                        // kernel calls it: its KDPC, its context, no system
+                        // arguments (a timer DPC's are unused by drivers here).
+                        unsafe { routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut()) }
+                    });
                 }
                 DPCS_RUNNING.fetch_sub(1, Ordering::SeqCst);
             }
@@ -115,11 +119,10 @@ pub unsafe extern "system" fn KeInitializeTimer(timer: PVOID) {
         violation("KeInitializeTimer: NULL timer");
         return;
     }
-    // SAFETY: the caller provides 0x40 writable bytes.
-    unsafe {
-        std::ptr::write_bytes(timer.cast::<u8>(), 0, 0x40);
-        wr(timer, 0, TIMER_TYPE);
-    }
+    // SAFETY: the caller provides 0x40 writable bytes (sizeof KTIMER).
+    unsafe { std::ptr::write_bytes(timer.cast::<u8>(), 0, 0x40) };
+    // SAFETY: as above; Header.Type is at 0.
+    unsafe { wr(timer, 0, TIMER_TYPE) };
     inserted(|i| i.remove(&(timer as usize)));
 }
 
@@ -129,13 +132,14 @@ pub unsafe extern "system" fn KeInitializeDpc(dpc: PVOID, routine: PVOID, contex
         violation("KeInitializeDpc: NULL DPC or routine");
         return;
     }
-    // SAFETY: the caller provides 0x40 writable bytes.
-    unsafe {
-        std::ptr::write_bytes(dpc.cast::<u8>(), 0, 0x40);
-        wr(dpc, 0, 0x13u8); // DpcObject
-        wr(dpc, KDPC_ROUTINE, routine);
-        wr(dpc, KDPC_CONTEXT, context);
-    }
+    // SAFETY: the caller provides 0x40 writable bytes (sizeof KDPC).
+    unsafe { std::ptr::write_bytes(dpc.cast::<u8>(), 0, 0x40) };
+    // SAFETY: as above; Type is at 0.
+    unsafe { wr(dpc, 0, 0x13u8) }; // DpcObject
+                                   // SAFETY: as above; DeferredRoutine is at KDPC_ROUTINE.
+    unsafe { wr(dpc, KDPC_ROUTINE, routine) };
+    // SAFETY: as above; DeferredContext is at KDPC_CONTEXT.
+    unsafe { wr(dpc, KDPC_CONTEXT, context) };
 }
 
 fn check_timer(timer: PVOID, who: &str) -> bool {

@@ -217,11 +217,11 @@ pub unsafe extern "system" fn WskRegister(client_npi: PVOID, registration: PVOID
     }));
     regs(|r| r.insert(reg as usize));
     add_live(Kind::Registration, 1);
-    // SAFETY: the caller's 24-byte WSK_REGISTRATION.
-    unsafe {
-        wr(registration, 0, 0x5753_4B52_4547_u64);
-        wr(registration, REG_CONTEXT, reg as usize);
-    }
+    // SAFETY: the caller's writable 24-byte WSK_REGISTRATION (non-null,
+    // checked); its first 8 bytes hold the host's signature.
+    unsafe { wr(registration, 0, 0x5753_4B52_4547_u64) };
+    // SAFETY: as above; REG_CONTEXT is within its 24 bytes.
+    unsafe { wr(registration, REG_CONTEXT, reg as usize) };
     STATUS_SUCCESS
 }
 
@@ -254,11 +254,11 @@ pub unsafe extern "system" fn WskCaptureProviderNPI(registration: PVOID, wait_ms
         return STATUS_DEVICE_NOT_READY;
     }
     reg.captures.fetch_add(1, Ordering::SeqCst);
-    // SAFETY: WSK_PROVIDER_NPI { PWSK_CLIENT Client; const WSK_PROVIDER_DISPATCH *Dispatch; }.
-    unsafe {
-        wr(npi, 0, reg as *const Reg as usize);
-        wr(npi, 8, &PROVIDER_DISPATCH as *const WskProviderDispatch as usize);
-    }
+    // SAFETY: the caller's writable WSK_PROVIDER_NPI (non-null, checked)
+    // { PWSK_CLIENT Client; const WSK_PROVIDER_DISPATCH *Dispatch; }: Client at 0.
+    unsafe { wr(npi, 0, reg as *const Reg as usize) };
+    // SAFETY: as above; Dispatch at 8 (a static, valid for ever).
+    unsafe { wr(npi, 8, &PROVIDER_DISPATCH as *const WskProviderDispatch as usize) };
     STATUS_SUCCESS
 }
 
@@ -289,12 +289,14 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
     let ptr = reg as *const Reg as usize;
     regs(|r| r.remove(&ptr));
     add_live(Kind::Registration, -1);
-    // SAFETY: the caller's WSK_REGISTRATION; the Reg was a Box from WskRegister.
-    unsafe {
-        wr(registration, REG_CONTEXT, 0usize);
-        if sockets == 0 {
-            drop(Box::from_raw(ptr as *mut Reg));
-        }
+    // SAFETY: the caller's WSK_REGISTRATION, live (reg_from found its
+    // context); REG_CONTEXT is within its 24 bytes.
+    unsafe { wr(registration, REG_CONTEXT, 0usize) };
+    if sockets == 0 {
+        // SAFETY: the Reg was a Box leaked by WskRegister; it was just removed
+        // from the table and the registration no longer names it, and with
+        // no open socket nothing else holds it, so this is its only free.
+        drop(unsafe { Box::from_raw(ptr as *mut Reg) });
     }
 }
 
@@ -351,8 +353,10 @@ impl Op {
             ];
             let nfds = if fd < 0 { 1 } else { 2 };
             let base = if fd < 0 { 1 } else { 0 };
-            // SAFETY: `fds` is a valid array of `nfds` entries starting at `base`.
-            let n = unsafe { libc::poll(fds.as_mut_ptr().add(base), nfds as libc::nfds_t, ms) };
+            let fds_used = &mut fds[base..];
+            // SAFETY: `fds_used` is a valid, writable array of `nfds` entries
+            // (base + nfds == 2 in both cases).
+            let n = unsafe { libc::poll(fds_used.as_mut_ptr(), nfds as libc::nfds_t, ms) };
             if self.is_cancelled() {
                 return false;
             }
@@ -454,13 +458,13 @@ fn run_op(
         finish(irp, op, status, info);
         return status;
     }
-    // SAFETY: provider-owned IRP.
-    unsafe {
-        mark_pending(irp);
-        set_cancel_routine(irp, Some(provider_cancel));
-        if is_cancelled(irp) {
-            op.cancel();
-        }
+    // SAFETY: a live IRP the provider owns (taken above, not yet completed).
+    unsafe { mark_pending(irp) };
+    // SAFETY: as above; only the provider sets its cancel routine.
+    unsafe { set_cancel_routine(irp, Some(provider_cancel)) };
+    // SAFETY: as above.
+    if unsafe { is_cancelled(irp) } {
+        op.cancel();
     }
     let irp = SendPtr(irp);
     // One thread per pending request, with a small stack: the work only
@@ -532,11 +536,13 @@ fn destroy_socket(socket: usize) {
     let inner = sock.inner.clone();
     drop(sock);
     set_abortive(inner.fd);
-    // SAFETY: our socket; nothing else knows it.
-    unsafe {
-        libc::close(inner.fd);
-        (*(inner.reg as *const Reg)).sockets.fetch_sub(1, Ordering::SeqCst);
-    }
+    // SAFETY: our socket's descriptor; the Sock that owned it was just
+    // dropped and nothing else closes it.
+    unsafe { libc::close(inner.fd) };
+    // SAFETY: the socket's registration, a leaked Box that WskDeregister
+    // does not free while this socket is counted in `sockets`.
+    let reg = unsafe { &*(inner.reg as *const Reg) };
+    reg.sockets.fetch_sub(1, Ordering::SeqCst);
     add_live(Kind::Socket, -1);
 }
 
@@ -582,28 +588,51 @@ unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t
     if sa.is_null() {
         return None;
     }
-    // SAFETY: caller-supplied SOCKADDR; family decides its size.
-    unsafe {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-        match rd::<u16>(sa, 0) {
-            WIN_AF_INET => {
-                let sin = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
-                (*sin).sin_family = libc::AF_INET as u16;
-                (*sin).sin_port = rd(sa, 2);
-                (*sin).sin_addr.s_addr = rd(sa, 4);
-                Some((ss, std::mem::size_of::<libc::sockaddr_in>() as u32, libc::AF_INET))
-            }
-            WIN_AF_INET6 => {
-                let sin6 = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
-                (*sin6).sin6_family = libc::AF_INET6 as u16;
-                (*sin6).sin6_port = rd(sa, 2);
-                (*sin6).sin6_flowinfo = rd(sa, 4);
-                (*sin6).sin6_addr.s6_addr = rd(sa, 8);
-                (*sin6).sin6_scope_id = rd(sa, 24);
-                Some((ss, std::mem::size_of::<libc::sockaddr_in6>() as u32, libc::AF_INET6))
-            }
-            _ => None,
+    // SAFETY: sockaddr_storage is plain C data; all zeroes is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let storage = (&mut ss as *mut libc::sockaddr_storage).cast::<u8>();
+    // SAFETY: a caller-supplied, non-null SOCKADDR (contract); every family
+    // starts with its USHORT sa_family at 0.
+    match unsafe { rd::<u16>(sa, 0) } {
+        WIN_AF_INET => {
+            // The family says the caller's buffer is a 16-byte SOCKADDR_IN.
+            // SAFETY: sin_port is at 2 of the SOCKADDR_IN.
+            let port = unsafe { rd(sa, 2) };
+            // SAFETY: sin_addr is at 4 of the SOCKADDR_IN.
+            let addr = unsafe { rd(sa, 4) };
+            // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as u16;
+            sin.sin_port = port;
+            sin.sin_addr.s_addr = addr;
+            // SAFETY: sockaddr_storage is large and aligned enough for every
+            // sockaddr, sockaddr_in among them; `ss` is a writable local.
+            unsafe { storage.cast::<libc::sockaddr_in>().write(sin) };
+            Some((ss, std::mem::size_of::<libc::sockaddr_in>() as u32, libc::AF_INET))
         }
+        WIN_AF_INET6 => {
+            // The family says the caller's buffer is a 28-byte SOCKADDR_IN6.
+            // SAFETY: sin6_port is at 2 of the SOCKADDR_IN6.
+            let port = unsafe { rd(sa, 2) };
+            // SAFETY: sin6_flowinfo is at 4 of the SOCKADDR_IN6.
+            let flowinfo = unsafe { rd(sa, 4) };
+            // SAFETY: the 16 bytes of sin6_addr are at 8 of the SOCKADDR_IN6.
+            let addr = unsafe { rd(sa, 8) };
+            // SAFETY: sin6_scope_id is at 24 of the SOCKADDR_IN6.
+            let scope_id = unsafe { rd(sa, 24) };
+            // SAFETY: sockaddr_in6 is plain C data; all zeroes is valid.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as u16;
+            sin6.sin6_port = port;
+            sin6.sin6_flowinfo = flowinfo;
+            sin6.sin6_addr.s6_addr = addr;
+            sin6.sin6_scope_id = scope_id;
+            // SAFETY: sockaddr_storage is large and aligned enough for every
+            // sockaddr, sockaddr_in6 among them; `ss` is a writable local.
+            unsafe { storage.cast::<libc::sockaddr_in6>().write(sin6) };
+            Some((ss, std::mem::size_of::<libc::sockaddr_in6>() as u32, libc::AF_INET6))
+        }
+        _ => None,
     }
 }
 
@@ -613,36 +642,42 @@ fn connect_work(
     local: (libc::sockaddr_storage, u32, i32),
     remote: (libc::sockaddr_storage, u32, i32),
 ) -> Result<i32, NTSTATUS> {
-    // SAFETY: plain socket syscalls on a descriptor this function owns.
-    unsafe {
-        let fd = libc::socket(local.2, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(errno_to_status(errno()));
-        }
-        let fail = |status: NTSTATUS| {
-            libc::close(fd);
-            Err(status)
-        };
-        if libc::bind(fd, (&local.0 as *const libc::sockaddr_storage).cast(), local.1) != 0 {
-            return fail(errno_to_status(errno()));
-        }
-        if libc::connect(fd, (&remote.0 as *const libc::sockaddr_storage).cast(), remote.1) != 0 {
-            let e = errno();
-            if e != libc::EINPROGRESS {
-                return fail(errno_to_status(e));
-            }
-            if !op.wait(fd, libc::POLLOUT, None) {
-                return fail(STATUS_CANCELLED);
-            }
-            let mut err: i32 = 0;
-            let mut len = std::mem::size_of::<i32>() as u32;
-            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len);
-            if err != 0 {
-                return fail(errno_to_status(err));
-            }
-        }
-        Ok(fd)
+    // SAFETY: socket() takes no pointers; the descriptor it returns is
+    // owned by this function until it returns it.
+    let fd = unsafe { libc::socket(local.2, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(errno_to_status(errno()));
     }
+    let fail = |status: NTSTATUS| {
+        // SAFETY: `fd` was opened above and is still owned here: it is closed
+        // only on a failure, which never returns it.
+        unsafe { libc::close(fd) };
+        Err(status)
+    };
+    // SAFETY: `local.0` holds an address of `local.1` bytes (to_linux built
+    // it), readable for the call.
+    if unsafe { libc::bind(fd, (&local.0 as *const libc::sockaddr_storage).cast(), local.1) } != 0 {
+        return fail(errno_to_status(errno()));
+    }
+    // SAFETY: as for bind, with `remote`.
+    if unsafe { libc::connect(fd, (&remote.0 as *const libc::sockaddr_storage).cast(), remote.1) } != 0 {
+        let e = errno();
+        if e != libc::EINPROGRESS {
+            return fail(errno_to_status(e));
+        }
+        if !op.wait(fd, libc::POLLOUT, None) {
+            return fail(STATUS_CANCELLED);
+        }
+        let mut err: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as u32;
+        // SAFETY: `err` is a writable int and `len` holds its size, as
+        // SO_ERROR requires.
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len) };
+        if err != 0 {
+            return fail(errno_to_status(err));
+        }
+    }
+    Ok(fd)
 }
 
 unsafe extern "system" fn wsk_socket_connect(
@@ -671,8 +706,11 @@ unsafe extern "system" fn wsk_socket_connect(
         return STATUS_INVALID_PARAMETER;
     }
     let reg = client as usize;
-    // SAFETY: the caller's SOCKADDRs (NULL or sized by their family).
-    let addrs = unsafe { (to_linux(local), to_linux(remote)) };
+    // SAFETY: the caller's local SOCKADDR (NULL, or sized by its family).
+    let checked_local = unsafe { to_linux(local) };
+    // SAFETY: the caller's remote SOCKADDR (NULL, or sized by its family).
+    let checked_remote = unsafe { to_linux(remote) };
+    let addrs = (checked_local, checked_remote);
     let bad = !regs(|r| r.contains(&reg)) || socket_type != SOCK_STREAM || protocol != IPPROTO_TCP || flags != 0;
     let (Some(checked_local), Some(checked_remote), false) = (addrs.0, addrs.1, bad) else {
         // SAFETY: provider-owned IRP, completed once.
@@ -706,9 +744,12 @@ unsafe extern "system" fn wsk_socket_connect(
             }
             ConnectCompletion::Async | ConnectCompletion::Sync => {}
         }
-        // SAFETY: the caller keeps the addresses valid until completion
+        // SAFETY: the caller keeps the local address valid until completion
         // (the WSK contract this re-read exercises).
-        let addrs = unsafe { (to_linux(local_ptr as PVOID), to_linux(remote_ptr as PVOID)) };
+        let local = unsafe { to_linux(local_ptr as PVOID) };
+        // SAFETY: as for the local address.
+        let remote = unsafe { to_linux(remote_ptr as PVOID) };
+        let addrs = (local, remote);
         let (local, remote) = match addrs {
             (Some(l), Some(r)) if l.2 == r.2 => (l, r),
             _ => return (STATUS_INVALID_ADDRESS_COMPONENT, 0),
@@ -789,8 +830,9 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
     run(irp, Some(sock), move |op| {
         let mut sent = 0;
         while sent < data.len() {
-            // SAFETY: a valid slice tail and our socket.
-            let n = unsafe { libc::send(s.fd, data.as_ptr().add(sent).cast(), data.len() - sent, libc::MSG_NOSIGNAL) };
+            let rest = &data[sent..];
+            // SAFETY: `rest` is readable for its length; `s.fd` is our socket.
+            let n = unsafe { libc::send(s.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 sent += n as usize;
                 continue;
@@ -848,8 +890,10 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
         let mut at = 0;
         for (p, n) in &pieces.0 {
             let k = (*n).min(got.len() - at);
-            // SAFETY: MDL-described writable memory, valid until completion.
-            unsafe { std::ptr::copy_nonoverlapping(got.as_ptr().add(at), *p, k) };
+            // SAFETY: `*p` is MDL-described writable memory of `*n` >= k
+            // bytes, valid until completion; `got[at..]` has at least k
+            // bytes; a Vec of ours does not overlap the caller's buffer.
+            unsafe { std::ptr::copy_nonoverlapping(got[at..].as_ptr(), *p, k) };
             at += k;
         }
         (status, got.len())
@@ -876,13 +920,16 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
             }
             return (STATUS_CONNECTION_ABORTED, 0);
         }
-        // SAFETY: our socket.
-        unsafe {
-            if flags & WSK_FLAG_ABORTIVE != 0 {
-                set_abortive(s.fd);
-                libc::shutdown(s.fd, libc::SHUT_RDWR);
-                s.aborted.store(true, Ordering::SeqCst);
-            } else if libc::shutdown(s.fd, libc::SHUT_WR) != 0 {
+        if flags & WSK_FLAG_ABORTIVE != 0 {
+            set_abortive(s.fd);
+            // SAFETY: shutdown takes no pointers; `s.fd` is our socket, open
+            // until the close drains this request.
+            unsafe { libc::shutdown(s.fd, libc::SHUT_RDWR) };
+            s.aborted.store(true, Ordering::SeqCst);
+        } else {
+            // SAFETY: as above.
+            let rc = unsafe { libc::shutdown(s.fd, libc::SHUT_WR) };
+            if rc != 0 {
                 return (errno_to_status(errno()), 0);
             }
         }
@@ -921,16 +968,20 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
             v = inner.idle.wait(v).unwrap_or_else(|e| e.into_inner());
         }
         drop(v);
-        // SAFETY: our socket; nothing uses it any more.
-        unsafe {
-            if !(inner.sent_fin.load(Ordering::SeqCst) && inner.got_fin.load(Ordering::SeqCst)) {
-                set_abortive(inner.fd);
-            }
-            libc::close(inner.fd);
-            let reg = &*(inner.reg as *const Reg);
-            if reg.sockets.fetch_sub(1, Ordering::SeqCst) == 1 && reg.deregistered.load(Ordering::SeqCst) {
-                drop(Box::from_raw(inner.reg as *mut Reg));
-            }
+        if !(inner.sent_fin.load(Ordering::SeqCst) && inner.got_fin.load(Ordering::SeqCst)) {
+            set_abortive(inner.fd);
+        }
+        // SAFETY: our socket's descriptor; its requests are drained and the
+        // Sock is gone, so nothing uses or closes it any more.
+        unsafe { libc::close(inner.fd) };
+        // SAFETY: the socket's registration, a leaked Box that is freed only
+        // once the last of its sockets (this one included) is gone.
+        let reg = unsafe { &*(inner.reg as *const Reg) };
+        if reg.sockets.fetch_sub(1, Ordering::SeqCst) == 1 && reg.deregistered.load(Ordering::SeqCst) {
+            // SAFETY: WskDeregister ran and left the Reg to its last socket,
+            // which this is: no other reference remains, and `reg` is not
+            // used after this.
+            drop(unsafe { Box::from_raw(inner.reg as *mut Reg) });
         }
         add_live(Kind::Socket, -1);
         (STATUS_SUCCESS, 0)
