@@ -159,8 +159,11 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * handle is invalid, and no safewsk code runs any more on behalf of this
  * client: the driver may then delete the device object and unload.
  *
- * One cleanup at a time: a second call while one is in progress returns
- * STATUS_DELETE_PENDING at once and changes nothing.
+ * One cleanup at a time: a second call made while the first is still
+ * waiting returns STATUS_DELETE_PENDING at once and changes nothing (a call
+ * racing the first one's successful end uses a handle that is going away:
+ * don't). Never call it from a SafeWskSocketConnectAsync callback (see
+ * there).
  *
  * IRQL: PASSIVE_LEVEL.
  *
@@ -273,7 +276,10 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
  * returns, one request at a time) with `Callback` set, `TimeoutMs` (or
  * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
- * STATUS_INVALID_PARAMETER_12. The library allocates nothing but the IRP.
+ * STATUS_INVALID_PARAMETER_12. Allocations: the IRP, the I/O manager's
+ * IoSetCompletionRoutineEx context and the socket's record (one small
+ * 'kwSS' non-paged pool block, kept until the socket is closed); all are
+ * made before the provider is called.
  *
  * If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
  * is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
@@ -297,7 +303,13 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  *
  * Returns STATUS_PENDING; STATUS_INVALID_PARAMETER_1 .. _12;
  * STATUS_INVALID_LEVEL (above DISPATCH_LEVEL); STATUS_DELETE_PENDING
- * (cleanup has begun); STATUS_INSUFFICIENT_RESOURCES (no IRP).
+ * (cleanup has begun); STATUS_INSUFFICIENT_RESOURCES (one of the
+ * allocations above failed).
+ *
+ * Never call SafeWskCleanup from the callback: the callback may run inside
+ * this call or inside SafeWskCancelConnect (at PASSIVE_LEVEL then), and
+ * cleanup waits for the request, which finishes only when the callback has
+ * returned: it would wait for itself.
  *
  * # Safety
  * As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
@@ -363,12 +375,15 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  *
  * Works during SafeWskCleanup (on a socket still open).
  *
- * IRQL: <= APC_LEVEL (the buffer may be pageable).
+ * IRQL: <= APC_LEVEL (the buffer may be pageable). Above DISPATCH_LEVEL only
+ * parameters 1 and 2 are checked (for NULL) before STATUS_INVALID_LEVEL:
+ * whether the socket is open is looked up under the client's spin lock.
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
  * _2 (`Socket` NULL, or not an open socket of this client: never opened,
  * closed, being closed, or another client's), _3 (`Buffer` NULL), _4
- * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL;
+ * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
+ * (the client is being freed: a call racing the end of SafeWskCleanup);
  * STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
  * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
  * raised it) or another exception code MmProbeAndLockPages raised (e.g.
@@ -411,13 +426,15 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  *
  * Works during SafeWskCleanup (on a socket still open).
  *
- * IRQL: <= APC_LEVEL (the buffer may be pageable).
+ * IRQL: <= APC_LEVEL (the buffer may be pageable). Above DISPATCH_LEVEL only
+ * parameters 1 and 2 are checked (for NULL) before STATUS_INVALID_LEVEL:
+ * whether the socket is open is looked up under the client's spin lock.
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
  * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
  * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
- * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP, completion
- * context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+ * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
+ * STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
  * MmProbeAndLockPages raised it) or another exception code
  * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
  * the provider's status.
@@ -448,12 +465,14 @@ NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
  * WskDisconnect instead (which ends the graceful one) and returns
  * STATUS_IO_TIMEOUT. Works during SafeWskCleanup (on a socket still open).
  *
- * IRQL: <= APC_LEVEL.
+ * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
+ * checked, for NULL, before STATUS_INVALID_LEVEL).
  *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
  * NULL or not an open socket of this client), _3 (`Flags`);
- * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT
- * (the connection was reset); or the provider's status.
+ * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
+ * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT (the connection was
+ * reset); or the provider's status.
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
@@ -481,7 +500,8 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * leaves the socket open: its status is returned and the close may be
  * retried.
  *
- * IRQL: <= APC_LEVEL.
+ * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
+ * checked, for NULL, before STATUS_INVALID_LEVEL; the socket stays open).
  *
  * Returns:
  * - STATUS_SUCCESS;
@@ -492,7 +512,10 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * - STATUS_INVALID_LEVEL;
  * - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
  *   is still open, retry;
- * - the provider's status for the close.
+ * - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
+ *   of SafeWskCleanup);
+ * - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
+ *   success without completing the close's IRP: the socket is still open).
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer

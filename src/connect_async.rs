@@ -1,7 +1,8 @@
 //! Asynchronous connect: `SafeWskSocketConnectAsync` and `SafeWskCancelConnect`.
 //!
 //! The request lives in caller storage (`SAFEWSK_CONNECT_REQUEST`, non-paged),
-//! so a connect needs no allocation beyond its IRP. It holds the IRP, a
+//! so a connect allocates only its IRP, the I/O manager's completion context
+//! and the socket's record. It holds the IRP, a
 //! KTIMER + KDPC for the deadline, and a [`RequestState`] that completion,
 //! the timer DPC, an explicit cancel and the submitting thread race on; the
 //! last reference finalizes: IoFreeIrp, then the callback, exactly once, then
@@ -185,11 +186,12 @@ unsafe extern "system" fn on_complete(_device: PVOID, irp: *mut IRP, context: PV
     let request = context.cast::<SAFEWSK_CONNECT_REQUEST>();
     // SAFETY: the IRP's reference keeps the request alive until `release`.
     let pr = unsafe { private(request) };
+    // First, so that `start` sees at once that the IRP was consumed.
+    pr.state.set_completed();
     // SAFETY: the IRP has completed; nobody else reads it now.
     let (status, information) = unsafe { platform::irp_result(irp) };
     pr.status.store(status, Ordering::Release);
     pr.information.store(information, Ordering::Release);
-    pr.state.set_completed();
     // A timer still queued will not fire now: drop its reference here.
     // SAFETY: the IRP's reference is still held.
     unsafe { cancel_timer_and_release(request) };
@@ -281,8 +283,10 @@ pub unsafe fn start(
         // Returned without being consumed (see irp.rs): complete it here with
         // the returned status, which the callback then reports.
         platform::report_unconsumed(b"WskSocketConnect (asynchronous)\0", irp, returned);
+        // A success-class status without a completion is no success.
+        let status = if nt_success(returned) { STATUS_UNSUCCESSFUL } else { returned };
         // SAFETY: not consumed: the IRP is ours again.
-        unsafe { platform::complete_unconsumed(irp, returned) };
+        unsafe { platform::complete_unconsumed(irp, status) };
     }
     if timeout != SAFEWSK_NO_TIMEOUT && pr.state.try_acquire_unless_completed(0) {
         // SAFETY: initialized; IRQL per the caller; the timer's reference

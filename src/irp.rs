@@ -44,6 +44,10 @@ use crate::nt::*;
 use crate::platform;
 use crate::sync::Event;
 
+/// How long a provider that returned without completing its IRP gets to
+/// complete it late before the IRP is taken back as not consumed.
+const UNCONSUMED_GRACE_MS: ULONG = 50;
+
 /// The result of one completed IRP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
@@ -147,11 +151,21 @@ pub unsafe fn call_and_wait_with(
     }
 
     let returned = issue(irp);
-    let consumed = returned == STATUS_PENDING || ctx.completed.load(Ordering::Acquire);
+    let mut consumed = returned == STATUS_PENDING || ctx.completed.load(Ordering::Acquire);
+    if !consumed {
+        // A provider that completes on another processor just after it
+        // returned breaches the I/O model too, but completing its IRP a
+        // second time would bugcheck: give such a completion a moment first.
+        // SAFETY: initialized and live; IRQL <= APC_LEVEL.
+        consumed = unsafe { ctx.event.wait(Some(UNCONSUMED_GRACE_MS)) } != STATUS_TIMEOUT;
+    }
     if !consumed {
         platform::report_unconsumed(what, irp, returned);
+        // A success-class status without a completion is no success: the
+        // operation was not carried out.
+        let status = if nt_success(returned) { STATUS_UNSUCCESSFUL } else { returned };
         // SAFETY: returned without being consumed: the IRP is ours again.
-        unsafe { platform::complete_unconsumed(irp, returned) };
+        unsafe { platform::complete_unconsumed(irp, status) };
     }
 
     let mut timed_out = false;

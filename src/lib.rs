@@ -28,7 +28,8 @@
 //!   nothing else.
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
-//! (the client block) and what the kernel allocates for it (IRPs, MDLs).
+//! (the client block, and one small record per open socket) and what the
+//! kernel allocates for it (IRPs, IoSetCompletionRoutineEx contexts, MDLs).
 //! On Windows it contains one hand-written assembly function (x64 and
 //! ARM64, `platform/seh.rs`): the `__try/__except` around
 //! MmProbeAndLockPages. On

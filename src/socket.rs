@@ -15,7 +15,7 @@ use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::irp::{self, call_and_wait, call_and_wait_with};
 use crate::nt::*;
-use crate::platform::{self, LockOperation};
+use crate::platform::LockOperation;
 use crate::sockets::Lookup;
 use crate::status::{require_irql, Status};
 
@@ -30,11 +30,19 @@ pub enum Direction {
 struct SocketCall<'a> {
     entered: Entered<'a>,
     socket: *mut WSK_SOCKET,
+    /// The socket was marked as being closed by this call (a close).
+    marked: bool,
 }
 
 impl<'a> SocketCall<'a> {
     /// Parameters 1 (the client) and 2 (an open socket of it; with `close`,
     /// marked as being closed). The socket is not dereferenced here.
+    ///
+    /// Whether the socket is open is looked up under the client's spin lock,
+    /// so above DISPATCH_LEVEL nothing past the NULL checks is done: the call
+    /// is refused with STATUS_INVALID_LEVEL without entering the client
+    /// (whose last leave could otherwise signal cleanup's event at that
+    /// IRQL).
     ///
     /// # Safety
     /// `client` is null or from SafeWskStartup.
@@ -44,21 +52,20 @@ impl<'a> SocketCall<'a> {
         if socket.is_null() {
             return Err(STATUS_INVALID_PARAMETER_2);
         }
+        require_irql(DISPATCH_LEVEL)?;
         let entered = client.enter_socket_call()?;
-        if platform::current_irql() <= DISPATCH_LEVEL {
-            let sockets = client.sockets();
-            let known = if close {
-                // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
-                unsafe { sockets.begin_close(socket) }
-            } else {
-                // SAFETY: as above.
-                unsafe { sockets.lookup(socket) == Lookup::Open }
-            };
-            if !known {
-                return Err(STATUS_INVALID_PARAMETER_2);
-            }
+        let sockets = client.sockets();
+        let known = if close {
+            // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
+            unsafe { sockets.begin_close(socket) }
+        } else {
+            // SAFETY: as above.
+            unsafe { sockets.lookup(socket) == Lookup::Open }
+        };
+        if !known {
+            return Err(STATUS_INVALID_PARAMETER_2);
         }
-        Ok(SocketCall { entered, socket })
+        Ok(SocketCall { entered, socket, marked: close })
     }
 
     fn device(&self) -> PDEVICE_OBJECT {
@@ -213,13 +220,15 @@ pub unsafe fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Sta
     let call = unsafe { SocketCall::enter(client, socket, true) }?;
     let sockets = call.entered.client().sockets();
     let result = close_marked(&call);
-    // IRQL <= DISPATCH_LEVEL: the socket was marked at a legal IRQL, and
+    // IRQL <= DISPATCH_LEVEL: `enter` refused anything above, and
     // close_marked fails before any wait above APC_LEVEL.
-    match result {
-        // SAFETY: IRQL as above; marked by `enter`.
-        Closed::Gone(_) => unsafe { sockets.finish_close(socket) },
-        // SAFETY: as above.
-        Closed::StillOpen(_) => unsafe { sockets.abort_close(socket) },
+    if call.marked {
+        match result {
+            // SAFETY: IRQL as above; marked by this call's `enter`.
+            Closed::Gone(_) => unsafe { sockets.finish_close(socket) },
+            // SAFETY: as above.
+            Closed::StillOpen(_) => unsafe { sockets.abort_close(socket) },
+        }
     }
     match result {
         Closed::Gone(status) => Ok(status),

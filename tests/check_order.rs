@@ -233,6 +233,39 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(client, socket)),
                 STATUS_INVALID_LEVEL,
             ),
+            // Above DISPATCH_LEVEL the socket calls check parameters 1 and 2
+            // for NULL only: whether the socket is open needs the client's
+            // spin lock. (Before, the close took it at IRQL 3.)
+            (
+                "SafeWskSend",
+                "2 NULL socket at IRQL 3",
+                high(&mut || SafeWskSend(client, ptr::null_mut(), b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskSend",
+                "valid at IRQL 3",
+                high(&mut || SafeWskSend(client, socket, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskReceive",
+                "valid at IRQL 3",
+                high(&mut || SafeWskReceive(client, socket, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskDisconnect",
+                "valid at IRQL 3",
+                high(&mut || SafeWskDisconnect(client, socket, 0, 100)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskCloseSocket",
+                "valid at IRQL 3 (the socket stays open)",
+                high(&mut || SafeWskCloseSocket(client, socket)),
+                STATUS_INVALID_LEVEL,
+            ),
         ]
     };
     check(&rows);

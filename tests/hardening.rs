@@ -295,6 +295,11 @@ fn an_error_returned_without_completing_the_irp_is_the_answer() {
         [sent, received, disconnected, closed]
     });
     assert_eq!(statuses, [STATUS_NOT_IMPLEMENTED; 4]);
+    // A success-class status without a completion is no success: the close
+    // was not carried out, and says so (before: STATUS_SUCCESS with the
+    // socket still open, and cleanup then refused for ever).
+    hostkernel::set_fail_without_completing(Some(STATUS_SUCCESS));
+    assert_eq!(close(client, socket), STATUS_UNSUCCESSFUL);
     hostkernel::set_fail_without_completing(None);
     assert_eq!(close(client, socket), STATUS_SUCCESS, "the refused close left the socket open: retry");
     cleanup(client);
