@@ -39,6 +39,12 @@ const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
 
 /// An opaque safewsk client, created by `SafeWskStartup` and destroyed by
 /// `SafeWskCleanup`.
+///
+/// `repr(C)` with the signature first: telling a caller's pointer that is
+/// not a client apart reads only its first four bytes, whatever the size of
+/// the block behind it (the fuzzer found Rust's own field order putting the
+/// signature past the end of a 512-byte block that was not a client).
+#[repr(C)]
 pub struct SAFEWSK_CLIENT {
     signature: AtomicU32,
     rundown: Rundown,
