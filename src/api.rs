@@ -9,7 +9,7 @@ use crate::client::{self, SAFEWSK_CLIENT};
 use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::nt::*;
-use crate::socket::{self, Direction};
+use crate::socket::{self, Direction, End};
 use crate::status::from_result;
 use crate::validate::ConnectArgs;
 
@@ -441,6 +441,96 @@ pub unsafe extern "C" fn SafeWskReceive(
     from_result(unsafe {
         socket::transfer(Direction::Receive, Client, Socket, Buffer, Length, Flags, TimeoutMs, BytesReceived)
     })
+}
+
+/// Retrieves the local transport address of a socket from
+/// SafeWskSocketConnect (WskGetLocalAddress): the address and port the
+/// connection was made from, for logging.
+///
+/// `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
+/// bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
+/// least sizeof(SOCKADDR_IN). Pass a SOCKADDR_INET or SOCKADDR_STORAGE to fit
+/// either. It may be any kernel-mode memory the caller can write, paged or
+/// on the stack: WSK writes into a non-paged buffer of safewsk's and the
+/// address is copied to `Address` after the IRP has completed. `Address` is
+/// written only on STATUS_SUCCESS.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
+/// checked, for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
+/// NULL or not an open socket of this client), _3 (`Address` NULL), _4
+/// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
+/// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
+/// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
+/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// STATUS_IO_TIMEOUT; STATUS_UNSUCCESSFUL (the provider returned an address
+/// of another family); or the provider's status (e.g.
+/// STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
+/// WskGetLocalAddress and WskGetRemoteAddress are stubs).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it; `Address` is NULL or
+/// `AddressLength` writable bytes that stay allocated for the call.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskGetLocalAddress(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    Address: *mut SOCKADDR,
+    AddressLength: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { socket::address(End::Local, Client, Socket, Address, AddressLength, TimeoutMs) })
+}
+
+/// Retrieves the remote transport address of a socket from
+/// SafeWskSocketConnect (WskGetRemoteAddress): the address and port it is
+/// connected to.
+///
+/// `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
+/// bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
+/// least sizeof(SOCKADDR_IN). Pass a SOCKADDR_INET or SOCKADDR_STORAGE to fit
+/// either. It may be any kernel-mode memory the caller can write, paged or
+/// on the stack: WSK writes into a non-paged buffer of safewsk's and the
+/// address is copied to `Address` after the IRP has completed. `Address` is
+/// written only on STATUS_SUCCESS.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
+/// checked, for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
+/// NULL or not an open socket of this client), _3 (`Address` NULL), _4
+/// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
+/// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
+/// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
+/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// STATUS_IO_TIMEOUT; STATUS_UNSUCCESSFUL (the provider returned an address
+/// of another family); or the provider's status (e.g.
+/// STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
+/// WskGetLocalAddress and WskGetRemoteAddress are stubs).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
+/// with no other call in progress on it; `Address` is NULL or
+/// `AddressLength` writable bytes that stay allocated for the call.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskGetRemoteAddress(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    Address: *mut SOCKADDR,
+    AddressLength: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { socket::address(End::Remote, Client, Socket, Address, AddressLength, TimeoutMs) })
 }
 
 /// Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0

@@ -56,6 +56,7 @@ pub const STATUS_PENDING: NTSTATUS = st(0x0000_0103);
 pub const STATUS_UNSUCCESSFUL: NTSTATUS = st(0xC000_0001);
 pub const STATUS_ACCESS_VIOLATION: NTSTATUS = st(0xC000_0005);
 pub const STATUS_NOT_IMPLEMENTED: NTSTATUS = st(0xC000_0002);
+pub const STATUS_BUFFER_TOO_SMALL: NTSTATUS = st(0xC000_0023);
 pub const STATUS_INVALID_PARAMETER: NTSTATUS = st(0xC000_000D);
 pub const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = st(0xC000_0010);
 pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = st(0xC000_009A);
@@ -358,6 +359,9 @@ pub type PFN_WSK_SEND = Option<
     unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Buffer: *mut WSK_BUF, Flags: ULONG, Irp: *mut IRP) -> NTSTATUS,
 >;
 pub type PFN_WSK_RECEIVE = PFN_WSK_SEND;
+/// PFN_WSK_GET_LOCAL_ADDRESS; PFN_WSK_GET_REMOTE_ADDRESS has the same shape.
+pub type PFN_WSK_GET_ADDRESS =
+    Option<unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Address: *mut SOCKADDR, Irp: *mut IRP) -> NTSTATUS>;
 pub type PFN_WSK_DISCONNECT = PFN_WSK_SEND;
 /// A dispatch entry the library never calls; kept as an untyped pointer so
 /// that the table's layout is exact without declaring every signature.
@@ -377,8 +381,8 @@ pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
     pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
     pub WskBind: PFN_UNUSED,
     pub WskConnect: PFN_UNUSED,
-    pub WskGetLocalAddress: PFN_UNUSED,
-    pub WskGetRemoteAddress: PFN_UNUSED,
+    pub WskGetLocalAddress: PFN_WSK_GET_ADDRESS,
+    pub WskGetRemoteAddress: PFN_WSK_GET_ADDRESS,
     pub WskSend: PFN_WSK_SEND,
     pub WskReceive: PFN_WSK_RECEIVE,
     pub WskDisconnect: PFN_WSK_DISCONNECT,

@@ -1,5 +1,6 @@
 //! The calls on a connected socket behind SafeWskSend, SafeWskReceive,
-//! SafeWskDisconnect and SafeWskCloseSocket.
+//! SafeWskGetLocalAddress, SafeWskGetRemoteAddress, SafeWskDisconnect and
+//! SafeWskCloseSocket.
 //!
 //! Check order, as for every export: parameters by position (the socket,
 //! parameter 2, is checked to be an open socket of this client, which needs
@@ -9,6 +10,7 @@
 //! refuse: closing the sockets is how a driver lets cleanup succeed.
 
 use core::ffi::c_void;
+use core::mem::size_of;
 use core::ptr;
 
 use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
@@ -151,6 +153,80 @@ pub unsafe fn transfer(
         // never reports more than `length` (a ULONG).
         unsafe { *bytes = ULONG::try_from(done.information).unwrap_or(length) };
     }
+    Ok(done.status)
+}
+
+/// Which end of the connection an address query asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// WskGetLocalAddress.
+    Local,
+    /// WskGetRemoteAddress.
+    Remote,
+}
+
+/// SafeWskGetLocalAddress / SafeWskGetRemoteAddress: one path for both.
+///
+/// The provider writes into a SOCKADDR_IN6-sized buffer on this thread's
+/// stack, not into the caller's: PFN_WSK_GET_LOCAL_ADDRESS requires "The
+/// buffer must be located in non-paged memory" (Microsoft Learn), and the
+/// stack stays resident because the wait is a KernelMode wait. The address
+/// is copied to the caller's buffer, which may then be paged, at the
+/// caller's IRQL (<= APC_LEVEL) once the IRP has completed.
+///
+/// # Safety
+/// The API contract of SafeWskGetLocalAddress / SafeWskGetRemoteAddress.
+pub unsafe fn address(
+    end: End,
+    client: *mut SAFEWSK_CLIENT,
+    socket: *mut WSK_SOCKET,
+    address: *mut SOCKADDR,
+    length: ULONG,
+    timeout_ms: ULONG,
+) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    if address.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    if (length as usize) < size_of::<SOCKADDR_IN>() {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    require_irql(APC_LEVEL)?;
+    // SAFETY: after the IRQL check.
+    let dispatch = unsafe { call.dispatch() }?;
+    let (provider, what): (_, &'static [u8]) = match end {
+        End::Local => (dispatch.WskGetLocalAddress, b"WskGetLocalAddress\0"),
+        End::Remote => (dispatch.WskGetRemoteAddress, b"WskGetRemoteAddress\0"),
+    };
+    let provider = provider.ok_or(STATUS_NOT_SUPPORTED)?;
+    // Large enough for every family SafeWskSocketConnect accepts.
+    let mut found = SOCKADDR_IN6::default();
+    let found_ptr = ptr::addr_of_mut!(found).cast::<SOCKADDR>();
+    let issue = |irp| {
+        // SAFETY: the provider's WskGet*Address of an open socket; `found`
+        // is resident (KernelMode wait) and outlives the IRP (call_and_wait
+        // returns only after completion).
+        unsafe { provider(socket, found_ptr, irp) }
+    };
+    // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
+    let done = unsafe { call_and_wait(call.device(), what, Some(timeout_ms), issue) }?;
+    if !nt_success(done.status) {
+        return Err(done.status);
+    }
+    let size = match found.sin6_family {
+        AF_INET => size_of::<SOCKADDR_IN>(),
+        AF_INET6 => size_of::<SOCKADDR_IN6>(),
+        // Not a family SafeWskSocketConnect accepts: a provider fault.
+        _ => return Err(STATUS_UNSUCCESSFUL),
+    };
+    if (length as usize) < size {
+        return Err(STATUS_BUFFER_TOO_SMALL);
+    }
+    // SAFETY: `address` is `length` >= `size` writable bytes per the API
+    // contract and checks above; `found` is a local of at least `size` bytes
+    // that the caller's buffer cannot overlap.
+    unsafe { ptr::copy_nonoverlapping(ptr::addr_of!(found).cast::<u8>(), address.cast::<u8>(), size) };
     Ok(done.status)
 }
 

@@ -45,6 +45,8 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     let bad_remote = Addr::parse("127.0.0.1:0");
     let mut buf = [0u8; 8];
     let b = buf.as_mut_ptr().cast::<c_void>();
+    let mut sa_buf = [0u8; 28];
+    let sa = sa_buf.as_mut_ptr().cast::<SOCKADDR>();
     let mut n = 0u32;
     let mut out: *mut WSK_SOCKET = ptr::null_mut();
     let mut new_client: *mut SAFEWSK_CLIENT = ptr::null_mut();
@@ -202,6 +204,66 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
                 "7 NULL BytesReceived at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(client, socket, b, 8, 0, 100, ptr::null_mut())),
                 STATUS_INVALID_PARAMETER_7,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "1 NULL client, 3 NULL address",
+                SafeWskGetLocalAddress(ptr::null_mut(), socket, ptr::null_mut(), 28, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "2 closed socket, 4 length 0",
+                SafeWskGetLocalAddress(client, closed, sa, 0, 100),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "3 NULL address, 4 length 0",
+                SafeWskGetLocalAddress(client, socket, ptr::null_mut(), 0, 100),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "4 length 8 at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetLocalAddress(client, socket, sa, 8, 100)),
+                STATUS_INVALID_PARAMETER_4,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "valid at IRQL 3",
+                high(&mut || SafeWskGetLocalAddress(client, socket, sa, 28, 100)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "1 NULL client, 3 NULL address",
+                SafeWskGetRemoteAddress(ptr::null_mut(), socket, ptr::null_mut(), 28, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "2 closed socket, 4 length 0",
+                SafeWskGetRemoteAddress(client, closed, sa, 0, 100),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "3 NULL address, 4 length 0",
+                SafeWskGetRemoteAddress(client, socket, ptr::null_mut(), 0, 100),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "4 length 8 at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetRemoteAddress(client, socket, sa, 8, 100)),
+                STATUS_INVALID_PARAMETER_4,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "valid at IRQL 3",
+                high(&mut || SafeWskGetRemoteAddress(client, socket, sa, 28, 100)),
+                STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisconnect",

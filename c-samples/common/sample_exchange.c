@@ -95,5 +95,16 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
     }
     DbgPrint("safewsk-sample: connected to %u.%u.%u.%u:%u\n", (Address >> 24) & 0xFF, (Address >> 16) & 0xFF,
              (Address >> 8) & 0xFF, Address & 0xFF, Port);
+    /* Where from: an IPv4 socket's address fits a SOCKADDR_IN (use a
+     * SOCKADDR_INET or SOCKADDR_STORAGE for either family). Informational
+     * only: a provider without WskGetLocalAddress (Wine 8) says so. */
+    status = SafeWskGetLocalAddress(Client, socket, (SOCKADDR *)&local, sizeof(local), SAMPLE_IO_TIMEOUT_MS);
+    if (NT_SUCCESS(status)) {
+        const UCHAR *a = (const UCHAR *)&local.sin_addr;
+        DbgPrint("safewsk-sample: local address %u.%u.%u.%u:%u\n", a[0], a[1], a[2], a[3],
+                 RtlUshortByteSwap(local.sin_port));
+    } else {
+        DbgPrint("safewsk-sample: local address unavailable: 0x%08X\n", (unsigned)status);
+    }
     return SampleTalk(Client, socket);
 }

@@ -20,6 +20,8 @@ fn sample_driver_loads_exchanges_data_and_unloads_cleanly() {
     assert!(log.contains("sent 14 bytes, received 14 bytes: PONG safewsk"), "{log}");
     assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
     assert!(log.contains("exchange finished: 0x00000000"), "{log}");
+    // SafeWskGetLocalAddress: the loopback connection's local end.
+    assert!(log.contains("local address 127.0.0.1:"), "{log}");
     k.finish();
 }
 

@@ -495,6 +495,12 @@ fn pages_of(va: usize, len: usize) -> (usize, usize) {
     (first, (end - first) / PAGE_SIZE)
 }
 
+/// Whether `ptr..ptr+len` lies in a paged pool block (memory a provider
+/// must not write at DISPATCH_LEVEL).
+pub(crate) fn is_paged_pool(ptr: *const u8, len: usize) -> bool {
+    mem(|m| classify(m, ptr as usize, len) == Region::PagedPool)
+}
+
 /// Classifies `va..va+len` (by its first byte; a range that straddles pool
 /// blocks is reported by the pool check of the caller).
 fn classify(m: &Mem, va: usize, len: usize) -> Region {

@@ -171,6 +171,9 @@ pub struct WskProviderDispatch {
 }
 
 pub type SocketIrpFn = unsafe extern "system" fn(PVOID, PVOID, u32, PVOID) -> NTSTATUS;
+/// PFN_WSK_GET_LOCAL_ADDRESS / PFN_WSK_GET_REMOTE_ADDRESS: socket, SOCKADDR
+/// buffer, IRP.
+pub type GetAddressFn = unsafe extern "system" fn(PVOID, PVOID, PVOID) -> NTSTATUS;
 
 /// WSK_PROVIDER_CONNECTION_DISPATCH up to WskRelease, provider side.
 #[repr(C)]
@@ -179,8 +182,8 @@ pub struct WskConnectionDispatch {
     pub WskCloseSocket: unsafe extern "system" fn(PVOID, PVOID) -> NTSTATUS,
     pub WskBind: unsafe extern "system" fn() -> NTSTATUS,
     pub WskConnect: unsafe extern "system" fn() -> NTSTATUS,
-    pub WskGetLocalAddress: unsafe extern "system" fn() -> NTSTATUS,
-    pub WskGetRemoteAddress: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetLocalAddress: GetAddressFn,
+    pub WskGetRemoteAddress: GetAddressFn,
     pub WskSend: SocketIrpFn,
     pub WskReceive: SocketIrpFn,
     pub WskDisconnect: SocketIrpFn,

@@ -67,6 +67,7 @@ struct Config {
     cancel: CancelBehaviour,
     graceful_disconnect_hangs: bool,
     fail_without_completing: Option<NTSTATUS>,
+    address_query_hangs: bool,
 }
 
 static CONFIG: Mutex<Config> = Mutex::new(Config {
@@ -77,6 +78,7 @@ static CONFIG: Mutex<Config> = Mutex::new(Config {
     cancel: CancelBehaviour::Deferred,
     graceful_disconnect_hangs: false,
     fail_without_completing: None,
+    address_query_hangs: false,
 });
 
 fn config<R>(f: impl FnOnce(&mut Config) -> R) -> R {
@@ -92,7 +94,16 @@ pub(crate) fn reset_provider() {
         c.cancel = CancelBehaviour::Deferred;
         c.graceful_disconnect_hangs = false;
         c.fail_without_completing = None;
+        c.address_query_hangs = false;
     });
+}
+
+/// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
+/// (PFN_WSK_GET_LOCAL_ADDRESS allows STATUS_PENDING: "The WSK subsystem
+/// could not retrieve the local transport address for the socket
+/// immediately").
+pub fn set_address_query_hangs(on: bool) {
+    config(|c| c.address_query_hangs = on);
 }
 
 /// Chooses what the provider's cancel routine does.
@@ -988,6 +999,104 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     })
 }
 
+/// A Linux sockaddr as the Windows SOCKADDR_IN / SOCKADDR_IN6 it stands for,
+/// written to `out`. Returns false for another family.
+///
+/// # Safety
+/// `out` is writable for 28 bytes (SOCKADDR_IN6).
+unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
+    let storage = (ss as *const libc::sockaddr_storage).cast::<u8>();
+    let mut win = [0u8; 28];
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says `ss` holds a sockaddr_in; storage is
+            // aligned for it.
+            let sin = unsafe { &*storage.cast::<libc::sockaddr_in>() };
+            win[0..2].copy_from_slice(&WIN_AF_INET.to_ne_bytes());
+            win[2..4].copy_from_slice(&sin.sin_port.to_ne_bytes());
+            win[4..8].copy_from_slice(&sin.sin_addr.s_addr.to_ne_bytes());
+            // SAFETY: `out` is writable for 28 >= 16 bytes (contract).
+            unsafe { std::ptr::copy_nonoverlapping(win.as_ptr(), out, 16) };
+            true
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says `ss` holds a sockaddr_in6.
+            let sin6 = unsafe { &*storage.cast::<libc::sockaddr_in6>() };
+            win[0..2].copy_from_slice(&WIN_AF_INET6.to_ne_bytes());
+            win[2..4].copy_from_slice(&sin6.sin6_port.to_ne_bytes());
+            win[4..8].copy_from_slice(&sin6.sin6_flowinfo.to_ne_bytes());
+            win[8..24].copy_from_slice(&sin6.sin6_addr.s6_addr);
+            win[24..28].copy_from_slice(&sin6.sin6_scope_id.to_ne_bytes());
+            // SAFETY: `out` is writable for 28 bytes (contract).
+            unsafe { std::ptr::copy_nonoverlapping(win.as_ptr(), out, 28) };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// WskGetLocalAddress / WskGetRemoteAddress over getsockname / getpeername,
+/// completed on a provider thread like every request (STATUS_PENDING), so
+/// the buffer must stay valid until completion. "The buffer must be located
+/// in non-paged memory" (PFN_WSK_GET_LOCAL_ADDRESS, Microsoft Learn): a
+/// buffer in paged pool is a contract violation.
+unsafe fn get_address(socket: PVOID, address: PVOID, irp: PVOID, remote: bool) -> NTSTATUS {
+    let who = if remote { "WskGetRemoteAddress" } else { "WskGetLocalAddress" };
+    // SAFETY: the caller's IRP and socket.
+    let (sock, _) = match unsafe { begin_socket_io(irp, socket, std::ptr::null_mut(), who) } {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    if address.is_null() {
+        violation(format!("{who} with a NULL address buffer"));
+    } else if crate::io::is_paged_pool(address.cast(), 16) {
+        violation(format!("{who}: the address buffer {address:p} is in paged pool; it must be non-paged"));
+    }
+    let hangs = config(|c| c.address_query_hangs);
+    let out = SendPtr(address);
+    let s = sock.clone();
+    run(irp, Some(sock), move |op| {
+        let out = out;
+        if hangs && !op.wait(-1, 0, None) {
+            return (STATUS_CANCELLED, 0);
+        }
+        if out.0.is_null() {
+            return (STATUS_INVALID_PARAMETER, 0);
+        }
+        // SAFETY: sockaddr_storage is plain C data; all zeroes is valid.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let sa = (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+        let rc = if remote {
+            // SAFETY: our socket; `sa` and `len` describe `ss`.
+            unsafe { libc::getpeername(s.fd, sa, &mut len) }
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::getsockname(s.fd, sa, &mut len) }
+        };
+        if rc != 0 {
+            return (errno_to_status(errno()), 0);
+        }
+        // SAFETY: the caller's buffer, large enough for the socket's family
+        // (WSK contract) and valid until completion.
+        if unsafe { from_linux(&ss, out.0.cast()) } {
+            (STATUS_SUCCESS, 0)
+        } else {
+            (STATUS_INVALID_PARAMETER, 0)
+        }
+    })
+}
+
+unsafe extern "system" fn wsk_get_local_address(socket: PVOID, address: PVOID, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the caller's socket, buffer and IRP.
+    unsafe { get_address(socket, address, irp, false) }
+}
+
+unsafe extern "system" fn wsk_get_remote_address(socket: PVOID, address: PVOID, irp: PVOID) -> NTSTATUS {
+    // SAFETY: the caller's socket, buffer and IRP.
+    unsafe { get_address(socket, address, irp, true) }
+}
+
 unsafe extern "system" fn not_emulated() -> NTSTATUS {
     violation("a WSK function the host kernel does not emulate was called");
     STATUS_NOT_IMPLEMENTED
@@ -1009,8 +1118,8 @@ static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
     WskCloseSocket: wsk_close_socket,
     WskBind: not_emulated,
     WskConnect: not_emulated,
-    WskGetLocalAddress: not_emulated,
-    WskGetRemoteAddress: not_emulated,
+    WskGetLocalAddress: wsk_get_local_address,
+    WskGetRemoteAddress: wsk_get_remote_address,
     WskSend: wsk_send,
     WskReceive: wsk_receive,
     WskDisconnect: wsk_disconnect,

@@ -350,6 +350,33 @@ IrqlCase(VOID)
            "PASSIVE_LEVEL");
 }
 
+/* SafeWskGetLocalAddress / SafeWskGetRemoteAddress. Wine 8's
+ * WskGetLocalAddress and WskGetRemoteAddress are stubs that return
+ * STATUS_NOT_IMPLEMENTED without completing the IRP: the library takes the
+ * IRP back (after its 50 ms grace), returns that status, writes nothing, and
+ * the socket stays usable. */
+static VOID
+AddressCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
+{
+    SOCKADDR_IN6 address;
+    NTSTATUS status;
+
+    Expect("local address param 3 (NULL)", SafeWskGetLocalAddress(Client, Socket, NULL, sizeof(address), IO_MS),
+           STATUS_INVALID_PARAMETER_3);
+    Expect("remote address param 4 (8 bytes)",
+           SafeWskGetRemoteAddress(Client, Socket, (SOCKADDR *)&address, 8, IO_MS), STATUS_INVALID_PARAMETER_4);
+    RtlFillMemory(&address, sizeof(address), 0xAA);
+    status = SafeWskGetLocalAddress(Client, Socket, (SOCKADDR *)&address, sizeof(address), IO_MS);
+    Check(status == STATUS_NOT_IMPLEMENTED && ((UCHAR *)&address)[0] == 0xAA,
+          "local address on Wine's stub WskGetLocalAddress", "STATUS_NOT_IMPLEMENTED, nothing written", status,
+          STATUS_NOT_IMPLEMENTED);
+    status = SafeWskGetRemoteAddress(Client, Socket, (SOCKADDR *)&address, sizeof(address), IO_MS);
+    Check(status == STATUS_NOT_IMPLEMENTED && ((UCHAR *)&address)[0] == 0xAA,
+          "remote address on Wine's stub WskGetRemoteAddress", "STATUS_NOT_IMPLEMENTED, nothing written", status,
+          STATUS_NOT_IMPLEMENTED);
+    EchoRoundTrip("socket still usable after the stub address queries", Client, Socket, 8);
+}
+
 static VOID
 RunCases(VOID)
 {
@@ -390,6 +417,7 @@ RunCases(VOID)
     ValidationCases(client, socket);
     EchoRoundTrip("send/receive 1 byte", client, socket, 1);
     EchoRoundTrip("send/receive 3000 bytes", client, socket, 3000);
+    AddressCases(client, socket);
 
     Expect("cleanup refused while a socket is open", SafeWskCleanup(client), STATUS_INVALID_DEVICE_STATE);
     EchoRoundTrip("client still usable after the refused cleanup", client, socket, 16);
