@@ -455,6 +455,10 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// address is copied to `Address` after the IRP has completed. `Address` is
 /// written only on STATUS_SUCCESS.
 ///
+/// `TimeoutMs` bounds the wait (WSK may pend the query); at the deadline the
+/// IRP is cancelled and STATUS_IO_TIMEOUT returned; SAFEWSK_NO_TIMEOUT for
+/// none.
+///
 /// Works during SafeWskCleanup (on a socket still open).
 ///
 /// IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
@@ -499,6 +503,10 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// on the stack: WSK writes into a non-paged buffer of safewsk's and the
 /// address is copied to `Address` after the IRP has completed. `Address` is
 /// written only on STATUS_SUCCESS.
+///
+/// `TimeoutMs` bounds the wait (WSK may pend the query); at the deadline the
+/// IRP is cancelled and STATUS_IO_TIMEOUT returned; SAFEWSK_NO_TIMEOUT for
+/// none.
 ///
 /// Works during SafeWskCleanup (on a socket still open).
 ///
