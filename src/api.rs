@@ -470,8 +470,10 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
 /// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
-/// STATUS_IO_TIMEOUT; STATUS_UNSUCCESSFUL (the provider returned an address
-/// of another family); or the provider's status (e.g.
+/// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
+/// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
+/// address of another family, or claimed success without completing the
+/// IRP); or the provider's status (e.g.
 /// STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
 /// WskGetLocalAddress and WskGetRemoteAddress are stubs).
 ///
@@ -519,8 +521,10 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
 /// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
-/// STATUS_IO_TIMEOUT; STATUS_UNSUCCESSFUL (the provider returned an address
-/// of another family); or the provider's status (e.g.
+/// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
+/// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
+/// address of another family, or claimed success without completing the
+/// IRP); or the provider's status (e.g.
 /// STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
 /// WskGetLocalAddress and WskGetRemoteAddress are stubs).
 ///

@@ -40,6 +40,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::connect_async::SAFEWSK_NO_TIMEOUT;
 use crate::nt::*;
 use crate::platform;
 use crate::sync::Event;
@@ -109,7 +110,8 @@ pub unsafe fn call_and_wait(
 }
 
 /// Allocates an IRP, lets `issue` hand it to one WSK function, waits up to
-/// `timeout_ms` (None: no deadline) for its completion, runs `at_deadline`
+/// `timeout_ms` (None, or Some(SAFEWSK_NO_TIMEOUT): no deadline) for its
+/// completion, runs `at_deadline`
 /// (normally [`cancel`]) when the deadline passes, waits for the completion
 /// (reporting the wait while it lasts), then frees the IRP. `what` names the
 /// call in reports: a NUL-terminated literal.
@@ -168,7 +170,15 @@ pub unsafe fn call_and_wait_with(
         unsafe { platform::complete_unconsumed(irp, status) };
     }
 
+    // SAFEWSK_NO_TIMEOUT: no deadline, and a wait nobody bounded is not
+    // overdue, so it is not reported either.
+    let forever = timeout_ms == Some(SAFEWSK_NO_TIMEOUT);
+    let timeout_ms = if forever { None } else { timeout_ms };
     let mut timed_out = false;
+    if forever {
+        // SAFETY: initialized and live; IRQL <= APC_LEVEL.
+        unsafe { ctx.event.wait(None) };
+    }
     if let Some(ms) = timeout_ms {
         // SAFETY: initialized and live; IRQL <= APC_LEVEL.
         if unsafe { ctx.event.wait(Some(ms)) } == STATUS_TIMEOUT {

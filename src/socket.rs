@@ -227,7 +227,9 @@ pub unsafe fn address(
     // contract and checks above; `found` is a local of at least `size` bytes
     // that the caller's buffer cannot overlap.
     unsafe { ptr::copy_nonoverlapping(ptr::addr_of!(found).cast::<u8>(), address.cast::<u8>(), size) };
-    Ok(done.status)
+    // The header promises STATUS_SUCCESS whenever the address was written,
+    // whatever success-class status the provider completed with.
+    Ok(STATUS_SUCCESS)
 }
 
 /// SafeWskDisconnect; a graceful disconnect past its deadline is turned

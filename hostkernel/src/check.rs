@@ -216,6 +216,7 @@ impl Session {
         crate::image::reset();
         crate::timer::reset();
         crate::sysroutine::reset();
+        crate::event::reset_longest_finite_wait();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

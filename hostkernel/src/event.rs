@@ -136,6 +136,22 @@ fn deadline_from(timeout: *const i64) -> Option<Instant> {
     }
 }
 
+/// The longest finite relative timeout (100 ns units) any
+/// KeWaitForSingleObject was given since the session began.
+static LONGEST_RELATIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The longest finite relative timeout any KeWaitForSingleObject was given
+/// since the session began: shows whether "no deadline" reached the kernel
+/// as an infinite wait (NULL timeout) or as a long finite one.
+pub fn longest_finite_wait() -> Duration {
+    let units = LONGEST_RELATIVE.load(std::sync::atomic::Ordering::SeqCst);
+    Duration::from_nanos(u64::try_from(units).unwrap_or(0).saturating_mul(100))
+}
+
+pub(crate) fn reset_longest_finite_wait() {
+    LONGEST_RELATIVE.store(0, std::sync::atomic::Ordering::SeqCst);
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn KeWaitForSingleObject(
     object: PVOID,
@@ -146,6 +162,13 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
 ) -> NTSTATUS {
     // SAFETY: a non-null timeout is a LARGE_INTEGER supplied by the caller.
     let zero_timeout = !timeout.is_null() && unsafe { timeout.read() } == 0;
+    if !timeout.is_null() {
+        // SAFETY: as above.
+        let t = unsafe { timeout.read() };
+        if t < 0 {
+            LONGEST_RELATIVE.fetch_max(t.saturating_neg(), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
     let irql = irql::current();
     if irql > DISPATCH_LEVEL || (!zero_timeout && irql > APC_LEVEL) {
         violation(format!(
