@@ -22,24 +22,11 @@ use std::sync::OnceLock;
 use safewsk::nt::*;
 use safewsk::*;
 
-struct Input<'a>(&'a [u8]);
+#[path = "fuzz_input.rs"]
+mod fuzz_input;
+use fuzz_input::Input;
 
 impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
     /// A SOCKADDR: None (NULL) or `len` fuzzed bytes in a 28-byte buffer.
     fn sockaddr(&mut self) -> Option<Vec<u8>> {
         let len = self.u8();

@@ -35,22 +35,9 @@ extern "system" {
     fn ExFreePoolWithTag(p: *mut u8, tag: u32);
 }
 
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-}
+#[path = "fuzz_input.rs"]
+mod fuzz_input;
+use fuzz_input::Input;
 
 /// The live client, one connected socket and one closed socket, made once.
 struct World {
