@@ -227,11 +227,12 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *     Wine's stub WskSocketConnect commits) gets its status returned here.
  *
  * All pointers are kernel-mode addresses; addresses are only read during the
- * call. Allocations: the IRP, the I/O manager's IoSetCompletionRoutineEx
- * context, and one small non-paged pool block (tag 'kwSS') that records
- * the socket among the client's open sockets until it is closed; each is
- * made before the provider is called, so a connected socket is never lost
- * to a failed allocation.
+ * call. Allocations: the socket's record (one small non-paged pool block,
+ * tag 'kwSS', among the client's open sockets) and its IRP, which the
+ * connect uses and the socket's later calls reuse, both kept until the
+ * socket is closed; and the I/O manager's IoSetCompletionRoutineEx context.
+ * Each is made before the provider is called, so a connected socket is
+ * never lost to a failed allocation.
  *
  * IRQL: <= APC_LEVEL (it waits).
  *
@@ -276,10 +277,11 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
  * returns, one request at a time) with `Callback` set, `TimeoutMs` (or
  * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
- * STATUS_INVALID_PARAMETER_12. Allocations: the IRP, the I/O manager's
- * IoSetCompletionRoutineEx context and the socket's record (one small
- * 'kwSS' non-paged pool block, kept until the socket is closed); all are
- * made before the provider is called.
+ * STATUS_INVALID_PARAMETER_12. Allocations: the socket's record (one small
+ * 'kwSS' non-paged pool block) and its IRP, which the socket's later calls
+ * reuse, both kept until the socket is closed, and the I/O manager's
+ * IoSetCompletionRoutineEx context; all are made before the provider is
+ * called.
  *
  * If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
  * is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
@@ -384,7 +386,8 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * closed, being closed, or another client's), _3 (`Buffer` NULL), _4
  * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
  * (the client is being freed: a call racing the end of SafeWskCleanup);
- * STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
+ * STATUS_INSUFFICIENT_RESOURCES (completion context or MDL; an IRP only
+ * for overlapping calls, see SafeWskCloseSocket);
  * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
  * raised it) or another exception code MmProbeAndLockPages raised (e.g.
  * STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
@@ -394,7 +397,7 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+ * (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
  * of kernel-mode memory that stay allocated for the call (non-paged pool if
  * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
  */
@@ -434,14 +437,15 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
  * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
  * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
- * STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+ * STATUS_INSUFFICIENT_RESOURCES (completion context or MDL; an IRP only
+ * for overlapping calls, see SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
  * MmProbeAndLockPages raised it) or another exception code
  * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
  * the provider's status.
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+ * (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
  * of kernel-mode memory that stay allocated for the call (non-paged pool if
  * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
  */
@@ -481,7 +485,8 @@ NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
  * (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
  * IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
  * written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
- * freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+ * freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+ * for overlapping calls, see SafeWskCloseSocket);
  * STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
  * has no such function); STATUS_UNSUCCESSFUL (the provider returned an
  * address of another family, or claimed success without completing the
@@ -491,7 +496,7 @@ NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it; `Address` is NULL or
+ * (other calls on it may be in progress); `Address` is NULL or
  * `AddressLength` writable bytes that stay allocated for the call.
  */
 _IRQL_requires_max_(APC_LEVEL)
@@ -528,7 +533,8 @@ NTSTATUS SafeWskGetLocalAddress(SAFEWSK_CLIENT *Client,
  * (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
  * IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
  * written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
- * freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+ * freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+ * for overlapping calls, see SafeWskCloseSocket);
  * STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
  * has no such function); STATUS_UNSUCCESSFUL (the provider returned an
  * address of another family, or claimed success without completing the
@@ -538,7 +544,7 @@ NTSTATUS SafeWskGetLocalAddress(SAFEWSK_CLIENT *Client,
  *
  * # Safety
  * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it; `Address` is NULL or
+ * (other calls on it may be in progress); `Address` is NULL or
  * `AddressLength` writable bytes that stay allocated for the call.
  */
 _IRQL_requires_max_(APC_LEVEL)
@@ -569,8 +575,7 @@ NTSTATUS SafeWskGetRemoteAddress(SAFEWSK_CLIENT *Client,
  * reset); or the provider's status.
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
@@ -594,6 +599,18 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * leaves the socket open: its status is returned and the close may be
  * retried.
  *
+ * Calls on one socket may overlap, and this close may be one of them: a
+ * receive waiting on another thread is completed by WSK when the socket is
+ * closed (with STATUS_CANCELLED, say), and returns. Allocations of the
+ * socket calls (send, receive, the address queries, disconnect, close):
+ * none of safewsk's own while no other call is in progress on the socket,
+ * because each call reuses the IRP the socket's connect allocated
+ * (IoReuseIrp, as "Using IRPs with Winsock Kernel Functions" allows). The
+ * I/O manager allocates its IoSetCompletionRoutineEx context for each call,
+ * and send and receive an MDL for the caller's buffer. The second of two
+ * overlapping calls on a socket allocates an IRP once, which the socket
+ * keeps; a third overlapping call allocates and frees its own.
+ *
  * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
  * checked, for NULL, before STATUS_INVALID_LEVEL; the socket stays open).
  *
@@ -604,16 +621,15 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  *   this client (never opened, already closed, being closed, or another
  *   client's); the provider is not called;
  * - STATUS_INVALID_LEVEL;
- * - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
- *   is still open, retry;
+ * - STATUS_INSUFFICIENT_RESOURCES: no completion context (or, for an
+ *   overlapping close, no IRP); the socket is still open, retry;
  * - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
  *   of SafeWskCleanup);
  * - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
  *   success without completing the close's IRP: the socket is still open).
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * with no other call in progress on it.
+ * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,

@@ -4,7 +4,7 @@
 
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
-use crate::irp::call_and_wait;
+use crate::irp::{self, call_and_wait_on};
 use crate::nt::*;
 use crate::platform;
 use crate::sockets::Reserved;
@@ -116,9 +116,15 @@ pub unsafe fn connect_and_wait(
         // addresses live until this call returns, which is after completion.
         unsafe { connect.issue(irp, args.local, args.remote) }
     };
-    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
-    // function.
-    let done = unsafe { call_and_wait(client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue) }?;
+    let cancel = |irp| {
+        // SAFETY: call_and_wait_on passes the still-live IRP.
+        unsafe { irp::cancel(irp) }
+    };
+    // SAFETY: the socket's reserved IRP, fresh and ours; IRQL <= APC_LEVEL;
+    // `issue` hands the IRP to exactly one WSK function.
+    let done = unsafe {
+        call_and_wait_on(node.irp(), client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue, cancel)
+    }?;
     if !nt_success(done.status) {
         return Err(done.status);
     }

@@ -28,6 +28,7 @@ pub const POOL_TAG: ULONG = u32::from_le_bytes(*b"SSwk");
 extern "system" {
     fn IoAllocateIrp(StackSize: CHAR, ChargeQuota: BOOLEAN) -> *mut IRP;
     fn IoFreeIrp(Irp: *mut IRP);
+    fn IoReuseIrp(Irp: *mut IRP, Iostatus: NTSTATUS);
     fn IoCancelIrp(Irp: *mut IRP) -> BOOLEAN;
     fn IoAllocateMdl(
         VirtualAddress: PVOID,
@@ -148,6 +149,21 @@ pub unsafe fn allocate_irp() -> *mut IRP {
 pub unsafe fn free_irp(irp: *mut IRP) {
     // SAFETY: the caller guarantees the IRP is ours and quiescent.
     unsafe { IoFreeIrp(irp) }
+}
+
+/// `IoReuseIrp(irp, STATUS_SUCCESS)`: reinitializes an IRP from
+/// [`allocate_irp`] for its next use (current stack location, Cancel,
+/// IoStatus, PendingReturned), as "Using IRPs with Winsock Kernel Functions"
+/// (Microsoft Learn) allows: the application "can reuse a previously
+/// allocated IRP by calling IoReuseIrp".
+///
+/// # Safety
+/// `irp` came from [`allocate_irp`], is not owned by the provider (its
+/// completion routine has run, or it was never issued) and has no cancel
+/// routine; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn reuse_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP is ours and quiescent.
+    unsafe { IoReuseIrp(irp, STATUS_SUCCESS) }
 }
 
 /// `IoCancelIrp`. Returns whether a cancel routine was called.

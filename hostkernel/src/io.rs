@@ -29,6 +29,9 @@ enum Owner {
 struct IrpRec {
     owner: Owner,
     layout: Layout,
+    /// Completed since it was allocated or last reinitialized: issuing it
+    /// again needs IoReuseIrp first.
+    completed: bool,
 }
 
 static IRPS: Mutex<Option<HashMap<usize, IrpRec>>> = Mutex::new(None);
@@ -53,8 +56,22 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     if irp.is_null() {
         return irp;
     }
-    // IoInitializeIrp: the current location is one past the last stack location.
-    // SAFETY: `irp` is a fresh, writable block of `size` >= IRP_SIZE bytes;
+    // SAFETY: a fresh, writable, zeroed block of `size` bytes.
+    unsafe { initialize_irp(irp, size, stack_size) };
+    irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout, completed: false }));
+    add_live(Kind::Irp, 1);
+    count_allocation(Site::Irp, size);
+    irp
+}
+
+/// IoInitializeIrp on a zeroed block: the current location is one past the
+/// last stack location.
+///
+/// # Safety
+/// `irp` is a writable, zeroed block of `size` >= IRP_SIZE + `stack_size` *
+/// STACK_SIZE bytes.
+unsafe fn initialize_irp(irp: PVOID, size: usize, stack_size: i8) {
+    // SAFETY: `irp` is a writable block of `size` >= IRP_SIZE bytes;
     // Type is a field of the IRP header.
     unsafe { wr(irp, IRP_TYPE, IO_TYPE_IRP) };
     // SAFETY: as above; Size is in the IRP header.
@@ -68,10 +85,48 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     let past_last_location = irp.cast::<u8>().wrapping_add(size) as usize;
     // SAFETY: as above; CurrentStackLocation is in the IRP header.
     unsafe { wr(irp, IRP_CURRENT_STACK_LOCATION, past_last_location) };
-    irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout }));
-    add_live(Kind::Irp, 1);
-    count_allocation(Site::Irp, size);
-    irp
+}
+
+/// IoReuseIrp(Irp, Iostatus): reinitializes an IRP the driver allocated, for
+/// its next use ("IoReuseIrp", Microsoft Learn: the IRP "must have been
+/// allocated by IoAllocateIrp" [...] "the driver must not call IoReuseIrp on
+/// an IRP that is still pending"; IRQL <= DISPATCH_LEVEL). Clears the whole
+/// IRP (Cancel, CancelRoutine, PendingReturned, the stack locations) as
+/// IoInitializeIrp does, then sets IoStatus.Status.
+#[no_mangle]
+pub unsafe extern "system" fn IoReuseIrp(irp: PVOID, status: NTSTATUS) {
+    if irql::current() > DISPATCH_LEVEL {
+        violation("IoReuseIrp above DISPATCH_LEVEL");
+    }
+    let size = irps(|m| match m.get_mut(&(irp as usize)) {
+        None => Err(format!("IoReuseIrp: IRP {irp:p} is not live (freed, or not from IoAllocateIrp)")),
+        Some(r) if r.owner == Owner::Provider => {
+            Err(format!("IoReuseIrp: IRP {irp:p} is still pending in the provider"))
+        }
+        Some(r) => {
+            r.completed = false;
+            Ok(r.layout.size())
+        }
+    });
+    let size = match size {
+        Ok(size) => size,
+        Err(msg) => return violation(msg),
+    };
+    // SAFETY: a live IRP the driver owns (checked in the table); its
+    // CancelRoutine is a field of it.
+    if unsafe { cancel_routine(irp) }.load(Ordering::SeqCst) != 0 {
+        violation(format!("IoReuseIrp: IRP {irp:p} still has a cancel routine"));
+    }
+    // SAFETY: as above; StackCount is in the header.
+    let stack_size: i8 = unsafe { rd(irp, IRP_STACK_COUNT) };
+    // SAFETY: the live IRP is a block of `size` bytes that only its owner
+    // (the caller) touches now.
+    unsafe { std::ptr::write_bytes(irp.cast::<u8>(), 0, size) };
+    // SAFETY: zeroed just above, `size` bytes allocated for `stack_size`
+    // locations by IoAllocateIrp.
+    unsafe { initialize_irp(irp, size, stack_size) };
+    // SAFETY: as above; IoStatus.Status is in the header.
+    unsafe { wr(irp, IRP_IOSTATUS_STATUS, status) };
 }
 
 #[no_mangle]
@@ -167,6 +222,10 @@ pub(crate) unsafe fn take(irp: PVOID, who: &str) -> bool {
     let ok = irps(|m| match m.get_mut(&(irp as usize)) {
         None => Err(format!("{who}: IRP {irp:p} is not live (freed, or never allocated)")),
         Some(r) if r.owner == Owner::Provider => Err(format!("{who}: IRP {irp:p} is already pending in the provider")),
+        Some(r) if r.completed => Err(format!(
+            "{who}: IRP {irp:p} was completed before and issued again without IoReuseIrp (its Cancel flag, \
+             status and stack locations are stale)"
+        )),
         Some(r) => {
             r.owner = Owner::Provider;
             Ok(())
@@ -275,6 +334,7 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
         Some(r) => {
             // From here the driver owns it again: its completion routine may free it.
             r.owner = Owner::Driver;
+            r.completed = true;
             Ok(())
         }
     });

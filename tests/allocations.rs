@@ -1,0 +1,187 @@
+//! Allocations on the operation path (issue 12): a socket keeps the IRP its
+//! connect used and every later call reuses it (IoReuseIrp), so send,
+//! receive, the address queries, disconnect and close allocate no IRP and no
+//! pool. What is left per call is named and counted here: the I/O manager's
+//! IoSetCompletionRoutineEx context (the unload-safety mechanism), and for
+//! send/receive the MDL that describes the caller's buffer.
+//!
+//! Two calls that overlap on one socket (full duplex: a send while a receive
+//! waits) get a second IRP, allocated once and then kept by the socket; and
+//! a close may now run while another thread's receive waits on the socket
+//! (WSK completes that receive when the socket is closed).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::ptr;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use hostkernel::Allocations;
+use safewsk::nt::*;
+use safewsk::*;
+
+/// Allocation counts made between two snapshots: (IRPs, pool blocks, MDLs,
+/// completion contexts).
+fn delta(before: Allocations, after: Allocations) -> (u64, u64, u64, u64) {
+    (
+        after.irps.0 - before.irps.0,
+        after.pool.0 - before.pool.0,
+        after.mdls.0 - before.mdls.0,
+        after.completion_contexts.0 - before.completion_contexts.0,
+    )
+}
+
+/// A connected socket, and the server side of its connection.
+fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut WSK_SOCKET, std::net::TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let h = thread::spawn(move || listener.accept().expect("accept").0);
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    (socket, h.join().expect("accept"))
+}
+
+#[test]
+fn socket_calls_allocate_no_irp_and_no_pool() {
+    let k = Session::begin();
+    let client = startup();
+
+    let before = hostkernel::allocations();
+    let (socket, mut peer) = connected(client);
+    let after_connect = hostkernel::allocations();
+    // The connect: the socket's record and its IRP, and one completion context.
+    assert_eq!(delta(before, after_connect), (1, 1, 0, 1), "a synchronous connect");
+
+    const N: u64 = 50;
+    let mut echo = [0u8; 8];
+    for i in 0..N {
+        let data = i.to_le_bytes();
+        assert_eq!(send(client, socket, &data), (STATUS_SUCCESS, 8));
+        peer.read_exact(&mut echo).expect("peer read");
+        peer.write_all(&echo).expect("peer write");
+        let mut got = [0u8; 8];
+        assert_eq!(receive(client, socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
+        assert_eq!(got, data);
+        let mut addr = [0u8; 28];
+        // SAFETY: a 28-byte writable buffer, an open socket.
+        let st = unsafe { SafeWskGetLocalAddress(client, socket, addr.as_mut_ptr().cast(), 28, 2000) };
+        assert_eq!(st, STATUS_SUCCESS);
+    }
+    let after_calls = hostkernel::allocations();
+    // Per send and per receive: one MDL for the caller's buffer and one
+    // completion context; per address query: one completion context. No IRP,
+    // no pool block.
+    assert_eq!(delta(after_connect, after_calls), (0, 0, 2 * N, 3 * N), "{N} sends, receives and address queries");
+
+    // SAFETY: an open socket of this client.
+    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 2000) }, STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let after_close = hostkernel::allocations();
+    assert_eq!(delta(after_calls, after_close), (0, 0, 0, 2), "a disconnect and a close");
+    assert_eq!(hostkernel::live().irps, 0, "the close freed the socket's IRP");
+
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn an_asynchronous_connect_hands_its_irp_to_the_socket() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let seen = std::sync::Arc::new(Seen::default());
+    let mut req = request(&seen, 2000);
+    let before = hostkernel::allocations();
+    assert_eq!(start(client, server, &mut req), STATUS_PENDING);
+    let (st, sock, _, _) = seen.wait(1, Duration::from_secs(5))[0];
+    assert_eq!(st, STATUS_SUCCESS);
+    let socket = sock as *mut WSK_SOCKET;
+    assert_eq!(delta(before, hostkernel::allocations()), (1, 1, 0, 1), "an asynchronous connect");
+    let mark = hostkernel::allocations();
+    assert_eq!(send(client, socket, b"async"), (STATUS_SUCCESS, 5));
+    let mut got = [0u8; 5];
+    assert_eq!(receive(client, socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(&got, b"async");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(delta(mark, hostkernel::allocations()), (0, 0, 2, 3));
+    cleanup(client);
+    k.finish();
+}
+
+/// A receive waits on one thread while another sends: the send finds the
+/// socket's IRP in use and allocates a second one, which the socket keeps,
+/// so the next overlapping send allocates nothing.
+#[test]
+fn full_duplex_allocates_one_spare_irp_once() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, mut peer) = connected(client);
+    let sock = socket as usize;
+    let cl = client as usize;
+    for round in 0..3u8 {
+        let receiver = thread::spawn(move || {
+            let mut got = [0u8; 4];
+            let (st, n) = receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
+            (st, n, got)
+        });
+        // Let the receive get to the provider first.
+        thread::sleep(Duration::from_millis(100));
+        let before = hostkernel::allocations();
+        assert_eq!(send(client, socket, &[round; 4]), (STATUS_SUCCESS, 4));
+        let irps = delta(before, hostkernel::allocations()).0;
+        let mut echo = [0u8; 4];
+        peer.read_exact(&mut echo).expect("peer read");
+        peer.write_all(&echo).expect("peer write");
+        assert_eq!(receiver.join().expect("receiver"), (STATUS_SUCCESS, 4, [round; 4]));
+        assert_eq!(irps, u64::from(round == 0), "round {round}: IRPs allocated by the overlapping send");
+    }
+    assert_eq!(hostkernel::live().irps, 2, "the socket's IRP and its spare");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().irps, 0, "the close freed both");
+    cleanup(client);
+    k.finish();
+}
+
+/// Closing a socket while another thread's receive waits on it: WSK
+/// completes the receive (the host kernel with STATUS_CANCELLED, as Windows
+/// does according to Wine's WSK tests), the close succeeds, and the socket's
+/// record, which the receive still held, is freed by the receive's return.
+#[test]
+fn a_close_while_a_receive_waits_ends_the_receive() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, _peer) = connected(client);
+    let sock = socket as usize;
+    let cl = client as usize;
+    let receiver = thread::spawn(move || {
+        let mut got = [0u8; 4];
+        let mut n = 0xDEAD;
+        // SAFETY: `got` outlives the call; the socket is open when the call
+        // starts.
+        let st = unsafe {
+            SafeWskReceive(
+                cl as *mut SAFEWSK_CLIENT,
+                sock as *mut WSK_SOCKET,
+                got.as_mut_ptr().cast(),
+                4,
+                0,
+                SAFEWSK_NO_TIMEOUT,
+                &mut n,
+            )
+        };
+        (st, n)
+    });
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let (st, n) = receiver.join().expect("receiver");
+    assert_eq!((st, n), (STATUS_CANCELLED, 0), "the waiting receive ends when the socket is closed");
+    assert_eq!(close(client, socket), STATUS_INVALID_PARAMETER_2, "closed");
+    // SAFETY: a closed socket is refused before it is used.
+    let st = unsafe { SafeWskSend(client, socket, b"x".as_ptr().cast(), 1, 0, 100, ptr::null_mut()) };
+    assert_eq!(st, STATUS_INVALID_PARAMETER_2);
+    cleanup(client);
+    k.finish();
+}
