@@ -31,6 +31,12 @@
 typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 
 /**
+ * The most pages a buffer may span for its MDL to live on the stack: 17
+ * covers 64 KiB at any alignment.
+ */
+#define STACK_MDL_PAGES 17
+
+/**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
  * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
@@ -365,9 +371,12 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  *
  * `Buffer` may be any kernel-mode memory the caller can read: non-paged
  * pool, paged pool or the caller's stack, valid for the call. The library
- * probes and locks it (IoAllocateMdl + MmProbeAndLockPages(KernelMode,
- * IoReadAccess), which pages paged memory in) and unlocks and frees the MDL
- * after WSK has completed, on every path. For a buffer in non-paged pool,
+ * describes it with an MDL (on its own stack, initialized as MmInitializeMdl
+ * does, for a buffer spanning at most 17 pages — any buffer of up to
+ * 64 KiB —, else from IoAllocateMdl), probes and locks it
+ * (MmProbeAndLockPages(KernelMode, IoReadAccess), which pages paged memory
+ * in) and unlocks it (and frees an allocated MDL) after WSK has completed,
+ * on every path. For a buffer in non-paged pool,
  * add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
  * (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
  *
@@ -386,8 +395,9 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * closed, being closed, or another client's), _3 (`Buffer` NULL), _4
  * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
  * (the client is being freed: a call racing the end of SafeWskCleanup);
- * STATUS_INSUFFICIENT_RESOURCES (completion context or MDL; an IRP only
- * for overlapping calls, see SafeWskCloseSocket);
+ * STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+ * more than 64 KiB, an IRP only for overlapping calls: see
+ * SafeWskCloseSocket);
  * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
  * raised it) or another exception code MmProbeAndLockPages raised (e.g.
  * STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
@@ -416,8 +426,9 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  *
  * `Buffer` may be any kernel-mode memory the caller can write: non-paged
  * pool, paged pool or the caller's stack, valid for the call. The library
- * probes and locks it (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and
- * unlocks and frees the MDL after WSK has completed, on every path; with
+ * describes it with an MDL (on its own stack up to 64 KiB, as for
+ * SafeWskSend), probes and locks it (MmProbeAndLockPages(KernelMode,
+ * IoWriteAccess)) and unlocks it after WSK has completed, on every path; with
  * SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
  * described with MmBuildMdlForNonPagedPool instead (never use the flag for
  * the stack or paged pool).
@@ -437,8 +448,9 @@ NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
  * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
  * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
  * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
- * STATUS_INSUFFICIENT_RESOURCES (completion context or MDL; an IRP only
- * for overlapping calls, see SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+ * STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+ * more than 64 KiB, an IRP only for overlapping calls: see
+ * SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
  * MmProbeAndLockPages raised it) or another exception code
  * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
  * the provider's status.
@@ -606,8 +618,10 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
  * none of safewsk's own while no other call is in progress on the socket,
  * because each call reuses the IRP the socket's connect allocated
  * (IoReuseIrp, as "Using IRPs with Winsock Kernel Functions" allows). The
- * I/O manager allocates its IoSetCompletionRoutineEx context for each call,
- * and send and receive an MDL for the caller's buffer. The second of two
+ * I/O manager allocates its IoSetCompletionRoutineEx context for each call
+ * (what keeps the driver image loaded until the completion routine has
+ * returned), and a send or receive of more than 64 KiB an MDL (IoAllocateMdl).
+ * The second of two
  * overlapping calls on a socket allocates an IRP once, which the socket
  * keeps; a third overlapping call allocates and frees its own.
  *

@@ -13,7 +13,7 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
+use crate::buffer::{BufferMdl, MdlStorage, SAFEWSK_FLAG_NONPAGED_BUFFER};
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::irp::{self, call_and_wait, call_and_wait_on};
 use crate::nt::*;
@@ -172,8 +172,12 @@ pub unsafe fn transfer(
     .ok_or(STATUS_NOT_SUPPORTED)?;
     let nonpaged = flags & SAFEWSK_FLAG_NONPAGED_BUFFER != 0;
     let flags = flags & !SAFEWSK_FLAG_NONPAGED_BUFFER;
-    // SAFETY: buffer validity and kind per the API contract; IRQL checked.
-    let buf = unsafe { BufferMdl::new(buffer, length, operation, nonpaged) }?;
+    // The MDL on this stack: it stays resident because the wait for the IRP
+    // is a KernelMode wait (see `buffer`).
+    let mut storage = MdlStorage::new();
+    // SAFETY: buffer validity and kind per the API contract; IRQL checked;
+    // `storage` is on this thread's stack and outlives the IRP.
+    let buf = unsafe { BufferMdl::new(&mut storage, buffer, length, operation, nonpaged) }?;
     let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
     let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
     let issue = |irp| {

@@ -2,8 +2,9 @@
 //! connect used and every later call reuses it (IoReuseIrp), so send,
 //! receive, the address queries, disconnect and close allocate no IRP and no
 //! pool. What is left per call is named and counted here: the I/O manager's
-//! IoSetCompletionRoutineEx context (the unload-safety mechanism), and for
-//! send/receive the MDL that describes the caller's buffer.
+//! IoSetCompletionRoutineEx context (the unload-safety mechanism). The MDL
+//! that describes a send or receive buffer of up to 64 KiB lives on the
+//! calling thread's stack; a larger buffer gets one from IoAllocateMdl.
 //!
 //! Two calls that overlap on one socket (full duplex: a send while a receive
 //! waits) get a second IRP, allocated once and then kept by the socket; and
@@ -71,10 +72,9 @@ fn socket_calls_allocate_no_irp_and_no_pool() {
         assert_eq!(st, STATUS_SUCCESS);
     }
     let after_calls = hostkernel::allocations();
-    // Per send and per receive: one MDL for the caller's buffer and one
-    // completion context; per address query: one completion context. No IRP,
-    // no pool block.
-    assert_eq!(delta(after_connect, after_calls), (0, 0, 2 * N, 3 * N), "{N} sends, receives and address queries");
+    // One completion context per call, and nothing else: no IRP, no pool
+    // block, no MDL (the buffer's MDL is on the stack).
+    assert_eq!(delta(after_connect, after_calls), (0, 0, 0, 3 * N), "{N} sends, receives and address queries");
 
     // SAFETY: an open socket of this client.
     assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 2000) }, STATUS_SUCCESS);
@@ -83,6 +83,40 @@ fn socket_calls_allocate_no_irp_and_no_pool() {
     assert_eq!(delta(after_calls, after_close), (0, 0, 0, 2), "a disconnect and a close");
     assert_eq!(hostkernel::live().irps, 0, "the close freed the socket's IRP");
 
+    cleanup(client);
+    k.finish();
+}
+
+/// A buffer that spans more pages than the stack MDL holds gets an MDL from
+/// IoAllocateMdl, freed after the call; 64 KiB at any alignment does not.
+#[test]
+fn only_buffers_over_64_kib_allocate_an_mdl() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, mut peer) = connected(client);
+    let reader = thread::spawn(move || {
+        let mut sink = vec![0u8; 200_000];
+        let mut total = 0;
+        while total < 65_536 + 65_537 + 65_536 {
+            total += peer.read(&mut sink).expect("peer read");
+        }
+        total
+    });
+    let big = vec![7u8; 70_000];
+    for (offset, len) in [(0usize, 65_536usize), (1, 65_537), (4095, 65_536)] {
+        let before = hostkernel::allocations();
+        let data = &big[offset..offset + len];
+        assert_eq!(send(client, socket, data), (STATUS_SUCCESS, len as u32));
+        let d = delta(before, hostkernel::allocations());
+        // 65,537 bytes at offset 1 of a heap block may span 17 or 18 pages:
+        // only count what cannot fit.
+        let start = data.as_ptr() as usize % 4096;
+        let pages = (start + len).div_ceil(4096) as u64;
+        let want = u64::from(pages > 17);
+        assert_eq!(d, (0, 0, want, 1), "{len} bytes at page offset {start} ({pages} pages)");
+    }
+    assert_eq!(reader.join().expect("reader"), 65_536 + 65_537 + 65_536);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -106,7 +140,7 @@ fn an_asynchronous_connect_hands_its_irp_to_the_socket() {
     assert_eq!(receive(client, socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
     assert_eq!(&got, b"async");
     assert_eq!(close(client, socket), STATUS_SUCCESS);
-    assert_eq!(delta(mark, hostkernel::allocations()), (0, 0, 2, 3));
+    assert_eq!(delta(mark, hostkernel::allocations()), (0, 0, 0, 3));
     cleanup(client);
     k.finish();
 }

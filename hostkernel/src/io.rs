@@ -459,7 +459,9 @@ struct PoolRec {
 }
 
 struct MdlRec {
-    layout: Layout,
+    /// None: caller storage initialized with MmInitializeMdl (a macro, so
+    /// the host learns of the MDL when it is first used), not IoAllocateMdl.
+    layout: Option<Layout>,
     /// First page and page count locked by MmProbeAndLockPages.
     locked: Option<(usize, usize)>,
 }
@@ -790,7 +792,7 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
     unsafe { wr(mdl, MDL_BYTE_COUNT, length) };
     // SAFETY: as above; ByteOffset is in the header.
     unsafe { wr(mdl, MDL_BYTE_OFFSET, offset as u32) };
-    mdls(|m| m.insert(mdl as usize, MdlRec { layout, locked: None }));
+    mdls(|m| m.insert(mdl as usize, MdlRec { layout: Some(layout), locked: None }));
     add_live(Kind::Mdl, 1);
     count_allocation(Site::Mdl, size);
     mdl
@@ -810,13 +812,55 @@ unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
     (start + offset, count)
 }
 
+/// Whether `mdl` is a live MDL: one from IoAllocateMdl, or caller storage
+/// that MmInitializeMdl (a wdm.h macro: no call the host could see) set up,
+/// which is recorded here at its first use after checking what the macro's
+/// documentation requires ("MmInitializeMdl", Microsoft Learn): the storage
+/// "must be allocated in nonpaged memory" (a paged-pool block is a
+/// violation; a kernel stack is resident while its thread waits in
+/// KernelMode, which is how safewsk uses it) and holds at least
+/// `sizeof(MDL) + sizeof(PFN_NUMBER) * ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa,
+/// Length)` bytes, as its Size field says. A caller-storage record that is
+/// not locked is replaced when the same storage is initialized again.
+///
+/// # Safety
+/// `mdl` is null or points to at least MDL_HEADER readable bytes when it is
+/// not a recorded MDL.
+unsafe fn known_mdl(mdl: PVOID, who: &str) -> bool {
+    if mdl.is_null() {
+        return false;
+    }
+    let existing = mdls(|m| m.get(&(mdl as usize)).map(|r| (r.layout.is_some(), r.locked.is_some())));
+    match existing {
+        Some((true, _)) | Some((false, true)) => return true,
+        Some((false, false)) | None => {}
+    }
+    // SAFETY: caller storage of at least MDL_HEADER bytes (contract).
+    let size = unsafe { rd::<u16>(mdl, MDL_SIZE) } as usize;
+    // SAFETY: as above.
+    let (va, len) = unsafe { mdl_range(mdl) };
+    let (_, pages) = pages_of(va, len.max(1));
+    if len == 0 || size < MDL_HEADER + pages * 8 {
+        violation(format!(
+            "{who}: {mdl:p} is not a live MDL (not from IoAllocateMdl, and no MmInitializeMdl header: Size {size} \
+             for {len} bytes over {pages} page(s))"
+        ));
+        return false;
+    }
+    if mem(|m| classify(m, mdl as usize, size)) == Region::PagedPool {
+        violation(format!("{who}: the MDL at {mdl:p} is in paged pool: MmInitializeMdl storage must be nonpaged"));
+    }
+    mdls(|m| m.insert(mdl as usize, MdlRec { layout: None, locked: None }));
+    true
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: PVOID) {
     if irql::current() > DISPATCH_LEVEL {
         violation("MmBuildMdlForNonPagedPool above DISPATCH_LEVEL");
     }
-    if mdls(|m| !m.contains_key(&(mdl as usize))) {
-        violation(format!("MmBuildMdlForNonPagedPool: {mdl:p} is not a live MDL"));
+    // SAFETY: the caller's MDL (or caller storage of one).
+    if !unsafe { known_mdl(mdl, "MmBuildMdlForNonPagedPool") } {
         return;
     }
     // SAFETY: live MDL.
@@ -884,8 +928,8 @@ pub unsafe extern "system" fn MmProbeAndLockPages(mdl: PVOID, mode: i8, operatio
         violation("MmProbeAndLockPages above DISPATCH_LEVEL");
         return;
     }
-    if mdls(|m| !m.contains_key(&(mdl as usize))) {
-        violation(format!("MmProbeAndLockPages: {mdl:p} is not a live MDL"));
+    // SAFETY: the caller's MDL (or caller storage of one).
+    if !unsafe { known_mdl(mdl, "MmProbeAndLockPages") } {
         return;
     }
     if mode != KERNEL_MODE || operation > IO_MODIFY_ACCESS {
@@ -982,8 +1026,15 @@ pub unsafe extern "system" fn MmUnlockPages(mdl: PVOID) {
 
 #[no_mangle]
 pub unsafe extern "system" fn IoFreeMdl(mdl: PVOID) {
-    match mdls(|m| m.remove(&(mdl as usize))) {
-        None => violation(format!("IoFreeMdl: {mdl:p} is not a live MDL (freed twice?)")),
+    let rec = mdls(|m| match m.get(&(mdl as usize)).map(|r| r.layout.is_some()) {
+        Some(true) => m.remove(&(mdl as usize)),
+        _ => None,
+    });
+    match rec {
+        None => violation(format!(
+            "IoFreeMdl: {mdl:p} is not an MDL from IoAllocateMdl (freed twice, or caller storage set up with \
+             MmInitializeMdl)"
+        )),
         Some(rec) => {
             if rec.locked.is_some() {
                 // The pages stay locked (and are reported as leaked), as on
@@ -991,7 +1042,9 @@ pub unsafe extern "system" fn IoFreeMdl(mdl: PVOID) {
                 violation(format!("IoFreeMdl: MDL {mdl:p} still has its pages locked (MmUnlockPages first)"));
             }
             add_live(Kind::Mdl, -1);
-            quarantine(mdl.cast(), rec.layout);
+            if let Some(layout) = rec.layout {
+                quarantine(mdl.cast(), layout);
+            }
         }
     }
 }
