@@ -31,12 +31,6 @@
 typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 
 /**
- * The most pages a buffer may span for its MDL to live on the stack: 17
- * covers 64 KiB at any alignment.
- */
-#define STACK_MDL_PAGES 17
-
-/**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
  * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
@@ -161,7 +155,9 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * and call it again. This keeps WskDeregister (which blocks until every
  * socket is closed) from hanging DriverUnload. Finally it waits for queued
  * DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
- * running, releases the provider and deregisters. After STATUS_SUCCESS the
+ * running, frees the records (and IRPs) of closed sockets that the client
+ * kept for its next connects (at most 16), releases the provider and
+ * deregisters. After STATUS_SUCCESS the
  * handle is invalid, and no safewsk code runs any more on behalf of this
  * client: the driver may then delete the device object and unload.
  *

@@ -83,7 +83,9 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// and call it again. This keeps WskDeregister (which blocks until every
 /// socket is closed) from hanging DriverUnload. Finally it waits for queued
 /// DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
-/// running, releases the provider and deregisters. After STATUS_SUCCESS the
+/// running, frees the records (and IRPs) of closed sockets that the client
+/// kept for its next connects (at most 16), releases the provider and
+/// deregisters. After STATUS_SUCCESS the
 /// handle is invalid, and no safewsk code runs any more on behalf of this
 /// client: the driver may then delete the device object and unload.
 ///

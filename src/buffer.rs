@@ -33,7 +33,7 @@ use crate::platform::{self, LockOperation};
 
 /// The most pages a buffer may span for its MDL to live on the stack: 17
 /// covers 64 KiB at any alignment.
-pub const STACK_MDL_PAGES: usize = 17;
+pub(crate) const STACK_MDL_PAGES: usize = 17;
 
 const PAGE_SIZE: usize = 4096;
 

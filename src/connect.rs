@@ -7,7 +7,6 @@ use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
 use crate::irp::{self, call_and_wait_on};
 use crate::nt::*;
 use crate::platform;
-use crate::sockets::Reserved;
 use crate::status::{require_irql, Status};
 use crate::validate::{ConnectArgs, Context};
 
@@ -110,7 +109,7 @@ pub unsafe fn connect_and_wait(
     // SAFETY: forwarded API contract.
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
     let client = connect.entered.client();
-    let node = Reserved::new(client.allocator())?;
+    let node = client.sockets().reserve(client.allocator())?;
     let issue = |irp| {
         // SAFETY: a fresh IRP with its completion routine set; the caller's
         // addresses live until this call returns, which is after completion.

@@ -237,8 +237,11 @@ pub unsafe fn start(
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost;
     // it comes with the IRP the connect uses (and the socket's calls reuse).
-    let node = Reserved::new(client.allocator())?;
+    let node = client.sockets().reserve(client.allocator())?;
     let irp = node.irp();
+    // The record may come from a closed socket: its IRP was used before.
+    // SAFETY: the record's idle IRP, ours; IRQL <= DISPATCH_LEVEL.
+    unsafe { platform::reuse_irp(irp) };
     // SAFETY: the IRP is fresh and ours, with one stack location; the client's
     // device object is live while the client is. On failure `node` (and the
     // IRP with it) is freed when it goes out of scope.

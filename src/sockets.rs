@@ -11,7 +11,9 @@
 //! (lookups happen at IRQL <= DISPATCH_LEVEL: the asynchronous connect
 //! records its socket from the completion routine). Send, receive,
 //! disconnect, the address queries and close look the socket up and claim
-//! its IRP, which they reuse: they allocate nothing (see [`Node`]).
+//! its IRP, which they reuse: they allocate nothing (see [`Node`]). A closed
+//! socket's record and IRP are kept (up to [`RECORD_CACHE`]) for the next
+//! connect, so connect + close in a steady state allocates nothing either.
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
@@ -22,6 +24,11 @@ use crate::platform;
 use crate::sync::SpinLock;
 
 const BUCKETS: usize = 64;
+
+/// How many closed sockets' records (each with its IRP) a client keeps for
+/// its next connects, so that connect + close in a steady state allocates
+/// nothing. Freed by SafeWskCleanup.
+pub(crate) const RECORD_CACHE: usize = 16;
 
 /// Bits of [`Node::busy`]: which of the socket's IRPs a call holds.
 const MAIN_BUSY: u8 = 1;
@@ -47,10 +54,13 @@ struct Node {
     spare: *mut IRP,
     /// MAIN_BUSY / SPARE_BUSY: held by a call.
     busy: u8,
+    /// Calls in progress that hold neither IRP (they use a temporary one).
+    others: u32,
     /// A close is in progress: other calls (and a second close) are refused.
     closing: bool,
-    /// Unlinked by the close while another call still held one of the IRPs:
-    /// that call's release frees the node.
+    /// Unlinked by the close while other calls on the socket were still in
+    /// progress (holding an IRP of the node, or counted in `others`): the
+    /// last one's release frees the node.
     orphan: bool,
 }
 
@@ -107,6 +117,7 @@ impl Reserved {
             irp,
             spare: ptr::null_mut(),
             busy: 0,
+            others: 0,
             closing: false,
             orphan: false,
         };
@@ -149,10 +160,10 @@ impl Drop for Reserved {
 /// (or the close's [`Sockets::finish_close`] / [`Sockets::abort_close`]).
 ///
 /// # Invariants
-/// `node` is a node of the client's table (linked, or orphaned with this
-/// claim's bit still set in `busy`), kept alive by that bit; `bit` is 0 when
-/// the claim holds no IRP of the node (then `irp` is null, or a temporary
-/// IRP this claim allocated).
+/// `node` is a node of the client's table (linked, or orphaned), kept alive
+/// (neither freed nor cached) by this claim: its bit set in `busy`, or, when
+/// `bit` is 0 (the claim holds no IRP of the node: `irp` is null or a
+/// temporary IRP this claim allocated), its count in `others`.
 #[must_use]
 pub struct Claim {
     node: *mut Node,
@@ -182,6 +193,10 @@ impl Claim {
 struct Table {
     buckets: [*mut Node; BUCKETS],
     open: usize,
+    /// Records of closed sockets kept for the next connects (linked by
+    /// `next`, each with its idle IRP and no spare), at most RECORD_CACHE.
+    cache: *mut Node,
+    cached: usize,
 }
 
 /// The client's open sockets.
@@ -235,6 +250,7 @@ fn take_irp(node: &mut Node) -> Claim {
         node.busy |= SPARE_BUSY;
         Claim { node: this, bit: SPARE_BUSY, irp: node.spare }
     } else {
+        node.others += 1;
         Claim { node: this, bit: 0, irp: ptr::null_mut() }
     }
 }
@@ -244,7 +260,12 @@ impl Sockets {
     pub const fn new() -> Sockets {
         Sockets {
             lock: SpinLock::new(),
-            table: UnsafeCell::new(Table { buckets: [ptr::null_mut(); BUCKETS], open: 0 }),
+            table: UnsafeCell::new(Table {
+                buckets: [ptr::null_mut(); BUCKETS],
+                open: 0,
+                cache: ptr::null_mut(),
+                cached: 0,
+            }),
         }
     }
 
@@ -259,6 +280,55 @@ impl Sockets {
         // SAFETY: the lock is held, so this is the only reference (type
         // invariant).
         f(unsafe { &mut *self.table.get() })
+    }
+
+    /// A record (with its IRP) for a connect: one a closed socket left in the
+    /// cache, or a new one from `allocator` (IRQL <= DISPATCH_LEVEL).
+    pub fn reserve(&self, allocator: platform::PoolAllocator) -> Result<Reserved, NTSTATUS> {
+        let pop = |t: &mut Table| {
+            let n = t.cache;
+            // SAFETY: cached nodes are live and owned by the table; lock held.
+            if let Some(node) = unsafe { n.as_mut() } {
+                t.cache = node.next;
+                t.cached -= 1;
+                node.next = ptr::null_mut();
+            }
+            n
+        };
+        // SAFETY: every caller (a connect) has checked IRQL <= DISPATCH_LEVEL.
+        let node = unsafe { self.with(pop) };
+        if node.is_null() {
+            Reserved::new(allocator)
+        } else {
+            // A cached node is as Reserved::new leaves one: an idle IRP, no
+            // spare, not linked, not busy (see `finish_close`).
+            Ok(Reserved { node })
+        }
+    }
+
+    /// Frees the cached records (SafeWskCleanup, once no socket is open).
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn drain_cache(&self) {
+        loop {
+            let pop = |t: &mut Table| {
+                let n = t.cache;
+                // SAFETY: cached nodes are live and owned by the table.
+                if let Some(node) = unsafe { n.as_ref() } {
+                    t.cache = node.next;
+                    t.cached -= 1;
+                }
+                n
+            };
+            // SAFETY: IRQL per the caller.
+            let node = unsafe { self.with(pop) };
+            if node.is_null() {
+                return;
+            }
+            // SAFETY: unlinked from the cache; its IRP is idle.
+            unsafe { free_node(node) };
+        }
     }
 
     /// Records a socket the provider returned, in a reserved node (whose IRP
@@ -370,14 +440,17 @@ impl Sockets {
             let n = unsafe { &mut *node };
             n.busy &= !bit;
             let mut stray = ptr::null_mut();
-            if bit == 0 && !irp.is_null() {
-                if n.spare.is_null() && !n.orphan && !n.closing {
+            if bit == 0 {
+                n.others = n.others.saturating_sub(1);
+                if irp.is_null() {
+                    // No temporary IRP was allocated.
+                } else if n.spare.is_null() && !n.orphan && !n.closing {
                     n.spare = irp;
                 } else {
                     stray = irp;
                 }
             }
-            let dead = if n.orphan && n.busy == 0 { node } else { ptr::null_mut() };
+            let dead = if n.orphan && n.busy == 0 && n.others == 0 { node } else { ptr::null_mut() };
             (stray, dead)
         };
         // SAFETY: IRQL per the caller.
@@ -419,7 +492,7 @@ impl Sockets {
     /// its IRP is idle (the close's completion was waited for).
     pub unsafe fn finish_close(&self, claim: Claim) {
         let Claim { node, bit, irp } = claim;
-        let unlink = |t: &mut Table| -> bool {
+        let unlink = |t: &mut Table| -> (bool, *mut IRP) {
             // SAFETY: the claim keeps the node alive and the lock is held.
             let socket = unsafe { (*node).socket };
             let mut link: &mut *mut Node = t.head(socket);
@@ -435,12 +508,34 @@ impl Sockets {
             // SAFETY: as above.
             let n = unsafe { &mut *node };
             n.busy &= !bit;
-            n.orphan = n.busy != 0;
-            !n.orphan
+            if bit == 0 {
+                n.others = n.others.saturating_sub(1);
+            }
+            n.orphan = n.busy != 0 || n.others != 0;
+            if n.orphan {
+                return (false, ptr::null_mut());
+            }
+            if t.cached < RECORD_CACHE {
+                // Kept for the next connect, as Reserved::new makes one: the
+                // IRP idle (the close's completion was waited for), no spare.
+                let spare = core::mem::replace(&mut n.spare, ptr::null_mut());
+                n.socket = ptr::null_mut();
+                n.closing = false;
+                n.next = t.cache;
+                t.cache = node;
+                t.cached += 1;
+                return (false, spare);
+            }
+            (true, ptr::null_mut())
         };
         // SAFETY: IRQL per the caller; unlinking under the lock transfers the
-        // node's ownership back to us (or to the last call holding an IRP).
-        let free = unsafe { self.with(unlink) };
+        // node's ownership back to us (or to the cache, or to the last call
+        // holding an IRP).
+        let (free, spare) = unsafe { self.with(unlink) };
+        if !spare.is_null() {
+            // SAFETY: the cached node's spare IRP, idle (no call holds it).
+            unsafe { platform::free_irp(spare) };
+        }
         if bit == 0 && !irp.is_null() {
             // SAFETY: the close's temporary IRP, completed and idle.
             unsafe { platform::free_irp(irp) };
@@ -509,6 +604,11 @@ mod tests {
             table.finish_close(close);
             assert_eq!(table.lookup(s), Lookup::Unknown);
             assert_eq!(table.open(), 0);
+            // Both records are cached (with their IRPs) until the drain.
+            let again = table.reserve(allocator);
+            assert!(again.is_ok());
+            drop(again);
+            table.drain_cache();
         }
         k.finish();
     }
