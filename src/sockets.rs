@@ -612,4 +612,45 @@ mod tests {
         }
         k.finish();
     }
+
+    /// A call that holds no IRP of the record (it overlapped two others and
+    /// got a temporary IRP) keeps the record alive too: a close that ends
+    /// meanwhile must neither free it nor cache it for the next connect.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
+    #[test]
+    fn a_call_with_a_temporary_irp_keeps_the_record_alive() {
+        let k = hostkernel::Session::begin();
+        // SAFETY: PASSIVE_LEVEL on a test thread.
+        let allocator = unsafe { platform::PoolAllocator::resolve() };
+        let table = Sockets::new();
+        let s = 0x2000 as *mut WSK_SOCKET;
+        let open = |c: Option<Claim>| {
+            assert!(c.is_some(), "the socket must be open");
+            c.unwrap_or_else(|| unreachable!())
+        };
+        // SAFETY: PASSIVE_LEVEL; the socket pointer is only compared, and no
+        // IRP is handed to a provider.
+        unsafe {
+            let r = table.reserve(allocator);
+            assert!(r.is_ok());
+            let r = r.unwrap_or_else(|_| unreachable!());
+            let record_irp = r.irp();
+            table.insert(r, s);
+            let a = open(table.claim(s)); // the record's IRP
+            let mut b = open(table.claim(s)); // no spare yet: a temporary one
+            assert_eq!(b.bit, 0);
+            assert!(b.irp().is_ok());
+            table.release(a);
+            let close = open(table.begin_close(s)); // the record's IRP again
+            table.finish_close(close);
+            let next = table.reserve(allocator);
+            assert!(next.is_ok());
+            let next = next.unwrap_or_else(|_| unreachable!());
+            assert_ne!(next.irp(), record_irp, "a record still in use by a call was cached");
+            drop(next);
+            table.release(b); // the last user: frees the record
+            table.drain_cache();
+        }
+        k.finish();
+    }
 }

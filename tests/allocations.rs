@@ -225,3 +225,36 @@ fn a_close_while_a_receive_waits_ends_the_receive() {
     cleanup(client);
     k.finish();
 }
+
+/// Three receives wait on one socket (the socket's IRP, its spare, and a
+/// temporary IRP) while another thread closes it, twenty times: every
+/// receive ends, the close succeeds, and the record is freed or cached only
+/// after the last of them has let go of it (a call holding a temporary IRP
+/// counts too; the host kernel's pool quarantine reports a record written
+/// after it was freed).
+#[test]
+fn overlapping_calls_and_a_close_let_go_of_the_record_in_any_order() {
+    let k = Session::begin();
+    let client = startup();
+    for round in 0..20 {
+        let (socket, _peer) = connected(client);
+        let (sock, cl) = (socket as usize, client as usize);
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                thread::spawn(move || {
+                    let mut got = [0u8; 4];
+                    receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(30));
+        assert_eq!(close(client, socket), STATUS_SUCCESS, "round {round}");
+        for r in receivers {
+            assert_eq!(r.join().expect("receiver"), STATUS_CANCELLED, "round {round}");
+        }
+        let v = hostkernel::violations();
+        assert!(v.is_empty(), "round {round}: {v:#?}");
+    }
+    cleanup(client);
+    k.finish();
+}
