@@ -683,3 +683,21 @@ pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     // SAFETY: forwarded caller guarantees.
     unsafe { WskDeregister(registration) }
 }
+
+// ---------------------------------------------------------------------------
+// Time (connect by name: one deadline across several steps)
+// ---------------------------------------------------------------------------
+
+extern "system" {
+    fn KeQueryInterruptTime() -> u64;
+}
+
+/// The interrupt time in milliseconds: a monotonic clock that setting the
+/// system time does not move ("KeQueryInterruptTime function (wdm.h)",
+/// Microsoft Learn: 100-ns units since boot, callable at any IRQL, exported
+/// by NtosKrnl.exe; Wine 8's ntoskrnl.exe exports it too).
+pub fn now_ms() -> u64 {
+    // SAFETY: no preconditions; callable at any IRQL.
+    let t = unsafe { KeQueryInterruptTime() };
+    t / 10_000
+}
