@@ -5,8 +5,8 @@
 use core::ffi::c_void;
 use core::ptr;
 
-use crate::client::{self, SAFEWSK_CLIENT};
 use crate::by_name;
+use crate::client::{self, SAFEWSK_CLIENT};
 use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::nt::*;

@@ -88,7 +88,12 @@ fn by_name_raw(
     }
 }
 
-fn by_name(client: *mut SAFEWSK_CLIENT, node: &str, service: &str, timeout_ms: u32) -> (NTSTATUS, *mut WSK_SOCKET, Option<SocketAddr>) {
+fn by_name(
+    client: *mut SAFEWSK_CLIENT,
+    node: &str,
+    service: &str,
+    timeout_ms: u32,
+) -> (NTSTATUS, *mut WSK_SOCKET, Option<SocketAddr>) {
     let (n, s) = (Us::new(node), Us::new(service));
     by_name_raw(client, n.ptr(), s.ptr(), timeout_ms)
 }
@@ -130,7 +135,17 @@ fn an_unterminated_name_and_no_remote_address() {
     let mut socket = ptr::null_mut();
     // SAFETY: valid strings and out pointer for the call.
     let st = unsafe {
-        SafeWskConnectByName(client, &node, service.ptr(), ptr::null_mut(), ptr::null(), &mut socket, ptr::null_mut(), 0, 2000)
+        SafeWskConnectByName(
+            client,
+            &node,
+            service.ptr(),
+            ptr::null_mut(),
+            ptr::null(),
+            &mut socket,
+            ptr::null_mut(),
+            0,
+            2000,
+        )
     };
     assert_eq!(st, STATUS_SUCCESS);
     echo_round_trip(client, socket);
@@ -360,34 +375,72 @@ fn every_parameter_by_position_then_passive_level() {
     ];
     let long = Us::new(&"a".repeat(256));
     let long_service = Us::new(&"1".repeat(33));
-    let empty_dispatch = WSK_CLIENT_CONNECTION_DISPATCH {
-        WskReceiveEvent: None,
-        WskDisconnectEvent: None,
-        WskSendBacklogEvent: None,
-    };
+    let empty_dispatch =
+        WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
     let ctx = 0x10 as PVOID;
     assert_eq!(call(ptr::null_mut(), nul, nul, ctx, ptr::null(), ptr::null_mut(), r, 1), STATUS_INVALID_PARAMETER_1);
     assert_eq!(call(client, nul, nul, ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_2);
     for (what, s) in &bad_strings {
-        assert_eq!(call(client, s, svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_2, "{what}");
-        assert_eq!(call(client, good.ptr(), s, ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_3, "{what}");
+        assert_eq!(
+            call(client, s, svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 28),
+            STATUS_INVALID_PARAMETER_2,
+            "{what}"
+        );
+        assert_eq!(
+            call(client, good.ptr(), s, ptr::null_mut(), ptr::null(), o, r, 28),
+            STATUS_INVALID_PARAMETER_3,
+            "{what}"
+        );
     }
     assert_eq!(call(client, long.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_2);
-    assert_eq!(call(client, good.ptr(), long_service.ptr(), ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_3);
+    assert_eq!(
+        call(client, good.ptr(), long_service.ptr(), ptr::null_mut(), ptr::null(), o, r, 28),
+        STATUS_INVALID_PARAMETER_3
+    );
     assert_eq!(call(client, good.ptr(), nul, ptr::null_mut(), ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_3);
     assert_eq!(call(client, good.ptr(), svc.ptr(), ctx, ptr::null(), o, r, 28), STATUS_INVALID_PARAMETER_4);
     assert_eq!(call(client, good.ptr(), svc.ptr(), ctx, &empty_dispatch, o, r, 28), STATUS_INVALID_PARAMETER_5);
-    assert_eq!(call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), ptr::null_mut(), r, 28), STATUS_INVALID_PARAMETER_6);
+    assert_eq!(
+        call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), ptr::null_mut(), r, 28),
+        STATUS_INVALID_PARAMETER_6
+    );
     assert_eq!(call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 27), STATUS_INVALID_PARAMETER_8);
-    assert_eq!(call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, ptr::null_mut(), 28), STATUS_INVALID_PARAMETER_8);
+    assert_eq!(
+        call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, ptr::null_mut(), 28),
+        STATUS_INVALID_PARAMETER_8
+    );
     // The IRQL after the parameters: PASSIVE_LEVEL only.
     for irql in [APC_LEVEL, DISPATCH_LEVEL] {
-        let st = hostkernel::with_irql(irql, || call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 28));
+        let st =
+            hostkernel::with_irql(irql, || call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 28));
         assert_eq!(st, STATUS_INVALID_LEVEL, "IRQL {irql}");
-        let st = hostkernel::with_irql(irql, || call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 3));
+        let st =
+            hostkernel::with_irql(irql, || call(client, good.ptr(), svc.ptr(), ptr::null_mut(), ptr::null(), o, r, 3));
         assert_eq!(st, STATUS_INVALID_PARAMETER_8, "a bad parameter wins over the IRQL at {irql}");
     }
     assert_eq!(hostkernel::resolver_calls(), 0, "no call reached the provider");
     cleanup(client);
+    k.finish();
+}
+
+/// A call in progress holds cleanup off until it returns; a call made while
+/// cleanup waits is refused with STATUS_DELETE_PENDING.
+#[test]
+fn a_call_during_cleanup_is_delete_pending() {
+    let k = Session::begin();
+    let client = startup();
+    hostkernel::set_resolver_hangs(true);
+    let c = client as usize;
+    let first = std::thread::spawn(move || by_name(c as *mut SAFEWSK_CLIENT, "localhost", "80", 600).0);
+    std::thread::sleep(Duration::from_millis(100));
+    let cleaning = std::thread::spawn(move || {
+        // SAFETY: a live client; nothing uses it after this returns.
+        unsafe { SafeWskCleanup(c as *mut SAFEWSK_CLIENT) }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(by_name(client, "localhost", "80", 100).0, STATUS_DELETE_PENDING);
+    assert_eq!(first.join().expect("first call"), STATUS_IO_TIMEOUT);
+    assert_eq!(cleaning.join().expect("cleanup"), STATUS_SUCCESS);
+    assert_eq!(hostkernel::resolver_calls(), 1);
     k.finish();
 }

@@ -1109,11 +1109,8 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
     WskControlClient: not_emulated,
-    // SAFETY: the entry is declared untyped (`fn() -> NTSTATUS`); callers
-    // call it as the PFN_WSK_GET_ADDRESS_INFO it is.
-    WskGetAddressInfo: unsafe { std::mem::transmute(crate::wsk_name::GET_ADDRESS_INFO) },
-    // SAFETY: likewise, a PFN_WSK_FREE_ADDRESS_INFO.
-    WskFreeAddressInfo: unsafe { std::mem::transmute(crate::wsk_name::FREE_ADDRESS_INFO) },
+    WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
+    WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,
 };
 

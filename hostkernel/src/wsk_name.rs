@@ -165,6 +165,8 @@ fn build_list(addrs: &[[u8; 28]]) -> usize {
         if p.is_null() {
             std::alloc::handle_alloc_error(layout());
         }
+        // `ai_addr` points at the entry's own `addr` field.
+        let addr_field: PVOID = p.cast::<u8>().wrapping_add(std::mem::offset_of!(Entry, addr)).cast();
         // SAFETY: `p` is a fresh block of an Entry's layout, written whole.
         unsafe {
             p.write(Entry {
@@ -174,7 +176,7 @@ fn build_list(addrs: &[[u8; 28]]) -> usize {
                 ai_protocol: IPPROTO_TCP as i32,
                 ai_addrlen: len,
                 ai_canonname: std::ptr::null_mut(),
-                ai_addr: std::ptr::null_mut(),
+                ai_addr: addr_field,
                 ai_blob: std::ptr::null_mut(),
                 ai_bloblen: 0,
                 ai_provider: std::ptr::null_mut(),
@@ -182,8 +184,6 @@ fn build_list(addrs: &[[u8; 28]]) -> usize {
                 addr: *a,
             })
         };
-        // SAFETY: `p` was just initialized; `ai_addr` points into the same block.
-        unsafe { (*p).ai_addr = std::ptr::addr_of_mut!((*p).addr).cast() };
         next = p;
     }
     let head = next as usize;
@@ -205,10 +205,17 @@ unsafe fn read_unicode(us: PVOID, who: &str, what: &str) -> Option<Option<String
     if us.is_null() {
         return Some(None);
     }
-    // SAFETY: UNICODE_STRING { USHORT Length; USHORT MaximumLength; PWSTR Buffer; }.
-    let (len, max, buf): (u16, u16, PVOID) = unsafe { (rd(us, 0), rd(us, 2), rd(us, 8)) };
-    if len % 2 != 0 || len > max || (len > 0 && buf.is_null()) {
-        violation(format!("{who}: malformed {what} UNICODE_STRING (Length {len}, MaximumLength {max}, Buffer {buf:p})"));
+    // UNICODE_STRING { USHORT Length; USHORT MaximumLength; PWSTR Buffer; }.
+    // SAFETY: a readable UNICODE_STRING (contract): Length at 0.
+    let len: u16 = unsafe { rd(us, 0) };
+    // SAFETY: as above: MaximumLength at 2.
+    let max: u16 = unsafe { rd(us, 2) };
+    // SAFETY: as above: Buffer at 8.
+    let buf: PVOID = unsafe { rd(us, 8) };
+    if !len.is_multiple_of(2) || len > max || (len > 0 && buf.is_null()) {
+        violation(format!(
+            "{who}: malformed {what} UNICODE_STRING (Length {len}, MaximumLength {max}, Buffer {buf:p})"
+        ));
         return None;
     }
     let mut chars = vec![0u16; usize::from(len / 2)];
@@ -255,9 +262,7 @@ fn resolve(node: Option<&str>, service: Option<&str>, family: i32) -> Result<Vec
     };
     match rc {
         0 => {}
-        libc::EAI_NONAME | libc::EAI_NODATA | libc::EAI_SERVICE => {
-            return Err(STATUS_NOT_FOUND)
-        }
+        libc::EAI_NONAME | libc::EAI_NODATA | libc::EAI_SERVICE => return Err(STATUS_NOT_FOUND),
         libc::EAI_MEMORY => return Err(STATUS_INSUFFICIENT_RESOURCES),
         _ => return Err(STATUS_UNSUCCESSFUL),
     }
@@ -355,9 +360,9 @@ pub(crate) unsafe extern "system" fn wsk_get_address_info(
         return fail(STATUS_INVALID_PARAMETER);
     }
     // SAFETY: the caller's UNICODE_STRINGs, NULL or readable.
-    let (Some(node), Some(service)) = (unsafe { read_unicode(node, WHO, "NodeName") }, unsafe {
-        read_unicode(service, WHO, "ServiceName")
-    }) else {
+    let (Some(node), Some(service)) =
+        (unsafe { read_unicode(node, WHO, "NodeName") }, unsafe { read_unicode(service, WHO, "ServiceName") })
+    else {
         return fail(STATUS_INVALID_PARAMETER);
     };
     // SAFETY: ADDRINFOEXW hints: ai_family at 4 (the only hint used here).
@@ -416,5 +421,11 @@ pub(crate) unsafe extern "system" fn wsk_free_address_info(client: PVOID, list: 
 pub(crate) type GetAddressInfoFn =
     unsafe extern "system" fn(PVOID, PVOID, PVOID, u32, PVOID, PVOID, PVOID, PVOID, PVOID, PVOID) -> NTSTATUS;
 pub(crate) type FreeAddressInfoFn = unsafe extern "system" fn(PVOID, PVOID);
-pub(crate) const GET_ADDRESS_INFO: GetAddressInfoFn = wsk_get_address_info;
-pub(crate) const FREE_ADDRESS_INFO: FreeAddressInfoFn = wsk_free_address_info;
+type Untyped = unsafe extern "system" fn() -> NTSTATUS;
+// SAFETY: the table's entry is declared untyped; every caller calls it as
+// the PFN_WSK_GET_ADDRESS_INFO it is (wsk.h), never through this type.
+pub(crate) const GET_ADDRESS_INFO: Untyped =
+    unsafe { std::mem::transmute::<GetAddressInfoFn, Untyped>(wsk_get_address_info) };
+// SAFETY: likewise, called as a PFN_WSK_FREE_ADDRESS_INFO.
+pub(crate) const FREE_ADDRESS_INFO: Untyped =
+    unsafe { std::mem::transmute::<FreeAddressInfoFn, Untyped>(wsk_free_address_info) };
