@@ -118,8 +118,10 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
     static WCHAR nodeChars[] = L"localhost";
     UNICODE_STRING node, service;
     WCHAR digits[5];
-    SOCKADDR_IN6 reached; /* 28 bytes: fits the SOCKADDR_IN or SOCKADDR_IN6 reached */
-    const UCHAR *b = (const UCHAR *)&reached;
+    /* 28 bytes, 4-aligned: fits the SOCKADDR_IN or SOCKADDR_IN6 reached
+     * (sizeof(SOCKADDR_IN6); not every WDK-like header set declares it). */
+    ULONG reached[7];
+    const UCHAR *b = (const UCHAR *)reached;
     WSK_SOCKET *socket = NULL;
     USHORT n = 0, i;
     ULONG p = Port;
@@ -147,13 +149,13 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
 
     /* Resolves with WskGetAddressInfo, frees the provider's list, then tries
      * the addresses in the resolver's order under one deadline. */
-    status = SafeWskConnectByName(Client, &node, &service, NULL, NULL, &socket, (SOCKADDR *)&reached,
+    status = SafeWskConnectByName(Client, &node, &service, NULL, NULL, &socket, (SOCKADDR *)reached,
                                   sizeof(reached), SAMPLE_CONNECT_TIMEOUT_MS);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: connect by name to localhost:%u failed: 0x%08X\n", Port, (unsigned)status);
         return status;
     }
-    if (((const SOCKADDR *)&reached)->sa_family == AF_INET) {
+    if (((const SOCKADDR *)reached)->sa_family == AF_INET) {
         DbgPrint("safewsk-sample: localhost reached at %u.%u.%u.%u:%u\n", b[4], b[5], b[6], b[7],
                  (b[2] << 8) | b[3]);
     } else {
