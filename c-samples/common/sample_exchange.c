@@ -155,7 +155,7 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
         DbgPrint("safewsk-sample: connect by name to localhost:%u failed: 0x%08X\n", Port, (unsigned)status);
         return status;
     }
-    if (((const SOCKADDR *)reached)->sa_family == AF_INET) {
+    if ((USHORT)(b[0] | (b[1] << 8)) == AF_INET) { /* sa_family, little-endian */
         DbgPrint("safewsk-sample: localhost reached at %u.%u.%u.%u:%u\n", b[4], b[5], b[6], b[7],
                  (b[2] << 8) | b[3]);
     } else {

@@ -434,8 +434,8 @@ ByNameCases(SAFEWSK_CLIENT *Client)
           status, STATUS_SUCCESS);
     if (NT_SUCCESS(status)) {
         DbgPrint("wine-test:   localhost reached at family %u, %u.%u.%u.%u:%u\n",
-                 ((const SOCKADDR *)&reached)->sa_family, b[4], b[5], b[6], b[7], (b[2] << 8) | b[3]);
-        Check(((const SOCKADDR *)&reached)->sa_family == AF_INET && b[4] == 127 && b[5] == 0 && b[6] == 0 &&
+                 reached.sin6_family, b[4], b[5], b[6], b[7], (b[2] << 8) | b[3]);
+        Check(reached.sin6_family == AF_INET && b[4] == 127 && b[5] == 0 && b[6] == 0 &&
                   b[7] == 1 && (ULONG)((b[2] << 8) | b[3]) == g_EchoPort,
               "connect by name to localhost:echo", "RemoteAddress is 127.0.0.1:echo", status, STATUS_SUCCESS);
         EchoRoundTrip("send/receive on the by-name socket", Client, socket, 32);
