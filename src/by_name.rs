@@ -16,8 +16,8 @@
 //!   `TimeoutMs` and retries, or resolves and connects itself with
 //!   SafeWskSocketConnect per address.
 //! - **One deadline** for the resolution and all attempts: each step gets
-//!   what is left of `TimeoutMs` (KeQueryInterruptTime, a clock that setting
-//!   the system time does not move). Once it has passed no further attempt
+//!   what is left of `TimeoutMs` (KeQueryPerformanceCounter, a monotonic
+//!   clock). Once it has passed no further attempt
 //!   is started, and the call returns STATUS_IO_TIMEOUT (never
 //!   STATUS_TIMEOUT, a success code: libwsk's bug).
 //! - **The list is copied, then freed, before any connect**: the addresses

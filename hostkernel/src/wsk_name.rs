@@ -1,5 +1,5 @@
 //! Name resolution: WskGetAddressInfo and WskFreeAddressInfo on Linux
-//! getaddrinfo, and KeQueryInterruptTime (the clock a deadline across
+//! getaddrinfo, and KeQueryPerformanceCounter (the clock a deadline across
 //! several steps needs).
 //!
 //! Behaviour follows Microsoft Learn, "PFN_WSK_GET_ADDRESS_INFO" and
@@ -40,17 +40,22 @@ use crate::wsk::{from_linux, refuse_without_completing, regs, run};
 const STATUS_NOT_FOUND: NTSTATUS = 0xC000_0225_u32 as NTSTATUS;
 
 // ---------------------------------------------------------------------------
-// KeQueryInterruptTime
+// KeQueryPerformanceCounter
 // ---------------------------------------------------------------------------
 
 static BOOT: OnceLock<Instant> = OnceLock::new();
 
-/// KeQueryInterruptTime: 100-ns units since "boot" (the first call), from a
-/// monotonic clock. Any IRQL.
+/// KeQueryPerformanceCounter: a 10 MHz count since "boot" (the first call),
+/// from a monotonic clock; the frequency through the optional pointer. Any
+/// IRQL.
 #[no_mangle]
-pub extern "system" fn KeQueryInterruptTime() -> u64 {
+pub unsafe extern "system" fn KeQueryPerformanceCounter(frequency: *mut i64) -> i64 {
+    if !frequency.is_null() {
+        // SAFETY: the caller's writable LARGE_INTEGER.
+        unsafe { frequency.write_unaligned(10_000_000) };
+    }
     let boot = *BOOT.get_or_init(Instant::now);
-    (boot.elapsed().as_nanos() / 100) as u64
+    (boot.elapsed().as_nanos() / 100) as i64
 }
 
 // ---------------------------------------------------------------------------
