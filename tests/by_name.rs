@@ -444,3 +444,51 @@ fn a_call_during_cleanup_is_delete_pending() {
     assert_eq!(hostkernel::resolver_calls(), 1);
     k.finish();
 }
+
+/// The host kernel's own checks on the resolver: freeing a pointer that is
+/// no list from WskGetAddressInfo (or a list freed already: the same
+/// lookup) is a violation, and so is WskFreeAddressInfo above
+/// PASSIVE_LEVEL. Called on the provider's dispatch table directly.
+#[test]
+fn the_host_kernel_catches_a_foreign_free_and_a_free_above_passive() {
+    extern "system" {
+        fn WskRegister(npi: *mut WSK_CLIENT_NPI, reg: *mut WSK_REGISTRATION) -> NTSTATUS;
+        fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
+        fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
+        fn WskDeregister(reg: *mut WSK_REGISTRATION);
+    }
+    let k = Session::begin();
+    let dispatch =
+        WSK_CLIENT_DISPATCH { Version: make_wsk_version(1, 0), Reserved: 0, WskClientEvent: ptr::null_mut() };
+    let mut client_npi = WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: &dispatch };
+    let mut reg = WSK_REGISTRATION {
+        ReservedRegistrationState: 0,
+        ReservedRegistrationContext: ptr::null_mut(),
+        ReservedRegistrationLock: 0,
+    };
+    let mut provider = WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() };
+    // SAFETY: valid NPI and registration storage, PASSIVE_LEVEL.
+    assert_eq!(unsafe { WskRegister(&mut client_npi, &mut reg) }, STATUS_SUCCESS);
+    // SAFETY: a registered registration; no wait.
+    assert_eq!(unsafe { WskCaptureProviderNPI(&mut reg, 0, &mut provider) }, STATUS_SUCCESS);
+    // SAFETY: the captured provider's dispatch table (static in the host).
+    let entry = unsafe { (*provider.Dispatch).WskFreeAddressInfo };
+    assert!(!entry.is_null());
+    // SAFETY: the entry is a PFN_WSK_FREE_ADDRESS_INFO.
+    let free = unsafe { std::mem::transmute::<PVOID, PFN_WSK_FREE_ADDRESS_INFO>(entry) };
+    let mut foreign = [0u8; 72];
+    // SAFETY: the misuse under test: the host looks the pointer up before
+    // touching it.
+    unsafe { free(provider.Client, foreign.as_mut_ptr().cast()) };
+    assert!(hostkernel::violations().iter().any(|v| v.contains("is not a list from WskGetAddressInfo")));
+    // SAFETY: as above, at DISPATCH_LEVEL.
+    hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { free(provider.Client, foreign.as_mut_ptr().cast()) });
+    assert!(hostkernel::violations().iter().any(|v| v.contains("WskFreeAddressInfo above PASSIVE_LEVEL")));
+    // SAFETY: the capture above, released once; then deregistered.
+    unsafe { WskReleaseProviderNPI(&mut reg) };
+    // SAFETY: registered, nothing captured or open.
+    unsafe { WskDeregister(&mut reg) };
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| k.finish())).expect_err("violations fail");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("not a list"), "{msg}");
+}
