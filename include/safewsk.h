@@ -688,8 +688,8 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
  *    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
  *    provider completes synchronously.
  *
- * Above APC_LEVEL the strings are not read (they may be pageable): only
- * the NULL-ness of parameters 1 to 6 and parameters 7 and 8 are checked
+ * Above APC_LEVEL the strings are not read (they may be pageable):
+ * parameters 2 and 3 are then only checked for NULL, the others as above,
  * before STATUS_INVALID_LEVEL.
  *
  * Allocations: one IRP and one IoSetCompletionRoutineEx context for the

@@ -100,8 +100,12 @@ impl<const N: usize> Wide<N> {
     /// null, holds Length readable bytes; IRQL <= APC_LEVEL (it may be
     /// pageable).
     unsafe fn copy_from(&mut self, us: *const UNICODE_STRING) -> Result<(), ()> {
-        // SAFETY: null or readable, per the caller.
-        let us = unsafe { us.as_ref() }.ok_or(())?;
+        if us.is_null() {
+            return Err(());
+        }
+        // SAFETY: non-null and readable, per the caller; read_unaligned makes
+        // no alignment assumption.
+        let us = unsafe { ptr::read_unaligned(us) };
         let (bytes, max, buffer) = (usize::from(us.Length), usize::from(us.MaximumLength), us.Buffer);
         let chars = bytes / 2;
         if bytes == 0 || bytes % 2 != 0 || bytes > max || buffer.is_null() || chars >= N {

@@ -255,12 +255,16 @@ fn a_late_answer_after_an_ignored_cancel_is_freed() {
     let k = Session::begin();
     let client = startup();
     hostkernel::set_provider_ignores_cancel(true);
-    hostkernel::set_resolver_delay(Some(Duration::from_millis(300)));
+    hostkernel::set_resolver_delay(Some(Duration::from_millis(600)));
+    let _ = hostkernel::take_dbgprint_log();
     let t = Instant::now();
     let (st, _, _) = by_name(client, "localhost", "80", 100);
     let took = t.elapsed();
     assert_eq!(st, STATUS_IO_TIMEOUT);
-    assert!(took >= Duration::from_millis(300), "it waited for the provider's completion: {took:?}");
+    assert!(took >= Duration::from_millis(600), "it waited for the provider's completion: {took:?}");
+    let log = hostkernel::take_dbgprint_log();
+    let reports = log.iter().filter(|l| l.contains("WskGetAddressInfo: IRP") && l.contains("not completed")).count();
+    assert!(reports >= 1, "the overdue wait reports itself: {log:?}");
     assert_eq!(hostkernel::address_lists_live(), 0, "the late list was freed");
     assert_eq!(hostkernel::provider_connect_calls(), 0);
     cleanup(client);
