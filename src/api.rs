@@ -5,6 +5,7 @@
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::by_name;
 use crate::client::{self, SAFEWSK_CLIENT};
 use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
@@ -645,4 +646,125 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: the API contract.
     from_result(unsafe { socket::close(Client, Socket) })
+}
+
+/// Resolves `NodeName` and `ServiceName` with the provider's
+/// WskGetAddressInfo, then connects a TCP socket to the resulting addresses,
+/// one after the other in the resolver's order, and returns the first
+/// connected socket and the address it reached.
+///
+/// What happens, in order:
+/// 1. The names are copied, NUL-terminated, into buffers of safewsk's (the
+///    provider never reads past a caller's unterminated string).
+/// 2. WskGetAddressInfo (hints: AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP;
+///    NS_ALL) through one IRP, with the deadline below.
+/// 3. The IPv4 and IPv6 addresses of the answer — at most
+///    SAFEWSK_BY_NAME_MAX_ADDRESSES (8), in its order — are copied, and the
+///    provider's list is freed with WskFreeAddressInfo at once, whatever the
+///    outcome (success, failure, timeout, an answer without a usable
+///    address). No pointer into the list is kept or returned.
+/// 4. Each address is tried with WskSocketConnect (as SafeWskSocketConnect
+///    does: its own IRP, and the socket's record reserved first), from the
+///    wildcard local address of its family, until one connects. The
+///    resolver's order, not Happy Eyeballs: Windows' resolver sorts by the
+///    RFC 6724 rules already, and one attempt at a time needs no IRP, record
+///    or socket per parallel attempt; the price is that an address that
+///    drops SYNs can use up the whole deadline (see src/by_name.rs).
+///
+/// Parameters, each checked by position before anything else:
+/// 1. `Client`: a live client from SafeWskStartup.
+/// 2. `NodeName`: a host name or numeric address: Length non-zero and even,
+///    Length <= MaximumLength, Buffer non-NULL, at most
+///    SAFEWSK_BY_NAME_MAX_NODE_CHARS (255) characters, no NUL character
+///    inside (a terminator need not be present, and must not be counted in
+///    Length).
+/// 3. `ServiceName`: a port number ("443") or service name, as `NodeName`,
+///    at most SAFEWSK_BY_NAME_MAX_SERVICE_CHARS (32) characters.
+/// 4. `SocketContext`, 5. `Dispatch`: as parameters 7 and 8 of
+///    SafeWskSocketConnect (a context needs a table; a table needs a
+///    callback; callbacks start disabled).
+/// 6. `Socket`: receives the connected socket, or NULL on any failure. The
+///    caller owns it and closes it with SafeWskCloseSocket.
+/// 7. `RemoteAddress`: optional; on STATUS_SUCCESS receives the address
+///    reached, a SOCKADDR_IN (16 bytes) or SOCKADDR_IN6 (28 bytes). Any
+///    writable kernel memory; written only on success.
+/// 8. `RemoteAddressLength`: the size of `RemoteAddress`: at least
+///    sizeof(SOCKADDR_IN6) (28; pass a SOCKADDR_INET or SOCKADDR_STORAGE),
+///    or 0 when `RemoteAddress` is NULL.
+/// 9. `TimeoutMs`: ONE deadline for the resolution and all attempts
+///    together; each step gets what is left. When it passes, the step in
+///    progress is cancelled (and waited for, as in SafeWskSocketConnect), no
+///    further address is tried, and STATUS_IO_TIMEOUT is returned.
+///    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
+///    provider completes synchronously.
+///
+/// Above APC_LEVEL the strings are not read (they may be pageable):
+/// parameters 2 and 3 are then only checked for NULL, the others as above,
+/// before STATUS_INVALID_LEVEL.
+///
+/// Allocations: one IRP and one IoSetCompletionRoutineEx context for the
+/// resolution, and per attempt the same two plus the socket's record (one
+/// small 'kwSS' non-paged pool block, kept until the socket is closed);
+/// about 1 KiB of stack. The provider allocates the address list, which is
+/// freed before this returns.
+///
+/// IRQL: PASSIVE_LEVEL (WskGetAddressInfo and WskFreeAddressInfo are
+/// PASSIVE_LEVEL only: "PFN_WSK_GET_ADDRESS_INFO", Microsoft Learn).
+///
+/// Returns:
+/// - STATUS_SUCCESS: `*Socket` is connected to `*RemoteAddress`;
+/// - STATUS_INVALID_PARAMETER_1 .. _6, _8: as above;
+/// - STATUS_INVALID_LEVEL: not called at PASSIVE_LEVEL;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table lacks
+///   WskGetAddressInfo, WskFreeAddressInfo or WskSocketConnect;
+/// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed (no further
+///   address is tried);
+/// - STATUS_IO_TIMEOUT: the deadline passed (never STATUS_TIMEOUT, which is
+///   a success code);
+/// - the resolver's status when resolution fails: STATUS_NOT_FOUND for a
+///   name that does not exist (Windows 8 and later; Windows 7 reports
+///   STATUS_NO_MATCH — per Wine's WSK tests run on Windows), or another
+///   provider status;
+/// - STATUS_NOT_FOUND also when the answer holds no IPv4 or IPv6 address
+///   that a connect accepts (port 0, unspecified, multicast, broadcast);
+/// - otherwise, when every address failed, the status of the last attempt
+///   (e.g. STATUS_CONNECTION_REFUSED, STATUS_HOST_UNREACHABLE).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `NodeName` and `ServiceName` are NULL
+/// or readable UNICODE_STRINGs whose Buffer holds Length readable bytes;
+/// `Dispatch` is NULL or a readable WSK_CLIENT_CONNECTION_DISPATCH (kept
+/// valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
+/// or writable; `RemoteAddress` is NULL or `RemoteAddressLength` writable
+/// bytes. All valid for the call.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskConnectByName(
+    Client: *mut SAFEWSK_CLIENT,
+    NodeName: *const UNICODE_STRING,
+    ServiceName: *const UNICODE_STRING,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    Socket: *mut *mut WSK_SOCKET,
+    RemoteAddress: *mut SOCKADDR,
+    RemoteAddressLength: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    let args = by_name::ByNameArgs {
+        node: NodeName,
+        service: ServiceName,
+        socket_context: SocketContext,
+        dispatch: Dispatch,
+        socket_out: Socket,
+        remote_out: RemoteAddress,
+        remote_out_len: RemoteAddressLength,
+        timeout_ms: TimeoutMs,
+    };
+    // SAFETY: the API contract.
+    from_result(unsafe { by_name::connect_by_name(Client, args) })
 }

@@ -699,3 +699,32 @@ pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     // SAFETY: forwarded caller guarantees.
     unsafe { WskDeregister(registration) }
 }
+
+// ---------------------------------------------------------------------------
+// Time (connect by name: one deadline across several steps)
+// ---------------------------------------------------------------------------
+
+extern "system" {
+    // LARGE_INTEGER is returned in RAX / X0: an i64.
+    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut i64) -> i64;
+}
+
+/// A monotonic clock in milliseconds, from KeQueryPerformanceCounter
+/// ("KeQueryPerformanceCounter function (wdm.h)", Microsoft Learn: any
+/// IRQL). Not KeQueryInterruptTime: on x64 that is a wdm.h macro reading
+/// KUSER_SHARED_DATA, not an export (MinGW's x64 ntoskrnl import library
+/// has no such symbol), while KeQueryPerformanceCounter is exported by
+/// HAL.dll (forwarded to ntoskrnl.exe since Windows 10 2004) on x64 and
+/// ARM64, and by Wine 8's hal.dll. A few calls per SafeWskConnectByName.
+pub fn now_ms() -> u64 {
+    let mut frequency: i64 = 0;
+    // SAFETY: `frequency` is writable; no other precondition, any IRQL.
+    let count = unsafe { KeQueryPerformanceCounter(&mut frequency) };
+    let (Ok(count), Ok(frequency)) = (u128::try_from(count), u128::try_from(frequency)) else {
+        return 0;
+    };
+    if frequency == 0 {
+        return 0;
+    }
+    u64::try_from(count.saturating_mul(1000) / frequency).unwrap_or(u64::MAX)
+}
