@@ -215,6 +215,7 @@ impl Session {
         crate::wsk::reset_provider();
         crate::image::reset();
         crate::timer::reset();
+        crate::hard_fault::reset();
         crate::sysroutine::reset();
         crate::event::reset_longest_finite_wait();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);

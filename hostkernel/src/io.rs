@@ -960,7 +960,8 @@ pub unsafe extern "system" fn MmProbeAndLockPages(mdl: PVOID, mode: i8, operatio
     }
     let (first, count) = pages_of(va, len);
     // Page in what was paged out, then check the access.
-    mem(|m| page_in_locked(m, first, count));
+    let paged_in = mem(|m| page_in_locked(m, first, count));
+    crate::hard_fault::after_page_in(paged_in);
     if accessible(va, len, operation != IO_READ_ACCESS) == Some(false) {
         raise(STATUS_ACCESS_VIOLATION);
         return;

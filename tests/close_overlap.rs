@@ -1,0 +1,92 @@
+//! Review of issue 12: a close that overlaps other calls on the socket.
+//!
+//! SafeWskCloseSocket's header promises that calls on one socket may
+//! overlap and that the close may be one of them. WSK allows a close while
+//! IRPs of earlier calls are *pending*, but not while a call to one of the
+//! socket's functions is still *in progress*: "Before calling the
+//! WskCloseSocket function, a WSK application must ensure that there are no
+//! other function calls in progress to any of the socket's functions [...]
+//! However, a WSK application can call WskCloseSocket if there are pending
+//! IRPs from prior calls" ("Closing a Socket" and PFN_WSK_CLOSE_SOCKET,
+//! Microsoft Learn), because the close frees the WSK_SOCKET. A call that
+//! has taken the socket's record but not yet returned from its WskSend /
+//! WskReceive / WskDisconnect / WskGet*Address (it is still locking its
+//! buffer, say) must therefore hold the close back until it has.
+
+mod common;
+
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+const TAG: u32 = u32::from_le_bytes(*b"Rv12");
+const POOL_FLAG_PAGED: u64 = 0x100;
+
+extern "system" {
+    fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
+    fn ExFreePoolWithTag(p: *mut u8, tag: u32);
+}
+
+/// A connected socket, and the server side of its connection.
+fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut WSK_SOCKET, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let h = thread::spawn(move || listener.accept().expect("accept").0);
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    (socket, h.join().expect("accept"))
+}
+
+/// A receive into paged pool that was paged out: MmProbeAndLockPages takes
+/// 300 ms to page it in (a hard fault, which Windows may take that long
+/// for). The socket is closed on another thread meanwhile: after the
+/// receive took the socket's record, before it called WskReceive. The close
+/// must wait until the receive has reached WSK (and then ends it, as it
+/// ends any pending receive); on the old code it freed the socket under the
+/// receive, which then called WskReceive on a closed WSK_SOCKET (a
+/// use-after-free on Windows; a violation in the host kernel).
+#[test]
+fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, _peer) = connected(client);
+    let len = 4096;
+    // SAFETY: plain allocation at PASSIVE_LEVEL.
+    let buf = unsafe { ExAllocatePool2(POOL_FLAG_PAGED, len, TAG) };
+    assert!(!buf.is_null());
+    assert_eq!(hostkernel::page_out(buf, len), 1);
+    hostkernel::set_page_in_delay(Some(Duration::from_millis(300)));
+    let (cl, sock, b) = (client as usize, socket as usize, buf as usize);
+    let receiver = thread::spawn(move || {
+        let mut n = 0xDEAD;
+        // SAFETY: `b` is `len` bytes of paged pool that outlive the call; the
+        // socket is open when the call starts.
+        let st = unsafe {
+            SafeWskReceive(
+                cl as *mut SAFEWSK_CLIENT,
+                sock as *mut WSK_SOCKET,
+                b as *mut core::ffi::c_void,
+                len as u32,
+                0,
+                5000,
+                &mut n,
+            )
+        };
+        (st, n)
+    });
+    // The receive is inside MmProbeAndLockPages now.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let (st, n) = receiver.join().expect("receiver");
+    let v = hostkernel::violations();
+    assert!(v.is_empty(), "the close freed the socket under a call in progress: {v:#?}");
+    assert_eq!((st, n), (STATUS_CANCELLED, 0), "the receive reached WSK before the close and was ended by it");
+    hostkernel::set_page_in_delay(None);
+    // SAFETY: our block, no longer used by any call.
+    unsafe { ExFreePoolWithTag(buf, TAG) };
+    cleanup(client);
+    k.finish();
+}
