@@ -86,6 +86,11 @@ impl<'a> SocketCall<'a> {
     }
 
     /// Runs one WSK call on the socket's IRP (see [`call_and_wait_on`]).
+    /// Once `issue` has returned (the WSK function has returned: its IRP may
+    /// still be pending), a close waiting for this call may go on; for
+    /// another call on the socket, `at_deadline` must use
+    /// [`Sockets::call_again`](crate::sockets::Sockets::call_again) with the
+    /// claim it is given.
     ///
     /// # Safety
     /// As [`call_and_wait_on`] (IRQL <= APC_LEVEL; `issue` hands the IRP to
@@ -95,12 +100,22 @@ impl<'a> SocketCall<'a> {
         what: &'static [u8],
         timeout_ms: Option<ULONG>,
         issue: impl FnOnce(*mut IRP) -> NTSTATUS,
-        at_deadline: impl FnOnce(*mut IRP),
+        at_deadline: impl FnOnce(*mut IRP, &Claim),
     ) -> Result<irp::Completion, NTSTATUS> {
         let device = self.device();
+        let sockets = self.entered.client().sockets();
         let claim = self.claim.as_mut().ok_or(STATUS_INVALID_PARAMETER_2)?;
         // SAFETY: IRQL <= APC_LEVEL per the caller.
         let irp = unsafe { claim.irp() }?;
+        let claim: &Claim = claim;
+        let issue = |irp| {
+            let returned = issue(irp);
+            // SAFETY: IRQL <= APC_LEVEL; the claim is live until the call is
+            // dropped.
+            unsafe { sockets.returned(claim) };
+            returned
+        };
+        let at_deadline = |irp| at_deadline(irp, claim);
         // SAFETY: the claimed IRP is ours and idle (no provider holds it);
         // the rest per the caller.
         unsafe { call_and_wait_on(irp, device, what, timeout_ms, issue, at_deadline) }
@@ -122,7 +137,7 @@ impl<'a> SocketCall<'a> {
 }
 
 /// The default action at a deadline: cancel the IRP.
-fn cancel_at_deadline(irp: *mut IRP) {
+fn cancel_at_deadline(irp: *mut IRP, _: &Claim) {
     // SAFETY: call_and_wait_on passes the still-live IRP, at IRQL <=
     // APC_LEVEL.
     unsafe { irp::cancel(irp) }
@@ -295,12 +310,21 @@ pub unsafe fn disconnect(
     // SAFETY: after the IRQL check.
     let disconnect = unsafe { call.dispatch() }?.WskDisconnect.ok_or(STATUS_NOT_SUPPORTED)?;
     let device = call.device();
+    let sockets = call.entered.client().sockets();
     let graceful = flags & WSK_FLAG_ABORTIVE == 0;
-    let at_deadline = |irp: *mut IRP| {
-        if graceful {
+    let at_deadline = |irp: *mut IRP, claim: &Claim| {
+        // A second call of the socket's functions: not once a close has
+        // begun (it may have freed the socket; it completes the graceful
+        // disconnect anyway).
+        // SAFETY: IRQL <= APC_LEVEL; the claim is live during the call.
+        if graceful && unsafe { sockets.call_again(claim) } {
             let abort = |irp2| {
-                // SAFETY: the provider's WskDisconnect of an open socket.
-                unsafe { disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2) }
+                // SAFETY: the provider's WskDisconnect of an open socket: no
+                // close can begin its WskCloseSocket before `returned`.
+                let st = unsafe { disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2) };
+                // SAFETY: as above.
+                unsafe { sockets.returned(claim) };
+                st
             };
             // SAFETY: IRQL <= APC_LEVEL; a second IRP (allocated: this is
             // the deadline path) for the abortive disconnect, waited for like
@@ -314,6 +338,9 @@ pub unsafe fn disconnect(
                     abort,
                 )
             };
+            // If no IRP or context could be allocated, `abort` never ran.
+            // SAFETY: as above.
+            unsafe { sockets.returned(claim) };
         }
         // SAFETY: the IRP is live until its completion has been waited for.
         unsafe { irp::cancel(irp) };
@@ -381,9 +408,17 @@ fn close_marked(call: &mut SocketCall<'_>) -> Closed {
         Ok(None) | Err(_) => return Closed::StillOpen(STATUS_NOT_SUPPORTED),
     };
     let socket = call.socket;
+    // WSK forbids the close while another call is still calling one of the
+    // socket's functions ("Closing a Socket"): wait until those that began
+    // before this close have returned from WSK (their IRPs may stay pending;
+    // the close completes them). No new one begins: the socket is marked.
+    if let Some(claim) = call.claim.as_ref() {
+        // SAFETY: IRQL <= APC_LEVEL checked above; the claim of this close.
+        unsafe { call.entered.client().sockets().wait_for_calls(claim) };
+    }
     let issue = |irp| {
         // SAFETY: the provider's WskCloseSocket of a socket of this client,
-        // marked as being closed (no other call will use it).
+        // marked as being closed, with no other call in a WSK function of it.
         unsafe { close(socket, irp) }
     };
     // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.

@@ -15,13 +15,13 @@
 //! socket's record and IRP are kept (up to [`RECORD_CACHE`]) for the next
 //! connect, so connect + close in a steady state allocates nothing either.
 
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use core::mem::size_of;
 use core::ptr;
 
 use crate::nt::*;
 use crate::platform;
-use crate::sync::SpinLock;
+use crate::sync::{Event, SpinLock};
 
 const BUCKETS: usize = 64;
 
@@ -62,6 +62,16 @@ struct Node {
     /// progress (holding an IRP of the node, or counted in `others`): the
     /// last one's release frees the node.
     orphan: bool,
+    /// Calls (claims other than the close's) that may still call one of the
+    /// socket's WSK functions: from the claim until that function has
+    /// returned. WSK forbids WskCloseSocket while such a call is in progress
+    /// ("Closing a Socket", Microsoft Learn: the close frees the
+    /// WSK_SOCKET; only IRPs that are already *pending* may remain), so the
+    /// close waits until this is 0 ([`Sockets::wait_for_calls`]).
+    calling: u32,
+    /// The close waiting for `calling` to reach 0: signalled (and cleared)
+    /// by whoever brings it there.
+    closer: *const Event,
 }
 
 /// Frees what a node owns and the node.
@@ -120,6 +130,8 @@ impl Reserved {
             others: 0,
             closing: false,
             orphan: false,
+            calling: 0,
+            closer: ptr::null(),
         };
         // SAFETY: a fresh pool block of a Node's size, suitably aligned
         // (pool blocks are 16-byte aligned).
@@ -169,6 +181,9 @@ pub struct Claim {
     node: *mut Node,
     bit: u8,
     irp: *mut IRP,
+    /// Counted in the node's `calling`: this call may still call one of the
+    /// socket's WSK functions (see [`Sockets::returned`]).
+    calling: Cell<bool>,
 }
 
 impl Claim {
@@ -240,18 +255,53 @@ impl Table {
     }
 }
 
-/// Takes an idle IRP of `node` for a call (the lock is held by the caller).
-fn take_irp(node: &mut Node) -> Claim {
+/// Takes an idle IRP of `node` for a call (the lock is held by the caller);
+/// `calling`: the call will call one of the socket's WSK functions (every
+/// call but the close, which is the one that waits for them).
+fn take_irp(node: &mut Node, calling: bool) -> Claim {
     let this: *mut Node = node;
+    if calling {
+        node.calling += 1;
+    }
+    let calling = Cell::new(calling);
     if node.busy & MAIN_BUSY == 0 {
         node.busy |= MAIN_BUSY;
-        Claim { node: this, bit: MAIN_BUSY, irp: node.irp }
+        Claim { node: this, bit: MAIN_BUSY, irp: node.irp, calling }
     } else if !node.spare.is_null() && node.busy & SPARE_BUSY == 0 {
         node.busy |= SPARE_BUSY;
-        Claim { node: this, bit: SPARE_BUSY, irp: node.spare }
+        Claim { node: this, bit: SPARE_BUSY, irp: node.spare, calling }
     } else {
         node.others += 1;
-        Claim { node: this, bit: 0, irp: ptr::null_mut() }
+        Claim { node: this, bit: 0, irp: ptr::null_mut(), calling }
+    }
+}
+
+/// Ends `claim`'s count in `calling` if it holds one (the lock is held by
+/// the caller); returns the close to signal (after the lock is released) if
+/// this was the last call it waited for.
+fn stop_calling(node: &mut Node, claim: &Claim) -> *const Event {
+    if !claim.calling.replace(false) {
+        return ptr::null();
+    }
+    node.calling = node.calling.saturating_sub(1);
+    if node.calling == 0 {
+        core::mem::replace(&mut node.closer, ptr::null())
+    } else {
+        ptr::null()
+    }
+}
+
+/// Wakes a close that waited for the socket's calls to return from WSK.
+///
+/// # Safety
+/// `closer` is null or the event [`Sockets::wait_for_calls`] registered,
+/// taken from the node under the lock (the close waits until this signal,
+/// so the event is live); IRQL <= DISPATCH_LEVEL.
+unsafe fn wake(closer: *const Event) {
+    // SAFETY: per the contract; signalling is the last access to it.
+    if let Some(event) = unsafe { closer.as_ref() } {
+        // SAFETY: initialized by wait_for_calls and live (contract).
+        unsafe { event.set() };
     }
 }
 
@@ -401,7 +451,7 @@ impl Sockets {
         let claim = |t: &mut Table| {
             let n = Self::find(t, socket, false);
             // SAFETY: a linked node is live and the lock is held.
-            unsafe { n.as_mut() }.map(take_irp)
+            unsafe { n.as_mut() }.map(|node| take_irp(node, true))
         };
         // SAFETY: IRQL per the caller.
         unsafe { self.with(claim) }
@@ -419,7 +469,7 @@ impl Sockets {
             // SAFETY: a linked node is live and the lock is held.
             let node = unsafe { n.as_mut() }?;
             node.closing = true;
-            Some(take_irp(node))
+            Some(take_irp(node, false))
         };
         // SAFETY: IRQL per the caller.
         unsafe { self.with(mark) }
@@ -433,11 +483,15 @@ impl Sockets {
     /// IRQL <= DISPATCH_LEVEL; the claim's IRP is not owned by the provider
     /// (its completion was waited for, or it was never issued).
     pub unsafe fn release(&self, claim: Claim) {
-        let Claim { node, bit, irp } = claim;
+        let mut closer = ptr::null();
         let give_back = |_: &mut Table| -> (*mut IRP, *mut Node) {
             // SAFETY: the claim keeps the node alive (Claim invariant) and the
             // lock is held.
-            let n = unsafe { &mut *node };
+            let n = unsafe { &mut *claim.node };
+            // A call that ends without having called WSK (or without having
+            // said so) no longer holds the close back.
+            closer = stop_calling(n, &claim);
+            let Claim { node, bit, irp, .. } = claim;
             n.busy &= !bit;
             let mut stray = ptr::null_mut();
             if bit == 0 {
@@ -455,6 +509,8 @@ impl Sockets {
         };
         // SAFETY: IRQL per the caller.
         let (stray, dead) = unsafe { self.with(give_back) };
+        // SAFETY: taken from the node under the lock; IRQL per the caller.
+        unsafe { wake(closer) };
         if !stray.is_null() {
             // SAFETY: a temporary IRP of this claim, idle per the contract.
             unsafe { platform::free_irp(stray) };
@@ -462,6 +518,78 @@ impl Sockets {
         if !dead.is_null() {
             // SAFETY: unlinked and no IRP held: nobody references the node.
             unsafe { free_node(dead) };
+        }
+    }
+
+    /// The call of `claim` has returned from its WSK function (the IRP may
+    /// still be pending: WSK allows the close then): a close waiting for it
+    /// may go on.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; `claim` is live (not yet released).
+    pub unsafe fn returned(&self, claim: &Claim) {
+        if !claim.calling.get() {
+            return;
+        }
+        let stop = |_: &mut Table| {
+            // SAFETY: the claim keeps the node alive and the lock is held.
+            stop_calling(unsafe { &mut *claim.node }, claim)
+        };
+        // SAFETY: IRQL per the caller.
+        let closer = unsafe { self.with(stop) };
+        // SAFETY: taken from the node under the lock; IRQL per the caller.
+        unsafe { wake(closer) };
+    }
+
+    /// Before the call of `claim`, which has returned from its WSK function,
+    /// calls another function of the socket (the abortive disconnect at a
+    /// graceful one's deadline): counts it again, unless the socket is being
+    /// closed (false: the call must not be made). End it with
+    /// [`Sockets::returned`].
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; `claim` is live (not yet released).
+    pub unsafe fn call_again(&self, claim: &Claim) -> bool {
+        let again = |_: &mut Table| {
+            // SAFETY: the claim keeps the node alive and the lock is held.
+            let n = unsafe { &mut *claim.node };
+            if n.closing || claim.calling.get() {
+                return false;
+            }
+            n.calling += 1;
+            claim.calling.set(true);
+            true
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(again) }
+    }
+
+    /// For the close of `claim` (from [`Sockets::begin_close`]): waits until
+    /// no other call on the socket can still be calling one of its WSK
+    /// functions (new calls are refused since `begin_close`). Their IRPs may
+    /// still be pending: the close completes those.
+    ///
+    /// # Safety
+    /// IRQL <= APC_LEVEL; `claim` came from `begin_close` and is live.
+    pub unsafe fn wait_for_calls(&self, claim: &Claim) {
+        let event = Event::new();
+        // SAFETY: on this stack, which stays resident while this thread waits
+        // on it in KernelMode; nobody knows it yet.
+        unsafe { event.init() };
+        let register = |_: &mut Table| {
+            // SAFETY: the claim keeps the node alive and the lock is held.
+            let n = unsafe { &mut *claim.node };
+            if n.calling == 0 {
+                return false;
+            }
+            n.closer = &event;
+            true
+        };
+        // SAFETY: IRQL per the caller.
+        if unsafe { self.with(register) } {
+            // SAFETY: initialized and live until signalled: the last call to
+            // return takes it from the node and signals it, its last access.
+            unsafe { event.wait(None) };
         }
     }
 
@@ -491,7 +619,7 @@ impl Sockets {
     /// IRQL <= DISPATCH_LEVEL; `claim` came from `begin_close(socket)` and
     /// its IRP is idle (the close's completion was waited for).
     pub unsafe fn finish_close(&self, claim: Claim) {
-        let Claim { node, bit, irp } = claim;
+        let Claim { node, bit, irp, .. } = claim;
         let unlink = |t: &mut Table| -> (bool, *mut IRP) {
             // SAFETY: the claim keeps the node alive and the lock is held.
             let socket = unsafe { (*node).socket };
