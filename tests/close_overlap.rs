@@ -90,3 +90,33 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
     cleanup(client);
     k.finish();
 }
+
+/// A graceful disconnect that the peer never acknowledges is turned into an
+/// abortive WskDisconnect at its deadline. When a close of the socket is
+/// already under way at that moment (its WskCloseSocket pending: WSK may
+/// take its time), that second WskDisconnect is a call of a closed socket's
+/// function (the close freed the WSK_SOCKET): it must not be made. The close
+/// ends the graceful disconnect anyway; the disconnect still reports its
+/// deadline.
+#[test]
+fn no_abortive_disconnect_once_a_close_is_under_way() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, _peer) = connected(client);
+    hostkernel::set_graceful_disconnect_hangs(true);
+    hostkernel::set_close_delay(Some(Duration::from_millis(500)));
+    let (cl, sock) = (client as usize, socket as usize);
+    let disconnecter = thread::spawn(move || {
+        // SAFETY: the socket is open when the call starts.
+        unsafe { SafeWskDisconnect(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, 0, 300) }
+    });
+    // The graceful disconnect is pending in WSK; close while it waits.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let st = disconnecter.join().expect("disconnecter");
+    let v = hostkernel::violations();
+    assert!(v.is_empty(), "a WSK function of a socket being closed was called: {v:#?}");
+    assert_eq!(st, STATUS_IO_TIMEOUT, "the disconnect's deadline passed (the close ended it)");
+    cleanup(client);
+    k.finish();
+}

@@ -97,6 +97,7 @@ pub(crate) fn reset_provider() {
         c.address_query_hangs = false;
     });
     crate::wsk_name::reset();
+    crate::wsk_close_delay::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -970,6 +971,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     let inner = sock.inner.clone();
     drop(sock);
     run(irp, None, move |_op| {
+        crate::wsk_close_delay::before_close();
         // Cancel and drain the socket's pending requests.
         inner.aborted.store(true, Ordering::SeqCst);
         let mut v = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
