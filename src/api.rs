@@ -610,7 +610,13 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 ///
 /// Calls on one socket may overlap, and this close may be one of them: a
 /// receive waiting on another thread is completed by WSK when the socket is
-/// closed (with STATUS_CANCELLED, say), and returns. Allocations of the
+/// closed (with STATUS_CANCELLED, say), and returns. WSK forbids
+/// WskCloseSocket while another call is still inside one of the socket's
+/// functions ("Closing a Socket"), so the close first waits until the calls
+/// that began before it have handed their requests to WSK (a call that is
+/// still locking its buffer, say); calls that begin after it are refused
+/// with STATUS_INVALID_PARAMETER_2, and a graceful disconnect reaching its
+/// deadline meanwhile does not start its abortive WskDisconnect. Allocations of the
 /// socket calls (send, receive, the address queries, disconnect, close):
 /// none of safewsk's own while no other call is in progress on the socket,
 /// because each call reuses the IRP the socket's connect allocated
