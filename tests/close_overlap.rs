@@ -120,3 +120,75 @@ fn no_abortive_disconnect_once_a_close_is_under_way() {
     cleanup(client);
     k.finish();
 }
+
+/// Starts a receive on another thread that waits (no data comes) until the
+/// socket is closed; returns its handle.
+fn waiting_receive(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> thread::JoinHandle<NTSTATUS> {
+    let (cl, sock) = (client as usize, socket as usize);
+    let h = thread::spawn(move || {
+        let mut got = [0u8; 4];
+        receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
+    });
+    // Let it get to the provider.
+    thread::sleep(Duration::from_millis(50));
+    h
+}
+
+/// The IRP an overlapping call allocates (the socket's IRP is held by a
+/// waiting receive) is an allocation site too: failing it gives the
+/// documented STATUS_INSUFFICIENT_RESOURCES, for a send and for a close
+/// (the socket then stays open and the close can be retried), with nothing
+/// leaked.
+#[test]
+fn the_irp_of_an_overlapping_call_can_fail() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, mut peer) = connected(client);
+    let receiver = waiting_receive(client, socket);
+    k.fail_nth(hostkernel::Site::Irp, 1);
+    assert_eq!(send(client, socket, b"abcd"), (STATUS_INSUFFICIENT_RESOURCES, 0));
+    assert!(k.fault_hit(hostkernel::Site::Irp));
+    k.fail_nth(hostkernel::Site::Irp, 1);
+    assert_eq!(close(client, socket), STATUS_INSUFFICIENT_RESOURCES, "an overlapping close without an IRP");
+    k.fail_nth(hostkernel::Site::Irp, 0);
+    // Still open: a send works (and keeps its IRP as the socket's spare).
+    assert_eq!(send(client, socket, b"abcd"), (STATUS_SUCCESS, 4));
+    let mut four = [0u8; 4];
+    std::io::Read::read_exact(&mut peer, &mut four).expect("peer read");
+    assert_eq!(hostkernel::live().irps, 2, "the socket's IRP and its spare");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(receiver.join().expect("receiver"), STATUS_CANCELLED);
+    cleanup(client);
+    k.finish();
+}
+
+/// Two receives hold the socket's IRP and its spare; a close (on a
+/// temporary IRP) is refused by the provider without completing: the socket
+/// stays open with both receives pending, the temporary IRP is freed, and
+/// the retried close ends both receives.
+#[test]
+fn a_close_refused_while_calls_hold_both_irps() {
+    let k = Session::begin();
+    let client = startup();
+    let (socket, _peer) = connected(client);
+    // The first overlapping call allocates the spare and gives it back.
+    let first = waiting_receive(client, socket);
+    let (st, _) = receive(client, socket, &mut [0u8; 4], 0, 50);
+    assert_eq!(st, STATUS_IO_TIMEOUT);
+    let second = waiting_receive(client, socket);
+    assert_eq!(hostkernel::live().irps, 2);
+    hostkernel::set_fail_without_completing(Some(STATUS_INVALID_DEVICE_REQUEST));
+    assert_eq!(close(client, socket), STATUS_INVALID_DEVICE_REQUEST, "refused without being consumed");
+    hostkernel::set_fail_without_completing(None);
+    assert_eq!(hostkernel::live().irps, 2, "the close's temporary IRP was freed");
+    assert_eq!(close(client, socket), STATUS_SUCCESS, "the socket stayed open");
+    assert_eq!(first.join().expect("first"), STATUS_CANCELLED);
+    assert_eq!(second.join().expect("second"), STATUS_CANCELLED);
+    // Cached with its IRP if the receives let go before the close ended,
+    // else freed by the last of them; the spare is freed either way.
+    assert!(hostkernel::live().irps <= 1, "{:?}", hostkernel::live());
+    let v = hostkernel::violations();
+    assert!(v.is_empty(), "{v:#?}");
+    cleanup(client);
+    k.finish();
+}
