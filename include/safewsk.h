@@ -250,7 +250,9 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * call. Allocations: the socket's record (one small non-paged pool block,
  * tag 'kwSS', among the client's open sockets) and its IRP, which the
  * connect uses and the socket's later calls reuse, both kept until the
- * socket is closed; and the I/O manager's IoSetCompletionRoutineEx context.
+ * socket is closed and then (up to 16 per client) for the next connect,
+ * which allocates neither, until SafeWskCleanup; and the I/O manager's
+ * IoSetCompletionRoutineEx context.
  * Each is made before the provider is called, so a connected socket is
  * never lost to a failed allocation.
  *
@@ -299,7 +301,8 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
  * STATUS_INVALID_PARAMETER_12. Allocations: the socket's record (one small
  * 'kwSS' non-paged pool block) and its IRP, which the socket's later calls
- * reuse, both kept until the socket is closed, and the I/O manager's
+ * reuse, both kept until the socket is closed (then cached for the next
+ * connect, as for SafeWskSocketConnect), and the I/O manager's
  * IoSetCompletionRoutineEx context; all are made before the provider is
  * called.
  *
