@@ -120,6 +120,77 @@ EchoRoundTrip(const char *Case, SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket, ULON
     DbgPrint("wine-test:   %s: BytesReceived %u of %u in %u call(s)\n", Case, got, Length, rounds);
 }
 
+/* ---- overlapping calls on one socket (full duplex) ---- */
+
+/* A receive waits on a system thread while this thread sends: the send finds
+ * the socket's IRP in use and gets a second one (kept by the socket), which
+ * Wine's netio must accept like any IRP; the receive then gets the echo. */
+typedef struct {
+    SAFEWSK_CLIENT *Client;
+    WSK_SOCKET *Socket;
+    char Buf[8];
+    ULONG Got;
+    NTSTATUS Status;
+    KEVENT Done;
+} RECEIVER;
+static RECEIVER g_Receiver; /* non-paged: the image's data */
+
+static VOID WINAPI
+ReceiverThread(PVOID Context)
+{
+    RECEIVER *r = (RECEIVER *)Context;
+    ULONG n;
+
+    r->Got = 0;
+    r->Status = STATUS_SUCCESS;
+    while (r->Got < sizeof(r->Buf)) {
+        n = 0;
+        r->Status = SafeWskReceive(r->Client, r->Socket, r->Buf + r->Got, sizeof(r->Buf) - r->Got, 0, IO_MS, &n);
+        if (r->Status != STATUS_SUCCESS || n == 0) {
+            break;
+        }
+        r->Got += n;
+    }
+    KeSetEvent(&r->Done, IO_NO_INCREMENT, FALSE);
+    PsTerminateSystemThread(STATUS_SUCCESS);
+}
+
+static VOID
+FullDuplexCase(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
+{
+    static const char data[8] = {'d', 'u', 'p', 'l', 'e', 'x', '!', '!'};
+    LARGE_INTEGER delay, timeout;
+    HANDLE thread;
+    ULONG sent = 0, round;
+    NTSTATUS status;
+
+    for (round = 0; round < 2; round++) {
+        KeInitializeEvent(&g_Receiver.Done, NotificationEvent, FALSE);
+        g_Receiver.Client = Client;
+        g_Receiver.Socket = Socket;
+        status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, ReceiverThread, &g_Receiver);
+        if (!NT_SUCCESS(status)) {
+            NotRun("send while a receive waits", "PsCreateSystemThread failed");
+            return;
+        }
+        ZwClose(thread);
+        delay.QuadPart = -100LL * 10 * 1000; /* let the receive reach the provider */
+        KeDelayExecutionThread(KernelMode, FALSE, &delay);
+        status = SafeWskSend(Client, Socket, (PVOID)data, sizeof(data), 0, IO_MS, &sent);
+        Check(status == STATUS_SUCCESS && sent == sizeof(data), "send while a receive waits (full duplex)",
+              "SafeWskSend status and BytesSent", status, STATUS_SUCCESS);
+        timeout.QuadPart = -20LL * 10 * 1000 * 1000;
+        status = KeWaitForSingleObject(&g_Receiver.Done, Executive, KernelMode, FALSE, &timeout);
+        Check(status == STATUS_SUCCESS && g_Receiver.Status == STATUS_SUCCESS && g_Receiver.Got == sizeof(data) &&
+                  RtlCompareMemory(g_Receiver.Buf, data, sizeof(data)) == sizeof(data),
+              "send while a receive waits (full duplex)", "the waiting receive got the echo", g_Receiver.Status,
+              STATUS_SUCCESS);
+        if (status != STATUS_SUCCESS) {
+            return; /* the receiver is still inside: do not reuse its state */
+        }
+    }
+}
+
 /* ---- asynchronous connect ---- */
 
 typedef struct {
@@ -496,6 +567,7 @@ RunCases(VOID)
     ValidationCases(client, socket);
     EchoRoundTrip("send/receive 1 byte", client, socket, 1);
     EchoRoundTrip("send/receive 3000 bytes", client, socket, 3000);
+    FullDuplexCase(client, socket);
     AddressCases(client, socket);
 
     Expect("cleanup refused while a socket is open", SafeWskCleanup(client), STATUS_INVALID_DEVICE_STATE);
