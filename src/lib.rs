@@ -79,10 +79,12 @@ mod platform;
 mod request_state;
 /// cbindgen:ignore
 mod rundown;
+mod security_descriptor;
 mod socket;
 mod sockets;
 mod status;
 mod sync;
+mod transports;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk_check;

@@ -182,7 +182,7 @@ struct Reg {
 
 static REGS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+pub(crate) fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     let mut g = REGS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashSet::new))
 }
@@ -702,7 +702,7 @@ unsafe extern "system" fn wsk_socket_connect(
     _dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
-    _sd: PVOID,
+    sd: PVOID,
     irp: PVOID,
 ) -> NTSTATUS {
     PROVIDER_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -712,6 +712,8 @@ unsafe extern "system" fn wsk_socket_connect(
     if let Some(status) = refuse_without_completing() {
         return status;
     }
+    // A cached security descriptor in use until the IRP completes.
+    let sd_use = crate::wsk_client_control::connect_uses(sd);
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskSocketConnect") } {
         return STATUS_INVALID_PARAMETER;
@@ -740,6 +742,7 @@ unsafe extern "system" fn wsk_socket_connect(
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
     run_op(irp, None, true, move |op| {
+        let _sd_use = sd_use;
         if let Some(status) = injected {
             return (status, 0);
         }
@@ -1107,7 +1110,7 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Reserved: 0,
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
-    WskControlClient: not_emulated,
+    WskControlClient: crate::wsk_client_control::wsk_control_client,
     WskGetAddressInfo: not_emulated,
     WskFreeAddressInfo: not_emulated,
     WskGetNameInfo: not_emulated,
