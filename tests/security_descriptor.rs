@@ -1,0 +1,321 @@
+//! Cached security descriptors (SafeWskCacheSecurityDescriptor,
+//! SafeWskReleaseSecurityDescriptor) and the provider's transport list
+//! (WSK_TRANSPORT_LIST_QUERY), issue 10 items 4 and 6. The host kernel
+//! counts every cached copy as a live object (a leak at the end of a test)
+//! and flags a connect given an uncached descriptor, a release of an
+//! unknown one and a release while a connect IRP using it is pending.
+
+mod common;
+
+use std::ptr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use safewsk::nt::*;
+use safewsk::*;
+
+/// A SECURITY_DESCRIPTOR of revision 1 (40 bytes, the absolute form);
+/// `tag` makes descriptors differ (the provider shares equal ones).
+fn descriptor(tag: u64) -> Box<[u64; 5]> {
+    Box::new([1 | (tag << 32), 0, 0, 0, 0])
+}
+
+fn cache(client: *mut SAFEWSK_CLIENT, sd: &mut [u64; 5]) -> (NTSTATUS, PSECURITY_DESCRIPTOR) {
+    let mut cached: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: a live client (or what the test means to pass), a readable
+    // descriptor, a writable out variable.
+    let st = unsafe { SafeWskCacheSecurityDescriptor(client, sd.as_mut_ptr().cast(), &mut cached) };
+    (st, cached)
+}
+
+fn release(client: *mut SAFEWSK_CLIENT, sd: PSECURITY_DESCRIPTOR) -> NTSTATUS {
+    // SAFETY: a live client; the descriptor is only looked up.
+    unsafe { SafeWskReleaseSecurityDescriptor(client, sd) }
+}
+
+/// SafeWskSocketConnect to `remote` with `sd`.
+fn connect_sd(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, sd: PSECURITY_DESCRIPTOR) -> (NTSTATUS, *mut WSK_SOCKET) {
+    let local = Addr::wildcard_like(remote);
+    let remote = Addr::from(remote);
+    let mut socket = ptr::null_mut();
+    // SAFETY: valid addresses and out pointer for the call.
+    let st = unsafe {
+        SafeWskSocketConnect(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            ptr::null_mut(),
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            sd,
+            &mut socket,
+            2000,
+        )
+    };
+    (st, socket)
+}
+
+fn log_contains(needle: &str) -> bool {
+    hostkernel::take_dbgprint_log().iter().any(|l| l.contains(needle))
+}
+
+#[test]
+fn cache_connect_with_it_release() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let mut sd = descriptor(1);
+    let (st, cached) = cache(client, &mut sd);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert!(!cached.is_null());
+    assert_ne!(cached, sd.as_mut_ptr().cast(), "the provider's copy, not the caller's descriptor");
+    assert_eq!(hostkernel::live().cached_sds, 1);
+    let (st, socket) = connect_sd(client, server, cached);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(send(client, socket, b"sd"), (STATUS_SUCCESS, 2));
+    let mut buf = [0u8; 2];
+    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000).0, STATUS_SUCCESS);
+    assert_eq!(&buf, b"sd");
+    // The connect has returned: its IRP completed; the release is allowed
+    // while the socket stays open.
+    assert_eq!(release(client, cached), STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().cached_sds, 0);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn uncached_released_and_foreign_descriptors_are_parameter_11() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let other = startup();
+    let mut sd = descriptor(2);
+    // The caller's own descriptor, never cached.
+    assert_eq!(connect_sd(client, server, sd.as_mut_ptr().cast()).0, STATUS_INVALID_PARAMETER_11);
+    // Another client's cached copy.
+    let (st, foreign) = cache(other, &mut sd);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(connect_sd(client, server, foreign).0, STATUS_INVALID_PARAMETER_11);
+    assert_eq!(release(client, foreign), STATUS_INVALID_PARAMETER_2, "another client's copy");
+    // A released copy.
+    let (st, cached) = cache(client, &mut descriptor(3));
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(release(client, cached), STATUS_SUCCESS);
+    assert_eq!(connect_sd(client, server, cached).0, STATUS_INVALID_PARAMETER_11);
+    // A second release: refused before the provider sees it.
+    assert_eq!(release(client, cached), STATUS_INVALID_PARAMETER_2);
+    assert_eq!(hostkernel::provider_connect_calls(), 0, "no uncached descriptor reached the provider");
+    assert_eq!(release(other, foreign), STATUS_SUCCESS);
+    cleanup(other);
+    cleanup(client);
+    k.finish();
+}
+
+/// Equal descriptors share one cached copy at the provider: each cache is
+/// one reference, each needs a release.
+#[test]
+fn the_same_copy_cached_twice_needs_two_releases() {
+    let k = Session::begin();
+    let client = startup();
+    let (mut a, mut b) = (descriptor(4), descriptor(4));
+    let (st1, c1) = cache(client, &mut a);
+    let (st2, c2) = cache(client, &mut b);
+    assert_eq!((st1, st2), (STATUS_SUCCESS, STATUS_SUCCESS));
+    assert_eq!(c1, c2, "the host kernel shares equal descriptors, as Windows may");
+    assert_eq!(hostkernel::cached_sd_count(), 2);
+    assert_eq!(release(client, c1), STATUS_SUCCESS);
+    assert_eq!(release(client, c2), STATUS_SUCCESS);
+    assert_eq!(release(client, c2), STATUS_INVALID_PARAMETER_2);
+    cleanup(client);
+    k.finish();
+}
+
+/// A release while an asynchronous connect using the copy is still in
+/// flight is refused with STATUS_DEVICE_BUSY and changes nothing; after the
+/// callback (the IRP has completed) it succeeds.
+#[test]
+fn release_during_an_in_flight_connect_is_busy() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let (st, cached) = cache(client, &mut descriptor(5));
+    assert_eq!(st, STATUS_SUCCESS);
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
+    let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::parse("127.0.0.1:9"));
+    assert_eq!(start_async_with_sd(client, &local, &remote, cached, &mut *req), STATUS_PENDING);
+    assert_eq!(release(client, cached), STATUS_DEVICE_BUSY);
+    assert_eq!(hostkernel::live().cached_sds, 1, "nothing was released");
+    // Cached twice: the second reference, not used by the connect, can go.
+    let (st, again) = cache(client, &mut descriptor(5));
+    assert_eq!((st, again), (STATUS_SUCCESS, cached));
+    assert_eq!(release(client, cached), STATUS_SUCCESS);
+    assert_eq!(release(client, cached), STATUS_DEVICE_BUSY);
+    // SAFETY: a started request with intact storage.
+    assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_SUCCESS);
+    assert_eq!(seen.wait(1, Duration::from_secs(2))[0].0, STATUS_CANCELLED);
+    assert_eq!(release(client, cached), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// SafeWskCleanup releases copies the driver forgot, reporting each.
+#[test]
+fn cleanup_releases_forgotten_descriptors() {
+    let k = Session::begin();
+    let client = startup();
+    let _ = hostkernel::take_dbgprint_log();
+    for tag in 0..3 {
+        assert_eq!(cache(client, &mut descriptor(10 + tag)).0, STATUS_SUCCESS);
+    }
+    assert_eq!(hostkernel::live().cached_sds, 3);
+    cleanup(client);
+    assert_eq!(hostkernel::live().cached_sds, 0);
+    let log = hostkernel::take_dbgprint_log();
+    assert_eq!(log.iter().filter(|l| l.contains("was never released")).count(), 3, "{log:#?}");
+    k.finish();
+}
+
+#[test]
+fn the_table_holds_sixteen_and_a_seventeenth_is_quota_exceeded() {
+    let k = Session::begin();
+    let client = startup();
+    let mut copies = Vec::new();
+    for tag in 0..16 {
+        let (st, c) = cache(client, &mut descriptor(100 + tag));
+        assert_eq!(st, STATUS_SUCCESS);
+        copies.push(c);
+    }
+    assert_eq!(cache(client, &mut descriptor(200)), (STATUS_QUOTA_EXCEEDED, ptr::null_mut()));
+    assert_eq!(hostkernel::live().cached_sds, 16, "the provider was not asked for a 17th");
+    assert_eq!(release(client, copies[3]), STATUS_SUCCESS);
+    let (st, c) = cache(client, &mut descriptor(200));
+    assert_eq!(st, STATUS_SUCCESS);
+    copies[3] = c;
+    for c in copies {
+        assert_eq!(release(client, c), STATUS_SUCCESS);
+    }
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn cache_checks_its_descriptor_and_reports_provider_failures() {
+    let k = Session::begin();
+    let client = startup();
+    let mut bad = [2u64, 0, 0, 0, 0];
+    assert_eq!(cache(client, &mut bad), (STATUS_INVALID_PARAMETER_2, ptr::null_mut()), "revision 2");
+    // The provider refuses (Wine 8's stub answers STATUS_NOT_IMPLEMENTED).
+    hostkernel::set_client_control_fails(WSK_CACHE_SD, Some(STATUS_NOT_IMPLEMENTED));
+    assert_eq!(cache(client, &mut descriptor(6)), (STATUS_NOT_IMPLEMENTED, ptr::null_mut()));
+    hostkernel::set_client_control_fails(WSK_CACHE_SD, Some(STATUS_INSUFFICIENT_RESOURCES));
+    assert_eq!(cache(client, &mut descriptor(6)), (STATUS_INSUFFICIENT_RESOURCES, ptr::null_mut()));
+    // A success without a copy, and STATUS_PENDING (meaningless without an
+    // IRP), are no success.
+    hostkernel::set_client_control_fails(WSK_CACHE_SD, Some(STATUS_SUCCESS));
+    assert_eq!(cache(client, &mut descriptor(6)), (STATUS_UNSUCCESSFUL, ptr::null_mut()));
+    hostkernel::set_client_control_fails(WSK_CACHE_SD, Some(STATUS_PENDING));
+    assert_eq!(cache(client, &mut descriptor(6)), (STATUS_UNSUCCESSFUL, ptr::null_mut()));
+    hostkernel::set_client_control_fails(WSK_CACHE_SD, None);
+    // A failed cache left its slot free: 16 still fit.
+    let mut copies = Vec::new();
+    for tag in 0..16 {
+        let (st, c) = cache(client, &mut descriptor(300 + tag));
+        assert_eq!(st, STATUS_SUCCESS);
+        copies.push(c);
+    }
+    // A release the provider refuses leaves the copy recorded; it can be
+    // released afterwards.
+    hostkernel::set_client_control_fails(WSK_RELEASE_SD, Some(STATUS_INVALID_DEVICE_REQUEST));
+    assert_eq!(release(client, copies[0]), STATUS_INVALID_DEVICE_REQUEST);
+    hostkernel::set_client_control_fails(WSK_RELEASE_SD, None);
+    for c in copies {
+        assert_eq!(release(client, c), STATUS_SUCCESS);
+    }
+    cleanup(client);
+    k.finish();
+}
+
+#[test]
+fn the_providers_transport_list_is_checked() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    // A provider without TCP over IPv6, and without any stream transport
+    // over IPv4 but UDP.
+    hostkernel::set_transport_list(Some(vec![(AF_INET6, SOCK_DGRAM, IPPROTO_UDP), (AF_INET, SOCK_DGRAM, IPPROTO_UDP)]));
+    let client = startup();
+    assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_2, "no SOCK_STREAM listed");
+    cleanup(client);
+    // TCP over IPv4 only.
+    hostkernel::set_transport_list(Some(vec![(AF_INET, SOCK_STREAM, 0), (AF_INET, SOCK_DGRAM, IPPROTO_UDP)]));
+    let client = startup();
+    assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_3, "SOCK_STREAM listed, not with TCP");
+    cleanup(client);
+    hostkernel::set_transport_list(Some(vec![(AF_INET6, SOCK_STREAM, IPPROTO_TCP)]));
+    let client = startup();
+    assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_4, "TCP over IPv6 only");
+    assert_eq!(hostkernel::provider_connect_calls(), 0);
+    cleanup(client);
+    // The default list (TCP, UDP, raw over both families) lets it through.
+    hostkernel::set_transport_list(None);
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// A provider whose WskControlClient fails (Wine 8's stub) or whose list
+/// does not fit: connects are checked against the fixed table only, and
+/// startup says so once.
+#[test]
+fn without_the_providers_list_the_fixed_table_is_used() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    for (fail, list) in [
+        (Some(STATUS_NOT_IMPLEMENTED), None),
+        (Some(STATUS_SUCCESS), None),
+        (None, Some(vec![(AF_INET, SOCK_STREAM, IPPROTO_TCP); 33])),
+    ] {
+        hostkernel::set_client_control_fails(WSK_TRANSPORT_LIST_QUERY, fail);
+        hostkernel::set_transport_list(list);
+        let _ = hostkernel::take_dbgprint_log();
+        let client = startup();
+        assert!(log_contains("fixed transport table only"), "the fallback is reported");
+        let (st, socket) = connect(client, server, 2000);
+        assert_eq!(st, STATUS_SUCCESS);
+        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        // The fixed table still refuses what the library does not support.
+        let mut out = ptr::null_mut();
+        let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::from(server));
+        // SAFETY: valid addresses and out pointer.
+        let st = unsafe {
+            SafeWskSocketConnect(
+                client,
+                SOCK_DGRAM,
+                IPPROTO_UDP,
+                local.ptr(),
+                remote.ptr(),
+                0,
+                ptr::null_mut(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut out,
+                100,
+            )
+        };
+        assert_eq!(st, STATUS_INVALID_PARAMETER_2);
+        cleanup(client);
+    }
+    k.finish();
+}
