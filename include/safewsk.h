@@ -31,6 +31,14 @@
 typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 
 /**
+ * How many cached security descriptors one client may hold at once
+ * (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
+ * allocation. A driver caches one descriptor per sharing policy (usually
+ * one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
+ */
+#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS 16
+
+/**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
  * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
@@ -618,6 +626,102 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
                             WSK_SOCKET *Socket);
+
+/**
+ * Obtains a cached copy of a security descriptor from the WSK provider
+ * (WskControlClient, WSK_CACHE_SD), for the `SecurityDescriptor` parameter
+ * of SafeWskSocketConnect and SafeWskSocketConnectAsync: WSK accepts only
+ * such cached copies there ("PFN_WSK_SOCKET_CONNECT"), and safewsk checks
+ * that the pointer a connect is given is one this client cached and has not
+ * released.
+ *
+ * `SecurityDescriptor` is the caller's SECURITY_DESCRIPTOR (any
+ * kernel-mode memory, paged or not; only read during the call; the caller
+ * keeps owning it). On success `*CachedSecurityDescriptor` receives the
+ * provider's cached copy, which the caller owns until it passes it to
+ * SafeWskReleaseSecurityDescriptor; on failure it is set to NULL. The
+ * provider may return the same cached pointer for equal descriptors: each
+ * successful call is one reference, and needs one release.
+ *
+ * A client holds at most 16 cached copies at once (a fixed table in the
+ * client block: no allocation by safewsk; the provider allocates the
+ * copy). SafeWskCleanup releases any copy still held, and reports each
+ * with DbgPrint (a driver should release its own).
+ *
+ * IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
+ * captures it).
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+ * - STATUS_INVALID_PARAMETER_2: `SecurityDescriptor` is NULL or not 4-byte
+ *   aligned, or (read after the IRQL check, at PASSIVE_LEVEL) its Revision
+ *   is not SECURITY_DESCRIPTOR_REVISION (1);
+ * - STATUS_INVALID_PARAMETER_3: `CachedSecurityDescriptor` is NULL;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+ * - STATUS_QUOTA_EXCEEDED: the client already holds 16 cached copies;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - STATUS_UNSUCCESSFUL: the provider claimed success without returning a
+ *   copy;
+ * - the provider's status otherwise (STATUS_NOT_IMPLEMENTED from Wine 8,
+ *   whose WskControlClient is a stub; STATUS_INSUFFICIENT_RESOURCES, ...).
+ *
+ * # Safety
+ * `Client` is NULL or a live handle; `SecurityDescriptor` is NULL or a
+ * readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
+ * writable.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                        PSECURITY_DESCRIPTOR SecurityDescriptor,
+                                        PSECURITY_DESCRIPTOR *CachedSecurityDescriptor);
+
+/**
+ * Releases a cached security descriptor obtained with
+ * SafeWskCacheSecurityDescriptor (WskControlClient, WSK_RELEASE_SD).
+ *
+ * WSK requires that a cached copy passed to WskSocketConnect is not
+ * released "until after the IRP for the call to WskSocketConnect is
+ * completed": safewsk enforces it. While a SafeWskSocketConnect using it
+ * has not returned, or a SafeWskSocketConnectAsync using it has not reached
+ * its callback (the IRP completes before the callback; releasing from the
+ * callback is fine), the release is refused with STATUS_DEVICE_BUSY and
+ * nothing changes: release it later. (If the same pointer was cached
+ * twice, one of its references not used by a connect in flight can be
+ * released.)
+ *
+ * After STATUS_SUCCESS the pointer is no longer a cached copy of this
+ * client: a connect given it fails with STATUS_INVALID_PARAMETER_11 and a
+ * second release with STATUS_INVALID_PARAMETER_2. Works during
+ * SafeWskCleanup's wait.
+ *
+ * IRQL: PASSIVE_LEVEL.
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+ * - STATUS_INVALID_PARAMETER_2: `CachedSecurityDescriptor` is NULL, or
+ *   (looked up after the IRQL check) not a copy this client cached and has
+ *   not released: never cached, already released, or another client's; the
+ *   provider is not called;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DELETE_PENDING: the client is being freed (a call racing the
+ *   end of SafeWskCleanup);
+ * - STATUS_DEVICE_BUSY (a warning-class status: NT_SUCCESS is FALSE): a
+ *   connect using it is still in flight; nothing was released;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - the provider's status if it refused the release (the copy then stays
+ *   cached and recorded).
+ *
+ * # Safety
+ * `Client` is NULL or a live handle.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                          PSECURITY_DESCRIPTOR CachedSecurityDescriptor);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -167,7 +167,14 @@ pub unsafe fn connect_async(
     // request, so the caller's may go away when this returns); the client
     // stays entered for the request (kept below).
     unsafe {
-        connect_async::start(connect.entered.client(), request, args.local, args.remote, args.security_descriptor, issue)
+        connect_async::start(
+            connect.entered.client(),
+            request,
+            args.local,
+            args.remote,
+            args.security_descriptor,
+            issue,
+        )
     }?;
     // The request leaves the client's rundown after its callback, and
     // unpins the security descriptor once its IRP has completed.

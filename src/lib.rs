@@ -93,3 +93,4 @@ pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use client::SAFEWSK_CLIENT;
 pub use platform::POOL_TAG;
+pub use security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;

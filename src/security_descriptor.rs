@@ -101,11 +101,12 @@ pub unsafe fn release_export(client: *mut SAFEWSK_CLIENT, sd: PSECURITY_DESCRIPT
     }
 }
 
-/// How many cached security descriptors one client may hold at once. A
-/// driver caches one descriptor per sharing policy (usually one or two):
-/// 16 leaves room without an allocation. A 17th cache is refused with
-/// STATUS_QUOTA_EXCEEDED.
-pub const SLOTS: usize = 16;
+/// How many cached security descriptors one client may hold at once
+/// (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
+/// allocation. A driver caches one descriptor per sharing policy (usually
+/// one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
+pub const SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS: usize = 16;
+const SLOTS: usize = SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;
 
 const FREE: usize = 0;
 const RESERVED: usize = 1;

@@ -24,10 +24,11 @@ use crate::nt::*;
 
 /// Entries kept. Windows lists a handful (TCP, UDP and raw over IPv4 and
 /// IPv6); 32 leaves room for other providers' entries.
-pub const CAPACITY: usize = 32;
+const CAPACITY: usize = 32;
 
 const ZERO_GUID: GUID = GUID { Data1: 0, Data2: 0, Data3: 0, Data4: [0; 8] };
-const EMPTY: WSK_TRANSPORT = WSK_TRANSPORT { Version: 0, SocketType: 0, Protocol: 0, AddressFamily: 0, ProviderId: ZERO_GUID };
+const EMPTY: WSK_TRANSPORT =
+    WSK_TRANSPORT { Version: 0, SocketType: 0, Protocol: 0, AddressFamily: 0, ProviderId: ZERO_GUID };
 
 /// The provider's transport list, or nothing known (fixed table only).
 pub struct Transports {

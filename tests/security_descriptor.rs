@@ -35,7 +35,11 @@ fn release(client: *mut SAFEWSK_CLIENT, sd: PSECURITY_DESCRIPTOR) -> NTSTATUS {
 }
 
 /// SafeWskSocketConnect to `remote` with `sd`.
-fn connect_sd(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, sd: PSECURITY_DESCRIPTOR) -> (NTSTATUS, *mut WSK_SOCKET) {
+fn connect_sd(
+    client: *mut SAFEWSK_CLIENT,
+    remote: std::net::SocketAddr,
+    sd: PSECURITY_DESCRIPTOR,
+) -> (NTSTATUS, *mut WSK_SOCKET) {
     let local = Addr::wildcard_like(remote);
     let remote = Addr::from(remote);
     let mut socket = ptr::null_mut();

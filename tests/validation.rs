@@ -142,13 +142,7 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     // The same arguments, corrected, do reach the provider (port 9 on
     // loopback is closed, so it is refused): validation is not rejecting all.
     let server = closed_port();
-    let (st, _) = call(Args {
-        remote: Some(Addr::from(server)),
-        context: ctx,
-        dispatch: &full,
-        sd: cached,
-        ..good
-    });
+    let (st, _) = call(Args { remote: Some(Addr::from(server)), context: ctx, dispatch: &full, sd: cached, ..good });
     assert_eq!(st, STATUS_CONNECTION_REFUSED);
     assert_eq!(hostkernel::provider_connect_calls(), 1);
     // SAFETY: a live client and its cached descriptor.

@@ -45,9 +45,9 @@ pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
 pub use timer::set_cancel_timer_like_wine;
-pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
 pub use wsk::{
     provider_ready_after, set_address_query_hangs, set_cancel_behaviour, set_connect_completion, set_connect_error,
     set_fail_without_completing, set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready,
     CancelBehaviour, ConnectCompletion,
 };
+pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};

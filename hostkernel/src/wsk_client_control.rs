@@ -211,9 +211,10 @@ pub(crate) unsafe extern "system" fn wsk_control_client(
             STATUS_SUCCESS
         }
         WSK_RELEASE_SD => {
-            if input_size != std::mem::size_of::<PVOID>() || input.is_null() || output_size != 0 || !output.is_null()
-            {
-                violation("WskControlClient(WSK_RELEASE_SD): InputSize must be sizeof(PSECURITY_DESCRIPTOR), no output");
+            if input_size != std::mem::size_of::<PVOID>() || input.is_null() || output_size != 0 || !output.is_null() {
+                violation(
+                    "WskControlClient(WSK_RELEASE_SD): InputSize must be sizeof(PSECURITY_DESCRIPTOR), no output",
+                );
                 return STATUS_INVALID_PARAMETER;
             }
             // SAFETY: a PSECURITY_DESCRIPTOR variable (size checked above).
@@ -258,20 +259,20 @@ pub(crate) unsafe extern "system" fn wsk_control_client(
             if output.is_null() || output_size < needed {
                 return STATUS_BUFFER_OVERFLOW;
             }
-            for (i, (af, ty, proto)) in list.iter().enumerate() {
-                let base = i * TRANSPORT_SIZE;
-                // SAFETY: `output` has `needed` writable bytes (checked); the
-                // WSK_TRANSPORT layout: Version 0, SocketType 2, Protocol 4,
-                // AddressFamily 8, ProviderId 12.
-                unsafe {
-                    wr(output, base, 2u16);
-                    wr(output, base + 2, *ty);
-                    wr(output, base + 4, *proto);
-                    wr(output, base + 8, *af);
-                    wr(output, base + 10, 0u16);
-                    wr(output, base + 12, TCPIP_PROVIDER);
-                }
+            let mut bytes = Vec::with_capacity(needed);
+            for (af, ty, proto) in &list {
+                // WSK_TRANSPORT: Version 0, SocketType 2, Protocol 4,
+                // AddressFamily 8, padding 10, ProviderId 12.
+                bytes.extend_from_slice(&2u16.to_le_bytes());
+                bytes.extend_from_slice(&ty.to_le_bytes());
+                bytes.extend_from_slice(&proto.to_le_bytes());
+                bytes.extend_from_slice(&af.to_le_bytes());
+                bytes.extend_from_slice(&[0, 0]);
+                bytes.extend_from_slice(&TCPIP_PROVIDER);
             }
+            // SAFETY: `output` has `needed` (== bytes.len()) writable bytes
+            // (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), output.cast::<u8>(), bytes.len()) };
             STATUS_SUCCESS
         }
         _ => {
