@@ -167,7 +167,8 @@ impl ConnectArgs {
     /// # Safety
     /// Every non-null pointer is readable for the size its type and the WSK
     /// contract imply (see [`read_endpoint`]; the dispatch table is a
-    /// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor's first byte).
+    /// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor is only
+    /// compared, never read).
     pub unsafe fn validate(&self, cx: Context<'_>) -> Result<(), NTSTATUS> {
         // SAFETY: forwarded caller guarantee.
         unsafe { validate_connect(self, cx) }
