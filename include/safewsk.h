@@ -163,7 +163,9 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * and call it again. This keeps WskDeregister (which blocks until every
  * socket is closed) from hanging DriverUnload. Finally it waits for queued
  * DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
- * running, releases the provider and deregisters. After STATUS_SUCCESS the
+ * running, releases every cached security descriptor the driver did not
+ * release with SafeWskReleaseSecurityDescriptor (WSK_RELEASE_SD, reported
+ * with DbgPrint for each), releases the provider and deregisters. After STATUS_SUCCESS the
  * handle is invalid, and no safewsk code runs any more on behalf of this
  * client: the driver may then delete the device object and unload.
  *
@@ -203,6 +205,14 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * 4. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6), not
  *    multicast or broadcast; use the wildcard address and port 0 to let the
  *    stack choose. It decides the socket's address family.
+ *
+ *    Parameters 2, 3 and 4 are also checked against the provider's own
+ *    transport list (WskControlClient, WSK_TRANSPORT_LIST_QUERY, queried
+ *    once by SafeWskStartup): no listed transport of that SocketType is _2,
+ *    none of that type and Protocol _3, none of those over the family of
+ *    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
+ *    no list (Wine 8's WskControlClient is a stub; startup reports it once
+ *    with DbgPrint) only the fixed rules above apply.
  * 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
  *    unicast address (not unspecified, broadcast or multicast, also when
  *    IPv4-mapped).
@@ -217,12 +227,13 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *    until the callbacks are enabled with WskControlSocket
  *    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
  * 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
- * 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
- *     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR, whose revision
- *     (1) is checked when the call is made at IRQL <= APC_LEVEL (at
- *     DISPATCH_LEVEL, from the asynchronous connect, it is not read: it may
- *     be pageable). Keep it until the IRP has completed: until this call
- *     returns.
+ * 11. `SecurityDescriptor`: NULL, or a cached copy that this client got
+ *     from SafeWskCacheSecurityDescriptor and has not released (WSK accepts
+ *     only copies cached with WSK_CACHE_SD). It is looked up in the
+ *     client's table, never read. From the check until the IRP has
+ *     completed (until this call returns) it is pinned: a
+ *     SafeWskReleaseSecurityDescriptor of it meanwhile returns
+ *     STATUS_DEVICE_BUSY.
  * 12. `Socket`: receives the new socket, or NULL on any failure. The caller
  *     owns the socket and must pass it to SafeWskCloseSocket.
  * 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
@@ -303,9 +314,14 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * If it returns anything else, the callback is never called.
  *
  * The addresses are copied: they need to be valid only during this call.
- * `SecurityDescriptor`, `SocketContext` and `Dispatch` are passed through
- * and must stay valid until the callback (the security descriptor, WSK says,
- * until the IRP completes; context and dispatch until the socket is closed).
+ * `SocketContext` and `Dispatch` are passed through and must stay valid
+ * until the socket is closed. `SecurityDescriptor` (a cached copy, as for
+ * SafeWskSocketConnect; looked up, never read, so a DISPATCH_LEVEL caller
+ * is fine) is pinned until the IRP has completed, which is before the
+ * callback: SafeWskReleaseSecurityDescriptor returns STATUS_DEVICE_BUSY
+ * until then, and may be called from the callback on. Above
+ * DISPATCH_LEVEL the client's table is not consulted (its spin lock cannot
+ * be taken there): the call fails with STATUS_INVALID_LEVEL instead.
  *
  * IRQL: <= DISPATCH_LEVEL.
  *

@@ -84,7 +84,9 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// and call it again. This keeps WskDeregister (which blocks until every
 /// socket is closed) from hanging DriverUnload. Finally it waits for queued
 /// DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
-/// running, releases the provider and deregisters. After STATUS_SUCCESS the
+/// running, releases every cached security descriptor the driver did not
+/// release with SafeWskReleaseSecurityDescriptor (WSK_RELEASE_SD, reported
+/// with DbgPrint for each), releases the provider and deregisters. After STATUS_SUCCESS the
 /// handle is invalid, and no safewsk code runs any more on behalf of this
 /// client: the driver may then delete the device object and unload.
 ///

@@ -323,3 +323,205 @@ fn without_the_providers_list_the_fixed_table_is_used() {
     }
     k.finish();
 }
+
+// ---------------------------------------------------------------------------
+// The host kernel's own checks of the client-control contract (so that the
+// zero-violation results above mean something): called directly, as a
+// careless driver would.
+// ---------------------------------------------------------------------------
+
+mod raw {
+    use std::ffi::c_void;
+    extern "system" {
+        pub fn WskRegister(npi: *mut c_void, registration: *mut c_void) -> i32;
+        pub fn WskCaptureProviderNPI(registration: *mut c_void, wait: u32, npi: *mut c_void) -> i32;
+        pub fn WskReleaseProviderNPI(registration: *mut c_void);
+        pub fn WskDeregister(registration: *mut c_void);
+    }
+}
+
+type ControlClient = unsafe extern "system" fn(PVOID, u32, usize, PVOID, usize, PVOID, *mut usize, PVOID) -> NTSTATUS;
+type SocketConnectRaw =
+    unsafe extern "system" fn(PVOID, u16, u32, PVOID, PVOID, u32, PVOID, PVOID, PVOID, PVOID, PVOID, PVOID) -> NTSTATUS;
+
+/// The first entries of WSK_PROVIDER_DISPATCH.
+#[repr(C)]
+struct ProviderTable {
+    _version: u64,
+    _socket: usize,
+    connect: SocketConnectRaw,
+    control: ControlClient,
+}
+
+/// A raw WSK registration with the provider captured: (registration,
+/// WSK_CLIENT, WskSocketConnect, WskControlClient).
+struct RawClient {
+    registration: Box<[u64; 3]>,
+    _npi: Box<[usize; 2]>,
+    _dispatch: Box<[u64; 2]>,
+    client: PVOID,
+    connect: SocketConnectRaw,
+    control: ControlClient,
+}
+
+impl RawClient {
+    fn new() -> RawClient {
+        // WSK_CLIENT_DISPATCH { Version 1.0, Reserved, WskClientEvent NULL }.
+        let mut dispatch = Box::new([0x0100u64, 0]);
+        let mut npi = Box::new([0usize, dispatch.as_mut_ptr() as usize]);
+        let mut registration = Box::new([0u64; 3]);
+        // SAFETY: a WSK_CLIENT_NPI and a WSK_REGISTRATION that live as long
+        // as the registration (boxed, kept in the returned value).
+        assert_eq!(unsafe { raw::WskRegister(npi.as_mut_ptr().cast(), registration.as_mut_ptr().cast()) }, 0);
+        let mut provider = [0usize; 2];
+        // SAFETY: registered above; a writable WSK_PROVIDER_NPI.
+        let st =
+            unsafe { raw::WskCaptureProviderNPI(registration.as_mut_ptr().cast(), 0, provider.as_mut_ptr().cast()) };
+        assert_eq!(st, 0);
+        // SAFETY: the captured WSK_PROVIDER_DISPATCH (static in the host
+        // kernel): two USHORTs padded to 8, then the function pointers.
+        let table = unsafe { &*(provider[1] as *const ProviderTable) };
+        let (connect, control) = (table.connect, table.control);
+        RawClient { registration, _npi: npi, _dispatch: dispatch, client: provider[0] as PVOID, connect, control }
+    }
+
+    fn control(&self, code: u32, input: PVOID, output: PVOID, irp: PVOID) -> NTSTATUS {
+        let size = std::mem::size_of::<PVOID>();
+        let out_size = if output.is_null() { 0 } else { size };
+        // SAFETY: the provider's WskControlClient with buffers of the sizes
+        // given (or NULL), as the test means to pass them.
+        unsafe { (self.control)(self.client, code, size, input, out_size, output, ptr::null_mut(), irp) }
+    }
+
+    fn cache(&self, sd: &mut [u64; 5]) -> PSECURITY_DESCRIPTOR {
+        let mut input: PSECURITY_DESCRIPTOR = sd.as_mut_ptr().cast();
+        let mut out: PSECURITY_DESCRIPTOR = ptr::null_mut();
+        let st = self.control(
+            WSK_CACHE_SD,
+            (&mut input as *mut PSECURITY_DESCRIPTOR).cast(),
+            (&mut out as *mut PSECURITY_DESCRIPTOR).cast(),
+            ptr::null_mut(),
+        );
+        assert_eq!(st, STATUS_SUCCESS);
+        out
+    }
+
+    fn release(&self, cached: PSECURITY_DESCRIPTOR) -> NTSTATUS {
+        let mut input = cached;
+        self.control(WSK_RELEASE_SD, (&mut input as *mut PSECURITY_DESCRIPTOR).cast(), ptr::null_mut(), ptr::null_mut())
+    }
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        // SAFETY: captured and registered in `new`, released once.
+        unsafe { raw::WskReleaseProviderNPI(self.registration.as_mut_ptr().cast()) };
+        // SAFETY: as above; no socket open.
+        unsafe { raw::WskDeregister(self.registration.as_mut_ptr().cast()) };
+    }
+}
+
+fn finish_fails(k: Session) -> String {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| k.finish())).expect_err("finish() must fail");
+    err.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+#[test]
+fn host_a_cached_copy_never_released_is_a_leak() {
+    let k = Session::begin();
+    let raw = RawClient::new();
+    let _ = raw.cache(&mut descriptor(7));
+    drop(raw);
+    let msg = finish_fails(k);
+    assert!(msg.contains("leaked") && msg.contains("cached_sds: 1"), "{msg}");
+}
+
+#[test]
+fn host_a_second_release_and_an_irp_are_violations() {
+    let k = Session::begin();
+    let raw = RawClient::new();
+    let cached = raw.cache(&mut descriptor(8));
+    assert_eq!(raw.release(cached), STATUS_SUCCESS);
+    assert!(hostkernel::violations().is_empty());
+    assert_eq!(raw.release(cached), STATUS_INVALID_PARAMETER);
+    assert!(hostkernel::violations().iter().any(|v| v.contains("released twice")), "{:?}", hostkernel::violations());
+    let mut fake_irp = [0u64; 32];
+    let mut sd = descriptor(9);
+    let mut input: PSECURITY_DESCRIPTOR = sd.as_mut_ptr().cast();
+    let mut out: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    let st = raw.control(
+        WSK_CACHE_SD,
+        (&mut input as *mut PSECURITY_DESCRIPTOR).cast(),
+        (&mut out as *mut PSECURITY_DESCRIPTOR).cast(),
+        fake_irp.as_mut_ptr().cast(),
+    );
+    assert_eq!(st, STATUS_INVALID_PARAMETER);
+    assert!(hostkernel::violations().iter().any(|v| v.contains("Irp parameter must be NULL")));
+    drop(raw);
+    assert!(finish_fails(k).contains("released twice"));
+}
+
+#[test]
+fn host_a_connect_with_an_uncached_descriptor_is_a_violation() {
+    let k = Session::begin();
+    let raw = RawClient::new();
+    let mut sd = descriptor(10);
+    // SAFETY: the provider's WskSocketConnect with a NULL IRP and NULL
+    // addresses: the host checks the descriptor first and refuses the IRP
+    // (a second violation) without touching anything else.
+    let _ = unsafe {
+        (raw.connect)(
+            raw.client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            0,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            sd.as_mut_ptr().cast(),
+            ptr::null_mut(),
+        )
+    };
+    assert!(hostkernel::violations().iter().any(|v| v.contains("not a cached copy")), "{:?}", hostkernel::violations());
+    drop(raw);
+    let _ = finish_fails(k);
+}
+
+/// The library side of the same contract: a connect whose IRP is pending
+/// keeps its descriptor pinned, so the host never sees a release of a copy
+/// in use (the host would flag it), and the release after completion is
+/// clean. (release_during_an_in_flight_connect_is_busy covers the status.)
+#[test]
+fn host_sees_no_release_of_a_copy_in_use() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(200)));
+    let client = startup();
+    let (st, cached) = cache(client, &mut descriptor(11));
+    assert_eq!(st, STATUS_SUCCESS);
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
+    let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::from(server));
+    assert_eq!(start_async_with_sd(client, &local, &remote, cached, &mut *req), STATUS_PENDING);
+    // Keep trying to release while the IRP is pending: every attempt is
+    // refused until the callback.
+    let mut busy = 0;
+    loop {
+        let st = release(client, cached);
+        if st == STATUS_SUCCESS {
+            break;
+        }
+        assert_eq!(st, STATUS_DEVICE_BUSY);
+        busy += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(busy > 0, "the first release came while the connect was pending");
+    let calls = seen.wait(1, Duration::from_secs(2));
+    assert_eq!(calls[0].0, STATUS_SUCCESS, "the callback came before the release succeeded");
+    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
