@@ -209,7 +209,8 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *    Parameters 2, 3 and 4 are also checked against the provider's own
  *    transport list (WskControlClient, WSK_TRANSPORT_LIST_QUERY, queried
  *    once by SafeWskStartup): no listed transport of that SocketType is _2,
- *    none of that type and Protocol _3, none of those over the family of
+ *    none of that type and Protocol _3 (an entry with Protocol 0, the
+ *    type's default, matches any), none of those over the family of
  *    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
  *    no list (Wine 8's WskControlClient is a stub; startup reports it once
  *    with DbgPrint) only the fixed rules above apply.

@@ -96,7 +96,7 @@ impl Transports {
         if !list.iter().any(|t| t.SocketType == socket_type) {
             return Err(STATUS_INVALID_PARAMETER_2);
         }
-        if !list.iter().any(|t| t.SocketType == socket_type && t.Protocol == protocol) {
+        if !list.iter().any(|t| t.SocketType == socket_type && protocol_matches(t, protocol)) {
             return Err(STATUS_INVALID_PARAMETER_3);
         }
         Ok(())
@@ -106,10 +106,22 @@ impl Transports {
     /// type, protocol and family is _4. Unknown list: Ok.
     pub fn check_family(&self, socket_type: USHORT, protocol: ULONG, family: ADDRESS_FAMILY) -> Result<(), NTSTATUS> {
         let Some(list) = self.entries() else { return Ok(()) };
-        if list.iter().any(|t| t.SocketType == socket_type && t.Protocol == protocol && t.AddressFamily == family) {
+        if list
+            .iter()
+            .any(|t| t.SocketType == socket_type && protocol_matches(t, protocol) && t.AddressFamily == family)
+        {
             Ok(())
         } else {
             Err(STATUS_INVALID_PARAMETER_4)
         }
     }
+}
+
+/// Whether `t` offers `protocol`. An entry with Protocol 0 is taken to mean
+/// the type's default protocol and matches any: the WSK_TRANSPORT page does
+/// not say that a provider lists TCP as IPPROTO_TCP rather than 0, and a
+/// connect refused on Windows for a listing detail would be worse than one
+/// checked by the fixed table alone.
+fn protocol_matches(t: &WSK_TRANSPORT, protocol: ULONG) -> bool {
+    t.Protocol == protocol || t.Protocol == 0
 }

@@ -258,14 +258,21 @@ fn the_providers_transport_list_is_checked() {
     assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_2, "no SOCK_STREAM listed");
     cleanup(client);
     // TCP over IPv4 only.
-    hostkernel::set_transport_list(Some(vec![(AF_INET, SOCK_STREAM, 0), (AF_INET, SOCK_DGRAM, IPPROTO_UDP)]));
+    hostkernel::set_transport_list(Some(vec![(AF_INET, SOCK_STREAM, 132), (AF_INET, SOCK_DGRAM, IPPROTO_UDP)]));
     let client = startup();
-    assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_3, "SOCK_STREAM listed, not with TCP");
+    assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_3, "SOCK_STREAM listed (SCTP), not TCP");
+    cleanup(client);
+    // An entry with Protocol 0 (the type's default protocol) matches TCP.
+    hostkernel::set_transport_list(Some(vec![(AF_INET, SOCK_STREAM, 0)]));
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS, "SOCK_STREAM with protocol 0 listed");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
     cleanup(client);
     hostkernel::set_transport_list(Some(vec![(AF_INET6, SOCK_STREAM, IPPROTO_TCP)]));
     let client = startup();
     assert_eq!(connect(client, server, 2000).0, STATUS_INVALID_PARAMETER_4, "TCP over IPv6 only");
-    assert_eq!(hostkernel::provider_connect_calls(), 0);
+    assert_eq!(hostkernel::provider_connect_calls(), 1, "only the protocol-0 connect reached the provider");
     cleanup(client);
     // The default list (TCP, UDP, raw over both families) lets it through.
     hostkernel::set_transport_list(None);
