@@ -532,3 +532,46 @@ fn host_sees_no_release_of_a_copy_in_use() {
     cleanup(client);
     k.finish();
 }
+
+struct Shared(*mut SAFEWSK_CLIENT);
+// SAFETY: the client handle is used from another thread only as the API
+// allows (cleanup on one thread while this one makes calls it permits).
+unsafe impl Send for Shared {}
+
+/// While SafeWskCleanup waits (here for an asynchronous connect), a new
+/// cache is refused (STATUS_DELETE_PENDING) but a release still works, like
+/// a close; the copy the pending connect uses is released by cleanup itself
+/// once the connect has finished, and reported.
+#[test]
+fn during_cleanup_cache_is_refused_and_release_works() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let client = startup();
+    let (st, used) = cache(client, &mut descriptor(20));
+    assert_eq!(st, STATUS_SUCCESS);
+    let (st, spare) = cache(client, &mut descriptor(21));
+    assert_eq!(st, STATUS_SUCCESS);
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
+    let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::parse("127.0.0.1:9"));
+    assert_eq!(start_async_with_sd(client, &local, &remote, used, &mut *req), STATUS_PENDING);
+    let c = Shared(client);
+    let cleaner = std::thread::spawn(move || {
+        let c = c;
+        // SAFETY: a live client.
+        unsafe { SafeWskCleanup(c.0) }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!cleaner.is_finished(), "cleanup waits for the request");
+    assert_eq!(cache(client, &mut descriptor(22)), (STATUS_DELETE_PENDING, ptr::null_mut()));
+    assert_eq!(release(client, spare), STATUS_SUCCESS);
+    assert_eq!(release(client, used), STATUS_DEVICE_BUSY);
+    let _ = hostkernel::take_dbgprint_log();
+    // SAFETY: a started request whose storage is intact.
+    assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_SUCCESS);
+    assert_eq!(cleaner.join().expect("cleanup"), STATUS_SUCCESS);
+    assert_eq!(seen.wait(1, Duration::from_secs(1))[0].0, STATUS_CANCELLED);
+    assert!(log_contains("was never released"), "cleanup reports the copy it released");
+    assert_eq!(hostkernel::live().cached_sds, 0);
+    k.finish();
+}
