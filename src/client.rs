@@ -305,6 +305,9 @@ impl SAFEWSK_CLIENT {
         // made; wait until no DPC is executing any more.
         // SAFETY: PASSIVE_LEVEL per the caller.
         unsafe { platform::flush_queued_dpcs() };
+        // No socket is open and nobody can connect: free the cached records.
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        unsafe { client.sockets.drain_cache() };
         // Cached security descriptors the driver did not release: release
         // them while the provider NPI is still captured (reported each).
         // SAFETY: PASSIVE_LEVEL; nobody is inside and nobody can enter.

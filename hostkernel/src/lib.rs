@@ -36,6 +36,7 @@ mod thread;
 pub mod timer;
 pub mod wsk;
 pub mod wsk_client_control;
+pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use event::longest_finite_wait;
@@ -51,3 +52,6 @@ pub use wsk::{
     CancelBehaviour, ConnectCompletion,
 };
 pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
+pub use wsk_name::{
+    address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
+};

@@ -96,6 +96,7 @@ pub(crate) fn reset_provider() {
         c.fail_without_completing = None;
         c.address_query_hangs = false;
     });
+    crate::wsk_name::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -133,7 +134,7 @@ pub fn set_fail_without_completing(status: Option<NTSTATUS>) {
     config(|c| c.fail_without_completing = status);
 }
 
-fn refuse_without_completing() -> Option<NTSTATUS> {
+pub(crate) fn refuse_without_completing() -> Option<NTSTATUS> {
     config(|c| c.fail_without_completing)
 }
 
@@ -316,7 +317,7 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 // ---------------------------------------------------------------------------
 
 /// One pending IRP's cancellation signal: an eventfd its worker polls.
-struct Op {
+pub(crate) struct Op {
     efd: i32,
     cancelled: AtomicBool,
     /// Whoever completes the IRP claims it first: the worker, or a cancel
@@ -351,7 +352,7 @@ impl Op {
 
     /// Waits until `fd` has `events`, the op is cancelled, or `deadline`.
     /// Returns false if cancelled.
-    fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
         loop {
             if self.is_cancelled() {
                 return false;
@@ -424,7 +425,7 @@ unsafe impl Send for SendPtr {}
 
 /// Runs `work` for a provider-owned IRP and completes it: on a provider
 /// thread (returns STATUS_PENDING), or inline in Sync mode.
-fn run(
+pub(crate) fn run(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
     work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
@@ -495,7 +496,7 @@ fn run_op(
 // Sockets
 // ---------------------------------------------------------------------------
 
-struct SockInner {
+pub(crate) struct SockInner {
     fd: i32,
     reg: usize,
     inflight: Mutex<Vec<Arc<Op>>>,
@@ -1007,7 +1008,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
 ///
 /// # Safety
 /// `out` is writable for 28 bytes (SOCKADDR_IN6).
-unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
+pub(crate) unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
     let storage = (ss as *const libc::sockaddr_storage).cast::<u8>();
     let mut win = [0u8; 28];
     match i32::from(ss.ss_family) {
@@ -1111,8 +1112,8 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
     WskControlClient: crate::wsk_client_control::wsk_control_client,
-    WskGetAddressInfo: not_emulated,
-    WskFreeAddressInfo: not_emulated,
+    WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
+    WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,
 };
 
