@@ -704,7 +704,7 @@ unsafe extern "system" fn wsk_socket_connect(
     _dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
-    _sd: PVOID,
+    sd: PVOID,
     irp: PVOID,
 ) -> NTSTATUS {
     PROVIDER_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -714,6 +714,8 @@ unsafe extern "system" fn wsk_socket_connect(
     if let Some(status) = refuse_without_completing() {
         return status;
     }
+    // A cached security descriptor in use until the IRP completes.
+    let sd_use = crate::wsk_client_control::connect_uses(sd);
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskSocketConnect") } {
         return STATUS_INVALID_PARAMETER;
@@ -742,6 +744,7 @@ unsafe extern "system" fn wsk_socket_connect(
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
     run_op(irp, None, true, move |op| {
+        let _sd_use = sd_use;
         if let Some(status) = injected {
             return (status, 0);
         }
@@ -1110,7 +1113,7 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Reserved: 0,
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
-    WskControlClient: not_emulated,
+    WskControlClient: crate::wsk_client_control::wsk_control_client,
     WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
     WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,

@@ -120,6 +120,77 @@ EchoRoundTrip(const char *Case, SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket, ULON
     DbgPrint("wine-test:   %s: BytesReceived %u of %u in %u call(s)\n", Case, got, Length, rounds);
 }
 
+/* ---- overlapping calls on one socket (full duplex) ---- */
+
+/* A receive waits on a system thread while this thread sends: the send finds
+ * the socket's IRP in use and gets a second one (kept by the socket), which
+ * Wine's netio must accept like any IRP; the receive then gets the echo. */
+typedef struct {
+    SAFEWSK_CLIENT *Client;
+    WSK_SOCKET *Socket;
+    char Buf[8];
+    ULONG Got;
+    NTSTATUS Status;
+    KEVENT Done;
+} RECEIVER;
+static RECEIVER g_Receiver; /* non-paged: the image's data */
+
+static VOID WINAPI
+ReceiverThread(PVOID Context)
+{
+    RECEIVER *r = (RECEIVER *)Context;
+    ULONG n;
+
+    r->Got = 0;
+    r->Status = STATUS_SUCCESS;
+    while (r->Got < sizeof(r->Buf)) {
+        n = 0;
+        r->Status = SafeWskReceive(r->Client, r->Socket, r->Buf + r->Got, sizeof(r->Buf) - r->Got, 0, IO_MS, &n);
+        if (r->Status != STATUS_SUCCESS || n == 0) {
+            break;
+        }
+        r->Got += n;
+    }
+    KeSetEvent(&r->Done, IO_NO_INCREMENT, FALSE);
+    PsTerminateSystemThread(STATUS_SUCCESS);
+}
+
+static VOID
+FullDuplexCase(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
+{
+    static const char data[8] = {'d', 'u', 'p', 'l', 'e', 'x', '!', '!'};
+    LARGE_INTEGER delay, timeout;
+    HANDLE thread;
+    ULONG sent = 0, round;
+    NTSTATUS status;
+
+    for (round = 0; round < 2; round++) {
+        KeInitializeEvent(&g_Receiver.Done, NotificationEvent, FALSE);
+        g_Receiver.Client = Client;
+        g_Receiver.Socket = Socket;
+        status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, ReceiverThread, &g_Receiver);
+        if (!NT_SUCCESS(status)) {
+            NotRun("send while a receive waits", "PsCreateSystemThread failed");
+            return;
+        }
+        ZwClose(thread);
+        delay.QuadPart = -100LL * 10 * 1000; /* let the receive reach the provider */
+        KeDelayExecutionThread(KernelMode, FALSE, &delay);
+        status = SafeWskSend(Client, Socket, (PVOID)data, sizeof(data), 0, IO_MS, &sent);
+        Check(status == STATUS_SUCCESS && sent == sizeof(data), "send while a receive waits (full duplex)",
+              "SafeWskSend status and BytesSent", status, STATUS_SUCCESS);
+        timeout.QuadPart = -20LL * 10 * 1000 * 1000;
+        status = KeWaitForSingleObject(&g_Receiver.Done, Executive, KernelMode, FALSE, &timeout);
+        Check(status == STATUS_SUCCESS && g_Receiver.Status == STATUS_SUCCESS && g_Receiver.Got == sizeof(data) &&
+                  RtlCompareMemory(g_Receiver.Buf, data, sizeof(data)) == sizeof(data),
+              "send while a receive waits (full duplex)", "the waiting receive got the echo", g_Receiver.Status,
+              STATUS_SUCCESS);
+        if (status != STATUS_SUCCESS) {
+            return; /* the receiver is still inside: do not reuse its state */
+        }
+    }
+}
+
 /* ---- asynchronous connect ---- */
 
 typedef struct {
@@ -252,7 +323,7 @@ ValidationCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     Expect("connect param 8 (empty dispatch)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, &context, &empty, NULL, &s),
            STATUS_INVALID_PARAMETER_8);
-    Expect("connect param 11 (bad security descriptor)",
+    Expect("connect param 11 (not a cached security descriptor)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, NULL, NULL, (PSECURITY_DESCRIPTOR)badSd,
                         &s),
            STATUS_INVALID_PARAMETER_11);
@@ -377,6 +448,45 @@ AddressCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     EchoRoundTrip("socket still usable after the stub address queries", Client, Socket, 8);
 }
 
+/* Cached security descriptors. Wine 8's WskControlClient is a stub that
+ * returns STATUS_NOT_IMPLEMENTED (dlls/netio.sys/netio.c): the cache returns
+ * that status, leaves the out pointer NULL and records nothing, so the same
+ * descriptor is still refused by the connect (parameter 11) and by the
+ * release (parameter 2). The same stub makes startup fall back to the fixed
+ * transport table (.ci/wine checks the DbgPrint line), and every connect of
+ * this run went through that fallback. */
+static ULONG_PTR g_Sd[8]; /* a SECURITY_DESCRIPTOR (absolute, 40 bytes) of revision 1 */
+
+static VOID
+SecurityDescriptorCases(SAFEWSK_CLIENT *Client)
+{
+    SOCKADDR_IN local, remote;
+    PSECURITY_DESCRIPTOR cached = (PSECURITY_DESCRIPTOR)1;
+    WSK_SOCKET *s = NULL;
+    NTSTATUS status;
+
+    V4(&local, 0, 0);
+    V4(&remote, 0x7F000001, g_EchoPort);
+    RtlZeroMemory(g_Sd, sizeof(g_Sd));
+    *(UCHAR *)g_Sd = 1; /* SECURITY_DESCRIPTOR_REVISION */
+    Expect("cache SD param 1 (NULL client)", SafeWskCacheSecurityDescriptor(NULL, g_Sd, &cached),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("cache SD param 2 (NULL descriptor)", SafeWskCacheSecurityDescriptor(Client, NULL, &cached),
+           STATUS_INVALID_PARAMETER_2);
+    Expect("cache SD param 3 (NULL out)", SafeWskCacheSecurityDescriptor(Client, g_Sd, NULL),
+           STATUS_INVALID_PARAMETER_3);
+    cached = (PSECURITY_DESCRIPTOR)1;
+    status = SafeWskCacheSecurityDescriptor(Client, g_Sd, &cached);
+    Check(status == STATUS_NOT_IMPLEMENTED && cached == NULL, "cache SD on Wine's stub WskControlClient",
+          "STATUS_NOT_IMPLEMENTED, out NULL", status, STATUS_NOT_IMPLEMENTED);
+    Expect("release SD param 2 (never cached)", SafeWskReleaseSecurityDescriptor(Client, g_Sd),
+           STATUS_INVALID_PARAMETER_2);
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (const SOCKADDR *)&local,
+                                  (const SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, g_Sd, &s, CONNECT_MS);
+    Check(status == STATUS_INVALID_PARAMETER_11 && s == NULL, "connect with the uncached SD",
+          "STATUS_INVALID_PARAMETER_11, no socket", status, STATUS_INVALID_PARAMETER_11);
+}
+
 /* SafeWskConnectByName on Wine's native WskGetAddressInfo (a thread-pool
  * GetAddrInfoExW, which reads the UNICODE_STRING buffers as C strings:
  * safewsk passes NUL-terminated copies) and WskFreeAddressInfo
@@ -494,8 +604,10 @@ RunCases(VOID)
         return;
     }
     ValidationCases(client, socket);
+    SecurityDescriptorCases(client);
     EchoRoundTrip("send/receive 1 byte", client, socket, 1);
     EchoRoundTrip("send/receive 3000 bytes", client, socket, 3000);
+    FullDuplexCase(client, socket);
     AddressCases(client, socket);
 
     Expect("cleanup refused while a socket is open", SafeWskCleanup(client), STATUS_INVALID_DEVICE_STATE);
