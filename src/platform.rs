@@ -402,6 +402,22 @@ connect(s) to finish\n\0"
     }
 }
 
+/// DbgPrint("safewsk: SafeWskCloseSocket: still waiting after <ms> ms ..."):
+/// a close waiting for the socket's other calls to return from WSK.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_close_waiting(ms: ULONG) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: SafeWskCloseSocket: still waiting after %u ms for other calls on the socket to return from \
+WSK\n\0"
+                .as_ptr()
+                .cast(),
+            ms,
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Timers (KTIMER + KDPC)
 // ---------------------------------------------------------------------------

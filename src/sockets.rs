@@ -587,9 +587,14 @@ impl Sockets {
         };
         // SAFETY: IRQL per the caller.
         if unsafe { self.with(register) } {
+            let mut waited: ULONG = 0;
             // SAFETY: initialized and live until signalled: the last call to
-            // return takes it from the node and signals it, its last access.
-            unsafe { event.wait(None) };
+            // return takes it from the node and signals it, its last access
+            // (this loop ends only then).
+            while unsafe { event.wait(Some(platform::REPORT_INTERVAL_MS)) } == STATUS_TIMEOUT {
+                waited = waited.saturating_add(platform::REPORT_INTERVAL_MS);
+                platform::report_close_waiting(waited);
+            }
         }
     }
 

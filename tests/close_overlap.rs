@@ -41,7 +41,7 @@ fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut WSK_SOCKET, std::net::TcpStre
 }
 
 /// A receive into paged pool that was paged out: MmProbeAndLockPages takes
-/// 300 ms to page it in (a hard fault, which Windows may take that long
+/// 600 ms to page it in (a hard fault, which Windows may take that long
 /// for). The socket is closed on another thread meanwhile: after the
 /// receive took the socket's record, before it called WskReceive. The close
 /// must wait until the receive has reached WSK (and then ends it, as it
@@ -58,7 +58,8 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
     let buf = unsafe { ExAllocatePool2(POOL_FLAG_PAGED, len, TAG) };
     assert!(!buf.is_null());
     assert_eq!(hostkernel::page_out(buf, len), 1);
-    hostkernel::set_page_in_delay(Some(Duration::from_millis(300)));
+    hostkernel::set_page_in_delay(Some(Duration::from_millis(600)));
+    let _ = hostkernel::take_dbgprint_log();
     let (cl, sock, b) = (client as usize, socket as usize, buf as usize);
     let receiver = thread::spawn(move || {
         let mut n = 0xDEAD;
@@ -84,6 +85,12 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
     let v = hostkernel::violations();
     assert!(v.is_empty(), "the close freed the socket under a call in progress: {v:#?}");
     assert_eq!((st, n), (STATUS_CANCELLED, 0), "the receive reached WSK before the close and was ended by it");
+    // The close's wait (about 500 ms) reports itself like every other wait.
+    let log = hostkernel::take_dbgprint_log();
+    assert!(
+        log.iter().any(|l| l.contains("SafeWskCloseSocket: still waiting after")),
+        "the close waited silently: {log:#?}"
+    );
     hostkernel::set_page_in_delay(None);
     // SAFETY: our block, no longer used by any call.
     unsafe { ExFreePoolWithTag(buf, TAG) };
