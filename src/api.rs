@@ -388,7 +388,8 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 /// raised it) or another exception code MmProbeAndLockPages raised (e.g.
 /// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
 /// not be locked) — nothing was sent; STATUS_IO_TIMEOUT (the socket's state
-/// is then undefined: close it); or the provider's status (e.g.
+/// is then undefined: close it); STATUS_NOT_SUPPORTED (the provider's
+/// dispatch table has no WskSend); or the provider's status (e.g.
 /// STATUS_CONNECTION_RESET).
 ///
 /// # Safety
@@ -448,8 +449,9 @@ pub unsafe extern "C" fn SafeWskSend(
 /// more than 64 KiB, an IRP only for overlapping calls: see
 /// SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
 /// MmProbeAndLockPages raised it) or another exception code
-/// MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
-/// the provider's status.
+/// MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT;
+/// STATUS_NOT_SUPPORTED (the provider's dispatch table has no WskReceive);
+/// or the provider's status.
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
@@ -598,7 +600,8 @@ pub unsafe extern "C" fn SafeWskGetRemoteAddress(
 /// NULL or not an open socket of this client), _3 (`Flags`);
 /// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
 /// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT (the connection was
-/// reset); or the provider's status.
+/// reset); STATUS_NOT_SUPPORTED (the provider's dispatch table has no
+/// WskDisconnect); or the provider's status.
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
@@ -664,6 +667,8 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 ///   overlapping close, no IRP); the socket is still open, retry;
 /// - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
 ///   of SafeWskCleanup);
+/// - STATUS_NOT_SUPPORTED: the socket's dispatch table has no WskCloseSocket
+///   (or no table); the provider is not called and the socket stays open;
 /// - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
 ///   success without completing the close's IRP: the socket is still open).
 ///
