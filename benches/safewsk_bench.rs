@@ -21,7 +21,15 @@
 //!    per page), not Windows' page-table walk: the ratio shows the shape of
 //!    the difference, not its size on Windows.
 //!
-//! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N.
+//! 6. host-provider scale (issue 12, goal 3; `scale_rows`): rounds of N
+//!    concurrent asynchronous connects through safewsk interleaved with the
+//!    plain non-blocking connect()+poll() of N sockets, median ratio; peak
+//!    RSS (VmHWM) per pending request; then SAFEWSK_BENCH_BIG (default
+//!    30000) concurrent asynchronous connects spread over several 127.0.0.x
+//!    listeners and local addresses, with zero leaks.
+//!
+//! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
+//! SAFEWSK_BENCH_ROUNDS (default 5) the rounds of 6.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -426,6 +434,7 @@ fn main() {
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
     k.finish();
+    let scale_table = scale_rows(scale);
 
     let (irps, irp_bytes) = per(a0.irps, a1.irps);
     let (pool, pool_bytes) = per(a0.pool, a1.pool);
@@ -458,4 +467,242 @@ fn main() {
         plain_rss,
         async_secs / plain_secs
     );
+    for row in &scale_table {
+        println!("{row}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Host-provider scale (issue 12, goal 3)
+// ---------------------------------------------------------------------------
+
+/// A holding listener on `ip` (127.0.0.x), like [`holding_server`].
+fn holding_server_at(
+    ip: [u8; 4],
+) -> (SocketAddr, std::thread::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket() takes no pointers; the descriptor is ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let one: i32 = 1;
+    // SAFETY: SO_REUSEADDR takes an int; `one` is 4 readable bytes.
+    unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const i32).cast(), 4) };
+    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_addr.s_addr = u32::from_ne_bytes(ip);
+    // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+    assert_eq!(unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16) }, 0);
+    // SAFETY: listen() takes no pointers; `fd` is our bound socket.
+    assert_eq!(unsafe { libc::listen(fd, 65535) }, 0);
+    // SAFETY: `fd` is an open, listening socket that nothing else owns.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let h = std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            if listener.accept().is_err() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    });
+    (addr, h, stop)
+}
+
+static SCALE_DONE: AtomicUsize = AtomicUsize::new(0);
+static SCALE_OK: AtomicUsize = AtomicUsize::new(0);
+/// Sockets reported by the callbacks, for the closer threads (30,000 open
+/// sockets do not fit this sandbox's hard RLIMIT_NOFILE).
+static SCALE_SOCKETS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+static SCALE_STATUSES: std::sync::Mutex<Vec<NTSTATUS>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn scale_count(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+    if status == STATUS_SUCCESS && !socket.is_null() {
+        SCALE_OK.fetch_add(1, Ordering::SeqCst);
+        if !ctx.is_null() {
+            SCALE_SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).push(socket as usize);
+        }
+    } else {
+        SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).push(status);
+    }
+    SCALE_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// N asynchronous connects through safewsk from `locals` to `remotes`
+/// (round robin); returns (seconds until the last callback, peak RSS growth
+/// in KiB). With `close_as_completed`, closer threads close each socket as
+/// its callback reports it; otherwise the caller closes them.
+fn safewsk_connects(
+    client: *mut SAFEWSK_CLIENT,
+    locals: &[Addr],
+    remotes: &[Addr],
+    n: usize,
+    close_as_completed: bool,
+) -> (f64, u64) {
+    SCALE_DONE.store(0, Ordering::SeqCst);
+    SCALE_OK.store(0, Ordering::SeqCst);
+    let ctx = if close_as_completed { 1usize as PVOID } else { ptr::null_mut() };
+    let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> =
+        (0..n).map(|_| new_request(Some(scale_count), ctx, SAFEWSK_NO_TIMEOUT)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closers: Vec<_> = (0..if close_as_completed { 2 } else { 0 })
+        .map(|_| {
+            let stop = stop.clone();
+            let c = client as usize;
+            std::thread::spawn(move || loop {
+                let s = SCALE_SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                match s {
+                    Some(s) => assert_eq!(close(c as *mut SAFEWSK_CLIENT, s as *mut WSK_SOCKET), STATUS_SUCCESS),
+                    None if stop.load(Ordering::SeqCst) => break,
+                    None => std::thread::sleep(Duration::from_micros(200)),
+                }
+            })
+        })
+        .collect();
+    peak_rss_reset();
+    let rss0 = peak_rss_kib();
+    let t = Instant::now();
+    for (i, req) in reqs.iter_mut().enumerate() {
+        // `reqs` outlives every callback (the loop below waits for all).
+        let st = start_async(client, &locals[i % locals.len()], &remotes[i % remotes.len()], req);
+        assert_eq!(st, STATUS_PENDING);
+    }
+    while SCALE_DONE.load(Ordering::SeqCst) < n {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let rss = peak_rss_kib().saturating_sub(rss0);
+    stop.store(true, Ordering::SeqCst);
+    for c in closers {
+        c.join().expect("closer");
+    }
+    drop(reqs);
+    (secs, rss)
+}
+
+/// N plain non-blocking connect()s to `remote` driven by poll(): (seconds,
+/// peak RSS growth in KiB). Closes them afterwards.
+fn plain_connects(remote: SocketAddr, n: usize) -> (f64, u64) {
+    peak_rss_reset();
+    let rss0 = peak_rss_kib();
+    let t = Instant::now();
+    let mut fds = Vec::with_capacity(n);
+    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_port = remote.port().to_be();
+    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    for _ in 0..n {
+        // SAFETY: socket() takes no pointers; the descriptor is ours (closed below).
+        let fd =
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+        let rc = unsafe { libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), 16) };
+        assert!(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS));
+        fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
+    }
+    let mut left = fds.len();
+    while left > 0 {
+        // SAFETY: `fds` is a valid, writable array of fds.len() pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        for p in fds.iter_mut() {
+            if p.events != 0 && p.revents != 0 {
+                p.events = 0;
+                left -= 1;
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let rss = peak_rss_kib().saturating_sub(rss0);
+    for p in &fds {
+        // SAFETY: our descriptors.
+        unsafe { libc::close(p.fd) };
+    }
+    (secs, rss)
+}
+
+fn close_all(client: *mut SAFEWSK_CLIENT) {
+    for s in hostkernel::wsk::open_sockets() {
+        assert_eq!(close(client, s as *mut WSK_SOCKET), STATUS_SUCCESS);
+    }
+}
+
+/// Issue 12, goal 3: rows of the table for the host provider's scale.
+fn scale_rows(scale: usize) -> Vec<String> {
+    let rounds: usize = std::env::var("SAFEWSK_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let big: usize = std::env::var("SAFEWSK_BENCH_BIG").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
+    let mut rows = Vec::new();
+    let mut limit: libc::rlimit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a writable rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+
+    // N concurrent connects, rounds interleaved with the plain reference.
+    let k = Session::begin();
+    let client = startup();
+    let (addr, server, stop) = holding_server_at([127, 0, 0, 1]);
+    let local = [Addr::parse("0.0.0.0:0")];
+    let remote = [Addr::from(addr)];
+    let (mut ours, mut plain, mut ratios, mut rss_ours, mut rss_plain) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (s, rss) = safewsk_connects(client, &local, &remote, scale, false);
+        assert_eq!(SCALE_OK.load(Ordering::SeqCst), scale, "{:?}", SCALE_STATUSES.lock().map(|v| v.len()));
+        close_all(client);
+        let (p, prss) = plain_connects(addr, scale);
+        ours.push(s);
+        plain.push(p);
+        ratios.push(s / p);
+        rss_ours.push(rss as f64);
+        rss_plain.push(prss as f64);
+    }
+    cleanup(client);
+    stop.store(true, Ordering::SeqCst);
+    let _ = server.join();
+    k.finish();
+    let (o, p, ratio) = (median(ours), median(plain), median(ratios));
+    let per = |kib: f64| kib * 1024.0 / scale as f64;
+    let (ro, rp) = (median(rss_ours), median(rss_plain));
+    rows.push(format!(
+        "| {scale} concurrent async connects, median of {rounds} interleaved rounds | {o:.3} s ({:.0}/s) | {p:.3} s ({:.0}/s) non-blocking connect + poll | {ratio:.2}x time (median of per-round ratios) |",
+        scale as f64 / o,
+        scale as f64 / p
+    ));
+    rows.push(format!(
+        "| peak RSS per pending connect (VmHWM growth / {scale}, median) | {:.0} B (+{ro:.0} KiB) | {:.0} B (+{rp:.0} KiB) non-blocking connect + poll | {:.1}x |",
+        per(ro),
+        per(rp),
+        if rp > 0.0 { ro / rp } else { f64::NAN }
+    ));
+
+    // `big` concurrent connects over 4 listeners and 4 local addresses
+    // (each local address has its own ephemeral ports), sockets closed as
+    // they complete (RLIMIT_NOFILE).
+    let k = Session::begin();
+    let client = startup();
+    let servers: Vec<_> = (1..=4u8).map(|i| holding_server_at([127, 0, 0, i])).collect();
+    let remotes: Vec<Addr> = servers.iter().map(|(a, _, _)| Addr::from(*a)).collect();
+    let locals: Vec<Addr> = (1..=4u8).map(|i| Addr::parse(&format!("127.0.0.{i}:0"))).collect();
+    SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let (secs, rss) = safewsk_connects(client, &locals, &remotes, big, true);
+    let ok = SCALE_OK.load(Ordering::SeqCst);
+    let mut failed = SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    failed.sort_unstable();
+    failed.dedup();
+    close_all(client);
+    cleanup(client);
+    for (_, h, stop) in servers {
+        stop.store(true, Ordering::SeqCst);
+        let _ = h.join();
+    }
+    k.finish(); // zero leaks, no violation
+    rows.push(format!(
+        "| {big} concurrent async connects, 4 listeners 127.0.0.1-4, closed as completed (RLIMIT_NOFILE {}) | {secs:.3} s ({:.0}/s), {ok} connected, {} failed {failed:x?}, peak RSS +{rss} KiB ({:.0} B/request), 0 leaks | - | - |",
+        limit.rlim_cur,
+        big as f64 / secs,
+        big - ok,
+        rss as f64 * 1024.0 / big as f64
+    ));
+    rows
 }
