@@ -546,7 +546,7 @@ fn safewsk_connects(
     let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> =
         (0..n).map(|_| new_request(Some(scale_count), ctx, SAFEWSK_NO_TIMEOUT)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let closers: Vec<_> = (0..if close_as_completed { 2 } else { 0 })
+    let closers: Vec<_> = (0..if close_as_completed { 3 } else { 0 })
         .map(|_| {
             let stop = stop.clone();
             let c = client as usize;
@@ -629,6 +629,46 @@ fn close_all(client: *mut SAFEWSK_CLIENT) {
     }
 }
 
+/// Peak RSS growth (KiB) while `n` asynchronous connects are all pending at
+/// once: the provider is told never to complete them, so every request is
+/// pending (no socket, no descriptor) until SafeWskCancelConnect ends it.
+/// Returns the growth and the callbacks' status (all the same).
+fn pending_rss(n: usize) -> (u64, NTSTATUS) {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
+    let client = startup();
+    let local = Addr::parse("0.0.0.0:0");
+    let remote = Addr::parse("127.0.0.1:9");
+    SCALE_DONE.store(0, Ordering::SeqCst);
+    SCALE_OK.store(0, Ordering::SeqCst);
+    SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let mut reqs: Vec<SAFEWSK_CONNECT_REQUEST> =
+        (0..n).map(|_| new_request(Some(scale_count), ptr::null_mut(), SAFEWSK_NO_TIMEOUT)).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    peak_rss_reset();
+    let rss0 = peak_rss_kib();
+    for req in reqs.iter_mut() {
+        assert_eq!(start_async(client, &local, &remote, req), STATUS_PENDING);
+    }
+    // Every request is pending now (the provider never completes one).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(SCALE_DONE.load(Ordering::SeqCst), 0);
+    let grown = peak_rss_kib().saturating_sub(rss0);
+    for req in reqs.iter_mut() {
+        // SAFETY: a pending request in `reqs`, which outlives its callback.
+        assert_eq!(unsafe { SafeWskCancelConnect(req) }, STATUS_SUCCESS);
+    }
+    while SCALE_DONE.load(Ordering::SeqCst) < n {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut st = SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    st.dedup();
+    assert_eq!(st.len(), 1, "{st:x?}");
+    cleanup(client);
+    k.finish();
+    (grown, st[0])
+}
+
 /// Issue 12, goal 3: rows of the table for the host provider's scale.
 fn scale_rows(scale: usize) -> Vec<String> {
     let rounds: usize = std::env::var("SAFEWSK_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -670,10 +710,14 @@ fn scale_rows(scale: usize) -> Vec<String> {
         scale as f64 / p
     ));
     rows.push(format!(
-        "| peak RSS per pending connect (VmHWM growth / {scale}, median) | {:.0} B (+{ro:.0} KiB) | {:.0} B (+{rp:.0} KiB) non-blocking connect + poll | {:.1}x |",
+        "| peak RSS growth during {scale} concurrent connects (VmHWM, median) | +{ro:.0} KiB ({:.0} B/connect) | +{rp:.0} KiB ({:.0} B/connect) non-blocking connect + poll | - |",
         per(ro),
         per(rp),
-        if rp > 0.0 { ro / rp } else { f64::NAN }
+    ));
+    let (pending_kib, pending_status) = pending_rss(scale);
+    rows.push(format!(
+        "| peak RSS per pending request: {scale} async connects held pending (provider never completes), then cancelled | {:.0} B (+{pending_kib} KiB), all {pending_status:#x} | 8 B (one pollfd) non-blocking connect + poll | - |",
+        pending_kib as f64 * 1024.0 / scale as f64
     ));
 
     // `big` concurrent connects over 4 listeners and 4 local addresses

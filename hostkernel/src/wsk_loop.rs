@@ -160,7 +160,9 @@ impl Op {
     }
 
     /// Blocking path: waits until `fd` has `events`, the op is cancelled, or
-    /// `deadline`. Returns false if cancelled.
+    /// `deadline`. Returns false if cancelled. (Used by blocking work given to
+    /// `run` in wsk.rs; no socket operation needs it any more.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
         loop {
             if self.is_cancelled() {
@@ -352,10 +354,6 @@ const WORKER_STACK: usize = 128 * 1024;
 /// Stack of a pool thread (the same job as a blocking worker's).
 const POOL_STACK: usize = 256 * 1024;
 
-struct SendPtr(PVOID);
-// SAFETY: the IRP pointer is only used by the one worker that owns it.
-unsafe impl Send for SendPtr {}
-
 /// Runs `work`, which may block, for a provider-owned IRP and completes it:
 /// on a thread of its own (returns STATUS_PENDING), or inline in Sync mode.
 /// `connect`: a WskSocketConnect IRP (if a cancel routine completed it
@@ -372,9 +370,7 @@ pub(crate) fn run_blocking(
         finish(&op, status, info);
         return status;
     }
-    let irp = SendPtr(irp);
     let spawned = std::thread::Builder::new().stack_size(WORKER_STACK).spawn(move || {
-        let _irp = irp;
         let (status, info) = work(&op);
         irql::with_irql(DISPATCH_LEVEL, || finish(&op, status, info));
     });
@@ -466,13 +462,16 @@ struct Engine {
     wake_fd: i32,
     fds: Vec<Mutex<HashMap<i32, FdEntry>>>,
     timers: Mutex<(BinaryHeap<Timer>, u64)>,
-    queue: Mutex<VecDeque<Arc<Op>>>,
+    /// Queued requests, and the number of pool threads waiting for one.
+    queue: Mutex<(VecDeque<Arc<Op>>, usize)>,
     work: Condvar,
 }
 
 static ENGINE: OnceLock<&'static Engine> = OnceLock::new();
 
-/// Number of pool threads: the machine's cores, at least 2, at most 4.
+/// Number of pool threads besides the reactor (which also steps and
+/// completes the requests it finds ready): the machine's cores, at least 2,
+/// at most 4.
 fn pool_size() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4)
 }
@@ -494,10 +493,13 @@ fn engine() -> &'static Engine {
             wake_fd,
             fds: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             timers: Mutex::new((BinaryHeap::new(), 0)),
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new((VecDeque::new(), 0)),
             work: Condvar::new(),
         }));
-        let started = std::thread::Builder::new().name("wsk-reactor".into()).spawn(move || e.reactor());
+        let started = std::thread::Builder::new()
+            .name("wsk-reactor".into())
+            .stack_size(POOL_STACK)
+            .spawn(move || e.reactor());
         if let Err(err) = started {
             violation(format!("host kernel: cannot start the provider's reactor: {err}"));
         }
@@ -520,8 +522,14 @@ impl Engine {
     }
 
     fn push(&self, op: Arc<Op>) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(op);
-        self.work.notify_one();
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.0.push_back(op);
+        let idle = q.1 != 0;
+        drop(q);
+        // A futex wake only when a pool thread sleeps.
+        if idle {
+            self.work.notify_one();
+        }
     }
 
     fn wake_reactor(&self) {
@@ -595,6 +603,7 @@ impl Engine {
     fn reactor(&self) {
         const BATCH: usize = 512;
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let mut mine = Vec::new();
         loop {
             let timeout = {
                 let t = self.timers.lock().unwrap_or_else(|e| e.into_inner());
@@ -613,13 +622,19 @@ impl Engine {
                     unsafe { libc::read(self.wake_fd, (&mut v as *mut u64).cast(), 8) };
                     continue;
                 }
-                self.fd_ready(token as i32, bits);
+                self.fd_ready(token as i32, bits, &mut mine);
+            }
+            for op in mine.drain(..) {
+                self.step(op);
             }
             self.expire_timers();
         }
     }
 
-    fn fd_ready(&self, fd: i32, bits: u32) {
+    /// The requests waiting on `fd` that `bits` wakes: those the reactor
+    /// takes to step itself go to `mine` (no hand-over to the pool: the
+    /// reactor thread is one of the completing threads).
+    fn fd_ready(&self, fd: i32, bits: u32, mine: &mut Vec<Arc<Op>>) {
         let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         let mut ready = Vec::new();
         {
@@ -639,7 +654,11 @@ impl Engine {
         }
         for op in ready {
             op.ready.fetch_or(bits, Ordering::SeqCst);
-            op.wake();
+            if op.efd < 0 && op.sched.compare_exchange(WAITING, QUEUED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                mine.push(op);
+            } else {
+                op.wake();
+            }
         }
     }
 
@@ -664,10 +683,12 @@ impl Engine {
             let op = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if let Some(op) = q.pop_front() {
+                    if let Some(op) = q.0.pop_front() {
                         break op;
                     }
+                    q.1 += 1;
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.1 -= 1;
                 }
             };
             self.step(op);
@@ -702,5 +723,105 @@ impl Engine {
             }
             op.sched.store(RUNNING, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The blocking path (`run` in wsk.rs) that no socket operation uses any
+    //! more but WSK functions added later (a name resolution) will: its work
+    //! waits with [`Op::wait`], completes on its own thread at
+    //! DISPATCH_LEVEL, and still sees IoCancelIrp.
+
+    use super::*;
+    use crate::io::{take, IoAllocateIrp, IoCancelIrp, IoFreeIrp};
+    use std::sync::atomic::AtomicI32;
+
+    static SEEN: AtomicI32 = AtomicI32::new(0);
+    static COMPLETED: AtomicBool = AtomicBool::new(false);
+    static SEEN_IRQL: AtomicU8 = AtomicU8::new(0xFF);
+
+    unsafe extern "system" fn done(_dev: PVOID, irp: PVOID, _ctx: PVOID) -> NTSTATUS {
+        // SAFETY: the completed IRP, still allocated (the routine returns
+        // STATUS_MORE_PROCESSING_REQUIRED and the test frees it later).
+        let status: NTSTATUS = unsafe { rd(irp, IRP_IOSTATUS_STATUS) };
+        SEEN_IRQL.store(irql::current(), Ordering::SeqCst);
+        SEEN.store(status, Ordering::SeqCst);
+        COMPLETED.store(true, Ordering::SeqCst);
+        STATUS_MORE_PROCESSING_REQUIRED
+    }
+
+    /// A fresh IRP with `done` as its completion routine, taken by the provider.
+    fn irp() -> PVOID {
+        // SAFETY: no preconditions at PASSIVE_LEVEL.
+        let irp = unsafe { IoAllocateIrp(1, 0) };
+        assert!(!irp.is_null());
+        // SAFETY: a fresh IRP with one stack location: it is just below
+        // CurrentStackLocation, inside the IRP.
+        let next = unsafe { rd::<usize>(irp, IRP_CURRENT_STACK_LOCATION) } - STACK_SIZE;
+        // SAFETY: as above; CompletionRoutine is in that stack location.
+        unsafe { wr(next as PVOID, STACK_COMPLETION_ROUTINE, done as CompletionRoutine as usize) };
+        // SAFETY: as above; Control is in that stack location.
+        unsafe { wr(next as PVOID, STACK_CONTROL, SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL) };
+        // SAFETY: a live IRP of ours, handed to the provider.
+        assert!(unsafe { take(irp, "test") });
+        irp
+    }
+
+    fn wait_seen() -> NTSTATUS {
+        let t = Instant::now();
+        while !COMPLETED.swap(false, Ordering::SeqCst) {
+            assert!(t.elapsed() < std::time::Duration::from_secs(5), "no completion");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        SEEN.swap(0, Ordering::SeqCst)
+    }
+
+    #[test]
+    fn blocking_work_waits_for_its_socket_completes_at_dispatch_and_sees_cancel() {
+        let k = crate::Session::begin();
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` is a writable array of two ints.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        let fd = fds[0];
+
+        // Readiness: the work blocks until the peer writes.
+        let a = irp();
+        let st = run_blocking(a, None, false, move |op| {
+            if !op.wait(fd, libc::POLLIN, None) {
+                return (STATUS_CANCELLED, 0);
+            }
+            (STATUS_SUCCESS, 7)
+        });
+        assert_eq!(st, STATUS_PENDING);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!COMPLETED.load(Ordering::SeqCst), "completed before its socket was ready");
+        // SAFETY: one byte from a local to our socket pair.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(wait_seen(), STATUS_SUCCESS);
+        assert_eq!(SEEN_IRQL.load(Ordering::SeqCst), DISPATCH_LEVEL);
+        // SAFETY: the completed IRP, ours again, freed once.
+        unsafe { IoFreeIrp(a) };
+
+        // Cancellation: a wait that never ends by itself.
+        let b = irp();
+        let st = run_blocking(b, None, false, move |op| {
+            if !op.wait(-1, 0, None) {
+                return (STATUS_CANCELLED, 0);
+            }
+            (STATUS_SUCCESS, 0)
+        });
+        assert_eq!(st, STATUS_PENDING);
+        // SAFETY: a pending IRP of ours.
+        unsafe { IoCancelIrp(b) };
+        assert_eq!(wait_seen(), STATUS_CANCELLED);
+        // SAFETY: the completed IRP, ours again, freed once.
+        unsafe { IoFreeIrp(b) };
+
+        for f in fds {
+            // SAFETY: our descriptors.
+            unsafe { libc::close(f) };
+        }
+        k.finish();
     }
 }
