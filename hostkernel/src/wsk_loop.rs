@@ -430,6 +430,11 @@ const SHARDS: usize = 64;
 struct FdEntry {
     /// Whether the descriptor is (believed to be) in the epoll set.
     registered: bool,
+    /// Incremented at each EPOLL_CTL_ADD and carried in the event's token, so
+    /// that an event of an earlier descriptor with the same number (closed,
+    /// and the number reused, while the event was in the reactor's batch)
+    /// wakes nobody: a stale "writable" would end a connect too early.
+    generation: u32,
     waiters: Vec<(u32, Arc<Op>)>,
 }
 
@@ -540,21 +545,27 @@ impl Engine {
 
     /// (Re)arms `fd` for the union of its waiters' events, one shot.
     fn arm(&self, fd: i32, entry: &mut FdEntry) -> bool {
-        let events = entry.waiters.iter().fold(0, |a, (e, _)| a | e);
-        let mut ev = libc::epoll_event { events: events | libc::EPOLLONESHOT as u32, u64: fd as u64 };
-        let (first, second) = if entry.registered {
-            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
-        } else {
-            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD)
+        let events = entry.waiters.iter().fold(0, |a, (e, _)| a | e) | libc::EPOLLONESHOT as u32;
+        let ctl = |op: i32, generation: u32| {
+            let token = u64::from(generation) << 32 | u64::from(fd as u32);
+            let mut ev = libc::epoll_event { events, u64: token };
+            // SAFETY: `ev` is a valid epoll_event; `fd` is a descriptor a
+            // request waits on, open while it waits.
+            unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) }
         };
-        // SAFETY: `ev` is a valid epoll_event; `fd` is a descriptor a
-        // request waits on, open while it waits.
-        let mut rc = unsafe { libc::epoll_ctl(self.epfd, first, fd, &mut ev) };
+        let mut rc = -1;
+        if entry.registered {
+            rc = ctl(libc::EPOLL_CTL_MOD, entry.generation);
+        }
         if rc != 0 {
-            // The descriptor was closed and its number reused (ENOENT), or
-            // registered before under another belief (EEXIST).
-            // SAFETY: as above.
-            rc = unsafe { libc::epoll_ctl(self.epfd, second, fd, &mut ev) };
+            // First time, or the descriptor was closed and its number
+            // reused (ENOENT): a new registration, a new generation.
+            entry.generation = entry.generation.wrapping_add(1);
+            rc = ctl(libc::EPOLL_CTL_ADD, entry.generation);
+            if rc != 0 {
+                // EEXIST: registered under a belief lost after a failure.
+                rc = ctl(libc::EPOLL_CTL_MOD, entry.generation);
+            }
         }
         entry.registered = rc == 0;
         rc == 0
@@ -622,7 +633,7 @@ impl Engine {
                     unsafe { libc::read(self.wake_fd, (&mut v as *mut u64).cast(), 8) };
                     continue;
                 }
-                self.fd_ready(token as i32, bits, &mut mine);
+                self.fd_ready(token as u32 as i32, (token >> 32) as u32, bits, &mut mine);
             }
             for op in mine.drain(..) {
                 self.step(op);
@@ -634,12 +645,15 @@ impl Engine {
     /// The requests waiting on `fd` that `bits` wakes: those the reactor
     /// takes to step itself go to `mine` (no hand-over to the pool: the
     /// reactor thread is one of the completing threads).
-    fn fd_ready(&self, fd: i32, bits: u32, mine: &mut Vec<Arc<Op>>) {
+    fn fd_ready(&self, fd: i32, generation: u32, bits: u32, mine: &mut Vec<Arc<Op>>) {
         let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         let mut ready = Vec::new();
         {
             let mut shard = self.shard(fd).lock().unwrap_or_else(|e| e.into_inner());
             let Some(entry) = shard.get_mut(&fd) else { return };
+            if entry.generation != generation {
+                return;
+            }
             let mut i = 0;
             while i < entry.waiters.len() {
                 if entry.waiters[i].0 & bits != 0 || bits & always != 0 {
