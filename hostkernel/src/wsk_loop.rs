@@ -189,10 +189,8 @@ impl Op {
             // Round up, so that a wait does not spin before its deadline.
             (left.as_micros().div_ceil(1000)).min(60_000) as i32
         });
-        let mut fds = [
-            libc::pollfd { fd, events, revents: 0 },
-            libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 },
-        ];
+        let mut fds =
+            [libc::pollfd { fd, events, revents: 0 }, libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 }];
         let base = if fd < 0 { 1 } else { 0 };
         let used = &mut fds[base..];
         // SAFETY: `used` is a valid, writable array of used.len() entries.
@@ -501,10 +499,8 @@ fn engine() -> &'static Engine {
             queue: Mutex::new((VecDeque::new(), 0)),
             work: Condvar::new(),
         }));
-        let started = std::thread::Builder::new()
-            .name("wsk-reactor".into())
-            .stack_size(POOL_STACK)
-            .spawn(move || e.reactor());
+        let started =
+            std::thread::Builder::new().name("wsk-reactor".into()).stack_size(POOL_STACK).spawn(move || e.reactor());
         if let Err(err) = started {
             violation(format!("host kernel: cannot start the provider's reactor: {err}"));
         }
