@@ -69,8 +69,12 @@ const DONE: u8 = 4;
 
 /// One pending IRP.
 pub(crate) struct Op {
-    /// An eventfd that a blocking worker (or a Sync-mode caller) polls with
-    /// its socket; -1 for a request driven by the reactor.
+    /// Driven by the reactor and the pool (else: a blocking worker, or a
+    /// Sync-mode caller, polls its socket and `efd`).
+    by_loop: bool,
+    /// The eventfd through which a blocking worker or Sync-mode caller is
+    /// woken; -1 for a request driven by the reactor (or if eventfd failed:
+    /// then its waits recheck every 10 ms).
     efd: i32,
     cancelled: AtomicBool,
     /// Whoever completes the IRP claims it first: the worker, or a cancel
@@ -98,6 +102,7 @@ impl Op {
             -1
         };
         Op {
+            by_loop: !with_eventfd,
             efd,
             cancelled: AtomicBool::new(false),
             completion_claimed: AtomicBool::new(false),
@@ -134,7 +139,10 @@ impl Op {
     /// Makes the request look at its state again: a blocking worker's wait
     /// returns, a parked readiness-driven request is stepped again.
     pub(crate) fn wake(self: &Arc<Self>) {
-        if self.efd >= 0 {
+        if !self.by_loop {
+            if self.efd < 0 {
+                return;
+            }
             let one: u64 = 1;
             // SAFETY: writing 8 bytes to our eventfd.
             unsafe { libc::write(self.efd, (&one as *const u64).cast(), 8) };
@@ -189,6 +197,8 @@ impl Op {
             // Round up, so that a wait does not spin before its deadline.
             (left.as_micros().div_ceil(1000)).min(60_000) as i32
         });
+        // Without an eventfd (EMFILE), nothing interrupts the poll: recheck.
+        let ms = if self.efd < 0 && (ms < 0 || ms > 10) { 10 } else { ms };
         let mut fds =
             [libc::pollfd { fd, events, revents: 0 }, libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 }];
         let base = if fd < 0 { 1 } else { 0 };
@@ -664,7 +674,7 @@ impl Engine {
         }
         for op in ready {
             op.ready.fetch_or(bits, Ordering::SeqCst);
-            if op.efd < 0 && op.sched.compare_exchange(WAITING, QUEUED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if op.by_loop && op.sched.compare_exchange(WAITING, QUEUED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 mine.push(op);
             } else {
                 op.wake();
