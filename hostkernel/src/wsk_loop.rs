@@ -13,9 +13,12 @@
 //!   bytes of heap and no thread; a pool thread steps it again when the
 //!   reactor (or a cancel routine) wakes it, and completes the IRP at
 //!   DISPATCH_LEVEL. Windows may complete a WSK IRP on any thread at
-//!   IRQL <= DISPATCH_LEVEL ("Using IRPs with Winsock Kernel Functions",
-//!   Microsoft Learn: the completion routine "can be called at
-//!   IRQL <= DISPATCH_LEVEL"), so completion from a pool thread is what
+//!   IRQL <= DISPATCH_LEVEL: "A driver's IoCompletion routine executes in an
+//!   arbitrary thread or DPC context, and at an IRQL that is less than or
+//!   equal to DISPATCH_LEVEL" (IO_COMPLETION_ROUTINE callback function,
+//!   Remarks, Microsoft Learn); "The WSK subsystem completes the IRP after
+//!   the operation performed by the WSK function is complete" (Using IRPs
+//!   with Winsock Kernel Functions). Completion from a pool thread is what
 //!   Windows is allowed to do.
 //! - [`run_blocking`] (the `run(irp, sock, work)` of wsk.rs): work that may
 //!   block (a name resolution, for instance) runs on a thread of its own,
