@@ -5,6 +5,7 @@
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::by_name;
 use crate::client::{self, SAFEWSK_CLIENT};
 use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
@@ -83,7 +84,9 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// and call it again. This keeps WskDeregister (which blocks until every
 /// socket is closed) from hanging DriverUnload. Finally it waits for queued
 /// DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
-/// running, releases the provider and deregisters. After STATUS_SUCCESS the
+/// running, frees the records (and IRPs) of closed sockets that the client
+/// kept for its next connects (at most 16), releases the provider and
+/// deregisters. After STATUS_SUCCESS the
 /// handle is invalid, and no safewsk code runs any more on behalf of this
 /// client: the driver may then delete the device object and unload.
 ///
@@ -157,11 +160,12 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 ///     Wine's stub WskSocketConnect commits) gets its status returned here.
 ///
 /// All pointers are kernel-mode addresses; addresses are only read during the
-/// call. Allocations: the IRP, the I/O manager's IoSetCompletionRoutineEx
-/// context, and one small non-paged pool block (tag 'kwSS') that records
-/// the socket among the client's open sockets until it is closed; each is
-/// made before the provider is called, so a connected socket is never lost
-/// to a failed allocation.
+/// call. Allocations: the socket's record (one small non-paged pool block,
+/// tag 'kwSS', among the client's open sockets) and its IRP, which the
+/// connect uses and the socket's later calls reuse, both kept until the
+/// socket is closed; and the I/O manager's IoSetCompletionRoutineEx context.
+/// Each is made before the provider is called, so a connected socket is
+/// never lost to a failed allocation.
 ///
 /// IRQL: <= APC_LEVEL (it waits).
 ///
@@ -226,10 +230,11 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
 /// returns, one request at a time) with `Callback` set, `TimeoutMs` (or
 /// SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
-/// STATUS_INVALID_PARAMETER_12. Allocations: the IRP, the I/O manager's
-/// IoSetCompletionRoutineEx context and the socket's record (one small
-/// 'kwSS' non-paged pool block, kept until the socket is closed); all are
-/// made before the provider is called.
+/// STATUS_INVALID_PARAMETER_12. Allocations: the socket's record (one small
+/// 'kwSS' non-paged pool block) and its IRP, which the socket's later calls
+/// reuse, both kept until the socket is closed, and the I/O manager's
+/// IoSetCompletionRoutineEx context; all are made before the provider is
+/// called.
 ///
 /// If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
 /// is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
@@ -331,9 +336,12 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///
 /// `Buffer` may be any kernel-mode memory the caller can read: non-paged
 /// pool, paged pool or the caller's stack, valid for the call. The library
-/// probes and locks it (IoAllocateMdl + MmProbeAndLockPages(KernelMode,
-/// IoReadAccess), which pages paged memory in) and unlocks and frees the MDL
-/// after WSK has completed, on every path. For a buffer in non-paged pool,
+/// describes it with an MDL (on its own stack, initialized as MmInitializeMdl
+/// does, for a buffer spanning at most 17 pages — any buffer of up to
+/// 64 KiB —, else from IoAllocateMdl), probes and locks it
+/// (MmProbeAndLockPages(KernelMode, IoReadAccess), which pages paged memory
+/// in) and unlocks it (and frees an allocated MDL) after WSK has completed,
+/// on every path. For a buffer in non-paged pool,
 /// add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
 /// (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
 ///
@@ -352,7 +360,9 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 /// closed, being closed, or another client's), _3 (`Buffer` NULL), _4
 /// (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
 /// (the client is being freed: a call racing the end of SafeWskCleanup);
-/// STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
+/// STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+/// more than 64 KiB, an IRP only for overlapping calls: see
+/// SafeWskCloseSocket);
 /// STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
 /// raised it) or another exception code MmProbeAndLockPages raised (e.g.
 /// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
@@ -362,7 +372,7 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
@@ -391,8 +401,9 @@ pub unsafe extern "C" fn SafeWskSend(
 ///
 /// `Buffer` may be any kernel-mode memory the caller can write: non-paged
 /// pool, paged pool or the caller's stack, valid for the call. The library
-/// probes and locks it (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and
-/// unlocks and frees the MDL after WSK has completed, on every path; with
+/// describes it with an MDL (on its own stack up to 64 KiB, as for
+/// SafeWskSend), probes and locks it (MmProbeAndLockPages(KernelMode,
+/// IoWriteAccess)) and unlocks it after WSK has completed, on every path; with
 /// SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
 /// described with MmBuildMdlForNonPagedPool instead (never use the flag for
 /// the stack or paged pool).
@@ -412,14 +423,16 @@ pub unsafe extern "C" fn SafeWskSend(
 /// _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
 /// NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
 /// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
-/// STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+/// STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+/// more than 64 KiB, an IRP only for overlapping calls: see
+/// SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
 /// MmProbeAndLockPages raised it) or another exception code
 /// MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
 /// the provider's status.
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
@@ -469,7 +482,8 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
-/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+/// for overlapping calls, see SafeWskCloseSocket);
 /// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
 /// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
 /// address of another family, or claimed success without completing the
@@ -479,7 +493,7 @@ pub unsafe extern "C" fn SafeWskReceive(
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Address` is NULL or
+/// (other calls on it may be in progress); `Address` is NULL or
 /// `AddressLength` writable bytes that stay allocated for the call.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
@@ -520,7 +534,8 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
-/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+/// for overlapping calls, see SafeWskCloseSocket);
 /// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
 /// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
 /// address of another family, or claimed success without completing the
@@ -530,7 +545,7 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Address` is NULL or
+/// (other calls on it may be in progress); `Address` is NULL or
 /// `AddressLength` writable bytes that stay allocated for the call.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
@@ -565,8 +580,7 @@ pub unsafe extern "C" fn SafeWskGetRemoteAddress(
 /// reset); or the provider's status.
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(
@@ -594,6 +608,20 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// leaves the socket open: its status is returned and the close may be
 /// retried.
 ///
+/// Calls on one socket may overlap, and this close may be one of them: a
+/// receive waiting on another thread is completed by WSK when the socket is
+/// closed (with STATUS_CANCELLED, say), and returns. Allocations of the
+/// socket calls (send, receive, the address queries, disconnect, close):
+/// none of safewsk's own while no other call is in progress on the socket,
+/// because each call reuses the IRP the socket's connect allocated
+/// (IoReuseIrp, as "Using IRPs with Winsock Kernel Functions" allows). The
+/// I/O manager allocates its IoSetCompletionRoutineEx context for each call
+/// (what keeps the driver image loaded until the completion routine has
+/// returned), and a send or receive of more than 64 KiB an MDL (IoAllocateMdl).
+/// The second of two
+/// overlapping calls on a socket allocates an IRP once, which the socket
+/// keeps; a third overlapping call allocates and frees its own.
+///
 /// IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
 /// checked, for NULL, before STATUS_INVALID_LEVEL; the socket stays open).
 ///
@@ -604,19 +632,139 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 ///   this client (never opened, already closed, being closed, or another
 ///   client's); the provider is not called;
 /// - STATUS_INVALID_LEVEL;
-/// - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
-///   is still open, retry;
+/// - STATUS_INSUFFICIENT_RESOURCES: no completion context (or, for an
+///   overlapping close, no IRP); the socket is still open, retry;
 /// - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
 ///   of SafeWskCleanup);
 /// - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
 ///   success without completing the close's IRP: the socket is still open).
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: the API contract.
     from_result(unsafe { socket::close(Client, Socket) })
+}
+
+/// Resolves `NodeName` and `ServiceName` with the provider's
+/// WskGetAddressInfo, then connects a TCP socket to the resulting addresses,
+/// one after the other in the resolver's order, and returns the first
+/// connected socket and the address it reached.
+///
+/// What happens, in order:
+/// 1. The names are copied, NUL-terminated, into buffers of safewsk's (the
+///    provider never reads past a caller's unterminated string).
+/// 2. WskGetAddressInfo (hints: AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP;
+///    NS_ALL) through one IRP, with the deadline below.
+/// 3. The IPv4 and IPv6 addresses of the answer — at most
+///    SAFEWSK_BY_NAME_MAX_ADDRESSES (8), in its order — are copied, and the
+///    provider's list is freed with WskFreeAddressInfo at once, whatever the
+///    outcome (success, failure, timeout, an answer without a usable
+///    address). No pointer into the list is kept or returned.
+/// 4. Each address is tried with WskSocketConnect (as SafeWskSocketConnect
+///    does: its own IRP, and the socket's record reserved first), from the
+///    wildcard local address of its family, until one connects. The
+///    resolver's order, not Happy Eyeballs: Windows' resolver sorts by the
+///    RFC 6724 rules already, and one attempt at a time needs no IRP, record
+///    or socket per parallel attempt; the price is that an address that
+///    drops SYNs can use up the whole deadline (see src/by_name.rs).
+///
+/// Parameters, each checked by position before anything else:
+/// 1. `Client`: a live client from SafeWskStartup.
+/// 2. `NodeName`: a host name or numeric address: Length non-zero and even,
+///    Length <= MaximumLength, Buffer non-NULL, at most
+///    SAFEWSK_BY_NAME_MAX_NODE_CHARS (255) characters, no NUL character
+///    inside (a terminator need not be present, and must not be counted in
+///    Length).
+/// 3. `ServiceName`: a port number ("443") or service name, as `NodeName`,
+///    at most SAFEWSK_BY_NAME_MAX_SERVICE_CHARS (32) characters.
+/// 4. `SocketContext`, 5. `Dispatch`: as parameters 7 and 8 of
+///    SafeWskSocketConnect (a context needs a table; a table needs a
+///    callback; callbacks start disabled).
+/// 6. `Socket`: receives the connected socket, or NULL on any failure. The
+///    caller owns it and closes it with SafeWskCloseSocket.
+/// 7. `RemoteAddress`: optional; on STATUS_SUCCESS receives the address
+///    reached, a SOCKADDR_IN (16 bytes) or SOCKADDR_IN6 (28 bytes). Any
+///    writable kernel memory; written only on success.
+/// 8. `RemoteAddressLength`: the size of `RemoteAddress`: at least
+///    sizeof(SOCKADDR_IN6) (28; pass a SOCKADDR_INET or SOCKADDR_STORAGE),
+///    or 0 when `RemoteAddress` is NULL.
+/// 9. `TimeoutMs`: ONE deadline for the resolution and all attempts
+///    together; each step gets what is left. When it passes, the step in
+///    progress is cancelled (and waited for, as in SafeWskSocketConnect), no
+///    further address is tried, and STATUS_IO_TIMEOUT is returned.
+///    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
+///    provider completes synchronously.
+///
+/// Above APC_LEVEL the strings are not read (they may be pageable):
+/// parameters 2 and 3 are then only checked for NULL, the others as above,
+/// before STATUS_INVALID_LEVEL.
+///
+/// Allocations: one IRP and one IoSetCompletionRoutineEx context for the
+/// resolution, and per attempt the same two plus the socket's record (one
+/// small 'kwSS' non-paged pool block, kept until the socket is closed);
+/// about 1 KiB of stack. The provider allocates the address list, which is
+/// freed before this returns.
+///
+/// IRQL: PASSIVE_LEVEL (WskGetAddressInfo and WskFreeAddressInfo are
+/// PASSIVE_LEVEL only: "PFN_WSK_GET_ADDRESS_INFO", Microsoft Learn).
+///
+/// Returns:
+/// - STATUS_SUCCESS: `*Socket` is connected to `*RemoteAddress`;
+/// - STATUS_INVALID_PARAMETER_1 .. _6, _8: as above;
+/// - STATUS_INVALID_LEVEL: not called at PASSIVE_LEVEL;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table lacks
+///   WskGetAddressInfo, WskFreeAddressInfo or WskSocketConnect;
+/// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed (no further
+///   address is tried);
+/// - STATUS_IO_TIMEOUT: the deadline passed (never STATUS_TIMEOUT, which is
+///   a success code);
+/// - the resolver's status when resolution fails: STATUS_NOT_FOUND for a
+///   name that does not exist (Windows 8 and later; Windows 7 reports
+///   STATUS_NO_MATCH — per Wine's WSK tests run on Windows), or another
+///   provider status;
+/// - STATUS_NOT_FOUND also when the answer holds no IPv4 or IPv6 address
+///   that a connect accepts (port 0, unspecified, multicast, broadcast);
+/// - otherwise, when every address failed, the status of the last attempt
+///   (e.g. STATUS_CONNECTION_REFUSED, STATUS_HOST_UNREACHABLE).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `NodeName` and `ServiceName` are NULL
+/// or readable UNICODE_STRINGs whose Buffer holds Length readable bytes;
+/// `Dispatch` is NULL or a readable WSK_CLIENT_CONNECTION_DISPATCH (kept
+/// valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
+/// or writable; `RemoteAddress` is NULL or `RemoteAddressLength` writable
+/// bytes. All valid for the call.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskConnectByName(
+    Client: *mut SAFEWSK_CLIENT,
+    NodeName: *const UNICODE_STRING,
+    ServiceName: *const UNICODE_STRING,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    Socket: *mut *mut WSK_SOCKET,
+    RemoteAddress: *mut SOCKADDR,
+    RemoteAddressLength: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    let args = by_name::ByNameArgs {
+        node: NodeName,
+        service: ServiceName,
+        socket_context: SocketContext,
+        dispatch: Dispatch,
+        socket_out: Socket,
+        remote_out: RemoteAddress,
+        remote_out_len: RemoteAddressLength,
+        timeout_ms: TimeoutMs,
+    };
+    // SAFETY: the API contract.
+    from_result(unsafe { by_name::connect_by_name(Client, args) })
 }

@@ -277,6 +277,9 @@ impl SAFEWSK_CLIENT {
         // made; wait until no DPC is executing any more.
         // SAFETY: PASSIVE_LEVEL per the caller.
         unsafe { platform::flush_queued_dpcs() };
+        // No socket is open and nobody can connect: free the cached records.
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        unsafe { client.sockets.drain_cache() };
         // INVARIANT: cleared before the block goes away.
         client.signature.store(0, Ordering::Release);
         // SAFETY: address computation inside the live block.

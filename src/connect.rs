@@ -4,10 +4,9 @@
 
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
-use crate::irp::call_and_wait;
+use crate::irp::{self, call_and_wait_on};
 use crate::nt::*;
 use crate::platform;
-use crate::sockets::Reserved;
 use crate::status::{require_irql, Status};
 use crate::validate::{ConnectArgs, Context};
 
@@ -74,26 +73,88 @@ impl<'a> Connect<'a> {
     /// The IRP is fresh with a completion routine set; the addresses are
     /// valid until the IRP completes (WSK may read them until then).
     unsafe fn issue(&self, irp: *mut IRP, local: *const SOCKADDR, remote: *const SOCKADDR) -> NTSTATUS {
-        let a = &self.args;
-        // SAFETY: the provider's WskSocketConnect of the entered client, with
-        // validated arguments and an IRP per the function's contract.
-        unsafe {
-            (self.socket_connect)(
-                self.entered.provider().Client,
-                a.socket_type,
-                a.protocol,
-                local.cast_mut(),
-                remote.cast_mut(),
-                a.flags,
-                a.socket_context,
-                a.dispatch,
-                a.owning_process,
-                a.owning_thread,
-                a.security_descriptor,
-                irp,
-            )
-        }
+        // SAFETY: forwarded caller guarantees.
+        unsafe { issue(&self.entered, self.socket_connect, &self.args, irp, local, remote) }
     }
+}
+
+/// Hands `irp` to the provider's WskSocketConnect (`socket_connect`, the
+/// entered client's) with the arguments of `a` and the addresses given.
+///
+/// # Safety
+/// As [`Connect::issue`]; `a` was validated.
+unsafe fn issue(
+    entered: &Entered<'_>,
+    socket_connect: SocketConnectFn,
+    a: &ConnectArgs,
+    irp: *mut IRP,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+) -> NTSTATUS {
+    // SAFETY: the provider's WskSocketConnect of the entered client, with
+    // validated arguments and an IRP per the function's contract.
+    unsafe {
+        socket_connect(
+            entered.provider().Client,
+            a.socket_type,
+            a.protocol,
+            local.cast_mut(),
+            remote.cast_mut(),
+            a.flags,
+            a.socket_context,
+            a.dispatch,
+            a.owning_process,
+            a.owning_thread,
+            a.security_descriptor,
+            irp,
+        )
+    }
+}
+
+/// One synchronous WskSocketConnect inside an entered client: reserves the
+/// socket's record (before the provider is called), issues the connect
+/// through `call_and_wait` with `timeout_ms`, and records the socket. Used
+/// by SafeWskSocketConnect and by each attempt of SafeWskConnectByName.
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `args` was validated (its addresses are readable and
+/// stay valid until this returns).
+pub(crate) unsafe fn connect_entered(
+    entered: &Entered<'_>,
+    args: &ConnectArgs,
+    timeout_ms: ULONG,
+) -> Result<*mut WSK_SOCKET, NTSTATUS> {
+    // SAFETY: the provider dispatch captured at startup stays valid until
+    // the NPI is released at cleanup, which waits for the entered call.
+    let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
+    let client = entered.client();
+    let node = client.sockets().reserve(client.allocator())?;
+    let issue = |irp| {
+        // SAFETY: the record's IRP with its completion routine set; the
+        // addresses live until this call returns, which is after completion.
+        unsafe { issue(entered, socket_connect, args, irp, args.local, args.remote) }
+    };
+    let cancel = |irp| {
+        // SAFETY: call_and_wait_on passes the still-live IRP.
+        unsafe { irp::cancel(irp) }
+    };
+    // SAFETY: the record's IRP, idle and ours (reinitialized by
+    // call_and_wait_on); IRQL <= APC_LEVEL; `issue` hands the IRP to exactly
+    // one WSK function.
+    let done = unsafe {
+        call_and_wait_on(node.irp(), client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue, cancel)
+    }?;
+    if !nt_success(done.status) {
+        return Err(done.status);
+    }
+    let socket = done.information as *mut WSK_SOCKET;
+    if socket.is_null() {
+        // A provider that reports success without a socket: nothing to close.
+        return Err(STATUS_UNSUCCESSFUL);
+    }
+    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
+    unsafe { client.sockets().insert(node, socket) };
+    Ok(socket)
 }
 
 /// SafeWskSocketConnect: connects and waits up to `timeout_ms`; on success
@@ -109,26 +170,8 @@ pub unsafe fn connect_and_wait(
 ) -> Status {
     // SAFETY: forwarded API contract.
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
-    let client = connect.entered.client();
-    let node = Reserved::new(client.allocator())?;
-    let issue = |irp| {
-        // SAFETY: a fresh IRP with its completion routine set; the caller's
-        // addresses live until this call returns, which is after completion.
-        unsafe { connect.issue(irp, args.local, args.remote) }
-    };
-    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
-    // function.
-    let done = unsafe { call_and_wait(client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue) }?;
-    if !nt_success(done.status) {
-        return Err(done.status);
-    }
-    let socket = done.information as *mut WSK_SOCKET;
-    if socket.is_null() {
-        // A provider that reports success without a socket: nothing to close.
-        return Err(STATUS_UNSUCCESSFUL);
-    }
-    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
-    unsafe { client.sockets().insert(node, socket) };
+    // SAFETY: IRQL <= APC_LEVEL (checked by begin); validated arguments.
+    let socket = unsafe { connect_entered(&connect.entered, &connect.args, timeout_ms) }?;
     // SAFETY: `socket_out` was checked non-null as parameter 12.
     unsafe { *socket_out = socket };
     Ok(STATUS_SUCCESS)

@@ -1,8 +1,8 @@
 //! Asynchronous connect: `SafeWskSocketConnectAsync` and `SafeWskCancelConnect`.
 //!
 //! The request lives in caller storage (`SAFEWSK_CONNECT_REQUEST`, non-paged),
-//! so a connect allocates only its IRP, the I/O manager's completion context
-//! and the socket's record. It holds the IRP, a
+//! so a connect allocates only the socket's record with its IRP (which the
+//! socket's later calls reuse) and the I/O manager's completion context. It holds the IRP, a
 //! KTIMER + KDPC for the deadline, and a [`RequestState`] that completion,
 //! the timer DPC, an explicit cancel and the submitting thread race on; the
 //! last reference finalizes: IoFreeIrp, then the callback, exactly once, then
@@ -122,9 +122,8 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     let Some(flags) = pr.state.release() else { return };
     // Last reference: nobody else touches the request or its IRP. The IRP's
     // completion routine ran (the IRP's reference is gone) and the timer is
-    // not queued (its reference is gone).
-    // SAFETY: the IRP is ours to free, once.
-    unsafe { platform::free_irp(pr.irp) };
+    // not queued (its reference is gone). The IRP is the socket record's:
+    // it stays with the socket, or is freed with the record.
     let mut status = pr.status.load(Ordering::Acquire);
     if status == STATUS_CANCELLED {
         if flags & CANCELLED != 0 {
@@ -236,19 +235,18 @@ pub unsafe fn start(
     remote: *const SOCKADDR,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
-    // The socket's record first, so that a connected socket is never lost.
-    let node = Reserved::new(client.allocator())?;
-    // SAFETY: IRQL per the caller.
-    let irp = unsafe { platform::allocate_irp() };
-    if irp.is_null() {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
-    }
+    // The socket's record first, so that a connected socket is never lost;
+    // it comes with the IRP the connect uses (and the socket's calls reuse).
+    let node = client.sockets().reserve(client.allocator())?;
+    let irp = node.irp();
+    // The record may come from a closed socket: its IRP was used before.
+    // SAFETY: the record's idle IRP, ours; IRQL <= DISPATCH_LEVEL.
+    unsafe { platform::reuse_irp(irp) };
     // SAFETY: the IRP is fresh and ours, with one stack location; the client's
-    // device object is live while the client is.
+    // device object is live while the client is. On failure `node` (and the
+    // IRP with it) is freed when it goes out of scope.
     let st = unsafe { platform::set_completion_routine(client.device(), irp, on_complete, request.cast()) };
     if !nt_success(st) {
-        // SAFETY: never issued: ours to free.
-        unsafe { platform::free_irp(irp) };
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     let mut state = Private {

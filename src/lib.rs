@@ -21,6 +21,8 @@
 //!   word (loom-checked) and its IRP, timer and callback;
 //! - `buffer`: the MDL of a send/receive buffer (probed and locked, or built
 //!   for non-paged pool with SAFEWSK_FLAG_NONPAGED_BUFFER);
+//! - `by_name`: SafeWskConnectByName (WskGetAddressInfo, the list copied
+//!   and freed, then the addresses tried in order under one deadline);
 //! - `connect` and `socket`: the machinery behind the connect exports and the
 //!   socket calls; `status`: results turned into the NTSTATUS an export
 //!   returns, in one place;
@@ -67,6 +69,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 pub mod api;
 mod buffer;
+mod by_name;
 mod client;
 mod connect;
 mod connect_async;
@@ -89,5 +92,6 @@ mod wdk_check;
 
 pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
+pub use by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
 pub use client::SAFEWSK_CLIENT;
 pub use platform::POOL_TAG;

@@ -513,3 +513,62 @@ mod offsets {
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskDisconnect), 64);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskSocketConnect), 16);
 }
+
+// ---------------------------------------------------------------------------
+// Connect by name (issue 10, item 1): WskGetAddressInfo / WskFreeAddressInfo.
+// ---------------------------------------------------------------------------
+
+/// AF_UNSPEC (ws2def.h): any address family, in resolver hints.
+pub const AF_UNSPEC: ADDRESS_FAMILY = 0;
+/// NS_ALL (ws2def.h): every name space.
+pub const NS_ALL: ULONG = 0;
+
+/// ADDRINFOEXW (ws2def.h), the list WskGetAddressInfo returns: "identical
+/// to the addrinfoex structure" (PFN_WSK_GET_ADDRESS_INFO).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ADDRINFOEXW {
+    pub ai_flags: i32,
+    pub ai_family: i32,
+    pub ai_socktype: i32,
+    pub ai_protocol: i32,
+    pub ai_addrlen: SIZE_T,
+    pub ai_canonname: *mut u16,
+    pub ai_addr: *mut SOCKADDR,
+    pub ai_blob: PVOID,
+    pub ai_bloblen: SIZE_T,
+    pub ai_provider: PVOID,
+    pub ai_next: *mut ADDRINFOEXW,
+}
+
+/// PFN_WSK_GET_ADDRESS_INFO (wsk.h). The provider dispatch declares the
+/// entry as [`PFN_UNUSED`]; the by-name connect reads it as this type.
+pub type PFN_WSK_GET_ADDRESS_INFO = unsafe extern "system" fn(
+    Client: PWSK_CLIENT,
+    NodeName: *mut UNICODE_STRING,
+    ServiceName: *mut UNICODE_STRING,
+    NameSpace: ULONG,
+    Provider: PVOID,
+    Hints: *mut ADDRINFOEXW,
+    Result: *mut *mut ADDRINFOEXW,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_FREE_ADDRESS_INFO (wsk.h).
+pub type PFN_WSK_FREE_ADDRESS_INFO = unsafe extern "system" fn(Client: PWSK_CLIENT, AddrInfo: *mut ADDRINFOEXW);
+
+#[cfg(target_pointer_width = "64")]
+mod by_name_layout {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+    use static_assertions::const_assert_eq;
+
+    const_assert_eq!(size_of::<ADDRINFOEXW>(), 72);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_addrlen), 16);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_addr), 32);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_next), 64);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskGetAddressInfo), 32);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskFreeAddressInfo), 40);
+}

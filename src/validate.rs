@@ -196,19 +196,11 @@ unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTAT
     if args.flags != 0 {
         return Err(STATUS_INVALID_PARAMETER_6);
     }
-    match (args.socket_context.is_null(), args.dispatch.is_null()) {
-        (true, true) => {}
-        // A context with no dispatch table is never delivered to anything.
-        (false, true) => return Err(STATUS_INVALID_PARAMETER_7),
-        // A table with or without a context (SocketContext is _In_opt_).
-        (_, false) => {
-            // SAFETY: non-null and, by the caller's contract, a readable
-            // WSK_CLIENT_CONNECTION_DISPATCH.
-            let d = unsafe { ptr::read_unaligned(args.dispatch) };
-            if d.WskReceiveEvent.is_none() && d.WskDisconnectEvent.is_none() && d.WskSendBacklogEvent.is_none() {
-                return Err(STATUS_INVALID_PARAMETER_8);
-            }
-        }
+    // SAFETY: forwarded caller guarantee on the dispatch table.
+    match unsafe { context_and_dispatch(args.socket_context, args.dispatch) } {
+        Err(Bad::Context) => return Err(STATUS_INVALID_PARAMETER_7),
+        Err(Bad::Dispatch) => return Err(STATUS_INVALID_PARAMETER_8),
+        Ok(()) => {}
     }
     if !args.security_descriptor.is_null() {
         let sd = args.security_descriptor.cast::<u8>();
@@ -226,4 +218,36 @@ unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTAT
         return Err(STATUS_INVALID_PARAMETER_12);
     }
     Ok(())
+}
+
+/// Which of SocketContext and Dispatch is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    Context,
+    Dispatch,
+}
+
+/// The rule every connect applies to SocketContext and Dispatch: a context
+/// without a dispatch table is never delivered to anything (the context is
+/// wrong); a table needs at least one callback (a table with no callback
+/// "should be NULL"), with or without a context (SocketContext is
+/// `_In_opt_`).
+///
+/// # Safety
+/// `dispatch` is null or a readable WSK_CLIENT_CONNECTION_DISPATCH.
+pub unsafe fn context_and_dispatch(context: PVOID, dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH) -> Result<(), Bad> {
+    match (context.is_null(), dispatch.is_null()) {
+        (true, true) => Ok(()),
+        (false, true) => Err(Bad::Context),
+        (_, false) => {
+            // SAFETY: non-null and, by the caller's contract, a readable
+            // WSK_CLIENT_CONNECTION_DISPATCH.
+            let d = unsafe { ptr::read_unaligned(dispatch) };
+            if d.WskReceiveEvent.is_none() && d.WskDisconnectEvent.is_none() && d.WskSendBacklogEvent.is_none() {
+                Err(Bad::Dispatch)
+            } else {
+                Ok(())
+            }
+        }
+    }
 }

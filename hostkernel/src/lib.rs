@@ -35,6 +35,7 @@ pub mod sysroutine;
 mod thread;
 pub mod timer;
 pub mod wsk;
+pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use event::longest_finite_wait;
@@ -48,4 +49,7 @@ pub use wsk::{
     provider_ready_after, set_address_query_hangs, set_cancel_behaviour, set_connect_completion, set_connect_error,
     set_fail_without_completing, set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready,
     CancelBehaviour, ConnectCompletion,
+};
+pub use wsk_name::{
+    address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
 };

@@ -96,6 +96,7 @@ pub(crate) fn reset_provider() {
         c.fail_without_completing = None;
         c.address_query_hangs = false;
     });
+    crate::wsk_name::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -133,7 +134,7 @@ pub fn set_fail_without_completing(status: Option<NTSTATUS>) {
     config(|c| c.fail_without_completing = status);
 }
 
-fn refuse_without_completing() -> Option<NTSTATUS> {
+pub(crate) fn refuse_without_completing() -> Option<NTSTATUS> {
     config(|c| c.fail_without_completing)
 }
 
@@ -182,7 +183,7 @@ struct Reg {
 
 static REGS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+pub(crate) fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     let mut g = REGS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashSet::new))
 }
@@ -317,7 +318,8 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 
 #[path = "wsk_loop.rs"]
 mod wsk_loop;
-use wsk_loop::{run_blocking, run_ready, Op, Step};
+pub(crate) use wsk_loop::Op;
+use wsk_loop::{run_blocking, run_ready, Step};
 
 struct SendPtr(PVOID);
 // SAFETY: the pointer is only used by the one worker that owns the request.
@@ -325,11 +327,9 @@ unsafe impl Send for SendPtr {}
 
 /// Runs `work`, which may block, for a provider-owned IRP and completes it:
 /// on a provider thread of its own (returns STATUS_PENDING), or inline in
-/// Sync mode. The socket operations use the event loop instead
-/// (wsk_loop.rs, `run_ready`). Kept for blocking work (a name resolution,
-/// say) that WSK functions added later need.
-#[allow(dead_code)]
-fn run(
+/// Sync mode (WskGetAddressInfo, wsk_name.rs). The socket operations use
+/// the event loop instead (wsk_loop.rs, `run_ready`).
+pub(crate) fn run(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
     work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
@@ -339,7 +339,6 @@ fn run(
 
 /// [`run`] for a WskSocketConnect IRP: if a cancel routine completed it
 /// inline meanwhile, a socket the work made is closed again.
-#[allow(dead_code)]
 fn run_op(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
@@ -353,7 +352,7 @@ fn run_op(
 // Sockets
 // ---------------------------------------------------------------------------
 
-struct SockInner {
+pub(crate) struct SockInner {
     fd: i32,
     reg: usize,
     inflight: Mutex<Vec<Arc<Op>>>,
@@ -905,7 +904,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
 ///
 /// # Safety
 /// `out` is writable for 28 bytes (SOCKADDR_IN6).
-unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
+pub(crate) unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
     let storage = (ss as *const libc::sockaddr_storage).cast::<u8>();
     let mut win = [0u8; 28];
     match i32::from(ss.ss_family) {
@@ -1009,8 +1008,8 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
     WskControlClient: not_emulated,
-    WskGetAddressInfo: not_emulated,
-    WskFreeAddressInfo: not_emulated,
+    WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
+    WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,
 };
 

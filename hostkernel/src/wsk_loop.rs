@@ -172,8 +172,7 @@ impl Op {
 
     /// Blocking path: waits until `fd` has `events`, the op is cancelled, or
     /// `deadline`. Returns false if cancelled. (Used by blocking work given to
-    /// `run` in wsk.rs; no socket operation needs it any more.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// `run` in wsk.rs, WskGetAddressInfo's; no socket operation needs it.)
     pub(crate) fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
         loop {
             if self.is_cancelled() {
@@ -201,7 +200,7 @@ impl Op {
             (left.as_micros().div_ceil(1000)).min(60_000) as i32
         });
         // Without an eventfd (EMFILE), nothing interrupts the poll: recheck.
-        let ms = if self.efd < 0 && (ms < 0 || ms > 10) { 10 } else { ms };
+        let ms = if self.efd < 0 && !(0..=10).contains(&ms) { 10 } else { ms };
         let mut fds =
             [libc::pollfd { fd, events, revents: 0 }, libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 }];
         let base = if fd < 0 { 1 } else { 0 };
