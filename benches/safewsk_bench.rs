@@ -29,7 +29,7 @@
 //!    listeners and local addresses, with zero leaks.
 //!
 //! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
-//! SAFEWSK_BENCH_ROUNDS (default 5) the rounds of 6.
+//! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -504,13 +504,31 @@ fn holding_server_at(
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s = stop.clone();
     let h = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         while !s.load(Ordering::SeqCst) {
-            if listener.accept().is_err() {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            // Accept until the queue is empty, then wait for the next one
+            // (no fixed sleep: a full accept queue drops SYNs, and each drop
+            // costs the connect a 1 s retransmission).
+            while listener.accept().is_ok() {}
+            // SAFETY: `p` is one writable pollfd for our listener.
+            unsafe { libc::poll(&mut p, 1, 10) };
         }
     });
     (addr, h, stop)
+}
+
+/// TcpExt ListenOverflows of this network namespace (/proc/net/netstat).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else { return 0 };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 static SCALE_DONE: AtomicUsize = AtomicUsize::new(0);
@@ -553,23 +571,31 @@ fn safewsk_connects(client: *mut SAFEWSK_CLIENT, locals: &[Addr], remotes: &[Add
 
 /// N plain non-blocking connect()s to `remote` driven by poll(): (seconds,
 /// peak RSS growth in KiB). Closes them afterwards.
-fn plain_connects(remote: SocketAddr, n: usize) -> (f64, u64) {
+fn plain_connects(remotes: &[SocketAddr], n: usize) -> (f64, u64) {
     peak_rss_reset();
     let rss0 = peak_rss_kib();
     let t = Instant::now();
     let mut fds = Vec::with_capacity(n);
-    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
-    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as u16;
-    sin.sin_port = remote.port().to_be();
-    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-    for _ in 0..n {
+    let sins: Vec<libc::sockaddr_in> = remotes
+        .iter()
+        .map(|r| {
+            // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as u16;
+            sin.sin_port = r.port().to_be();
+            let std::net::IpAddr::V4(ip) = r.ip() else { panic!("IPv4 listeners only") };
+            sin.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
+            sin
+        })
+        .collect();
+    for i in 0..n {
+        let sin = &sins[i % sins.len()];
         // SAFETY: socket() takes no pointers; the descriptor is ours (closed below).
         let fd =
             unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
         assert!(fd >= 0);
         // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
-        let rc = unsafe { libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), 16) };
+        let rc = unsafe { libc::connect(fd, (sin as *const libc::sockaddr_in).cast(), 16) };
         assert!(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS));
         fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
     }
@@ -703,7 +729,7 @@ fn field(line: &str, i: usize) -> u64 {
 
 /// Issue 12, goal 3: rows of the table for the host provider's scale.
 fn scale_rows(scale: usize) -> Vec<String> {
-    let rounds: usize = std::env::var("SAFEWSK_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("SAFEWSK_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
     let big: usize = std::env::var("SAFEWSK_BENCH_BIG").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
     let mut rows = Vec::new();
     let mut limit: libc::rlimit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -713,28 +739,44 @@ fn scale_rows(scale: usize) -> Vec<String> {
     // N concurrent connects, rounds interleaved with the plain reference.
     let k = Session::begin();
     let client = startup();
-    let (addr, server, stop) = holding_server_at([127, 0, 0, 1]);
+    // Four listeners (127.0.0.1-4), each with its own accept queue
+    // (somaxconn caps each at 4096 here), for both sides.
+    let servers: Vec<_> = (1..=4u8).map(|i| holding_server_at([127, 0, 0, i])).collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|(a, _, _)| *a).collect();
     let local = [Addr::parse("0.0.0.0:0")];
-    let remote = [Addr::from(addr)];
+    let remote: Vec<Addr> = addrs.iter().map(|a| Addr::from(*a)).collect();
+    let overflows0 = listen_overflows();
     let (mut ours, mut plain, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // Alternate which goes first, so that neither always runs on the
+        // other's leftovers (TIME_WAIT entries, warm caches).
+        let plain_first = round % 2 == 1;
+        let mut p = 0.0;
+        if plain_first {
+            p = plain_connects(&addrs, scale).0;
+        }
         let (s, _) = safewsk_connects(client, &local, &remote, scale);
         assert_eq!(SCALE_OK.load(Ordering::SeqCst), scale, "{:?}", SCALE_STATUSES.lock().map(|v| v.len()));
         close_all(client);
-        let (p, _) = plain_connects(addr, scale);
+        if !plain_first {
+            p = plain_connects(&addrs, scale).0;
+        }
         ours.push(s);
         plain.push(p);
         ratios.push(s / p);
     }
+    let overflows = listen_overflows() - overflows0;
     cleanup(client);
-    stop.store(true, Ordering::SeqCst);
-    let _ = server.join();
+    for (_, h, stop) in servers {
+        stop.store(true, Ordering::SeqCst);
+        let _ = h.join();
+    }
     k.finish();
     let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = ratios.iter().copied().fold(0.0, f64::max);
     let (o, p, ratio) = (median(ours), median(plain), median(ratios));
     rows.push(format!(
-        "| {scale} concurrent async connects, median of {rounds} interleaved rounds | {o:.3} s ({:.0}/s) | {p:.3} s ({:.0}/s) non-blocking connect + poll | {ratio:.2}x time (median of per-round ratios; {lo:.2}-{hi:.2}) |",
+        "| {scale} concurrent async connects to 4 listeners, median of {rounds} interleaved rounds ({overflows} listen overflows in the namespace meanwhile) | {o:.3} s ({:.0}/s) | {p:.3} s ({:.0}/s) non-blocking connect + poll | {ratio:.2}x time (median of per-round ratios; {lo:.2}-{hi:.2}) |",
         scale as f64 / o,
         scale as f64 / p
     ));

@@ -682,6 +682,16 @@ unsafe extern "system" fn wsk_socket_connect(
                     unsafe { libc::close(fd) };
                     return Step::Done(STATUS_CANCELLED, 0);
                 }
+                // On loopback the handshake has usually completed inside
+                // connect() already: look once before waiting on the loop.
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: `p` is one writable pollfd; a zero timeout.
+                if unsafe { libc::poll(&mut p, 1, 0) } == 1 {
+                    return match connect_end(fd) {
+                        Err(status) => Step::Done(status, 0),
+                        Ok(fd) => Step::Done(STATUS_SUCCESS, new_socket(fd, reg)),
+                    };
+                }
                 connecting = fd;
                 Step::Wait(fd, libc::EPOLLOUT as u32)
             }
