@@ -587,7 +587,7 @@ unsafe extern "system" fn wsk_socket_connect(
     _dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
-    _sd: PVOID,
+    sd: PVOID,
     irp: PVOID,
 ) -> NTSTATUS {
     PROVIDER_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -597,6 +597,8 @@ unsafe extern "system" fn wsk_socket_connect(
     if let Some(status) = refuse_without_completing() {
         return status;
     }
+    // A cached security descriptor in use until the IRP completes.
+    let sd_use = crate::wsk_client_control::connect_uses(sd);
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskSocketConnect") } {
         return STATUS_INVALID_PARAMETER;
@@ -629,6 +631,9 @@ unsafe extern "system" fn wsk_socket_connect(
     let mut connecting = -1;
     let mut start_at: Option<Instant> = None;
     run_ready(irp, None, true, move |op| {
+        // The cached security descriptor stays in use until the request ends
+        // (the task, and this capture, are dropped when it is done).
+        let _sd_use = &sd_use;
         if connecting >= 0 {
             let fd = connecting;
             if op.is_cancelled() {
@@ -1017,7 +1022,7 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Reserved: 0,
     WskSocket: not_emulated,
     WskSocketConnect: wsk_socket_connect,
-    WskControlClient: not_emulated,
+    WskControlClient: crate::wsk_client_control::wsk_control_client,
     WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
     WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,
