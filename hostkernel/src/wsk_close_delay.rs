@@ -9,7 +9,7 @@
 //! can make a close overlap another call's deadline deterministically.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static DELAY_MS: AtomicU64 = AtomicU64::new(0);
 
@@ -26,10 +26,10 @@ pub(crate) fn reset() {
     DELAY_MS.store(0, Ordering::SeqCst);
 }
 
-/// Run by the close's provider work before it cancels the socket's requests.
-pub(crate) fn before_close() {
+/// When a WskCloseSocket issued now may begin to end the socket's requests
+/// (None: at once). The close's step waits for it on the reactor's timer
+/// heap (`Step::Until`), without blocking a pool thread.
+pub(crate) fn close_not_before() -> Option<Instant> {
     let ms = DELAY_MS.load(Ordering::SeqCst);
-    if ms > 0 {
-        std::thread::sleep(Duration::from_millis(ms));
-    }
+    (ms > 0).then(|| Instant::now() + Duration::from_millis(ms))
 }
