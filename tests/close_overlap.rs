@@ -199,3 +199,37 @@ fn a_close_refused_while_calls_hold_both_irps() {
     cleanup(client);
     k.finish();
 }
+
+/// In the host kernel's Sync completion mode every WSK function completes
+/// its IRP before it returns, so a receive with no data yet stays *inside*
+/// WskReceive until data arrives (the host kernel counts calls in progress
+/// per socket and reports a WskCloseSocket made meanwhile). A close from
+/// another thread must wait until the receive has returned from WSK, then
+/// close; on the old code it called WskCloseSocket at once.
+#[test]
+fn a_close_waits_while_a_call_is_inside_the_wsk_function() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    let client = startup();
+    let (socket, mut peer) = connected(client);
+    let (cl, sock) = (client as usize, socket as usize);
+    let receiver = thread::spawn(move || {
+        let mut got = [0u8; 4];
+        let r = receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
+        (r, got)
+    });
+    let writer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(400));
+        std::io::Write::write_all(&mut peer, b"late").expect("peer write");
+        peer
+    });
+    // The receive is inside WskReceive now (Sync mode), waiting for data.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let v = hostkernel::violations();
+    assert!(v.is_empty(), "WskCloseSocket was called during a call in progress: {v:#?}");
+    assert_eq!(receiver.join().expect("receiver"), ((STATUS_SUCCESS, 4), *b"late"));
+    drop(writer.join().expect("writer"));
+    cleanup(client);
+    k.finish();
+}

@@ -38,6 +38,7 @@ pub mod timer;
 pub mod wsk;
 pub mod wsk_client_control;
 pub mod wsk_close_delay;
+mod wsk_in_call;
 pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};

@@ -98,6 +98,7 @@ pub(crate) fn reset_provider() {
     });
     crate::wsk_name::reset();
     crate::wsk_close_delay::reset();
+    crate::wsk_in_call::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -741,6 +742,7 @@ unsafe fn begin_socket_io(
 }
 
 unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: PVOID) -> NTSTATUS {
+    let _in_call = crate::wsk_in_call::enter(socket, "WskSend");
     // SAFETY: the caller's IRP, socket and buffer.
     let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskSend") } {
         Ok(v) => v,
@@ -778,6 +780,7 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
 }
 
 unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
+    let _in_call = crate::wsk_in_call::enter(socket, "WskReceive");
     // SAFETY: the caller's IRP, socket and buffer.
     let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskReceive") } {
         Ok(v) => v,
@@ -830,6 +833,7 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
 }
 
 unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
+    let _in_call = crate::wsk_in_call::enter(socket, "WskDisconnect");
     if !buf.is_null() {
         violation("WskDisconnect with a final buffer is not emulated");
     }
@@ -876,6 +880,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     if !unsafe { take(irp, "WskCloseSocket") } {
         return STATUS_INVALID_PARAMETER;
     }
+    crate::wsk_in_call::check_close(socket);
     if !sockets(|s| s.remove(&(socket as usize))) {
         violation(format!("WskCloseSocket: {socket:p} is not an open WSK socket (closed twice?)"));
         // SAFETY: provider-owned IRP, completed once.
@@ -966,6 +971,7 @@ pub(crate) unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bo
 /// buffer in paged pool is a contract violation.
 unsafe fn get_address(socket: PVOID, address: PVOID, irp: PVOID, remote: bool) -> NTSTATUS {
     let who = if remote { "WskGetRemoteAddress" } else { "WskGetLocalAddress" };
+    let _in_call = crate::wsk_in_call::enter(socket, who);
     // SAFETY: the caller's IRP and socket.
     let (sock, _) = match unsafe { begin_socket_io(irp, socket, std::ptr::null_mut(), who) } {
         Ok(v) => v,

@@ -1,0 +1,70 @@
+//! Which sockets have a call *in progress* in one of their WSK functions
+//! (review of issue 12).
+//!
+//! "Before calling the WskCloseSocket function, a WSK application must
+//! ensure that there are no other function calls in progress to any of the
+//! socket's functions [...] However, a WSK application can call
+//! WskCloseSocket if there are pending IRPs from prior calls" ("Closing a
+//! Socket" and PFN_WSK_CLOSE_SOCKET, Microsoft Learn): the close frees the
+//! WSK_SOCKET, which a function still running may be using. The host kernel
+//! counts, per socket, the calls between the entry into WskSend,
+//! WskReceive, WskDisconnect, WskGetLocalAddress or WskGetRemoteAddress and
+//! their return (not their IRPs' completion), and reports a WskCloseSocket
+//! made while that count is not zero. A call that comes after the close is
+//! reported separately ("not an open WSK socket").
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::check::violation;
+use crate::nt::PVOID;
+
+static IN_CALL: Mutex<Option<HashMap<usize, (usize, &'static str)>>> = Mutex::new(None);
+
+fn in_call<R>(f: impl FnOnce(&mut HashMap<usize, (usize, &'static str)>) -> R) -> R {
+    let mut g = IN_CALL.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+/// A call in one of a socket's functions, from its entry until this is
+/// dropped (when the function returns).
+pub(crate) struct InCall(usize);
+
+/// Counts a call to `who` on `socket` until the returned guard is dropped.
+pub(crate) fn enter(socket: PVOID, who: &'static str) -> InCall {
+    in_call(|m| {
+        let e = m.entry(socket as usize).or_insert((0, who));
+        e.0 += 1;
+        e.1 = who;
+    });
+    InCall(socket as usize)
+}
+
+impl Drop for InCall {
+    fn drop(&mut self) {
+        in_call(|m| {
+            if let Some(e) = m.get_mut(&self.0) {
+                e.0 -= 1;
+                if e.0 == 0 {
+                    m.remove(&self.0);
+                }
+            }
+        });
+    }
+}
+
+/// WskCloseSocket(`socket`) is being called: a violation if another thread
+/// is still inside one of the socket's functions.
+pub(crate) fn check_close(socket: PVOID) {
+    if let Some((n, who)) = in_call(|m| m.get(&(socket as usize)).copied()) {
+        violation(format!(
+            "WskCloseSocket({socket:p}) while {n} call(s) are still in progress in the socket's functions ({who}): \
+             \"Closing a Socket\" forbids it (the close frees the WSK_SOCKET)"
+        ));
+    }
+}
+
+/// Per-session reset.
+pub(crate) fn reset() {
+    in_call(|m| m.clear());
+}
