@@ -25,6 +25,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod icount;
 
 use std::net::SocketAddr;
 use std::ptr;
@@ -241,6 +242,67 @@ fn send_paths(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, size: usize)
     (median(locked), median(flagged))
 }
 
+/// Validation alone: SafeWskSocketConnect with a NULL socket out pointer
+/// (parameters 1 to 11 checked, refused at 12, no kernel call), median ns
+/// per call over rounds of 100,000: (rounds, median).
+fn validation_ns(client: *mut SAFEWSK_CLIENT, local: &Addr, remote: &Addr) -> (usize, f64) {
+    let (rounds, n) = (15, 100_000u32);
+    let mut per_call = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..n {
+            // SAFETY: valid arguments except the NULL socket out pointer.
+            let st = unsafe {
+                SafeWskSocketConnect(
+                    std::hint::black_box(client),
+                    SOCK_STREAM,
+                    IPPROTO_TCP,
+                    local.ptr(),
+                    remote.ptr(),
+                    0,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    1000,
+                )
+            };
+            assert_eq!(st, STATUS_INVALID_PARAMETER_12);
+        }
+        per_call.push(t.elapsed().as_secs_f64() * 1e9 / f64::from(n));
+    }
+    (rounds, median(per_call))
+}
+
+/// The machine the table was measured on: cores, CPU model, UTC date.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's civil_from_days).
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{cores} cores (nproc), {cpu}, {y:04}-{m:02}-{d:02}")
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
@@ -282,6 +344,15 @@ unsafe extern "C" fn count(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) 
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == icount::WORKLOAD_FLAG) {
+        icount::workload_main(&args);
+        return;
+    }
+    if args.iter().any(|a| a == "--instructions") {
+        icount::instructions_main(&args);
+        return;
+    }
     raise_fd_limit();
     let scale: usize = std::env::var("SAFEWSK_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let k = Session::begin();
@@ -311,30 +382,7 @@ fn main() {
     let (w, r) = (median(wrapped), median(raw));
 
     // 2. Validation alone.
-    let n = 1_000_000u32;
-    let t = Instant::now();
-    for _ in 0..n {
-        // SAFETY: valid arguments except the NULL socket out pointer.
-        let st = unsafe {
-            SafeWskSocketConnect(
-                std::hint::black_box(client),
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                local.ptr(),
-                remote.ptr(),
-                0,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                1000,
-            )
-        };
-        assert_eq!(st, STATUS_INVALID_PARAMETER_12);
-    }
-    let validation_ns = t.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+    let (vrounds, validation_ns) = validation_ns(client, &local, &remote);
 
     // 3. Allocations per connect.
     let a0 = hostkernel::allocations();
@@ -426,20 +474,19 @@ fn main() {
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
     k.finish();
+    // The instruction counts (callgrind; a child process of its own).
+    let instruction_rows = icount::table_rows();
 
     let (irps, irp_bytes) = per(a0.irps, a1.irps);
     let (pool, pool_bytes) = per(a0.pool, a1.pool);
     let (mdls, _) = per(a0.mdls, a1.mdls);
     let async_irps = (a3.irps.0 - a2.irps.0) as f64 / scale as f64;
     let async_pool = (a3.pool.0 - a2.pool.0) as f64 / scale as f64;
-    println!(
-        "safewsk benchmarks (host kernel, loopback TCP, {} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("safewsk benchmarks (host kernel, loopback TCP; {})", machine());
     println!("| measure | safewsk | reference | ratio |");
     println!("|---|---|---|---|");
     println!("| connect+close, sync, median of {rounds} x {per_round} | {w:.1} us | {r:.1} us (hand-written IRP sequence) | {:.3} |", w / r);
-    println!("| parameter validation (1-11) | {validation_ns:.1} ns/call | - | - |");
+    println!("| parameter validation (1-11), median of {vrounds} x 100000 | {validation_ns:.1} ns/call | - | - |");
     println!("| allocations per sync connect+close | {irps:.2} IRPs ({irp_bytes:.0} B), {pool:.2} pool ({pool_bytes:.0} B), {mdls:.2} MDLs | 2 IRPs by hand | - |");
     println!("| allocations per async connect | {async_irps:.2} IRPs, {async_pool:.2} pool blocks (caller storage) | - | - |");
     for (size, (locked, flagged)) in &send_rows {
@@ -458,4 +505,7 @@ fn main() {
         plain_rss,
         async_secs / plain_secs
     );
+    for row in instruction_rows {
+        println!("{row}");
+    }
 }
