@@ -23,6 +23,13 @@
 //! IoFreeIrp(irp);
 //! ```
 //!
+//! `connect`, `transfer` and `close` are not inlined into the bench's loops:
+//! they are the driver's functions, called as safewsk's exports are (the
+//! bench is built without cross-crate LTO, so those are never inlined
+//! either); inlined, their instructions would carry the loop's line numbers
+//! and be counted as the bench's. `call` is inlined into them as the
+//! compiler sees fit.
+//!
 //! Sends and receives describe a non-paged pool buffer with IoAllocateMdl +
 //! MmBuildMdlForNonPagedPool and free the MDL after the IRP (what safewsk
 //! does with SAFEWSK_FLAG_NONPAGED_BUFFER). Closes wait without a deadline,
@@ -136,6 +143,7 @@ impl Handwritten {
     ///
     /// # Safety
     /// PASSIVE_LEVEL; the addresses are valid SOCKADDRs for the call.
+    #[inline(never)]
     pub unsafe fn connect(
         &self,
         local: *const SOCKADDR,
@@ -180,6 +188,7 @@ impl Handwritten {
     /// # Safety
     /// PASSIVE_LEVEL; an open connection socket; `buf` is `len` bytes of
     /// non-paged pool, live for the call.
+    #[inline(never)]
     pub unsafe fn transfer(
         &self,
         receive: bool,
@@ -222,6 +231,7 @@ impl Handwritten {
     ///
     /// # Safety
     /// PASSIVE_LEVEL; an open socket, closed once.
+    #[inline(never)]
     pub unsafe fn close(&self, socket: *mut WSK_SOCKET) -> NTSTATUS {
         // SAFETY: as in transfer.
         let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
