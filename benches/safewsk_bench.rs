@@ -4,8 +4,9 @@
 //!
 //! 1. wrapper cost: connect + close through safewsk vs the same calls made
 //!    directly on the provider dispatch with the hand-written IRP sequence a
-//!    C driver writes today (IoAllocateIrp, IoSetCompletionRoutine, KEVENT,
-//!    wait, IoFreeIrp), interleaved in rounds, median per operation;
+//!    careful C driver writes (benches/icount/handwritten.rs: IoAllocateIrp,
+//!    IoSetCompletionRoutineEx, KEVENT, wait with a deadline, IoFreeIrp),
+//!    interleaved in rounds, median per operation;
 //! 2. validation alone: SafeWskSocketConnect with a NULL socket out pointer
 //!    validates parameters 1 to 11 and stops at 12, before any kernel call;
 //! 3. allocations and bytes per connect (host kernel counters);
@@ -41,140 +42,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use icount::handwritten::Handwritten;
 use safewsk::nt::*;
 use safewsk::*;
 
 extern "system" {
-    fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
-    fn IoFreeIrp(irp: *mut IRP);
-    fn KeInitializeEvent(e: *mut KEVENT, ty: u32, state: u8);
-    fn KeSetEvent(e: *mut KEVENT, inc: i32, wait: u8) -> i32;
-    fn KeWaitForSingleObject(o: *mut KEVENT, r: u32, m: i8, a: u8, t: *mut i64) -> NTSTATUS;
-    fn WskRegister(npi: *mut WSK_CLIENT_NPI, reg: *mut WSK_REGISTRATION) -> NTSTATUS;
-    fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
-    fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
-    fn WskDeregister(reg: *mut WSK_REGISTRATION);
     fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
     fn ExFreePoolWithTag(p: *mut u8, tag: u32);
 }
 
-/// The boilerplate: the completion routine signals the event on the stack.
-unsafe extern "system" fn signal(_: PVOID, _: *mut IRP, ctx: PVOID) -> NTSTATUS {
-    // SAFETY: ctx is the waiter's KEVENT.
-    unsafe { KeSetEvent(ctx.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// One IRP round trip written by hand, as WSK samples do.
-unsafe fn direct_call(issue: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, usize) {
-    // The sequence of the WSK documentation: a fresh IRP, the event on this
-    // stack outlives the wait, the IRP is freed after completion.
-    // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
-    let irp = unsafe { IoAllocateIrp(1, 0) };
-    assert!(!irp.is_null());
-    let mut ev = KEVENT::zeroed();
-    // SAFETY: `ev` is a writable KEVENT on this stack.
-    unsafe { KeInitializeEvent(&mut ev, 0, 0) };
-    // SAFETY: a fresh, non-null IRP, ours alone.
-    let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
-    // SAFETY: a fresh IRP with one stack location starts one past it, so
-    // `next` is that (only) stack location, inside the IRP.
-    unsafe { (*next).CompletionRoutine = Some(signal) };
-    // SAFETY: as above; the context is `ev`, which outlives the wait below.
-    unsafe { (*next).Context = (&mut ev as *mut KEVENT).cast() };
-    // SAFETY: as above.
-    unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
-    if issue(irp) == STATUS_PENDING {
-        // SAFETY: `ev` was initialized above; `signal` sets it when the IRP
-        // completes, and a NULL timeout waits for that.
-        unsafe { KeWaitForSingleObject(&mut ev, 0, 0, 0, ptr::null_mut()) };
-    }
-    // SAFETY: the completed IRP is still allocated (`signal` returns
-    // STATUS_MORE_PROCESSING_REQUIRED, so only we free it).
-    let io_status = unsafe { &(*irp).IoStatus };
-    let r = (io_status.Status, io_status.Information);
-    // SAFETY: the completed IRP, back with us, freed once.
-    unsafe { IoFreeIrp(irp) };
-    r
-}
-
-struct Direct {
-    reg: Box<WSK_REGISTRATION>,
-    npi: WSK_PROVIDER_NPI,
-    _cnpi: Box<WSK_CLIENT_NPI>,
-    _disp: Box<WSK_CLIENT_DISPATCH>,
-}
-
-impl Direct {
-    fn new() -> Direct {
-        let mut disp = Box::new(WSK_CLIENT_DISPATCH {
-            Version: make_wsk_version(1, 0),
-            Reserved: 0,
-            WskClientEvent: ptr::null_mut(),
-        });
-        let mut cnpi = Box::new(WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: &mut *disp });
-        let mut reg = Box::new(WSK_REGISTRATION::zeroed());
-        let mut npi = WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() };
-        // SAFETY: the NPI, its dispatch and the registration are boxed and
-        // kept in the Direct, so they outlive the registration (Drop).
-        assert_eq!(unsafe { WskRegister(&mut *cnpi, &mut *reg) }, STATUS_SUCCESS);
-        // SAFETY: the registration just made; `npi` is a writable out parameter.
-        assert_eq!(unsafe { WskCaptureProviderNPI(&mut *reg, 0, &mut npi) }, STATUS_SUCCESS);
-        Direct { reg, npi, _cnpi: cnpi, _disp: disp }
-    }
-
-    fn connect_close(&self, local: &Addr, remote: &Addr) {
-        // SAFETY: the provider NPI captured in new(): its Dispatch is the
-        // provider's static WSK_PROVIDER_DISPATCH.
-        let f = unsafe { (*self.npi.Dispatch).WskSocketConnect }.expect("WskSocketConnect");
-        let connect = |irp: *mut IRP| {
-            // SAFETY: the provider's WskSocketConnect with its captured
-            // client, the caller's addresses (alive until this returns, which
-            // is after the IRP completed) and direct_call's IRP.
-            unsafe {
-                f(
-                    self.npi.Client,
-                    SOCK_STREAM,
-                    IPPROTO_TCP,
-                    local.ptr() as *mut SOCKADDR,
-                    remote.ptr() as *mut SOCKADDR,
-                    0,
-                    ptr::null_mut(),
-                    ptr::null(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    irp,
-                )
-            }
-        };
-        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
-        let (st, info) = unsafe { direct_call(connect) };
-        assert_eq!(st, STATUS_SUCCESS);
-        let socket = info as *mut WSK_SOCKET;
-        // SAFETY: a successful WskSocketConnect puts the new, open
-        // WSK_SOCKET in IoStatus.Information.
-        let d = unsafe { (*socket).Dispatch } as *const WSK_PROVIDER_CONNECTION_DISPATCH;
-        // SAFETY: a connection socket's Dispatch is the provider's static
-        // WSK_PROVIDER_CONNECTION_DISPATCH.
-        let close = unsafe { (*d).Basic.WskCloseSocket }.expect("WskCloseSocket");
-        // SAFETY: the provider's WskCloseSocket on the socket it opened,
-        // closed once, with direct_call's IRP.
-        let close_socket = |irp: *mut IRP| unsafe { close(socket, irp) };
-        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
-        let (st, _) = unsafe { direct_call(close_socket) };
-        assert_eq!(st, STATUS_SUCCESS);
-    }
-}
-
-impl Drop for Direct {
-    fn drop(&mut self) {
-        // SAFETY: the provider NPI captured in new(), released once.
-        unsafe { WskReleaseProviderNPI(&mut *self.reg) };
-        // SAFETY: the registration made in new(), its NPI released and every
-        // socket closed (connect_close closes what it opens).
-        unsafe { WskDeregister(&mut *self.reg) };
-    }
+/// Connect + close with the hand-written IRP sequence the instruction count
+/// compares with (benches/icount/handwritten.rs: IoAllocateIrp,
+/// IoSetCompletionRoutineEx, the WSK call, a wait with a deadline,
+/// IoFreeIrp), the wall-clock reference of the connect + close row.
+fn hand_connect_close(h: &Handwritten, local: &Addr, remote: &Addr) {
+    // SAFETY: PASSIVE_LEVEL (a test thread); the addresses outlive the call.
+    let socket = unsafe { h.connect(local.ptr(), remote.ptr(), 5000) }.expect("hand-written connect");
+    // SAFETY: the socket just connected, closed once.
+    assert_eq!(unsafe { h.close(socket) }, STATUS_SUCCESS);
 }
 
 /// A listener with a large backlog that accepts and closes at once (a
@@ -370,7 +255,7 @@ fn main() {
     let remote = Addr::from(addr);
 
     // 1. Wrapper cost.
-    let direct = Direct::new();
+    let direct = Handwritten::new(dev());
     let (rounds, per_round) = (15, 200);
     let (mut wrapped, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -383,7 +268,7 @@ fn main() {
         wrapped.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
         let t = Instant::now();
         for _ in 0..per_round {
-            direct.connect_close(&local, &remote);
+            hand_connect_close(&direct, &local, &remote);
         }
         raw.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
     }

@@ -205,6 +205,9 @@ pub struct Report {
 
 /// Runs the workload K times under callgrind.
 pub fn measure(s: Settings) -> Result<Report, String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err("needs x86-64 (the callgrind client requests are x86-64 assembly)".into());
+    }
     let valgrind =
         valgrind_version().ok_or("valgrind is not installed (apt-get install valgrind, or run `bash .ci/icount`)")?;
     let mut samples: BTreeMap<(Side, Phase), Vec<Sample>> = BTreeMap::new();
