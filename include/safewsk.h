@@ -49,6 +49,14 @@ typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 #define SAFEWSK_BY_NAME_MAX_ADDRESSES 8
 
 /**
+ * How many cached security descriptors one client may hold at once
+ * (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
+ * allocation. A driver caches one descriptor per sharing policy (usually
+ * one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
+ */
+#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS 16
+
+/**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
  * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
@@ -174,8 +182,10 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * socket is closed) from hanging DriverUnload. Finally it waits for queued
  * DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
  * running, frees the records (and IRPs) of closed sockets that the client
- * kept for its next connects (at most 16), releases the provider and
- * deregisters. After STATUS_SUCCESS the
+ * kept for its next connects (at most 16), releases every cached security
+ * descriptor the driver did not release with
+ * SafeWskReleaseSecurityDescriptor (WSK_RELEASE_SD, reported with DbgPrint
+ * for each), releases the provider and deregisters. After STATUS_SUCCESS the
  * handle is invalid, and no safewsk code runs any more on behalf of this
  * client: the driver may then delete the device object and unload.
  *
@@ -215,6 +225,15 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * 4. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6), not
  *    multicast or broadcast; use the wildcard address and port 0 to let the
  *    stack choose. It decides the socket's address family.
+ *
+ *    Parameters 2, 3 and 4 are also checked against the provider's own
+ *    transport list (WskControlClient, WSK_TRANSPORT_LIST_QUERY, queried
+ *    once by SafeWskStartup): no listed transport of that SocketType is _2,
+ *    none of that type and Protocol _3 (an entry with Protocol 0, the
+ *    type's default, matches any), none of those over the family of
+ *    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
+ *    no list (Wine 8's WskControlClient is a stub; startup reports it once
+ *    with DbgPrint) only the fixed rules above apply.
  * 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
  *    unicast address (not unspecified, broadcast or multicast, also when
  *    IPv4-mapped).
@@ -229,12 +248,13 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *    until the callbacks are enabled with WskControlSocket
  *    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
  * 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
- * 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
- *     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR, whose revision
- *     (1) is checked when the call is made at IRQL <= APC_LEVEL (at
- *     DISPATCH_LEVEL, from the asynchronous connect, it is not read: it may
- *     be pageable). Keep it until the IRP has completed: until this call
- *     returns.
+ * 11. `SecurityDescriptor`: NULL, or a cached copy that this client got
+ *     from SafeWskCacheSecurityDescriptor and has not released (WSK accepts
+ *     only copies cached with WSK_CACHE_SD). It is looked up in the
+ *     client's table, never read. From the check until the IRP has
+ *     completed (until this call returns) it is pinned: a
+ *     SafeWskReleaseSecurityDescriptor of it meanwhile returns
+ *     STATUS_DEVICE_BUSY.
  * 12. `Socket`: receives the new socket, or NULL on any failure. The caller
  *     owns the socket and must pass it to SafeWskCloseSocket.
  * 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
@@ -317,9 +337,14 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * If it returns anything else, the callback is never called.
  *
  * The addresses are copied: they need to be valid only during this call.
- * `SecurityDescriptor`, `SocketContext` and `Dispatch` are passed through
- * and must stay valid until the callback (the security descriptor, WSK says,
- * until the IRP completes; context and dispatch until the socket is closed).
+ * `SocketContext` and `Dispatch` are passed through and must stay valid
+ * until the socket is closed. `SecurityDescriptor` (a cached copy, as for
+ * SafeWskSocketConnect; looked up, never read, so a DISPATCH_LEVEL caller
+ * is fine) is pinned until the IRP has completed, which is before the
+ * callback: SafeWskReleaseSecurityDescriptor returns STATUS_DEVICE_BUSY
+ * until then, and may be called from the callback on. Above
+ * DISPATCH_LEVEL the client's table is not consulted (its spin lock cannot
+ * be taken there): the call fails with STATUS_INVALID_LEVEL instead.
  *
  * IRQL: <= DISPATCH_LEVEL.
  *
@@ -765,6 +790,102 @@ NTSTATUS SafeWskConnectByName(SAFEWSK_CLIENT *Client,
                               SOCKADDR *RemoteAddress,
                               ULONG RemoteAddressLength,
                               ULONG TimeoutMs);
+
+/**
+ * Obtains a cached copy of a security descriptor from the WSK provider
+ * (WskControlClient, WSK_CACHE_SD), for the `SecurityDescriptor` parameter
+ * of SafeWskSocketConnect and SafeWskSocketConnectAsync: WSK accepts only
+ * such cached copies there ("PFN_WSK_SOCKET_CONNECT"), and safewsk checks
+ * that the pointer a connect is given is one this client cached and has not
+ * released.
+ *
+ * `SecurityDescriptor` is the caller's SECURITY_DESCRIPTOR (any
+ * kernel-mode memory, paged or not; only read during the call; the caller
+ * keeps owning it). On success `*CachedSecurityDescriptor` receives the
+ * provider's cached copy, which the caller owns until it passes it to
+ * SafeWskReleaseSecurityDescriptor; on failure it is set to NULL. The
+ * provider may return the same cached pointer for equal descriptors: each
+ * successful call is one reference, and needs one release.
+ *
+ * A client holds at most 16 cached copies at once (a fixed table in the
+ * client block: no allocation by safewsk; the provider allocates the
+ * copy). SafeWskCleanup releases any copy still held, and reports each
+ * with DbgPrint (a driver should release its own).
+ *
+ * IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
+ * captures it).
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+ * - STATUS_INVALID_PARAMETER_2: `SecurityDescriptor` is NULL or not 4-byte
+ *   aligned, or (read after the IRQL check, at PASSIVE_LEVEL) its Revision
+ *   is not SECURITY_DESCRIPTOR_REVISION (1);
+ * - STATUS_INVALID_PARAMETER_3: `CachedSecurityDescriptor` is NULL;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+ * - STATUS_QUOTA_EXCEEDED: the client already holds 16 cached copies;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - STATUS_UNSUCCESSFUL: the provider claimed success without returning a
+ *   copy;
+ * - the provider's status otherwise (STATUS_NOT_IMPLEMENTED from Wine 8,
+ *   whose WskControlClient is a stub; STATUS_INSUFFICIENT_RESOURCES, ...).
+ *
+ * # Safety
+ * `Client` is NULL or a live handle; `SecurityDescriptor` is NULL or a
+ * readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
+ * writable.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                        PSECURITY_DESCRIPTOR SecurityDescriptor,
+                                        PSECURITY_DESCRIPTOR *CachedSecurityDescriptor);
+
+/**
+ * Releases a cached security descriptor obtained with
+ * SafeWskCacheSecurityDescriptor (WskControlClient, WSK_RELEASE_SD).
+ *
+ * WSK requires that a cached copy passed to WskSocketConnect is not
+ * released "until after the IRP for the call to WskSocketConnect is
+ * completed": safewsk enforces it. While a SafeWskSocketConnect using it
+ * has not returned, or a SafeWskSocketConnectAsync using it has not reached
+ * its callback (the IRP completes before the callback; releasing from the
+ * callback is fine), the release is refused with STATUS_DEVICE_BUSY and
+ * nothing changes: release it later. (If the same pointer was cached
+ * twice, one of its references not used by a connect in flight can be
+ * released.)
+ *
+ * After STATUS_SUCCESS the pointer is no longer a cached copy of this
+ * client: a connect given it fails with STATUS_INVALID_PARAMETER_11 and a
+ * second release with STATUS_INVALID_PARAMETER_2. Works during
+ * SafeWskCleanup's wait.
+ *
+ * IRQL: PASSIVE_LEVEL.
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+ * - STATUS_INVALID_PARAMETER_2: `CachedSecurityDescriptor` is NULL, or
+ *   (looked up after the IRQL check) not a copy this client cached and has
+ *   not released: never cached, already released, or another client's; the
+ *   provider is not called;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DELETE_PENDING: the client is being freed (a call racing the
+ *   end of SafeWskCleanup);
+ * - STATUS_DEVICE_BUSY (a warning-class status: NT_SUCCESS is FALSE): a
+ *   connect using it is still in flight; nothing was released;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - the provider's status if it refused the release (the copy then stays
+ *   cached and recorded).
+ *
+ * # Safety
+ * `Client` is NULL or a live handle.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                          PSECURITY_DESCRIPTOR CachedSecurityDescriptor);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -420,7 +420,14 @@ pub unsafe fn connect_by_name(client: *mut SAFEWSK_CLIENT, a: ByNameArgs) -> Sta
             owning_thread: ptr::null_mut(),
             security_descriptor: ptr::null_mut(),
         };
-        let cx = Context { client_present: true, twelfth_ok: true, may_read_pageable: true };
+        // The provider's transport list too: an address of a family the
+        // provider does not list is skipped like any other refused one.
+        let cx = Context {
+            client_present: true,
+            twelfth_ok: true,
+            transports: Some(entered.client().transports()),
+            sds: None,
+        };
         // An address no connect accepts (port 0, unspecified, multicast,
         // broadcast) is skipped, as SafeWskSocketConnect would refuse it.
         // SAFETY: our own addresses; the dispatch table was read above.

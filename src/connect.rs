@@ -7,6 +7,7 @@ use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
 use crate::irp::{self, call_and_wait_on};
 use crate::nt::*;
 use crate::platform;
+use crate::security_descriptor::SdPin;
 use crate::status::{require_irql, Status};
 use crate::validate::{ConnectArgs, Context};
 
@@ -30,6 +31,8 @@ struct Connect<'a> {
     entered: Entered<'a>,
     args: ConnectArgs,
     socket_connect: SocketConnectFn,
+    /// The security descriptor's pin, held until the IRP has completed.
+    pin: SdPin<'a>,
 }
 
 impl<'a> Connect<'a> {
@@ -47,12 +50,12 @@ impl<'a> Connect<'a> {
     ) -> Result<Connect<'a>, NTSTATUS> {
         // SAFETY: `client` is null or a pointer from SafeWskStartup.
         let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
+        let lockable = platform::current_irql() <= DISPATCH_LEVEL;
         let cx = Context {
             client_present: client.is_some(),
             twelfth_ok,
-            // A security descriptor may be pageable: read it only where a
-            // page fault is allowed.
-            may_read_pageable: platform::current_irql() <= APC_LEVEL,
+            transports: client.map(|c| c.transports()),
+            sds: client.filter(|_| lockable).map(|c| c.sds()),
         };
         // SAFETY: the pointers are null or readable per the API contract.
         unsafe { args.validate(cx) }?;
@@ -62,7 +65,13 @@ impl<'a> Connect<'a> {
         // SAFETY: the provider dispatch captured at startup stays valid until
         // the NPI is released at cleanup, which waits for us to leave.
         let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
-        Ok(Connect { entered, args, socket_connect })
+        // Validation found the descriptor cached; pin it so that no release
+        // can happen before the IRP has completed (a release that won the
+        // race since then makes it _11 after all).
+        // SAFETY: IRQL <= max_irql <= DISPATCH_LEVEL, checked above; the pin
+        // is dropped in this call or handed to the request (same bound).
+        let pin = unsafe { SdPin::new(client.sds(), args.security_descriptor) }?;
+        Ok(Connect { entered, args, socket_connect, pin })
     }
 
     /// Hands `irp` to the provider's WskSocketConnect, with `local` and
@@ -200,9 +209,20 @@ pub unsafe fn connect_async(
     // contract; the addresses were validated (and are copied into the
     // request, so the caller's may go away when this returns); the client
     // stays entered for the request (kept below).
-    unsafe { connect_async::start(connect.entered.client(), request, args.local, args.remote, issue) }?;
-    // The request leaves the client's rundown after its callback.
-    let Connect { entered, .. } = connect;
+    unsafe {
+        connect_async::start(
+            connect.entered.client(),
+            request,
+            args.local,
+            args.remote,
+            args.security_descriptor,
+            issue,
+        )
+    }?;
+    // The request leaves the client's rundown after its callback, and
+    // unpins the security descriptor once its IRP has completed.
+    let Connect { entered, pin, .. } = connect;
+    let _ = pin.keep();
     entered.keep();
     Ok(STATUS_PENDING)
 }

@@ -73,6 +73,9 @@ struct Private {
     /// completes, longer than the caller's buffers need to live.
     local: Sockaddr,
     remote: Sockaddr,
+    /// The pinned cached security descriptor (NULL: none), unpinned once
+    /// the IRP has completed, before the callback.
+    sd: PSECURITY_DESCRIPTOR,
 }
 
 /// Room for a SOCKADDR_IN or SOCKADDR_IN6, 4-byte aligned like both.
@@ -135,6 +138,12 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     // SAFETY: the client outlives its requests: cleanup waits for this
     // request to leave (below).
     let client = unsafe { &*pr.client };
+    if !pr.sd.is_null() {
+        // SAFETY: pinned by the connect for this request; IRQL <=
+        // DISPATCH_LEVEL. The IRP has completed: the driver may release
+        // the descriptor from the callback on.
+        unsafe { client.sds().unpin(pr.sd) };
+    }
     // SAFETY: the node `start` stored, taken back once (last reference).
     let node = unsafe { Reserved::from_raw(pr.node) };
     let mut socket: *mut WSK_SOCKET = ptr::null_mut();
@@ -227,12 +236,14 @@ unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID
 /// IRQL <= DISPATCH_LEVEL; `request` is valid caller storage (see the type);
 /// `local` and `remote` were validated; `client` has been entered for this
 /// request (it leaves after the callback); `issue` hands the IRP to exactly
-/// one WSK function.
+/// one WSK function; `sd` is NULL or pinned for this request (it is
+/// unpinned when the request finishes, on Ok).
 pub unsafe fn start(
     client: &SAFEWSK_CLIENT,
     request: *mut SAFEWSK_CONNECT_REQUEST,
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
+    sd: PSECURITY_DESCRIPTOR,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost;
@@ -259,6 +270,7 @@ pub unsafe fn start(
         node: node.into_raw(),
         local: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
         remote: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
+        sd,
     };
     // SAFETY: a validated address, readable for its family's size.
     unsafe { copy_sockaddr(&mut state.local, local) };

@@ -82,10 +82,12 @@ mod platform;
 mod request_state;
 /// cbindgen:ignore
 mod rundown;
+mod security_descriptor;
 mod socket;
 mod sockets;
 mod status;
 mod sync;
+mod transports;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk_check;
@@ -95,3 +97,4 @@ pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
 pub use client::SAFEWSK_CLIENT;
 pub use platform::POOL_TAG;
+pub use security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;

@@ -701,6 +701,44 @@ pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
 }
 
 // ---------------------------------------------------------------------------
+// Client control reports (src/security_descriptor.rs, src/transports.rs)
+// ---------------------------------------------------------------------------
+
+/// DbgPrint that SafeWskCleanup released a cached security descriptor the
+/// driver had not released.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_forgotten_sd(sd: PSECURITY_DESCRIPTOR, status: NTSTATUS) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: SafeWskCleanup: cached security descriptor %p was never released \
+(SafeWskReleaseSecurityDescriptor); released it (WSK_RELEASE_SD: 0x%08X)\n\0"
+                .as_ptr()
+                .cast(),
+            sd,
+            status as ULONG,
+        );
+    }
+}
+
+/// DbgPrint (once, at startup) that the provider's transport list could not
+/// be had and connects are checked against the fixed table only.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_transport_fallback(status: NTSTATUS, returned: usize) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0x%08X (%u bytes); \
+checking connects against safewsk's fixed transport table only\n\0"
+                .as_ptr()
+                .cast(),
+            status as ULONG,
+            ULONG::try_from(returned).unwrap_or(ULONG::MAX),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Time (connect by name: one deadline across several steps)
 // ---------------------------------------------------------------------------
 

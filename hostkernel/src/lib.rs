@@ -35,6 +35,7 @@ pub mod sysroutine;
 mod thread;
 pub mod timer;
 pub mod wsk;
+pub mod wsk_client_control;
 pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
@@ -50,6 +51,7 @@ pub use wsk::{
     set_fail_without_completing, set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready,
     CancelBehaviour, ConnectCompletion,
 };
+pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
 pub use wsk_name::{
     address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
 };

@@ -323,7 +323,7 @@ ValidationCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     Expect("connect param 8 (empty dispatch)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, &context, &empty, NULL, &s),
            STATUS_INVALID_PARAMETER_8);
-    Expect("connect param 11 (bad security descriptor)",
+    Expect("connect param 11 (not a cached security descriptor)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, NULL, NULL, (PSECURITY_DESCRIPTOR)badSd,
                         &s),
            STATUS_INVALID_PARAMETER_11);
@@ -448,6 +448,45 @@ AddressCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     EchoRoundTrip("socket still usable after the stub address queries", Client, Socket, 8);
 }
 
+/* Cached security descriptors. Wine 8's WskControlClient is a stub that
+ * returns STATUS_NOT_IMPLEMENTED (dlls/netio.sys/netio.c): the cache returns
+ * that status, leaves the out pointer NULL and records nothing, so the same
+ * descriptor is still refused by the connect (parameter 11) and by the
+ * release (parameter 2). The same stub makes startup fall back to the fixed
+ * transport table (.ci/wine checks the DbgPrint line), and every connect of
+ * this run went through that fallback. */
+static ULONG_PTR g_Sd[8]; /* a SECURITY_DESCRIPTOR (absolute, 40 bytes) of revision 1 */
+
+static VOID
+SecurityDescriptorCases(SAFEWSK_CLIENT *Client)
+{
+    SOCKADDR_IN local, remote;
+    PSECURITY_DESCRIPTOR cached = (PSECURITY_DESCRIPTOR)1;
+    WSK_SOCKET *s = NULL;
+    NTSTATUS status;
+
+    V4(&local, 0, 0);
+    V4(&remote, 0x7F000001, g_EchoPort);
+    RtlZeroMemory(g_Sd, sizeof(g_Sd));
+    *(UCHAR *)g_Sd = 1; /* SECURITY_DESCRIPTOR_REVISION */
+    Expect("cache SD param 1 (NULL client)", SafeWskCacheSecurityDescriptor(NULL, g_Sd, &cached),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("cache SD param 2 (NULL descriptor)", SafeWskCacheSecurityDescriptor(Client, NULL, &cached),
+           STATUS_INVALID_PARAMETER_2);
+    Expect("cache SD param 3 (NULL out)", SafeWskCacheSecurityDescriptor(Client, g_Sd, NULL),
+           STATUS_INVALID_PARAMETER_3);
+    cached = (PSECURITY_DESCRIPTOR)1;
+    status = SafeWskCacheSecurityDescriptor(Client, g_Sd, &cached);
+    Check(status == STATUS_NOT_IMPLEMENTED && cached == NULL, "cache SD on Wine's stub WskControlClient",
+          "STATUS_NOT_IMPLEMENTED, out NULL", status, STATUS_NOT_IMPLEMENTED);
+    Expect("release SD param 2 (never cached)", SafeWskReleaseSecurityDescriptor(Client, g_Sd),
+           STATUS_INVALID_PARAMETER_2);
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (const SOCKADDR *)&local,
+                                  (const SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, g_Sd, &s, CONNECT_MS);
+    Check(status == STATUS_INVALID_PARAMETER_11 && s == NULL, "connect with the uncached SD",
+          "STATUS_INVALID_PARAMETER_11, no socket", status, STATUS_INVALID_PARAMETER_11);
+}
+
 /* SafeWskConnectByName on Wine's native WskGetAddressInfo (a thread-pool
  * GetAddrInfoExW, which reads the UNICODE_STRING buffers as C strings:
  * safewsk passes NUL-terminated copies) and WskFreeAddressInfo
@@ -565,6 +604,7 @@ RunCases(VOID)
         return;
     }
     ValidationCases(client, socket);
+    SecurityDescriptorCases(client);
     EchoRoundTrip("send/receive 1 byte", client, socket, 1);
     EchoRoundTrip("send/receive 3000 bytes", client, socket, 3000);
     FullDuplexCase(client, socket);
