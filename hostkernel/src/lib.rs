@@ -42,7 +42,7 @@ mod wsk_in_call;
 pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
-pub use event::longest_finite_wait;
+pub use event::{longest_finite_wait, waits_on_this_thread};
 pub use hard_fault::set_page_in_delay;
 pub use image::{set_delay_after_signal, test_device, unload_image};
 pub use io::{page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
