@@ -572,6 +572,15 @@ impl Sockets {
     /// # Safety
     /// IRQL <= APC_LEVEL; `claim` came from `begin_close` and is live.
     pub unsafe fn wait_for_calls(&self, claim: &Claim) {
+        let busy = |_: &mut Table| {
+            // SAFETY: the claim keeps the node alive and the lock is held.
+            unsafe { (*claim.node).calling != 0 }
+        };
+        // The usual case: no other call in progress, no event to set up.
+        // SAFETY: IRQL per the caller.
+        if !unsafe { self.with(busy) } {
+            return;
+        }
         let event = Event::new();
         // SAFETY: on this stack, which stays resident while this thread waits
         // on it in KernelMode; nobody knows it yet.
