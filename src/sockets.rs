@@ -184,6 +184,10 @@ pub struct Claim {
     /// Counted in the node's `calling`: this call may still call one of the
     /// socket's WSK functions (see [`Sockets::returned`]).
     calling: Cell<bool>,
+    /// A close's claim only: other calls were in progress when the close
+    /// began, so [`Sockets::wait_for_calls`] has to wait (the count only
+    /// falls once the socket is marked as closing: no call can begin).
+    must_wait: bool,
 }
 
 impl Claim {
@@ -266,13 +270,13 @@ fn take_irp(node: &mut Node, calling: bool) -> Claim {
     let calling = Cell::new(calling);
     if node.busy & MAIN_BUSY == 0 {
         node.busy |= MAIN_BUSY;
-        Claim { node: this, bit: MAIN_BUSY, irp: node.irp, calling }
+        Claim { node: this, bit: MAIN_BUSY, irp: node.irp, calling, must_wait: false }
     } else if !node.spare.is_null() && node.busy & SPARE_BUSY == 0 {
         node.busy |= SPARE_BUSY;
-        Claim { node: this, bit: SPARE_BUSY, irp: node.spare, calling }
+        Claim { node: this, bit: SPARE_BUSY, irp: node.spare, calling, must_wait: false }
     } else {
         node.others += 1;
-        Claim { node: this, bit: 0, irp: ptr::null_mut(), calling }
+        Claim { node: this, bit: 0, irp: ptr::null_mut(), calling, must_wait: false }
     }
 }
 
@@ -469,7 +473,9 @@ impl Sockets {
             // SAFETY: a linked node is live and the lock is held.
             let node = unsafe { n.as_mut() }?;
             node.closing = true;
-            Some(take_irp(node, false))
+            let mut claim = take_irp(node, false);
+            claim.must_wait = node.calling != 0;
+            Some(claim)
         };
         // SAFETY: IRQL per the caller.
         unsafe { self.with(mark) }
@@ -572,13 +578,9 @@ impl Sockets {
     /// # Safety
     /// IRQL <= APC_LEVEL; `claim` came from `begin_close` and is live.
     pub unsafe fn wait_for_calls(&self, claim: &Claim) {
-        let busy = |_: &mut Table| {
-            // SAFETY: the claim keeps the node alive and the lock is held.
-            unsafe { (*claim.node).calling != 0 }
-        };
-        // The usual case: no other call in progress, no event to set up.
-        // SAFETY: IRQL per the caller.
-        if !unsafe { self.with(busy) } {
+        // The usual case: no other call was in progress when the close began
+        // (and none can begin since): no lock, no event to set up.
+        if !claim.must_wait {
             return;
         }
         let event = Event::new();
