@@ -71,6 +71,7 @@ mod client;
 mod connect;
 mod connect_async;
 mod irp;
+mod options;
 /// cbindgen:ignore
 pub mod nt;
 /// cbindgen:ignore
@@ -90,4 +91,8 @@ mod wdk_check;
 pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use client::SAFEWSK_CLIENT;
+pub use options::{
+    SAFEWSK_SOCKET_OPTIONS, SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF,
+    SAFEWSK_OPTION_REUSEADDR,
+};
 pub use platform::POOL_TAG;

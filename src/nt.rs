@@ -513,3 +513,66 @@ mod offsets {
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskDisconnect), 64);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskSocketConnect), 16);
 }
+
+// ---------------------------------------------------------------------------
+// Options before connect (issue 10, item 2): WskSocket, WskControlSocket,
+// WskBind, WskConnect. The dispatch tables above keep these entries as
+// PFN_UNUSED (so that the tables' declarations stay as they are); the
+// library reads such an entry and turns it into one of these types.
+// ---------------------------------------------------------------------------
+
+/// WSK_FLAG_CONNECTION_SOCKET (wsk.h): WskSocket's Flags for a
+/// connection-oriented socket.
+pub const WSK_FLAG_CONNECTION_SOCKET: ULONG = 0x0000_0002;
+
+/// WSK_CONTROL_SOCKET_TYPE (wsk.h).
+pub type WSK_CONTROL_SOCKET_TYPE = i32;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskSetOption: WSK_CONTROL_SOCKET_TYPE = 0;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskGetOption: WSK_CONTROL_SOCKET_TYPE = 1;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskIoctl: WSK_CONTROL_SOCKET_TYPE = 2;
+
+/// Socket option levels and names as Windows defines them (ws2def.h,
+/// ws2ipdef.h): SOL_SOCKET is 0xffff there, and SO_EXCLUSIVEADDRUSE is
+/// `((int)(~SO_REUSEADDR))`.
+pub const SOL_SOCKET: ULONG = 0xFFFF;
+pub const SO_REUSEADDR: ULONG = 0x0004;
+pub const SO_KEEPALIVE: ULONG = 0x0008;
+pub const SO_RCVBUF: ULONG = 0x1002;
+pub const SO_EXCLUSIVEADDRUSE: ULONG = !SO_REUSEADDR;
+
+/// PFN_WSK_SOCKET.
+pub type PFN_WSK_SOCKET = unsafe extern "system" fn(
+    Client: PWSK_CLIENT,
+    AddressFamily: ADDRESS_FAMILY,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    Flags: ULONG,
+    SocketContext: PVOID,
+    Dispatch: *const c_void,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_CONTROL_SOCKET.
+pub type PFN_WSK_CONTROL_SOCKET = unsafe extern "system" fn(
+    Socket: *mut WSK_SOCKET,
+    RequestType: WSK_CONTROL_SOCKET_TYPE,
+    ControlCode: ULONG,
+    Level: ULONG,
+    InputSize: SIZE_T,
+    InputBuffer: PVOID,
+    OutputSize: SIZE_T,
+    OutputBuffer: PVOID,
+    OutputSizeReturned: *mut SIZE_T,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_BIND; PFN_WSK_CONNECT has the same shape.
+pub type PFN_WSK_BIND =
+    unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Address: *mut SOCKADDR, Flags: ULONG, Irp: *mut IRP) -> NTSTATUS;
+pub type PFN_WSK_CONNECT = PFN_WSK_BIND;

@@ -74,6 +74,7 @@ extern "system" {
     ) -> NTSTATUS;
     fn WskReleaseProviderNPI(WskRegistration: *mut WSK_REGISTRATION);
     fn WskDeregister(WskRegistration: *mut WSK_REGISTRATION);
+    fn KeQueryInterruptTime() -> u64;
 }
 
 // x64 reads CR8 inline as wdm.h does; elsewhere (ARM64, and the Linux host)
@@ -682,4 +683,13 @@ pub unsafe fn wsk_release(registration: *mut WSK_REGISTRATION) {
 pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     // SAFETY: forwarded caller guarantees.
     unsafe { WskDeregister(registration) }
+}
+
+/// Milliseconds since boot (KeQueryInterruptTime, 100 ns units; any IRQL):
+/// the clock one deadline across several WSK calls is measured with.
+pub fn now_ms() -> u64 {
+    // SAFETY: KeQueryInterruptTime takes no arguments and may be called at
+    // any IRQL.
+    let t = unsafe { KeQueryInterruptTime() };
+    t / 10_000
 }

@@ -96,6 +96,7 @@ pub(crate) fn reset_provider() {
         c.fail_without_completing = None;
         c.address_query_hangs = false;
     });
+    crate::wsk_control::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -133,7 +134,7 @@ pub fn set_fail_without_completing(status: Option<NTSTATUS>) {
     config(|c| c.fail_without_completing = status);
 }
 
-fn refuse_without_completing() -> Option<NTSTATUS> {
+pub(crate) fn refuse_without_completing() -> Option<NTSTATUS> {
     config(|c| c.fail_without_completing)
 }
 
@@ -173,16 +174,16 @@ fn provider_ready() -> bool {
 // Registration
 // ---------------------------------------------------------------------------
 
-struct Reg {
+pub(crate) struct Reg {
     version: u16,
     captures: AtomicU32,
-    sockets: AtomicUsize,
+    pub(crate) sockets: AtomicUsize,
     deregistered: AtomicBool,
 }
 
 static REGS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+pub(crate) fn regs<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     let mut g = REGS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashSet::new))
 }
@@ -316,7 +317,7 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 // ---------------------------------------------------------------------------
 
 /// One pending IRP's cancellation signal: an eventfd its worker polls.
-struct Op {
+pub(crate) struct Op {
     efd: i32,
     cancelled: AtomicBool,
     /// Whoever completes the IRP claims it first: the worker, or a cancel
@@ -345,13 +346,13 @@ impl Op {
         unsafe { libc::write(self.efd, (&one as *const u64).cast(), 8) };
     }
 
-    fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
 
     /// Waits until `fd` has `events`, the op is cancelled, or `deadline`.
     /// Returns false if cancelled.
-    fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
         loop {
             if self.is_cancelled() {
                 return false;
@@ -424,7 +425,7 @@ unsafe impl Send for SendPtr {}
 
 /// Runs `work` for a provider-owned IRP and completes it: on a provider
 /// thread (returns STATUS_PENDING), or inline in Sync mode.
-fn run(
+pub(crate) fn run(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
     work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
@@ -434,7 +435,7 @@ fn run(
 
 /// [`run`] for a WskSocketConnect IRP: if a cancel routine completed it
 /// inline meanwhile, a socket the work made is closed again.
-fn run_op(
+pub(crate) fn run_op(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
     connect: bool,
@@ -495,27 +496,27 @@ fn run_op(
 // Sockets
 // ---------------------------------------------------------------------------
 
-struct SockInner {
-    fd: i32,
-    reg: usize,
-    inflight: Mutex<Vec<Arc<Op>>>,
-    idle: Condvar,
-    sent_fin: AtomicBool,
-    got_fin: AtomicBool,
+pub(crate) struct SockInner {
+    pub(crate) fd: i32,
+    pub(crate) reg: usize,
+    pub(crate) inflight: Mutex<Vec<Arc<Op>>>,
+    pub(crate) idle: Condvar,
+    pub(crate) sent_fin: AtomicBool,
+    pub(crate) got_fin: AtomicBool,
     /// Reset by an abortive disconnect, or being closed.
-    aborted: AtomicBool,
+    pub(crate) aborted: AtomicBool,
 }
 
 /// The WSK_SOCKET the provider hands out: `Dispatch` first, as WSK_SOCKET.
 #[repr(C)]
-struct Sock {
-    dispatch: *const WskConnectionDispatch,
-    inner: Arc<SockInner>,
+pub(crate) struct Sock {
+    pub(crate) dispatch: *const WskConnectionDispatch,
+    pub(crate) inner: Arc<SockInner>,
 }
 
 static SOCKETS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+pub(crate) fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     let mut g = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashSet::new))
 }
@@ -526,7 +527,7 @@ pub fn open_sockets() -> Vec<usize> {
     sockets(|s| s.iter().copied().collect())
 }
 
-fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
+pub(crate) fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     if !sockets(|s| s.contains(&(socket as usize))) {
         violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
         return None;
@@ -546,6 +547,7 @@ fn destroy_socket(socket: usize) {
     let sock = unsafe { Box::from_raw(socket as *mut Sock) };
     let inner = sock.inner.clone();
     drop(sock);
+    crate::wsk_control::forget(socket);
     set_abortive(inner.fd);
     // SAFETY: our socket's descriptor; the Sock that owned it was just
     // dropped and nothing else closes it.
@@ -559,7 +561,7 @@ fn destroy_socket(socket: usize) {
 
 /// SO_LINGER {on, 0}: the close (or shutdown) resets the connection, which
 /// is what an abortive WSK disconnect does.
-fn set_abortive(fd: i32) {
+pub(crate) fn set_abortive(fd: i32) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: a valid option value of the right size on our socket.
     unsafe {
@@ -573,7 +575,7 @@ fn set_abortive(fd: i32) {
     };
 }
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
@@ -595,7 +597,7 @@ pub fn errno_to_status(e: i32) -> NTSTATUS {
 }
 
 /// A Windows SOCKADDR_IN / SOCKADDR_IN6 as a Linux sockaddr_storage.
-unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t, i32)> {
+pub(crate) unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t, i32)> {
     if sa.is_null() {
         return None;
     }
@@ -968,6 +970,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     let sock = unsafe { Box::from_raw(socket as *mut Sock) };
     let inner = sock.inner.clone();
     drop(sock);
+    crate::wsk_control::forget(socket as usize);
     run(irp, None, move |_op| {
         // Cancel and drain the socket's pending requests.
         inner.aborted.store(true, Ordering::SeqCst);
@@ -1105,7 +1108,7 @@ unsafe extern "system" fn not_emulated() -> NTSTATUS {
 static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Version: 0x0100,
     Reserved: 0,
-    WskSocket: not_emulated,
+    WskSocket: crate::wsk_control::WSK_SOCKET_ENTRY,
     WskSocketConnect: wsk_socket_connect,
     WskControlClient: not_emulated,
     WskGetAddressInfo: not_emulated,
@@ -1113,11 +1116,11 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     WskGetNameInfo: not_emulated,
 };
 
-static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
-    WskControlSocket: not_emulated,
+pub(crate) static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
+    WskControlSocket: crate::wsk_control::WSK_CONTROL_SOCKET_ENTRY,
     WskCloseSocket: wsk_close_socket,
-    WskBind: not_emulated,
-    WskConnect: not_emulated,
+    WskBind: crate::wsk_control::WSK_BIND_ENTRY,
+    WskConnect: crate::wsk_control::WSK_CONNECT_ENTRY,
     WskGetLocalAddress: wsk_get_local_address,
     WskGetRemoteAddress: wsk_get_remote_address,
     WskSend: wsk_send,
