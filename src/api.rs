@@ -640,6 +640,7 @@ pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket:
 /// - SAFEWSK_OPTION_KEEPALIVE: SO_KEEPALIVE ("SO_KEEPALIVE");
 /// - SAFEWSK_OPTION_RCVBUF: SO_RCVBUF ("SO_RCVBUF"; some transports do not
 ///   support it: then the provider's status is returned).
+///
 /// Not offered: TCP_NODELAY (use WSK_FLAG_NODELAY on SafeWskSend),
 /// SO_SNDBUF and IPV6_V6ONLY (no WSK option page was found for them).
 ///

@@ -71,9 +71,9 @@ mod client;
 mod connect;
 mod connect_async;
 mod irp;
-mod options;
 /// cbindgen:ignore
 pub mod nt;
+mod options;
 /// cbindgen:ignore
 mod platform;
 /// cbindgen:ignore
@@ -92,7 +92,7 @@ pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use client::SAFEWSK_CLIENT;
 pub use options::{
-    SAFEWSK_SOCKET_OPTIONS, SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF,
-    SAFEWSK_OPTION_REUSEADDR,
+    SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF, SAFEWSK_OPTION_REUSEADDR,
+    SAFEWSK_SOCKET_OPTIONS,
 };
 pub use platform::POOL_TAG;

@@ -283,7 +283,9 @@ pub unsafe fn connect_with_options(
     // SAFETY: the provider dispatch captured at startup stays valid until
     // the NPI is released at cleanup, which waits for us to leave; its
     // WskSocket entry is NULL or a PFN_WSK_SOCKET.
-    let wsk_socket = unsafe { entry::<PFN_WSK_SOCKET>((*provider.Dispatch).WskSocket) }?;
+    let socket_entry = unsafe { (*provider.Dispatch).WskSocket };
+    // SAFETY: WSK_PROVIDER_DISPATCH's WskSocket is NULL or a PFN_WSK_SOCKET.
+    let wsk_socket = unsafe { entry::<PFN_WSK_SOCKET>(socket_entry) }?;
     // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
     let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
     let deadline = Deadline::new(timeout_ms);
@@ -358,8 +360,9 @@ unsafe fn configure_bind_connect(
 ) -> Result<(), NTSTATUS> {
     // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
     // Dispatch is the provider's connection table, valid until the close.
-    let table = unsafe { (*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>().as_ref() }
-        .ok_or(STATUS_UNSUCCESSFUL)?;
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: as above: NULL or the provider's table, valid until the close.
+    let table = unsafe { table.as_ref() }.ok_or(STATUS_UNSUCCESSFUL)?;
     for &(name, value, what) in settings.list.iter().flatten() {
         // SAFETY: the entry is NULL or a PFN_WSK_CONTROL_SOCKET.
         let control = unsafe { entry::<PFN_WSK_CONTROL_SOCKET>(table.Basic.WskControlSocket) }?;

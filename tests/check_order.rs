@@ -339,3 +339,78 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     cleanup(client);
     k.finish();
 }
+
+/// SafeWskSocketConnectWithOptions (issue 10, item 2): parameters 1 to 7 by
+/// position, then the IRQL, then the client.
+// One table of calls whose pointers are all null or valid.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
+#[test]
+fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let local = Addr::parse("0.0.0.0:0");
+    let remote = Addr::from(server);
+    let bad_remote = Addr::parse("127.0.0.1:0");
+    let size = std::mem::size_of::<SAFEWSK_SOCKET_OPTIONS>() as u32;
+    let good =
+        SAFEWSK_SOCKET_OPTIONS { Size: size, Mask: SAFEWSK_OPTION_KEEPALIVE, KeepAlive: 1, ..Default::default() };
+    let bad = SAFEWSK_SOCKET_OPTIONS { Size: size + 4, ..Default::default() };
+    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
+    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut WSK_SOCKET| {
+        // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
+        // is never dereferenced (no dispatch table).
+        unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
+    };
+    let ctx = 0x1000 as PVOID;
+    let rows: Vec<Row> = vec![
+        (
+            "SafeWskSocketConnectWithOptions",
+            "1 NULL client, 3 port 0",
+            call(ptr::null_mut(), &bad_remote, &good, ptr::null_mut(), &mut out),
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "3 port 0, 4 Size",
+            call(client, &bad_remote, &bad, ptr::null_mut(), &mut out),
+            STATUS_INVALID_PARAMETER_3,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "4 Size, 5 context without table, 7 NULL",
+            call(client, &remote, &bad, ctx, ptr::null_mut()),
+            STATUS_INVALID_PARAMETER_4,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "5 context without table, 7 NULL",
+            call(client, &remote, &good, ctx, ptr::null_mut()),
+            STATUS_INVALID_PARAMETER_5,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "4 Size at IRQL 3",
+            high(&mut || call(client, &remote, &bad, ptr::null_mut(), &mut out)),
+            STATUS_INVALID_PARAMETER_4,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "7 NULL Socket at DISPATCH_LEVEL",
+            hostkernel::with_irql(DISPATCH_LEVEL, || call(client, &remote, &good, ptr::null_mut(), ptr::null_mut())),
+            STATUS_INVALID_PARAMETER_7,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "valid at DISPATCH_LEVEL",
+            hostkernel::with_irql(DISPATCH_LEVEL, || call(client, &remote, &good, ptr::null_mut(), &mut out)),
+            STATUS_INVALID_LEVEL,
+        ),
+    ];
+    check(&rows);
+    assert!(out.is_null());
+    assert!(hostkernel::wsk::open_sockets().is_empty(), "nothing reached the provider");
+    cleanup(client);
+    k.finish();
+}

@@ -42,8 +42,8 @@ use crate::io::{complete, take};
 use crate::irql;
 use crate::nt::*;
 use crate::wsk::{
-    errno, errno_to_status, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux, Op, Reg,
-    Sock, SockInner, CONNECTION_DISPATCH,
+    errno, errno_to_status, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux, Op, Reg, Sock,
+    SockInner, CONNECTION_DISPATCH,
 };
 
 /// Windows' option levels and names (ws2def.h).
@@ -76,6 +76,9 @@ pub enum CallFault {
     Fail(NTSTATUS),
     /// STATUS_PENDING, and no completion until IoCancelIrp.
     Never,
+    /// STATUS_PENDING, and the call does its work only after this delay
+    /// (cancelled meanwhile: STATUS_CANCELLED).
+    Delay(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -152,8 +155,10 @@ pub fn socket_exclusive(socket: *mut std::ffi::c_void) -> Option<bool> {
 }
 
 type Entry = unsafe extern "system" fn() -> NTSTATUS;
-type SocketFn = unsafe extern "system" fn(PVOID, u16, u16, u32, u32, PVOID, PVOID, PVOID, PVOID, PVOID, PVOID) -> NTSTATUS;
-type ControlFn = unsafe extern "system" fn(PVOID, i32, u32, u32, usize, PVOID, usize, PVOID, *mut usize, PVOID) -> NTSTATUS;
+type SocketFn =
+    unsafe extern "system" fn(PVOID, u16, u16, u32, u32, PVOID, PVOID, PVOID, PVOID, PVOID, PVOID) -> NTSTATUS;
+type ControlFn =
+    unsafe extern "system" fn(PVOID, i32, u32, u32, usize, PVOID, usize, PVOID, *mut usize, PVOID) -> NTSTATUS;
 type AddressFn = unsafe extern "system" fn(PVOID, PVOID, u32, PVOID) -> NTSTATUS;
 
 // The dispatch tables in nt.rs declare these entries without parameters;
@@ -192,6 +197,8 @@ fn run_fault(irp: PVOID, sock: Option<Arc<SockInner>>, fault: CallFault) -> NTST
             op.wait(-1, 0, None);
             (STATUS_CANCELLED, 0)
         }
+        // Handled by each call (it does its work after the delay).
+        CallFault::Delay(_) => (STATUS_UNSUCCESSFUL, 0),
     })
 }
 
@@ -244,12 +251,18 @@ unsafe extern "system" fn wsk_socket(
         // SAFETY: taken above, not completed.
         return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
     }
-    if let Some(fault) = fault_for(WskCall::Socket) {
-        return run_fault(irp, None, fault);
+    let mut delay = None;
+    match fault_for(WskCall::Socket) {
+        Some(CallFault::Delay(d)) => delay = Some(d),
+        Some(fault) => return run_fault(irp, None, fault),
+        None => {}
     }
     // A WskSocket IRP is a "connect" op for run_op: if a cancel routine
     // completes it inline meanwhile, the socket the work made is destroyed.
     run_op(irp, None, true, move |op| {
+        if let Some(d) = delay {
+            op.wait(-1, 0, Some(std::time::Instant::now() + d));
+        }
         if op.is_cancelled() {
             return (STATUS_CANCELLED, 0);
         }
@@ -282,9 +295,8 @@ unsafe extern "system" fn wsk_socket(
 /// An int option on a Linux socket.
 fn set_int(fd: i32, level: i32, name: i32, value: i32) -> NTSTATUS {
     // SAFETY: a valid int of the right size on our socket.
-    let rc = unsafe {
-        libc::setsockopt(fd, level, name, (&value as *const i32).cast(), std::mem::size_of::<i32>() as u32)
-    };
+    let rc =
+        unsafe { libc::setsockopt(fd, level, name, (&value as *const i32).cast(), std::mem::size_of::<i32>() as u32) };
     if rc == 0 {
         STATUS_SUCCESS
     } else {
@@ -341,9 +353,11 @@ unsafe extern "system" fn wsk_control_socket(
         // SAFETY: taken above, not completed.
         return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
     };
-    if let Some(fault) = fault_for(WskCall::ControlSocket) {
-        return run_fault(irp, Some(sock), fault);
-    }
+    let delay = match fault_for(WskCall::ControlSocket) {
+        Some(CallFault::Delay(d)) => Some(d),
+        Some(fault) => return run_fault(irp, Some(sock), fault),
+        None => None,
+    };
     let key = socket as usize;
     let fd = sock.fd;
     let known = level == SOL_SOCKET && matches!(code, SO_REUSEADDR | SO_EXCLUSIVEADDRUSE | SO_KEEPALIVE | SO_RCVBUF);
@@ -379,7 +393,12 @@ unsafe extern "system" fn wsk_control_socket(
         _ => (STATUS_NOT_SUPPORTED, 0),
     };
     // Completed from a provider thread like every request (STATUS_PENDING).
-    run(irp, Some(sock), move |_op| (status, info))
+    run(irp, Some(sock), move |op| {
+        if delay.is_some_and(|d| !op.wait(-1, 0, Some(std::time::Instant::now() + d))) {
+            return (STATUS_CANCELLED, 0);
+        }
+        (status, info)
+    })
 }
 
 fn set_option(key: usize, fd: i32, code: u32, v: u32) -> NTSTATUS {
@@ -423,6 +442,9 @@ fn get_option(key: usize, fd: i32, code: u32) -> Result<u32, NTSTATUS> {
     }
 }
 
+/// The socket, its Linux address and the delay to apply.
+type Begun = (Arc<SockInner>, (libc::sockaddr_storage, u32, i32), Option<std::time::Duration>);
+
 /// The common start of WskBind / WskConnect: take the IRP, find the socket,
 /// apply a fault, read the address. Err is the status to return (the IRP is
 /// completed or pending then).
@@ -436,7 +458,7 @@ unsafe fn begin_address_call(
     irp: PVOID,
     call: WskCall,
     who: &str,
-) -> Result<(Arc<SockInner>, (libc::sockaddr_storage, u32, i32)), NTSTATUS> {
+) -> Result<Begun, NTSTATUS> {
     if irql::current() > DISPATCH_LEVEL {
         violation(format!("{who} above DISPATCH_LEVEL"));
     }
@@ -451,14 +473,16 @@ unsafe fn begin_address_call(
         // SAFETY: taken above, not completed.
         return Err(unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) });
     };
-    if let Some(fault) = fault_for(call) {
-        return Err(run_fault(irp, Some(sock), fault));
-    }
+    let delay = match fault_for(call) {
+        Some(CallFault::Delay(d)) => Some(d),
+        Some(fault) => return Err(run_fault(irp, Some(sock), fault)),
+        None => None,
+    };
     // SAFETY: the caller's SOCKADDR (contract).
     let addr = unsafe { to_linux(address) };
     let family = states(|s| s.get(&(socket as usize)).map(|x| x.family));
     match (addr, flags) {
-        (Some(a), 0) if family == Some(a.2) => Ok((sock, a)),
+        (Some(a), 0) if family == Some(a.2) => Ok((sock, a, delay)),
         // SAFETY: taken above, not completed.
         (Some(_), 0) => Err(unsafe { fail_now(irp, STATUS_INVALID_ADDRESS_COMPONENT) }),
         // SAFETY: as above.
@@ -468,7 +492,8 @@ unsafe fn begin_address_call(
 
 unsafe extern "system" fn wsk_bind(socket: PVOID, address: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
     // SAFETY: the caller's arguments.
-    let (sock, addr) = match unsafe { begin_address_call(socket, address, flags, irp, WskCall::Bind, "WskBind") } {
+    let (sock, addr, delay) = match unsafe { begin_address_call(socket, address, flags, irp, WskCall::Bind, "WskBind") }
+    {
         Ok(v) => v,
         Err(status) => return status,
     };
@@ -478,7 +503,10 @@ unsafe extern "system" fn wsk_bind(socket: PVOID, address: PVOID, flags: u32, ir
         return unsafe { fail_now(irp, STATUS_INVALID_DEVICE_STATE) };
     }
     let fd = sock.fd;
-    run(irp, Some(sock), move |_op| {
+    run(irp, Some(sock), move |op| {
+        if delay.is_some_and(|d| !op.wait(-1, 0, Some(std::time::Instant::now() + d))) {
+            return (STATUS_CANCELLED, 0);
+        }
         // SAFETY: `addr.0` holds an address of `addr.1` bytes (to_linux).
         let rc = unsafe { libc::bind(fd, (&addr.0 as *const libc::sockaddr_storage).cast(), addr.1) };
         if rc != 0 {
@@ -491,11 +519,11 @@ unsafe extern "system" fn wsk_bind(socket: PVOID, address: PVOID, flags: u32, ir
 
 unsafe extern "system" fn wsk_connect(socket: PVOID, address: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
     // SAFETY: the caller's arguments.
-    let (sock, addr) = match unsafe { begin_address_call(socket, address, flags, irp, WskCall::Connect, "WskConnect") }
-    {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
+    let (sock, addr, delay) =
+        match unsafe { begin_address_call(socket, address, flags, irp, WskCall::Connect, "WskConnect") } {
+            Ok(v) => v,
+            Err(status) => return status,
+        };
     let key = socket as usize;
     if !states(|s| s.get(&key).is_some_and(|x| x.bound)) {
         // Windows returns and completes STATUS_INVALID_DEVICE_STATE for a
@@ -505,6 +533,9 @@ unsafe extern "system" fn wsk_connect(socket: PVOID, address: PVOID, flags: u32,
     }
     let fd = sock.fd;
     run(irp, Some(sock), move |op| {
+        if delay.is_some_and(|d| !op.wait(-1, 0, Some(std::time::Instant::now() + d))) {
+            return (STATUS_CANCELLED, 0);
+        }
         // SAFETY: `addr.0` holds an address of `addr.1` bytes (to_linux).
         let rc = unsafe { libc::connect(fd, (&addr.0 as *const libc::sockaddr_storage).cast(), addr.1) };
         if rc != 0 {
