@@ -377,6 +377,49 @@ AddressCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     EchoRoundTrip("socket still usable after the stub address queries", Client, Socket, 8);
 }
 
+/* SafeWskSocketConnectWithOptions under Wine 8's netio.sys, which
+ * implements WskSocket, WskBind and WskConnect natively but whose
+ * WskControlSocket is a stub: FIXME("... stub.") and STATUS_NOT_IMPLEMENTED,
+ * returned without completing the IRP (Wine 8.0, dlls/netio.sys/netio.c).
+ * Without options the call is WskSocket -> WskBind -> WskConnect on Wine's
+ * own code; with an option it fails at the first WskControlSocket with
+ * Wine's STATUS_NOT_IMPLEMENTED (the library takes the IRP back after its
+ * 50 ms grace) and closes the half-made socket with Wine's WskCloseSocket:
+ * the final cleanup succeeding shows no socket was left recorded. */
+static VOID
+OptionsCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo, const SOCKADDR *Refused)
+{
+    SAFEWSK_SOCKET_OPTIONS options;
+    WSK_SOCKET *socket = NULL;
+    NTSTATUS status;
+
+    RtlZeroMemory(&options, sizeof(options));
+    options.Size = sizeof(options) + 4;
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, &options, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_INVALID_PARAMETER_4 && socket == NULL, "options connect param 4 (Size)",
+          "STATUS_INVALID_PARAMETER_4, Socket NULL", status, STATUS_INVALID_PARAMETER_4);
+
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, NULL, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_SUCCESS && socket != NULL, "options connect without options (Wine's WskSocket, WskBind, "
+          "WskConnect)", "status, Socket set", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        EchoRoundTrip("options connect: send/receive", Client, socket, 32);
+        Expect("options connect: close", SafeWskCloseSocket(Client, socket), STATUS_SUCCESS);
+    }
+    socket = NULL;
+
+    status = SafeWskSocketConnectWithOptions(Client, Local, Refused, NULL, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_CONNECTION_REFUSED && socket == NULL, "options connect to a refused port",
+          "Wine's WskConnect status, Socket NULL, socket closed", status, STATUS_CONNECTION_REFUSED);
+
+    options.Size = sizeof(options);
+    options.Mask = SAFEWSK_OPTION_KEEPALIVE;
+    options.KeepAlive = 1;
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, &options, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_NOT_IMPLEMENTED && socket == NULL, "options connect with SO_KEEPALIVE on Wine's stub "
+          "WskControlSocket", "STATUS_NOT_IMPLEMENTED, Socket NULL, socket closed", status, STATUS_NOT_IMPLEMENTED);
+}
+
 static VOID
 RunCases(VOID)
 {
@@ -466,6 +509,8 @@ RunCases(VOID)
         }
         socket = NULL;
     }
+
+    OptionsCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo, (SOCKADDR *)&refused);
 
     Expect("cleanup", SafeWskCleanup(client), STATUS_SUCCESS);
     client = NULL;
