@@ -74,7 +74,8 @@ extern "system" {
     ) -> NTSTATUS;
     fn WskReleaseProviderNPI(WskRegistration: *mut WSK_REGISTRATION);
     fn WskDeregister(WskRegistration: *mut WSK_REGISTRATION);
-    fn KeQueryInterruptTime() -> u64;
+    // HAL.dll on Windows (merged into ntoskrnl.exe, HAL.dll forwarding).
+    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut i64) -> i64;
 }
 
 // x64 reads CR8 inline as wdm.h does; elsewhere (ARM64, and the Linux host)
@@ -685,11 +686,19 @@ pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     unsafe { WskDeregister(registration) }
 }
 
-/// Milliseconds since boot (KeQueryInterruptTime, 100 ns units; any IRQL):
-/// the clock one deadline across several WSK calls is measured with.
+/// Milliseconds from a monotonic clock (KeQueryPerformanceCounter; any
+/// IRQL): what one deadline across several WSK calls is measured with.
+/// KeQueryInterruptTime would do too, but on x64 it is a wdm.h macro
+/// reading KUSER_SHARED_DATA, and MinGW's ntoskrnl import library (the Wine
+/// build) lacks the export.
 pub fn now_ms() -> u64 {
-    // SAFETY: KeQueryInterruptTime takes no arguments and may be called at
-    // any IRQL.
-    let t = unsafe { KeQueryInterruptTime() };
-    t / 10_000
+    let mut frequency: i64 = 0;
+    // SAFETY: KeQueryPerformanceCounter writes the frequency to the given
+    // LARGE_INTEGER (a local) and may be called at any IRQL.
+    let counter = unsafe { KeQueryPerformanceCounter(&mut frequency) };
+    let (counter, frequency) = (u128::try_from(counter).unwrap_or(0), u128::try_from(frequency).unwrap_or(0));
+    if frequency == 0 {
+        return 0;
+    }
+    u64::try_from(counter.saturating_mul(1000) / frequency).unwrap_or(u64::MAX)
 }
