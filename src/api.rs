@@ -728,3 +728,101 @@ pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
         )
     })
 }
+
+/// Enables event callbacks of a connected socket: WskControlSocket(
+/// WskSetOption, SO_WSK_EVENT_CALLBACK) with NPI_WSK_INTERFACE_ID and
+/// `EventMask`. WSK creates every socket with all its callbacks disabled
+/// ("PFN_WSK_SOCKET_CONNECT"): until this is called, the `Dispatch` table
+/// given to SafeWskSocketConnect, SafeWskSocketConnectAsync or
+/// SafeWskSocketConnectWithOptions is never called.
+///
+/// `EventMask`: one or more of WSK_EVENT_RECEIVE (WskReceiveEvent),
+/// WSK_EVENT_DISCONNECT (WskDisconnectEvent) and WSK_EVENT_SEND_BACKLOG
+/// (WskSendBacklogEvent) — the connection socket's events ("SO_WSK_EVENT_CALLBACK").
+/// Each must have a non-NULL entry in the Dispatch table the socket was
+/// created with (which safewsk recorded with the socket): WSK would call a
+/// NULL entry.
+///
+/// The callbacks then run as WSK documents them: at IRQL <= DISPATCH_LEVEL,
+/// on arbitrary threads, possibly before this function returns.
+/// WskReceiveEvent's data indications belong to WSK; a callback that
+/// returns STATUS_PENDING keeps them and must give them back with the
+/// socket's WskRelease (`((PWSK_PROVIDER_CONNECTION_DISPATCH)
+/// Socket->Dispatch)->WskRelease`) before closing the socket; with
+/// STATUS_DATA_NOT_ACCEPTED, WSK stops indicating until SafeWskReceive is
+/// called. The context and table must stay valid until the socket is
+/// closed.
+///
+/// Enabling takes no IRP ("A WSK application does not specify a pointer to
+/// an IRP when calling the WskControlSocket function to enable event
+/// callback functions"), so nothing is allocated and nothing waits.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= DISPATCH_LEVEL (above it only parameters 1 and 2 are checked,
+/// for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2
+/// (`Socket` NULL or not an open socket of this client), _3 (`EventMask` 0,
+/// a flag other than the three above — WSK_EVENT_DISABLE included: use
+/// SafeWskDisableCallbacks —, or a flag whose callback the socket's
+/// Dispatch table lacks, or any flag on a socket created without a Dispatch
+/// table; the provider is not called); STATUS_INVALID_LEVEL;
+/// STATUS_DELETE_PENDING (the client is being freed); STATUS_NOT_SUPPORTED
+/// (the provider's table has no WskControlSocket); or the provider's status
+/// (e.g. STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a
+/// stub).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+/// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskEnableCallbacks(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    EventMask: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { crate::events::enable(Client, Socket, EventMask) })
+}
+
+/// Disables event callbacks of a socket enabled with
+/// SafeWskEnableCallbacks. WSK requires that each callback be disabled
+/// individually ("Enabling and Disabling Event Callback Functions"): for
+/// each flag of `EventMask` safewsk issues one WskControlSocket(
+/// SO_WSK_EVENT_CALLBACK, flag | WSK_EVENT_DISABLE) with an IRP and waits
+/// for it; WSK completes such an IRP only "after all in-progress calls to
+/// the event callback function have returned" ("SO_WSK_EVENT_CALLBACK"). So
+/// on STATUS_SUCCESS the disabled callbacks are neither running nor called
+/// again. Never call it from one of the socket's callbacks (it would wait
+/// for itself; they run at DISPATCH_LEVEL anyway, where it is refused).
+///
+/// `EventMask`: as for SafeWskEnableCallbacks (same checks). `TimeoutMs`:
+/// one deadline for all the flags; SAFEWSK_NO_TIMEOUT for none. Allocations:
+/// per flag an IRP and the I/O manager's IoSetCompletionRoutineEx context.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= APC_LEVEL (it waits; above DISPATCH_LEVEL only parameters 1 and
+/// 2 are checked, for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as for
+/// SafeWskEnableCallbacks; STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+/// STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// STATUS_IO_TIMEOUT (a callback still running at the deadline: the flags
+/// before it are disabled, the rest may not be); STATUS_NOT_SUPPORTED; or
+/// the provider's status.
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskDisableCallbacks(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    EventMask: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { crate::events::disable(Client, Socket, EventMask, TimeoutMs) })
+}

@@ -110,7 +110,7 @@ pub unsafe fn connect_and_wait(
     // SAFETY: forwarded API contract.
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
     let client = connect.entered.client();
-    let node = Reserved::new(client.allocator())?;
+    let node = Reserved::new(client.allocator())?.with_dispatch(args.dispatch);
     let issue = |irp| {
         // SAFETY: a fresh IRP with its completion routine set; the caller's
         // addresses live until this call returns, which is after completion.
@@ -157,7 +157,7 @@ pub unsafe fn connect_async(
     // contract; the addresses were validated (and are copied into the
     // request, so the caller's may go away when this returns); the client
     // stays entered for the request (kept below).
-    unsafe { connect_async::start(connect.entered.client(), request, args.local, args.remote, issue) }?;
+    unsafe { connect_async::start(connect.entered.client(), request, args.local, args.remote, args.dispatch, issue) }?;
     // The request leaves the client's rundown after its callback.
     let Connect { entered, .. } = connect;
     entered.keep();

@@ -234,10 +234,11 @@ pub unsafe fn start(
     request: *mut SAFEWSK_CONNECT_REQUEST,
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost.
-    let node = Reserved::new(client.allocator())?;
+    let node = Reserved::new(client.allocator())?.with_dispatch(dispatch);
     // SAFETY: IRQL per the caller.
     let irp = unsafe { platform::allocate_irp() };
     if irp.is_null() {

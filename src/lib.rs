@@ -70,6 +70,7 @@ mod buffer;
 mod client;
 mod connect;
 mod connect_async;
+mod events;
 mod irp;
 /// cbindgen:ignore
 pub mod nt;

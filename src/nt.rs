@@ -576,3 +576,36 @@ pub type PFN_WSK_CONTROL_SOCKET = unsafe extern "system" fn(
 pub type PFN_WSK_BIND =
     unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Address: *mut SOCKADDR, Flags: ULONG, Irp: *mut IRP) -> NTSTATUS;
 pub type PFN_WSK_CONNECT = PFN_WSK_BIND;
+
+// ---------------------------------------------------------------------------
+// Event callbacks (issue 10, item 3): SO_WSK_EVENT_CALLBACK.
+// ---------------------------------------------------------------------------
+
+/// SO_WSK_EVENT_CALLBACK = WSK_SO_BASE + 2 (wsk.h; WSK_SO_BASE 0x4000).
+pub const SO_WSK_EVENT_CALLBACK: ULONG = 0x4002;
+/// Event flags of a connection-oriented socket (wsk.h).
+pub const WSK_EVENT_SEND_BACKLOG: ULONG = 0x0000_0010;
+pub const WSK_EVENT_RECEIVE: ULONG = 0x0000_0040;
+pub const WSK_EVENT_DISCONNECT: ULONG = 0x0000_0080;
+pub const WSK_EVENT_DISABLE: ULONG = 0x8000_0000;
+
+/// NPIID (netioddk.h): a GUID.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NPIID {
+    pub Data1: u32,
+    pub Data2: u16,
+    pub Data3: u16,
+    pub Data4: [u8; 8],
+}
+
+/// NPI_WSK_INTERFACE_ID (wsk.h): {2227E803-8D8B-11D4-ABAD-009027719E09}.
+pub static NPI_WSK_INTERFACE_ID: NPIID =
+    NPIID { Data1: 0x2227_E803, Data2: 0x8D8B, Data3: 0x11D4, Data4: [0xAB, 0xAD, 0x00, 0x90, 0x27, 0x71, 0x9E, 0x09] };
+
+/// WSK_EVENT_CALLBACK_CONTROL (wsk.h): 16 bytes on 64-bit Windows.
+#[repr(C)]
+pub struct WSK_EVENT_CALLBACK_CONTROL {
+    pub NpiId: *const NPIID,
+    pub EventMask: ULONG,
+}

@@ -160,13 +160,13 @@ fn renumber(status: NTSTATUS) -> NTSTATUS {
 
 /// One deadline across all steps.
 #[derive(Clone, Copy)]
-struct Deadline {
+pub(crate) struct Deadline {
     /// None: SAFEWSK_NO_TIMEOUT.
     end_ms: Option<u64>,
 }
 
 impl Deadline {
-    fn new(timeout_ms: ULONG) -> Deadline {
+    pub(crate) fn new(timeout_ms: ULONG) -> Deadline {
         let end_ms = (timeout_ms != SAFEWSK_NO_TIMEOUT).then(|| platform::now_ms().saturating_add(timeout_ms.into()));
         Deadline { end_ms }
     }
@@ -174,7 +174,7 @@ impl Deadline {
     /// What is left, as call_and_wait's timeout (0 once passed: the step's
     /// IRP is then cancelled at once unless the provider completed it
     /// synchronously).
-    fn remaining(&self) -> Option<ULONG> {
+    pub(crate) fn remaining(&self) -> Option<ULONG> {
         Some(match self.end_ms {
             None => SAFEWSK_NO_TIMEOUT,
             // Less than the caller's TimeoutMs, itself below
@@ -290,7 +290,7 @@ pub unsafe fn connect_with_options(
     let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
     let deadline = Deadline::new(timeout_ms);
     let device = client.device();
-    let node = Reserved::new(client.allocator())?;
+    let node = Reserved::new(client.allocator())?.with_dispatch(dispatch);
     let issue = |irp| {
         // SAFETY: the provider's WskSocket of the entered client, with
         // validated arguments and a fresh IRP.

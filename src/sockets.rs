@@ -29,6 +29,10 @@ struct Node {
     next: *mut Node,
     /// A close is in progress: other calls (and a second close) are refused.
     closing: bool,
+    /// The client dispatch table the socket was created with (NULL: none),
+    /// for SafeWskEnableCallbacks. Written by [`Reserved::with_dispatch`]
+    /// before the connect and kept by [`Sockets::insert`].
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
 }
 
 /// Storage for one socket's node, reserved before the connect.
@@ -47,10 +51,25 @@ impl Reserved {
         // which every caller (a connect) has checked.
         let node = unsafe { allocator.alloc(size_of::<Node>()) }.cast::<Node>();
         if node.is_null() {
-            Err(STATUS_INSUFFICIENT_RESOURCES)
-        } else {
-            Ok(Reserved { node })
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
+        // SAFETY: a fresh pool block of a Node's size, ours: the field's
+        // address is inside it.
+        let field = unsafe { ptr::addr_of_mut!((*node).dispatch) };
+        // SAFETY: as above; only this field is given a value until `insert`
+        // writes the rest.
+        unsafe { field.write(ptr::null()) };
+        Ok(Reserved { node })
+    }
+
+    /// Records the client dispatch table the socket will be created with.
+    pub fn with_dispatch(self, dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH) -> Reserved {
+        // SAFETY: the node is ours (type invariant): the field's address is
+        // inside it.
+        let field = unsafe { ptr::addr_of_mut!((*self.node).dispatch) };
+        // SAFETY: as above; the field was initialized by `new`.
+        unsafe { field.write(dispatch) };
+        self
     }
 
     /// Gives the node back as a raw pointer (to keep it in an asynchronous
@@ -147,12 +166,16 @@ impl Sockets {
     /// IRQL <= DISPATCH_LEVEL; `socket` is a live socket not yet recorded.
     pub unsafe fn insert(&self, reserved: Reserved, socket: *mut WSK_SOCKET) {
         let node = reserved.into_raw().cast::<Node>();
+        // SAFETY: the reserved node is a live block of a Node's size.
+        let field = unsafe { ptr::addr_of!((*node).dispatch) };
+        // SAFETY: initialized by Reserved::new / with_dispatch.
+        let dispatch = unsafe { field.read() };
         let link = |t: &mut Table| {
             let head = t.head(socket);
             // SAFETY: `node` is a live pool block of a Node's size that we
             // own (it was Reserved), written before it is linked; the table
             // owns it from now on.
-            unsafe { ptr::write(node, Node { socket, next: *head, closing: false }) };
+            unsafe { ptr::write(node, Node { socket, next: *head, closing: false, dispatch }) };
             *head = node;
             t.open += 1;
         };
@@ -197,6 +220,21 @@ impl Sockets {
                 }
             })
         }
+    }
+
+    /// The client dispatch table an open socket was created with: None if
+    /// the socket is not open on this client, Some(NULL) if it has none.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn dispatch_of(&self, socket: *mut WSK_SOCKET) -> Option<*const WSK_CLIENT_CONNECTION_DISPATCH> {
+        let find = |t: &mut Table| {
+            let n = Self::find(t, socket, false);
+            // SAFETY: linked nodes are live and the lock is held.
+            (!n.is_null()).then(|| unsafe { (*n).dispatch })
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(find) }
     }
 
     /// Marks an open socket as being closed. False if it is not open (or

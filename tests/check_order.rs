@@ -414,3 +414,71 @@ fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
     cleanup(client);
     k.finish();
 }
+
+/// SafeWskEnableCallbacks / SafeWskDisableCallbacks (issue 10, item 3).
+// One table of calls whose pointers are null or looked up only.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
+#[test]
+fn event_callback_exports_check_parameters_by_position_then_the_irql() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let (st, closed) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, closed), STATUS_SUCCESS);
+    let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
+    // SAFETY: null pointers, or sockets the library only looks up.
+    let rows: Vec<Row> = unsafe {
+        vec![
+            (
+                "SafeWskEnableCallbacks",
+                "1 NULL client, 2 NULL socket",
+                SafeWskEnableCallbacks(ptr::null_mut(), ptr::null_mut(), 0),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "2 closed socket, 3 mask 0",
+                SafeWskEnableCallbacks(client, closed, 0),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "3 no Dispatch table, at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "valid at IRQL 3",
+                high(&mut || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "1 NULL client, 3 mask 0",
+                SafeWskDisableCallbacks(ptr::null_mut(), socket, 0, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "3 mask 0 at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(client, socket, 0, 100)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "2 NULL socket at IRQL 3",
+                high(&mut || SafeWskDisableCallbacks(client, ptr::null_mut(), 0, 100)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+        ]
+    };
+    check(&rows);
+    assert!(hostkernel::violations().is_empty(), "the provider never saw a bad request");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}

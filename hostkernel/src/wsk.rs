@@ -700,8 +700,8 @@ unsafe extern "system" fn wsk_socket_connect(
     local: PVOID,
     remote: PVOID,
     flags: u32,
-    _context: PVOID,
-    _dispatch: PVOID,
+    context: PVOID,
+    dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
     _sd: PVOID,
@@ -741,6 +741,7 @@ unsafe extern "system" fn wsk_socket_connect(
     // buffers until the IRP completes, so a caller that frees them earlier
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
+    let (context, dispatch) = (context as usize, dispatch as usize);
     run_op(irp, None, true, move |op| {
         if let Some(status) = injected {
             return (status, 0);
@@ -780,6 +781,7 @@ unsafe extern "system" fn wsk_socket_connect(
                     aborted: AtomicBool::new(false),
                 });
                 let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
+                crate::wsk_events::register(sock as usize, context, dispatch);
                 sockets(|s| s.insert(sock as usize));
                 // SAFETY: `reg` is live: checked above, and a registration with
                 // open sockets is never freed.
@@ -863,6 +865,7 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
 }
 
 unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
+    crate::wsk_events::on_receive(socket as usize);
     // SAFETY: the caller's IRP, socket and buffer.
     let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskReceive") } {
         Ok(v) => v,
@@ -1126,5 +1129,5 @@ pub(crate) static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDisp
     WskSend: wsk_send,
     WskReceive: wsk_receive,
     WskDisconnect: wsk_disconnect,
-    WskRelease: not_emulated,
+    WskRelease: crate::wsk_events::WSK_RELEASE_ENTRY,
 };

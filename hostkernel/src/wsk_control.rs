@@ -133,9 +133,16 @@ pub(crate) fn reset() {
     faults(|f| *f = Faults::default());
 }
 
-/// Forgets a closed socket's state.
+/// Forgets a closed socket's state (and stops its event callbacks).
 pub(crate) fn forget(socket: usize) {
     states(|s| s.remove(&socket));
+    crate::wsk_events::forget(socket);
+}
+
+/// The socket's send buffer size (the ideal send backlog told to
+/// WskSendBacklogEvent).
+pub(crate) fn sndbuf(fd: i32) -> usize {
+    get_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).map_or(0, |v| usize::try_from(v).unwrap_or(0))
 }
 
 /// The Linux descriptor behind an open WSK socket (from WskSocket or
@@ -216,8 +223,8 @@ unsafe extern "system" fn wsk_socket(
     socket_type: u16,
     protocol: u32,
     flags: u32,
-    _context: PVOID,
-    _dispatch: PVOID,
+    context: PVOID,
+    dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
     _sd: PVOID,
@@ -251,6 +258,7 @@ unsafe extern "system" fn wsk_socket(
         // SAFETY: taken above, not completed.
         return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
     }
+    let (context, dispatch) = (context as usize, dispatch as usize);
     let mut delay = None;
     match fault_for(WskCall::Socket) {
         Some(CallFault::Delay(d)) => delay = Some(d),
@@ -283,6 +291,7 @@ unsafe extern "system" fn wsk_socket(
         });
         let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
         states(|s| s.insert(sock as usize, State { family: lfamily, bound: false, exclusive: false, reuse: false }));
+        crate::wsk_events::register(sock as usize, context, dispatch);
         sockets(|s| s.insert(sock as usize));
         // SAFETY: `reg` is live: checked above, and a registration with open
         // sockets is never freed.
