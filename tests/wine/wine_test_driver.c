@@ -420,6 +420,47 @@ OptionsCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo
           "WskControlSocket", "STATUS_NOT_IMPLEMENTED, Socket NULL, socket closed", status, STATUS_NOT_IMPLEMENTED);
 }
 
+/* SafeWskEnableCallbacks / SafeWskDisableCallbacks under Wine 8, whose
+ * WskControlSocket is a stub (STATUS_NOT_IMPLEMENTED, IRP not completed):
+ * enabling (no IRP) returns Wine's status; disabling (one IRP per flag) gets
+ * the IRP back after the library's grace and returns the same status; the
+ * library's own check of the socket's Dispatch table needs no provider. */
+static volatile LONG g_EventCalls;
+
+static NTSTATUS WINAPI
+WineTestDisconnectEvent(PVOID SocketContext, ULONG Flags)
+{
+    UNREFERENCED_PARAMETER(SocketContext);
+    UNREFERENCED_PARAMETER(Flags);
+    InterlockedIncrement(&g_EventCalls);
+    return STATUS_SUCCESS;
+}
+
+static const WSK_CLIENT_CONNECTION_DISPATCH g_DisconnectOnly = {NULL, WineTestDisconnectEvent, NULL};
+
+static VOID
+EventCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo)
+{
+    WSK_SOCKET *socket = NULL;
+    NTSTATUS status;
+
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, Local, Echo, 0, NULL, &g_DisconnectOnly, NULL,
+                                  NULL, NULL, &socket, CONNECT_MS);
+    Expect("connect with a Dispatch table", status, STATUS_SUCCESS);
+    if (!NT_SUCCESS(status)) {
+        return;
+    }
+    Expect("enable a callback the table lacks (WskReceiveEvent)",
+           SafeWskEnableCallbacks(Client, socket, WSK_EVENT_RECEIVE), STATUS_INVALID_PARAMETER_3);
+    Expect("enable WskDisconnectEvent on Wine's stub WskControlSocket",
+           SafeWskEnableCallbacks(Client, socket, WSK_EVENT_DISCONNECT), STATUS_NOT_IMPLEMENTED);
+    Expect("disable WskDisconnectEvent on Wine's stub WskControlSocket",
+           SafeWskDisableCallbacks(Client, socket, WSK_EVENT_DISCONNECT, IO_MS), STATUS_NOT_IMPLEMENTED);
+    EchoRoundTrip("socket still usable after the stub event calls", Client, socket, 16);
+    Expect("close the socket with a Dispatch table", SafeWskCloseSocket(Client, socket), STATUS_SUCCESS);
+    Check(g_EventCalls == 0, "no callback on Wine", "callbacks never enabled", (NTSTATUS)g_EventCalls, 0);
+}
+
 static VOID
 RunCases(VOID)
 {
@@ -511,6 +552,7 @@ RunCases(VOID)
     }
 
     OptionsCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo, (SOCKADDR *)&refused);
+    EventCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo);
 
     Expect("cleanup", SafeWskCleanup(client), STATUS_SUCCESS);
     client = NULL;
