@@ -492,3 +492,40 @@ fn every_allocation_of_disable_can_fail() {
         }
     }
 }
+
+/// The provider failing or never completing the SO_WSK_EVENT_CALLBACK
+/// request: enabling returns the provider's status (a STATUS_PENDING
+/// without an IRP is no success: STATUS_UNSUCCESSFUL); disabling returns the
+/// status, or STATUS_IO_TIMEOUT at its deadline. The socket stays usable,
+/// nothing leaks.
+#[test]
+fn the_provider_failing_or_never_completing_the_request() {
+    use hostkernel::{CallFault, WskCall};
+    let k = Session::begin();
+    let client = startup();
+    let rec = Arc::new(Recorder::default());
+    let (socket, mut peer) = connect_with(client, Some(&ALL), &rec);
+
+    hostkernel::set_call_fault(WskCall::EventCallback, 1, CallFault::Fail(STATUS_INVALID_DEVICE_STATE));
+    assert_eq!(enable(client, socket, WSK_EVENT_RECEIVE), STATUS_INVALID_DEVICE_STATE);
+    hostkernel::set_call_fault(WskCall::EventCallback, 2, CallFault::Never);
+    assert_eq!(enable(client, socket, WSK_EVENT_RECEIVE), STATUS_UNSUCCESSFUL);
+
+    hostkernel::set_call_fault(WskCall::EventCallback, 3, CallFault::Fail(STATUS_INSUFFICIENT_RESOURCES));
+    assert_eq!(disable(client, socket, WSK_EVENT_RECEIVE), STATUS_INSUFFICIENT_RESOURCES);
+    hostkernel::set_call_fault(WskCall::EventCallback, 4, CallFault::Never);
+    let t = Instant::now();
+    // SAFETY: a client and an open socket.
+    let st = unsafe { SafeWskDisableCallbacks(client, socket, WSK_EVENT_RECEIVE, 300) };
+    let took = t.elapsed();
+    assert_eq!(st, STATUS_IO_TIMEOUT);
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "took {took:?}");
+
+    peer.write_all(b"ok").unwrap();
+    let mut buf = [0u8; 2];
+    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 2));
+    assert_eq!(rec.receives.load(Ordering::SeqCst), 0, "never enabled");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}

@@ -67,6 +67,11 @@ pub enum WskCall {
     ControlSocket,
     Bind,
     Connect,
+    /// WskControlSocket(SO_WSK_EVENT_CALLBACK), counted apart from the
+    /// options. Enabling takes no IRP: `Fail(status)` returns the status,
+    /// `Never` returns STATUS_PENDING (which a provider cannot do without an
+    /// IRP). Disabling: as for the other calls (`Delay` acts as `Never`).
+    EventCallback,
 }
 
 /// What a faulted call does.
@@ -103,7 +108,7 @@ pub fn set_call_fault(call: WskCall, nth: u32, fault: CallFault) {
 }
 
 /// Counts a call and returns the fault it gets, if any.
-fn fault_for(call: WskCall) -> Option<CallFault> {
+pub(crate) fn fault_for(call: WskCall) -> Option<CallFault> {
     faults(|f| {
         let n = f.counts.entry(call).or_insert(0);
         *n += 1;
@@ -197,7 +202,7 @@ unsafe fn fail_now(irp: PVOID, status: NTSTATUS) -> NTSTATUS {
 
 /// Runs a fault on a taken IRP: completes it with the status, or pends it
 /// until cancelled.
-fn run_fault(irp: PVOID, sock: Option<Arc<SockInner>>, fault: CallFault) -> NTSTATUS {
+pub(crate) fn run_fault(irp: PVOID, sock: Option<Arc<SockInner>>, fault: CallFault) -> NTSTATUS {
     run(irp, sock, move |op: &Op| match fault {
         CallFault::Fail(status) => (status, 0),
         CallFault::Never => {

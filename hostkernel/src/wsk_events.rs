@@ -48,6 +48,7 @@ use crate::io::{
 use crate::irql;
 use crate::nt::*;
 use crate::wsk::{run, sock_from, SockInner};
+use crate::wsk_control::{CallFault, WskCall};
 
 const WSK_SET_OPTION: i32 = 0;
 const WSK_EVENT_SEND_BACKLOG: u32 = 0x10;
@@ -161,6 +162,13 @@ pub(crate) unsafe fn control(socket: PVOID, request: i32, in_size: usize, in_buf
         status
     };
     let Some(sock) = sock_from(socket, who) else { return finish(STATUS_INVALID_PARAMETER) };
+    match (crate::wsk_control::fault_for(WskCall::EventCallback), irp.is_null()) {
+        (None, _) => {}
+        (Some(CallFault::Fail(status)), true) => return status,
+        (Some(_), true) => return STATUS_PENDING,
+        (Some(CallFault::Delay(_)), false) => return crate::wsk_control::run_fault(irp, Some(sock), CallFault::Never),
+        (Some(fault), false) => return crate::wsk_control::run_fault(irp, Some(sock), fault),
+    }
     if request != WSK_SET_OPTION || in_size != 16 || in_buf.is_null() {
         return finish(STATUS_INVALID_PARAMETER);
     }
