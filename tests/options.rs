@@ -503,6 +503,8 @@ fn one_deadline_covers_all_steps() {
     let (st, socket) = connect_opts(client, server, Some(&o), SAFEWSK_NO_TIMEOUT);
     assert_eq!(st, STATUS_SUCCESS);
     eprintln!("the same 6 steps without a deadline: connected after {:?}", t.elapsed());
+    let longest = hostkernel::longest_finite_wait();
+    assert!(longest < Duration::from_secs(60), "SAFEWSK_NO_TIMEOUT reached a wait as a finite {longest:?}");
     round_trip(client, socket);
     assert_eq!(close(client, socket), STATUS_SUCCESS);
     cleanup(client);
