@@ -5,10 +5,12 @@
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::by_name;
 use crate::client::{self, SAFEWSK_CLIENT};
 use crate::connect;
 pub use crate::connect_async::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
 use crate::nt::*;
+use crate::security_descriptor;
 use crate::socket::{self, Direction, End};
 use crate::status::from_result;
 use crate::validate::ConnectArgs;
@@ -83,7 +85,11 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// and call it again. This keeps WskDeregister (which blocks until every
 /// socket is closed) from hanging DriverUnload. Finally it waits for queued
 /// DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
-/// running, releases the provider and deregisters. After STATUS_SUCCESS the
+/// running, frees the records (and IRPs) of closed sockets that the client
+/// kept for its next connects (at most 16), releases every cached security
+/// descriptor the driver did not release with
+/// SafeWskReleaseSecurityDescriptor (WSK_RELEASE_SD, reported with DbgPrint
+/// for each), releases the provider and deregisters. After STATUS_SUCCESS the
 /// handle is invalid, and no safewsk code runs any more on behalf of this
 /// client: the driver may then delete the device object and unload.
 ///
@@ -125,6 +131,15 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 /// 4. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6), not
 ///    multicast or broadcast; use the wildcard address and port 0 to let the
 ///    stack choose. It decides the socket's address family.
+///
+///    Parameters 2, 3 and 4 are also checked against the provider's own
+///    transport list (WskControlClient, WSK_TRANSPORT_LIST_QUERY, queried
+///    once by SafeWskStartup): no listed transport of that SocketType is _2,
+///    none of that type and Protocol _3 (an entry with Protocol 0, the
+///    type's default, matches any), none of those over the family of
+///    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
+///    no list (Wine 8's WskControlClient is a stub; startup reports it once
+///    with DbgPrint) only the fixed rules above apply.
 /// 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
 ///    unicast address (not unspecified, broadcast or multicast, also when
 ///    IPv4-mapped).
@@ -139,12 +154,13 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 ///    until the callbacks are enabled with WskControlSocket
 ///    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
 /// 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
-/// 11. `SecurityDescriptor`: NULL, or a cached copy from WskControlClient
-///     (WSK_CACHE_SD): a 4-byte aligned SECURITY_DESCRIPTOR, whose revision
-///     (1) is checked when the call is made at IRQL <= APC_LEVEL (at
-///     DISPATCH_LEVEL, from the asynchronous connect, it is not read: it may
-///     be pageable). Keep it until the IRP has completed: until this call
-///     returns.
+/// 11. `SecurityDescriptor`: NULL, or a cached copy that this client got
+///     from SafeWskCacheSecurityDescriptor and has not released (WSK accepts
+///     only copies cached with WSK_CACHE_SD). It is looked up in the
+///     client's table, never read. From the check until the IRP has
+///     completed (until this call returns) it is pinned: a
+///     SafeWskReleaseSecurityDescriptor of it meanwhile returns
+///     STATUS_DEVICE_BUSY.
 /// 12. `Socket`: receives the new socket, or NULL on any failure. The caller
 ///     owns the socket and must pass it to SafeWskCloseSocket.
 /// 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
@@ -157,11 +173,12 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 ///     Wine's stub WskSocketConnect commits) gets its status returned here.
 ///
 /// All pointers are kernel-mode addresses; addresses are only read during the
-/// call. Allocations: the IRP, the I/O manager's IoSetCompletionRoutineEx
-/// context, and one small non-paged pool block (tag 'kwSS') that records
-/// the socket among the client's open sockets until it is closed; each is
-/// made before the provider is called, so a connected socket is never lost
-/// to a failed allocation.
+/// call. Allocations: the socket's record (one small non-paged pool block,
+/// tag 'kwSS', among the client's open sockets) and its IRP, which the
+/// connect uses and the socket's later calls reuse, both kept until the
+/// socket is closed; and the I/O manager's IoSetCompletionRoutineEx context.
+/// Each is made before the provider is called, so a connected socket is
+/// never lost to a failed allocation.
 ///
 /// IRQL: <= APC_LEVEL (it waits).
 ///
@@ -226,10 +243,11 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
 /// returns, one request at a time) with `Callback` set, `TimeoutMs` (or
 /// SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
-/// STATUS_INVALID_PARAMETER_12. Allocations: the IRP, the I/O manager's
-/// IoSetCompletionRoutineEx context and the socket's record (one small
-/// 'kwSS' non-paged pool block, kept until the socket is closed); all are
-/// made before the provider is called.
+/// STATUS_INVALID_PARAMETER_12. Allocations: the socket's record (one small
+/// 'kwSS' non-paged pool block) and its IRP, which the socket's later calls
+/// reuse, both kept until the socket is closed, and the I/O manager's
+/// IoSetCompletionRoutineEx context; all are made before the provider is
+/// called.
 ///
 /// If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
 /// is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
@@ -245,9 +263,14 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// If it returns anything else, the callback is never called.
 ///
 /// The addresses are copied: they need to be valid only during this call.
-/// `SecurityDescriptor`, `SocketContext` and `Dispatch` are passed through
-/// and must stay valid until the callback (the security descriptor, WSK says,
-/// until the IRP completes; context and dispatch until the socket is closed).
+/// `SocketContext` and `Dispatch` are passed through and must stay valid
+/// until the socket is closed. `SecurityDescriptor` (a cached copy, as for
+/// SafeWskSocketConnect; looked up, never read, so a DISPATCH_LEVEL caller
+/// is fine) is pinned until the IRP has completed, which is before the
+/// callback: SafeWskReleaseSecurityDescriptor returns STATUS_DEVICE_BUSY
+/// until then, and may be called from the callback on. Above
+/// DISPATCH_LEVEL the client's table is not consulted (its spin lock cannot
+/// be taken there): the call fails with STATUS_INVALID_LEVEL instead.
 ///
 /// IRQL: <= DISPATCH_LEVEL.
 ///
@@ -331,9 +354,12 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///
 /// `Buffer` may be any kernel-mode memory the caller can read: non-paged
 /// pool, paged pool or the caller's stack, valid for the call. The library
-/// probes and locks it (IoAllocateMdl + MmProbeAndLockPages(KernelMode,
-/// IoReadAccess), which pages paged memory in) and unlocks and frees the MDL
-/// after WSK has completed, on every path. For a buffer in non-paged pool,
+/// describes it with an MDL (on its own stack, initialized as MmInitializeMdl
+/// does, for a buffer spanning at most 17 pages — any buffer of up to
+/// 64 KiB —, else from IoAllocateMdl), probes and locks it
+/// (MmProbeAndLockPages(KernelMode, IoReadAccess), which pages paged memory
+/// in) and unlocks it (and frees an allocated MDL) after WSK has completed,
+/// on every path. For a buffer in non-paged pool,
 /// add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
 /// (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
 ///
@@ -352,7 +378,9 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 /// closed, being closed, or another client's), _3 (`Buffer` NULL), _4
 /// (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
 /// (the client is being freed: a call racing the end of SafeWskCleanup);
-/// STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL);
+/// STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+/// more than 64 KiB, an IRP only for overlapping calls: see
+/// SafeWskCloseSocket);
 /// STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
 /// raised it) or another exception code MmProbeAndLockPages raised (e.g.
 /// STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
@@ -362,7 +390,7 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
@@ -391,8 +419,9 @@ pub unsafe extern "C" fn SafeWskSend(
 ///
 /// `Buffer` may be any kernel-mode memory the caller can write: non-paged
 /// pool, paged pool or the caller's stack, valid for the call. The library
-/// probes and locks it (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and
-/// unlocks and frees the MDL after WSK has completed, on every path; with
+/// describes it with an MDL (on its own stack up to 64 KiB, as for
+/// SafeWskSend), probes and locks it (MmProbeAndLockPages(KernelMode,
+/// IoWriteAccess)) and unlocks it after WSK has completed, on every path; with
 /// SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
 /// described with MmBuildMdlForNonPagedPool instead (never use the flag for
 /// the stack or paged pool).
@@ -412,14 +441,16 @@ pub unsafe extern "C" fn SafeWskSend(
 /// _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
 /// NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
 /// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
-/// STATUS_INSUFFICIENT_RESOURCES (IRP, completion context or MDL); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+/// STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
+/// more than 64 KiB, an IRP only for overlapping calls: see
+/// SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
 /// MmProbeAndLockPages raised it) or another exception code
 /// MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT; or
 /// the provider's status.
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Buffer` is NULL or `Length` bytes
+/// (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
 /// of kernel-mode memory that stay allocated for the call (non-paged pool if
 /// SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
@@ -469,7 +500,8 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
-/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+/// for overlapping calls, see SafeWskCloseSocket);
 /// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
 /// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
 /// address of another family, or claimed success without completing the
@@ -479,7 +511,7 @@ pub unsafe extern "C" fn SafeWskReceive(
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Address` is NULL or
+/// (other calls on it may be in progress); `Address` is NULL or
 /// `AddressLength` writable bytes that stay allocated for the call.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
@@ -520,7 +552,8 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
 /// IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
 /// written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
-/// freed); STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
+/// for overlapping calls, see SafeWskCloseSocket);
 /// STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
 /// has no such function); STATUS_UNSUCCESSFUL (the provider returned an
 /// address of another family, or claimed success without completing the
@@ -530,7 +563,7 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 ///
 /// # Safety
 /// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it; `Address` is NULL or
+/// (other calls on it may be in progress); `Address` is NULL or
 /// `AddressLength` writable bytes that stay allocated for the call.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
@@ -565,8 +598,7 @@ pub unsafe extern "C" fn SafeWskGetRemoteAddress(
 /// reset); or the provider's status.
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(
@@ -594,6 +626,20 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 /// leaves the socket open: its status is returned and the close may be
 /// retried.
 ///
+/// Calls on one socket may overlap, and this close may be one of them: a
+/// receive waiting on another thread is completed by WSK when the socket is
+/// closed (with STATUS_CANCELLED, say), and returns. Allocations of the
+/// socket calls (send, receive, the address queries, disconnect, close):
+/// none of safewsk's own while no other call is in progress on the socket,
+/// because each call reuses the IRP the socket's connect allocated
+/// (IoReuseIrp, as "Using IRPs with Winsock Kernel Functions" allows). The
+/// I/O manager allocates its IoSetCompletionRoutineEx context for each call
+/// (what keeps the driver image loaded until the completion routine has
+/// returned), and a send or receive of more than 64 KiB an MDL (IoAllocateMdl).
+/// The second of two
+/// overlapping calls on a socket allocates an IRP once, which the socket
+/// keeps; a third overlapping call allocates and frees its own.
+///
 /// IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
 /// checked, for NULL, before STATUS_INVALID_LEVEL; the socket stays open).
 ///
@@ -604,21 +650,249 @@ pub unsafe extern "C" fn SafeWskDisconnect(
 ///   this client (never opened, already closed, being closed, or another
 ///   client's); the provider is not called;
 /// - STATUS_INVALID_LEVEL;
-/// - STATUS_INSUFFICIENT_RESOURCES: no IRP or completion context; the socket
-///   is still open, retry;
+/// - STATUS_INSUFFICIENT_RESOURCES: no completion context (or, for an
+///   overlapping close, no IRP); the socket is still open, retry;
 /// - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
 ///   of SafeWskCleanup);
 /// - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
 ///   success without completing the close's IRP: the socket is still open).
 ///
 /// # Safety
-/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
-/// with no other call in progress on it.
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket: *mut WSK_SOCKET) -> NTSTATUS {
     // SAFETY: the API contract.
     from_result(unsafe { socket::close(Client, Socket) })
+}
+
+/// Resolves `NodeName` and `ServiceName` with the provider's
+/// WskGetAddressInfo, then connects a TCP socket to the resulting addresses,
+/// one after the other in the resolver's order, and returns the first
+/// connected socket and the address it reached.
+///
+/// What happens, in order:
+/// 1. The names are copied, NUL-terminated, into buffers of safewsk's (the
+///    provider never reads past a caller's unterminated string).
+/// 2. WskGetAddressInfo (hints: AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP;
+///    NS_ALL) through one IRP, with the deadline below.
+/// 3. The IPv4 and IPv6 addresses of the answer — at most
+///    SAFEWSK_BY_NAME_MAX_ADDRESSES (8), in its order — are copied, and the
+///    provider's list is freed with WskFreeAddressInfo at once, whatever the
+///    outcome (success, failure, timeout, an answer without a usable
+///    address). No pointer into the list is kept or returned.
+/// 4. Each address is tried with WskSocketConnect (as SafeWskSocketConnect
+///    does: its own IRP, and the socket's record reserved first), from the
+///    wildcard local address of its family, until one connects. The
+///    resolver's order, not Happy Eyeballs: Windows' resolver sorts by the
+///    RFC 6724 rules already, and one attempt at a time needs no IRP, record
+///    or socket per parallel attempt; the price is that an address that
+///    drops SYNs can use up the whole deadline (see src/by_name.rs).
+///
+/// Parameters, each checked by position before anything else:
+/// 1. `Client`: a live client from SafeWskStartup.
+/// 2. `NodeName`: a host name or numeric address: Length non-zero and even,
+///    Length <= MaximumLength, Buffer non-NULL, at most
+///    SAFEWSK_BY_NAME_MAX_NODE_CHARS (255) characters, no NUL character
+///    inside (a terminator need not be present, and must not be counted in
+///    Length).
+/// 3. `ServiceName`: a port number ("443") or service name, as `NodeName`,
+///    at most SAFEWSK_BY_NAME_MAX_SERVICE_CHARS (32) characters.
+/// 4. `SocketContext`, 5. `Dispatch`: as parameters 7 and 8 of
+///    SafeWskSocketConnect (a context needs a table; a table needs a
+///    callback; callbacks start disabled).
+/// 6. `Socket`: receives the connected socket, or NULL on any failure. The
+///    caller owns it and closes it with SafeWskCloseSocket.
+/// 7. `RemoteAddress`: optional; on STATUS_SUCCESS receives the address
+///    reached, a SOCKADDR_IN (16 bytes) or SOCKADDR_IN6 (28 bytes). Any
+///    writable kernel memory; written only on success.
+/// 8. `RemoteAddressLength`: the size of `RemoteAddress`: at least
+///    sizeof(SOCKADDR_IN6) (28; pass a SOCKADDR_INET or SOCKADDR_STORAGE),
+///    or 0 when `RemoteAddress` is NULL.
+/// 9. `TimeoutMs`: ONE deadline for the resolution and all attempts
+///    together; each step gets what is left. When it passes, the step in
+///    progress is cancelled (and waited for, as in SafeWskSocketConnect), no
+///    further address is tried, and STATUS_IO_TIMEOUT is returned.
+///    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
+///    provider completes synchronously.
+///
+/// Above APC_LEVEL the strings are not read (they may be pageable):
+/// parameters 2 and 3 are then only checked for NULL, the others as above,
+/// before STATUS_INVALID_LEVEL.
+///
+/// Allocations: one IRP and one IoSetCompletionRoutineEx context for the
+/// resolution, and per attempt the same two plus the socket's record (one
+/// small 'kwSS' non-paged pool block, kept until the socket is closed);
+/// about 1 KiB of stack. The provider allocates the address list, which is
+/// freed before this returns.
+///
+/// IRQL: PASSIVE_LEVEL (WskGetAddressInfo and WskFreeAddressInfo are
+/// PASSIVE_LEVEL only: "PFN_WSK_GET_ADDRESS_INFO", Microsoft Learn).
+///
+/// Returns:
+/// - STATUS_SUCCESS: `*Socket` is connected to `*RemoteAddress`;
+/// - STATUS_INVALID_PARAMETER_1 .. _6, _8: as above;
+/// - STATUS_INVALID_LEVEL: not called at PASSIVE_LEVEL;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table lacks
+///   WskGetAddressInfo, WskFreeAddressInfo or WskSocketConnect;
+/// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed (no further
+///   address is tried);
+/// - STATUS_IO_TIMEOUT: the deadline passed (never STATUS_TIMEOUT, which is
+///   a success code);
+/// - the resolver's status when resolution fails: STATUS_NOT_FOUND for a
+///   name that does not exist (Windows 8 and later; Windows 7 reports
+///   STATUS_NO_MATCH — per Wine's WSK tests run on Windows), or another
+///   provider status;
+/// - STATUS_NOT_FOUND also when the answer holds no IPv4 or IPv6 address
+///   that a connect accepts (port 0, unspecified, multicast, broadcast);
+/// - otherwise, when every address failed, the status of the last attempt
+///   (e.g. STATUS_CONNECTION_REFUSED, STATUS_HOST_UNREACHABLE).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `NodeName` and `ServiceName` are NULL
+/// or readable UNICODE_STRINGs whose Buffer holds Length readable bytes;
+/// `Dispatch` is NULL or a readable WSK_CLIENT_CONNECTION_DISPATCH (kept
+/// valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
+/// or writable; `RemoteAddress` is NULL or `RemoteAddressLength` writable
+/// bytes. All valid for the call.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskConnectByName(
+    Client: *mut SAFEWSK_CLIENT,
+    NodeName: *const UNICODE_STRING,
+    ServiceName: *const UNICODE_STRING,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    Socket: *mut *mut WSK_SOCKET,
+    RemoteAddress: *mut SOCKADDR,
+    RemoteAddressLength: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    let args = by_name::ByNameArgs {
+        node: NodeName,
+        service: ServiceName,
+        socket_context: SocketContext,
+        dispatch: Dispatch,
+        socket_out: Socket,
+        remote_out: RemoteAddress,
+        remote_out_len: RemoteAddressLength,
+        timeout_ms: TimeoutMs,
+    };
+    // SAFETY: the API contract.
+    from_result(unsafe { by_name::connect_by_name(Client, args) })
+}
+
+/// Obtains a cached copy of a security descriptor from the WSK provider
+/// (WskControlClient, WSK_CACHE_SD), for the `SecurityDescriptor` parameter
+/// of SafeWskSocketConnect and SafeWskSocketConnectAsync: WSK accepts only
+/// such cached copies there ("PFN_WSK_SOCKET_CONNECT"), and safewsk checks
+/// that the pointer a connect is given is one this client cached and has not
+/// released.
+///
+/// `SecurityDescriptor` is the caller's SECURITY_DESCRIPTOR (any
+/// kernel-mode memory, paged or not; only read during the call; the caller
+/// keeps owning it). On success `*CachedSecurityDescriptor` receives the
+/// provider's cached copy, which the caller owns until it passes it to
+/// SafeWskReleaseSecurityDescriptor; on failure it is set to NULL. The
+/// provider may return the same cached pointer for equal descriptors: each
+/// successful call is one reference, and needs one release.
+///
+/// A client holds at most 16 cached copies at once (a fixed table in the
+/// client block: no allocation by safewsk; the provider allocates the
+/// copy). SafeWskCleanup releases any copy still held, and reports each
+/// with DbgPrint (a driver should release its own).
+///
+/// IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
+/// captures it).
+///
+/// Returns:
+/// - STATUS_SUCCESS;
+/// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+/// - STATUS_INVALID_PARAMETER_2: `SecurityDescriptor` is NULL or not 4-byte
+///   aligned, or (read after the IRQL check, at PASSIVE_LEVEL) its Revision
+///   is not SECURITY_DESCRIPTOR_REVISION (1);
+/// - STATUS_INVALID_PARAMETER_3: `CachedSecurityDescriptor` is NULL;
+/// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_QUOTA_EXCEEDED: the client already holds 16 cached copies;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+///   WskControlClient;
+/// - STATUS_UNSUCCESSFUL: the provider claimed success without returning a
+///   copy;
+/// - the provider's status otherwise (STATUS_NOT_IMPLEMENTED from Wine 8,
+///   whose WskControlClient is a stub; STATUS_INSUFFICIENT_RESOURCES, ...).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `SecurityDescriptor` is NULL or a
+/// readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
+/// writable.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskCacheSecurityDescriptor(
+    Client: *mut SAFEWSK_CLIENT,
+    SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    CachedSecurityDescriptor: *mut PSECURITY_DESCRIPTOR,
+) -> NTSTATUS {
+    if !CachedSecurityDescriptor.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *CachedSecurityDescriptor = ptr::null_mut() };
+    }
+    // SAFETY: the API contract.
+    from_result(unsafe { security_descriptor::cache_export(Client, SecurityDescriptor, CachedSecurityDescriptor) })
+}
+
+/// Releases a cached security descriptor obtained with
+/// SafeWskCacheSecurityDescriptor (WskControlClient, WSK_RELEASE_SD).
+///
+/// WSK requires that a cached copy passed to WskSocketConnect is not
+/// released "until after the IRP for the call to WskSocketConnect is
+/// completed": safewsk enforces it. While a SafeWskSocketConnect using it
+/// has not returned, or a SafeWskSocketConnectAsync using it has not reached
+/// its callback (the IRP completes before the callback; releasing from the
+/// callback is fine), the release is refused with STATUS_DEVICE_BUSY and
+/// nothing changes: release it later. (If the same pointer was cached
+/// twice, one of its references not used by a connect in flight can be
+/// released.)
+///
+/// After STATUS_SUCCESS the pointer is no longer a cached copy of this
+/// client: a connect given it fails with STATUS_INVALID_PARAMETER_11 and a
+/// second release with STATUS_INVALID_PARAMETER_2. Works during
+/// SafeWskCleanup's wait.
+///
+/// IRQL: PASSIVE_LEVEL.
+///
+/// Returns:
+/// - STATUS_SUCCESS;
+/// - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+/// - STATUS_INVALID_PARAMETER_2: `CachedSecurityDescriptor` is NULL, or
+///   (looked up after the IRQL check) not a copy this client cached and has
+///   not released: never cached, already released, or another client's; the
+///   provider is not called;
+/// - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+/// - STATUS_DELETE_PENDING: the client is being freed (a call racing the
+///   end of SafeWskCleanup);
+/// - STATUS_DEVICE_BUSY (a warning-class status: NT_SUCCESS is FALSE): a
+///   connect using it is still in flight; nothing was released;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+///   WskControlClient;
+/// - the provider's status if it refused the release (the copy then stays
+///   cached and recorded).
+///
+/// # Safety
+/// `Client` is NULL or a live handle.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskReleaseSecurityDescriptor(
+    Client: *mut SAFEWSK_CLIENT,
+    CachedSecurityDescriptor: PSECURITY_DESCRIPTOR,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { security_descriptor::release_export(Client, CachedSecurityDescriptor) })
 }
 
 /// Creates a TCP socket, sets socket options on it, binds it to
@@ -686,7 +960,8 @@ pub unsafe extern "C" fn SafeWskCloseSocket(Client: *mut SAFEWSK_CLIENT, Socket:
 /// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed;
 /// - STATUS_IO_TIMEOUT: not done within `TimeoutMs`;
 /// - STATUS_NOT_SUPPORTED: the provider's dispatch table lacks WskSocket,
-///   WskControlSocket, WskBind or WskConnect;
+///   WskControlSocket, WskBind or WskConnect, or the transport list it gave
+///   at startup has no TCP (an address family it lacks is parameter 2);
 /// - STATUS_UNSUCCESSFUL: the provider reported success without a socket;
 /// - the provider's status of the failing step otherwise: WskSocket's;
 ///   WskControlSocket's for an option (e.g. STATUS_NOT_SUPPORTED,

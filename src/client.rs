@@ -31,9 +31,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use crate::nt::*;
 use crate::platform;
 use crate::rundown::{Rundown, Step};
+use crate::security_descriptor::{self, CachedSds};
 use crate::sockets::Sockets;
 use crate::status::{require_irql, Status};
 use crate::sync::Event;
+use crate::transports::Transports;
 
 const SIGNATURE: u32 = u32::from_le_bytes(*b"SWcl");
 
@@ -56,6 +58,11 @@ pub struct SAFEWSK_CLIENT {
     client_dispatch: WSK_CLIENT_DISPATCH,
     provider: WSK_PROVIDER_NPI,
     rundown_event: Event,
+    /// Security descriptors cached with SafeWskCacheSecurityDescriptor and
+    /// not yet released.
+    sds: CachedSds,
+    /// The provider's transport list, queried at startup (read-only after).
+    transports: Transports,
 }
 
 /// A call inside the client; leaving it (drop) lets cleanup proceed.
@@ -157,6 +164,21 @@ impl SAFEWSK_CLIENT {
         &self.sockets
     }
 
+    /// The cached security descriptors.
+    pub fn sds(&self) -> &CachedSds {
+        &self.sds
+    }
+
+    /// The provider's transport list (or nothing known).
+    pub fn transports(&self) -> &Transports {
+        &self.transports
+    }
+
+    /// The captured provider NPI (valid until cleanup releases it).
+    pub fn provider_npi(&self) -> &WSK_PROVIDER_NPI {
+        &self.provider
+    }
+
     /// Registers with WSK and captures the provider NPI, waiting up to
     /// `wait_ms` for it (WSK_NO_WAIT and WSK_INFINITE_WAIT as WSK defines).
     ///
@@ -191,6 +213,8 @@ impl SAFEWSK_CLIENT {
                     },
                     provider: WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() },
                     rundown_event: Event::new(),
+                    sds: CachedSds::new(),
+                    transports: Transports::unknown(),
                 },
             )
         };
@@ -222,6 +246,10 @@ impl SAFEWSK_CLIENT {
             unsafe { platform::pool_free(p.cast()) };
             return Err(status);
         }
+        // The transport list, once, before the client is published.
+        let provider = WSK_PROVIDER_NPI { Client: c.provider.Client, Dispatch: c.provider.Dispatch };
+        // SAFETY: PASSIVE_LEVEL; the NPI was captured above.
+        unsafe { c.transports.query(&provider) };
         // INVARIANT: the client is complete; from here on it is live.
         c.signature.store(SIGNATURE, Ordering::Release);
         Ok(p)
@@ -277,6 +305,13 @@ impl SAFEWSK_CLIENT {
         // made; wait until no DPC is executing any more.
         // SAFETY: PASSIVE_LEVEL per the caller.
         unsafe { platform::flush_queued_dpcs() };
+        // No socket is open and nobody can connect: free the cached records.
+        // SAFETY: PASSIVE_LEVEL per the caller.
+        unsafe { client.sockets.drain_cache() };
+        // Cached security descriptors the driver did not release: release
+        // them while the provider NPI is still captured (reported each).
+        // SAFETY: PASSIVE_LEVEL; nobody is inside and nobody can enter.
+        unsafe { security_descriptor::release_forgotten(client) };
         // INVARIANT: cleared before the block goes away.
         client.signature.store(0, Ordering::Release);
         // SAFETY: address computation inside the live block.

@@ -4,10 +4,10 @@
 
 use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
-use crate::irp::call_and_wait;
+use crate::irp::{self, call_and_wait_on};
 use crate::nt::*;
 use crate::platform;
-use crate::sockets::Reserved;
+use crate::security_descriptor::SdPin;
 use crate::status::{require_irql, Status};
 use crate::validate::{ConnectArgs, Context};
 
@@ -31,6 +31,8 @@ struct Connect<'a> {
     entered: Entered<'a>,
     args: ConnectArgs,
     socket_connect: SocketConnectFn,
+    /// The security descriptor's pin, held until the IRP has completed.
+    pin: SdPin<'a>,
 }
 
 impl<'a> Connect<'a> {
@@ -48,12 +50,12 @@ impl<'a> Connect<'a> {
     ) -> Result<Connect<'a>, NTSTATUS> {
         // SAFETY: `client` is null or a pointer from SafeWskStartup.
         let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
+        let lockable = platform::current_irql() <= DISPATCH_LEVEL;
         let cx = Context {
             client_present: client.is_some(),
             twelfth_ok,
-            // A security descriptor may be pageable: read it only where a
-            // page fault is allowed.
-            may_read_pageable: platform::current_irql() <= APC_LEVEL,
+            transports: client.map(|c| c.transports()),
+            sds: client.filter(|_| lockable).map(|c| c.sds()),
         };
         // SAFETY: the pointers are null or readable per the API contract.
         unsafe { args.validate(cx) }?;
@@ -63,7 +65,13 @@ impl<'a> Connect<'a> {
         // SAFETY: the provider dispatch captured at startup stays valid until
         // the NPI is released at cleanup, which waits for us to leave.
         let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
-        Ok(Connect { entered, args, socket_connect })
+        // Validation found the descriptor cached; pin it so that no release
+        // can happen before the IRP has completed (a release that won the
+        // race since then makes it _11 after all).
+        // SAFETY: IRQL <= max_irql <= DISPATCH_LEVEL, checked above; the pin
+        // is dropped in this call or handed to the request (same bound).
+        let pin = unsafe { SdPin::new(client.sds(), args.security_descriptor) }?;
+        Ok(Connect { entered, args, socket_connect, pin })
     }
 
     /// Hands `irp` to the provider's WskSocketConnect, with `local` and
@@ -74,26 +82,88 @@ impl<'a> Connect<'a> {
     /// The IRP is fresh with a completion routine set; the addresses are
     /// valid until the IRP completes (WSK may read them until then).
     unsafe fn issue(&self, irp: *mut IRP, local: *const SOCKADDR, remote: *const SOCKADDR) -> NTSTATUS {
-        let a = &self.args;
-        // SAFETY: the provider's WskSocketConnect of the entered client, with
-        // validated arguments and an IRP per the function's contract.
-        unsafe {
-            (self.socket_connect)(
-                self.entered.provider().Client,
-                a.socket_type,
-                a.protocol,
-                local.cast_mut(),
-                remote.cast_mut(),
-                a.flags,
-                a.socket_context,
-                a.dispatch,
-                a.owning_process,
-                a.owning_thread,
-                a.security_descriptor,
-                irp,
-            )
-        }
+        // SAFETY: forwarded caller guarantees.
+        unsafe { issue(&self.entered, self.socket_connect, &self.args, irp, local, remote) }
     }
+}
+
+/// Hands `irp` to the provider's WskSocketConnect (`socket_connect`, the
+/// entered client's) with the arguments of `a` and the addresses given.
+///
+/// # Safety
+/// As [`Connect::issue`]; `a` was validated.
+unsafe fn issue(
+    entered: &Entered<'_>,
+    socket_connect: SocketConnectFn,
+    a: &ConnectArgs,
+    irp: *mut IRP,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+) -> NTSTATUS {
+    // SAFETY: the provider's WskSocketConnect of the entered client, with
+    // validated arguments and an IRP per the function's contract.
+    unsafe {
+        socket_connect(
+            entered.provider().Client,
+            a.socket_type,
+            a.protocol,
+            local.cast_mut(),
+            remote.cast_mut(),
+            a.flags,
+            a.socket_context,
+            a.dispatch,
+            a.owning_process,
+            a.owning_thread,
+            a.security_descriptor,
+            irp,
+        )
+    }
+}
+
+/// One synchronous WskSocketConnect inside an entered client: reserves the
+/// socket's record (before the provider is called), issues the connect
+/// through `call_and_wait` with `timeout_ms`, and records the socket. Used
+/// by SafeWskSocketConnect and by each attempt of SafeWskConnectByName.
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `args` was validated (its addresses are readable and
+/// stay valid until this returns).
+pub(crate) unsafe fn connect_entered(
+    entered: &Entered<'_>,
+    args: &ConnectArgs,
+    timeout_ms: ULONG,
+) -> Result<*mut WSK_SOCKET, NTSTATUS> {
+    // SAFETY: the provider dispatch captured at startup stays valid until
+    // the NPI is released at cleanup, which waits for the entered call.
+    let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
+    let client = entered.client();
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(args.dispatch);
+    let issue = |irp| {
+        // SAFETY: the record's IRP with its completion routine set; the
+        // addresses live until this call returns, which is after completion.
+        unsafe { issue(entered, socket_connect, args, irp, args.local, args.remote) }
+    };
+    let cancel = |irp| {
+        // SAFETY: call_and_wait_on passes the still-live IRP.
+        unsafe { irp::cancel(irp) }
+    };
+    // SAFETY: the record's IRP, idle and ours (reinitialized by
+    // call_and_wait_on); IRQL <= APC_LEVEL; `issue` hands the IRP to exactly
+    // one WSK function.
+    let done = unsafe {
+        call_and_wait_on(node.irp(), client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue, cancel)
+    }?;
+    if !nt_success(done.status) {
+        return Err(done.status);
+    }
+    let socket = done.information as *mut WSK_SOCKET;
+    if socket.is_null() {
+        // A provider that reports success without a socket: nothing to close.
+        return Err(STATUS_UNSUCCESSFUL);
+    }
+    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
+    unsafe { client.sockets().insert(node, socket) };
+    Ok(socket)
 }
 
 /// SafeWskSocketConnect: connects and waits up to `timeout_ms`; on success
@@ -109,26 +179,8 @@ pub unsafe fn connect_and_wait(
 ) -> Status {
     // SAFETY: forwarded API contract.
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
-    let client = connect.entered.client();
-    let node = Reserved::new(client.allocator())?.with_dispatch(args.dispatch);
-    let issue = |irp| {
-        // SAFETY: a fresh IRP with its completion routine set; the caller's
-        // addresses live until this call returns, which is after completion.
-        unsafe { connect.issue(irp, args.local, args.remote) }
-    };
-    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
-    // function.
-    let done = unsafe { call_and_wait(client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue) }?;
-    if !nt_success(done.status) {
-        return Err(done.status);
-    }
-    let socket = done.information as *mut WSK_SOCKET;
-    if socket.is_null() {
-        // A provider that reports success without a socket: nothing to close.
-        return Err(STATUS_UNSUCCESSFUL);
-    }
-    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
-    unsafe { client.sockets().insert(node, socket) };
+    // SAFETY: IRQL <= APC_LEVEL (checked by begin); validated arguments.
+    let socket = unsafe { connect_entered(&connect.entered, &connect.args, timeout_ms) }?;
     // SAFETY: `socket_out` was checked non-null as parameter 12.
     unsafe { *socket_out = socket };
     Ok(STATUS_SUCCESS)
@@ -157,9 +209,21 @@ pub unsafe fn connect_async(
     // contract; the addresses were validated (and are copied into the
     // request, so the caller's may go away when this returns); the client
     // stays entered for the request (kept below).
-    unsafe { connect_async::start(connect.entered.client(), request, args.local, args.remote, args.dispatch, issue) }?;
-    // The request leaves the client's rundown after its callback.
-    let Connect { entered, .. } = connect;
+    unsafe {
+        connect_async::start(
+            connect.entered.client(),
+            request,
+            args.local,
+            args.remote,
+            args.security_descriptor,
+            args.dispatch,
+            issue,
+        )
+    }?;
+    // The request leaves the client's rundown after its callback, and
+    // unpins the security descriptor once its IRP has completed.
+    let Connect { entered, pin, .. } = connect;
+    let _ = pin.keep();
     entered.keep();
     Ok(STATUS_PENDING)
 }

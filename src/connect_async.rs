@@ -1,8 +1,8 @@
 //! Asynchronous connect: `SafeWskSocketConnectAsync` and `SafeWskCancelConnect`.
 //!
 //! The request lives in caller storage (`SAFEWSK_CONNECT_REQUEST`, non-paged),
-//! so a connect allocates only its IRP, the I/O manager's completion context
-//! and the socket's record. It holds the IRP, a
+//! so a connect allocates only the socket's record with its IRP (which the
+//! socket's later calls reuse) and the I/O manager's completion context. It holds the IRP, a
 //! KTIMER + KDPC for the deadline, and a [`RequestState`] that completion,
 //! the timer DPC, an explicit cancel and the submitting thread race on; the
 //! last reference finalizes: IoFreeIrp, then the callback, exactly once, then
@@ -73,6 +73,9 @@ struct Private {
     /// completes, longer than the caller's buffers need to live.
     local: Sockaddr,
     remote: Sockaddr,
+    /// The pinned cached security descriptor (NULL: none), unpinned once
+    /// the IRP has completed, before the callback.
+    sd: PSECURITY_DESCRIPTOR,
 }
 
 /// Room for a SOCKADDR_IN or SOCKADDR_IN6, 4-byte aligned like both.
@@ -122,9 +125,8 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     let Some(flags) = pr.state.release() else { return };
     // Last reference: nobody else touches the request or its IRP. The IRP's
     // completion routine ran (the IRP's reference is gone) and the timer is
-    // not queued (its reference is gone).
-    // SAFETY: the IRP is ours to free, once.
-    unsafe { platform::free_irp(pr.irp) };
+    // not queued (its reference is gone). The IRP is the socket record's:
+    // it stays with the socket, or is freed with the record.
     let mut status = pr.status.load(Ordering::Acquire);
     if status == STATUS_CANCELLED {
         if flags & CANCELLED != 0 {
@@ -136,6 +138,12 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     // SAFETY: the client outlives its requests: cleanup waits for this
     // request to leave (below).
     let client = unsafe { &*pr.client };
+    if !pr.sd.is_null() {
+        // SAFETY: pinned by the connect for this request; IRQL <=
+        // DISPATCH_LEVEL. The IRP has completed: the driver may release
+        // the descriptor from the callback on.
+        unsafe { client.sds().unpin(pr.sd) };
+    }
     // SAFETY: the node `start` stored, taken back once (last reference).
     let node = unsafe { Reserved::from_raw(pr.node) };
     let mut socket: *mut WSK_SOCKET = ptr::null_mut();
@@ -228,28 +236,29 @@ unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID
 /// IRQL <= DISPATCH_LEVEL; `request` is valid caller storage (see the type);
 /// `local` and `remote` were validated; `client` has been entered for this
 /// request (it leaves after the callback); `issue` hands the IRP to exactly
-/// one WSK function.
+/// one WSK function; `sd` is NULL or pinned for this request (it is
+/// unpinned when the request finishes, on Ok).
 pub unsafe fn start(
     client: &SAFEWSK_CLIENT,
     request: *mut SAFEWSK_CONNECT_REQUEST,
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
+    sd: PSECURITY_DESCRIPTOR,
     dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
-    // The socket's record first, so that a connected socket is never lost.
-    let node = Reserved::new(client.allocator())?.with_dispatch(dispatch);
-    // SAFETY: IRQL per the caller.
-    let irp = unsafe { platform::allocate_irp() };
-    if irp.is_null() {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
-    }
+    // The socket's record first, so that a connected socket is never lost;
+    // it comes with the IRP the connect uses (and the socket's calls reuse).
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
+    let irp = node.irp();
+    // The record may come from a closed socket: its IRP was used before.
+    // SAFETY: the record's idle IRP, ours; IRQL <= DISPATCH_LEVEL.
+    unsafe { platform::reuse_irp(irp) };
     // SAFETY: the IRP is fresh and ours, with one stack location; the client's
-    // device object is live while the client is.
+    // device object is live while the client is. On failure `node` (and the
+    // IRP with it) is freed when it goes out of scope.
     let st = unsafe { platform::set_completion_routine(client.device(), irp, on_complete, request.cast()) };
     if !nt_success(st) {
-        // SAFETY: never issued: ours to free.
-        unsafe { platform::free_irp(irp) };
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     let mut state = Private {
@@ -262,6 +271,7 @@ pub unsafe fn start(
         node: node.into_raw(),
         local: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
         remote: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
+        sd,
     };
     // SAFETY: a validated address, readable for its family's size.
     unsafe { copy_sockaddr(&mut state.local, local) };

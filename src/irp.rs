@@ -14,7 +14,8 @@
 //!    completion routine, because the IRP still belongs to the provider until
 //!    it is completed;
 //! 5. read `IoStatus`, then `IoFreeIrp` — exactly once, and only after the
-//!    completion routine has run.
+//!    completion routine has run — or keep the IRP for the socket's next
+//!    call, which reinitializes it with `IoReuseIrp` ([`call_and_wait_on`]).
 //!
 //! The completion routine is set with IoSetCompletionRoutineEx and the
 //! client's device object, so the driver image stays loaded until the routine
@@ -109,21 +110,15 @@ pub unsafe fn call_and_wait(
     unsafe { call_and_wait_with(device, what, timeout_ms, issue, at_deadline) }
 }
 
-/// Allocates an IRP, lets `issue` hand it to one WSK function, waits up to
-/// `timeout_ms` (None, or Some(SAFEWSK_NO_TIMEOUT): no deadline) for its
-/// completion, runs `at_deadline`
-/// (normally [`cancel`]) when the deadline passes, waits for the completion
-/// (reporting the wait while it lasts), then frees the IRP. `what` names the
-/// call in reports: a NUL-terminated literal.
+/// Allocates an IRP, runs one call on it with [`call_and_wait_on`], then
+/// frees it.
 ///
 /// Returns Err(STATUS_INSUFFICIENT_RESOURCES) if no IRP could be allocated
 /// or the I/O manager could not allocate the completion context (then
 /// `issue` was not called).
 ///
 /// # Safety
-/// IRQL <= APC_LEVEL; `device` is a live DEVICE_OBJECT. `issue` must pass the
-/// IRP to exactly one WSK provider function and must not keep it;
-/// `at_deadline` gets the still-live IRP and must not free it.
+/// As [`call_and_wait_on`], but without an IRP of the caller's.
 pub unsafe fn call_and_wait_with(
     device: PDEVICE_OBJECT,
     what: &'static [u8],
@@ -136,6 +131,43 @@ pub unsafe fn call_and_wait_with(
     if irp.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
+    // SAFETY: a fresh IRP of ours; the rest per the caller.
+    let done = unsafe { call_and_wait_on(irp, device, what, timeout_ms, issue, at_deadline) };
+    // SAFETY: call_and_wait_on returns only once the IRP is ours again (its
+    // completion routine ran, or it was never issued); freed once.
+    unsafe { platform::free_irp(irp) };
+    done
+}
+
+/// Reinitializes `irp` (IoReuseIrp), lets `issue` hand it to one WSK
+/// function, waits up to `timeout_ms` (None, or Some(SAFEWSK_NO_TIMEOUT): no
+/// deadline) for its completion, runs `at_deadline` (normally [`cancel`])
+/// when the deadline passes, and waits for the completion (reporting the
+/// wait while it lasts). The IRP is the caller's again when this returns,
+/// on every path. `what` names the call in reports: a NUL-terminated
+/// literal.
+///
+/// Returns Err(STATUS_INSUFFICIENT_RESOURCES) if the I/O manager could not
+/// allocate the completion context (then `issue` was not called).
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `irp` is an IRP from IoAllocateIrp(1, ..) that the
+/// caller owns and no provider holds; `device` is a live DEVICE_OBJECT.
+/// `issue` must pass the IRP to exactly one WSK provider function and must
+/// not keep it; `at_deadline` gets the still-live IRP and must not free it.
+pub unsafe fn call_and_wait_on(
+    irp: *mut IRP,
+    device: PDEVICE_OBJECT,
+    what: &'static [u8],
+    timeout_ms: Option<ULONG>,
+    issue: impl FnOnce(*mut IRP) -> NTSTATUS,
+    at_deadline: impl FnOnce(*mut IRP),
+) -> Result<Completion, NTSTATUS> {
+    // A used IRP must be reinitialized before it is issued again ("Using IRPs
+    // with Winsock Kernel Functions": reuse "a previously allocated IRP by
+    // calling IoReuseIrp"); on a fresh one it is harmless.
+    // SAFETY: ours and idle per the caller; IRQL <= APC_LEVEL.
+    unsafe { platform::reuse_irp(irp) };
     let ctx = WaitContext { event: Event::new(), completed: AtomicBool::new(false) };
     // SAFETY: the context lives on this stack until the completion routine
     // has signalled (module invariant); nobody else knows the event yet.
@@ -143,12 +175,10 @@ pub unsafe fn call_and_wait_with(
     // The completion routine only uses the context through shared references
     // (an Event and an AtomicBool: interior mutability).
     let context: PVOID = core::ptr::addr_of!(ctx).cast_mut().cast();
-    // SAFETY: the IRP is fresh and ours, with one stack location; `device`
-    // is live per the caller.
+    // SAFETY: the IRP is reinitialized and ours, with one stack location;
+    // `device` is live per the caller.
     let st = unsafe { platform::set_completion_routine(device, irp, on_complete, context) };
     if !nt_success(st) {
-        // SAFETY: never issued: ours to free.
-        unsafe { platform::free_irp(irp) };
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
 
@@ -195,8 +225,6 @@ pub unsafe fn call_and_wait_with(
     // SAFETY: the completion routine has run (the event is signalled), so the
     // IRP is ours again and nobody writes its IoStatus.
     let (status, information) = unsafe { platform::irp_result(irp) };
-    // SAFETY: ours again, as above; freed once, and not used after.
-    unsafe { platform::free_irp(irp) };
     let status = if timed_out && status == STATUS_CANCELLED { STATUS_IO_TIMEOUT } else { status };
     Ok(Completion { status, information, timed_out, consumed })
 }

@@ -21,6 +21,8 @@
 //!   word (loom-checked) and its IRP, timer and callback;
 //! - `buffer`: the MDL of a send/receive buffer (probed and locked, or built
 //!   for non-paged pool with SAFEWSK_FLAG_NONPAGED_BUFFER);
+//! - `by_name`: SafeWskConnectByName (WskGetAddressInfo, the list copied
+//!   and freed, then the addresses tried in order under one deadline);
 //! - `connect` and `socket`: the machinery behind the connect exports and the
 //!   socket calls; `status`: results turned into the NTSTATUS an export
 //!   returns, in one place;
@@ -67,6 +69,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 pub mod api;
 mod buffer;
+mod by_name;
 mod client;
 mod connect;
 mod connect_async;
@@ -81,19 +84,23 @@ mod platform;
 mod request_state;
 /// cbindgen:ignore
 mod rundown;
+mod security_descriptor;
 mod socket;
 mod sockets;
 mod status;
 mod sync;
+mod transports;
 mod validate;
 #[cfg(all(windows, feature = "wdk"))]
 mod wdk_check;
 
 pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
+pub use by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
 pub use client::SAFEWSK_CLIENT;
 pub use options::{
     SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF, SAFEWSK_OPTION_REUSEADDR,
     SAFEWSK_SOCKET_OPTIONS,
 };
 pub use platform::POOL_TAG;
+pub use security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;

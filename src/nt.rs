@@ -396,7 +396,7 @@ pub struct WSK_PROVIDER_DISPATCH {
     pub Reserved: USHORT,
     pub WskSocket: PFN_UNUSED,
     pub WskSocketConnect: PFN_WSK_SOCKET_CONNECT,
-    pub WskControlClient: PFN_UNUSED,
+    pub WskControlClient: PFN_WSK_CONTROL_CLIENT,
     pub WskGetAddressInfo: PFN_UNUSED,
     pub WskFreeAddressInfo: PFN_UNUSED,
     pub WskGetNameInfo: PFN_UNUSED,
@@ -512,6 +512,124 @@ mod offsets {
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskReceive), 56);
     const_assert_eq!(offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskDisconnect), 64);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskSocketConnect), 16);
+}
+
+// ---------------------------------------------------------------------------
+// Client control (WskControlClient): cached security descriptors and the
+// transport list (src/security_descriptor.rs, src/transports.rs)
+// ---------------------------------------------------------------------------
+
+/// PFN_WSK_CONTROL_CLIENT (wsk.h).
+pub type PFN_WSK_CONTROL_CLIENT = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        ControlCode: ULONG,
+        InputSize: SIZE_T,
+        InputBuffer: PVOID,
+        OutputSize: SIZE_T,
+        OutputBuffer: PVOID,
+        OutputSizeReturned: *mut SIZE_T,
+        Irp: *mut IRP,
+    ) -> NTSTATUS,
+>;
+
+/// Client-level control codes (wsk.h).
+pub const WSK_TRANSPORT_LIST_QUERY: ULONG = 2;
+pub const WSK_CACHE_SD: ULONG = 4;
+pub const WSK_RELEASE_SD: ULONG = 5;
+
+pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = st(0x8000_0005);
+pub const STATUS_DEVICE_BUSY: NTSTATUS = st(0x8000_0011);
+pub const STATUS_QUOTA_EXCEEDED: NTSTATUS = st(0xC000_0044);
+
+/// GUID.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GUID {
+    pub Data1: ULONG,
+    pub Data2: USHORT,
+    pub Data3: USHORT,
+    pub Data4: [u8; 8],
+}
+
+/// WSK_TRANSPORT (wsk.h): one transport of WSK_TRANSPORT_LIST_QUERY's list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WSK_TRANSPORT {
+    pub Version: USHORT,
+    pub SocketType: USHORT,
+    pub Protocol: ULONG,
+    pub AddressFamily: ADDRESS_FAMILY,
+    pub ProviderId: GUID,
+}
+
+#[cfg(target_pointer_width = "64")]
+mod client_control_layout {
+    use super::*;
+    use core::mem::size_of;
+    use static_assertions::const_assert_eq;
+    const_assert_eq!(size_of::<GUID>(), 16);
+    // USHORT, USHORT, ULONG, USHORT (+2 padding: GUID is 4-aligned), GUID.
+    const_assert_eq!(size_of::<WSK_TRANSPORT>(), 28);
+}
+
+// ---------------------------------------------------------------------------
+// Connect by name (issue 10, item 1): WskGetAddressInfo / WskFreeAddressInfo.
+// ---------------------------------------------------------------------------
+
+/// AF_UNSPEC (ws2def.h): any address family, in resolver hints.
+pub const AF_UNSPEC: ADDRESS_FAMILY = 0;
+/// NS_ALL (ws2def.h): every name space.
+pub const NS_ALL: ULONG = 0;
+
+/// ADDRINFOEXW (ws2def.h), the list WskGetAddressInfo returns: "identical
+/// to the addrinfoex structure" (PFN_WSK_GET_ADDRESS_INFO).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ADDRINFOEXW {
+    pub ai_flags: i32,
+    pub ai_family: i32,
+    pub ai_socktype: i32,
+    pub ai_protocol: i32,
+    pub ai_addrlen: SIZE_T,
+    pub ai_canonname: *mut u16,
+    pub ai_addr: *mut SOCKADDR,
+    pub ai_blob: PVOID,
+    pub ai_bloblen: SIZE_T,
+    pub ai_provider: PVOID,
+    pub ai_next: *mut ADDRINFOEXW,
+}
+
+/// PFN_WSK_GET_ADDRESS_INFO (wsk.h). The provider dispatch declares the
+/// entry as [`PFN_UNUSED`]; the by-name connect reads it as this type.
+pub type PFN_WSK_GET_ADDRESS_INFO = unsafe extern "system" fn(
+    Client: PWSK_CLIENT,
+    NodeName: *mut UNICODE_STRING,
+    ServiceName: *mut UNICODE_STRING,
+    NameSpace: ULONG,
+    Provider: PVOID,
+    Hints: *mut ADDRINFOEXW,
+    Result: *mut *mut ADDRINFOEXW,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_FREE_ADDRESS_INFO (wsk.h).
+pub type PFN_WSK_FREE_ADDRESS_INFO = unsafe extern "system" fn(Client: PWSK_CLIENT, AddrInfo: *mut ADDRINFOEXW);
+
+#[cfg(target_pointer_width = "64")]
+mod by_name_layout {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+    use static_assertions::const_assert_eq;
+
+    const_assert_eq!(size_of::<ADDRINFOEXW>(), 72);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_addrlen), 16);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_addr), 32);
+    const_assert_eq!(offset_of!(ADDRINFOEXW, ai_next), 64);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskGetAddressInfo), 32);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskFreeAddressInfo), 40);
 }
 
 // ---------------------------------------------------------------------------

@@ -42,7 +42,6 @@ use crate::irp::{call_and_wait, Completion};
 use crate::nt::*;
 use crate::platform;
 use crate::socket;
-use crate::sockets::Reserved;
 use crate::status::{require_irql, Status};
 use crate::sync::Event;
 use crate::validate::{ConnectArgs, Context};
@@ -147,8 +146,12 @@ unsafe fn read_options(options: *const SAFEWSK_SOCKET_OPTIONS) -> Result<Setting
 /// SafeWskSocketConnect's parameter statuses renumbered to this export's
 /// positions (Client 1, LocalAddress 2, RemoteAddress 3, SocketContext 5,
 /// Dispatch 6, Socket 7).
+/// SocketType (2) and Protocol (3) are not this export's parameters: they
+/// are refused only when the provider's transport list has no TCP, which is
+/// STATUS_NOT_SUPPORTED here.
 fn renumber(status: NTSTATUS) -> NTSTATUS {
     match status {
+        STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3 => STATUS_NOT_SUPPORTED,
         STATUS_INVALID_PARAMETER_4 => STATUS_INVALID_PARAMETER_2,
         STATUS_INVALID_PARAMETER_5 => STATUS_INVALID_PARAMETER_3,
         STATUS_INVALID_PARAMETER_7 => STATUS_INVALID_PARAMETER_5,
@@ -267,7 +270,13 @@ pub unsafe fn connect_with_options(
         owning_thread: ptr::null_mut(),
         security_descriptor: ptr::null_mut(),
     };
-    let cx = Context { client_present: client.is_some(), twelfth_ok: !socket_out.is_null(), may_read_pageable: false };
+    let cx = Context {
+        client_present: client.is_some(),
+        twelfth_ok: !socket_out.is_null(),
+        transports: client.map(|c| c.transports()),
+        // No security descriptor is passed: nothing to look up.
+        sds: None,
+    };
     // SAFETY: the pointers are null or readable per the API contract.
     let others = unsafe { args.validate(cx) }.map_err(renumber);
     if let Err(st @ (STATUS_INVALID_PARAMETER_1 | STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3)) = others {
@@ -290,7 +299,7 @@ pub unsafe fn connect_with_options(
     let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
     let deadline = Deadline::new(timeout_ms);
     let device = client.device();
-    let node = Reserved::new(client.allocator())?.with_dispatch(dispatch);
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
     let issue = |irp| {
         // SAFETY: the provider's WskSocket of the entered client, with
         // validated arguments and a fresh IRP.

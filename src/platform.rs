@@ -28,6 +28,7 @@ pub const POOL_TAG: ULONG = u32::from_le_bytes(*b"SSwk");
 extern "system" {
     fn IoAllocateIrp(StackSize: CHAR, ChargeQuota: BOOLEAN) -> *mut IRP;
     fn IoFreeIrp(Irp: *mut IRP);
+    fn IoReuseIrp(Irp: *mut IRP, Iostatus: NTSTATUS);
     fn IoCancelIrp(Irp: *mut IRP) -> BOOLEAN;
     fn IoAllocateMdl(
         VirtualAddress: PVOID,
@@ -74,8 +75,6 @@ extern "system" {
     ) -> NTSTATUS;
     fn WskReleaseProviderNPI(WskRegistration: *mut WSK_REGISTRATION);
     fn WskDeregister(WskRegistration: *mut WSK_REGISTRATION);
-    // HAL.dll on Windows (merged into ntoskrnl.exe, HAL.dll forwarding).
-    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut i64) -> i64;
 }
 
 // x64 reads CR8 inline as wdm.h does; elsewhere (ARM64, and the Linux host)
@@ -150,6 +149,21 @@ pub unsafe fn allocate_irp() -> *mut IRP {
 pub unsafe fn free_irp(irp: *mut IRP) {
     // SAFETY: the caller guarantees the IRP is ours and quiescent.
     unsafe { IoFreeIrp(irp) }
+}
+
+/// `IoReuseIrp(irp, STATUS_SUCCESS)`: reinitializes an IRP from
+/// [`allocate_irp`] for its next use (current stack location, Cancel,
+/// IoStatus, PendingReturned), as "Using IRPs with Winsock Kernel Functions"
+/// (Microsoft Learn) allows: the application "can reuse a previously
+/// allocated IRP by calling IoReuseIrp".
+///
+/// # Safety
+/// `irp` came from [`allocate_irp`], is not owned by the provider (its
+/// completion routine has run, or it was never issued) and has no cancel
+/// routine; IRQL <= DISPATCH_LEVEL.
+pub unsafe fn reuse_irp(irp: *mut IRP) {
+    // SAFETY: the caller guarantees the IRP is ours and quiescent.
+    unsafe { IoReuseIrp(irp, STATUS_SUCCESS) }
 }
 
 /// `IoCancelIrp`. Returns whether a cancel routine was called.
@@ -686,19 +700,69 @@ pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     unsafe { WskDeregister(registration) }
 }
 
-/// Milliseconds from a monotonic clock (KeQueryPerformanceCounter; any
-/// IRQL): what one deadline across several WSK calls is measured with.
-/// KeQueryInterruptTime would do too, but on x64 it is a wdm.h macro
-/// reading KUSER_SHARED_DATA, and MinGW's ntoskrnl import library (the Wine
-/// build) lacks the export.
+// ---------------------------------------------------------------------------
+// Client control reports (src/security_descriptor.rs, src/transports.rs)
+// ---------------------------------------------------------------------------
+
+/// DbgPrint that SafeWskCleanup released a cached security descriptor the
+/// driver had not released.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_forgotten_sd(sd: PSECURITY_DESCRIPTOR, status: NTSTATUS) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: SafeWskCleanup: cached security descriptor %p was never released \
+(SafeWskReleaseSecurityDescriptor); released it (WSK_RELEASE_SD: 0x%08X)\n\0"
+                .as_ptr()
+                .cast(),
+            sd,
+            status as ULONG,
+        );
+    }
+}
+
+/// DbgPrint (once, at startup) that the provider's transport list could not
+/// be had and connects are checked against the fixed table only.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_transport_fallback(status: NTSTATUS, returned: usize) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0x%08X (%u bytes); \
+checking connects against safewsk's fixed transport table only\n\0"
+                .as_ptr()
+                .cast(),
+            status as ULONG,
+            ULONG::try_from(returned).unwrap_or(ULONG::MAX),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Time (connect by name: one deadline across several steps)
+// ---------------------------------------------------------------------------
+
+extern "system" {
+    // LARGE_INTEGER is returned in RAX / X0: an i64.
+    fn KeQueryPerformanceCounter(PerformanceFrequency: *mut i64) -> i64;
+}
+
+/// A monotonic clock in milliseconds, from KeQueryPerformanceCounter
+/// ("KeQueryPerformanceCounter function (wdm.h)", Microsoft Learn: any
+/// IRQL). Not KeQueryInterruptTime: on x64 that is a wdm.h macro reading
+/// KUSER_SHARED_DATA, not an export (MinGW's x64 ntoskrnl import library
+/// has no such symbol), while KeQueryPerformanceCounter is exported by
+/// HAL.dll (forwarded to ntoskrnl.exe since Windows 10 2004) on x64 and
+/// ARM64, and by Wine 8's hal.dll. A few calls per SafeWskConnectByName.
 pub fn now_ms() -> u64 {
     let mut frequency: i64 = 0;
-    // SAFETY: KeQueryPerformanceCounter writes the frequency to the given
-    // LARGE_INTEGER (a local) and may be called at any IRQL.
-    let counter = unsafe { KeQueryPerformanceCounter(&mut frequency) };
-    let (counter, frequency) = (u128::try_from(counter).unwrap_or(0), u128::try_from(frequency).unwrap_or(0));
+    // SAFETY: `frequency` is writable; no other precondition, any IRQL.
+    let count = unsafe { KeQueryPerformanceCounter(&mut frequency) };
+    let (Ok(count), Ok(frequency)) = (u128::try_from(count), u128::try_from(frequency)) else {
+        return 0;
+    };
     if frequency == 0 {
         return 0;
     }
-    u64::try_from(counter.saturating_mul(1000) / frequency).unwrap_or(u64::MAX)
+    u64::try_from(count.saturating_mul(1000) / frequency).unwrap_or(u64::MAX)
 }

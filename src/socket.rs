@@ -13,12 +13,12 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::buffer::{BufferMdl, SAFEWSK_FLAG_NONPAGED_BUFFER};
+use crate::buffer::{BufferMdl, MdlStorage, SAFEWSK_FLAG_NONPAGED_BUFFER};
 use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::irp::{self, call_and_wait, call_and_wait_with};
+use crate::irp::{self, call_and_wait, call_and_wait_on};
 use crate::nt::*;
 use crate::platform::LockOperation;
-use crate::sockets::Lookup;
+use crate::sockets::Claim;
 use crate::status::{require_irql, Status};
 
 /// Which way the bytes go.
@@ -28,12 +28,25 @@ pub enum Direction {
     Receive,
 }
 
-/// A call on an open socket of an entered client.
+/// A call on an open socket of an entered client, holding one of the
+/// socket's IRPs (given back when the call is dropped, or by the close).
 struct SocketCall<'a> {
     entered: Entered<'a>,
     socket: *mut WSK_SOCKET,
-    /// The socket was marked as being closed by this call (a close).
-    marked: bool,
+    /// The socket's IRP for this call; None once a close has handed it to
+    /// `finish_close` / `abort_close`.
+    claim: Option<Claim>,
+}
+
+impl Drop for SocketCall<'_> {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            // SAFETY: IRQL <= DISPATCH_LEVEL (`enter` claimed the IRP only
+            // there, and a call returns at the IRQL it was entered at); the
+            // IRP's completion has been waited for, or it was never issued.
+            unsafe { self.entered.client().sockets().release(claim) };
+        }
+    }
 }
 
 impl<'a> SocketCall<'a> {
@@ -57,21 +70,40 @@ impl<'a> SocketCall<'a> {
         require_irql(DISPATCH_LEVEL)?;
         let entered = client.enter_socket_call()?;
         let sockets = client.sockets();
-        let known = if close {
+        let claim = if close {
             // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
             unsafe { sockets.begin_close(socket) }
         } else {
             // SAFETY: as above.
-            unsafe { sockets.lookup(socket) == Lookup::Open }
+            unsafe { sockets.claim(socket) }
         };
-        if !known {
-            return Err(STATUS_INVALID_PARAMETER_2);
-        }
-        Ok(SocketCall { entered, socket, marked: close })
+        let claim = claim.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        Ok(SocketCall { entered, socket, claim: Some(claim) })
     }
 
     fn device(&self) -> PDEVICE_OBJECT {
         self.entered.client().device()
+    }
+
+    /// Runs one WSK call on the socket's IRP (see [`call_and_wait_on`]).
+    ///
+    /// # Safety
+    /// As [`call_and_wait_on`] (IRQL <= APC_LEVEL; `issue` hands the IRP to
+    /// exactly one WSK function).
+    unsafe fn call(
+        &mut self,
+        what: &'static [u8],
+        timeout_ms: Option<ULONG>,
+        issue: impl FnOnce(*mut IRP) -> NTSTATUS,
+        at_deadline: impl FnOnce(*mut IRP),
+    ) -> Result<irp::Completion, NTSTATUS> {
+        let device = self.device();
+        let claim = self.claim.as_mut().ok_or(STATUS_INVALID_PARAMETER_2)?;
+        // SAFETY: IRQL <= APC_LEVEL per the caller.
+        let irp = unsafe { claim.irp() }?;
+        // SAFETY: the claimed IRP is ours and idle (no provider holds it);
+        // the rest per the caller.
+        unsafe { call_and_wait_on(irp, device, what, timeout_ms, issue, at_deadline) }
     }
 
     /// The provider's connection dispatch table of the socket.
@@ -87,6 +119,13 @@ impl<'a> SocketCall<'a> {
         // close (null is handled).
         unsafe { dispatch.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)
     }
+}
+
+/// The default action at a deadline: cancel the IRP.
+fn cancel_at_deadline(irp: *mut IRP) {
+    // SAFETY: call_and_wait_on passes the still-live IRP, at IRQL <=
+    // APC_LEVEL.
+    unsafe { irp::cancel(irp) }
 }
 
 /// SafeWskSend / SafeWskReceive: one path for both directions.
@@ -106,7 +145,7 @@ pub unsafe fn transfer(
     bytes: *mut ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
     if buffer.is_null() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -133,8 +172,12 @@ pub unsafe fn transfer(
     .ok_or(STATUS_NOT_SUPPORTED)?;
     let nonpaged = flags & SAFEWSK_FLAG_NONPAGED_BUFFER != 0;
     let flags = flags & !SAFEWSK_FLAG_NONPAGED_BUFFER;
-    // SAFETY: buffer validity and kind per the API contract; IRQL checked.
-    let buf = unsafe { BufferMdl::new(buffer, length, operation, nonpaged) }?;
+    // The MDL on this stack: it stays resident because the wait for the IRP
+    // is a KernelMode wait (see `buffer`).
+    let mut storage = MdlStorage::new();
+    // SAFETY: buffer validity and kind per the API contract; IRQL checked;
+    // `storage` is on this thread's stack and outlives the IRP.
+    let buf = unsafe { BufferMdl::new(&mut storage, buffer, length, operation, nonpaged) }?;
     let mut wsk_buf = WSK_BUF { Mdl: buf.mdl(), Offset: 0, Length: length as SIZE_T };
     let wsk_buf_ptr = ptr::addr_of_mut!(wsk_buf);
     let issue = |irp| {
@@ -144,8 +187,8 @@ pub unsafe fn transfer(
         unsafe { provider(socket, wsk_buf_ptr, flags, irp) }
     };
     // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
-    let done = unsafe { call_and_wait(call.device(), what, Some(timeout_ms), issue) };
-    // The IRP that used the MDL has completed and been freed: unlock, free.
+    let done = unsafe { call.call(what, Some(timeout_ms), issue, cancel_at_deadline) };
+    // The IRP that used the MDL has completed: unlock, free.
     drop(buf);
     let done = done?;
     if !bytes.is_null() {
@@ -185,7 +228,7 @@ pub unsafe fn address(
     timeout_ms: ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
     if address.is_null() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -210,7 +253,7 @@ pub unsafe fn address(
         unsafe { provider(socket, found_ptr, irp) }
     };
     // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
-    let done = unsafe { call_and_wait(call.device(), what, Some(timeout_ms), issue) }?;
+    let done = unsafe { call.call(what, Some(timeout_ms), issue, cancel_at_deadline) }?;
     if !nt_success(done.status) {
         return Err(done.status);
     }
@@ -244,7 +287,7 @@ pub unsafe fn disconnect(
     timeout_ms: ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
     if flags & !WSK_FLAG_ABORTIVE != 0 {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -259,9 +302,10 @@ pub unsafe fn disconnect(
                 // SAFETY: the provider's WskDisconnect of an open socket.
                 unsafe { disconnect(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp2) }
             };
-            // SAFETY: IRQL <= APC_LEVEL; a second IRP for the abortive
-            // disconnect, waited for like any call; the graceful IRP stays
-            // live (call_and_wait frees it only after its completion).
+            // SAFETY: IRQL <= APC_LEVEL; a second IRP (allocated: this is
+            // the deadline path) for the abortive disconnect, waited for like
+            // any call; the graceful IRP stays live (the socket's, given
+            // back only after its completion).
             let _ = unsafe {
                 call_and_wait(
                     device,
@@ -280,7 +324,7 @@ pub unsafe fn disconnect(
         unsafe { disconnect(socket, ptr::null_mut(), flags, irp) }
     };
     // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
-    let done = unsafe { call_and_wait_with(device, what, Some(timeout_ms), issue, at_deadline) }?;
+    let done = unsafe { call.call(what, Some(timeout_ms), issue, at_deadline) }?;
     if done.timed_out {
         Err(STATUS_IO_TIMEOUT)
     } else {
@@ -295,17 +339,18 @@ pub unsafe fn disconnect(
 /// The API contract of SafeWskCloseSocket.
 pub unsafe fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Status {
     // SAFETY: forwarded API contract.
-    let call = unsafe { SocketCall::enter(client, socket, true) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, true) }?;
+    let result = close_marked(&mut call);
     let sockets = call.entered.client().sockets();
-    let result = close_marked(&call);
     // IRQL <= DISPATCH_LEVEL: `enter` refused anything above, and
     // close_marked fails before any wait above APC_LEVEL.
-    if call.marked {
+    if let Some(claim) = call.claim.take() {
         match result {
-            // SAFETY: IRQL as above; marked by this call's `enter`.
-            Closed::Gone(_) => unsafe { sockets.finish_close(socket) },
+            // SAFETY: IRQL as above; the claim of this call's `begin_close`,
+            // whose IRP has completed (or was never issued).
+            Closed::Gone(_) => unsafe { sockets.finish_close(claim) },
             // SAFETY: as above.
-            Closed::StillOpen(_) => unsafe { sockets.abort_close(socket) },
+            Closed::StillOpen(_) => unsafe { sockets.abort_close(claim) },
         }
     }
     match result {
@@ -325,7 +370,7 @@ enum Closed {
 }
 
 /// The close of a socket that [`SocketCall::enter`] marked as closing.
-fn close_marked(call: &SocketCall<'_>) -> Closed {
+fn close_marked(call: &mut SocketCall<'_>) -> Closed {
     if let Err(status) = require_irql(APC_LEVEL) {
         return Closed::StillOpen(status);
     }
@@ -342,7 +387,7 @@ fn close_marked(call: &SocketCall<'_>) -> Closed {
         unsafe { close(socket, irp) }
     };
     // SAFETY: IRQL checked; `issue` hands the IRP to exactly one WSK call.
-    let done = unsafe { call_and_wait(call.device(), b"WskCloseSocket\0", None, issue) };
+    let done = unsafe { call.call(b"WskCloseSocket\0", None, issue, cancel_at_deadline) };
     match done {
         Ok(d) if !d.consumed => Closed::StillOpen(d.status),
         Ok(d) => Closed::Gone(d.status),

@@ -22,17 +22,23 @@
 //!   delivered (parameter 7); a table needs at least one callback (a table
 //!   with no callback "should be NULL"), with or without a context
 //!   (SocketContext is `_In_opt_`).
-//! - SecurityDescriptor: optional; when given it must be a cached copy from
-//!   WSK_CACHE_SD, which is a SECURITY_DESCRIPTOR: 4-byte aligned, Revision 1
-//!   (the revision is read only at IRQL <= APC_LEVEL: the descriptor may be
-//!   pageable).
+//! - SecurityDescriptor: optional; when given it must be "a cached copy of
+//!   a security descriptor that was obtained by calling the WskControlClient
+//!   function with the WSK_CACHE_SD control code": one this client cached
+//!   with SafeWskCacheSecurityDescriptor and has not released (looked up in
+//!   the client's table, src/security_descriptor.rs; the descriptor itself
+//!   is never read, so a pageable one is safe at DISPATCH_LEVEL). Above
+//!   DISPATCH_LEVEL the table (under a spin lock) is not consulted: the IRQL
+//!   check that follows refuses the call anyway.
+//! - SocketType, Protocol and the family of LocalAddress are also checked
+//!   against the provider's own transport list when startup could query it
+//!   (src/transports.rs), in that order, as parameters 2, 3 and 4.
 
 use core::ptr;
 
 use crate::nt::*;
-
-/// `SECURITY_DESCRIPTOR_REVISION` (winnt.h / ntifs.h).
-const SECURITY_DESCRIPTOR_REVISION: u8 = 1;
+use crate::security_descriptor::CachedSds;
+use crate::transports::Transports;
 
 /// A remote or local endpoint read out of the caller's SOCKADDR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,14 +147,17 @@ pub struct ConnectArgs {
 
 /// What validation needs to know besides the arguments.
 #[derive(Clone, Copy)]
-pub struct Context {
+pub struct Context<'a> {
     /// Parameter 1 is a live client.
     pub client_present: bool,
     /// Parameter 12 (the socket out pointer, or the request) is usable.
     pub twelfth_ok: bool,
-    /// Memory that may be pageable (the security descriptor) may be read:
-    /// false at DISPATCH_LEVEL.
-    pub may_read_pageable: bool,
+    /// The provider's transport list (None: no client).
+    pub transports: Option<&'a Transports>,
+    /// The client's cached security descriptors; None without a client or
+    /// above DISPATCH_LEVEL (where the spin lock may not be taken; the call
+    /// is refused for its IRQL right after validation).
+    pub sds: Option<&'a CachedSds>,
 }
 
 impl ConnectArgs {
@@ -158,8 +167,9 @@ impl ConnectArgs {
     /// # Safety
     /// Every non-null pointer is readable for the size its type and the WSK
     /// contract imply (see [`read_endpoint`]; the dispatch table is a
-    /// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor's first byte).
-    pub unsafe fn validate(&self, cx: Context) -> Result<(), NTSTATUS> {
+    /// WSK_CLIENT_CONNECTION_DISPATCH; the security descriptor is only
+    /// compared, never read).
+    pub unsafe fn validate(&self, cx: Context<'_>) -> Result<(), NTSTATUS> {
         // SAFETY: forwarded caller guarantee.
         unsafe { validate_connect(self, cx) }
     }
@@ -169,7 +179,7 @@ impl ConnectArgs {
 ///
 /// # Safety
 /// As [`ConnectArgs::validate`].
-unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTATUS> {
+unsafe fn validate_connect(args: &ConnectArgs, cx: Context<'_>) -> Result<(), NTSTATUS> {
     if !cx.client_present {
         return Err(STATUS_INVALID_PARAMETER_1);
     }
@@ -179,10 +189,16 @@ unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTAT
     if args.protocol != IPPROTO_TCP {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
+    if let Some(t) = cx.transports {
+        t.check_type_protocol(args.socket_type, args.protocol)?;
+    }
     // SAFETY: forwarded caller guarantee on `local`.
     let local = unsafe { read_endpoint(args.local) }.ok_or(STATUS_INVALID_PARAMETER_4)?;
     if local.is_multicast_or_broadcast() {
         return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    if let Some(t) = cx.transports {
+        t.check_family(args.socket_type, args.protocol, local.family())?;
     }
     // SAFETY: forwarded caller guarantee on `remote`.
     let remote = unsafe { read_endpoint(args.remote) }.ok_or(STATUS_INVALID_PARAMETER_5)?;
@@ -196,34 +212,54 @@ unsafe fn validate_connect(args: &ConnectArgs, cx: Context) -> Result<(), NTSTAT
     if args.flags != 0 {
         return Err(STATUS_INVALID_PARAMETER_6);
     }
-    match (args.socket_context.is_null(), args.dispatch.is_null()) {
-        (true, true) => {}
-        // A context with no dispatch table is never delivered to anything.
-        (false, true) => return Err(STATUS_INVALID_PARAMETER_7),
-        // A table with or without a context (SocketContext is _In_opt_).
-        (_, false) => {
-            // SAFETY: non-null and, by the caller's contract, a readable
-            // WSK_CLIENT_CONNECTION_DISPATCH.
-            let d = unsafe { ptr::read_unaligned(args.dispatch) };
-            if d.WskReceiveEvent.is_none() && d.WskDisconnectEvent.is_none() && d.WskSendBacklogEvent.is_none() {
-                return Err(STATUS_INVALID_PARAMETER_8);
-            }
-        }
+    // SAFETY: forwarded caller guarantee on the dispatch table.
+    match unsafe { context_and_dispatch(args.socket_context, args.dispatch) } {
+        Err(Bad::Context) => return Err(STATUS_INVALID_PARAMETER_7),
+        Err(Bad::Dispatch) => return Err(STATUS_INVALID_PARAMETER_8),
+        Ok(()) => {}
     }
     if !args.security_descriptor.is_null() {
-        let sd = args.security_descriptor.cast::<u8>();
-        if (sd as usize) % 4 != 0 {
-            return Err(STATUS_INVALID_PARAMETER_11);
-        }
-        // SAFETY: non-null, aligned, and by contract a SECURITY_DESCRIPTOR,
-        // whose first byte is its Revision; read only where the memory may
-        // be paged in.
-        if cx.may_read_pageable && unsafe { ptr::read(sd) } != SECURITY_DESCRIPTOR_REVISION {
-            return Err(STATUS_INVALID_PARAMETER_11);
+        if let Some(sds) = cx.sds {
+            // SAFETY: `sds` is given only at IRQL <= DISPATCH_LEVEL.
+            if !unsafe { sds.contains(args.security_descriptor) } {
+                return Err(STATUS_INVALID_PARAMETER_11);
+            }
         }
     }
     if !cx.twelfth_ok {
         return Err(STATUS_INVALID_PARAMETER_12);
     }
     Ok(())
+}
+
+/// Which of SocketContext and Dispatch is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    Context,
+    Dispatch,
+}
+
+/// The rule every connect applies to SocketContext and Dispatch: a context
+/// without a dispatch table is never delivered to anything (the context is
+/// wrong); a table needs at least one callback (a table with no callback
+/// "should be NULL"), with or without a context (SocketContext is
+/// `_In_opt_`).
+///
+/// # Safety
+/// `dispatch` is null or a readable WSK_CLIENT_CONNECTION_DISPATCH.
+pub unsafe fn context_and_dispatch(context: PVOID, dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH) -> Result<(), Bad> {
+    match (context.is_null(), dispatch.is_null()) {
+        (true, true) => Ok(()),
+        (false, true) => Err(Bad::Context),
+        (_, false) => {
+            // SAFETY: non-null and, by the caller's contract, a readable
+            // WSK_CLIENT_CONNECTION_DISPATCH.
+            let d = unsafe { ptr::read_unaligned(dispatch) };
+            if d.WskReceiveEvent.is_none() && d.WskDisconnectEvent.is_none() && d.WskSendBacklogEvent.is_none() {
+                Err(Bad::Dispatch)
+            } else {
+                Ok(())
+            }
+        }
+    }
 }

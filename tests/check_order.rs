@@ -72,6 +72,12 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
         }
     };
     let mut req = new_request(None, ptr::null_mut(), 100);
+    // A SECURITY_DESCRIPTOR of revision 1 (never cached), a misaligned
+    // pointer into it, and an out variable for a cached copy.
+    let mut sd_buf = [1u64, 0, 0, 0, 0];
+    let sd = sd_buf.as_mut_ptr().cast::<c_void>();
+    let sd_misaligned = sd.cast::<u8>().wrapping_add(1).cast::<c_void>();
+    let mut cached: PSECURITY_DESCRIPTOR = ptr::null_mut();
 
     // SAFETY: every pointer below is null, valid, or a socket pointer the
     // library only looks up (never dereferences) when it is not open.
@@ -328,14 +334,166 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
                 high(&mut || SafeWskCloseSocket(client, socket)),
                 STATUS_INVALID_LEVEL,
             ),
+            (
+                "SafeWskCacheSecurityDescriptor",
+                "1 NULL client, 2 NULL descriptor",
+                SafeWskCacheSecurityDescriptor(ptr::null_mut(), ptr::null_mut(), &mut cached),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskCacheSecurityDescriptor",
+                "2 misaligned descriptor, 3 NULL out",
+                SafeWskCacheSecurityDescriptor(client, sd_misaligned, ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskCacheSecurityDescriptor",
+                "3 NULL out at IRQL 3",
+                high(&mut || SafeWskCacheSecurityDescriptor(client, sd, ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskCacheSecurityDescriptor",
+                "valid at DISPATCH_LEVEL (the descriptor is not read)",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCacheSecurityDescriptor(client, sd, &mut cached)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskReleaseSecurityDescriptor",
+                "1 NULL client, 2 NULL descriptor",
+                SafeWskReleaseSecurityDescriptor(ptr::null_mut(), ptr::null_mut()),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskReleaseSecurityDescriptor",
+                "2 NULL descriptor at IRQL 3",
+                high(&mut || SafeWskReleaseSecurityDescriptor(client, ptr::null_mut())),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskReleaseSecurityDescriptor",
+                "uncached at DISPATCH_LEVEL (looked up after the IRQL)",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReleaseSecurityDescriptor(client, sd)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskReleaseSecurityDescriptor",
+                "2 never cached",
+                SafeWskReleaseSecurityDescriptor(client, sd),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskSocketConnect",
+                "11 uncached descriptor, 12 NULL at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || {
+                    SafeWskSocketConnect(
+                        client,
+                        SOCK_STREAM,
+                        IPPROTO_TCP,
+                        local.ptr(),
+                        remote.ptr(),
+                        0,
+                        ptr::null_mut(),
+                        ptr::null(),
+                        ptr::null_mut(),
+                        ptr::null_mut(),
+                        sd,
+                        ptr::null_mut(),
+                        100,
+                    )
+                }),
+                STATUS_INVALID_PARAMETER_11,
+            ),
         ]
     };
     check(&rows);
-    assert!(out.is_null() && new_client.is_null());
+    assert!(out.is_null() && new_client.is_null() && cached.is_null());
+    assert_eq!(hostkernel::cached_sd_count(), 0, "no descriptor reached the provider's cache");
     assert_eq!(hostkernel::provider_connect_calls(), 2, "only the two set-up connects reached the provider");
     // The close refused at DISPATCH_LEVEL left the socket open and usable.
     assert_eq!(send(client, socket, b"still"), (STATUS_SUCCESS, 5));
     assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// SafeWskConnectByName (PASSIVE_LEVEL only): parameters by position, then
+/// the IRQL; above APC_LEVEL the strings are not read, only their pointers.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
+#[test]
+fn connect_by_name_checks_parameters_by_position_then_the_irql() {
+    let k = Session::begin();
+    let client = startup();
+    let mut node_chars: Vec<u16> = "localhost".encode_utf16().collect();
+    let node = UNICODE_STRING { Length: 18, MaximumLength: 18, Buffer: node_chars.as_mut_ptr() };
+    let mut svc_chars: Vec<u16> = "80".encode_utf16().collect();
+    let svc = UNICODE_STRING { Length: 4, MaximumLength: 4, Buffer: svc_chars.as_mut_ptr() };
+    let odd = UNICODE_STRING { Length: 3, MaximumLength: 4, Buffer: svc_chars.as_mut_ptr() };
+    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let o: *mut *mut WSK_SOCKET = &mut out;
+    let mut sa_buf = [0u8; 28];
+    let sa = sa_buf.as_mut_ptr().cast::<SOCKADDR>();
+    let nul = ptr::null::<UNICODE_STRING>();
+    let none = ptr::null_mut::<c_void>();
+    let high = |irql: u8, f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(irql, f);
+    // SAFETY: every pointer below is NULL or valid for the call.
+    let rows: Vec<Row> = unsafe {
+        vec![
+            (
+                "SafeWskConnectByName",
+                "1 NULL client, 2 NULL node, 6 NULL Socket",
+                SafeWskConnectByName(ptr::null_mut(), nul, &svc, none, ptr::null(), ptr::null_mut(), sa, 28, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskConnectByName",
+                "2 NULL node, 3 odd service",
+                SafeWskConnectByName(client, nul, &odd, none, ptr::null(), o, sa, 28, 100),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskConnectByName",
+                "3 odd service, 4 context without table, 8 short",
+                SafeWskConnectByName(client, &node, &odd, 0x10 as PVOID, ptr::null(), o, sa, 1, 100),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskConnectByName",
+                "6 NULL Socket, 8 short",
+                SafeWskConnectByName(client, &node, &svc, none, ptr::null(), ptr::null_mut(), sa, 1, 100),
+                STATUS_INVALID_PARAMETER_6,
+            ),
+            (
+                "SafeWskConnectByName",
+                "3 NULL service at IRQL 3",
+                high(3, &mut || SafeWskConnectByName(client, &node, nul, none, ptr::null(), o, sa, 28, 100)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskConnectByName",
+                "8 short RemoteAddress at DISPATCH_LEVEL",
+                high(DISPATCH_LEVEL, &mut || {
+                    SafeWskConnectByName(client, &node, &svc, none, ptr::null(), o, sa, 16, 100)
+                }),
+                STATUS_INVALID_PARAMETER_8,
+            ),
+            (
+                "SafeWskConnectByName",
+                "valid at APC_LEVEL",
+                high(APC_LEVEL, &mut || SafeWskConnectByName(client, &node, &svc, none, ptr::null(), o, sa, 28, 100)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskConnectByName",
+                "valid at IRQL 3",
+                high(3, &mut || SafeWskConnectByName(client, &node, &svc, none, ptr::null(), o, sa, 28, 100)),
+                STATUS_INVALID_LEVEL,
+            ),
+        ]
+    };
+    check(&rows);
+    assert!(out.is_null());
+    assert_eq!(hostkernel::resolver_calls(), 0, "no call reached the provider");
     cleanup(client);
     k.finish();
 }

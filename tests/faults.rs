@@ -122,9 +122,42 @@ fn every_completion_context_allocation_can_fail() {
     every_nth_allocation_fails_cleanly(Site::CompletionContext, true);
 }
 
+/// A buffer of up to 64 KiB gets its MDL on the stack: the life cycle
+/// (5-byte send and receive) allocates none. A larger buffer gets one from
+/// IoAllocateMdl, and its failure is STATUS_INSUFFICIENT_RESOURCES with
+/// nothing sent, nothing locked and nothing leaked.
 #[test]
 fn every_mdl_allocation_can_fail() {
-    every_nth_allocation_fails_cleanly(Site::Mdl, false);
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    k.fail_nth(Site::Mdl, 1);
+    assert_eq!(life_cycle(server, false), None);
+    assert!(!k.fault_hit(Site::Mdl), "a small buffer's MDL was allocated");
+    k.finish();
+
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let big = vec![3u8; 70_000];
+    for direction in ["send", "receive"] {
+        k.fail_nth(Site::Mdl, 1);
+        let mut buf = big.clone();
+        let (st, n) =
+            if direction == "send" { send(client, socket, &buf) } else { receive(client, socket, &mut buf, 0, 2000) };
+        assert!(k.fault_hit(Site::Mdl), "{direction}: a 70,000-byte buffer needs an allocated MDL");
+        assert_eq!((st, n), (STATUS_INSUFFICIENT_RESOURCES, 0), "{direction}");
+        k.fail_nth(Site::Mdl, 0);
+        assert_eq!(hostkernel::live().locked_pages, 0);
+    }
+    // The socket still works, with an allocated MDL this time.
+    assert_eq!(send(client, socket, &big), (STATUS_SUCCESS, 70_000));
+    let mut back = vec![0u8; 70_000];
+    assert_eq!(receive(client, socket, &mut back, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 70_000));
+    assert_eq!(back, big);
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
 }
 
 #[test]

@@ -369,9 +369,14 @@ fn a_waiting_cleanup_reports_itself() {
 }
 
 /// Item 9. The security descriptor may be pageable: at DISPATCH_LEVEL (the
-/// asynchronous connect) it must not be read. Here it lies on a page that is
-/// not mapped (PROT_NONE), as a paged-out page would be: reading it faults.
-/// Before the fix the process died with SIGSEGV.
+/// asynchronous connect) it must not be read. Here a pointer given to the
+/// connect lies on a page that is not mapped (PROT_NONE), as a paged-out
+/// page would be: reading it faults. Before the fix the process died with
+/// SIGSEGV. Since connects accept only descriptors this client cached
+/// (tests/security_descriptor.rs), the pointer is compared with the
+/// client's table and never dereferenced: the unmapped one is refused as
+/// parameter 11 without a fault, and a cached one is accepted at
+/// DISPATCH_LEVEL.
 #[test]
 fn the_security_descriptor_is_not_read_at_dispatch_level() {
     // SAFETY: a fresh anonymous mapping this test owns.
@@ -385,12 +390,20 @@ fn the_security_descriptor_is_not_read_at_dispatch_level() {
     let mut req = request(&seen, SAFEWSK_NO_TIMEOUT);
     let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::parse("127.0.0.1:9"));
     // The SD pointer is 4-byte aligned and must not be dereferenced at this
-    // IRQL.
+    // IRQL: it is not a cached one, so it is refused, without a fault.
     let st = hostkernel::with_irql(DISPATCH_LEVEL, || start_async_with_sd(client, &local, &remote, page, &mut *req));
+    assert_eq!(st, STATUS_INVALID_PARAMETER_11);
+    let mut sd = [1u64, 0, 0, 0, 0];
+    let mut cached: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: a live client, a readable descriptor, a writable out pointer.
+    assert_eq!(unsafe { SafeWskCacheSecurityDescriptor(client, sd.as_mut_ptr().cast(), &mut cached) }, STATUS_SUCCESS);
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || start_async_with_sd(client, &local, &remote, cached, &mut *req));
     assert_eq!(st, STATUS_PENDING);
     // SAFETY: a started request.
     assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_SUCCESS);
     assert_eq!(seen.wait(1, Duration::from_secs(2))[0].0, STATUS_CANCELLED);
+    // SAFETY: a live client and its cached descriptor, no connect in flight.
+    assert_eq!(unsafe { SafeWskReleaseSecurityDescriptor(client, cached) }, STATUS_SUCCESS);
     cleanup(client);
     k.finish();
     // SAFETY: our mapping.

@@ -75,6 +75,7 @@ mod raw {
         pub fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
         pub fn IoFreeIrp(irp: *mut IRP);
         pub fn IoCancelIrp(irp: *mut IRP) -> u8;
+        pub fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS);
         pub fn WskRegister(npi: *mut WSK_CLIENT_NPI, reg: *mut WSK_REGISTRATION) -> NTSTATUS;
         pub fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
         pub fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
@@ -87,10 +88,19 @@ mod raw {
 
     /// An IRP with a completion routine set as IoSetCompletionRoutine does.
     pub unsafe fn irp() -> *mut IRP {
-        // Set up as wdm.h's IoSetCompletionRoutine does.
         // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
         let irp = unsafe { IoAllocateIrp(1, 0) };
         assert!(!irp.is_null());
+        // SAFETY: fresh and ours.
+        unsafe { set_completion(irp) };
+        irp
+    }
+
+    /// Sets the completion routine as wdm.h's IoSetCompletionRoutine does.
+    ///
+    /// # Safety
+    /// `irp` is ours, with one stack location, at its initial position.
+    pub unsafe fn set_completion(irp: *mut IRP) {
         // SAFETY: a fresh, non-null IRP, ours alone.
         let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
         // SAFETY: a fresh IRP with one stack location starts one past it,
@@ -98,7 +108,6 @@ mod raw {
         unsafe { (*next).CompletionRoutine = Some(keep) };
         // SAFETY: as above.
         unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
-        irp
     }
 
     pub struct Client {
@@ -161,6 +170,51 @@ fn v4(addr: std::net::SocketAddr) -> [u8; 28] {
     b[2..4].copy_from_slice(&a.port().to_be_bytes());
     b[4..8].copy_from_slice(&a.ip().octets());
     b
+}
+
+/// safewsk keeps one IRP per socket and reuses it for every call; an IRP
+/// issued again after its completion without IoReuseIrp carries a stale
+/// Cancel flag, status and stack location ("Using IRPs with Winsock Kernel
+/// Functions": reuse "a previously allocated IRP by calling IoReuseIrp").
+#[test]
+fn reusing_an_irp_without_ioreuseirp_is_caught() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let mut c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    let closed = v4("127.0.0.1:9".parse().unwrap());
+    // SAFETY: a registered client and a fresh IRP with a completion routine;
+    // Sync mode completes it before returning.
+    let first = unsafe { raw::connect(&c, &closed, irp) };
+    assert!(first < 0, "a refused connect: {first:#x}");
+    assert!(hostkernel::violations().is_empty());
+    // Properly: IoReuseIrp, then the completion routine again.
+    // SAFETY: completed, ours again, no cancel routine.
+    unsafe { raw::IoReuseIrp(irp, 0) };
+    // SAFETY: reinitialized, ours.
+    unsafe { raw::set_completion(irp) };
+    // SAFETY: as for the first connect.
+    assert!(unsafe { raw::connect(&c, &closed, irp) } < 0);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // The misuse under test: issued again without IoReuseIrp.
+    // SAFETY: completed and ours; the host refuses it before using it.
+    unsafe { raw::set_completion(irp) };
+    // SAFETY: the host kernel checks the IRP before taking it.
+    let _ = unsafe { raw::connect(&c, &closed, irp) };
+    assert!(
+        hostkernel::violations().iter().any(|v| v.contains("without IoReuseIrp")),
+        "{:?}",
+        hostkernel::violations()
+    );
+    // SAFETY: never taken by the provider (refused): ours to free.
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the registration whose provider NPI `register` captured.
+    unsafe { raw::WskReleaseProviderNPI(&mut *c.reg) };
+    // SAFETY: the live registration, its NPI released.
+    unsafe { raw::WskDeregister(&mut *c.reg) };
+    assert!(finish_fails(k).contains("without IoReuseIrp"));
 }
 
 #[test]

@@ -586,7 +586,7 @@ fn every_allocation_can_fail() {
                 (true, None) => panic!("{site:?} allocation #{n} failed but every step reported success"),
                 (false, None) => {
                     eprintln!("{site:?}: {} allocation(s) in a life cycle, each failure handled", n - 1);
-                    assert!(n > 1);
+                    assert!(n > 1 || site == Site::Mdl, "{site:?}: no allocation there");
                     break;
                 }
                 (false, Some((step, st))) => panic!("{step} failed with {st:#x} without an injected fault"),
@@ -596,14 +596,16 @@ fn every_allocation_can_fail() {
     }
 }
 
-/// The close of a half-made socket that cannot get its IRP (or its
-/// completion context) is retried: the socket is still closed, nothing
-/// leaks. Four options: WskSocket, 4 x WskControlSocket, WskBind and
-/// WskConnect use IRPs 1 to 7; the close's is the 8th.
+/// The close of a half-made socket that cannot get its completion context
+/// is retried: the socket is still closed, nothing leaks. Four options:
+/// WskSocket, 4 x WskControlSocket, WskBind and WskConnect use completion
+/// contexts 1 to 7; the close's is the 8th. (The close reuses the socket
+/// record's IRP: it allocates none.)
 #[test]
-fn a_close_that_cannot_get_its_irp_is_retried() {
+fn a_close_that_cannot_get_its_completion_context_is_retried() {
     let server = echo_server("127.0.0.1:0").expect("server");
-    for site in [Site::Irp, Site::CompletionContext] {
+    {
+        let site = Site::CompletionContext;
         let k = Session::begin();
         let client = startup();
         hostkernel::set_call_fault(WskCall::Connect, 1, CallFault::Fail(STATUS_CONNECTION_REFUSED));

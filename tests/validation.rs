@@ -65,8 +65,13 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
         WskDisconnectEvent: None,
         WskSendBacklogEvent: None,
     };
-    let mut sd_bad_rev = [2u32, 0, 0, 0, 0];
-    let mut sd_ok = [1u32, 0, 0, 0, 0];
+    // A SECURITY_DESCRIPTOR (40 bytes, absolute form) of revision 1, and its
+    // cached copy: the only kind of descriptor a connect accepts.
+    let mut sd_ok = [1u64, 0, 0, 0, 0];
+    let mut cached: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: a live client, a readable descriptor, a writable out pointer.
+    let st = unsafe { SafeWskCacheSecurityDescriptor(client, sd_ok.as_mut_ptr().cast(), &mut cached) };
+    assert_eq!(st, STATUS_SUCCESS);
     // SAFETY: one byte into a local array: in bounds, deliberately misaligned.
     let sd_misaligned = unsafe { sd_ok.as_mut_ptr().cast::<u8>().add(1) }.cast::<c_void>();
     let mut fake_client = [0u64; 32];
@@ -116,7 +121,7 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
         ("flags", Args { flags: 1, ..good }, STATUS_INVALID_PARAMETER_6),
         ("context without dispatch", Args { context: ctx, ..good }, STATUS_INVALID_PARAMETER_7),
         ("empty dispatch", Args { context: ctx, dispatch: &empty, ..good }, STATUS_INVALID_PARAMETER_8),
-        ("sd revision 2", Args { sd: sd_bad_rev.as_mut_ptr().cast(), ..good }, STATUS_INVALID_PARAMETER_11),
+        ("sd not cached", Args { sd: sd_ok.as_mut_ptr().cast(), ..good }, STATUS_INVALID_PARAMETER_11),
         ("sd misaligned", Args { sd: sd_misaligned, ..good }, STATUS_INVALID_PARAMETER_11),
         ("null socket out", Args { want_socket: false, ..good }, STATUS_INVALID_PARAMETER_12),
         (
@@ -137,15 +142,11 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     // The same arguments, corrected, do reach the provider (port 9 on
     // loopback is closed, so it is refused): validation is not rejecting all.
     let server = closed_port();
-    let (st, _) = call(Args {
-        remote: Some(Addr::from(server)),
-        context: ctx,
-        dispatch: &full,
-        sd: sd_ok.as_mut_ptr().cast(),
-        ..good
-    });
+    let (st, _) = call(Args { remote: Some(Addr::from(server)), context: ctx, dispatch: &full, sd: cached, ..good });
     assert_eq!(st, STATUS_CONNECTION_REFUSED);
     assert_eq!(hostkernel::provider_connect_calls(), 1);
+    // SAFETY: a live client and its cached descriptor.
+    assert_eq!(unsafe { SafeWskReleaseSecurityDescriptor(client, cached) }, STATUS_SUCCESS);
     // WSK marks SocketContext _In_opt_: a dispatch table with a NULL context
     // is legal and reaches the provider (it was rejected as parameter 7
     // before).
@@ -190,8 +191,11 @@ fn socket_calls_validate_their_arguments() {
     assert_eq!(st, STATUS_INVALID_LEVEL);
     // SAFETY: a NULL socket, rejected before use.
     assert_eq!(unsafe { SafeWskCloseSocket(client, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
-    assert_eq!(hostkernel::live().irps, 0);
+    // No rejected call allocated anything: the one live IRP is the open
+    // socket's own, which its calls reuse.
+    assert_eq!(hostkernel::live().irps, 1);
     assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().irps, 1, "the close keeps the record and its IRP for the next connect");
     cleanup(client);
     k.finish();
 }

@@ -1,6 +1,7 @@
 /*
  * The exchange the safewsk samples perform: connect to an IPv4 address and
- * port, send one request, print the reply, disconnect gracefully, close.
+ * port, send one request, print the reply, disconnect gracefully, close;
+ * and the same by name ("localhost" and the port as a service name).
  * IRQL: PASSIVE_LEVEL (safewsk waits).
  */
 #include <ntddk.h>
@@ -105,6 +106,62 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
                  RtlUshortByteSwap(local.sin_port));
     } else {
         DbgPrint("safewsk-sample: local address unavailable: 0x%08X\n", (unsigned)status);
+    }
+    return SampleTalk(Client, socket);
+}
+
+NTSTATUS
+SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
+{
+    /* The host name, as a counted string: a UNICODE_STRING need not be
+     * NUL-terminated, and safewsk does not rely on it. */
+    static WCHAR nodeChars[] = L"localhost";
+    UNICODE_STRING node, service;
+    WCHAR digits[5];
+    /* 28 bytes, 4-aligned: fits the SOCKADDR_IN or SOCKADDR_IN6 reached
+     * (sizeof(SOCKADDR_IN6); not every WDK-like header set declares it). */
+    ULONG reached[7];
+    const UCHAR *b = (const UCHAR *)reached;
+    WSK_SOCKET *socket = NULL;
+    USHORT n = 0, i;
+    ULONG p = Port;
+    NTSTATUS status;
+
+    if (Port == 0 || Port > 0xFFFF) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    node.Buffer = nodeChars;
+    node.Length = (USHORT)(sizeof(nodeChars) - sizeof(WCHAR)); /* without the terminator */
+    node.MaximumLength = (USHORT)sizeof(nodeChars);
+    /* The port as a decimal service name ("443"), without the C runtime. */
+    do {
+        digits[n++] = (WCHAR)(L'0' + p % 10);
+        p /= 10;
+    } while (p != 0);
+    for (i = 0; i < n / 2; i++) {
+        WCHAR t = digits[i];
+        digits[i] = digits[n - 1 - i];
+        digits[n - 1 - i] = t;
+    }
+    service.Buffer = digits;
+    service.Length = (USHORT)(n * sizeof(WCHAR));
+    service.MaximumLength = (USHORT)sizeof(digits);
+
+    /* Resolves with WskGetAddressInfo, frees the provider's list, then tries
+     * the addresses in the resolver's order under one deadline. */
+    status = SafeWskConnectByName(Client, &node, &service, NULL, NULL, &socket, (SOCKADDR *)reached,
+                                  sizeof(reached), SAMPLE_CONNECT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: connect by name to localhost:%u failed: 0x%08X\n", Port, (unsigned)status);
+        return status;
+    }
+    if ((USHORT)(b[0] | (b[1] << 8)) == AF_INET) { /* sa_family, little-endian */
+        DbgPrint("safewsk-sample: localhost reached at %u.%u.%u.%u:%u\n", b[4], b[5], b[6], b[7],
+                 (b[2] << 8) | b[3]);
+    } else {
+        DbgPrint("safewsk-sample: localhost reached at [%x:%x:%x:%x:%x:%x:%x:%x]:%u\n", (b[8] << 8) | b[9],
+                 (b[10] << 8) | b[11], (b[12] << 8) | b[13], (b[14] << 8) | b[15], (b[16] << 8) | b[17],
+                 (b[18] << 8) | b[19], (b[20] << 8) | b[21], (b[22] << 8) | b[23], (b[2] << 8) | b[3]);
     }
     return SampleTalk(Client, socket);
 }

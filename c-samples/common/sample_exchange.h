@@ -15,4 +15,10 @@ NTSTATUS SampleTalk(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket);
  * the socket. Returns the first failure, or STATUS_SUCCESS. PASSIVE_LEVEL. */
 NTSTATUS SampleExchange(SAFEWSK_CLIENT *Client, ULONG Address, ULONG Port);
 
+/* The same exchange with "localhost" and Port given by name:
+ * SafeWskConnectByName resolves them (WskGetAddressInfo), tries the
+ * addresses in order, and reports the one reached, which is printed.
+ * PASSIVE_LEVEL. */
+NTSTATUS SampleExchangeByName(SAFEWSK_CLIENT *Client, ULONG Port);
+
 #endif

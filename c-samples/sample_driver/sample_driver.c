@@ -77,6 +77,9 @@ SampleWorker(_In_ PVOID Context)
     }
     status = SampleExchange(g_Client, g_Address, g_Port);
     DbgPrint("safewsk-sample: exchange finished: 0x%08X\n", (unsigned)status);
+    /* The same server by name: "localhost" and the port as a service name. */
+    status = SampleExchangeByName(g_Client, g_Port);
+    DbgPrint("safewsk-sample: exchange by name finished: 0x%08X\n", (unsigned)status);
     /* Returning ends the thread (Windows XP and later need no
      * PsTerminateSystemThread); DriverUnload waits for that. */
 }

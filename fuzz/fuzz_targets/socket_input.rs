@@ -211,7 +211,10 @@ pub fn run(data: &[u8]) {
         unsafe { ExFreePoolWithTag(pool, TAG) };
     }
     let live = hostkernel::live();
-    assert_eq!((live.irps, live.mdls, live.sockets), (0, 0, 1), "after call {call} ({status:#x})");
+    // The open socket keeps the one IRP its calls reuse (no call overlaps
+    // another here, so it never gets a spare), and the closed socket's record
+    // and IRP are cached by the client for its next connect.
+    assert_eq!((live.irps, live.mdls, live.sockets), (2, 0, 1), "after call {call} ({status:#x})");
     let v = hostkernel::violations();
     assert!(v.is_empty(), "call {call} ({status:#x}): {v:#?}");
 }

@@ -99,21 +99,36 @@ pub fn load_and_unload() -> Report {
 }
 
 /// A loopback server for the sample: reads one line, answers
-/// "PONG <rest of the line>", and hands back what it read.
+/// "PONG <rest of the line>", and hands back what it read on the first
+/// connection; later ones (the exchange by name) are answered alike.
 pub fn pong_server() -> (SocketAddrV4, thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let SocketAddr::V4(addr) = listener.local_addr().expect("local addr") else { unreachable!("bound to IPv4") };
     let handle = thread::spawn(move || {
         let Ok((stream, _)) = listener.accept() else { return String::new() };
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let reply = format!("PONG {}", line.trim_start_matches("PING "));
-        let _ = (&stream).write_all(reply.as_bytes());
-        // Wait for the client's FIN before closing.
-        let mut rest = String::new();
-        let _ = reader.read_line(&mut rest);
+        let line = pong(stream);
+        // Later connections (the sample's exchange by name) get the same
+        // answer, on a detached thread that ends with the process.
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                pong(stream);
+            }
+        });
         line
     });
     (addr, handle)
+}
+
+/// Answers one "PING x" line with "PONG x", waits for the client's FIN, and
+/// returns the line.
+fn pong(stream: std::net::TcpStream) -> String {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    let reply = format!("PONG {}", line.trim_start_matches("PING "));
+    let _ = (&stream).write_all(reply.as_bytes());
+    // Wait for the client's FIN before closing.
+    let mut rest = String::new();
+    let _ = reader.read_line(&mut rest);
+    line
 }

@@ -22,6 +22,11 @@ fn sample_driver_loads_exchanges_data_and_unloads_cleanly() {
     assert!(log.contains("exchange finished: 0x00000000"), "{log}");
     // SafeWskGetLocalAddress: the loopback connection's local end.
     assert!(log.contains("local address 127.0.0.1:"), "{log}");
+    // SafeWskConnectByName: "localhost" and the port as a service name,
+    // resolved by the host kernel's WskGetAddressInfo (getaddrinfo).
+    assert!(log.contains(&format!("localhost reached at 127.0.0.1:{}", addr.port())), "{log}");
+    assert!(log.contains("exchange by name finished: 0x00000000"), "{log}");
+    assert_eq!(log.matches("received 14 bytes: PONG safewsk").count(), 2, "{log}");
     k.finish();
 }
 
@@ -44,6 +49,7 @@ fn sample_driver_reports_a_refused_connect_and_unloads_cleanly() {
     assert!(report.unloaded);
     let log = report.dbgprint.join("");
     assert!(log.contains("exchange finished: 0xC0000236"), "STATUS_CONNECTION_REFUSED expected: {log}");
+    assert!(log.contains("exchange by name finished: 0xC0000236"), "by name too: {log}");
     assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
     k.finish(); // nothing registered, allocated or open after unload
 }

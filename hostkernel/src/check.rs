@@ -19,6 +19,9 @@ pub enum Kind {
     /// A page locked by MmProbeAndLockPages and not yet unlocked (counted
     /// once per MDL that locks it).
     LockedPage,
+    /// A cached security descriptor (WSK_CACHE_SD) not yet released
+    /// (WSK_RELEASE_SD), counted per successful WSK_CACHE_SD.
+    CachedSd,
 }
 
 /// Counts of live objects.
@@ -35,6 +38,9 @@ pub struct Live {
     /// (one count per page per locking MDL). Non-zero at the end of a test is
     /// a leak: on Windows those physical pages stay locked until reboot.
     pub locked_pages: usize,
+    /// Cached security descriptors (WSK_CACHE_SD) not released: on Windows
+    /// the provider's copy stays allocated for ever.
+    pub cached_sds: usize,
 }
 
 /// Allocation sites where a failure can be injected.
@@ -182,6 +188,7 @@ pub fn live() -> Live {
         devices: *s.live.get(&Kind::Device).unwrap_or(&0),
         threads: *s.live.get(&Kind::Thread).unwrap_or(&0),
         locked_pages: *s.live.get(&Kind::LockedPage).unwrap_or(&0),
+        cached_sds: *s.live.get(&Kind::CachedSd).unwrap_or(&0),
     })
 }
 
@@ -213,6 +220,7 @@ impl Session {
         PROVIDER_CALLS.store(0, Ordering::SeqCst);
         crate::io::reset_memory();
         crate::wsk::reset_provider();
+        crate::wsk_client_control::reset();
         crate::image::reset();
         crate::timer::reset();
         crate::sysroutine::reset();

@@ -29,6 +29,9 @@ enum Owner {
 struct IrpRec {
     owner: Owner,
     layout: Layout,
+    /// Completed since it was allocated or last reinitialized: issuing it
+    /// again needs IoReuseIrp first.
+    completed: bool,
 }
 
 static IRPS: Mutex<Option<HashMap<usize, IrpRec>>> = Mutex::new(None);
@@ -53,8 +56,22 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     if irp.is_null() {
         return irp;
     }
-    // IoInitializeIrp: the current location is one past the last stack location.
-    // SAFETY: `irp` is a fresh, writable block of `size` >= IRP_SIZE bytes;
+    // SAFETY: a fresh, writable, zeroed block of `size` bytes.
+    unsafe { initialize_irp(irp, size, stack_size) };
+    irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout, completed: false }));
+    add_live(Kind::Irp, 1);
+    count_allocation(Site::Irp, size);
+    irp
+}
+
+/// IoInitializeIrp on a zeroed block: the current location is one past the
+/// last stack location.
+///
+/// # Safety
+/// `irp` is a writable, zeroed block of `size` >= IRP_SIZE + `stack_size` *
+/// STACK_SIZE bytes.
+unsafe fn initialize_irp(irp: PVOID, size: usize, stack_size: i8) {
+    // SAFETY: `irp` is a writable block of `size` >= IRP_SIZE bytes;
     // Type is a field of the IRP header.
     unsafe { wr(irp, IRP_TYPE, IO_TYPE_IRP) };
     // SAFETY: as above; Size is in the IRP header.
@@ -68,10 +85,48 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
     let past_last_location = irp.cast::<u8>().wrapping_add(size) as usize;
     // SAFETY: as above; CurrentStackLocation is in the IRP header.
     unsafe { wr(irp, IRP_CURRENT_STACK_LOCATION, past_last_location) };
-    irps(|m| m.insert(irp as usize, IrpRec { owner: Owner::Driver, layout }));
-    add_live(Kind::Irp, 1);
-    count_allocation(Site::Irp, size);
-    irp
+}
+
+/// IoReuseIrp(Irp, Iostatus): reinitializes an IRP the driver allocated, for
+/// its next use ("IoReuseIrp", Microsoft Learn: the IRP "must have been
+/// allocated by IoAllocateIrp" [...] "the driver must not call IoReuseIrp on
+/// an IRP that is still pending"; IRQL <= DISPATCH_LEVEL). Clears the whole
+/// IRP (Cancel, CancelRoutine, PendingReturned, the stack locations) as
+/// IoInitializeIrp does, then sets IoStatus.Status.
+#[no_mangle]
+pub unsafe extern "system" fn IoReuseIrp(irp: PVOID, status: NTSTATUS) {
+    if irql::current() > DISPATCH_LEVEL {
+        violation("IoReuseIrp above DISPATCH_LEVEL");
+    }
+    let size = irps(|m| match m.get_mut(&(irp as usize)) {
+        None => Err(format!("IoReuseIrp: IRP {irp:p} is not live (freed, or not from IoAllocateIrp)")),
+        Some(r) if r.owner == Owner::Provider => {
+            Err(format!("IoReuseIrp: IRP {irp:p} is still pending in the provider"))
+        }
+        Some(r) => {
+            r.completed = false;
+            Ok(r.layout.size())
+        }
+    });
+    let size = match size {
+        Ok(size) => size,
+        Err(msg) => return violation(msg),
+    };
+    // SAFETY: a live IRP the driver owns (checked in the table); its
+    // CancelRoutine is a field of it.
+    if unsafe { cancel_routine(irp) }.load(Ordering::SeqCst) != 0 {
+        violation(format!("IoReuseIrp: IRP {irp:p} still has a cancel routine"));
+    }
+    // SAFETY: as above; StackCount is in the header.
+    let stack_size: i8 = unsafe { rd(irp, IRP_STACK_COUNT) };
+    // SAFETY: the live IRP is a block of `size` bytes that only its owner
+    // (the caller) touches now.
+    unsafe { std::ptr::write_bytes(irp.cast::<u8>(), 0, size) };
+    // SAFETY: zeroed just above, `size` bytes allocated for `stack_size`
+    // locations by IoAllocateIrp.
+    unsafe { initialize_irp(irp, size, stack_size) };
+    // SAFETY: as above; IoStatus.Status is in the header.
+    unsafe { wr(irp, IRP_IOSTATUS_STATUS, status) };
 }
 
 #[no_mangle]
@@ -167,6 +222,10 @@ pub(crate) unsafe fn take(irp: PVOID, who: &str) -> bool {
     let ok = irps(|m| match m.get_mut(&(irp as usize)) {
         None => Err(format!("{who}: IRP {irp:p} is not live (freed, or never allocated)")),
         Some(r) if r.owner == Owner::Provider => Err(format!("{who}: IRP {irp:p} is already pending in the provider")),
+        Some(r) if r.completed => Err(format!(
+            "{who}: IRP {irp:p} was completed before and issued again without IoReuseIrp (its Cancel flag, \
+             status and stack locations are stale)"
+        )),
         Some(r) => {
             r.owner = Owner::Provider;
             Ok(())
@@ -275,6 +334,7 @@ pub(crate) unsafe fn complete(irp: PVOID, status: NTSTATUS, information: usize) 
         Some(r) => {
             // From here the driver owns it again: its completion routine may free it.
             r.owner = Owner::Driver;
+            r.completed = true;
             Ok(())
         }
     });
@@ -399,7 +459,9 @@ struct PoolRec {
 }
 
 struct MdlRec {
-    layout: Layout,
+    /// None: caller storage initialized with MmInitializeMdl (a macro, so
+    /// the host learns of the MDL when it is first used), not IoAllocateMdl.
+    layout: Option<Layout>,
     /// First page and page count locked by MmProbeAndLockPages.
     locked: Option<(usize, usize)>,
 }
@@ -730,7 +792,7 @@ pub unsafe extern "system" fn IoAllocateMdl(va: PVOID, length: u32, secondary: u
     unsafe { wr(mdl, MDL_BYTE_COUNT, length) };
     // SAFETY: as above; ByteOffset is in the header.
     unsafe { wr(mdl, MDL_BYTE_OFFSET, offset as u32) };
-    mdls(|m| m.insert(mdl as usize, MdlRec { layout, locked: None }));
+    mdls(|m| m.insert(mdl as usize, MdlRec { layout: Some(layout), locked: None }));
     add_live(Kind::Mdl, 1);
     count_allocation(Site::Mdl, size);
     mdl
@@ -750,13 +812,55 @@ unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
     (start + offset, count)
 }
 
+/// Whether `mdl` is a live MDL: one from IoAllocateMdl, or caller storage
+/// that MmInitializeMdl (a wdm.h macro: no call the host could see) set up,
+/// which is recorded here at its first use after checking what the macro's
+/// documentation requires ("MmInitializeMdl", Microsoft Learn): the storage
+/// "must be allocated in nonpaged memory" (a paged-pool block is a
+/// violation; a kernel stack is resident while its thread waits in
+/// KernelMode, which is how safewsk uses it) and holds at least
+/// `sizeof(MDL) + sizeof(PFN_NUMBER) * ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa,
+/// Length)` bytes, as its Size field says. A caller-storage record that is
+/// not locked is replaced when the same storage is initialized again.
+///
+/// # Safety
+/// `mdl` is null or points to at least MDL_HEADER readable bytes when it is
+/// not a recorded MDL.
+unsafe fn known_mdl(mdl: PVOID, who: &str) -> bool {
+    if mdl.is_null() {
+        return false;
+    }
+    let existing = mdls(|m| m.get(&(mdl as usize)).map(|r| (r.layout.is_some(), r.locked.is_some())));
+    match existing {
+        Some((true, _)) | Some((false, true)) => return true,
+        Some((false, false)) | None => {}
+    }
+    // SAFETY: caller storage of at least MDL_HEADER bytes (contract).
+    let size = unsafe { rd::<u16>(mdl, MDL_SIZE) } as usize;
+    // SAFETY: as above.
+    let (va, len) = unsafe { mdl_range(mdl) };
+    let (_, pages) = pages_of(va, len.max(1));
+    if len == 0 || size < MDL_HEADER + pages * 8 {
+        violation(format!(
+            "{who}: {mdl:p} is not a live MDL (not from IoAllocateMdl, and no MmInitializeMdl header: Size {size} \
+             for {len} bytes over {pages} page(s))"
+        ));
+        return false;
+    }
+    if mem(|m| classify(m, mdl as usize, size)) == Region::PagedPool {
+        violation(format!("{who}: the MDL at {mdl:p} is in paged pool: MmInitializeMdl storage must be nonpaged"));
+    }
+    mdls(|m| m.insert(mdl as usize, MdlRec { layout: None, locked: None }));
+    true
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: PVOID) {
     if irql::current() > DISPATCH_LEVEL {
         violation("MmBuildMdlForNonPagedPool above DISPATCH_LEVEL");
     }
-    if mdls(|m| !m.contains_key(&(mdl as usize))) {
-        violation(format!("MmBuildMdlForNonPagedPool: {mdl:p} is not a live MDL"));
+    // SAFETY: the caller's MDL (or caller storage of one).
+    if !unsafe { known_mdl(mdl, "MmBuildMdlForNonPagedPool") } {
         return;
     }
     // SAFETY: live MDL.
@@ -824,8 +928,8 @@ pub unsafe extern "system" fn MmProbeAndLockPages(mdl: PVOID, mode: i8, operatio
         violation("MmProbeAndLockPages above DISPATCH_LEVEL");
         return;
     }
-    if mdls(|m| !m.contains_key(&(mdl as usize))) {
-        violation(format!("MmProbeAndLockPages: {mdl:p} is not a live MDL"));
+    // SAFETY: the caller's MDL (or caller storage of one).
+    if !unsafe { known_mdl(mdl, "MmProbeAndLockPages") } {
         return;
     }
     if mode != KERNEL_MODE || operation > IO_MODIFY_ACCESS {
@@ -922,8 +1026,15 @@ pub unsafe extern "system" fn MmUnlockPages(mdl: PVOID) {
 
 #[no_mangle]
 pub unsafe extern "system" fn IoFreeMdl(mdl: PVOID) {
-    match mdls(|m| m.remove(&(mdl as usize))) {
-        None => violation(format!("IoFreeMdl: {mdl:p} is not a live MDL (freed twice?)")),
+    let rec = mdls(|m| match m.get(&(mdl as usize)).map(|r| r.layout.is_some()) {
+        Some(true) => m.remove(&(mdl as usize)),
+        _ => None,
+    });
+    match rec {
+        None => violation(format!(
+            "IoFreeMdl: {mdl:p} is not an MDL from IoAllocateMdl (freed twice, or caller storage set up with \
+             MmInitializeMdl)"
+        )),
         Some(rec) => {
             if rec.locked.is_some() {
                 // The pages stay locked (and are reported as leaked), as on
@@ -931,7 +1042,9 @@ pub unsafe extern "system" fn IoFreeMdl(mdl: PVOID) {
                 violation(format!("IoFreeMdl: MDL {mdl:p} still has its pages locked (MmUnlockPages first)"));
             }
             add_live(Kind::Mdl, -1);
-            quarantine(mdl.cast(), rec.layout);
+            if let Some(layout) = rec.layout {
+                quarantine(mdl.cast(), layout);
+            }
         }
     }
 }

@@ -25,7 +25,6 @@
 #![allow(missing_docs)]
 
 pub mod check;
-mod clock;
 mod event;
 pub mod image;
 pub mod io;
@@ -36,8 +35,10 @@ pub mod sysroutine;
 mod thread;
 pub mod timer;
 pub mod wsk;
+pub mod wsk_client_control;
 pub mod wsk_control;
 pub mod wsk_events;
+pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use event::longest_finite_wait;
@@ -52,4 +53,8 @@ pub use wsk::{
     set_fail_without_completing, set_graceful_disconnect_hangs, set_provider_ignores_cancel, set_provider_ready,
     CancelBehaviour, ConnectCompletion,
 };
+pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
 pub use wsk_control::{set_call_fault, socket_fd, CallFault, WskCall};
+pub use wsk_name::{
+    address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
+};

@@ -164,7 +164,7 @@ pub struct WskProviderDispatch {
         PVOID,
         PVOID,
     ) -> NTSTATUS,
-    pub WskControlClient: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskControlClient: ControlClientFn,
     pub WskGetAddressInfo: unsafe extern "system" fn() -> NTSTATUS,
     pub WskFreeAddressInfo: unsafe extern "system" fn() -> NTSTATUS,
     pub WskGetNameInfo: unsafe extern "system" fn() -> NTSTATUS,
@@ -192,3 +192,20 @@ pub struct WskConnectionDispatch {
 
 const _: () = assert!(std::mem::size_of::<WskProviderDispatch>() == 56);
 const _: () = assert!(std::mem::size_of::<WskConnectionDispatch>() == 80);
+
+// ---------------------------------------------------------------------------
+// Client control (hostkernel/src/wsk_client_control.rs)
+// ---------------------------------------------------------------------------
+
+/// PFN_WSK_CONTROL_CLIENT: client, control code, input size, input buffer,
+/// output size, output buffer, output size returned, IRP.
+pub type ControlClientFn =
+    unsafe extern "system" fn(PVOID, u32, usize, PVOID, usize, PVOID, *mut usize, PVOID) -> NTSTATUS;
+
+pub const WSK_TRANSPORT_LIST_QUERY: u32 = 2;
+pub const WSK_CACHE_SD: u32 = 4;
+pub const WSK_RELEASE_SD: u32 = 5;
+pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = st(0x8000_0005);
+pub const SOCK_DGRAM: u16 = 2;
+pub const SOCK_RAW: u16 = 3;
+pub const IPPROTO_UDP: u32 = 17;

@@ -19,13 +19,13 @@
 //! connects can complete asynchronously (default), synchronously, after a
 //! delay, or never (until cancelled).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::check::{add_live, violation, Kind, PROVIDER_CALLS};
-use crate::io::{complete, is_cancelled, mark_pending, set_cancel_routine, take, wsk_buf_pieces};
+use crate::io::{complete, take, wsk_buf_pieces};
 use crate::irql;
 use crate::nt::*;
 
@@ -96,6 +96,7 @@ pub(crate) fn reset_provider() {
         c.fail_without_completing = None;
         c.address_query_hangs = false;
     });
+    crate::wsk_name::reset();
     crate::wsk_control::reset();
 }
 
@@ -316,115 +317,19 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 // Pending operations and cancellation
 // ---------------------------------------------------------------------------
 
-/// One pending IRP's cancellation signal: an eventfd its worker polls.
-pub(crate) struct Op {
-    efd: i32,
-    cancelled: AtomicBool,
-    /// Whoever completes the IRP claims it first: the worker, or a cancel
-    /// routine that completes inline.
-    completion_claimed: AtomicBool,
-    /// A WskSocketConnect IRP (the one kind the Inline cancel behaviour
-    /// completes inside IoCancelIrp).
-    connect: bool,
-}
-
-impl Op {
-    fn new(connect: bool) -> Op {
-        // SAFETY: plain syscall.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        Op { efd, cancelled: AtomicBool::new(false), completion_claimed: AtomicBool::new(false), connect }
-    }
-
-    fn claim_completion(&self) -> bool {
-        !self.completion_claimed.swap(true, Ordering::SeqCst)
-    }
-
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes to our eventfd.
-        unsafe { libc::write(self.efd, (&one as *const u64).cast(), 8) };
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
-    }
-
-    /// Waits until `fd` has `events`, the op is cancelled, or `deadline`.
-    /// Returns false if cancelled.
-    pub(crate) fn wait(&self, fd: i32, events: i16, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.is_cancelled() {
-                return false;
-            }
-            let ms =
-                deadline.map_or(-1, |d| d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32);
-            let mut fds = [
-                libc::pollfd { fd, events, revents: 0 },
-                libc::pollfd { fd: self.efd, events: libc::POLLIN, revents: 0 },
-            ];
-            let nfds = if fd < 0 { 1 } else { 2 };
-            let base = if fd < 0 { 1 } else { 0 };
-            let fds_used = &mut fds[base..];
-            // SAFETY: `fds_used` is a valid, writable array of `nfds` entries
-            // (base + nfds == 2 in both cases).
-            let n = unsafe { libc::poll(fds_used.as_mut_ptr(), nfds as libc::nfds_t, ms) };
-            if self.is_cancelled() {
-                return false;
-            }
-            if fd >= 0 && n > 0 && fds[0].revents != 0 {
-                return true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return true;
-            }
-        }
-    }
-}
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        // SAFETY: our eventfd.
-        unsafe { libc::close(self.efd) };
-    }
-}
-
-static PENDING: Mutex<Option<HashMap<usize, Arc<Op>>>> = Mutex::new(None);
-
-fn pending<R>(f: impl FnOnce(&mut HashMap<usize, Arc<Op>>) -> R) -> R {
-    let mut g = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(HashMap::new))
-}
-
-/// The cancel routine the provider sets on pending IRPs (IoCancelIrp has
-/// already cleared it). Deferred: it signals the worker, which completes the
-/// IRP. Inline (connect IRPs): it completes the IRP here, on the canceller's
-/// thread, and the worker then only undoes its work. Ignored: nothing.
-unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
-    let behaviour = config(|c| c.cancel);
-    if behaviour == CancelBehaviour::Ignored {
-        return;
-    }
-    let Some(op) = pending(|p| p.get(&(irp as usize)).cloned()) else { return };
-    if behaviour == CancelBehaviour::Inline && op.connect && op.claim_completion() {
-        pending(|p| p.remove(&(irp as usize)));
-        // SAFETY: the IRP is provider-owned and this claim makes this the
-        // only completion; its cancel routine was cleared by IoCancelIrp.
-        unsafe { complete(irp, STATUS_CANCELLED, 0) };
-    }
-    op.cancel();
-}
-
-/// Stack of a provider worker thread (completion routines and callbacks run
-/// on it; Windows kernel stacks are 24 KiB on x64, test callbacks need more).
-const WORKER_STACK: usize = 128 * 1024;
+#[path = "wsk_loop.rs"]
+mod wsk_loop;
+pub(crate) use wsk_loop::Op;
+use wsk_loop::{run_blocking, run_ready, Step};
 
 struct SendPtr(PVOID);
-// SAFETY: the IRP pointer is only used by the one worker that owns it.
+// SAFETY: the pointer is only used by the one worker that owns the request.
 unsafe impl Send for SendPtr {}
 
-/// Runs `work` for a provider-owned IRP and completes it: on a provider
-/// thread (returns STATUS_PENDING), or inline in Sync mode.
+/// Runs `work`, which may block, for a provider-owned IRP and completes it:
+/// on a provider thread of its own (returns STATUS_PENDING), or inline in
+/// Sync mode (WskGetAddressInfo, wsk_name.rs). The socket operations use
+/// the event loop instead (wsk_loop.rs, `run_ready`).
 pub(crate) fn run(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
@@ -441,55 +346,7 @@ pub(crate) fn run_op(
     connect: bool,
     work: impl FnOnce(&Op) -> (NTSTATUS, usize) + Send + 'static,
 ) -> NTSTATUS {
-    let op = Arc::new(Op::new(connect));
-    pending(|p| p.insert(irp as usize, op.clone()));
-    if let Some(s) = &sock {
-        s.inflight.lock().unwrap_or_else(|e| e.into_inner()).push(op.clone());
-    }
-    let finish = move |irp: PVOID, op: Arc<Op>, status: NTSTATUS, info: usize| {
-        if !op.claim_completion() {
-            // Completed inside IoCancelIrp already: undo what the work made.
-            if connect && status >= 0 && info != 0 {
-                destroy_socket(info);
-            }
-            return;
-        }
-        // SAFETY: the IRP is provider-owned until `complete`.
-        unsafe { set_cancel_routine(irp, None) };
-        pending(|p| p.remove(&(irp as usize)));
-        if let Some(s) = &sock {
-            let mut v = s.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            v.retain(|o| !Arc::ptr_eq(o, &op));
-            s.idle.notify_all();
-        }
-        // SAFETY: provider-owned IRP, completed exactly once.
-        unsafe { complete(irp, status, info) };
-    };
-    if config(|c| c.mode) == ConnectCompletion::Sync {
-        let (status, info) = work(&op);
-        finish(irp, op, status, info);
-        return status;
-    }
-    // SAFETY: a live IRP the provider owns (taken above, not yet completed).
-    unsafe { mark_pending(irp) };
-    // SAFETY: as above; only the provider sets its cancel routine.
-    unsafe { set_cancel_routine(irp, Some(provider_cancel)) };
-    // SAFETY: as above.
-    if unsafe { is_cancelled(irp) } {
-        op.cancel();
-    }
-    let irp = SendPtr(irp);
-    // One thread per pending request, with a small stack: the work only
-    // polls, copies and calls the completion routine.
-    let spawned = std::thread::Builder::new().stack_size(WORKER_STACK).spawn(move || {
-        let irp = irp;
-        let (status, info) = work(&op);
-        irql::with_irql(DISPATCH_LEVEL, || finish(irp.0, op, status, info));
-    });
-    if let Err(e) = spawned {
-        violation(format!("host kernel: cannot start a provider thread: {e}"));
-    }
-    STATUS_PENDING
+    run_blocking(irp, sock, connect, work)
 }
 
 // ---------------------------------------------------------------------------
@@ -500,17 +357,17 @@ pub(crate) struct SockInner {
     pub(crate) fd: i32,
     pub(crate) reg: usize,
     pub(crate) inflight: Mutex<Vec<Arc<Op>>>,
-    pub(crate) idle: Condvar,
-    pub(crate) sent_fin: AtomicBool,
+    idle: Condvar,
+    sent_fin: AtomicBool,
     pub(crate) got_fin: AtomicBool,
     /// Reset by an abortive disconnect, or being closed.
-    pub(crate) aborted: AtomicBool,
+    aborted: AtomicBool,
 }
 
 /// The WSK_SOCKET the provider hands out: `Dispatch` first, as WSK_SOCKET.
 #[repr(C)]
 pub(crate) struct Sock {
-    pub(crate) dispatch: *const WskConnectionDispatch,
+    dispatch: *const WskConnectionDispatch,
     pub(crate) inner: Arc<SockInner>,
 }
 
@@ -561,7 +418,7 @@ fn destroy_socket(socket: usize) {
 
 /// SO_LINGER {on, 0}: the close (or shutdown) resets the connection, which
 /// is what an abortive WSK disconnect does.
-pub(crate) fn set_abortive(fd: i32) {
+fn set_abortive(fd: i32) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: a valid option value of the right size on our socket.
     unsafe {
@@ -649,12 +506,13 @@ pub(crate) unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc
     }
 }
 
-/// Opens, binds and connects a non-blocking TCP socket, honouring cancel.
-fn connect_work(
-    op: &Op,
+/// Opens and binds a non-blocking TCP socket and starts its connect:
+/// Ok((fd, true)) while the connect is in progress (the socket becomes
+/// writable when it ends), Ok((fd, false)) if it connected at once.
+fn connect_start(
     local: (libc::sockaddr_storage, u32, i32),
     remote: (libc::sockaddr_storage, u32, i32),
-) -> Result<i32, NTSTATUS> {
+) -> Result<(i32, bool), NTSTATUS> {
     // SAFETY: socket() takes no pointers; the descriptor it returns is
     // owned by this function until it returns it.
     let fd = unsafe { libc::socket(local.2, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
@@ -678,19 +536,46 @@ fn connect_work(
         if e != libc::EINPROGRESS {
             return fail(errno_to_status(e));
         }
-        if !op.wait(fd, libc::POLLOUT, None) {
-            return fail(STATUS_CANCELLED);
-        }
-        let mut err: i32 = 0;
-        let mut len = std::mem::size_of::<i32>() as u32;
-        // SAFETY: `err` is a writable int and `len` holds its size, as
-        // SO_ERROR requires.
-        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len) };
-        if err != 0 {
-            return fail(errno_to_status(err));
-        }
+        return Ok((fd, true));
+    }
+    Ok((fd, false))
+}
+
+/// The result of a connect in progress on `fd` that became writable: Ok, or
+/// its error (the descriptor is then closed).
+fn connect_end(fd: i32) -> Result<i32, NTSTATUS> {
+    let mut err: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as u32;
+    // SAFETY: `err` is a writable int and `len` holds its size, as
+    // SO_ERROR requires.
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len) };
+    if err != 0 {
+        // SAFETY: the connecting descriptor, owned by its request, closed
+        // once (it is not returned).
+        unsafe { libc::close(fd) };
+        return Err(errno_to_status(err));
     }
     Ok(fd)
+}
+
+/// A new open WSK socket for the connected `fd` of registration `reg`.
+pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
+    let inner = Arc::new(SockInner {
+        fd,
+        reg,
+        inflight: Mutex::new(Vec::new()),
+        idle: Condvar::new(),
+        sent_fin: AtomicBool::new(false),
+        got_fin: AtomicBool::new(false),
+        aborted: AtomicBool::new(false),
+    });
+    let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
+    sockets(|s| s.insert(sock as usize));
+    // SAFETY: `reg` is live: checked by WskSocketConnect, and a registration
+    // with open sockets is never freed.
+    unsafe { &*(reg as *const Reg) }.sockets.fetch_add(1, Ordering::SeqCst);
+    add_live(Kind::Socket, 1);
+    sock as usize
 }
 
 unsafe extern "system" fn wsk_socket_connect(
@@ -704,7 +589,7 @@ unsafe extern "system" fn wsk_socket_connect(
     dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
-    _sd: PVOID,
+    sd: PVOID,
     irp: PVOID,
 ) -> NTSTATUS {
     PROVIDER_CALLS.fetch_add(1, Ordering::SeqCst);
@@ -714,6 +599,8 @@ unsafe extern "system" fn wsk_socket_connect(
     if let Some(status) = refuse_without_completing() {
         return status;
     }
+    // A cached security descriptor in use until the IRP completes.
+    let sd_use = crate::wsk_client_control::connect_uses(sd);
     // SAFETY: the IRP is the caller's.
     if !unsafe { take(irp, "WskSocketConnect") } {
         return STATUS_INVALID_PARAMETER;
@@ -742,18 +629,46 @@ unsafe extern "system" fn wsk_socket_connect(
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
     let (context, dispatch) = (context as usize, dispatch as usize);
-    run_op(irp, None, true, move |op| {
+    // Steps of the connect on the provider's event loop: the delay or hang
+    // of the chosen mode, then the connect, then its end (writable socket).
+    let mut connecting = -1;
+    let mut start_at: Option<Instant> = None;
+    run_ready(irp, None, true, move |op| {
+        // The cached security descriptor stays in use until the request ends
+        // (the task, and this capture, are dropped when it is done).
+        let _sd_use = &sd_use;
+        if connecting >= 0 {
+            let fd = connecting;
+            if op.is_cancelled() {
+                // SAFETY: the connecting descriptor, owned by this request,
+                // closed once (the request ends here).
+                unsafe { libc::close(fd) };
+                return Step::Done(STATUS_CANCELLED, 0);
+            }
+            if op.take_ready() == 0 {
+                return Step::Wait(fd, libc::EPOLLOUT as u32);
+            }
+            return match connect_end(fd) {
+                Err(status) => Step::Done(status, 0),
+                Ok(fd) => {
+                    Step::Done(STATUS_SUCCESS, crate::wsk_events::registered(new_socket(fd, reg), context, dispatch))
+                }
+            };
+        }
         if let Some(status) = injected {
-            return (status, 0);
+            return Step::Done(status, 0);
         }
         match mode {
             ConnectCompletion::Never => {
-                op.wait(-1, 0, None);
-                return (STATUS_CANCELLED, 0);
+                return if op.is_cancelled() { Step::Done(STATUS_CANCELLED, 0) } else { Step::Park };
             }
             ConnectCompletion::Delay(d) => {
-                if !op.wait(-1, 0, Some(Instant::now() + d)) {
-                    return (STATUS_CANCELLED, 0);
+                let at = *start_at.get_or_insert_with(|| Instant::now() + d);
+                if op.is_cancelled() {
+                    return Step::Done(STATUS_CANCELLED, 0);
+                }
+                if Instant::now() < at {
+                    return Step::Until(at);
                 }
             }
             ConnectCompletion::Async | ConnectCompletion::Sync => {}
@@ -766,28 +681,34 @@ unsafe extern "system" fn wsk_socket_connect(
         let addrs = (local, remote);
         let (local, remote) = match addrs {
             (Some(l), Some(r)) if l.2 == r.2 => (l, r),
-            _ => return (STATUS_INVALID_ADDRESS_COMPONENT, 0),
+            _ => return Step::Done(STATUS_INVALID_ADDRESS_COMPONENT, 0),
         };
-        match connect_work(op, local, remote) {
-            Err(status) => (status, 0),
-            Ok(fd) => {
-                let inner = Arc::new(SockInner {
-                    fd,
-                    reg,
-                    inflight: Mutex::new(Vec::new()),
-                    idle: Condvar::new(),
-                    sent_fin: AtomicBool::new(false),
-                    got_fin: AtomicBool::new(false),
-                    aborted: AtomicBool::new(false),
-                });
-                let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
-                crate::wsk_events::register(sock as usize, context, dispatch);
-                sockets(|s| s.insert(sock as usize));
-                // SAFETY: `reg` is live: checked above, and a registration with
-                // open sockets is never freed.
-                unsafe { &*(reg as *const Reg) }.sockets.fetch_add(1, Ordering::SeqCst);
-                add_live(Kind::Socket, 1);
-                (STATUS_SUCCESS, sock as usize)
+        match connect_start(local, remote) {
+            Err(status) => Step::Done(status, 0),
+            Ok((fd, false)) => {
+                Step::Done(STATUS_SUCCESS, crate::wsk_events::registered(new_socket(fd, reg), context, dispatch))
+            }
+            Ok((fd, true)) => {
+                if op.is_cancelled() {
+                    // SAFETY: the descriptor just opened, owned here, closed once.
+                    unsafe { libc::close(fd) };
+                    return Step::Done(STATUS_CANCELLED, 0);
+                }
+                // On loopback the handshake has usually completed inside
+                // connect() already: look once before waiting on the loop.
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: `p` is one writable pollfd; a zero timeout.
+                if unsafe { libc::poll(&mut p, 1, 0) } == 1 {
+                    return match connect_end(fd) {
+                        Err(status) => Step::Done(status, 0),
+                        Ok(fd) => Step::Done(
+                            STATUS_SUCCESS,
+                            crate::wsk_events::registered(new_socket(fd, reg), context, dispatch),
+                        ),
+                    };
+                }
+                connecting = fd;
+                Step::Wait(fd, libc::EPOLLOUT as u32)
             }
         }
     })
@@ -842,8 +763,8 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
         data.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n) });
     }
     let s = sock.clone();
-    run(irp, Some(sock), move |op| {
-        let mut sent = 0;
+    let mut sent = 0;
+    run_ready(irp, Some(sock), false, move |op| {
         while sent < data.len() {
             let rest = &data[sent..];
             // SAFETY: `rest` is readable for its length; `s.fd` is our socket.
@@ -854,13 +775,14 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
             }
             let e = errno();
             if e != libc::EAGAIN {
-                return (errno_to_status(e), sent);
+                return Step::Done(errno_to_status(e), sent);
             }
-            if !op.wait(s.fd, libc::POLLOUT, None) {
-                return (STATUS_CANCELLED, sent);
+            if op.is_cancelled() {
+                return Step::Done(STATUS_CANCELLED, sent);
             }
+            return Step::Wait(s.fd, libc::EPOLLOUT as u32);
         }
-        (STATUS_SUCCESS, sent)
+        Step::Done(STATUS_SUCCESS, sent)
     })
 }
 
@@ -873,10 +795,10 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
     };
     let pieces = Pieces(pieces);
     let s = sock.clone();
-    run(irp, Some(sock), move |op| {
-        let pieces = pieces;
-        let want: usize = pieces.0.iter().map(|(_, n)| n).sum();
-        let mut got = Vec::with_capacity(want);
+    let want: usize = pieces.0.iter().map(|(_, n)| n).sum();
+    let mut got = Vec::new();
+    run_ready(irp, Some(sock), false, move |op| {
+        let pieces = &pieces;
         let mut status = STATUS_SUCCESS;
         while got.len() < want {
             let mut tmp = vec![0u8; want - got.len()];
@@ -898,10 +820,11 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
                 status = errno_to_status(e);
                 break;
             }
-            if !op.wait(s.fd, libc::POLLIN, None) {
+            if op.is_cancelled() {
                 status = STATUS_CANCELLED;
                 break;
             }
+            return Step::Wait(s.fd, libc::EPOLLIN as u32);
         }
         let mut at = 0;
         for (p, n) in &pieces.0 {
@@ -912,7 +835,7 @@ unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp
             unsafe { std::ptr::copy_nonoverlapping(got[at..].as_ptr(), *p, k) };
             at += k;
         }
-        (status, got.len())
+        Step::Done(status, got.len())
     })
 }
 
@@ -927,14 +850,14 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
     };
     let s = sock.clone();
     let hangs = flags & WSK_FLAG_ABORTIVE == 0 && config(|c| c.graceful_disconnect_hangs);
-    run(irp, Some(sock), move |_op| {
+    run_ready(irp, Some(sock), false, move |_op| {
         if hangs {
             // The peer never acknowledges: cancellation is ignored; only an
-            // abortive disconnect or the close ends this.
-            while !s.aborted.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(2));
+            // abortive disconnect or the close ends this (both wake it).
+            if !s.aborted.load(Ordering::SeqCst) {
+                return Step::Park;
             }
-            return (STATUS_CONNECTION_ABORTED, 0);
+            return Step::Done(STATUS_CONNECTION_ABORTED, 0);
         }
         if flags & WSK_FLAG_ABORTIVE != 0 {
             set_abortive(s.fd);
@@ -942,15 +865,16 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
             // until the close drains this request.
             unsafe { libc::shutdown(s.fd, libc::SHUT_RDWR) };
             s.aborted.store(true, Ordering::SeqCst);
+            wsk_loop::wake_inflight(&s);
         } else {
             // SAFETY: as above.
             let rc = unsafe { libc::shutdown(s.fd, libc::SHUT_WR) };
             if rc != 0 {
-                return (errno_to_status(errno()), 0);
+                return Step::Done(errno_to_status(errno()), 0);
             }
         }
         s.sent_fin.store(true, Ordering::SeqCst);
-        (STATUS_SUCCESS, 0)
+        Step::Done(STATUS_SUCCESS, 0)
     })
 }
 
@@ -974,17 +898,14 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     let inner = sock.inner.clone();
     drop(sock);
     crate::wsk_control::forget(socket as usize);
-    run(irp, None, move |_op| {
-        // Cancel and drain the socket's pending requests.
+    run_ready(irp, None, false, move |op| {
+        // Cancel and drain the socket's pending requests: this step runs
+        // again when the last of them has completed.
         inner.aborted.store(true, Ordering::SeqCst);
-        let mut v = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        for op in v.iter() {
-            op.cancel();
+        wsk_loop::cancel_inflight(&inner);
+        if !wsk_loop::idle_or_notify(&inner, op) {
+            return Step::Park;
         }
-        while !v.is_empty() {
-            v = inner.idle.wait(v).unwrap_or_else(|e| e.into_inner());
-        }
-        drop(v);
         if !(inner.sent_fin.load(Ordering::SeqCst) && inner.got_fin.load(Ordering::SeqCst)) {
             set_abortive(inner.fd);
         }
@@ -1001,7 +922,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
             drop(unsafe { Box::from_raw(inner.reg as *mut Reg) });
         }
         add_live(Kind::Socket, -1);
-        (STATUS_SUCCESS, 0)
+        Step::Done(STATUS_SUCCESS, 0)
     })
 }
 
@@ -1010,7 +931,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
 ///
 /// # Safety
 /// `out` is writable for 28 bytes (SOCKADDR_IN6).
-unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
+pub(crate) unsafe fn from_linux(ss: &libc::sockaddr_storage, out: *mut u8) -> bool {
     let storage = (ss as *const libc::sockaddr_storage).cast::<u8>();
     let mut win = [0u8; 28];
     match i32::from(ss.ss_family) {
@@ -1061,13 +982,13 @@ unsafe fn get_address(socket: PVOID, address: PVOID, irp: PVOID, remote: bool) -
     let hangs = config(|c| c.address_query_hangs);
     let out = SendPtr(address);
     let s = sock.clone();
-    run(irp, Some(sock), move |op| {
-        let out = out;
-        if hangs && !op.wait(-1, 0, None) {
-            return (STATUS_CANCELLED, 0);
+    run_ready(irp, Some(sock), false, move |op| {
+        let out = &out;
+        if hangs {
+            return if op.is_cancelled() { Step::Done(STATUS_CANCELLED, 0) } else { Step::Park };
         }
         if out.0.is_null() {
-            return (STATUS_INVALID_PARAMETER, 0);
+            return Step::Done(STATUS_INVALID_PARAMETER, 0);
         }
         // SAFETY: sockaddr_storage is plain C data; all zeroes is valid.
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -1081,14 +1002,14 @@ unsafe fn get_address(socket: PVOID, address: PVOID, irp: PVOID, remote: bool) -
             unsafe { libc::getsockname(s.fd, sa, &mut len) }
         };
         if rc != 0 {
-            return (errno_to_status(errno()), 0);
+            return Step::Done(errno_to_status(errno()), 0);
         }
         // SAFETY: the caller's buffer, large enough for the socket's family
         // (WSK contract) and valid until completion.
         if unsafe { from_linux(&ss, out.0.cast()) } {
-            (STATUS_SUCCESS, 0)
+            Step::Done(STATUS_SUCCESS, 0)
         } else {
-            (STATUS_INVALID_PARAMETER, 0)
+            Step::Done(STATUS_INVALID_PARAMETER, 0)
         }
     })
 }
@@ -1113,9 +1034,9 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Reserved: 0,
     WskSocket: crate::wsk_control::WSK_SOCKET_ENTRY,
     WskSocketConnect: wsk_socket_connect,
-    WskControlClient: not_emulated,
-    WskGetAddressInfo: not_emulated,
-    WskFreeAddressInfo: not_emulated,
+    WskControlClient: crate::wsk_client_control::wsk_control_client,
+    WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
+    WskFreeAddressInfo: crate::wsk_name::FREE_ADDRESS_INFO,
     WskGetNameInfo: not_emulated,
 };
 

@@ -34,16 +34,15 @@
 //! complete until cancelled.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
-use crate::check::{add_live, violation, Kind};
+use crate::check::violation;
 use crate::io::{complete, take};
 use crate::irql;
 use crate::nt::*;
 use crate::wsk::{
-    errno, errno_to_status, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux, Op, Reg, Sock,
-    SockInner, CONNECTION_DISPATCH,
+    errno, errno_to_status, new_socket, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux, Op,
+    Sock, SockInner,
 };
 
 /// Windows' option levels and names (ws2def.h).
@@ -285,24 +284,10 @@ unsafe extern "system" fn wsk_socket(
         if fd < 0 {
             return (errno_to_status(errno()), 0);
         }
-        let inner = Arc::new(SockInner {
-            fd,
-            reg,
-            inflight: Mutex::new(Vec::new()),
-            idle: Condvar::new(),
-            sent_fin: AtomicBool::new(false),
-            got_fin: AtomicBool::new(false),
-            aborted: AtomicBool::new(false),
-        });
-        let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
-        states(|s| s.insert(sock as usize, State { family: lfamily, bound: false, exclusive: false, reuse: false }));
-        crate::wsk_events::register(sock as usize, context, dispatch);
-        sockets(|s| s.insert(sock as usize));
-        // SAFETY: `reg` is live: checked above, and a registration with open
-        // sockets is never freed.
-        unsafe { &*(reg as *const Reg) }.sockets.fetch_add(1, Ordering::SeqCst);
-        add_live(Kind::Socket, 1);
-        (STATUS_SUCCESS, sock as usize)
+        let sock = new_socket(fd, reg);
+        states(|s| s.insert(sock, State { family: lfamily, bound: false, exclusive: false, reuse: false }));
+        crate::wsk_events::register(sock, context, dispatch);
+        (STATUS_SUCCESS, sock)
     })
 }
 

@@ -112,6 +112,12 @@ pub(crate) fn register(socket: usize, context: usize, dispatch: usize) {
     events(|m| m.insert(socket, e));
 }
 
+/// [`register`], returning the socket (for WskSocketConnect's steps).
+pub(crate) fn registered(socket: usize, context: usize, dispatch: usize) -> usize {
+    register(socket, context, dispatch);
+    socket
+}
+
 /// A WskReceive on the socket: indications resume after a
 /// STATUS_DATA_NOT_ACCEPTED.
 pub(crate) fn on_receive(socket: usize) {

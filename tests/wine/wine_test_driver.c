@@ -120,6 +120,77 @@ EchoRoundTrip(const char *Case, SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket, ULON
     DbgPrint("wine-test:   %s: BytesReceived %u of %u in %u call(s)\n", Case, got, Length, rounds);
 }
 
+/* ---- overlapping calls on one socket (full duplex) ---- */
+
+/* A receive waits on a system thread while this thread sends: the send finds
+ * the socket's IRP in use and gets a second one (kept by the socket), which
+ * Wine's netio must accept like any IRP; the receive then gets the echo. */
+typedef struct {
+    SAFEWSK_CLIENT *Client;
+    WSK_SOCKET *Socket;
+    char Buf[8];
+    ULONG Got;
+    NTSTATUS Status;
+    KEVENT Done;
+} RECEIVER;
+static RECEIVER g_Receiver; /* non-paged: the image's data */
+
+static VOID WINAPI
+ReceiverThread(PVOID Context)
+{
+    RECEIVER *r = (RECEIVER *)Context;
+    ULONG n;
+
+    r->Got = 0;
+    r->Status = STATUS_SUCCESS;
+    while (r->Got < sizeof(r->Buf)) {
+        n = 0;
+        r->Status = SafeWskReceive(r->Client, r->Socket, r->Buf + r->Got, sizeof(r->Buf) - r->Got, 0, IO_MS, &n);
+        if (r->Status != STATUS_SUCCESS || n == 0) {
+            break;
+        }
+        r->Got += n;
+    }
+    KeSetEvent(&r->Done, IO_NO_INCREMENT, FALSE);
+    PsTerminateSystemThread(STATUS_SUCCESS);
+}
+
+static VOID
+FullDuplexCase(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
+{
+    static const char data[8] = {'d', 'u', 'p', 'l', 'e', 'x', '!', '!'};
+    LARGE_INTEGER delay, timeout;
+    HANDLE thread;
+    ULONG sent = 0, round;
+    NTSTATUS status;
+
+    for (round = 0; round < 2; round++) {
+        KeInitializeEvent(&g_Receiver.Done, NotificationEvent, FALSE);
+        g_Receiver.Client = Client;
+        g_Receiver.Socket = Socket;
+        status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, ReceiverThread, &g_Receiver);
+        if (!NT_SUCCESS(status)) {
+            NotRun("send while a receive waits", "PsCreateSystemThread failed");
+            return;
+        }
+        ZwClose(thread);
+        delay.QuadPart = -100LL * 10 * 1000; /* let the receive reach the provider */
+        KeDelayExecutionThread(KernelMode, FALSE, &delay);
+        status = SafeWskSend(Client, Socket, (PVOID)data, sizeof(data), 0, IO_MS, &sent);
+        Check(status == STATUS_SUCCESS && sent == sizeof(data), "send while a receive waits (full duplex)",
+              "SafeWskSend status and BytesSent", status, STATUS_SUCCESS);
+        timeout.QuadPart = -20LL * 10 * 1000 * 1000;
+        status = KeWaitForSingleObject(&g_Receiver.Done, Executive, KernelMode, FALSE, &timeout);
+        Check(status == STATUS_SUCCESS && g_Receiver.Status == STATUS_SUCCESS && g_Receiver.Got == sizeof(data) &&
+                  RtlCompareMemory(g_Receiver.Buf, data, sizeof(data)) == sizeof(data),
+              "send while a receive waits (full duplex)", "the waiting receive got the echo", g_Receiver.Status,
+              STATUS_SUCCESS);
+        if (status != STATUS_SUCCESS) {
+            return; /* the receiver is still inside: do not reuse its state */
+        }
+    }
+}
+
 /* ---- asynchronous connect ---- */
 
 typedef struct {
@@ -252,7 +323,7 @@ ValidationCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     Expect("connect param 8 (empty dispatch)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, &context, &empty, NULL, &s),
            STATUS_INVALID_PARAMETER_8);
-    Expect("connect param 11 (bad security descriptor)",
+    Expect("connect param 11 (not a cached security descriptor)",
            CONNECT_ARGS(Client, SOCK_STREAM, IPPROTO_TCP, &local, &remote, 0, NULL, NULL, (PSECURITY_DESCRIPTOR)badSd,
                         &s),
            STATUS_INVALID_PARAMETER_11);
@@ -377,6 +448,123 @@ AddressCases(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket)
     EchoRoundTrip("socket still usable after the stub address queries", Client, Socket, 8);
 }
 
+/* Cached security descriptors. Wine 8's WskControlClient is a stub that
+ * returns STATUS_NOT_IMPLEMENTED (dlls/netio.sys/netio.c): the cache returns
+ * that status, leaves the out pointer NULL and records nothing, so the same
+ * descriptor is still refused by the connect (parameter 11) and by the
+ * release (parameter 2). The same stub makes startup fall back to the fixed
+ * transport table (.ci/wine checks the DbgPrint line), and every connect of
+ * this run went through that fallback. */
+static ULONG_PTR g_Sd[8]; /* a SECURITY_DESCRIPTOR (absolute, 40 bytes) of revision 1 */
+
+static VOID
+SecurityDescriptorCases(SAFEWSK_CLIENT *Client)
+{
+    SOCKADDR_IN local, remote;
+    PSECURITY_DESCRIPTOR cached = (PSECURITY_DESCRIPTOR)1;
+    WSK_SOCKET *s = NULL;
+    NTSTATUS status;
+
+    V4(&local, 0, 0);
+    V4(&remote, 0x7F000001, g_EchoPort);
+    RtlZeroMemory(g_Sd, sizeof(g_Sd));
+    *(UCHAR *)g_Sd = 1; /* SECURITY_DESCRIPTOR_REVISION */
+    Expect("cache SD param 1 (NULL client)", SafeWskCacheSecurityDescriptor(NULL, g_Sd, &cached),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("cache SD param 2 (NULL descriptor)", SafeWskCacheSecurityDescriptor(Client, NULL, &cached),
+           STATUS_INVALID_PARAMETER_2);
+    Expect("cache SD param 3 (NULL out)", SafeWskCacheSecurityDescriptor(Client, g_Sd, NULL),
+           STATUS_INVALID_PARAMETER_3);
+    cached = (PSECURITY_DESCRIPTOR)1;
+    status = SafeWskCacheSecurityDescriptor(Client, g_Sd, &cached);
+    Check(status == STATUS_NOT_IMPLEMENTED && cached == NULL, "cache SD on Wine's stub WskControlClient",
+          "STATUS_NOT_IMPLEMENTED, out NULL", status, STATUS_NOT_IMPLEMENTED);
+    Expect("release SD param 2 (never cached)", SafeWskReleaseSecurityDescriptor(Client, g_Sd),
+           STATUS_INVALID_PARAMETER_2);
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (const SOCKADDR *)&local,
+                                  (const SOCKADDR *)&remote, 0, NULL, NULL, NULL, NULL, g_Sd, &s, CONNECT_MS);
+    Check(status == STATUS_INVALID_PARAMETER_11 && s == NULL, "connect with the uncached SD",
+          "STATUS_INVALID_PARAMETER_11, no socket", status, STATUS_INVALID_PARAMETER_11);
+}
+
+/* SafeWskConnectByName on Wine's native WskGetAddressInfo (a thread-pool
+ * GetAddrInfoExW, which reads the UNICODE_STRING buffers as C strings:
+ * safewsk passes NUL-terminated copies) and WskFreeAddressInfo
+ * (FreeAddrInfoExW). "localhost" may resolve to ::1 before 127.0.0.1; the
+ * echo server listens on 127.0.0.1 only, so the address reached must be
+ * 127.0.0.1:echo whatever the order (an IPv6 attempt fails on Wine: see
+ * the IPv6 case). */
+static VOID
+ByNameCases(SAFEWSK_CLIENT *Client)
+{
+    static WCHAR localhost[] = L"localhost", unknown[] = L"no-such-host.invalid";
+    WCHAR digits[2][6];
+    UNICODE_STRING node, bad, echoService, refusedService;
+    SOCKADDR_IN6 reached;
+    const UCHAR *b = (const UCHAR *)&reached;
+    WSK_SOCKET *socket = NULL;
+    ULONG ports[2], p, i;
+    USHORT n, j;
+    NTSTATUS status;
+
+    ports[0] = g_EchoPort;
+    ports[1] = g_RefusedPort;
+    for (i = 0; i < 2; i++) {
+        n = 0;
+        p = ports[i];
+        do {
+            digits[i][n++] = (WCHAR)(L'0' + p % 10);
+            p /= 10;
+        } while (p != 0);
+        for (j = 0; j < n / 2; j++) {
+            WCHAR t = digits[i][j];
+            digits[i][j] = digits[i][n - 1 - j];
+            digits[i][n - 1 - j] = t;
+        }
+        if (i == 0) {
+            echoService.Buffer = digits[i];
+            echoService.Length = echoService.MaximumLength = (USHORT)(n * sizeof(WCHAR));
+        } else {
+            refusedService.Buffer = digits[i];
+            refusedService.Length = refusedService.MaximumLength = (USHORT)(n * sizeof(WCHAR));
+        }
+    }
+    node.Buffer = localhost;
+    node.Length = (USHORT)(sizeof(localhost) - sizeof(WCHAR));
+    node.MaximumLength = (USHORT)sizeof(localhost);
+
+    Expect("by name param 2 (NULL NodeName)",
+           SafeWskConnectByName(Client, NULL, &echoService, NULL, NULL, &socket, NULL, 0, CONNECT_MS),
+           STATUS_INVALID_PARAMETER_2);
+
+    RtlFillMemory(&reached, sizeof(reached), 0xAA);
+    status = SafeWskConnectByName(Client, &node, &echoService, NULL, NULL, &socket, (SOCKADDR *)&reached,
+                                  sizeof(reached), CONNECT_MS);
+    Check(status == STATUS_SUCCESS && socket != NULL, "connect by name to localhost:echo", "status, Socket set",
+          status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        DbgPrint("wine-test:   localhost reached at family %u, %u.%u.%u.%u:%u\n",
+                 reached.sin6_family, b[4], b[5], b[6], b[7], (b[2] << 8) | b[3]);
+        Check(reached.sin6_family == AF_INET && b[4] == 127 && b[5] == 0 && b[6] == 0 &&
+                  b[7] == 1 && (ULONG)((b[2] << 8) | b[3]) == g_EchoPort,
+              "connect by name to localhost:echo", "RemoteAddress is 127.0.0.1:echo", status, STATUS_SUCCESS);
+        EchoRoundTrip("send/receive on the by-name socket", Client, socket, 32);
+        Expect("close the by-name socket", SafeWskCloseSocket(Client, socket), STATUS_SUCCESS);
+    }
+    socket = NULL;
+
+    status = SafeWskConnectByName(Client, &node, &refusedService, NULL, NULL, &socket, NULL, 0, CONNECT_MS);
+    DbgPrint("wine-test:   localhost:refused by name returned 0x%08X\n", (unsigned)status);
+    Check(!NT_SUCCESS(status) && status != STATUS_IO_TIMEOUT && socket == NULL, "connect by name to localhost:refused",
+          "the last attempt's failure, Socket NULL", status, STATUS_CONNECTION_REFUSED);
+
+    bad.Buffer = unknown;
+    bad.Length = (USHORT)(sizeof(unknown) - sizeof(WCHAR));
+    bad.MaximumLength = (USHORT)sizeof(unknown);
+    status = SafeWskConnectByName(Client, &bad, &echoService, NULL, NULL, &socket, NULL, 0, CONNECT_MS);
+    Check(status == STATUS_NOT_FOUND && socket == NULL, "connect by name to an unknown name",
+          "STATUS_NOT_FOUND (Windows 8+), Socket NULL", status, STATUS_NOT_FOUND);
+
 /* SafeWskSocketConnectWithOptions under Wine 8's netio.sys, which
  * implements WskSocket, WskBind and WskConnect natively but whose
  * WskControlSocket is a stub: FIXME("... stub.") and STATUS_NOT_IMPLEMENTED,
@@ -499,8 +687,10 @@ RunCases(VOID)
         return;
     }
     ValidationCases(client, socket);
+    SecurityDescriptorCases(client);
     EchoRoundTrip("send/receive 1 byte", client, socket, 1);
     EchoRoundTrip("send/receive 3000 bytes", client, socket, 3000);
+    FullDuplexCase(client, socket);
     AddressCases(client, socket);
 
     Expect("cleanup refused while a socket is open", SafeWskCleanup(client), STATUS_INVALID_DEVICE_STATE);
@@ -529,6 +719,8 @@ RunCases(VOID)
                           &asyncSocket);
     Check(status == STATUS_CONNECTION_REFUSED && asyncSocket == NULL, "async connect to a refused port",
           "callback status STATUS_CONNECTION_REFUSED, no socket", status, STATUS_CONNECTION_REFUSED);
+
+    ByNameCases(client);
 
     if (g_Echo6Port == 0) {
         NotRun("IPv6 connect", "the Linux host has no ::1 loopback");

@@ -1,0 +1,462 @@
+//! The connect behind SafeWskConnectByName: resolve a host name and service
+//! with the provider's WskGetAddressInfo, copy the addresses out of the
+//! provider's list and free the list (WskFreeAddressInfo) on every path, then
+//! connect to the addresses one after the other under one deadline.
+//!
+//! Decisions, and why:
+//! - **The resolver's order, one attempt at a time, not Happy Eyeballs**
+//!   (RFC 8305's staggered parallel attempts). Windows' resolver already
+//!   sorts its answer by the RFC 6724 destination-address rules (IPv6 first
+//!   where IPv6 works), so its order is the preferred one; parallel attempts
+//!   would need an IRP, a completion context and a socket record per
+//!   attempt in flight, a socket to close for each loser, and a race between
+//!   completions to arbitrate, for a gain that shows only where the first
+//!   address black-holes SYNs. The price is that such an address can use up
+//!   the whole deadline: a caller that expects that passes a short
+//!   `TimeoutMs` and retries, or resolves and connects itself with
+//!   SafeWskSocketConnect per address.
+//! - **One deadline** for the resolution and all attempts: each step gets
+//!   what is left of `TimeoutMs` (KeQueryPerformanceCounter, a monotonic
+//!   clock). Once it has passed no further attempt
+//!   is started, and the call returns STATUS_IO_TIMEOUT (never
+//!   STATUS_TIMEOUT, a success code: libwsk's bug).
+//! - **The list is copied, then freed, before any connect**: the addresses
+//!   (at most [`SAFEWSK_BY_NAME_MAX_ADDRESSES`]) are copied into an array on
+//!   this stack and WskFreeAddressInfo is called at once, on success,
+//!   failure, timeout or an empty answer alike; nothing keeps a pointer into
+//!   the list (KSOCKET's getaddrinfo returns `ai_addr` pointers into a list
+//!   it has already freed).
+//! - **The names are copied too**, NUL-terminated, into buffers on this
+//!   stack: a UNICODE_STRING need not be terminated, and a provider that
+//!   reads its Buffer as a C string (Wine 8's netio.sys passes it straight
+//!   to GetAddrInfoExW) would otherwise read past its end; and the caller's
+//!   string (which may be paged) is read exactly once.
+//!
+//! Stack use: about 1 KiB (the two name buffers, the address array, the
+//! hints), below the 24 KiB of an x64 kernel stack with room to spare.
+
+use core::mem::size_of;
+use core::ptr;
+
+use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::connect::connect_entered;
+use crate::connect_async::SAFEWSK_NO_TIMEOUT;
+use crate::irp::call_and_wait;
+use crate::nt::*;
+use crate::platform;
+use crate::status::{require_irql, Status};
+use crate::validate::{context_and_dispatch, Bad, ConnectArgs, Context};
+
+/// The longest `NodeName` SafeWskConnectByName accepts, in characters (a DNS
+/// name has at most 255 octets).
+pub const SAFEWSK_BY_NAME_MAX_NODE_CHARS: u32 = 255;
+/// The longest `ServiceName` SafeWskConnectByName accepts, in characters
+/// (NI_MAXSERV is 32).
+pub const SAFEWSK_BY_NAME_MAX_SERVICE_CHARS: u32 = 32;
+/// How many of the resolver's addresses SafeWskConnectByName keeps and tries,
+/// in the resolver's order; the rest are ignored.
+pub const SAFEWSK_BY_NAME_MAX_ADDRESSES: u32 = 8;
+
+const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
+const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
+const MAX_ADDRESSES: usize = SAFEWSK_BY_NAME_MAX_ADDRESSES as usize;
+/// At most this many list entries are looked at (a provider's list that
+/// loops would otherwise never end).
+const MAX_ENTRIES: usize = 64;
+/// sizeof(SOCKADDR_IN6): the smallest `RemoteAddressLength` accepted, since
+/// which family is reached is known only at the end.
+const SOCKADDR_IN6_LEN: ULONG = size_of::<SOCKADDR_IN6>() as ULONG;
+
+/// The arguments of SafeWskConnectByName, as the export received them.
+#[derive(Clone, Copy)]
+pub struct ByNameArgs {
+    pub node: *const UNICODE_STRING,
+    pub service: *const UNICODE_STRING,
+    pub socket_context: PVOID,
+    pub dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    pub socket_out: *mut *mut WSK_SOCKET,
+    pub remote_out: *mut SOCKADDR,
+    pub remote_out_len: ULONG,
+    pub timeout_ms: ULONG,
+}
+
+/// A NUL-terminated copy of a caller's UNICODE_STRING, and a UNICODE_STRING
+/// describing it (built by [`Wide::unicode`] once the copy no longer moves).
+struct Wide<const N: usize> {
+    chars: [u16; N],
+    len: usize,
+}
+
+impl<const N: usize> Wide<N> {
+    const fn empty() -> Self {
+        Wide { chars: [0; N], len: 0 }
+    }
+
+    /// Copies `*us` (at most N - 1 characters, none of them NUL, at least
+    /// one) and terminates it; Err(()) if it is not such a string.
+    ///
+    /// # Safety
+    /// `us` is null or a readable UNICODE_STRING whose Buffer, when not
+    /// null, holds Length readable bytes; IRQL <= APC_LEVEL (it may be
+    /// pageable).
+    unsafe fn copy_from(&mut self, us: *const UNICODE_STRING) -> Result<(), ()> {
+        if us.is_null() {
+            return Err(());
+        }
+        // SAFETY: non-null and readable, per the caller; read_unaligned makes
+        // no alignment assumption.
+        let us = unsafe { ptr::read_unaligned(us) };
+        let (bytes, max, buffer) = (usize::from(us.Length), usize::from(us.MaximumLength), us.Buffer);
+        let chars = bytes / 2;
+        if bytes == 0 || bytes % 2 != 0 || bytes > max || buffer.is_null() || chars >= N {
+            return Err(());
+        }
+        let dst = self.chars.get_mut(..chars).ok_or(())?;
+        // SAFETY: `buffer` holds `bytes` readable bytes (caller), `dst` is
+        // `bytes` writable bytes of ours; a byte copy needs no alignment.
+        unsafe { ptr::copy_nonoverlapping(buffer.cast::<u8>(), dst.as_mut_ptr().cast::<u8>(), bytes) };
+        // An embedded NUL would silently shorten the name the provider sees.
+        if dst.contains(&0) {
+            return Err(());
+        }
+        if let Some(end) = self.chars.get_mut(chars) {
+            *end = 0;
+        }
+        self.len = chars;
+        Ok(())
+    }
+
+    /// A UNICODE_STRING for the copy: Length without the terminator,
+    /// MaximumLength with it. Valid while `self` stays where it is.
+    fn unicode(&mut self) -> UNICODE_STRING {
+        let bytes = (self.len * 2) as USHORT;
+        UNICODE_STRING { Length: bytes, MaximumLength: bytes + 2, Buffer: self.chars.as_mut_ptr() }
+    }
+}
+
+/// Storage for one resolved SOCKADDR_IN or SOCKADDR_IN6.
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+struct Sockaddr([u8; 28]);
+
+impl Sockaddr {
+    const ZERO: Sockaddr = Sockaddr([0; 28]);
+
+    fn family(&self) -> ADDRESS_FAMILY {
+        let [a, b, ..] = self.0;
+        ADDRESS_FAMILY::from_ne_bytes([a, b])
+    }
+
+    /// How many bytes of the storage the address uses.
+    fn len(&self) -> usize {
+        if self.family() == AF_INET6 {
+            size_of::<SOCKADDR_IN6>()
+        } else {
+            size_of::<SOCKADDR_IN>()
+        }
+    }
+
+    /// The wildcard address, port 0, of this address's family.
+    fn wildcard(&self) -> Sockaddr {
+        let mut w = Sockaddr::ZERO;
+        let [a, b, ..] = &mut w.0;
+        [*a, *b] = self.family().to_ne_bytes();
+        w
+    }
+
+    fn as_ptr(&self) -> *const SOCKADDR {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// The addresses copied out of the provider's list.
+struct Resolved {
+    addrs: [Sockaddr; MAX_ADDRESSES],
+    count: usize,
+}
+
+/// One deadline over several steps.
+struct Deadline {
+    /// In [`platform::now_ms`] time; None: no deadline.
+    end: Option<u64>,
+}
+
+impl Deadline {
+    fn start(timeout_ms: ULONG) -> Deadline {
+        let end = (timeout_ms != SAFEWSK_NO_TIMEOUT).then(|| platform::now_ms().saturating_add(u64::from(timeout_ms)));
+        Deadline { end }
+    }
+
+    /// The time left for the next step, as a timeout (SAFEWSK_NO_TIMEOUT for
+    /// none); 0 once the deadline has passed.
+    fn remaining(&self) -> ULONG {
+        match self.end {
+            None => SAFEWSK_NO_TIMEOUT,
+            Some(end) => {
+                let left = end.saturating_sub(platform::now_ms());
+                // Below SAFEWSK_NO_TIMEOUT, which would mean "no deadline".
+                ULONG::try_from(left).unwrap_or(SAFEWSK_NO_TIMEOUT - 1).min(SAFEWSK_NO_TIMEOUT - 1)
+            }
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.end.is_some() && self.remaining() == 0
+    }
+}
+
+/// Parameters 1 to 9 in order, then the IRQL, then entering the client;
+/// copies both names on the way.
+///
+/// # Safety
+/// The API contract of SafeWskConnectByName.
+unsafe fn begin<'a>(
+    client: *mut SAFEWSK_CLIENT,
+    a: &ByNameArgs,
+    node: &mut Wide<{ MAX_NODE + 1 }>,
+    service: &mut Wide<{ MAX_SERVICE + 1 }>,
+) -> Result<Entered<'a>, NTSTATUS> {
+    // SAFETY: `client` is null or a pointer from SafeWskStartup.
+    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    // The strings (and the structures describing them) may be pageable: above
+    // APC_LEVEL only their pointers are checked, then the IRQL check fails.
+    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
+    if a.node.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    // SAFETY: non-null and readable per the contract; IRQL <= APC_LEVEL.
+    if may_read_pageable && unsafe { node.copy_from(a.node) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    if a.service.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    // SAFETY: as for the node name.
+    if may_read_pageable && unsafe { service.copy_from(a.service) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    // SAFETY: the dispatch table is null or readable per the contract.
+    match unsafe { context_and_dispatch(a.socket_context, a.dispatch) } {
+        Err(Bad::Context) => return Err(STATUS_INVALID_PARAMETER_4),
+        Err(Bad::Dispatch) => return Err(STATUS_INVALID_PARAMETER_5),
+        Ok(()) => {}
+    }
+    if a.socket_out.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_6);
+    }
+    // Parameter 7 (RemoteAddress) is optional; its length decides.
+    let length_ok = if a.remote_out.is_null() { a.remote_out_len == 0 } else { a.remote_out_len >= SOCKADDR_IN6_LEN };
+    if !length_ok {
+        return Err(STATUS_INVALID_PARAMETER_8);
+    }
+    // Parameter 9 (TimeoutMs): every value means something.
+    // "PFN_WSK_GET_ADDRESS_INFO" and "PFN_WSK_FREE_ADDRESS_INFO" (Microsoft
+    // Learn): IRQL PASSIVE_LEVEL.
+    require_irql(PASSIVE_LEVEL)?;
+    client.enter()
+}
+
+/// The provider's WskGetAddressInfo and WskFreeAddressInfo, or
+/// STATUS_NOT_SUPPORTED if its dispatch table lacks one.
+fn resolver(entered: &Entered<'_>) -> Result<(PFN_WSK_GET_ADDRESS_INFO, PFN_WSK_FREE_ADDRESS_INFO), NTSTATUS> {
+    // SAFETY: the provider dispatch captured at startup stays valid until the
+    // NPI is released at cleanup, which waits for the entered call.
+    let (get, free) = unsafe {
+        let d = &*entered.provider().Dispatch;
+        (d.WskGetAddressInfo, d.WskFreeAddressInfo)
+    };
+    if get.is_null() || free.is_null() {
+        return Err(STATUS_NOT_SUPPORTED);
+    }
+    // SAFETY: a non-null WskGetAddressInfo entry of a WSK_PROVIDER_DISPATCH is
+    // a PFN_WSK_GET_ADDRESS_INFO (wsk.h); src/nt.rs keeps the entry untyped.
+    let get = unsafe { core::mem::transmute::<PVOID, PFN_WSK_GET_ADDRESS_INFO>(get) };
+    // SAFETY: likewise, a PFN_WSK_FREE_ADDRESS_INFO.
+    let free = unsafe { core::mem::transmute::<PVOID, PFN_WSK_FREE_ADDRESS_INFO>(free) };
+    Ok((get, free))
+}
+
+/// Copies the usable addresses of a provider's list, in its order: AF_INET
+/// entries of at least sizeof(SOCKADDR_IN), AF_INET6 entries of at least
+/// sizeof(SOCKADDR_IN6); others are skipped.
+///
+/// # Safety
+/// `list` is null or a live list from WskGetAddressInfo.
+unsafe fn copy_list(list: *const ADDRINFOEXW) -> Resolved {
+    let mut out = Resolved { addrs: [Sockaddr::ZERO; MAX_ADDRESSES], count: 0 };
+    let mut entry = list;
+    let mut seen = 0;
+    while !entry.is_null() && seen < MAX_ENTRIES && out.count < MAX_ADDRESSES {
+        seen += 1;
+        // SAFETY: an entry of the live list (caller).
+        let e = unsafe { ptr::read_unaligned(entry) };
+        entry = e.ai_next;
+        let want = match u16::try_from(e.ai_family) {
+            Ok(AF_INET) => size_of::<SOCKADDR_IN>(),
+            Ok(AF_INET6) => size_of::<SOCKADDR_IN6>(),
+            _ => continue,
+        };
+        if e.ai_addr.is_null() || e.ai_addrlen < want {
+            continue;
+        }
+        let Some(slot) = out.addrs.get_mut(out.count) else { break };
+        // SAFETY: `ai_addr` holds `ai_addrlen` >= `want` readable bytes (the
+        // provider's list); `slot` is 28 >= `want` bytes of ours.
+        unsafe { ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), slot.0.as_mut_ptr(), want) };
+        if slot.family() != u16::try_from(e.ai_family).unwrap_or(0) {
+            // The address itself says another family than the entry.
+            *slot = Sockaddr::ZERO;
+            continue;
+        }
+        out.count += 1;
+    }
+    out
+}
+
+/// WskGetAddressInfo through `call_and_wait`, with `timeout_ms`; the list is
+/// copied and then freed on every path where the provider returned one.
+///
+/// # Safety
+/// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies.
+unsafe fn resolve(
+    entered: &Entered<'_>,
+    node: &mut Wide<{ MAX_NODE + 1 }>,
+    service: &mut Wide<{ MAX_SERVICE + 1 }>,
+    timeout_ms: ULONG,
+) -> Result<Resolved, NTSTATUS> {
+    let (get, free) = resolver(entered)?;
+    let client = entered.provider().Client;
+    let mut node_us = node.unicode();
+    let mut service_us = service.unicode();
+    let mut hints = ADDRINFOEXW {
+        ai_flags: 0,
+        ai_family: i32::from(AF_UNSPEC),
+        ai_socktype: i32::from(SOCK_STREAM),
+        ai_protocol: IPPROTO_TCP as i32,
+        ai_addrlen: 0,
+        ai_canonname: ptr::null_mut(),
+        ai_addr: ptr::null_mut(),
+        ai_blob: ptr::null_mut(),
+        ai_bloblen: 0,
+        ai_provider: ptr::null_mut(),
+        ai_next: ptr::null_mut(),
+    };
+    let mut list: *mut ADDRINFOEXW = ptr::null_mut();
+    let result = ptr::addr_of_mut!(list);
+    let issue = |irp| {
+        // SAFETY: the provider's WskGetAddressInfo of the entered client; the
+        // strings, hints and result pointer are on this stack and live until
+        // this function returns, after the IRP has completed.
+        unsafe {
+            get(
+                client,
+                &mut node_us,
+                &mut service_us,
+                NS_ALL,
+                ptr::null_mut(),
+                &mut hints,
+                result,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                irp,
+            )
+        }
+    };
+    // SAFETY: IRQL PASSIVE_LEVEL; `issue` hands the IRP to exactly one WSK
+    // function.
+    let done = unsafe { call_and_wait(entered.client().device(), b"WskGetAddressInfo\0", Some(timeout_ms), issue) }?;
+    // The IRP has completed: the provider wrote `list`, or never will.
+    // SAFETY: a local written (if at all) before the completion.
+    let list = unsafe { ptr::read_volatile(result) };
+    let outcome = if done.timed_out {
+        Err(STATUS_IO_TIMEOUT)
+    } else if !nt_success(done.status) {
+        Err(done.status)
+    } else {
+        // SAFETY: the list the provider returned, not yet freed.
+        let resolved = unsafe { copy_list(list) };
+        if resolved.count == 0 {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(resolved)
+        }
+    };
+    if !list.is_null() {
+        // Freed on every path, before any connect, and never read again.
+        // SAFETY: the provider's list, freed once, at PASSIVE_LEVEL.
+        unsafe { free(client, list) };
+    }
+    outcome
+}
+
+/// SafeWskConnectByName.
+///
+/// # Safety
+/// The API contract of SafeWskConnectByName.
+pub unsafe fn connect_by_name(client: *mut SAFEWSK_CLIENT, a: ByNameArgs) -> Status {
+    let deadline = Deadline::start(a.timeout_ms);
+    let mut node = Wide::empty();
+    let mut service = Wide::empty();
+    // SAFETY: forwarded API contract.
+    let entered = unsafe { begin(client, &a, &mut node, &mut service) }?;
+    // SAFETY: PASSIVE_LEVEL (checked); copies of the names.
+    let resolved = unsafe { resolve(&entered, &mut node, &mut service, deadline.remaining()) }?;
+    let mut last = STATUS_NOT_FOUND;
+    let mut tried = false;
+    for addr in resolved.addrs.iter().take(resolved.count) {
+        if tried && deadline.passed() {
+            return Err(STATUS_IO_TIMEOUT);
+        }
+        let local = addr.wildcard();
+        let args = ConnectArgs {
+            socket_type: SOCK_STREAM,
+            protocol: IPPROTO_TCP,
+            local: local.as_ptr(),
+            remote: addr.as_ptr(),
+            flags: 0,
+            socket_context: a.socket_context,
+            dispatch: a.dispatch,
+            owning_process: ptr::null_mut(),
+            owning_thread: ptr::null_mut(),
+            security_descriptor: ptr::null_mut(),
+        };
+        // The provider's transport list too: an address of a family the
+        // provider does not list is skipped like any other refused one.
+        let cx = Context {
+            client_present: true,
+            twelfth_ok: true,
+            transports: Some(entered.client().transports()),
+            sds: None,
+        };
+        // An address no connect accepts (port 0, unspecified, multicast,
+        // broadcast) is skipped, as SafeWskSocketConnect would refuse it.
+        // SAFETY: our own addresses; the dispatch table was read above.
+        if unsafe { args.validate(cx) }.is_err() {
+            continue;
+        }
+        tried = true;
+        // SAFETY: PASSIVE_LEVEL; validated arguments whose addresses live on
+        // this stack for the call.
+        match unsafe { connect_entered(&entered, &args, deadline.remaining()) } {
+            Ok(socket) => {
+                // SAFETY: checked non-null as parameter 6; writable (contract).
+                unsafe { *a.socket_out = socket };
+                if !a.remote_out.is_null() {
+                    // SAFETY: `remote_out` is `remote_out_len` >= 28 writable
+                    // bytes (parameter 8); the address is at most 28.
+                    unsafe { ptr::copy_nonoverlapping(addr.0.as_ptr(), a.remote_out.cast::<u8>(), addr.len()) };
+                }
+                return Ok(STATUS_SUCCESS);
+            }
+            // Our own allocation failed, or the provider cannot connect at
+            // all: another address would not help.
+            Err(st @ (STATUS_INSUFFICIENT_RESOURCES | STATUS_NOT_SUPPORTED)) => return Err(st),
+            Err(st) => last = st,
+        }
+    }
+    if !tried {
+        // The resolver answered only with addresses nobody can connect to.
+        return Err(STATUS_NOT_FOUND);
+    }
+    Err(last)
+}
