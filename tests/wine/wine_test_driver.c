@@ -564,6 +564,7 @@ ByNameCases(SAFEWSK_CLIENT *Client)
     status = SafeWskConnectByName(Client, &bad, &echoService, NULL, NULL, &socket, NULL, 0, CONNECT_MS);
     Check(status == STATUS_NOT_FOUND && socket == NULL, "connect by name to an unknown name",
           "STATUS_NOT_FOUND (Windows 8+), Socket NULL", status, STATUS_NOT_FOUND);
+}
 
 /* SafeWskSocketConnectWithOptions under Wine 8's netio.sys, which
  * implements WskSocket, WskBind and WskConnect natively but whose
