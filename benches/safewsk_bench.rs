@@ -4,8 +4,9 @@
 //!
 //! 1. wrapper cost: connect + close through safewsk vs the same calls made
 //!    directly on the provider dispatch with the hand-written IRP sequence a
-//!    C driver writes today (IoAllocateIrp, IoSetCompletionRoutine, KEVENT,
-//!    wait, IoFreeIrp), interleaved in rounds, median per operation;
+//!    careful C driver writes (benches/icount/handwritten.rs: IoAllocateIrp,
+//!    IoSetCompletionRoutineEx, KEVENT, wait with a deadline, IoFreeIrp),
+//!    interleaved in rounds, median per operation;
 //! 2. validation alone: SafeWskSocketConnect with a NULL socket out pointer
 //!    validates parameters 1 to 11 and stops at 12, before any kernel call;
 //! 3. allocations and bytes per connect (host kernel counters);
@@ -28,11 +29,20 @@
 //!    30000) concurrent asynchronous connects spread over several 127.0.0.x
 //!    listeners and local addresses, with zero leaks.
 //!
+//! 7. instructions per connect, send, receive and close, own code and whole
+//!    call, safewsk vs the hand-written IRP sequence, counted by callgrind
+//!    (one run of `icount`, see benches/icount/mod.rs; a row says so when
+//!    valgrind is missing). The full report, with the attribution by source
+//!    file and the kernel calls of each side, 3 runs:
+//!
+//!     cargo bench --bench safewsk_bench -- --instructions
+//!
 //! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
 //! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod icount;
 
 use std::net::SocketAddr;
 use std::ptr;
@@ -40,140 +50,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use icount::handwritten::Handwritten;
 use safewsk::nt::*;
 use safewsk::*;
 
 extern "system" {
-    fn IoAllocateIrp(stack: i8, quota: u8) -> *mut IRP;
-    fn IoFreeIrp(irp: *mut IRP);
-    fn KeInitializeEvent(e: *mut KEVENT, ty: u32, state: u8);
-    fn KeSetEvent(e: *mut KEVENT, inc: i32, wait: u8) -> i32;
-    fn KeWaitForSingleObject(o: *mut KEVENT, r: u32, m: i8, a: u8, t: *mut i64) -> NTSTATUS;
-    fn WskRegister(npi: *mut WSK_CLIENT_NPI, reg: *mut WSK_REGISTRATION) -> NTSTATUS;
-    fn WskCaptureProviderNPI(reg: *mut WSK_REGISTRATION, wait: u32, npi: *mut WSK_PROVIDER_NPI) -> NTSTATUS;
-    fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
-    fn WskDeregister(reg: *mut WSK_REGISTRATION);
     fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
     fn ExFreePoolWithTag(p: *mut u8, tag: u32);
 }
 
-/// The boilerplate: the completion routine signals the event on the stack.
-unsafe extern "system" fn signal(_: PVOID, _: *mut IRP, ctx: PVOID) -> NTSTATUS {
-    // SAFETY: ctx is the waiter's KEVENT.
-    unsafe { KeSetEvent(ctx.cast(), 0, 0) };
-    STATUS_MORE_PROCESSING_REQUIRED
-}
-
-/// One IRP round trip written by hand, as WSK samples do.
-unsafe fn direct_call(issue: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, usize) {
-    // The sequence of the WSK documentation: a fresh IRP, the event on this
-    // stack outlives the wait, the IRP is freed after completion.
-    // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
-    let irp = unsafe { IoAllocateIrp(1, 0) };
-    assert!(!irp.is_null());
-    let mut ev = KEVENT::zeroed();
-    // SAFETY: `ev` is a writable KEVENT on this stack.
-    unsafe { KeInitializeEvent(&mut ev, 0, 0) };
-    // SAFETY: a fresh, non-null IRP, ours alone.
-    let next = unsafe { (*irp).Tail.CurrentStackLocation }.wrapping_sub(1);
-    // SAFETY: a fresh IRP with one stack location starts one past it, so
-    // `next` is that (only) stack location, inside the IRP.
-    unsafe { (*next).CompletionRoutine = Some(signal) };
-    // SAFETY: as above; the context is `ev`, which outlives the wait below.
-    unsafe { (*next).Context = (&mut ev as *mut KEVENT).cast() };
-    // SAFETY: as above.
-    unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
-    if issue(irp) == STATUS_PENDING {
-        // SAFETY: `ev` was initialized above; `signal` sets it when the IRP
-        // completes, and a NULL timeout waits for that.
-        unsafe { KeWaitForSingleObject(&mut ev, 0, 0, 0, ptr::null_mut()) };
-    }
-    // SAFETY: the completed IRP is still allocated (`signal` returns
-    // STATUS_MORE_PROCESSING_REQUIRED, so only we free it).
-    let io_status = unsafe { &(*irp).IoStatus };
-    let r = (io_status.Status, io_status.Information);
-    // SAFETY: the completed IRP, back with us, freed once.
-    unsafe { IoFreeIrp(irp) };
-    r
-}
-
-struct Direct {
-    reg: Box<WSK_REGISTRATION>,
-    npi: WSK_PROVIDER_NPI,
-    _cnpi: Box<WSK_CLIENT_NPI>,
-    _disp: Box<WSK_CLIENT_DISPATCH>,
-}
-
-impl Direct {
-    fn new() -> Direct {
-        let mut disp = Box::new(WSK_CLIENT_DISPATCH {
-            Version: make_wsk_version(1, 0),
-            Reserved: 0,
-            WskClientEvent: ptr::null_mut(),
-        });
-        let mut cnpi = Box::new(WSK_CLIENT_NPI { ClientContext: ptr::null_mut(), Dispatch: &mut *disp });
-        let mut reg = Box::new(WSK_REGISTRATION::zeroed());
-        let mut npi = WSK_PROVIDER_NPI { Client: ptr::null_mut(), Dispatch: ptr::null() };
-        // SAFETY: the NPI, its dispatch and the registration are boxed and
-        // kept in the Direct, so they outlive the registration (Drop).
-        assert_eq!(unsafe { WskRegister(&mut *cnpi, &mut *reg) }, STATUS_SUCCESS);
-        // SAFETY: the registration just made; `npi` is a writable out parameter.
-        assert_eq!(unsafe { WskCaptureProviderNPI(&mut *reg, 0, &mut npi) }, STATUS_SUCCESS);
-        Direct { reg, npi, _cnpi: cnpi, _disp: disp }
-    }
-
-    fn connect_close(&self, local: &Addr, remote: &Addr) {
-        // SAFETY: the provider NPI captured in new(): its Dispatch is the
-        // provider's static WSK_PROVIDER_DISPATCH.
-        let f = unsafe { (*self.npi.Dispatch).WskSocketConnect }.expect("WskSocketConnect");
-        let connect = |irp: *mut IRP| {
-            // SAFETY: the provider's WskSocketConnect with its captured
-            // client, the caller's addresses (alive until this returns, which
-            // is after the IRP completed) and direct_call's IRP.
-            unsafe {
-                f(
-                    self.npi.Client,
-                    SOCK_STREAM,
-                    IPPROTO_TCP,
-                    local.ptr() as *mut SOCKADDR,
-                    remote.ptr() as *mut SOCKADDR,
-                    0,
-                    ptr::null_mut(),
-                    ptr::null(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    irp,
-                )
-            }
-        };
-        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
-        let (st, info) = unsafe { direct_call(connect) };
-        assert_eq!(st, STATUS_SUCCESS);
-        let socket = info as *mut WSK_SOCKET;
-        // SAFETY: a successful WskSocketConnect puts the new, open
-        // WSK_SOCKET in IoStatus.Information.
-        let d = unsafe { (*socket).Dispatch } as *const WSK_PROVIDER_CONNECTION_DISPATCH;
-        // SAFETY: a connection socket's Dispatch is the provider's static
-        // WSK_PROVIDER_CONNECTION_DISPATCH.
-        let close = unsafe { (*d).Basic.WskCloseSocket }.expect("WskCloseSocket");
-        // SAFETY: the provider's WskCloseSocket on the socket it opened,
-        // closed once, with direct_call's IRP.
-        let close_socket = |irp: *mut IRP| unsafe { close(socket, irp) };
-        // SAFETY: direct_call's requirement: at PASSIVE_LEVEL in a session.
-        let (st, _) = unsafe { direct_call(close_socket) };
-        assert_eq!(st, STATUS_SUCCESS);
-    }
-}
-
-impl Drop for Direct {
-    fn drop(&mut self) {
-        // SAFETY: the provider NPI captured in new(), released once.
-        unsafe { WskReleaseProviderNPI(&mut *self.reg) };
-        // SAFETY: the registration made in new(), its NPI released and every
-        // socket closed (connect_close closes what it opens).
-        unsafe { WskDeregister(&mut *self.reg) };
-    }
+/// Connect + close with the hand-written IRP sequence the instruction count
+/// compares with (benches/icount/handwritten.rs: IoAllocateIrp,
+/// IoSetCompletionRoutineEx, the WSK call, a wait with a deadline,
+/// IoFreeIrp), the wall-clock reference of the connect + close row.
+fn hand_connect_close(h: &Handwritten, local: &Addr, remote: &Addr) {
+    // SAFETY: PASSIVE_LEVEL (a test thread); the addresses outlive the call.
+    let socket = unsafe { h.connect(local.ptr(), remote.ptr(), 5000) }.expect("hand-written connect");
+    // SAFETY: the socket just connected, closed once.
+    assert_eq!(unsafe { h.close(socket) }, STATUS_SUCCESS);
 }
 
 /// A listener with a large backlog that accepts and closes at once (a
@@ -249,6 +143,67 @@ fn send_paths(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, size: usize)
     (median(locked), median(flagged))
 }
 
+/// Validation alone: SafeWskSocketConnect with a NULL socket out pointer
+/// (parameters 1 to 11 checked, refused at 12, no kernel call), median ns
+/// per call over rounds of 100,000: (rounds, median).
+fn validation_ns(client: *mut SAFEWSK_CLIENT, local: &Addr, remote: &Addr) -> (usize, f64) {
+    let (rounds, n) = (15, 100_000u32);
+    let mut per_call = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..n {
+            // SAFETY: valid arguments except the NULL socket out pointer.
+            let st = unsafe {
+                SafeWskSocketConnect(
+                    std::hint::black_box(client),
+                    SOCK_STREAM,
+                    IPPROTO_TCP,
+                    local.ptr(),
+                    remote.ptr(),
+                    0,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    1000,
+                )
+            };
+            assert_eq!(st, STATUS_INVALID_PARAMETER_12);
+        }
+        per_call.push(t.elapsed().as_secs_f64() * 1e9 / f64::from(n));
+    }
+    (rounds, median(per_call))
+}
+
+/// The machine the table was measured on: cores, CPU model, UTC date.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's civil_from_days).
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{cores} cores (nproc), {cpu}, {y:04}-{m:02}-{d:02}")
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
@@ -290,6 +245,15 @@ unsafe extern "C" fn count(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) 
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == icount::WORKLOAD_FLAG) {
+        icount::workload_main(&args);
+        return;
+    }
+    if args.iter().any(|a| a == "--instructions") {
+        icount::instructions_main(&args);
+        return;
+    }
     raise_fd_limit();
     if scale_child() {
         return;
@@ -302,7 +266,7 @@ fn main() {
     let remote = Addr::from(addr);
 
     // 1. Wrapper cost.
-    let direct = Direct::new();
+    let direct = Handwritten::new(dev());
     let (rounds, per_round) = (15, 200);
     let (mut wrapped, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -315,37 +279,14 @@ fn main() {
         wrapped.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
         let t = Instant::now();
         for _ in 0..per_round {
-            direct.connect_close(&local, &remote);
+            hand_connect_close(&direct, &local, &remote);
         }
         raw.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
     }
     let (w, r) = (median(wrapped), median(raw));
 
     // 2. Validation alone.
-    let n = 1_000_000u32;
-    let t = Instant::now();
-    for _ in 0..n {
-        // SAFETY: valid arguments except the NULL socket out pointer.
-        let st = unsafe {
-            SafeWskSocketConnect(
-                std::hint::black_box(client),
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                local.ptr(),
-                remote.ptr(),
-                0,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                1000,
-            )
-        };
-        assert_eq!(st, STATUS_INVALID_PARAMETER_12);
-    }
-    let validation_ns = t.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+    let (vrounds, validation_ns) = validation_ns(client, &local, &remote);
 
     // 3. Allocations per connect.
     let a0 = hostkernel::allocations();
@@ -438,20 +379,19 @@ fn main() {
     let _ = server.join();
     k.finish();
     let scale_table = scale_rows(scale);
+    // The instruction counts (callgrind; a child process of its own).
+    let instruction_rows = icount::table_rows();
 
     let (irps, irp_bytes) = per(a0.irps, a1.irps);
     let (pool, pool_bytes) = per(a0.pool, a1.pool);
     let (mdls, _) = per(a0.mdls, a1.mdls);
     let async_irps = (a3.irps.0 - a2.irps.0) as f64 / scale as f64;
     let async_pool = (a3.pool.0 - a2.pool.0) as f64 / scale as f64;
-    println!(
-        "safewsk benchmarks (host kernel, loopback TCP, {} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("safewsk benchmarks (host kernel, loopback TCP; {})", machine());
     println!("| measure | safewsk | reference | ratio |");
     println!("|---|---|---|---|");
     println!("| connect+close, sync, median of {rounds} x {per_round} | {w:.1} us | {r:.1} us (hand-written IRP sequence) | {:.3} |", w / r);
-    println!("| parameter validation (1-11) | {validation_ns:.1} ns/call | - | - |");
+    println!("| parameter validation (1-11), median of {vrounds} x 100000 | {validation_ns:.1} ns/call | - | - |");
     println!("| allocations per sync connect+close | {irps:.2} IRPs ({irp_bytes:.0} B), {pool:.2} pool ({pool_bytes:.0} B), {mdls:.2} MDLs | 2 IRPs by hand | - |");
     println!("| allocations per async connect | {async_irps:.2} IRPs, {async_pool:.2} pool blocks (caller storage) | - | - |");
     for (size, (locked, flagged)) in &send_rows {
@@ -471,6 +411,9 @@ fn main() {
         async_secs / plain_secs
     );
     for row in &scale_table {
+        println!("{row}");
+    }
+    for row in instruction_rows {
         println!("{row}");
     }
 }

@@ -152,6 +152,16 @@ pub(crate) fn reset_longest_finite_wait() {
     LONGEST_RELATIVE.store(0, std::sync::atomic::Ordering::SeqCst);
 }
 
+thread_local! {
+    static WAITS_ON_THIS_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many KeWaitForSingleObject calls the calling thread has made (for
+/// tests counting the waits of one synchronous call).
+pub fn waits_on_this_thread() -> u64 {
+    WAITS_ON_THIS_THREAD.with(|w| w.get())
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn KeWaitForSingleObject(
     object: PVOID,
@@ -160,6 +170,7 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     _alertable: u8,
     timeout: *mut i64,
 ) -> NTSTATUS {
+    WAITS_ON_THIS_THREAD.with(|w| w.set(w.get() + 1));
     // SAFETY: a non-null timeout is a LARGE_INTEGER supplied by the caller.
     let zero_timeout = !timeout.is_null() && unsafe { timeout.read() } == 0;
     if !timeout.is_null() {

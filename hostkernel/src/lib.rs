@@ -41,7 +41,7 @@ pub mod wsk_events;
 pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
-pub use event::longest_finite_wait;
+pub use event::{longest_finite_wait, waits_on_this_thread};
 pub use image::{set_delay_after_signal, test_device, unload_image};
 pub use io::{page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
 pub use irql::with_irql;
