@@ -909,3 +909,210 @@ pub unsafe extern "C" fn SafeWskReleaseSecurityDescriptor(
     // SAFETY: the API contract.
     from_result(unsafe { security_descriptor::release_export(Client, CachedSecurityDescriptor) })
 }
+
+/// Creates a TCP socket, sets socket options on it, binds it to
+/// `LocalAddress` and connects it to `RemoteAddress`: WskSocket, then
+/// WskControlSocket(WskSetOption) per option, then WskBind, then
+/// WskConnect, each with its IRP, completion routine, wait and cancellation
+/// done for you, all under ONE deadline. This is the sequence Microsoft
+/// prescribes instead of WskSocketConnect "if the WSK application must set
+/// a socket option ... before binding or connecting" (PFN_WSK_SOCKET_CONNECT).
+///
+/// The options (see SAFEWSK_SOCKET_OPTIONS), each documented on its own WSK
+/// page on Microsoft Learn for connection-oriented sockets, all at level
+/// SOL_SOCKET with a ULONG value, and all set after WskSocket and before
+/// WskBind (the address options must be set before the bind; the others are
+/// set there too, so that the connection exists only with every option in
+/// effect), in this order:
+/// - SAFEWSK_OPTION_EXCLUSIVEADDRUSE: SO_EXCLUSIVEADDRUSE ("SO_EXCLUSIVEADDRUSE");
+/// - SAFEWSK_OPTION_REUSEADDR: SO_REUSEADDR ("SO_REUSEADDR");
+/// - SAFEWSK_OPTION_KEEPALIVE: SO_KEEPALIVE ("SO_KEEPALIVE");
+/// - SAFEWSK_OPTION_RCVBUF: SO_RCVBUF ("SO_RCVBUF"; some transports do not
+///   support it: then the provider's status is returned).
+///
+/// Not offered: TCP_NODELAY (use WSK_FLAG_NODELAY on SafeWskSend),
+/// SO_SNDBUF and IPV6_V6ONLY (no WSK option page was found for them).
+///
+/// Parameters, each checked before the WSK provider is called; a bad one
+/// fails with STATUS_INVALID_PARAMETER_<n> for its position n:
+/// 1. `Client`: a live client from SafeWskStartup.
+/// 2. `LocalAddress`: as SafeWskSocketConnect's (SOCKADDR_IN or
+///    SOCKADDR_IN6, not multicast or broadcast); it decides the family.
+/// 3. `RemoteAddress`: as SafeWskSocketConnect's (same family, a port, a
+///    unicast address).
+/// 4. `Options`: NULL (no option), or a SAFEWSK_SOCKET_OPTIONS with `Size`
+///    = sizeof(SAFEWSK_SOCKET_OPTIONS), no unknown `Mask` bit, each flag
+///    0 or 1, `ReceiveBufferSize` 1 to 0x7FFFFFFF, every field whose bit is
+///    clear 0, and not both `ExclusiveAddressUse` and `ReuseAddress` 1 (they
+///    exclude each other). Only read during the call.
+/// 5. `SocketContext`, 6. `Dispatch`: as SafeWskSocketConnect's 7 and 8
+///    (passed to WskSocket; callbacks stay disabled).
+/// 7. `Socket`: receives the connected socket, or NULL on any failure. The
+///    caller owns it and closes it with SafeWskCloseSocket.
+/// 8. `TimeoutMs`: one deadline for all the steps together;
+///    SAFEWSK_NO_TIMEOUT for none. At the deadline the step in progress is
+///    cancelled and waited for, the socket closed, and STATUS_IO_TIMEOUT
+///    returned.
+///
+/// On any failure after WskSocket made the socket, the half-made socket is
+/// closed (through SafeWskCloseSocket's path, waited for) before this
+/// returns: it is never leaked and never returned half-configured. (Should
+/// even that close fail to get its IRP for half a second, the socket stays
+/// among the client's open sockets, and SafeWskCleanup refuses with
+/// STATUS_INVALID_DEVICE_STATE rather than hang in WskDeregister.)
+///
+/// Allocations: one small non-paged pool block (tag 'kwSS') recording the
+/// socket among the client's open sockets, made before WskSocket is called;
+/// per step an IRP and the I/O manager's IoSetCompletionRoutineEx context.
+///
+/// IRQL: <= APC_LEVEL (it waits).
+///
+/// Returns:
+/// - STATUS_SUCCESS: `*Socket` is the connected socket, every option set;
+/// - STATUS_INVALID_PARAMETER_1 .. _7: as above;
+/// - STATUS_INVALID_LEVEL: called at DISPATCH_LEVEL or above;
+/// - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+/// - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed;
+/// - STATUS_IO_TIMEOUT: not done within `TimeoutMs`;
+/// - STATUS_NOT_SUPPORTED: the provider's dispatch table lacks WskSocket,
+///   WskControlSocket, WskBind or WskConnect, or the transport list it gave
+///   at startup has no TCP (an address family it lacks is parameter 2);
+/// - STATUS_UNSUCCESSFUL: the provider reported success without a socket;
+/// - the provider's status of the failing step otherwise: WskSocket's;
+///   WskControlSocket's for an option (e.g. STATUS_NOT_SUPPORTED,
+///   STATUS_INVALID_PARAMETER; STATUS_NOT_IMPLEMENTED from Wine 8, whose
+///   WskControlSocket is a stub); WskBind's (e.g.
+///   STATUS_ADDRESS_ALREADY_EXISTS); WskConnect's (e.g.
+///   STATUS_CONNECTION_REFUSED).
+///
+/// # Safety
+/// `Client` is NULL or a live handle. Every other non-NULL pointer is a
+/// valid kernel-mode pointer to what is described above, valid for the call.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
+    Client: *mut SAFEWSK_CLIENT,
+    LocalAddress: *const SOCKADDR,
+    RemoteAddress: *const SOCKADDR,
+    Options: *const crate::options::SAFEWSK_SOCKET_OPTIONS,
+    SocketContext: PVOID,
+    Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    Socket: *mut *mut WSK_SOCKET,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    // SAFETY: the API contract.
+    from_result(unsafe {
+        crate::options::connect_with_options(
+            Client,
+            LocalAddress,
+            RemoteAddress,
+            Options,
+            SocketContext,
+            Dispatch,
+            Socket,
+            TimeoutMs,
+        )
+    })
+}
+
+/// Enables event callbacks of a connected socket: WskControlSocket(
+/// WskSetOption, SO_WSK_EVENT_CALLBACK) with NPI_WSK_INTERFACE_ID and
+/// `EventMask`. WSK creates every socket with all its callbacks disabled
+/// ("PFN_WSK_SOCKET_CONNECT"): until this is called, the `Dispatch` table
+/// given to SafeWskSocketConnect, SafeWskSocketConnectAsync or
+/// SafeWskSocketConnectWithOptions is never called.
+///
+/// `EventMask`: one or more of WSK_EVENT_RECEIVE (WskReceiveEvent),
+/// WSK_EVENT_DISCONNECT (WskDisconnectEvent) and WSK_EVENT_SEND_BACKLOG
+/// (WskSendBacklogEvent) — the connection socket's events ("SO_WSK_EVENT_CALLBACK").
+/// Each must have a non-NULL entry in the Dispatch table the socket was
+/// created with (which safewsk recorded with the socket): WSK would call a
+/// NULL entry.
+///
+/// The callbacks then run as WSK documents them: at IRQL <= DISPATCH_LEVEL,
+/// on arbitrary threads, possibly before this function returns.
+/// WskReceiveEvent's data indications belong to WSK; a callback that
+/// returns STATUS_PENDING keeps them and must give them back with the
+/// socket's WskRelease (`((PWSK_PROVIDER_CONNECTION_DISPATCH)
+/// Socket->Dispatch)->WskRelease`) before closing the socket; with
+/// STATUS_DATA_NOT_ACCEPTED, WSK stops indicating until SafeWskReceive is
+/// called. The context and table must stay valid until the socket is
+/// closed.
+///
+/// Enabling takes no IRP ("A WSK application does not specify a pointer to
+/// an IRP when calling the WskControlSocket function to enable event
+/// callback functions"), so nothing is allocated and nothing waits.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= DISPATCH_LEVEL (above it only parameters 1 and 2 are checked,
+/// for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2
+/// (`Socket` NULL or not an open socket of this client), _3 (`EventMask` 0,
+/// a flag other than the three above — WSK_EVENT_DISABLE included: use
+/// SafeWskDisableCallbacks —, or a flag whose callback the socket's
+/// Dispatch table lacks, or any flag on a socket created without a Dispatch
+/// table; the provider is not called); STATUS_INVALID_LEVEL;
+/// STATUS_DELETE_PENDING (the client is being freed); STATUS_NOT_SUPPORTED
+/// (the provider's table has no WskControlSocket); or the provider's status
+/// (e.g. STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a
+/// stub).
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+/// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskEnableCallbacks(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    EventMask: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { crate::events::enable(Client, Socket, EventMask) })
+}
+
+/// Disables event callbacks of a socket enabled with
+/// SafeWskEnableCallbacks. WSK requires that each callback be disabled
+/// individually ("Enabling and Disabling Event Callback Functions"): for
+/// each flag of `EventMask` safewsk issues one WskControlSocket(
+/// SO_WSK_EVENT_CALLBACK, flag | WSK_EVENT_DISABLE) with an IRP and waits
+/// for it; WSK completes such an IRP only "after all in-progress calls to
+/// the event callback function have returned" ("SO_WSK_EVENT_CALLBACK"). So
+/// on STATUS_SUCCESS the disabled callbacks are neither running nor called
+/// again. Never call it from one of the socket's callbacks (it would wait
+/// for itself; they run at DISPATCH_LEVEL anyway, where it is refused).
+///
+/// `EventMask`: as for SafeWskEnableCallbacks (same checks). `TimeoutMs`:
+/// one deadline for all the flags; SAFEWSK_NO_TIMEOUT for none. Allocations:
+/// per flag an IRP and the I/O manager's IoSetCompletionRoutineEx context.
+///
+/// Works during SafeWskCleanup (on a socket still open).
+///
+/// IRQL: <= APC_LEVEL (it waits; above DISPATCH_LEVEL only parameters 1 and
+/// 2 are checked, for NULL, before STATUS_INVALID_LEVEL).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as for
+/// SafeWskEnableCallbacks; STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+/// STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
+/// STATUS_IO_TIMEOUT (a callback still running at the deadline: the flags
+/// before it are disabled, the rest may not be); STATUS_NOT_SUPPORTED; or
+/// the provider's status.
+///
+/// # Safety
+/// `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskDisableCallbacks(
+    Client: *mut SAFEWSK_CLIENT,
+    Socket: *mut WSK_SOCKET,
+    EventMask: ULONG,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { crate::events::disable(Client, Socket, EventMask, TimeoutMs) })
+}

@@ -137,7 +137,7 @@ pub(crate) unsafe fn connect_entered(
     // the NPI is released at cleanup, which waits for the entered call.
     let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
     let client = entered.client();
-    let node = client.sockets().reserve(client.allocator())?;
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(args.dispatch);
     let issue = |irp| {
         // SAFETY: the record's IRP with its completion routine set; the
         // addresses live until this call returns, which is after completion.
@@ -216,6 +216,7 @@ pub unsafe fn connect_async(
             args.local,
             args.remote,
             args.security_descriptor,
+            args.dispatch,
             issue,
         )
     }?;

@@ -244,11 +244,12 @@ pub unsafe fn start(
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
     sd: PSECURITY_DESCRIPTOR,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
     issue: impl FnOnce(*mut IRP, *const SOCKADDR, *const SOCKADDR) -> NTSTATUS,
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost;
     // it comes with the IRP the connect uses (and the socket's calls reuse).
-    let node = client.sockets().reserve(client.allocator())?;
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
     let irp = node.irp();
     // The record may come from a closed socket: its IRP was used before.
     // SAFETY: the record's idle IRP, ours; IRQL <= DISPATCH_LEVEL.

@@ -73,9 +73,11 @@ mod by_name;
 mod client;
 mod connect;
 mod connect_async;
+mod events;
 mod irp;
 /// cbindgen:ignore
 pub mod nt;
+mod options;
 /// cbindgen:ignore
 mod platform;
 /// cbindgen:ignore
@@ -96,5 +98,9 @@ pub use api::*;
 pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 pub use by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
 pub use client::SAFEWSK_CLIENT;
+pub use options::{
+    SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF, SAFEWSK_OPTION_REUSEADDR,
+    SAFEWSK_SOCKET_OPTIONS,
+};
 pub use platform::POOL_TAG;
 pub use security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;

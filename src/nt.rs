@@ -631,3 +631,99 @@ mod by_name_layout {
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskGetAddressInfo), 32);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DISPATCH, WskFreeAddressInfo), 40);
 }
+
+// ---------------------------------------------------------------------------
+// Options before connect (issue 10, item 2): WskSocket, WskControlSocket,
+// WskBind, WskConnect. The dispatch tables above keep these entries as
+// PFN_UNUSED (so that the tables' declarations stay as they are); the
+// library reads such an entry and turns it into one of these types.
+// ---------------------------------------------------------------------------
+
+/// WSK_FLAG_CONNECTION_SOCKET (wsk.h): WskSocket's Flags for a
+/// connection-oriented socket.
+pub const WSK_FLAG_CONNECTION_SOCKET: ULONG = 0x0000_0002;
+
+/// WSK_CONTROL_SOCKET_TYPE (wsk.h).
+pub type WSK_CONTROL_SOCKET_TYPE = i32;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskSetOption: WSK_CONTROL_SOCKET_TYPE = 0;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskGetOption: WSK_CONTROL_SOCKET_TYPE = 1;
+#[allow(non_upper_case_globals)] // wsk.h's enumerator name
+pub const WskIoctl: WSK_CONTROL_SOCKET_TYPE = 2;
+
+/// Socket option levels and names as Windows defines them (ws2def.h,
+/// ws2ipdef.h): SOL_SOCKET is 0xffff there, and SO_EXCLUSIVEADDRUSE is
+/// `((int)(~SO_REUSEADDR))`.
+pub const SOL_SOCKET: ULONG = 0xFFFF;
+pub const SO_REUSEADDR: ULONG = 0x0004;
+pub const SO_KEEPALIVE: ULONG = 0x0008;
+pub const SO_RCVBUF: ULONG = 0x1002;
+pub const SO_EXCLUSIVEADDRUSE: ULONG = !SO_REUSEADDR;
+
+/// PFN_WSK_SOCKET.
+pub type PFN_WSK_SOCKET = unsafe extern "system" fn(
+    Client: PWSK_CLIENT,
+    AddressFamily: ADDRESS_FAMILY,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    Flags: ULONG,
+    SocketContext: PVOID,
+    Dispatch: *const c_void,
+    OwningProcess: PEPROCESS,
+    OwningThread: PETHREAD,
+    SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_CONTROL_SOCKET.
+pub type PFN_WSK_CONTROL_SOCKET = unsafe extern "system" fn(
+    Socket: *mut WSK_SOCKET,
+    RequestType: WSK_CONTROL_SOCKET_TYPE,
+    ControlCode: ULONG,
+    Level: ULONG,
+    InputSize: SIZE_T,
+    InputBuffer: PVOID,
+    OutputSize: SIZE_T,
+    OutputBuffer: PVOID,
+    OutputSizeReturned: *mut SIZE_T,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_BIND; PFN_WSK_CONNECT has the same shape.
+pub type PFN_WSK_BIND =
+    unsafe extern "system" fn(Socket: *mut WSK_SOCKET, Address: *mut SOCKADDR, Flags: ULONG, Irp: *mut IRP) -> NTSTATUS;
+pub type PFN_WSK_CONNECT = PFN_WSK_BIND;
+
+// ---------------------------------------------------------------------------
+// Event callbacks (issue 10, item 3): SO_WSK_EVENT_CALLBACK.
+// ---------------------------------------------------------------------------
+
+/// SO_WSK_EVENT_CALLBACK = WSK_SO_BASE + 2 (wsk.h; WSK_SO_BASE 0x4000).
+pub const SO_WSK_EVENT_CALLBACK: ULONG = 0x4002;
+/// Event flags of a connection-oriented socket (wsk.h).
+pub const WSK_EVENT_SEND_BACKLOG: ULONG = 0x0000_0010;
+pub const WSK_EVENT_RECEIVE: ULONG = 0x0000_0040;
+pub const WSK_EVENT_DISCONNECT: ULONG = 0x0000_0080;
+pub const WSK_EVENT_DISABLE: ULONG = 0x8000_0000;
+
+/// NPIID (netioddk.h): a GUID.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NPIID {
+    pub Data1: u32,
+    pub Data2: u16,
+    pub Data3: u16,
+    pub Data4: [u8; 8],
+}
+
+/// NPI_WSK_INTERFACE_ID (wsk.h): {2227E803-8D8B-11D4-ABAD-009027719E09}.
+pub static NPI_WSK_INTERFACE_ID: NPIID =
+    NPIID { Data1: 0x2227_E803, Data2: 0x8D8B, Data3: 0x11D4, Data4: [0xAB, 0xAD, 0x00, 0x90, 0x27, 0x71, 0x9E, 0x09] };
+
+/// WSK_EVENT_CALLBACK_CONTROL (wsk.h): 16 bytes on 64-bit Windows.
+#[repr(C)]
+pub struct WSK_EVENT_CALLBACK_CONTROL {
+    pub NpiId: *const NPIID,
+    pub EventMask: ULONG,
+}

@@ -72,6 +72,11 @@ struct Node {
     /// The close waiting for `calling` to reach 0: signalled (and cleared)
     /// by whoever brings it there.
     closer: *const Event,
+    /// The client dispatch table the socket was created with (NULL: none),
+    /// for SafeWskEnableCallbacks; set by [`Reserved::with_dispatch`] before
+    /// the connect, kept by [`Sockets::insert`], reset when the record is
+    /// cached.
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
 }
 
 /// Frees what a node owns and the node.
@@ -132,11 +137,19 @@ impl Reserved {
             orphan: false,
             calling: 0,
             closer: ptr::null(),
+            dispatch: ptr::null(),
         };
         // SAFETY: a fresh pool block of a Node's size, suitably aligned
         // (pool blocks are 16-byte aligned).
         unsafe { ptr::write(node, fresh) };
         Ok(Reserved { node })
+    }
+
+    /// Records the client dispatch table the socket will be created with.
+    pub fn with_dispatch(self, dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH) -> Reserved {
+        // SAFETY: a live node we own, not linked (type invariant).
+        unsafe { (*self.node).dispatch = dispatch };
+        self
     }
 
     /// The IRP the connect uses (and the socket's calls later reuse).
@@ -427,6 +440,21 @@ impl Sockets {
         ptr::null_mut()
     }
 
+    /// The client dispatch table an open socket was created with: None if
+    /// the socket is not open on this client, Some(NULL) if it has none.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn dispatch_of(&self, socket: *mut WSK_SOCKET) -> Option<*const WSK_CLIENT_CONNECTION_DISPATCH> {
+        let find = |t: &mut Table| {
+            let n = Self::find(t, socket, false);
+            // SAFETY: linked nodes are live and the lock is held.
+            (!n.is_null()).then(|| unsafe { (*n).dispatch })
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(find) }
+    }
+
     /// Whether `socket` is open on this client.
     ///
     /// # Safety
@@ -665,6 +693,7 @@ impl Sockets {
                 let spare = core::mem::replace(&mut n.spare, ptr::null_mut());
                 n.socket = ptr::null_mut();
                 n.closing = false;
+                n.dispatch = ptr::null();
                 n.next = t.cache;
                 t.cache = node;
                 t.cached += 1;

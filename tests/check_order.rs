@@ -497,3 +497,146 @@ fn connect_by_name_checks_parameters_by_position_then_the_irql() {
     cleanup(client);
     k.finish();
 }
+
+/// SafeWskSocketConnectWithOptions (issue 10, item 2): parameters 1 to 7 by
+/// position, then the IRQL, then the client.
+// One table of calls whose pointers are all null or valid.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
+#[test]
+fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let local = Addr::parse("0.0.0.0:0");
+    let remote = Addr::from(server);
+    let bad_remote = Addr::parse("127.0.0.1:0");
+    let size = std::mem::size_of::<SAFEWSK_SOCKET_OPTIONS>() as u32;
+    let good =
+        SAFEWSK_SOCKET_OPTIONS { Size: size, Mask: SAFEWSK_OPTION_KEEPALIVE, KeepAlive: 1, ..Default::default() };
+    let bad = SAFEWSK_SOCKET_OPTIONS { Size: size + 4, ..Default::default() };
+    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
+    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut WSK_SOCKET| {
+        // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
+        // is never dereferenced (no dispatch table).
+        unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
+    };
+    let ctx = 0x1000 as PVOID;
+    let rows: Vec<Row> = vec![
+        (
+            "SafeWskSocketConnectWithOptions",
+            "1 NULL client, 3 port 0",
+            call(ptr::null_mut(), &bad_remote, &good, ptr::null_mut(), &mut out),
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "3 port 0, 4 Size",
+            call(client, &bad_remote, &bad, ptr::null_mut(), &mut out),
+            STATUS_INVALID_PARAMETER_3,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "4 Size, 5 context without table, 7 NULL",
+            call(client, &remote, &bad, ctx, ptr::null_mut()),
+            STATUS_INVALID_PARAMETER_4,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "5 context without table, 7 NULL",
+            call(client, &remote, &good, ctx, ptr::null_mut()),
+            STATUS_INVALID_PARAMETER_5,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "4 Size at IRQL 3",
+            high(&mut || call(client, &remote, &bad, ptr::null_mut(), &mut out)),
+            STATUS_INVALID_PARAMETER_4,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "7 NULL Socket at DISPATCH_LEVEL",
+            hostkernel::with_irql(DISPATCH_LEVEL, || call(client, &remote, &good, ptr::null_mut(), ptr::null_mut())),
+            STATUS_INVALID_PARAMETER_7,
+        ),
+        (
+            "SafeWskSocketConnectWithOptions",
+            "valid at DISPATCH_LEVEL",
+            hostkernel::with_irql(DISPATCH_LEVEL, || call(client, &remote, &good, ptr::null_mut(), &mut out)),
+            STATUS_INVALID_LEVEL,
+        ),
+    ];
+    check(&rows);
+    assert!(out.is_null());
+    assert!(hostkernel::wsk::open_sockets().is_empty(), "nothing reached the provider");
+    cleanup(client);
+    k.finish();
+}
+
+/// SafeWskEnableCallbacks / SafeWskDisableCallbacks (issue 10, item 3).
+// One table of calls whose pointers are null or looked up only.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
+#[test]
+fn event_callback_exports_check_parameters_by_position_then_the_irql() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let (st, closed) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(close(client, closed), STATUS_SUCCESS);
+    let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
+    // SAFETY: null pointers, or sockets the library only looks up.
+    let rows: Vec<Row> = unsafe {
+        vec![
+            (
+                "SafeWskEnableCallbacks",
+                "1 NULL client, 2 NULL socket",
+                SafeWskEnableCallbacks(ptr::null_mut(), ptr::null_mut(), 0),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "2 closed socket, 3 mask 0",
+                SafeWskEnableCallbacks(client, closed, 0),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "3 no Dispatch table, at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "valid at IRQL 3",
+                high(&mut || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "1 NULL client, 3 mask 0",
+                SafeWskDisableCallbacks(ptr::null_mut(), socket, 0, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "3 mask 0 at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(client, socket, 0, 100)),
+                STATUS_INVALID_PARAMETER_3,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "2 NULL socket at IRQL 3",
+                high(&mut || SafeWskDisableCallbacks(client, ptr::null_mut(), 0, 100)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+        ]
+    };
+    check(&rows);
+    assert!(hostkernel::violations().is_empty(), "the provider never saw a bad request");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}

@@ -99,6 +99,7 @@ pub(crate) fn reset_provider() {
     crate::wsk_name::reset();
     crate::wsk_close_delay::reset();
     crate::wsk_in_call::reset();
+    crate::wsk_control::reset();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -176,10 +177,10 @@ fn provider_ready() -> bool {
 // Registration
 // ---------------------------------------------------------------------------
 
-struct Reg {
+pub(crate) struct Reg {
     version: u16,
     captures: AtomicU32,
-    sockets: AtomicUsize,
+    pub(crate) sockets: AtomicUsize,
     deregistered: AtomicBool,
 }
 
@@ -341,7 +342,7 @@ pub(crate) fn run(
 
 /// [`run`] for a WskSocketConnect IRP: if a cancel routine completed it
 /// inline meanwhile, a socket the work made is closed again.
-fn run_op(
+pub(crate) fn run_op(
     irp: PVOID,
     sock: Option<Arc<SockInner>>,
     connect: bool,
@@ -355,26 +356,26 @@ fn run_op(
 // ---------------------------------------------------------------------------
 
 pub(crate) struct SockInner {
-    fd: i32,
-    reg: usize,
-    inflight: Mutex<Vec<Arc<Op>>>,
+    pub(crate) fd: i32,
+    pub(crate) reg: usize,
+    pub(crate) inflight: Mutex<Vec<Arc<Op>>>,
     idle: Condvar,
     sent_fin: AtomicBool,
-    got_fin: AtomicBool,
+    pub(crate) got_fin: AtomicBool,
     /// Reset by an abortive disconnect, or being closed.
     aborted: AtomicBool,
 }
 
 /// The WSK_SOCKET the provider hands out: `Dispatch` first, as WSK_SOCKET.
 #[repr(C)]
-struct Sock {
+pub(crate) struct Sock {
     dispatch: *const WskConnectionDispatch,
-    inner: Arc<SockInner>,
+    pub(crate) inner: Arc<SockInner>,
 }
 
 static SOCKETS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
-fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+pub(crate) fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
     let mut g = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(HashSet::new))
 }
@@ -385,7 +386,7 @@ pub fn open_sockets() -> Vec<usize> {
     sockets(|s| s.iter().copied().collect())
 }
 
-fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
+pub(crate) fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     if !sockets(|s| s.contains(&(socket as usize))) {
         violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
         return None;
@@ -405,6 +406,7 @@ fn destroy_socket(socket: usize) {
     let sock = unsafe { Box::from_raw(socket as *mut Sock) };
     let inner = sock.inner.clone();
     drop(sock);
+    crate::wsk_control::forget(socket);
     set_abortive(inner.fd);
     // SAFETY: our socket's descriptor; the Sock that owned it was just
     // dropped and nothing else closes it.
@@ -432,7 +434,7 @@ fn set_abortive(fd: i32) {
     };
 }
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
@@ -454,7 +456,7 @@ pub fn errno_to_status(e: i32) -> NTSTATUS {
 }
 
 /// A Windows SOCKADDR_IN / SOCKADDR_IN6 as a Linux sockaddr_storage.
-unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t, i32)> {
+pub(crate) unsafe fn to_linux(sa: PVOID) -> Option<(libc::sockaddr_storage, libc::socklen_t, i32)> {
     if sa.is_null() {
         return None;
     }
@@ -559,7 +561,7 @@ fn connect_end(fd: i32) -> Result<i32, NTSTATUS> {
 }
 
 /// A new open WSK socket for the connected `fd` of registration `reg`.
-fn new_socket(fd: i32, reg: usize) -> usize {
+pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
     let inner = Arc::new(SockInner {
         fd,
         reg,
@@ -585,8 +587,8 @@ unsafe extern "system" fn wsk_socket_connect(
     local: PVOID,
     remote: PVOID,
     flags: u32,
-    _context: PVOID,
-    _dispatch: PVOID,
+    context: PVOID,
+    dispatch: PVOID,
     _process: PVOID,
     _thread: PVOID,
     sd: PVOID,
@@ -628,6 +630,7 @@ unsafe extern "system" fn wsk_socket_connect(
     // buffers until the IRP completes, so a caller that frees them earlier
     // connects to garbage here, as it could on Windows.
     let (local_ptr, remote_ptr) = (local as usize, remote as usize);
+    let (context, dispatch) = (context as usize, dispatch as usize);
     // Steps of the connect on the provider's event loop: the delay or hang
     // of the chosen mode, then the connect, then its end (writable socket).
     let mut connecting = -1;
@@ -649,7 +652,9 @@ unsafe extern "system" fn wsk_socket_connect(
             }
             return match connect_end(fd) {
                 Err(status) => Step::Done(status, 0),
-                Ok(fd) => Step::Done(STATUS_SUCCESS, new_socket(fd, reg)),
+                Ok(fd) => {
+                    Step::Done(STATUS_SUCCESS, crate::wsk_events::registered(new_socket(fd, reg), context, dispatch))
+                }
             };
         }
         if let Some(status) = injected {
@@ -682,7 +687,9 @@ unsafe extern "system" fn wsk_socket_connect(
         };
         match connect_start(local, remote) {
             Err(status) => Step::Done(status, 0),
-            Ok((fd, false)) => Step::Done(STATUS_SUCCESS, new_socket(fd, reg)),
+            Ok((fd, false)) => {
+                Step::Done(STATUS_SUCCESS, crate::wsk_events::registered(new_socket(fd, reg), context, dispatch))
+            }
             Ok((fd, true)) => {
                 if op.is_cancelled() {
                     // SAFETY: the descriptor just opened, owned here, closed once.
@@ -696,7 +703,10 @@ unsafe extern "system" fn wsk_socket_connect(
                 if unsafe { libc::poll(&mut p, 1, 0) } == 1 {
                     return match connect_end(fd) {
                         Err(status) => Step::Done(status, 0),
-                        Ok(fd) => Step::Done(STATUS_SUCCESS, new_socket(fd, reg)),
+                        Ok(fd) => Step::Done(
+                            STATUS_SUCCESS,
+                            crate::wsk_events::registered(new_socket(fd, reg), context, dispatch),
+                        ),
                     };
                 }
                 connecting = fd;
@@ -781,6 +791,7 @@ unsafe extern "system" fn wsk_send(socket: PVOID, buf: PVOID, _flags: u32, irp: 
 
 unsafe extern "system" fn wsk_receive(socket: PVOID, buf: PVOID, flags: u32, irp: PVOID) -> NTSTATUS {
     let _in_call = crate::wsk_in_call::enter(socket, "WskReceive");
+    crate::wsk_events::on_receive(socket as usize);
     // SAFETY: the caller's IRP, socket and buffer.
     let (sock, pieces) = match unsafe { begin_socket_io(irp, socket, buf, "WskReceive") } {
         Ok(v) => v,
@@ -893,6 +904,7 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
     let inner = sock.inner.clone();
     drop(sock);
     let not_before = crate::wsk_close_delay::close_not_before();
+    crate::wsk_control::forget(socket as usize);
     run_ready(irp, None, false, move |op| {
         // A close that takes its time (set_close_delay) before it ends
         // anything: the WSK_SOCKET is gone for the caller already.
@@ -1035,7 +1047,7 @@ unsafe extern "system" fn not_emulated() -> NTSTATUS {
 static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     Version: 0x0100,
     Reserved: 0,
-    WskSocket: not_emulated,
+    WskSocket: crate::wsk_control::WSK_SOCKET_ENTRY,
     WskSocketConnect: wsk_socket_connect,
     WskControlClient: crate::wsk_client_control::wsk_control_client,
     WskGetAddressInfo: crate::wsk_name::GET_ADDRESS_INFO,
@@ -1043,15 +1055,15 @@ static PROVIDER_DISPATCH: WskProviderDispatch = WskProviderDispatch {
     WskGetNameInfo: not_emulated,
 };
 
-static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
-    WskControlSocket: not_emulated,
+pub(crate) static CONNECTION_DISPATCH: WskConnectionDispatch = WskConnectionDispatch {
+    WskControlSocket: crate::wsk_control::WSK_CONTROL_SOCKET_ENTRY,
     WskCloseSocket: wsk_close_socket,
-    WskBind: not_emulated,
-    WskConnect: not_emulated,
+    WskBind: crate::wsk_control::WSK_BIND_ENTRY,
+    WskConnect: crate::wsk_control::WSK_CONNECT_ENTRY,
     WskGetLocalAddress: wsk_get_local_address,
     WskGetRemoteAddress: wsk_get_remote_address,
     WskSend: wsk_send,
     WskReceive: wsk_receive,
     WskDisconnect: wsk_disconnect,
-    WskRelease: not_emulated,
+    WskRelease: crate::wsk_events::WSK_RELEASE_ENTRY,
 };

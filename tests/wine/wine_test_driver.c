@@ -566,6 +566,90 @@ ByNameCases(SAFEWSK_CLIENT *Client)
           "STATUS_NOT_FOUND (Windows 8+), Socket NULL", status, STATUS_NOT_FOUND);
 }
 
+/* SafeWskSocketConnectWithOptions under Wine 8's netio.sys, which
+ * implements WskSocket, WskBind and WskConnect natively but whose
+ * WskControlSocket is a stub: FIXME("... stub.") and STATUS_NOT_IMPLEMENTED,
+ * returned without completing the IRP (Wine 8.0, dlls/netio.sys/netio.c).
+ * Without options the call is WskSocket -> WskBind -> WskConnect on Wine's
+ * own code; with an option it fails at the first WskControlSocket with
+ * Wine's STATUS_NOT_IMPLEMENTED (the library takes the IRP back after its
+ * 50 ms grace) and closes the half-made socket with Wine's WskCloseSocket:
+ * the final cleanup succeeding shows no socket was left recorded. */
+static VOID
+OptionsCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo, const SOCKADDR *Refused)
+{
+    SAFEWSK_SOCKET_OPTIONS options;
+    WSK_SOCKET *socket = NULL;
+    NTSTATUS status;
+
+    RtlZeroMemory(&options, sizeof(options));
+    options.Size = sizeof(options) + 4;
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, &options, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_INVALID_PARAMETER_4 && socket == NULL, "options connect param 4 (Size)",
+          "STATUS_INVALID_PARAMETER_4, Socket NULL", status, STATUS_INVALID_PARAMETER_4);
+
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, NULL, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_SUCCESS && socket != NULL, "options connect without options (Wine's WskSocket, WskBind, "
+          "WskConnect)", "status, Socket set", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        EchoRoundTrip("options connect: send/receive", Client, socket, 32);
+        Expect("options connect: close", SafeWskCloseSocket(Client, socket), STATUS_SUCCESS);
+    }
+    socket = NULL;
+
+    status = SafeWskSocketConnectWithOptions(Client, Local, Refused, NULL, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_CONNECTION_REFUSED && socket == NULL, "options connect to a refused port",
+          "Wine's WskConnect status, Socket NULL, socket closed", status, STATUS_CONNECTION_REFUSED);
+
+    options.Size = sizeof(options);
+    options.Mask = SAFEWSK_OPTION_KEEPALIVE;
+    options.KeepAlive = 1;
+    status = SafeWskSocketConnectWithOptions(Client, Local, Echo, &options, NULL, NULL, &socket, CONNECT_MS);
+    Check(status == STATUS_NOT_IMPLEMENTED && socket == NULL, "options connect with SO_KEEPALIVE on Wine's stub "
+          "WskControlSocket", "STATUS_NOT_IMPLEMENTED, Socket NULL, socket closed", status, STATUS_NOT_IMPLEMENTED);
+}
+
+/* SafeWskEnableCallbacks / SafeWskDisableCallbacks under Wine 8, whose
+ * WskControlSocket is a stub (STATUS_NOT_IMPLEMENTED, IRP not completed):
+ * enabling (no IRP) returns Wine's status; disabling (one IRP per flag) gets
+ * the IRP back after the library's grace and returns the same status; the
+ * library's own check of the socket's Dispatch table needs no provider. */
+static volatile LONG g_EventCalls;
+
+static NTSTATUS WINAPI
+WineTestDisconnectEvent(PVOID SocketContext, ULONG Flags)
+{
+    UNREFERENCED_PARAMETER(SocketContext);
+    UNREFERENCED_PARAMETER(Flags);
+    InterlockedIncrement(&g_EventCalls);
+    return STATUS_SUCCESS;
+}
+
+static const WSK_CLIENT_CONNECTION_DISPATCH g_DisconnectOnly = {NULL, WineTestDisconnectEvent, NULL};
+
+static VOID
+EventCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo)
+{
+    WSK_SOCKET *socket = NULL;
+    NTSTATUS status;
+
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, Local, Echo, 0, NULL, &g_DisconnectOnly, NULL,
+                                  NULL, NULL, &socket, CONNECT_MS);
+    Expect("connect with a Dispatch table", status, STATUS_SUCCESS);
+    if (!NT_SUCCESS(status)) {
+        return;
+    }
+    Expect("enable a callback the table lacks (WskReceiveEvent)",
+           SafeWskEnableCallbacks(Client, socket, WSK_EVENT_RECEIVE), STATUS_INVALID_PARAMETER_3);
+    Expect("enable WskDisconnectEvent on Wine's stub WskControlSocket",
+           SafeWskEnableCallbacks(Client, socket, WSK_EVENT_DISCONNECT), STATUS_NOT_IMPLEMENTED);
+    Expect("disable WskDisconnectEvent on Wine's stub WskControlSocket",
+           SafeWskDisableCallbacks(Client, socket, WSK_EVENT_DISCONNECT, IO_MS), STATUS_NOT_IMPLEMENTED);
+    EchoRoundTrip("socket still usable after the stub event calls", Client, socket, 16);
+    Expect("close the socket with a Dispatch table", SafeWskCloseSocket(Client, socket), STATUS_SUCCESS);
+    Check(g_EventCalls == 0, "no callback on Wine", "callbacks never enabled", (NTSTATUS)g_EventCalls, 0);
+}
+
 static VOID
 RunCases(VOID)
 {
@@ -659,6 +743,9 @@ RunCases(VOID)
         }
         socket = NULL;
     }
+
+    OptionsCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo, (SOCKADDR *)&refused);
+    EventCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo);
 
     Expect("cleanup", SafeWskCleanup(client), STATUS_SUCCESS);
     client = NULL;

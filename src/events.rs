@@ -1,0 +1,196 @@
+//! SafeWskEnableCallbacks / SafeWskDisableCallbacks: turning on (and off)
+//! the event callbacks of a connected socket, which WSK creates with all
+//! callbacks disabled ("PFN_WSK_SOCKET_CONNECT").
+//!
+//! What Microsoft Learn says, and what is done with it:
+//! - "SO_WSK_EVENT_CALLBACK": WskControlSocket(WskSetOption,
+//!   SO_WSK_EVENT_CALLBACK, SOL_SOCKET) with a WSK_EVENT_CALLBACK_CONTROL
+//!   whose NpiId is &NPI_WSK_INTERFACE_ID; on a connection-oriented socket
+//!   only after it is connected (every socket safewsk hands out is).
+//!   "A WSK application does not specify a pointer to an IRP when calling
+//!   the WskControlSocket function to enable event callback functions":
+//!   enabling is one synchronous call without an IRP. Disabling may take an
+//!   IRP, which then completes only "after all in-progress calls to the
+//!   event callback function have returned": safewsk passes one, through
+//!   `irp::call_and_wait`, so that when SafeWskDisableCallbacks returns
+//!   STATUS_SUCCESS no disabled callback is running any more.
+//! - "Enabling and Disabling Event Callback Functions" and
+//!   "WSK_EVENT_CALLBACK_CONTROL": several callbacks may be enabled at once,
+//!   but "a WSK application must disable each event callback function
+//!   individually" (EventMask = one flag | WSK_EVENT_DISABLE): a mask of
+//!   several is disabled one WskControlSocket call per flag, under one
+//!   deadline.
+//! - The connection socket's events: WSK_EVENT_RECEIVE (WskReceiveEvent),
+//!   WSK_EVENT_DISCONNECT (WskDisconnectEvent), WSK_EVENT_SEND_BACKLOG
+//!   (WskSendBacklogEvent).
+//!
+//! Each flag is checked against the Dispatch table the socket was created
+//! with (recorded with the socket, `sockets::Sockets::dispatch_of`): WSK
+//! would call a NULL entry. A flag whose entry is NULL, or any flag on a
+//! socket created without a table, is STATUS_INVALID_PARAMETER_3, and the
+//! provider is not called.
+
+use core::mem::size_of;
+use core::ptr;
+
+use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::irp::call_and_wait;
+use crate::nt::*;
+use crate::options::Deadline;
+use crate::sockets::Lookup;
+use crate::status::{require_irql, Status};
+
+/// The events of a connection-oriented socket.
+const CONNECTION_EVENTS: ULONG = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
+
+/// Parameters 1 to 3 checked, the client entered (socket mode: works during
+/// cleanup, like every call on an open socket).
+struct EventCall<'a> {
+    entered: Entered<'a>,
+    socket: *mut WSK_SOCKET,
+}
+
+impl<'a> EventCall<'a> {
+    /// Parameters 1 (client), 2 (an open socket of it) and 3 (a mask of
+    /// connection events, each present in the socket's table). Above
+    /// DISPATCH_LEVEL only the NULL checks of 1 and 2 are made (the rest
+    /// needs the client's spin lock).
+    ///
+    /// # Safety
+    /// `client` is null or from SafeWskStartup.
+    unsafe fn enter(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG) -> Result<Self, NTSTATUS> {
+        // SAFETY: forwarded caller guarantee.
+        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+        if socket.is_null() {
+            return Err(STATUS_INVALID_PARAMETER_2);
+        }
+        require_irql(DISPATCH_LEVEL)?;
+        let entered = client.enter_socket_call()?;
+        let sockets = client.sockets();
+        // SAFETY: IRQL <= DISPATCH_LEVEL checked above.
+        if unsafe { sockets.lookup(socket) } != Lookup::Open {
+            return Err(STATUS_INVALID_PARAMETER_2);
+        }
+        if mask == 0 || mask & !CONNECTION_EVENTS != 0 {
+            return Err(STATUS_INVALID_PARAMETER_3);
+        }
+        // SAFETY: IRQL as above.
+        let table = unsafe { sockets.dispatch_of(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        // SAFETY: the table the socket was created with, which the caller
+        // keeps valid until the socket is closed (SafeWskSocketConnect's
+        // contract); NULL is handled.
+        let table = unsafe { table.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_3)?;
+        let present = (if table.WskReceiveEvent.is_some() { WSK_EVENT_RECEIVE } else { 0 })
+            | (if table.WskDisconnectEvent.is_some() { WSK_EVENT_DISCONNECT } else { 0 })
+            | (if table.WskSendBacklogEvent.is_some() { WSK_EVENT_SEND_BACKLOG } else { 0 });
+        if mask & !present != 0 {
+            return Err(STATUS_INVALID_PARAMETER_3);
+        }
+        Ok(EventCall { entered, socket })
+    }
+
+    /// The provider's WskControlSocket for this socket.
+    fn control(&self) -> Result<PFN_WSK_CONTROL_SOCKET, NTSTATUS> {
+        // SAFETY: an open socket of this client (checked in `enter`): its
+        // Dispatch is the provider's connection table, valid until the close.
+        let table = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // SAFETY: as above; NULL is handled.
+        let table = unsafe { table.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        let entry = table.Basic.WskControlSocket;
+        if entry.is_null() {
+            return Err(STATUS_NOT_SUPPORTED);
+        }
+        // SAFETY: WskControlSocket is a PFN_WSK_CONTROL_SOCKET (wsk.h), a
+        // function pointer of a pointer's size.
+        Ok(unsafe { core::mem::transmute_copy::<PFN_UNUSED, PFN_WSK_CONTROL_SOCKET>(&entry) })
+    }
+}
+
+/// SafeWskEnableCallbacks.
+///
+/// # Safety
+/// The API contract of SafeWskEnableCallbacks.
+pub unsafe fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { EventCall::enter(client, socket, mask) }?;
+    let control = call.control()?;
+    let mut request = WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: mask };
+    let input: PVOID = ptr::addr_of_mut!(request).cast();
+    // SAFETY: the provider's WskControlSocket of an open socket, with the
+    // documented arguments for enabling, and no IRP (the documented way:
+    // the call completes before it returns, while `request` is alive).
+    let status = unsafe {
+        control(
+            socket,
+            WskSetOption,
+            SO_WSK_EVENT_CALLBACK,
+            SOL_SOCKET,
+            size_of::<WSK_EVENT_CALLBACK_CONTROL>(),
+            input,
+            0,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if nt_success(status) && status != STATUS_PENDING {
+        Ok(STATUS_SUCCESS)
+    } else if status == STATUS_PENDING {
+        // No IRP was given: a provider cannot pend this call.
+        Err(STATUS_UNSUCCESSFUL)
+    } else {
+        Err(status)
+    }
+}
+
+/// SafeWskDisableCallbacks: one WskControlSocket per flag, each with an IRP,
+/// under one deadline.
+///
+/// # Safety
+/// The API contract of SafeWskDisableCallbacks.
+pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG, timeout_ms: ULONG) -> Status {
+    // SAFETY: forwarded API contract.
+    let call = unsafe { EventCall::enter(client, socket, mask) }?;
+    require_irql(APC_LEVEL)?;
+    let control = call.control()?;
+    let deadline = Deadline::new(timeout_ms);
+    let device = call.entered.client().device();
+    for flag in [WSK_EVENT_RECEIVE, WSK_EVENT_DISCONNECT, WSK_EVENT_SEND_BACKLOG] {
+        if mask & flag == 0 {
+            continue;
+        }
+        let mut request =
+            WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: flag | WSK_EVENT_DISABLE };
+        let input: PVOID = ptr::addr_of_mut!(request).cast();
+        let issue = |irp| {
+            // SAFETY: the provider's WskControlSocket of an open socket; the
+            // control structure lives on this resident stack (KernelMode
+            // wait) until the IRP has completed.
+            unsafe {
+                control(
+                    socket,
+                    WskSetOption,
+                    SO_WSK_EVENT_CALLBACK,
+                    SOL_SOCKET,
+                    size_of::<WSK_EVENT_CALLBACK_CONTROL>(),
+                    input,
+                    0,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    irp,
+                )
+            }
+        };
+        // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
+        let done = unsafe {
+            call_and_wait(device, b"WskControlSocket(SO_WSK_EVENT_CALLBACK, disable)\0", deadline.remaining(), issue)
+        }?;
+        if done.timed_out {
+            return Err(STATUS_IO_TIMEOUT);
+        }
+        if !nt_success(done.status) {
+            return Err(done.status);
+        }
+    }
+    Ok(STATUS_SUCCESS)
+}

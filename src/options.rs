@@ -1,0 +1,420 @@
+//! The connect behind SafeWskSocketConnectWithOptions: WskSocket, then
+//! WskControlSocket(WskSetOption) for each option asked for, then WskBind,
+//! then WskConnect, each through `irp::call_and_wait`, under one deadline.
+//!
+//! Why: "if the WSK application must set a socket option or issue an IOCTL
+//! before binding or connecting, it must call WskSocket, WskBind and
+//! WskConnect instead of WskSocketConnect" (Microsoft Learn,
+//! "PFN_WSK_SOCKET_CONNECT").
+//!
+//! The options, each checked against its own WSK page on Microsoft Learn
+//! (all at level SOL_SOCKET, a ULONG value, set with an IRP, and documented
+//! as applying to connection-oriented sockets):
+//! - SO_EXCLUSIVEADDRUSE ("SO_EXCLUSIVEADDRUSE": "it must do so before the
+//!   socket is bound to a local transport address");
+//! - SO_REUSEADDR ("SO_REUSEADDR": likewise before the bind);
+//! - SO_KEEPALIVE ("SO_KEEPALIVE": listening and connection-oriented
+//!   sockets);
+//! - SO_RCVBUF ("SO_RCVBUF": listening, datagram and connection-oriented
+//!   sockets; "Some transports might not support this socket option").
+//!
+//! All four are applied between WskSocket and WskBind: the two address
+//! options must be, and applying the others there too means the connection
+//! exists only once every option is in effect. Left out: TCP_NODELAY (WSK
+//! sends take WSK_FLAG_NODELAY per call instead; no WSK option page for it
+//! was found), SO_SNDBUF (no WSK page for it was found), and IPV6_V6ONLY
+//! (documented for Winsock's dual-stack sockets, not on a WSK option page;
+//! a connecting socket has one family anyway, chosen by the local address).
+//!
+//! A socket that WskSocket made is recorded among the client's open sockets
+//! at once (its record is reserved before WskSocket is called) and, on any
+//! later failure, closed through the library's own close path
+//! (`socket::close`): it is never leaked and never handed out before the
+//! connect succeeded.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+use core::ptr;
+
+use crate::client::SAFEWSK_CLIENT;
+use crate::connect_async::SAFEWSK_NO_TIMEOUT;
+use crate::irp::{call_and_wait, Completion};
+use crate::nt::*;
+use crate::platform;
+use crate::socket;
+use crate::status::{require_irql, Status};
+use crate::sync::Event;
+use crate::validate::{ConnectArgs, Context};
+
+/// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_EXCLUSIVEADDRUSE to
+/// `ExclusiveAddressUse`.
+pub const SAFEWSK_OPTION_EXCLUSIVEADDRUSE: ULONG = 0x0000_0001;
+/// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_REUSEADDR to `ReuseAddress`.
+pub const SAFEWSK_OPTION_REUSEADDR: ULONG = 0x0000_0002;
+/// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_KEEPALIVE to `KeepAlive`.
+pub const SAFEWSK_OPTION_KEEPALIVE: ULONG = 0x0000_0004;
+/// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_RCVBUF to `ReceiveBufferSize`.
+pub const SAFEWSK_OPTION_RCVBUF: ULONG = 0x0000_0008;
+
+const ALL_OPTIONS: ULONG =
+    SAFEWSK_OPTION_EXCLUSIVEADDRUSE | SAFEWSK_OPTION_REUSEADDR | SAFEWSK_OPTION_KEEPALIVE | SAFEWSK_OPTION_RCVBUF;
+
+/// The socket options SafeWskSocketConnectWithOptions sets before it binds
+/// and connects. Zero it, set `Size` to sizeof(SAFEWSK_SOCKET_OPTIONS), then
+/// for each option set its bit in `Mask` and its field. A field whose bit
+/// is clear must be 0.
+#[repr(C)]
+#[allow(non_snake_case)] // the C header's field names
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SAFEWSK_SOCKET_OPTIONS {
+    /// sizeof(SAFEWSK_SOCKET_OPTIONS) (24): the version of this structure.
+    pub Size: ULONG,
+    /// SAFEWSK_OPTION_* bits: which of the fields below are set.
+    pub Mask: ULONG,
+    /// SO_EXCLUSIVEADDRUSE: 0 or 1. Not 1 together with `ReuseAddress` 1.
+    pub ExclusiveAddressUse: ULONG,
+    /// SO_REUSEADDR: 0 or 1.
+    pub ReuseAddress: ULONG,
+    /// SO_KEEPALIVE: 0 or 1.
+    pub KeepAlive: ULONG,
+    /// SO_RCVBUF: the receive buffer size in bytes, 1 to 0x7FFFFFFF.
+    pub ReceiveBufferSize: ULONG,
+}
+
+/// One option to set: name and value.
+type Setting = (ULONG, ULONG, &'static [u8]);
+
+/// The validated options, in the order they are applied.
+struct Settings {
+    list: [Option<Setting>; 4],
+}
+
+/// Reads and checks the options (parameter 4).
+///
+/// # Safety
+/// `options` is NULL or points to readable memory of at least its `Size`
+/// field, and of sizeof(SAFEWSK_SOCKET_OPTIONS) when `Size` says so.
+unsafe fn read_options(options: *const SAFEWSK_SOCKET_OPTIONS) -> Result<Settings, NTSTATUS> {
+    let mut s = Settings { list: [None; 4] };
+    if options.is_null() {
+        return Ok(s);
+    }
+    // SAFETY: non-null; its first ULONG, Size, is readable (contract).
+    let size = unsafe { ptr::read_unaligned(options.cast::<ULONG>()) };
+    if size as usize != size_of::<SAFEWSK_SOCKET_OPTIONS>() {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    // SAFETY: Size says the whole structure is there (contract).
+    let o = unsafe { ptr::read_unaligned(options) };
+    if o.Mask & !ALL_OPTIONS != 0 {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    let set = |bit: ULONG| o.Mask & bit != 0;
+    let flag_ok = |bit: ULONG, v: ULONG| if set(bit) { v <= 1 } else { v == 0 };
+    if !flag_ok(SAFEWSK_OPTION_EXCLUSIVEADDRUSE, o.ExclusiveAddressUse)
+        || !flag_ok(SAFEWSK_OPTION_REUSEADDR, o.ReuseAddress)
+        || !flag_ok(SAFEWSK_OPTION_KEEPALIVE, o.KeepAlive)
+    {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    let rcvbuf_ok = if set(SAFEWSK_OPTION_RCVBUF) {
+        (1..=0x7FFF_FFFF).contains(&o.ReceiveBufferSize)
+    } else {
+        o.ReceiveBufferSize == 0
+    };
+    // Winsock: SO_EXCLUSIVEADDRUSE and SO_REUSEADDR exclude each other
+    // ("Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE").
+    if !rcvbuf_ok || (o.ExclusiveAddressUse == 1 && o.ReuseAddress == 1) {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    let [a, b, c, d] = &mut s.list;
+    if set(SAFEWSK_OPTION_EXCLUSIVEADDRUSE) {
+        *a = Some((SO_EXCLUSIVEADDRUSE, o.ExclusiveAddressUse, b"WskControlSocket(SO_EXCLUSIVEADDRUSE)\0"));
+    }
+    if set(SAFEWSK_OPTION_REUSEADDR) {
+        *b = Some((SO_REUSEADDR, o.ReuseAddress, b"WskControlSocket(SO_REUSEADDR)\0"));
+    }
+    if set(SAFEWSK_OPTION_KEEPALIVE) {
+        *c = Some((SO_KEEPALIVE, o.KeepAlive, b"WskControlSocket(SO_KEEPALIVE)\0"));
+    }
+    if set(SAFEWSK_OPTION_RCVBUF) {
+        *d = Some((SO_RCVBUF, o.ReceiveBufferSize, b"WskControlSocket(SO_RCVBUF)\0"));
+    }
+    Ok(s)
+}
+
+/// SafeWskSocketConnect's parameter statuses renumbered to this export's
+/// positions (Client 1, LocalAddress 2, RemoteAddress 3, SocketContext 5,
+/// Dispatch 6, Socket 7).
+/// SocketType (2) and Protocol (3) are not this export's parameters: they
+/// are refused only when the provider's transport list has no TCP, which is
+/// STATUS_NOT_SUPPORTED here.
+fn renumber(status: NTSTATUS) -> NTSTATUS {
+    match status {
+        STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3 => STATUS_NOT_SUPPORTED,
+        STATUS_INVALID_PARAMETER_4 => STATUS_INVALID_PARAMETER_2,
+        STATUS_INVALID_PARAMETER_5 => STATUS_INVALID_PARAMETER_3,
+        STATUS_INVALID_PARAMETER_7 => STATUS_INVALID_PARAMETER_5,
+        STATUS_INVALID_PARAMETER_8 => STATUS_INVALID_PARAMETER_6,
+        STATUS_INVALID_PARAMETER_12 => STATUS_INVALID_PARAMETER_7,
+        other => other,
+    }
+}
+
+/// One deadline across all steps.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline {
+    /// None: SAFEWSK_NO_TIMEOUT.
+    end_ms: Option<u64>,
+}
+
+impl Deadline {
+    pub(crate) fn new(timeout_ms: ULONG) -> Deadline {
+        let end_ms = (timeout_ms != SAFEWSK_NO_TIMEOUT).then(|| platform::now_ms().saturating_add(timeout_ms.into()));
+        Deadline { end_ms }
+    }
+
+    /// What is left, as call_and_wait's timeout (0 once passed: the step's
+    /// IRP is then cancelled at once unless the provider completed it
+    /// synchronously).
+    pub(crate) fn remaining(&self) -> Option<ULONG> {
+        Some(match self.end_ms {
+            None => SAFEWSK_NO_TIMEOUT,
+            // Less than the caller's TimeoutMs, itself below
+            // SAFEWSK_NO_TIMEOUT: never mistaken for "no deadline".
+            Some(end) => ULONG::try_from(end.saturating_sub(platform::now_ms())).unwrap_or(0),
+        })
+    }
+}
+
+/// A step's completion as a result: a step that ran into the deadline is
+/// STATUS_IO_TIMEOUT even if the provider completed it successfully after
+/// the cancel.
+fn step(done: Completion) -> Result<Completion, NTSTATUS> {
+    if done.timed_out {
+        Err(STATUS_IO_TIMEOUT)
+    } else if nt_success(done.status) {
+        Ok(done)
+    } else {
+        Err(done.status)
+    }
+}
+
+/// A provider dispatch entry declared PFN_UNUSED, as the function type it is.
+///
+/// # Safety
+/// `entry` is NULL or a function of type `F` (a function pointer type).
+unsafe fn entry<F: Copy>(entry: PFN_UNUSED) -> Result<F, NTSTATUS> {
+    if entry.is_null() {
+        return Err(STATUS_NOT_SUPPORTED);
+    }
+    // SAFETY: F is a function pointer type (the size of a pointer), and the
+    // entry is such a function per the caller.
+    Ok(unsafe { core::mem::transmute_copy::<PFN_UNUSED, F>(&entry) })
+}
+
+/// How often a close that could not get its IRP is retried, and how long
+/// apart: a half-made socket must not stay open.
+const CLOSE_RETRIES: u32 = 50;
+const CLOSE_RETRY_MS: ULONG = 10;
+
+/// Closes a half-made socket through SafeWskCloseSocket's path, retrying
+/// while the close cannot allocate its IRP.
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `socket` is an open socket of `client`, recorded in
+/// its table, with no call in progress on it.
+unsafe fn close_half_made(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) {
+    let pause = Event::new();
+    // SAFETY: a fresh event on this stack, nobody else knows it.
+    unsafe { pause.init() };
+    for _ in 0..CLOSE_RETRIES {
+        // SAFETY: per the function's contract.
+        match unsafe { socket::close(client, socket) } {
+            Err(STATUS_INSUFFICIENT_RESOURCES) => {
+                // SAFETY: initialized above; never signalled: a sleep.
+                unsafe { pause.wait(Some(CLOSE_RETRY_MS)) };
+            }
+            _ => return,
+        }
+    }
+}
+
+/// SafeWskSocketConnectWithOptions.
+///
+/// # Safety
+/// The API contract of SafeWskSocketConnectWithOptions (`socket_out` null or
+/// writable).
+#[allow(clippy::too_many_arguments)] // the export's eight parameters
+pub unsafe fn connect_with_options(
+    client_ptr: *mut SAFEWSK_CLIENT,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+    options: *const SAFEWSK_SOCKET_OPTIONS,
+    socket_context: PVOID,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    socket_out: *mut *mut WSK_SOCKET,
+    timeout_ms: ULONG,
+) -> Status {
+    // SAFETY: `client_ptr` is null or a pointer from SafeWskStartup.
+    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client_ptr) };
+    let args = ConnectArgs {
+        socket_type: SOCK_STREAM,
+        protocol: IPPROTO_TCP,
+        local,
+        remote,
+        flags: 0,
+        socket_context,
+        dispatch,
+        owning_process: ptr::null_mut(),
+        owning_thread: ptr::null_mut(),
+        security_descriptor: ptr::null_mut(),
+    };
+    let cx = Context {
+        client_present: client.is_some(),
+        twelfth_ok: !socket_out.is_null(),
+        transports: client.map(|c| c.transports()),
+        // No security descriptor is passed: nothing to look up.
+        sds: None,
+    };
+    // SAFETY: the pointers are null or readable per the API contract.
+    let others = unsafe { args.validate(cx) }.map_err(renumber);
+    if let Err(st @ (STATUS_INVALID_PARAMETER_1 | STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3)) = others {
+        return Err(st);
+    }
+    // SAFETY: `options` is null or readable per the API contract.
+    let settings = unsafe { read_options(options) }?;
+    others?;
+    let client = client.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    require_irql(APC_LEVEL)?;
+    let entered = client.enter()?;
+    let provider = entered.provider();
+    // SAFETY: the provider dispatch captured at startup stays valid until
+    // the NPI is released at cleanup, which waits for us to leave; its
+    // WskSocket entry is NULL or a PFN_WSK_SOCKET.
+    let socket_entry = unsafe { (*provider.Dispatch).WskSocket };
+    // SAFETY: WSK_PROVIDER_DISPATCH's WskSocket is NULL or a PFN_WSK_SOCKET.
+    let wsk_socket = unsafe { entry::<PFN_WSK_SOCKET>(socket_entry) }?;
+    // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
+    let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
+    let deadline = Deadline::new(timeout_ms);
+    let device = client.device();
+    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
+    let issue = |irp| {
+        // SAFETY: the provider's WskSocket of the entered client, with
+        // validated arguments and a fresh IRP.
+        unsafe {
+            wsk_socket(
+                provider.Client,
+                family,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                WSK_FLAG_CONNECTION_SOCKET,
+                socket_context,
+                dispatch.cast::<c_void>(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                irp,
+            )
+        }
+    };
+    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
+    // function.
+    let done = unsafe { call_and_wait(device, b"WskSocket\0", deadline.remaining(), issue) }?;
+    let socket = done.information as *mut WSK_SOCKET;
+    if nt_success(done.status) && !socket.is_null() {
+        // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
+        unsafe { client.sockets().insert(node, socket) };
+    } else {
+        drop(node);
+        // A provider that reports success without a socket: nothing to close.
+        return Err(step(done).map_or_else(|e| e, |_| STATUS_UNSUCCESSFUL));
+    }
+    if let Err(status) = step(done) {
+        // SAFETY: IRQL <= APC_LEVEL; recorded just above, no call on it.
+        unsafe { close_half_made(client_ptr, socket) };
+        return Err(status);
+    }
+    // SAFETY: a socket WskSocket just made, recorded, with no call on it;
+    // the addresses were validated and live until this call returns.
+    match unsafe { configure_bind_connect(device, socket, &settings, local, remote, deadline) } {
+        Ok(()) => {
+            // SAFETY: `socket_out` was checked non-null as parameter 7.
+            unsafe { *socket_out = socket };
+            Ok(STATUS_SUCCESS)
+        }
+        Err(status) => {
+            // SAFETY: IRQL <= APC_LEVEL; recorded, no call on it any more
+            // (every step's IRP has completed).
+            unsafe { close_half_made(client_ptr, socket) };
+            Err(status)
+        }
+    }
+}
+
+/// Steps 2 to 4: each option, WskBind, WskConnect.
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; `socket` is a connection socket from WskSocket with
+/// no call in progress; `local` and `remote` are valid addresses of its
+/// family, live until this returns.
+unsafe fn configure_bind_connect(
+    device: PDEVICE_OBJECT,
+    socket: *mut WSK_SOCKET,
+    settings: &Settings,
+    local: *const SOCKADDR,
+    remote: *const SOCKADDR,
+    deadline: Deadline,
+) -> Result<(), NTSTATUS> {
+    // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
+    // Dispatch is the provider's connection table, valid until the close.
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: as above: NULL or the provider's table, valid until the close.
+    let table = unsafe { table.as_ref() }.ok_or(STATUS_UNSUCCESSFUL)?;
+    for &(name, value, what) in settings.list.iter().flatten() {
+        // SAFETY: the entry is NULL or a PFN_WSK_CONTROL_SOCKET.
+        let control = unsafe { entry::<PFN_WSK_CONTROL_SOCKET>(table.Basic.WskControlSocket) }?;
+        let mut value: ULONG = value;
+        let input: PVOID = ptr::addr_of_mut!(value).cast();
+        let issue = |irp| {
+            // SAFETY: the provider's WskControlSocket of an open socket; the
+            // ULONG lives on this resident stack (KernelMode wait) until the
+            // IRP has completed.
+            unsafe {
+                control(
+                    socket,
+                    WskSetOption,
+                    name,
+                    SOL_SOCKET,
+                    size_of::<ULONG>(),
+                    input,
+                    0,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    irp,
+                )
+            }
+        };
+        // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
+        step(unsafe { call_and_wait(device, what, deadline.remaining(), issue) }?)?;
+    }
+    // SAFETY: the entry is NULL or a PFN_WSK_BIND.
+    let bind = unsafe { entry::<PFN_WSK_BIND>(table.WskBind) }?;
+    let issue = |irp| {
+        // SAFETY: the provider's WskBind of an open socket with a validated
+        // address that lives until the IRP has completed.
+        unsafe { bind(socket, local.cast_mut(), 0, irp) }
+    };
+    // SAFETY: as above.
+    step(unsafe { call_and_wait(device, b"WskBind\0", deadline.remaining(), issue) }?)?;
+    // SAFETY: the entry is NULL or a PFN_WSK_CONNECT.
+    let connect = unsafe { entry::<PFN_WSK_CONNECT>(table.WskConnect) }?;
+    let issue = |irp| {
+        // SAFETY: as for the bind, with the remote address.
+        unsafe { connect(socket, remote.cast_mut(), 0, irp) }
+    };
+    // SAFETY: as above.
+    step(unsafe { call_and_wait(device, b"WskConnect\0", deadline.remaining(), issue) }?)?;
+    Ok(())
+}
