@@ -233,3 +233,66 @@ fn a_close_waits_while_a_call_is_inside_the_wsk_function() {
     cleanup(client);
     k.finish();
 }
+
+unsafe extern "system" fn ignore_disconnect(_ctx: PVOID, _flags: ULONG) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+static ON_DISCONNECT: WSK_CLIENT_CONNECTION_DISPATCH = WSK_CLIENT_CONNECTION_DISPATCH {
+    WskReceiveEvent: None,
+    WskDisconnectEvent: Some(ignore_disconnect),
+    WskSendBacklogEvent: None,
+};
+
+/// SafeWskEnableCallbacks calls the socket's WskControlSocket like any other
+/// call on the socket: a close from another thread must not free the socket
+/// while that call is in progress (here WskControlSocket takes 300 ms: the
+/// caller is preempted, say). The close waits for it; on the old code it
+/// only looked the socket up, so the close went ahead and the enable then
+/// ran on a freed WSK_SOCKET.
+#[test]
+fn a_close_waits_for_an_enable_callbacks_in_progress() {
+    let k = Session::begin();
+    let client = startup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let h = thread::spawn(move || listener.accept().expect("accept").0);
+    let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::from(server));
+    let mut socket = std::ptr::null_mut();
+    // SAFETY: valid addresses, a static table (no context needed), out pointer.
+    let st = unsafe {
+        SafeWskSocketConnect(
+            client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            local.ptr(),
+            remote.ptr(),
+            0,
+            std::ptr::null_mut(),
+            &ON_DISCONNECT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut socket,
+            2000,
+        )
+    };
+    assert_eq!(st, STATUS_SUCCESS);
+    let _peer = h.join().expect("accept");
+    hostkernel::set_control_delay(Some(Duration::from_millis(300)));
+    let (cl, sock) = (client as usize, socket as usize);
+    // SAFETY: the socket is open when the call starts.
+    let enabler = thread::spawn(move || unsafe {
+        SafeWskEnableCallbacks(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, WSK_EVENT_DISCONNECT)
+    });
+    // The enable is inside WskControlSocket now.
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    let enabled = enabler.join().expect("enabler");
+    hostkernel::set_control_delay(None);
+    let v = hostkernel::violations();
+    assert!(v.is_empty(), "the close overlapped WskControlSocket: {v:#?}");
+    assert_eq!(enabled, STATUS_SUCCESS, "the enable ran before the close");
+    cleanup(client);
+    k.finish();
+}

@@ -38,9 +38,9 @@ pub mod timer;
 pub mod wsk;
 pub mod wsk_client_control;
 pub mod wsk_close_delay;
-mod wsk_in_call;
 pub mod wsk_control;
 pub mod wsk_events;
+pub mod wsk_in_call;
 pub mod wsk_name;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
@@ -60,6 +60,7 @@ pub use wsk::{
 pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
 pub use wsk_close_delay::set_close_delay;
 pub use wsk_control::{set_call_fault, socket_fd, CallFault, WskCall};
+pub use wsk_in_call::set_control_delay;
 pub use wsk_name::{
     address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
 };

@@ -331,6 +331,8 @@ unsafe extern "system" fn wsk_control_socket(
     if irql::current() > DISPATCH_LEVEL {
         violation("WskControlSocket above DISPATCH_LEVEL");
     }
+    let _in_call = crate::wsk_in_call::enter(socket, "WskControlSocket");
+    crate::wsk_in_call::control_delay();
     if level == SOL_SOCKET && code == SO_WSK_EVENT_CALLBACK {
         // SAFETY: forwarded caller arguments.
         return unsafe { crate::wsk_events::control(socket, request, in_size, in_buf, irp) };

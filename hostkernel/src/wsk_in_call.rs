@@ -14,7 +14,9 @@
 //! reported separately ("not an open WSK socket").
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::check::violation;
 use crate::nt::PVOID;
@@ -64,7 +66,29 @@ pub(crate) fn check_close(socket: PVOID) {
     }
 }
 
+/// How long WskControlSocket takes before it does anything (0: no time).
+static CONTROL_DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+/// From now on each WskControlSocket spends `delay` inside the function, on
+/// the caller's thread, before it looks at its arguments (None: no time). A
+/// function call may take that long on Windows (the caller is preempted, or
+/// the provider takes a lock); meanwhile the call is in progress and the
+/// socket must not be closed. Reset by `Session::begin`.
+pub fn set_control_delay(delay: Option<Duration>) {
+    let ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    CONTROL_DELAY_MS.store(ms, Ordering::SeqCst);
+}
+
+/// Run at the entry of WskControlSocket, inside its in-progress count.
+pub(crate) fn control_delay() {
+    let ms = CONTROL_DELAY_MS.load(Ordering::SeqCst);
+    if ms > 0 {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
 /// Per-session reset.
 pub(crate) fn reset() {
     in_call(|m| m.clear());
+    CONTROL_DELAY_MS.store(0, Ordering::SeqCst);
 }
