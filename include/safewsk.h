@@ -1073,7 +1073,10 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
  *
  * Enabling takes no IRP ("A WSK application does not specify a pointer to
  * an IRP when calling the WskControlSocket function to enable event
- * callback functions"), so nothing is allocated and nothing waits.
+ * callback functions"), so nothing is allocated and nothing waits. A
+ * SafeWskCloseSocket on another thread waits until this call has returned
+ * from WskControlSocket (WSK forbids closing a socket during a call of one
+ * of its functions, "Closing a Socket").
  *
  * Works during SafeWskCleanup (on a socket still open).
  *
@@ -1120,8 +1123,14 @@ NTSTATUS SafeWskEnableCallbacks(SAFEWSK_CLIENT *Client,
  * IRQL: <= APC_LEVEL (it waits; above DISPATCH_LEVEL only parameters 1 and
  * 2 are checked, for NULL, before STATUS_INVALID_LEVEL).
  *
+ * A SafeWskCloseSocket on another thread waits until the WskControlSocket
+ * call in progress has returned (as for every call on the socket); a flag
+ * not yet started when the close began is not disabled (the close ends the
+ * callbacks): STATUS_INVALID_PARAMETER_2.
+ *
  * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as for
- * SafeWskEnableCallbacks; STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
+ * SafeWskEnableCallbacks (_2 also: the socket began to be closed between
+ * two flags); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
  * STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
  * STATUS_IO_TIMEOUT (a callback still running at the deadline: the flags
  * before it are disabled, the rest may not be); STATUS_NOT_SUPPORTED; or

@@ -37,7 +37,7 @@ use crate::client::{Entered, SAFEWSK_CLIENT};
 use crate::irp::call_and_wait;
 use crate::nt::*;
 use crate::options::Deadline;
-use crate::sockets::Lookup;
+use crate::sockets::Claim;
 use crate::status::{require_irql, Status};
 
 /// The events of a connection-oriented socket.
@@ -48,6 +48,22 @@ const CONNECTION_EVENTS: ULONG = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_
 struct EventCall<'a> {
     entered: Entered<'a>,
     socket: *mut WSK_SOCKET,
+    /// Keeps the socket's record and counts the call as in progress, so
+    /// that a close waits until the WskControlSocket calls have returned
+    /// ("Closing a Socket": no WskCloseSocket while another call of the
+    /// socket's functions is in progress). Given back on drop.
+    claim: Option<Claim>,
+}
+
+impl Drop for EventCall<'_> {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            // SAFETY: IRQL <= DISPATCH_LEVEL (`enter` claimed only there, and
+            // a call returns at the IRQL it was entered at); the claim holds
+            // no IRP.
+            unsafe { self.entered.client().sockets().release(claim) };
+        }
+    }
 }
 
 impl<'a> EventCall<'a> {
@@ -68,9 +84,8 @@ impl<'a> EventCall<'a> {
         let entered = client.enter_socket_call()?;
         let sockets = client.sockets();
         // SAFETY: IRQL <= DISPATCH_LEVEL checked above.
-        if unsafe { sockets.lookup(socket) } != Lookup::Open {
-            return Err(STATUS_INVALID_PARAMETER_2);
-        }
+        let claim = unsafe { sockets.claim_without_irp(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        let call = EventCall { entered, socket, claim: Some(claim) };
         if mask == 0 || mask & !CONNECTION_EVENTS != 0 {
             return Err(STATUS_INVALID_PARAMETER_3);
         }
@@ -86,7 +101,30 @@ impl<'a> EventCall<'a> {
         if mask & !present != 0 {
             return Err(STATUS_INVALID_PARAMETER_3);
         }
-        Ok(EventCall { entered, socket })
+        Ok(call)
+    }
+
+    /// Before each WskControlSocket: the call is counted as in progress
+    /// (again, after an earlier one returned), unless a close has begun
+    /// meanwhile (STATUS_INVALID_PARAMETER_2: the socket is being closed).
+    fn begin_control(&self) -> Result<(), NTSTATUS> {
+        let claim = self.claim.as_ref().ok_or(STATUS_INVALID_PARAMETER_2)?;
+        // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is live.
+        if unsafe { self.entered.client().sockets().call_again(claim) } {
+            Ok(())
+        } else {
+            Err(STATUS_INVALID_PARAMETER_2)
+        }
+    }
+
+    /// After each WskControlSocket has returned (its IRP may pend): a close
+    /// waiting for it may go on.
+    fn end_control(&self) {
+        if let Some(claim) = self.claim.as_ref() {
+            // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is
+            // live.
+            unsafe { self.entered.client().sockets().returned(claim) };
+        }
     }
 
     /// The provider's WskControlSocket for this socket.
@@ -162,11 +200,15 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
         let mut request =
             WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: flag | WSK_EVENT_DISABLE };
         let input: PVOID = ptr::addr_of_mut!(request).cast();
+        // Not once a close has begun (it may have freed the socket since the
+        // previous flag's call returned).
+        call.begin_control()?;
         let issue = |irp| {
-            // SAFETY: the provider's WskControlSocket of an open socket; the
+            // SAFETY: the provider's WskControlSocket of an open socket (no
+            // close can issue WskCloseSocket before `end_control`); the
             // control structure lives on this resident stack (KernelMode
             // wait) until the IRP has completed.
-            unsafe {
+            let returned = unsafe {
                 control(
                     socket,
                     WskSetOption,
@@ -179,7 +221,9 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
                     ptr::null_mut(),
                     irp,
                 )
-            }
+            };
+            call.end_control();
+            returned
         };
         // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
         let done = unsafe {

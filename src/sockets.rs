@@ -489,6 +489,27 @@ impl Sockets {
         unsafe { self.with(claim) }
     }
 
+    /// For a call on an open socket that takes no IRP of the socket's (the
+    /// event callback controls: WskControlSocket without an IRP, or with one
+    /// of their own): the record kept alive and the call counted as in
+    /// progress (see [`Sockets::returned`]), like [`Sockets::claim`] but
+    /// without taking an IRP. None if the socket is not open.
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub unsafe fn claim_without_irp(&self, socket: *mut WSK_SOCKET) -> Option<Claim> {
+        let claim = |t: &mut Table| {
+            let n = Self::find(t, socket, false);
+            // SAFETY: a linked node is live and the lock is held.
+            let node = unsafe { n.as_mut() }?;
+            node.others += 1;
+            node.calling += 1;
+            Some(Claim { node: n, bit: 0, irp: ptr::null_mut(), calling: Cell::new(true), must_wait: false })
+        };
+        // SAFETY: IRQL per the caller.
+        unsafe { self.with(claim) }
+    }
+
     /// Marks an open socket as being closed and claims an IRP for the close.
     /// None if it is not open (or already being closed): the close must be
     /// refused.
@@ -575,10 +596,11 @@ impl Sockets {
         unsafe { wake(closer) };
     }
 
-    /// Before the call of `claim`, which has returned from its WSK function,
-    /// calls another function of the socket (the abortive disconnect at a
-    /// graceful one's deadline): counts it again, unless the socket is being
-    /// closed (false: the call must not be made). End it with
+    /// Before the call of `claim` calls another function of the socket (the
+    /// abortive disconnect at a graceful one's deadline, the next flag of
+    /// SafeWskDisableCallbacks): counts it again if it had returned, unless
+    /// the socket is being closed (false: the call must not be made). True
+    /// at once if the call is still counted. End it with
     /// [`Sockets::returned`].
     ///
     /// # Safety
@@ -587,7 +609,10 @@ impl Sockets {
         let again = |_: &mut Table| {
             // SAFETY: the claim keeps the node alive and the lock is held.
             let n = unsafe { &mut *claim.node };
-            if n.closing || claim.calling.get() {
+            if claim.calling.get() {
+                return true;
+            }
+            if n.closing {
                 return false;
             }
             n.calling += 1;
