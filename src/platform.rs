@@ -774,11 +774,17 @@ pub fn now_ms() -> u64 {
     let mut frequency: i64 = 0;
     // SAFETY: `frequency` is writable; no other precondition, any IRQL.
     let count = unsafe { KeQueryPerformanceCounter(&mut frequency) };
-    let (Ok(count), Ok(frequency)) = (u128::try_from(count), u128::try_from(frequency)) else {
+    let (Ok(count), Ok(frequency)) = (u64::try_from(count), u64::try_from(frequency)) else {
         return 0;
     };
     if frequency == 0 {
         return 0;
     }
-    u64::try_from(count.saturating_mul(1000) / frequency).unwrap_or(u64::MAX)
+    // In 64 bits (no 128-bit division: on ARM64 that is a compiler_builtins
+    // routine whose unwind data needs the C++ runtime, which a driver does
+    // not link): whole seconds, then the remainder, which is below the
+    // frequency (MHz-scale), so `* 1000` cannot overflow.
+    let whole = (count / frequency).saturating_mul(1000);
+    let part = (count % frequency).saturating_mul(1000) / frequency;
+    whole.saturating_add(part)
 }
