@@ -957,13 +957,15 @@ pub unsafe extern "C" fn SafeWskReleaseSecurityDescriptor(
 /// On any failure after WskSocket made the socket, the half-made socket is
 /// closed (through SafeWskCloseSocket's path, waited for) before this
 /// returns: it is never leaked and never returned half-configured. (Should
-/// even that close fail to get its IRP for half a second, the socket stays
+/// even that close fail to get its completion context for half a second
+/// (50 tries, 10 ms apart), the socket stays
 /// among the client's open sockets, and SafeWskCleanup refuses with
 /// STATUS_INVALID_DEVICE_STATE rather than hang in WskDeregister.)
 ///
-/// Allocations: one small non-paged pool block (tag 'kwSS') recording the
-/// socket among the client's open sockets, made before WskSocket is called;
-/// per step an IRP and the I/O manager's IoSetCompletionRoutineEx context.
+/// Allocations: the socket's record (one small non-paged pool block, tag
+/// 'kwSS') with its IRP, made before WskSocket is called (none when a closed
+/// socket's record is cached); every step reuses that IRP (IoReuseIrp); the
+/// I/O manager allocates its IoSetCompletionRoutineEx context per step.
 ///
 /// IRQL: <= APC_LEVEL (it waits).
 ///

@@ -1,6 +1,7 @@
 //! The connect behind SafeWskSocketConnectWithOptions: WskSocket, then
 //! WskControlSocket(WskSetOption) for each option asked for, then WskBind,
-//! then WskConnect, each through `irp::call_and_wait`, under one deadline.
+//! then WskConnect, each through `irp::call_and_wait_on` on the socket
+//! record's IRP (no IRP allocated per step), under one deadline.
 //!
 //! Why: "if the WSK application must set a socket option or issue an IOCTL
 //! before binding or connecting, it must call WskSocket, WskBind and
@@ -38,7 +39,7 @@ use core::ptr;
 
 use crate::client::SAFEWSK_CLIENT;
 use crate::connect_async::SAFEWSK_NO_TIMEOUT;
-use crate::irp::{call_and_wait, Completion};
+use crate::irp::{self, call_and_wait_on, Completion};
 use crate::nt::*;
 use crate::platform;
 use crate::socket;
@@ -300,6 +301,10 @@ pub unsafe fn connect_with_options(
     let deadline = Deadline::new(timeout_ms);
     let device = client.device();
     let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
+    // Every step runs on the record's IRP (IoReuseIrp before each): the
+    // socket is not handed out before the last step, so no other call can
+    // claim it meanwhile, and close_half_made runs only after the steps.
+    let irp = node.irp();
     let issue = |irp| {
         // SAFETY: the provider's WskSocket of the entered client, with
         // validated arguments and a fresh IRP.
@@ -321,7 +326,7 @@ pub unsafe fn connect_with_options(
     };
     // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
     // function.
-    let done = unsafe { call_and_wait(device, b"WskSocket\0", deadline.remaining(), issue) }?;
+    let done = unsafe { call_and_wait_on(irp, device, b"WskSocket\0", deadline.remaining(), issue, cancel) }?;
     let socket = done.information as *mut WSK_SOCKET;
     if nt_success(done.status) && !socket.is_null() {
         // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
@@ -338,7 +343,7 @@ pub unsafe fn connect_with_options(
     }
     // SAFETY: a socket WskSocket just made, recorded, with no call on it;
     // the addresses were validated and live until this call returns.
-    match unsafe { configure_bind_connect(device, socket, &settings, local, remote, deadline) } {
+    match unsafe { configure_bind_connect(device, irp, socket, &settings, local, remote, deadline) } {
         Ok(()) => {
             // SAFETY: `socket_out` was checked non-null as parameter 7.
             unsafe { *socket_out = socket };
@@ -353,14 +358,23 @@ pub unsafe fn connect_with_options(
     }
 }
 
+/// The default action at a step's deadline: cancel its IRP.
+fn cancel(irp: *mut IRP) {
+    // SAFETY: call_and_wait_on passes the still-live IRP, at IRQL <=
+    // APC_LEVEL.
+    unsafe { irp::cancel(irp) }
+}
+
 /// Steps 2 to 4: each option, WskBind, WskConnect.
 ///
 /// # Safety
 /// IRQL <= APC_LEVEL; `socket` is a connection socket from WskSocket with
-/// no call in progress; `local` and `remote` are valid addresses of its
+/// no call in progress; `irp` is its record's IRP, idle and used by nobody
+/// else until this returns; `local` and `remote` are valid addresses of its
 /// family, live until this returns.
 unsafe fn configure_bind_connect(
     device: PDEVICE_OBJECT,
+    irp: *mut IRP,
     socket: *mut WSK_SOCKET,
     settings: &Settings,
     local: *const SOCKADDR,
@@ -397,7 +411,7 @@ unsafe fn configure_bind_connect(
             }
         };
         // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
-        step(unsafe { call_and_wait(device, what, deadline.remaining(), issue) }?)?;
+        step(unsafe { call_and_wait_on(irp, device, what, deadline.remaining(), issue, cancel) }?)?;
     }
     // SAFETY: the entry is NULL or a PFN_WSK_BIND.
     let bind = unsafe { entry::<PFN_WSK_BIND>(table.WskBind) }?;
@@ -407,7 +421,7 @@ unsafe fn configure_bind_connect(
         unsafe { bind(socket, local.cast_mut(), 0, irp) }
     };
     // SAFETY: as above.
-    step(unsafe { call_and_wait(device, b"WskBind\0", deadline.remaining(), issue) }?)?;
+    step(unsafe { call_and_wait_on(irp, device, b"WskBind\0", deadline.remaining(), issue, cancel) }?)?;
     // SAFETY: the entry is NULL or a PFN_WSK_CONNECT.
     let connect = unsafe { entry::<PFN_WSK_CONNECT>(table.WskConnect) }?;
     let issue = |irp| {
@@ -415,6 +429,6 @@ unsafe fn configure_bind_connect(
         unsafe { connect(socket, remote.cast_mut(), 0, irp) }
     };
     // SAFETY: as above.
-    step(unsafe { call_and_wait(device, b"WskConnect\0", deadline.remaining(), issue) }?)?;
+    step(unsafe { call_and_wait_on(irp, device, b"WskConnect\0", deadline.remaining(), issue, cancel) }?)?;
     Ok(())
 }

@@ -731,3 +731,27 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
     }
     k.finish();
 }
+
+/// Every step (WskSocket, each option, WskBind, WskConnect) runs on the
+/// socket record's IRP: a connect with three options allocates one IRP (the
+/// record's, none once a closed socket's record is cached) and one
+/// completion context per step.
+#[test]
+fn the_steps_reuse_the_socket_records_irp() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let o = three_options();
+    for (round, irps) in [(0, 1u64), (1, 0)] {
+        let before = hostkernel::allocations();
+        let (st, socket) = connect_opts(client, server, Some(&o), 2000);
+        assert_eq!(st, STATUS_SUCCESS);
+        let a = hostkernel::allocations();
+        let got = (a.irps.0 - before.irps.0, a.completion_contexts.0 - before.completion_contexts.0);
+        // WskSocket, 3 options, WskBind, WskConnect: 6 steps.
+        assert_eq!(got, (irps, 6), "round {round}: (IRPs, completion contexts)");
+        assert_eq!(close(client, socket), STATUS_SUCCESS);
+    }
+    cleanup(client);
+    k.finish();
+}
