@@ -33,37 +33,24 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::client::{Entered, SAFEWSK_CLIENT};
+use crate::client::SAFEWSK_CLIENT;
 use crate::irp::call_and_wait;
 use crate::nt::*;
 use crate::options::Deadline;
-use crate::sockets::Claim;
+use crate::socket::{SocketCall, Take};
 use crate::status::{require_irql, Status};
 
 /// The events of a connection-oriented socket.
 const CONNECTION_EVENTS: ULONG = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
 
 /// Parameters 1 to 3 checked, the client entered (socket mode: works during
-/// cleanup, like every call on an open socket).
+/// cleanup, like every call on an open socket). The socket call holds no
+/// IRP of the record but counts as in progress, so that a close waits until
+/// the WskControlSocket calls have returned ("Closing a Socket": no
+/// WskCloseSocket while another call of the socket's functions is in
+/// progress); it is given back on drop.
 struct EventCall<'a> {
-    entered: Entered<'a>,
-    socket: *mut WSK_SOCKET,
-    /// Keeps the socket's record and counts the call as in progress, so
-    /// that a close waits until the WskControlSocket calls have returned
-    /// ("Closing a Socket": no WskCloseSocket while another call of the
-    /// socket's functions is in progress). Given back on drop.
-    claim: Option<Claim>,
-}
-
-impl Drop for EventCall<'_> {
-    fn drop(&mut self) {
-        if let Some(claim) = self.claim.take() {
-            // SAFETY: IRQL <= DISPATCH_LEVEL (`enter` claimed only there, and
-            // a call returns at the IRQL it was entered at); the claim holds
-            // no IRP.
-            unsafe { self.entered.client().sockets().release(claim) };
-        }
-    }
+    call: SocketCall<'a>,
 }
 
 impl<'a> EventCall<'a> {
@@ -76,21 +63,12 @@ impl<'a> EventCall<'a> {
     /// `client` is null or from SafeWskStartup.
     unsafe fn enter(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG) -> Result<Self, NTSTATUS> {
         // SAFETY: forwarded caller guarantee.
-        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
-        if socket.is_null() {
-            return Err(STATUS_INVALID_PARAMETER_2);
-        }
-        require_irql(DISPATCH_LEVEL)?;
-        let entered = client.enter_socket_call()?;
-        let sockets = client.sockets();
-        // SAFETY: IRQL <= DISPATCH_LEVEL checked above.
-        let claim = unsafe { sockets.claim_without_irp(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
-        let call = EventCall { entered, socket, claim: Some(claim) };
+        let call = unsafe { SocketCall::enter(client, socket, Take::NoIrp) }?;
         if mask == 0 || mask & !CONNECTION_EVENTS != 0 {
             return Err(STATUS_INVALID_PARAMETER_3);
         }
-        // SAFETY: IRQL as above.
-        let table = unsafe { sockets.dispatch_of(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        // SAFETY: IRQL <= DISPATCH_LEVEL (SocketCall::enter checked it).
+        let table = unsafe { call.entered.client().sockets().dispatch_of(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
         // SAFETY: the table the socket was created with, which the caller
         // keeps valid until the socket is closed (SafeWskSocketConnect's
         // contract); NULL is handled.
@@ -101,16 +79,16 @@ impl<'a> EventCall<'a> {
         if mask & !present != 0 {
             return Err(STATUS_INVALID_PARAMETER_3);
         }
-        Ok(call)
+        Ok(EventCall { call })
     }
 
     /// Before each WskControlSocket: the call is counted as in progress
     /// (again, after an earlier one returned), unless a close has begun
     /// meanwhile (STATUS_INVALID_PARAMETER_2: the socket is being closed).
     fn begin_control(&self) -> Result<(), NTSTATUS> {
-        let claim = self.claim.as_ref().ok_or(STATUS_INVALID_PARAMETER_2)?;
+        let claim = self.call.claim.as_ref().ok_or(STATUS_INVALID_PARAMETER_2)?;
         // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is live.
-        if unsafe { self.entered.client().sockets().call_again(claim) } {
+        if unsafe { self.call.entered.client().sockets().call_again(claim) } {
             Ok(())
         } else {
             Err(STATUS_INVALID_PARAMETER_2)
@@ -120,20 +98,18 @@ impl<'a> EventCall<'a> {
     /// After each WskControlSocket has returned (its IRP may pend): a close
     /// waiting for it may go on.
     fn end_control(&self) {
-        if let Some(claim) = self.claim.as_ref() {
+        if let Some(claim) = self.call.claim.as_ref() {
             // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is
             // live.
-            unsafe { self.entered.client().sockets().returned(claim) };
+            unsafe { self.call.entered.client().sockets().returned(claim) };
         }
     }
 
     /// The provider's WskControlSocket for this socket.
     fn control(&self) -> Result<PFN_WSK_CONTROL_SOCKET, NTSTATUS> {
-        // SAFETY: an open socket of this client (checked in `enter`): its
-        // Dispatch is the provider's connection table, valid until the close.
-        let table = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
-        // SAFETY: as above; NULL is handled.
-        let table = unsafe { table.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+        // SAFETY: an open socket of this client, checked in `enter` after
+        // the IRQL check.
+        let table = unsafe { self.call.dispatch() }?;
         let entry = table.Basic.WskControlSocket;
         if entry.is_null() {
             return Err(STATUS_NOT_SUPPORTED);
@@ -192,7 +168,7 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
     require_irql(APC_LEVEL)?;
     let control = call.control()?;
     let deadline = Deadline::new(timeout_ms);
-    let device = call.entered.client().device();
+    let device = call.call.device();
     for flag in [WSK_EVENT_RECEIVE, WSK_EVENT_DISCONNECT, WSK_EVENT_SEND_BACKLOG] {
         if mask & flag == 0 {
             continue;

@@ -28,14 +28,25 @@ pub enum Direction {
     Receive,
 }
 
+/// What a call on a socket takes from the socket's record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// One of its IRPs (send, receive, the address queries, disconnect).
+    Irp,
+    /// The record marked as being closed, and an IRP for the close.
+    Close,
+    /// No IRP: the call only counts as in progress (the event callbacks).
+    NoIrp,
+}
+
 /// A call on an open socket of an entered client, holding one of the
 /// socket's IRPs (given back when the call is dropped, or by the close).
-struct SocketCall<'a> {
-    entered: Entered<'a>,
-    socket: *mut WSK_SOCKET,
+pub(crate) struct SocketCall<'a> {
+    pub(crate) entered: Entered<'a>,
+    pub(crate) socket: *mut WSK_SOCKET,
     /// The socket's IRP for this call; None once a close has handed it to
     /// `finish_close` / `abort_close`.
-    claim: Option<Claim>,
+    pub(crate) claim: Option<Claim>,
 }
 
 impl Drop for SocketCall<'_> {
@@ -50,8 +61,9 @@ impl Drop for SocketCall<'_> {
 }
 
 impl<'a> SocketCall<'a> {
-    /// Parameters 1 (the client) and 2 (an open socket of it; with `close`,
-    /// marked as being closed). The socket is not dereferenced here.
+    /// Parameters 1 (the client) and 2 (an open socket of it; with
+    /// [`Take::Close`], marked as being closed). The socket is not
+    /// dereferenced here.
     ///
     /// Whether the socket is open is looked up under the client's spin lock,
     /// so above DISPATCH_LEVEL nothing past the NULL checks is done: the call
@@ -61,7 +73,11 @@ impl<'a> SocketCall<'a> {
     ///
     /// # Safety
     /// `client` is null or from SafeWskStartup.
-    unsafe fn enter(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, close: bool) -> Result<Self, NTSTATUS> {
+    pub(crate) unsafe fn enter(
+        client: *mut SAFEWSK_CLIENT,
+        socket: *mut WSK_SOCKET,
+        take: Take,
+    ) -> Result<Self, NTSTATUS> {
         // SAFETY: forwarded caller guarantee.
         let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
         if socket.is_null() {
@@ -70,18 +86,19 @@ impl<'a> SocketCall<'a> {
         require_irql(DISPATCH_LEVEL)?;
         let entered = client.enter_socket_call()?;
         let sockets = client.sockets();
-        let claim = if close {
+        let claim = match take {
             // SAFETY: IRQL <= DISPATCH_LEVEL checked just above.
-            unsafe { sockets.begin_close(socket) }
-        } else {
+            Take::Close => unsafe { sockets.begin_close(socket) },
             // SAFETY: as above.
-            unsafe { sockets.claim(socket) }
+            Take::Irp => unsafe { sockets.claim(socket) },
+            // SAFETY: as above.
+            Take::NoIrp => unsafe { sockets.claim_without_irp(socket) },
         };
         let claim = claim.ok_or(STATUS_INVALID_PARAMETER_2)?;
         Ok(SocketCall { entered, socket, claim: Some(claim) })
     }
 
-    fn device(&self) -> PDEVICE_OBJECT {
+    pub(crate) fn device(&self) -> PDEVICE_OBJECT {
         self.entered.client().device()
     }
 
@@ -127,7 +144,7 @@ impl<'a> SocketCall<'a> {
     /// Only after the IRQL check: then [`Self::enter`] has checked that the
     /// socket is open, so its Dispatch is the provider's connection table,
     /// valid until the close.
-    unsafe fn dispatch(&self) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
+    pub(crate) unsafe fn dispatch(&self) -> Result<&'a WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
         // SAFETY: per the function's contract, an open WSK_SOCKET.
         let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         // SAFETY: the provider's connection dispatch table, valid until the
@@ -160,7 +177,7 @@ pub unsafe fn transfer(
     bytes: *mut ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, Take::Irp) }?;
     if buffer.is_null() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -243,7 +260,7 @@ pub unsafe fn address(
     timeout_ms: ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, Take::Irp) }?;
     if address.is_null() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -302,7 +319,7 @@ pub unsafe fn disconnect(
     timeout_ms: ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
-    let mut call = unsafe { SocketCall::enter(client, socket, false) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, Take::Irp) }?;
     if flags & !WSK_FLAG_ABORTIVE != 0 {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
@@ -366,7 +383,7 @@ pub unsafe fn disconnect(
 /// The API contract of SafeWskCloseSocket.
 pub unsafe fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> Status {
     // SAFETY: forwarded API contract.
-    let mut call = unsafe { SocketCall::enter(client, socket, true) }?;
+    let mut call = unsafe { SocketCall::enter(client, socket, Take::Close) }?;
     let result = close_marked(&mut call);
     let sockets = call.entered.client().sockets();
     // IRQL <= DISPATCH_LEVEL: `enter` refused anything above, and

@@ -364,10 +364,11 @@ pub(crate) unsafe extern "system" fn wsk_get_address_info(
         violation(format!("{WHO}: NULL Result"));
         return fail(STATUS_INVALID_PARAMETER);
     }
-    // SAFETY: the caller's UNICODE_STRINGs, NULL or readable.
-    let (Some(node), Some(service)) =
-        (unsafe { read_unicode(node, WHO, "NodeName") }, unsafe { read_unicode(service, WHO, "ServiceName") })
-    else {
+    // SAFETY: the caller's NodeName UNICODE_STRING, NULL or readable.
+    let node = unsafe { read_unicode(node, WHO, "NodeName") };
+    // SAFETY: the caller's ServiceName UNICODE_STRING, NULL or readable.
+    let service = unsafe { read_unicode(service, WHO, "ServiceName") };
+    let (Some(node), Some(service)) = (node, service) else {
         return fail(STATUS_INVALID_PARAMETER);
     };
     // SAFETY: ADDRINFOEXW hints: ai_family at 4 (the only hint used here).
