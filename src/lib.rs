@@ -6,31 +6,25 @@
 //! deadline, cancellation, free), owns the WSK registration, and refuses to
 //! deregister while sockets are open.
 //!
-//! Layout:
-//! - [`nt`]: the NT/WSK types and constants that cross the ABI, with layout
-//!   assertions;
-//! - `platform`: the only module that names kernel symbols;
-//! - `sync`: the kernel objects the kernel writes (KEVENT, KSPIN_LOCK)
-//!   behind small wrappers;
-//! - `validate`: parameter checks (pure, no kernel calls);
-//! - `irp`: the IRP life cycle of one synchronous call;
-//! - `rundown`: the client's rundown word (no kernel calls; loom-checked);
-//! - `sockets`: the open sockets of a client;
-//! - `client`: registration, provider capture, cleanup;
-//! - `request_state` and `connect_async`: the asynchronous connect's state
-//!   word (loom-checked) and its IRP, timer and callback;
-//! - `buffer`: the MDL of a send/receive buffer (probed and locked, or built
-//!   for non-paged pool with SAFEWSK_FLAG_NONPAGED_BUFFER);
-//! - `by_name`: SafeWskConnectByName (WskGetAddressInfo, the list copied
-//!   and freed, then the addresses tried in order under one deadline);
-//! - `connect` and `socket`: the machinery behind the connect exports and the
-//!   socket calls; `status`: results turned into the NTSTATUS an export
-//!   returns, in one place;
+//! Layout, one folder per concept:
+//! - `kernel`: the NT/WSK types that cross the ABI ([`nt`]), the only module
+//!   that names kernel symbols (`platform`), kernel objects behind small
+//!   wrappers (`sync`), the IRP life cycle of one synchronous call (`irp`),
+//!   results turned into an export's NTSTATUS (`status`);
+//! - `client`: registration, the provider NPI, the static table of clients
+//!   and its rundown word (loom-checked), cached security descriptors, the
+//!   provider's transport list;
+//! - `handles`: the driver's table of socket slots behind the opaque
+//!   `SAFEWSK_SOCKET*` handles, and the slot's state word (loom-checked);
+//! - `connect`: the connect family (synchronous, asynchronous with its state
+//!   word, by name, with options) and its parameter checks;
+//! - `io`: the calls on a connected socket (send, receive, addresses,
+//!   disconnect, close, event callbacks) and the MDL of a buffer;
 //! - [`api`]: the exported `SafeWsk*` functions and their documentation, and
 //!   nothing else.
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
-//! (the client block, and one small record per open socket) and what the
+//! (the client block, and one 4 KiB chunk per 64 socket slots) and what the
 //! kernel allocates for it (IRPs, IoSetCompletionRoutineEx contexts, MDLs).
 //! On Windows it contains one hand-written assembly function (x64 and
 //! ARM64, `platform/seh.rs`): the `__try/__except` around
@@ -67,40 +61,51 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     platform::bugcheck(file, line, column)
 }
 
+#[cfg(not(loom))]
 pub mod api;
-mod buffer;
-mod by_name;
+#[cfg(not(loom))]
 mod client;
+#[cfg(not(loom))]
 mod connect;
-mod connect_async;
-mod events;
-mod irp;
-/// cbindgen:ignore
-pub mod nt;
-mod options;
-/// cbindgen:ignore
-mod platform;
-/// cbindgen:ignore
-mod request_state;
-/// cbindgen:ignore
-mod rundown;
-mod security_descriptor;
-mod socket;
-mod sockets;
-mod status;
-mod sync;
-mod transports;
-mod validate;
-#[cfg(all(windows, feature = "wdk"))]
-mod wdk_check;
+#[cfg(not(loom))]
+mod handles;
+#[cfg(not(loom))]
+mod io;
+#[cfg(not(loom))]
+mod kernel;
 
+// The loom build compiles only the kernel-free state words it checks.
+#[cfg(loom)]
+#[path = "handles/state.rs"]
+mod handles_state;
+#[cfg(loom)]
+#[path = "client/rundown.rs"]
+mod client_rundown;
+#[cfg(loom)]
+#[path = "connect/request_state.rs"]
+mod request_state;
+
+#[cfg(not(loom))]
+pub use kernel::nt;
+#[cfg(not(loom))]
+use kernel::{platform, sync};
+
+#[cfg(not(loom))]
 pub use api::*;
-pub use buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
-pub use by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
-pub use client::SAFEWSK_CLIENT;
-pub use options::{
+#[cfg(not(loom))]
+pub use client::{SAFEWSK_CLIENT, SAFEWSK_MAX_CLIENTS};
+#[cfg(not(loom))]
+pub use client::security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;
+#[cfg(not(loom))]
+pub use connect::by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
+#[cfg(not(loom))]
+pub use connect::options::{
     SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF, SAFEWSK_OPTION_REUSEADDR,
     SAFEWSK_SOCKET_OPTIONS,
 };
-pub use platform::POOL_TAG;
-pub use security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;
+#[cfg(not(loom))]
+pub use handles::{table_usage, SAFEWSK_MAX_SOCKETS, SAFEWSK_SOCKET};
+#[cfg(not(loom))]
+pub use io::buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
+#[cfg(not(loom))]
+pub use kernel::platform::POOL_TAG;

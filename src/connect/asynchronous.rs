@@ -16,19 +16,20 @@ use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use static_assertions::const_assert;
 
-use crate::client::SAFEWSK_CLIENT;
-use crate::nt::*;
-use crate::platform;
-use crate::request_state::{RequestState, CANCELLED, COMPLETED, TIMED_OUT};
-use crate::sockets::Reserved;
-use crate::sync::Timer;
+use super::request_state::{RequestState, CANCELLED, COMPLETED, TIMED_OUT};
+use crate::client::{self, ClientBlock, Inside};
+use crate::handles::{RawReserved, Reserved, SAFEWSK_SOCKET};
+use crate::kernel::nt::*;
+use crate::kernel::platform;
+use crate::kernel::sync::Timer;
 
 /// Completion callback of `SafeWskSocketConnectAsync`: `Status` as
 /// SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
-/// STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
-/// (owned by the callee, to close with SafeWskCloseSocket) or NULL.
+/// STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected
+/// socket's handle (owned by the callee, to close with SafeWskCloseSocket)
+/// or NULL.
 pub type SAFEWSK_CONNECT_CALLBACK =
-    Option<unsafe extern "C" fn(Context: PVOID, Status: NTSTATUS, Socket: *mut WSK_SOCKET)>;
+    Option<unsafe extern "C" fn(Context: PVOID, Status: NTSTATUS, Socket: *mut SAFEWSK_SOCKET)>;
 
 /// `TimeoutMs` value for no deadline.
 pub const SAFEWSK_NO_TIMEOUT: ULONG = 0xFFFF_FFFF;
@@ -60,15 +61,17 @@ pub struct SAFEWSK_CONNECT_REQUEST {
 struct Private {
     timer: Timer,
     irp: *mut IRP,
-    client: *const SAFEWSK_CLIENT,
+    /// The client's block (the request is inside the client until its
+    /// callback has returned) and its slot index.
+    client: *const ClientBlock,
+    client_index: u32,
     state: RequestState,
     /// IoStatus, written by the completion routine and read by whoever
     /// finalizes (ordered by `state`).
     status: AtomicI32,
     information: AtomicUsize,
-    /// The node that records the socket in the client's open sockets
-    /// (`sockets::Reserved::into_raw`), reserved before the connect.
-    node: *mut core::ffi::c_void,
+    /// The socket slot reserved before the connect.
+    slot: RawReserved,
     /// Copies of the addresses: the provider may read them until the IRP
     /// completes, longer than the caller's buffers need to live.
     local: Sockaddr,
@@ -137,28 +140,28 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     }
     // SAFETY: the client outlives its requests: cleanup waits for this
     // request to leave (below).
-    let client = unsafe { &*pr.client };
+    let block = unsafe { &*pr.client };
+    let client_index = pr.client_index;
     if !pr.sd.is_null() {
         // SAFETY: pinned by the connect for this request; IRQL <=
         // DISPATCH_LEVEL. The IRP has completed: the driver may release
         // the descriptor from the callback on.
-        unsafe { client.sds().unpin(pr.sd) };
+        unsafe { block.sds().unpin(pr.sd) };
     }
-    // SAFETY: the node `start` stored, taken back once (last reference).
-    let node = unsafe { Reserved::from_raw(pr.node) };
-    let mut socket: *mut WSK_SOCKET = ptr::null_mut();
+    // SAFETY: the slot `start` stored, taken back once (last reference).
+    let slot = unsafe { Reserved::from_raw(pr.slot) };
+    let mut handle: *mut SAFEWSK_SOCKET = ptr::null_mut();
+    let socket = pr.information.load(Ordering::Acquire) as *mut WSK_SOCKET;
+    if nt_success(status) && socket.is_null() {
+        status = STATUS_UNSUCCESSFUL;
+    }
     if nt_success(status) {
-        socket = pr.information.load(Ordering::Acquire) as *mut WSK_SOCKET;
-        if socket.is_null() {
-            status = STATUS_UNSUCCESSFUL;
-            drop(node);
-        } else {
-            // SAFETY: IRQL <= DISPATCH_LEVEL (a completion routine, DPC or
-            // the caller's thread); a new socket, not yet recorded.
-            unsafe { client.sockets().insert(node, socket) };
-        }
+        slot.set_socket(socket);
+        handle = slot.publish();
     } else {
-        drop(node);
+        // IRQL <= DISPATCH_LEVEL (a completion routine, DPC or the caller's
+        // thread): the slot is freed.
+        drop(slot);
     }
     // SAFETY: the caller's storage is intact until the callback returns.
     let callback = unsafe { (*request).Callback };
@@ -167,9 +170,9 @@ unsafe fn release(request: *mut SAFEWSK_CONNECT_REQUEST) {
     // After the callback the caller may reuse or free the request.
     if let Some(callback) = callback {
         // SAFETY: the caller's callback with its context, called once.
-        unsafe { callback(context, status, socket) };
+        unsafe { callback(context, status, handle) };
     }
-    client.leave();
+    client::leave(client_index);
 }
 
 /// Removes a queued timer and, if that worked and nobody claimed the timer's
@@ -239,7 +242,7 @@ unsafe extern "system" fn on_timeout(_dpc: *mut KDPC, context: PVOID, _a1: PVOID
 /// one WSK function; `sd` is NULL or pinned for this request (it is
 /// unpinned when the request finishes, on Ok).
 pub unsafe fn start(
-    client: &SAFEWSK_CLIENT,
+    inside: &Inside,
     request: *mut SAFEWSK_CONNECT_REQUEST,
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
@@ -249,26 +252,29 @@ pub unsafe fn start(
 ) -> Result<(), NTSTATUS> {
     // The socket's record first, so that a connected socket is never lost;
     // it comes with the IRP the connect uses (and the socket's calls reuse).
-    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
-    let irp = node.irp();
-    // The record may come from a closed socket: its IRP was used before.
-    // SAFETY: the record's idle IRP, ours; IRQL <= DISPATCH_LEVEL.
+    // SAFETY: IRQL <= DISPATCH_LEVEL per the caller.
+    let slot = unsafe { inside.reserve_socket(dispatch) }?;
+    let irp = slot.irp();
+    let block = inside.block();
+    // The slot's IRP may come from a closed socket: it was used before.
+    // SAFETY: the slot's idle IRP, ours; IRQL <= DISPATCH_LEVEL.
     unsafe { platform::reuse_irp(irp) };
-    // SAFETY: the IRP is fresh and ours, with one stack location; the client's
-    // device object is live while the client is. On failure `node` (and the
-    // IRP with it) is freed when it goes out of scope.
-    let st = unsafe { platform::set_completion_routine(client.device(), irp, on_complete, request.cast()) };
+    // SAFETY: the IRP is ours, with one stack location; the client's device
+    // object is live while the client is. On failure `slot` is freed when it
+    // goes out of scope.
+    let st = unsafe { platform::set_completion_routine(block.device(), irp, on_complete, request.cast()) };
     if !nt_success(st) {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     let mut state = Private {
         timer: Timer::new(),
         irp,
-        client: client as *const SAFEWSK_CLIENT,
+        client: block,
+        client_index: inside.index(),
         state: RequestState::new(),
         status: AtomicI32::new(STATUS_PENDING),
         information: AtomicUsize::new(0),
-        node: node.into_raw(),
+        slot: slot.into_raw(),
         local: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
         remote: Sockaddr([0; size_of::<SOCKADDR_IN6>()]),
         sd,

@@ -41,7 +41,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::connect_async::SAFEWSK_NO_TIMEOUT;
+use crate::connect::asynchronous::SAFEWSK_NO_TIMEOUT;
 use crate::nt::*;
 use crate::platform;
 use crate::sync::Event;

@@ -385,19 +385,47 @@ pub fn report_unconsumed(what: &[u8], irp: *mut IRP, status: NTSTATUS) {
     }
 }
 
-/// DbgPrint that SafeWskCleanup is still waiting for `inside` calls in
-/// progress and asynchronous connects.
+/// DbgPrint that SafeWskCleanup is still waiting for `calls` calls in
+/// progress (and asynchronous connects) and `sockets` socket slots.
 #[allow(clippy::manual_c_str_literals)]
-pub fn report_cleanup_waiting(ms: ULONG, inside: usize) {
+pub fn report_cleanup_waiting(ms: ULONG, calls: u32, sockets: u32) {
     // SAFETY: as in report_overdue.
     unsafe {
         DbgPrint(
-            b"safewsk: SafeWskCleanup: still waiting after %u ms for %u call(s) in progress or asynchronous \
-connect(s) to finish\n\0"
+            b"safewsk: SafeWskCleanup: still waiting after %u ms for %u call(s) or asynchronous connect(s) and %u \
+socket(s) to finish\n\0"
                 .as_ptr()
                 .cast(),
             ms,
-            ULONG::try_from(inside).unwrap_or(ULONG::MAX),
+            calls,
+            sockets,
+        );
+    }
+}
+
+/// DbgPrint that SafeWskCleanup closes a socket the driver left open (slot
+/// `slot`).
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_cleanup_closing(slot: u32) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(b"safewsk: SafeWskCleanup: closing socket (slot %u) the driver left open\n\0".as_ptr().cast(), slot);
+    }
+}
+
+/// DbgPrint that a close could not be issued (`status`): the socket in slot
+/// `slot` (u32::MAX: a half-made socket) is the library's until cleanup
+/// closes it.
+#[allow(clippy::manual_c_str_literals)]
+pub fn report_orphan(slot: u32, status: NTSTATUS) {
+    // SAFETY: as in report_overdue.
+    unsafe {
+        DbgPrint(
+            b"safewsk: WskCloseSocket of slot %u could not be issued (0x%08X); SafeWskCleanup will close it\n\0"
+                .as_ptr()
+                .cast(),
+            slot,
+            status as ULONG,
         );
     }
 }

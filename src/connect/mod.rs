@@ -1,15 +1,32 @@
-//! The connect behind SafeWskSocketConnect and SafeWskSocketConnectAsync:
-//! parameters by position, then the IRQL, then entering the client; then the
-//! provider's WskSocketConnect, waited for or started asynchronously.
+//! The connect family: SafeWskSocketConnect and SafeWskSocketConnectAsync
+//! (here and in `asynchronous`), SafeWskConnectByName (`by_name`),
+//! SafeWskSocketConnectWithOptions (`options`), and the parameter checks
+//! they share (`validate`).
+//!
+//! Every connect: parameters by position (the client handle is checked, and
+//! the client entered so that its transport list and cached security
+//! descriptors can be read), then the IRQL, then refusing a client whose
+//! cleanup has begun; then a socket slot is reserved (with its IRP, before
+//! the provider is called, so a connected socket is never lost to a failed
+//! allocation) and the provider's WskSocketConnect waited for or started
+//! asynchronously; on success the slot is published and its handle handed
+//! out.
 
-use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::connect_async::{self, SAFEWSK_CONNECT_REQUEST};
-use crate::irp::{self, call_and_wait_on};
-use crate::nt::*;
-use crate::platform;
-use crate::security_descriptor::SdPin;
-use crate::status::{require_irql, Status};
-use crate::validate::{ConnectArgs, Context};
+pub(crate) mod asynchronous;
+pub(crate) mod by_name;
+pub(crate) mod options;
+/// cbindgen:ignore
+pub(crate) mod request_state;
+pub(crate) mod validate;
+
+use crate::client::{self, Inside, SAFEWSK_CLIENT};
+use crate::handles::SAFEWSK_SOCKET;
+use crate::kernel::irp::{self, call_and_wait_on};
+use crate::kernel::nt::*;
+use crate::kernel::status::{require_irql, Status};
+use asynchronous::SAFEWSK_CONNECT_REQUEST;
+use crate::client::security_descriptor::SdPin;
+use validate::{ConnectArgs, Context};
 
 type SocketConnectFn = unsafe extern "system" fn(
     PWSK_CLIENT,
@@ -27,15 +44,36 @@ type SocketConnectFn = unsafe extern "system" fn(
 ) -> NTSTATUS;
 
 /// A connect whose arguments were validated, inside its client.
-struct Connect<'a> {
-    entered: Entered<'a>,
+struct Connect {
+    inside: Inside,
     args: ConnectArgs,
     socket_connect: SocketConnectFn,
     /// The security descriptor's pin, held until the IRP has completed.
-    pin: SdPin<'a>,
+    pin: SdPin<'static>,
 }
 
-impl<'a> Connect<'a> {
+/// Parameter 1 and the validation context of a connect: the client entered
+/// (at IRQL <= DISPATCH_LEVEL; above it only the handle's form is checked,
+/// and the call fails for its IRQL right after validation).
+pub(crate) fn client_context(
+    client: *mut SAFEWSK_CLIENT,
+    twelfth_ok: bool,
+) -> (Result<Option<Inside>, NTSTATUS>, Context<'static>) {
+    let pinned = client::pin(client);
+    let block = match &pinned {
+        Ok(Some(inside)) => Some(inside.block()),
+        _ => None,
+    };
+    let cx = Context {
+        client_present: pinned.is_ok(),
+        twelfth_ok,
+        transports: block.map(|b| b.transports()),
+        sds: block.map(|b| b.sds()),
+    };
+    (pinned, cx)
+}
+
+impl Connect {
     /// Parameters 1 to 12 (12 usable or not as `twelfth_ok` says), then
     /// IRQL <= `max_irql`, then entering the client.
     ///
@@ -47,31 +85,24 @@ impl<'a> Connect<'a> {
         args: ConnectArgs,
         twelfth_ok: bool,
         max_irql: KIRQL,
-    ) -> Result<Connect<'a>, NTSTATUS> {
-        // SAFETY: `client` is null or a pointer from SafeWskStartup.
-        let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) };
-        let lockable = platform::current_irql() <= DISPATCH_LEVEL;
-        let cx = Context {
-            client_present: client.is_some(),
-            twelfth_ok,
-            transports: client.map(|c| c.transports()),
-            sds: client.filter(|_| lockable).map(|c| c.sds()),
-        };
+    ) -> Result<Connect, NTSTATUS> {
+        let (pinned, cx) = client_context(client, twelfth_ok);
         // SAFETY: the pointers are null or readable per the API contract.
         unsafe { args.validate(cx) }?;
-        let client = client.ok_or(STATUS_INVALID_PARAMETER_1)?;
         require_irql(max_irql)?;
-        let entered = client.enter()?;
+        let inside = pinned?.ok_or(STATUS_INVALID_LEVEL)?;
+        inside.connecting()?;
+        let block = inside.block();
         // SAFETY: the provider dispatch captured at startup stays valid until
         // the NPI is released at cleanup, which waits for us to leave.
-        let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
+        let socket_connect = unsafe { (*block.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
         // Validation found the descriptor cached; pin it so that no release
         // can happen before the IRP has completed (a release that won the
         // race since then makes it _11 after all).
         // SAFETY: IRQL <= max_irql <= DISPATCH_LEVEL, checked above; the pin
         // is dropped in this call or handed to the request (same bound).
-        let pin = unsafe { SdPin::new(client.sds(), args.security_descriptor) }?;
-        Ok(Connect { entered, args, socket_connect, pin })
+        let pin = unsafe { SdPin::new(block.sds(), args.security_descriptor) }?;
+        Ok(Connect { inside, args, socket_connect, pin })
     }
 
     /// Hands `irp` to the provider's WskSocketConnect, with `local` and
@@ -83,7 +114,7 @@ impl<'a> Connect<'a> {
     /// valid until the IRP completes (WSK may read them until then).
     unsafe fn issue(&self, irp: *mut IRP, local: *const SOCKADDR, remote: *const SOCKADDR) -> NTSTATUS {
         // SAFETY: forwarded caller guarantees.
-        unsafe { issue(&self.entered, self.socket_connect, &self.args, irp, local, remote) }
+        unsafe { issue(&self.inside, self.socket_connect, &self.args, irp, local, remote) }
     }
 }
 
@@ -93,7 +124,7 @@ impl<'a> Connect<'a> {
 /// # Safety
 /// As [`Connect::issue`]; `a` was validated.
 unsafe fn issue(
-    entered: &Entered<'_>,
+    inside: &Inside,
     socket_connect: SocketConnectFn,
     a: &ConnectArgs,
     irp: *mut IRP,
@@ -104,7 +135,7 @@ unsafe fn issue(
     // validated arguments and an IRP per the function's contract.
     unsafe {
         socket_connect(
-            entered.provider().Client,
+            inside.block().provider().Client,
             a.socket_type,
             a.protocol,
             local.cast_mut(),
@@ -129,19 +160,20 @@ unsafe fn issue(
 /// IRQL <= APC_LEVEL; `args` was validated (its addresses are readable and
 /// stay valid until this returns).
 pub(crate) unsafe fn connect_entered(
-    entered: &Entered<'_>,
+    inside: &Inside,
     args: &ConnectArgs,
     timeout_ms: ULONG,
-) -> Result<*mut WSK_SOCKET, NTSTATUS> {
+) -> Result<*mut SAFEWSK_SOCKET, NTSTATUS> {
+    let block = inside.block();
     // SAFETY: the provider dispatch captured at startup stays valid until
     // the NPI is released at cleanup, which waits for the entered call.
-    let socket_connect = unsafe { (*entered.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
-    let client = entered.client();
-    let node = client.sockets().reserve(client.allocator())?.with_dispatch(args.dispatch);
+    let socket_connect = unsafe { (*block.provider().Dispatch).WskSocketConnect }.ok_or(STATUS_NOT_SUPPORTED)?;
+    // SAFETY: IRQL <= APC_LEVEL per the caller.
+    let slot = unsafe { inside.reserve_socket(args.dispatch) }?;
     let issue = |irp| {
-        // SAFETY: the record's IRP with its completion routine set; the
+        // SAFETY: the slot's IRP with its completion routine set; the
         // addresses live until this call returns, which is after completion.
-        unsafe { issue(entered, socket_connect, args, irp, args.local, args.remote) }
+        unsafe { issue(inside, socket_connect, args, irp, args.local, args.remote) }
     };
     let cancel = |irp| {
         // SAFETY: call_and_wait_on passes the still-live IRP.
@@ -151,7 +183,7 @@ pub(crate) unsafe fn connect_entered(
     // call_and_wait_on); IRQL <= APC_LEVEL; `issue` hands the IRP to exactly
     // one WSK function.
     let done = unsafe {
-        call_and_wait_on(node.irp(), client.device(), b"WskSocketConnect\0", Some(timeout_ms), issue, cancel)
+        call_and_wait_on(slot.irp(), block.device(), b"WskSocketConnect\0", Some(timeout_ms), issue, cancel)
     }?;
     if !nt_success(done.status) {
         return Err(done.status);
@@ -161,9 +193,8 @@ pub(crate) unsafe fn connect_entered(
         // A provider that reports success without a socket: nothing to close.
         return Err(STATUS_UNSUCCESSFUL);
     }
-    // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
-    unsafe { client.sockets().insert(node, socket) };
-    Ok(socket)
+    slot.set_socket(socket);
+    Ok(slot.publish())
 }
 
 /// SafeWskSocketConnect: connects and waits up to `timeout_ms`; on success
@@ -174,13 +205,13 @@ pub(crate) unsafe fn connect_entered(
 pub unsafe fn connect_and_wait(
     client: *mut SAFEWSK_CLIENT,
     args: ConnectArgs,
-    socket_out: *mut *mut WSK_SOCKET,
+    socket_out: *mut *mut SAFEWSK_SOCKET,
     timeout_ms: ULONG,
 ) -> Status {
     // SAFETY: forwarded API contract.
     let connect = unsafe { Connect::begin(client, args, !socket_out.is_null(), APC_LEVEL) }?;
     // SAFETY: IRQL <= APC_LEVEL (checked by begin); validated arguments.
-    let socket = unsafe { connect_entered(&connect.entered, &connect.args, timeout_ms) }?;
+    let socket = unsafe { connect_entered(&connect.inside, &connect.args, timeout_ms) }?;
     // SAFETY: `socket_out` was checked non-null as parameter 12.
     unsafe { *socket_out = socket };
     Ok(STATUS_SUCCESS)
@@ -210,8 +241,8 @@ pub unsafe fn connect_async(
     // request, so the caller's may go away when this returns); the client
     // stays entered for the request (kept below).
     unsafe {
-        connect_async::start(
-            connect.entered.client(),
+        asynchronous::start(
+            &connect.inside,
             request,
             args.local,
             args.remote,
@@ -222,9 +253,9 @@ pub unsafe fn connect_async(
     }?;
     // The request leaves the client's rundown after its callback, and
     // unpins the security descriptor once its IRP has completed.
-    let Connect { entered, pin, .. } = connect;
+    let Connect { inside, pin, .. } = connect;
     let _ = pin.keep();
-    entered.keep();
+    let _ = inside.keep();
     Ok(STATUS_PENDING)
 }
 
@@ -238,7 +269,7 @@ pub unsafe fn cancel(request: *mut SAFEWSK_CONNECT_REQUEST) -> Status {
     }
     require_irql(DISPATCH_LEVEL)?;
     // SAFETY: a started request with intact storage, per the contract.
-    if unsafe { connect_async::cancel(request) } {
+    if unsafe { asynchronous::cancel(request) } {
         Ok(STATUS_SUCCESS)
     } else {
         Err(STATUS_NOT_FOUND)

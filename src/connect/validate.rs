@@ -37,8 +37,8 @@
 use core::ptr;
 
 use crate::nt::*;
-use crate::security_descriptor::CachedSds;
-use crate::transports::Transports;
+use crate::client::security_descriptor::CachedSds;
+use crate::client::transports::Transports;
 
 /// A remote or local endpoint read out of the caller's SOCKADDR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

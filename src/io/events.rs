@@ -33,101 +33,65 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::client::SAFEWSK_CLIENT;
-use crate::irp::call_and_wait;
-use crate::nt::*;
-use crate::options::Deadline;
-use crate::socket::{SocketCall, Take};
-use crate::status::{require_irql, Status};
+use crate::connect::options::Deadline;
+use crate::handles::{Take, SAFEWSK_SOCKET};
+use crate::io::{check, SocketCall};
+use crate::kernel::irp::call_and_wait;
+use crate::kernel::nt::*;
+use crate::kernel::status::{require_irql, Status};
 
 /// The events of a connection-oriented socket.
 const CONNECTION_EVENTS: ULONG = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
 
-/// Parameters 1 to 3 checked, the client entered (socket mode: works during
-/// cleanup, like every call on an open socket). The socket call holds no
-/// IRP of the record but counts as in progress, so that a close waits until
-/// the WskControlSocket calls have returned ("Closing a Socket": no
-/// WskCloseSocket while another call of the socket's functions is in
-/// progress); it is given back on drop.
-struct EventCall<'a> {
-    call: SocketCall<'a>,
+/// Parameters 1 (a socket handle) and 2 (a mask of connection events), the
+/// IRQL (<= DISPATCH_LEVEL), the socket acquired (counted as a call, without
+/// its IRP: a close waits until the WskControlSocket calls have returned,
+/// "Closing a Socket"), then each event of the mask checked against the
+/// table the socket was made with (read once the socket is held: the
+/// driver keeps the table valid until the close).
+fn enter(socket: *mut SAFEWSK_SOCKET, mask: ULONG) -> Result<SocketCall, NTSTATUS> {
+    let h = check(socket)?;
+    if mask == 0 || mask & !CONNECTION_EVENTS != 0 {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    require_irql(DISPATCH_LEVEL)?;
+    let call = SocketCall::acquire(h, Take::CallWithoutIrp)?;
+    // SAFETY: the table the socket was created with, which the caller keeps
+    // valid until the socket is closed (the connect's contract); the socket
+    // is held, so not closed; NULL is handled.
+    let table = unsafe { call.slot().dispatch().as_ref() }.ok_or(STATUS_INVALID_PARAMETER_2)?;
+    let present = (if table.WskReceiveEvent.is_some() { WSK_EVENT_RECEIVE } else { 0 })
+        | (if table.WskDisconnectEvent.is_some() { WSK_EVENT_DISCONNECT } else { 0 })
+        | (if table.WskSendBacklogEvent.is_some() { WSK_EVENT_SEND_BACKLOG } else { 0 });
+    if mask & !present != 0 {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    Ok(call)
 }
 
-impl<'a> EventCall<'a> {
-    /// Parameters 1 (client), 2 (an open socket of it) and 3 (a mask of
-    /// connection events, each present in the socket's table). Above
-    /// DISPATCH_LEVEL only the NULL checks of 1 and 2 are made (the rest
-    /// needs the client's spin lock).
-    ///
-    /// # Safety
-    /// `client` is null or from SafeWskStartup.
-    unsafe fn enter(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG) -> Result<Self, NTSTATUS> {
-        // SAFETY: forwarded caller guarantee.
-        let call = unsafe { SocketCall::enter(client, socket, Take::NoIrp) }?;
-        if mask == 0 || mask & !CONNECTION_EVENTS != 0 {
-            return Err(STATUS_INVALID_PARAMETER_3);
-        }
-        // SAFETY: IRQL <= DISPATCH_LEVEL (SocketCall::enter checked it).
-        let table = unsafe { call.entered.client().sockets().dispatch_of(socket) }.ok_or(STATUS_INVALID_PARAMETER_2)?;
-        // SAFETY: the table the socket was created with, which the caller
-        // keeps valid until the socket is closed (SafeWskSocketConnect's
-        // contract); NULL is handled.
-        let table = unsafe { table.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_3)?;
-        let present = (if table.WskReceiveEvent.is_some() { WSK_EVENT_RECEIVE } else { 0 })
-            | (if table.WskDisconnectEvent.is_some() { WSK_EVENT_DISCONNECT } else { 0 })
-            | (if table.WskSendBacklogEvent.is_some() { WSK_EVENT_SEND_BACKLOG } else { 0 });
-        if mask & !present != 0 {
-            return Err(STATUS_INVALID_PARAMETER_3);
-        }
-        Ok(EventCall { call })
+/// The provider's WskControlSocket for the socket of `call`.
+fn control(call: &SocketCall) -> Result<PFN_WSK_CONTROL_SOCKET, NTSTATUS> {
+    // SAFETY: the socket is held: an open connection socket whose Dispatch
+    // is the provider's connection table, valid until the close.
+    let table = unsafe { (*call.socket()).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: as above; NULL is handled.
+    let entry = unsafe { table.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)?.Basic.WskControlSocket;
+    if entry.is_null() {
+        return Err(STATUS_NOT_SUPPORTED);
     }
-
-    /// Before each WskControlSocket: the call is counted as in progress
-    /// (again, after an earlier one returned), unless a close has begun
-    /// meanwhile (STATUS_INVALID_PARAMETER_2: the socket is being closed).
-    fn begin_control(&self) -> Result<(), NTSTATUS> {
-        let claim = self.call.claim.as_ref().ok_or(STATUS_INVALID_PARAMETER_2)?;
-        // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is live.
-        if unsafe { self.call.entered.client().sockets().call_again(claim) } {
-            Ok(())
-        } else {
-            Err(STATUS_INVALID_PARAMETER_2)
-        }
-    }
-
-    /// After each WskControlSocket has returned (its IRP may pend): a close
-    /// waiting for it may go on.
-    fn end_control(&self) {
-        if let Some(claim) = self.call.claim.as_ref() {
-            // SAFETY: IRQL <= DISPATCH_LEVEL (as in `enter`); the claim is
-            // live.
-            unsafe { self.call.entered.client().sockets().returned(claim) };
-        }
-    }
-
-    /// The provider's WskControlSocket for this socket.
-    fn control(&self) -> Result<PFN_WSK_CONTROL_SOCKET, NTSTATUS> {
-        // SAFETY: an open socket of this client, checked in `enter` after
-        // the IRQL check.
-        let table = unsafe { self.call.dispatch() }?;
-        let entry = table.Basic.WskControlSocket;
-        if entry.is_null() {
-            return Err(STATUS_NOT_SUPPORTED);
-        }
-        // SAFETY: WskControlSocket is a PFN_WSK_CONTROL_SOCKET (wsk.h), a
-        // function pointer of a pointer's size.
-        Ok(unsafe { core::mem::transmute_copy::<PFN_UNUSED, PFN_WSK_CONTROL_SOCKET>(&entry) })
-    }
+    // SAFETY: WskControlSocket is a PFN_WSK_CONTROL_SOCKET (wsk.h), a
+    // function pointer of a pointer's size.
+    Ok(unsafe { core::mem::transmute_copy::<PFN_UNUSED, PFN_WSK_CONTROL_SOCKET>(&entry) })
 }
 
 /// SafeWskEnableCallbacks.
 ///
 /// # Safety
 /// The API contract of SafeWskEnableCallbacks.
-pub unsafe fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG) -> Status {
-    // SAFETY: forwarded API contract.
-    let call = unsafe { EventCall::enter(client, socket, mask) }?;
-    let control = call.control()?;
+pub unsafe fn enable(socket: *mut SAFEWSK_SOCKET, mask: ULONG) -> Status {
+    let call = enter(socket, mask)?;
+    let control = control(&call)?;
+    let wsk_socket = call.socket();
     let mut request = WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: mask };
     let input: PVOID = ptr::addr_of_mut!(request).cast();
     // SAFETY: the provider's WskControlSocket of an open socket, with the
@@ -135,7 +99,7 @@ pub unsafe fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask:
     // the call completes before it returns, while `request` is alive).
     let status = unsafe {
         control(
-            socket,
+            wsk_socket,
             WskSetOption,
             SO_WSK_EVENT_CALLBACK,
             SOL_SOCKET,
@@ -147,6 +111,8 @@ pub unsafe fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask:
             ptr::null_mut(),
         )
     };
+    call.returned();
+    drop(call);
     if nt_success(status) && status != STATUS_PENDING {
         Ok(STATUS_SUCCESS)
     } else if status == STATUS_PENDING {
@@ -162,13 +128,13 @@ pub unsafe fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask:
 ///
 /// # Safety
 /// The API contract of SafeWskDisableCallbacks.
-pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: ULONG, timeout_ms: ULONG) -> Status {
-    // SAFETY: forwarded API contract.
-    let call = unsafe { EventCall::enter(client, socket, mask) }?;
+pub unsafe fn disable(socket: *mut SAFEWSK_SOCKET, mask: ULONG, timeout_ms: ULONG) -> Status {
+    let call = enter(socket, mask)?;
     require_irql(APC_LEVEL)?;
-    let control = call.control()?;
+    let control = control(&call)?;
     let deadline = Deadline::new(timeout_ms);
-    let device = call.call.device();
+    let device = call.device();
+    let wsk_socket = call.socket();
     for flag in [WSK_EVENT_RECEIVE, WSK_EVENT_DISCONNECT, WSK_EVENT_SEND_BACKLOG] {
         if mask & flag == 0 {
             continue;
@@ -177,8 +143,10 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
             WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: flag | WSK_EVENT_DISABLE };
         let input: PVOID = ptr::addr_of_mut!(request).cast();
         // Not once a close has begun (it may have freed the socket since the
-        // previous flag's call returned).
-        call.begin_control()?;
+        // previous flag's call returned): the socket is then being closed.
+        if !call.call_again() {
+            return Err(STATUS_INVALID_PARAMETER_1);
+        }
         let issue = |irp| {
             // SAFETY: the provider's WskControlSocket of an open socket (no
             // close can issue WskCloseSocket before `end_control`); the
@@ -186,7 +154,7 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
             // wait) until the IRP has completed.
             let returned = unsafe {
                 control(
-                    socket,
+                    wsk_socket,
                     WskSetOption,
                     SO_WSK_EVENT_CALLBACK,
                     SOL_SOCKET,
@@ -198,7 +166,7 @@ pub unsafe fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask
                     irp,
                 )
             };
-            call.end_control();
+            call.returned();
             returned
         };
         // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.

@@ -38,14 +38,15 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::connect::connect_entered;
-use crate::connect_async::SAFEWSK_NO_TIMEOUT;
-use crate::irp::call_and_wait;
-use crate::nt::*;
-use crate::platform;
-use crate::status::{require_irql, Status};
-use crate::validate::{context_and_dispatch, Bad, ConnectArgs, Context};
+use super::asynchronous::SAFEWSK_NO_TIMEOUT;
+use super::connect_entered;
+use super::validate::{context_and_dispatch, Bad, ConnectArgs, Context};
+use crate::client::{self, Inside, SAFEWSK_CLIENT};
+use crate::handles::SAFEWSK_SOCKET;
+use crate::kernel::irp::call_and_wait;
+use crate::kernel::nt::*;
+use crate::kernel::platform;
+use crate::kernel::status::{require_irql, Status};
 
 /// The longest `NodeName` SafeWskConnectByName accepts, in characters (a DNS
 /// name has at most 255 octets).
@@ -74,7 +75,7 @@ pub struct ByNameArgs {
     pub service: *const UNICODE_STRING,
     pub socket_context: PVOID,
     pub dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
-    pub socket_out: *mut *mut WSK_SOCKET,
+    pub socket_out: *mut *mut SAFEWSK_SOCKET,
     pub remote_out: *mut SOCKADDR,
     pub remote_out_len: ULONG,
     pub timeout_ms: ULONG,
@@ -210,14 +211,13 @@ impl Deadline {
 ///
 /// # Safety
 /// The API contract of SafeWskConnectByName.
-unsafe fn begin<'a>(
+unsafe fn begin(
     client: *mut SAFEWSK_CLIENT,
     a: &ByNameArgs,
     node: &mut Wide<{ MAX_NODE + 1 }>,
     service: &mut Wide<{ MAX_SERVICE + 1 }>,
-) -> Result<Entered<'a>, NTSTATUS> {
-    // SAFETY: `client` is null or a pointer from SafeWskStartup.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+) -> Result<Inside, NTSTATUS> {
+    let pinned = client::pin(client)?;
     // The strings (and the structures describing them) may be pageable: above
     // APC_LEVEL only their pointers are checked, then the IRQL check fails.
     let may_read_pageable = platform::current_irql() <= APC_LEVEL;
@@ -253,16 +253,18 @@ unsafe fn begin<'a>(
     // "PFN_WSK_GET_ADDRESS_INFO" and "PFN_WSK_FREE_ADDRESS_INFO" (Microsoft
     // Learn): IRQL PASSIVE_LEVEL.
     require_irql(PASSIVE_LEVEL)?;
-    client.enter()
+    let inside = pinned.ok_or(STATUS_INVALID_LEVEL)?;
+    inside.connecting()?;
+    Ok(inside)
 }
 
 /// The provider's WskGetAddressInfo and WskFreeAddressInfo, or
 /// STATUS_NOT_SUPPORTED if its dispatch table lacks one.
-fn resolver(entered: &Entered<'_>) -> Result<(PFN_WSK_GET_ADDRESS_INFO, PFN_WSK_FREE_ADDRESS_INFO), NTSTATUS> {
+fn resolver(entered: &Inside) -> Result<(PFN_WSK_GET_ADDRESS_INFO, PFN_WSK_FREE_ADDRESS_INFO), NTSTATUS> {
     // SAFETY: the provider dispatch captured at startup stays valid until the
     // NPI is released at cleanup, which waits for the entered call.
     let (get, free) = unsafe {
-        let d = &*entered.provider().Dispatch;
+        let d = &*entered.block().provider().Dispatch;
         (d.WskGetAddressInfo, d.WskFreeAddressInfo)
     };
     if get.is_null() || free.is_null() {
@@ -319,13 +321,13 @@ unsafe fn copy_list(list: *const ADDRINFOEXW) -> Resolved {
 /// # Safety
 /// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies.
 unsafe fn resolve(
-    entered: &Entered<'_>,
+    entered: &Inside,
     node: &mut Wide<{ MAX_NODE + 1 }>,
     service: &mut Wide<{ MAX_SERVICE + 1 }>,
     timeout_ms: ULONG,
 ) -> Result<Resolved, NTSTATUS> {
     let (get, free) = resolver(entered)?;
-    let client = entered.provider().Client;
+    let client = entered.block().provider().Client;
     let mut node_us = node.unicode();
     let mut service_us = service.unicode();
     let mut hints = ADDRINFOEXW {
@@ -364,7 +366,7 @@ unsafe fn resolve(
     };
     // SAFETY: IRQL PASSIVE_LEVEL; `issue` hands the IRP to exactly one WSK
     // function.
-    let done = unsafe { call_and_wait(entered.client().device(), b"WskGetAddressInfo\0", Some(timeout_ms), issue) }?;
+    let done = unsafe { call_and_wait(entered.block().device(), b"WskGetAddressInfo\0", Some(timeout_ms), issue) }?;
     // The IRP has completed: the provider wrote `list`, or never will.
     // SAFETY: a local written (if at all) before the completion.
     let list = unsafe { ptr::read_volatile(result) };
@@ -425,7 +427,7 @@ pub unsafe fn connect_by_name(client: *mut SAFEWSK_CLIENT, a: ByNameArgs) -> Sta
         let cx = Context {
             client_present: true,
             twelfth_ok: true,
-            transports: Some(entered.client().transports()),
+            transports: Some(entered.block().transports()),
             sds: None,
         };
         // An address no connect accepts (port 0, unspecified, multicast,

@@ -37,15 +37,15 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
+use super::asynchronous::SAFEWSK_NO_TIMEOUT;
+use super::client_context;
+use super::validate::ConnectArgs;
 use crate::client::SAFEWSK_CLIENT;
-use crate::connect_async::SAFEWSK_NO_TIMEOUT;
-use crate::irp::{self, call_and_wait_on, Completion};
-use crate::nt::*;
-use crate::platform;
-use crate::socket;
-use crate::status::{require_irql, Status};
-use crate::sync::Event;
-use crate::validate::{ConnectArgs, Context};
+use crate::handles::{Reserved, SAFEWSK_SOCKET};
+use crate::kernel::irp::{self, call_and_wait_on, Completion};
+use crate::kernel::nt::*;
+use crate::kernel::platform;
+use crate::kernel::status::{require_irql, Status};
 
 /// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_EXCLUSIVEADDRUSE to
 /// `ExclusiveAddressUse`.
@@ -214,29 +214,41 @@ unsafe fn entry<F: Copy>(entry: PFN_UNUSED) -> Result<F, NTSTATUS> {
     Ok(unsafe { core::mem::transmute_copy::<PFN_UNUSED, F>(&entry) })
 }
 
-/// How often a close that could not get its IRP is retried, and how long
-/// apart: a half-made socket must not stay open.
-const CLOSE_RETRIES: u32 = 50;
-const CLOSE_RETRY_MS: ULONG = 10;
-
-/// Closes a half-made socket through SafeWskCloseSocket's path, retrying
-/// while the close cannot allocate its IRP.
+/// Closes a half-made socket: its slot is reserved by this connect and was
+/// never handed out, so nothing else can call it. If the close cannot be
+/// issued (no completion context) or the provider does not consume it, the
+/// slot becomes an orphan, which cleanup closes: the socket is never leaked
+/// and never reaches the driver.
 ///
 /// # Safety
-/// IRQL <= APC_LEVEL; `socket` is an open socket of `client`, recorded in
-/// its table, with no call in progress on it.
-unsafe fn close_half_made(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) {
-    let pause = Event::new();
-    // SAFETY: a fresh event on this stack, nobody else knows it.
-    unsafe { pause.init() };
-    for _ in 0..CLOSE_RETRIES {
-        // SAFETY: per the function's contract.
-        match unsafe { socket::close(client, socket) } {
-            Err(STATUS_INSUFFICIENT_RESOURCES) => {
-                // SAFETY: initialized above; never signalled: a sleep.
-                unsafe { pause.wait(Some(CLOSE_RETRY_MS)) };
-            }
-            _ => return,
+/// IRQL <= APC_LEVEL; `slot` holds a socket WskSocket made, with no call in
+/// progress on it and its IRP idle.
+unsafe fn close_half_made(slot: Reserved, device: PDEVICE_OBJECT) {
+    let socket = slot.socket();
+    // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
+    // Dispatch is the provider's connection table, valid until the close.
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: as above; NULL is handled.
+    let Some(close) = unsafe { table.as_ref() }.and_then(|t| t.Basic.WskCloseSocket) else {
+        // Nothing can close it: the slot is given up.
+        return;
+    };
+    let issue = |irp| {
+        // SAFETY: the provider's WskCloseSocket of a socket with no call in
+        // progress.
+        unsafe { close(socket, irp) }
+    };
+    // SAFETY: IRQL <= APC_LEVEL; the slot's idle IRP; `issue` hands it to
+    // exactly one WSK function.
+    match unsafe { call_and_wait_on(slot.irp(), device, b"WskCloseSocket (half-made)\0", None, issue, cancel) } {
+        Ok(done) if done.consumed => drop(slot),
+        Ok(done) => {
+            platform::report_orphan(u32::MAX, done.status);
+            slot.orphan();
+        }
+        Err(status) => {
+            platform::report_orphan(u32::MAX, status);
+            slot.orphan();
         }
     }
 }
@@ -248,17 +260,15 @@ unsafe fn close_half_made(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) 
 /// writable).
 #[allow(clippy::too_many_arguments)] // the export's eight parameters
 pub unsafe fn connect_with_options(
-    client_ptr: *mut SAFEWSK_CLIENT,
+    client: *mut SAFEWSK_CLIENT,
     local: *const SOCKADDR,
     remote: *const SOCKADDR,
     options: *const SAFEWSK_SOCKET_OPTIONS,
     socket_context: PVOID,
     dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
-    socket_out: *mut *mut WSK_SOCKET,
+    socket_out: *mut *mut SAFEWSK_SOCKET,
     timeout_ms: ULONG,
 ) -> Status {
-    // SAFETY: `client_ptr` is null or a pointer from SafeWskStartup.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client_ptr) };
     let args = ConnectArgs {
         socket_type: SOCK_STREAM,
         protocol: IPPROTO_TCP,
@@ -271,13 +281,9 @@ pub unsafe fn connect_with_options(
         owning_thread: ptr::null_mut(),
         security_descriptor: ptr::null_mut(),
     };
-    let cx = Context {
-        client_present: client.is_some(),
-        twelfth_ok: !socket_out.is_null(),
-        transports: client.map(|c| c.transports()),
-        // No security descriptor is passed: nothing to look up.
-        sds: None,
-    };
+    let (pinned, mut cx) = client_context(client, !socket_out.is_null());
+    // No security descriptor is passed: nothing to look up.
+    cx.sds = None;
     // SAFETY: the pointers are null or readable per the API contract.
     let others = unsafe { args.validate(cx) }.map_err(renumber);
     if let Err(st @ (STATUS_INVALID_PARAMETER_1 | STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3)) = others {
@@ -286,10 +292,11 @@ pub unsafe fn connect_with_options(
     // SAFETY: `options` is null or readable per the API contract.
     let settings = unsafe { read_options(options) }?;
     others?;
-    let client = client.ok_or(STATUS_INVALID_PARAMETER_1)?;
     require_irql(APC_LEVEL)?;
-    let entered = client.enter()?;
-    let provider = entered.provider();
+    let inside = pinned?.ok_or(STATUS_INVALID_LEVEL)?;
+    inside.connecting()?;
+    let block = inside.block();
+    let provider = block.provider();
     // SAFETY: the provider dispatch captured at startup stays valid until
     // the NPI is released at cleanup, which waits for us to leave; its
     // WskSocket entry is NULL or a PFN_WSK_SOCKET.
@@ -299,15 +306,15 @@ pub unsafe fn connect_with_options(
     // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
     let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
     let deadline = Deadline::new(timeout_ms);
-    let device = client.device();
-    let node = client.sockets().reserve(client.allocator())?.with_dispatch(dispatch);
-    // Every step runs on the record's IRP (IoReuseIrp before each): the
-    // socket is not handed out before the last step, so no other call can
-    // claim it meanwhile, and close_half_made runs only after the steps.
-    let irp = node.irp();
+    let device = block.device();
+    // SAFETY: IRQL <= APC_LEVEL.
+    let slot = unsafe { inside.reserve_socket(dispatch) }?;
+    // Every step runs on the slot's IRP (IoReuseIrp before each): the socket
+    // is not handed out before the last step, so no other call can use it.
+    let irp = slot.irp();
     let issue = |irp| {
         // SAFETY: the provider's WskSocket of the entered client, with
-        // validated arguments and a fresh IRP.
+        // validated arguments and the slot's idle IRP.
         unsafe {
             wsk_socket(
                 provider.Client,
@@ -328,31 +335,28 @@ pub unsafe fn connect_with_options(
     // function.
     let done = unsafe { call_and_wait_on(irp, device, b"WskSocket\0", deadline.remaining(), issue, cancel) }?;
     let socket = done.information as *mut WSK_SOCKET;
-    if nt_success(done.status) && !socket.is_null() {
-        // SAFETY: IRQL <= APC_LEVEL; a new socket, not yet recorded.
-        unsafe { client.sockets().insert(node, socket) };
-    } else {
-        drop(node);
+    if !nt_success(done.status) || socket.is_null() {
         // A provider that reports success without a socket: nothing to close.
         return Err(step(done).map_or_else(|e| e, |_| STATUS_UNSUCCESSFUL));
     }
+    slot.set_socket(socket);
     if let Err(status) = step(done) {
-        // SAFETY: IRQL <= APC_LEVEL; recorded just above, no call on it.
-        unsafe { close_half_made(client_ptr, socket) };
+        // SAFETY: IRQL <= APC_LEVEL; the socket WskSocket made, no call on it.
+        unsafe { close_half_made(slot, device) };
         return Err(status);
     }
-    // SAFETY: a socket WskSocket just made, recorded, with no call on it;
-    // the addresses were validated and live until this call returns.
+    // SAFETY: a socket WskSocket just made, with no call on it; the
+    // addresses were validated and live until this call returns.
     match unsafe { configure_bind_connect(device, irp, socket, &settings, local, remote, deadline) } {
         Ok(()) => {
             // SAFETY: `socket_out` was checked non-null as parameter 7.
-            unsafe { *socket_out = socket };
+            unsafe { *socket_out = slot.publish() };
             Ok(STATUS_SUCCESS)
         }
         Err(status) => {
-            // SAFETY: IRQL <= APC_LEVEL; recorded, no call on it any more
-            // (every step's IRP has completed).
-            unsafe { close_half_made(client_ptr, socket) };
+            // SAFETY: IRQL <= APC_LEVEL; no call on it any more (every
+            // step's IRP has completed).
+            unsafe { close_half_made(slot, device) };
             Err(status)
         }
     }

@@ -79,11 +79,6 @@ impl Transports {
         self.count = Some(n);
     }
 
-    /// Whether the provider's list is known (the query succeeded).
-    pub fn known(&self) -> bool {
-        self.count.is_some()
-    }
-
     fn entries(&self) -> Option<&[WSK_TRANSPORT]> {
         self.count.and_then(|n| self.list.get(..n))
     }

@@ -36,10 +36,10 @@ use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::client::{Entered, SAFEWSK_CLIENT};
-use crate::nt::*;
-use crate::status::{require_irql, Status};
-use crate::sync::SpinLock;
+use crate::client::{pin, ClientBlock, Inside, SAFEWSK_CLIENT};
+use crate::kernel::nt::*;
+use crate::kernel::status::{require_irql, Status};
+use crate::kernel::sync::SpinLock;
 
 /// `SECURITY_DESCRIPTOR_REVISION` (winnt.h / ntifs.h).
 const SECURITY_DESCRIPTOR_REVISION: u8 = 1;
@@ -54,8 +54,7 @@ pub unsafe fn cache_export(
     sd: PSECURITY_DESCRIPTOR,
     out: *mut PSECURITY_DESCRIPTOR,
 ) -> Status {
-    // SAFETY: null or a pointer from SafeWskStartup.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    let pinned = pin(client)?;
     if sd.is_null() || (sd as usize) % 4 != 0 {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
@@ -68,7 +67,8 @@ pub unsafe fn cache_export(
     if unsafe { ptr::read(sd.cast::<u8>()) } != SECURITY_DESCRIPTOR_REVISION {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    let entered = client.enter()?;
+    let entered = pinned.ok_or(STATUS_INVALID_LEVEL)?;
+    entered.connecting()?;
     // SAFETY: PASSIVE_LEVEL; `sd` readable, `out` writable.
     let status = unsafe { cache(&entered, sd, out) };
     if nt_success(status) {
@@ -85,13 +85,12 @@ pub unsafe fn cache_export(
 /// # Safety
 /// The API contract of SafeWskReleaseSecurityDescriptor.
 pub unsafe fn release_export(client: *mut SAFEWSK_CLIENT, sd: PSECURITY_DESCRIPTOR) -> Status {
-    // SAFETY: null or a pointer from SafeWskStartup.
-    let client = unsafe { SAFEWSK_CLIENT::from_ptr(client) }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    let pinned = pin(client)?;
     if sd.is_null() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
     require_irql(PASSIVE_LEVEL)?;
-    let entered = client.enter_socket_call()?;
+    let entered = pinned.ok_or(STATUS_INVALID_LEVEL)?;
     // SAFETY: PASSIVE_LEVEL.
     let status = unsafe { release(&entered, sd) };
     if nt_success(status) {
@@ -272,12 +271,12 @@ impl CachedSds {
 /// PASSIVE_LEVEL; the client is entered (its provider NPI is captured);
 /// the buffers are valid for their sizes.
 unsafe fn control(
-    client: &SAFEWSK_CLIENT,
+    client: &ClientBlock,
     code: ULONG,
     input: &mut PSECURITY_DESCRIPTOR,
     output: Option<&mut PSECURITY_DESCRIPTOR>,
 ) -> NTSTATUS {
-    let provider = client.provider_npi();
+    let provider = client.provider();
     // SAFETY: the dispatch captured at startup is valid until the NPI is
     // released at cleanup, after every caller of this function.
     let Some(f) = (unsafe { (*provider.Dispatch).WskControlClient }) else {
@@ -309,8 +308,8 @@ unsafe fn control(
 ///
 /// # Safety
 /// PASSIVE_LEVEL; `sd` is a readable SECURITY_DESCRIPTOR; `out` is writable.
-pub unsafe fn cache(entered: &Entered<'_>, sd: PSECURITY_DESCRIPTOR, out: *mut PSECURITY_DESCRIPTOR) -> NTSTATUS {
-    let client = entered.client();
+pub unsafe fn cache(entered: &Inside, sd: PSECURITY_DESCRIPTOR, out: *mut PSECURITY_DESCRIPTOR) -> NTSTATUS {
+    let client = entered.block();
     // SAFETY: PASSIVE_LEVEL.
     let Some(slot) = (unsafe { client.sds().reserve() }) else {
         return STATUS_QUOTA_EXCEEDED;
@@ -343,8 +342,8 @@ pub unsafe fn cache(entered: &Entered<'_>, sd: PSECURITY_DESCRIPTOR, out: *mut P
 ///
 /// # Safety
 /// PASSIVE_LEVEL.
-pub unsafe fn release(entered: &Entered<'_>, sd: PSECURITY_DESCRIPTOR) -> NTSTATUS {
-    let client = entered.client();
+pub unsafe fn release(entered: &Inside, sd: PSECURITY_DESCRIPTOR) -> NTSTATUS {
+    let client = entered.block();
     // SAFETY: PASSIVE_LEVEL.
     let slot = match unsafe { client.sds().take_for_release(sd) } {
         Ok(i) => i,
@@ -369,7 +368,7 @@ pub unsafe fn release(entered: &Entered<'_>, sd: PSECURITY_DESCRIPTOR) -> NTSTAT
 /// # Safety
 /// PASSIVE_LEVEL; nobody is inside the client and nobody can enter; the
 /// provider NPI is still captured.
-pub unsafe fn release_forgotten(client: &SAFEWSK_CLIENT) -> usize {
+pub unsafe fn release_forgotten(client: &ClientBlock) -> usize {
     let mut n = 0;
     // SAFETY: PASSIVE_LEVEL.
     while let Some((slot, sd)) = unsafe { client.sds().take_any() } {
@@ -377,7 +376,7 @@ pub unsafe fn release_forgotten(client: &SAFEWSK_CLIENT) -> usize {
         let mut input = sd as PSECURITY_DESCRIPTOR;
         // SAFETY: PASSIVE_LEVEL; the NPI is captured (per the caller).
         let status = unsafe { control(client, WSK_RELEASE_SD, &mut input, None) };
-        crate::platform::report_forgotten_sd(input, status);
+        crate::kernel::platform::report_forgotten_sd(input, status);
         // SAFETY: PASSIVE_LEVEL; the slot taken above. Whatever the provider
         // answered, the client is going away: forget it.
         unsafe { client.sds().set(slot, FREE) };

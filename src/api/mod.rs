@@ -1,0 +1,18 @@
+//! The exported C API, in three files: the client (`client`), the connect
+//! family (`connect`) and the calls on a socket (`socket`). cbindgen turns
+//! these doc comments into include/safewsk.h; keep them the reference a C
+//! driver author reads.
+//!
+//! Every export checks in one order: parameters by position, then the IRQL,
+//! then entering the client (or acquiring the socket). Handles are opaque
+//! values, never pointers to memory, checked against the library's own
+//! tables: a stale or forged handle is refused, never acted on.
+#![allow(non_snake_case)]
+
+mod client;
+mod connect;
+mod socket;
+
+pub use client::*;
+pub use connect::*;
+pub use socket::*;
