@@ -25,10 +25,53 @@
 #endif
 
 /**
- * An opaque safewsk client, created by `SafeWskStartup` and destroyed by
- * `SafeWskCleanup`.
+ * An opaque safewsk client handle, created by `SafeWskStartup` and destroyed
+ * by `SafeWskCleanup`. Not a pointer to memory: never dereference it (it is
+ * a non-canonical address that faults at once).
  */
 typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
+
+/**
+ * An opaque socket handle, handed out by the connects and consumed by
+ * `SafeWskCloseSocket`. Not a pointer to memory, and not the `WSK_SOCKET`
+ * (which stays the library's): never dereference it. A handle that outlived
+ * its socket is refused by every export, also once its slot serves another
+ * socket.
+ */
+typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
+
+/**
+ * How many clients a driver can have at once.
+ */
+#define SAFEWSK_MAX_CLIENTS 64
+
+/**
+ * The last generation a client slot is used with (21 bits).
+ */
+#define GENERATION_MAX ((1 << 21) - 1)
+
+/**
+ * The last generation a slot is used with (24 bits); then it is retired.
+ */
+#define GENERATION_MAX ((1 << 24) - 1)
+
+/**
+ * The last generation a slot is used with (24 bits); then it is retired.
+ */
+#define GENERATION_MAX ((1 << 24) - 1)
+
+/**
+ * The last generation a client slot is used with (21 bits).
+ */
+#define GENERATION_MAX ((1 << 21) - 1)
+
+/**
+ * How many cached security descriptors one client may hold at once
+ * (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
+ * allocation. A driver caches one descriptor per sharing policy (usually
+ * one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
+ */
+#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS 16
 
 /**
  * The longest `NodeName` SafeWskConnectByName accepts, in characters (a DNS
@@ -49,22 +92,45 @@ typedef struct SAFEWSK_CLIENT SAFEWSK_CLIENT;
 #define SAFEWSK_BY_NAME_MAX_ADDRESSES 8
 
 /**
- * How many cached security descriptors one client may hold at once
- * (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
- * allocation. A driver caches one descriptor per sharing policy (usually
- * one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
+ * The most sockets open at once, all clients of the driver together.
  */
-#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS 16
+#define SAFEWSK_MAX_SOCKETS 65536
+
+/**
+ * The IRP's completion routine has run.
+ */
+#define COMPLETED (1 << 16)
+
+/**
+ * An explicit cancel was requested.
+ */
+#define CANCELLED (1 << 17)
+
+/**
+ * The deadline passed before completion.
+ */
+#define TIMED_OUT (1 << 18)
+
+/**
+ * The last reference was dropped: the request is finished.
+ */
+#define FINAL (1 << 19)
+
+/**
+ * The timer's reference has been claimed (see the module documentation).
+ */
+#define TIMER_CLAIMED (1 << 20)
 
 /**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
  * SafeWskSocketConnect returns it (STATUS_IO_TIMEOUT at the deadline,
- * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected socket
- * (owned by the callee, to close with SafeWskCloseSocket) or NULL.
+ * STATUS_CANCELLED after SafeWskCancelConnect), `Socket` the connected
+ * socket's handle (owned by the callee, to close with SafeWskCloseSocket)
+ * or NULL.
  */
 typedef void (*SAFEWSK_CONNECT_CALLBACK)(PVOID Context,
                                          NTSTATUS Status,
-                                         WSK_SOCKET *Socket);
+                                         SAFEWSK_SOCKET *Socket);
 
 /**
  * Storage for one asynchronous connect, owned by the caller: non-paged
@@ -133,16 +199,6 @@ typedef struct {
 } SAFEWSK_SOCKET_OPTIONS;
 
 /**
- * `Flags` bit of SafeWskSend and SafeWskReceive: `Buffer` is non-paged pool
- * (ExAllocatePool2 with POOL_FLAG_NON_PAGED, or memory locked down the same
- * way), so the library describes it with MmBuildMdlForNonPagedPool instead
- * of probing and locking it. Never set it for a stack buffer or paged pool:
- * MmBuildMdlForNonPagedPool on those corrupts memory. The bit is removed
- * before the flags reach WSK.
- */
-#define SAFEWSK_FLAG_NONPAGED_BUFFER 2147483648
-
-/**
  * `TimeoutMs` value for no deadline.
  */
 #define SAFEWSK_NO_TIMEOUT 4294967295
@@ -167,6 +223,16 @@ typedef struct {
  * `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_RCVBUF to `ReceiveBufferSize`.
  */
 #define SAFEWSK_OPTION_RCVBUF 8
+
+/**
+ * `Flags` bit of SafeWskSend and SafeWskReceive: `Buffer` is non-paged pool
+ * (ExAllocatePool2 with POOL_FLAG_NON_PAGED, or memory locked down the same
+ * way), so the library describes it with MmBuildMdlForNonPagedPool instead
+ * of probing and locking it. Never set it for a stack buffer or paged pool:
+ * MmBuildMdlForNonPagedPool on those corrupts memory. The bit is removed
+ * before the flags reach WSK.
+ */
+#define SAFEWSK_FLAG_NONPAGED_BUFFER 2147483648
 
 #ifdef __cplusplus
 extern "C" {
@@ -194,8 +260,11 @@ extern "C" {
  * Application").
  *
  * On success `*Client` receives a client handle that the caller owns until it
- * passes it to SafeWskCleanup. On failure `*Client` is set to NULL and nothing
- * is left registered or allocated.
+ * passes it to SafeWskCleanup. The handle is opaque (not a pointer to
+ * memory: never dereference it); a stale or forged one is refused by every
+ * export. On failure `*Client` is set to NULL and nothing is left
+ * registered or allocated. A driver may have up to SAFEWSK_MAX_CLIENTS (64)
+ * clients at once.
  *
  * IRQL: PASSIVE_LEVEL.
  *
@@ -206,7 +275,8 @@ extern "C" {
  * - STATUS_INVALID_PARAMETER_3: `Client` is NULL;
  * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
  * - STATUS_INSUFFICIENT_RESOURCES: the client block (one non-paged pool
- *   allocation, tag 'kwSS') could not be allocated;
+ *   allocation, tag 'kwSS') could not be allocated, or
+ *   SAFEWSK_MAX_CLIENTS clients exist;
  * - STATUS_DEVICE_NOT_READY: the provider did not become available within
  *   `ProviderWaitMs`;
  * - STATUS_NOINTERFACE: the WSK subsystem does not support WSK version 1.0;
@@ -222,48 +292,159 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
                         SAFEWSK_CLIENT **Client);
 
 /**
- * Releases the WSK provider, deregisters and frees `Client`.
+ * Releases the WSK provider, deregisters and frees `Client`. It never
+ * refuses because sockets are open: a DriverUnload that calls it always gets
+ * a driver it may unload.
  *
- * Stops new connects at once (they fail with STATUS_DELETE_PENDING), then
- * waits until every call in progress has returned and every asynchronous
- * connect has called back (their deadlines bound that wait; while it lasts
- * it is reported with DbgPrint every few seconds). Calls on open sockets —
- * send, receive, disconnect and above all close — keep working during that
- * wait: closing its sockets is how a driver lets cleanup succeed. Then, if a
- * socket is still open, cleanup refuses: the client is reopened, nothing is
- * released, and STATUS_INVALID_DEVICE_STATE is returned — close every socket
- * and call it again. This keeps WskDeregister (which blocks until every
- * socket is closed) from hanging DriverUnload. Finally it waits for queued
- * DPCs (KeFlushQueuedDpcs) so that no safewsk timer routine is still
- * running, frees the records (and IRPs) of closed sockets that the client
- * kept for its next connects (at most 16), releases every cached security
- * descriptor the driver did not release with
- * SafeWskReleaseSecurityDescriptor (WSK_RELEASE_SD, reported with DbgPrint
- * for each), releases the provider and deregisters. After STATUS_SUCCESS the
- * handle is invalid, and no safewsk code runs any more on behalf of this
- * client: the driver may then delete the device object and unload.
+ * In order:
+ * 1. New connects are refused at once (STATUS_DELETE_PENDING); calls on
+ *    sockets keep working until step 3 closes their socket.
+ * 2. It waits until every call inside the client has returned (connects,
+ *    security-descriptor calls) and every asynchronous connect has called
+ *    back; their deadlines bound that wait, which is reported every few
+ *    seconds while it lasts.
+ * 3. It closes every socket of this client that is still open
+ *    (WskCloseSocket: an abortive disconnect on a connection not yet
+ *    disconnected), each reported, and every socket the library owns (one
+ *    whose close could not be issued, a half-made socket of
+ *    SafeWskSocketConnectWithOptions whose close the provider refused),
+ *    retrying those until the close is issued.
+ * 4. It waits until every call on those sockets has returned and every IRP
+ *    has completed (a receive pending with SAFEWSK_NO_TIMEOUT is completed
+ *    by the close), however long the provider and the driver's callbacks
+ *    take, reported periodically; it never returns early, since returning
+ *    would let the image unload under a thread still inside it.
+ * 5. It waits for queued DPCs (KeFlushQueuedDpcs) so that no safewsk timer
+ *    routine is still running, releases every cached security descriptor
+ *    the driver did not release (reported), releases the provider and
+ *    deregisters. The last client's cleanup also frees the driver's socket
+ *    table (its chunks and cached IRPs).
+ *
+ * After STATUS_SUCCESS the handle is invalid (refused by every export,
+ * also once a new client has the same slot), and no safewsk code runs any
+ * more on behalf of this client: the driver may delete the device object
+ * and unload.
+ *
+ * Preconditions: never call it from a safewsk callback (an asynchronous
+ * connect's, or a WSK event callback of one of the client's sockets): it
+ * waits for those to return and would wait for itself. Release every data
+ * indication a WskReceiveEvent callback retained first (closing a socket
+ * does not release them: PFN_WSK_RELEASE_DATA_INDICATION_LIST). Make no
+ * safewsk call with this client's handles after it returns, nor, for the
+ * last client of the driver, with any handle while it runs (it frees the
+ * socket table).
  *
  * One cleanup at a time: a second call made while the first is still
- * waiting returns STATUS_DELETE_PENDING at once and changes nothing (a call
- * racing the first one's successful end uses a handle that is going away:
- * don't). Never call it from a SafeWskSocketConnectAsync callback (see
- * there).
+ * running returns STATUS_DELETE_PENDING at once and changes nothing.
  *
  * IRQL: PASSIVE_LEVEL.
  *
  * Returns:
  * - STATUS_SUCCESS;
- * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is not a live client's handle
+ *   (NULL, forged, already cleaned up);
  * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
- * - STATUS_INVALID_DEVICE_STATE: a socket is still open;
  * - STATUS_DELETE_PENDING: another cleanup of this client is in progress.
  *
  * # Safety
- * `Client` is NULL or a handle from SafeWskStartup that has not been
- * cleaned up.
+ * None beyond the preconditions above: any `Client` value is safe.
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
+
+/**
+ * Obtains a cached copy of a security descriptor from the WSK provider
+ * (WskControlClient, WSK_CACHE_SD), for the `SecurityDescriptor` parameter
+ * of SafeWskSocketConnect and SafeWskSocketConnectAsync: WSK accepts only
+ * such cached copies there ("PFN_WSK_SOCKET_CONNECT"), and safewsk checks
+ * that the pointer a connect is given is one this client cached and has not
+ * released.
+ *
+ * `SecurityDescriptor` is the caller's SECURITY_DESCRIPTOR (any
+ * kernel-mode memory, paged or not; only read during the call; the caller
+ * keeps owning it). On success `*CachedSecurityDescriptor` receives the
+ * provider's cached copy, which the caller owns until it passes it to
+ * SafeWskReleaseSecurityDescriptor; on failure it is set to NULL. The
+ * provider may return the same cached pointer for equal descriptors: each
+ * successful call is one reference, and needs one release.
+ *
+ * A client holds at most 16 cached copies at once (a fixed table in the
+ * client block: no allocation by safewsk; the provider allocates the
+ * copy). SafeWskCleanup releases any copy still held, and reports each
+ * with DbgPrint (a driver should release its own).
+ *
+ * IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
+ * captures it).
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is not a live client's handle;
+ * - STATUS_INVALID_PARAMETER_2: `SecurityDescriptor` is NULL or not 4-byte
+ *   aligned, or (read after the IRQL check, at PASSIVE_LEVEL) its Revision
+ *   is not SECURITY_DESCRIPTOR_REVISION (1);
+ * - STATUS_INVALID_PARAMETER_3: `CachedSecurityDescriptor` is NULL;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
+ * - STATUS_QUOTA_EXCEEDED: the client already holds 16 cached copies;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - STATUS_UNSUCCESSFUL: the provider claimed success without returning a
+ *   copy;
+ * - the provider's status otherwise (STATUS_NOT_IMPLEMENTED from Wine 8,
+ *   whose WskControlClient is a stub; STATUS_INSUFFICIENT_RESOURCES, ...).
+ *
+ * # Safety
+ * `SecurityDescriptor` is NULL or a
+ * readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
+ * writable.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                        PSECURITY_DESCRIPTOR SecurityDescriptor,
+                                        PSECURITY_DESCRIPTOR *CachedSecurityDescriptor);
+
+/**
+ * Releases a cached security descriptor obtained with
+ * SafeWskCacheSecurityDescriptor (WskControlClient, WSK_RELEASE_SD).
+ *
+ * WSK requires that a cached copy passed to WskSocketConnect is not
+ * released "until after the IRP for the call to WskSocketConnect is
+ * completed": safewsk enforces it. While a SafeWskSocketConnect using it
+ * has not returned, or a SafeWskSocketConnectAsync using it has not reached
+ * its callback (the IRP completes before the callback; releasing from the
+ * callback is fine), the release is refused with STATUS_DEVICE_BUSY and
+ * nothing changes: release it later. (If the same pointer was cached
+ * twice, one of its references not used by a connect in flight can be
+ * released.)
+ *
+ * After STATUS_SUCCESS the pointer is no longer a cached copy of this
+ * client: a connect given it fails with STATUS_INVALID_PARAMETER_11 and a
+ * second release with STATUS_INVALID_PARAMETER_2. Works during
+ * SafeWskCleanup's wait.
+ *
+ * IRQL: PASSIVE_LEVEL.
+ *
+ * Returns:
+ * - STATUS_SUCCESS;
+ * - STATUS_INVALID_PARAMETER_1: `Client` is not a live client's handle;
+ * - STATUS_INVALID_PARAMETER_2: `CachedSecurityDescriptor` is NULL, or
+ *   (looked up after the IRQL check) not a copy this client cached and has
+ *   not released: never cached, already released, or another client's; the
+ *   provider is not called;
+ * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
+ * - STATUS_DEVICE_BUSY (a warning-class status: NT_SUCCESS is FALSE): a
+ *   connect using it is still in flight; nothing was released;
+ * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
+ *   WskControlClient;
+ * - the provider's status if it refused the release (the copy then stays
+ *   cached and recorded).
+ *
+ * # Safety
+ * None beyond the IRQL: any `Client` value is safe.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
+                                          PSECURITY_DESCRIPTOR CachedSecurityDescriptor);
 
 /**
  * Creates a TCP socket, binds it to `LocalAddress`, connects it to
@@ -273,7 +454,7 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * Parameters 1 to 11 are those of PFN_WSK_SOCKET_CONNECT, with `Client` being
  * the safewsk client; a bad one fails with STATUS_INVALID_PARAMETER_<n> for
  * its position n, before the WSK provider is called:
- * 1. `Client`: a live client from SafeWskStartup.
+ * 1. `Client`: a live client's handle from SafeWskStartup.
  * 2. `SocketType`: SOCK_STREAM.
  * 3. `Protocol`: IPPROTO_TCP.
  * 4. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6), not
@@ -309,8 +490,10 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *     completed (until this call returns) it is pinned: a
  *     SafeWskReleaseSecurityDescriptor of it meanwhile returns
  *     STATUS_DEVICE_BUSY.
- * 12. `Socket`: receives the new socket, or NULL on any failure. The caller
- *     owns the socket and must pass it to SafeWskCloseSocket.
+ * 12. `Socket`: receives the new socket's handle, or NULL on any failure.
+ *     The caller owns the socket and must pass it to SafeWskCloseSocket
+ *     (or leave it to SafeWskCleanup). The handle is opaque (not a
+ *     pointer: never dereference it); the WSK_SOCKET stays the library's.
  * 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
  *     IRP is cancelled and the call returns once the provider has completed
  *     it (WSK completes cancelled IRPs; a provider that does not is named in
@@ -321,14 +504,15 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  *     Wine's stub WskSocketConnect commits) gets its status returned here.
  *
  * All pointers are kernel-mode addresses; addresses are only read during the
- * call. Allocations: the socket's record (one small non-paged pool block,
- * tag 'kwSS', among the client's open sockets) and its IRP, which the
- * connect uses and the socket's later calls reuse, both kept until the
- * socket is closed and then (up to 16 per client) for the next connect,
- * which allocates neither, until SafeWskCleanup; and the I/O manager's
- * IoSetCompletionRoutineEx context.
- * Each is made before the provider is called, so a connected socket is
- * never lost to a failed allocation.
+ * call. Allocations: a slot in the driver's socket table (a 4 KiB
+ * non-paged pool chunk, tag 'kwSS', for every 64 sockets open at once,
+ * kept until the last SafeWskCleanup) and an IRP, which the connect uses
+ * and the socket's later calls reuse (after the close it waits in a cache
+ * of up to 64 idle IRPs for the next connect); and the I/O manager's
+ * IoSetCompletionRoutineEx context. Each is made before the provider is
+ * called, so a connected socket is never lost to a failed allocation. A
+ * connect in a steady state (sockets closed as others open) allocates
+ * nothing of safewsk's own.
  *
  * IRQL: <= APC_LEVEL (it waits).
  *
@@ -337,15 +521,16 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * - STATUS_INVALID_PARAMETER_1 .. _12: as above;
  * - STATUS_INVALID_LEVEL: called at DISPATCH_LEVEL or above;
  * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
- * - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed;
+ * - STATUS_INSUFFICIENT_RESOURCES: an allocation above failed, or
+ *   SAFEWSK_MAX_SOCKETS (65,536) sockets of the driver are open;
  * - STATUS_IO_TIMEOUT: not connected within `TimeoutMs`;
  * - the provider's status otherwise, e.g. STATUS_CONNECTION_REFUSED,
  *   STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE,
  *   STATUS_ADDRESS_ALREADY_EXISTS (local address in use).
  *
  * # Safety
- * `Client` is NULL or a live handle. Every other non-NULL pointer is a
- * valid kernel-mode pointer to what is described above (an address is a
+ * Any `Client` value is safe. Every other non-NULL pointer is a valid
+ * kernel-mode pointer to what is described above (an address is a
  * SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
  */
 _IRQL_requires_max_(APC_LEVEL)
@@ -360,7 +545,7 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
                               PEPROCESS OwningProcess,
                               PETHREAD OwningThread,
                               PSECURITY_DESCRIPTOR SecurityDescriptor,
-                              WSK_SOCKET **Socket,
+                              SAFEWSK_SOCKET **Socket,
                               ULONG TimeoutMs);
 
 /**
@@ -373,12 +558,9 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
  * returns, one request at a time) with `Callback` set, `TimeoutMs` (or
  * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
- * STATUS_INVALID_PARAMETER_12. Allocations: the socket's record (one small
- * 'kwSS' non-paged pool block) and its IRP, which the socket's later calls
- * reuse, both kept until the socket is closed (then cached for the next
- * connect, as for SafeWskSocketConnect), and the I/O manager's
- * IoSetCompletionRoutineEx context; all are made before the provider is
- * called.
+ * STATUS_INVALID_PARAMETER_12. Allocations: as SafeWskSocketConnect (a
+ * socket slot, an IRP, the I/O manager's IoSetCompletionRoutineEx
+ * context), all made before the provider is called.
  *
  * If it returns STATUS_PENDING, `Callback(CallbackContext, Status, Socket)`
  * is called exactly once, at IRQL <= DISPATCH_LEVEL, on an arbitrary thread,
@@ -386,8 +568,8 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * synchronously, or returns an error without completing the IRP — whose
  * status the callback then reports) and possibly inside
  * SafeWskCancelConnect. `Status`/`Socket` are what SafeWskSocketConnect would
- * return: STATUS_SUCCESS and the socket (the callee owns it and closes it
- * with SafeWskCloseSocket), STATUS_IO_TIMEOUT at the deadline,
+ * return: STATUS_SUCCESS and the socket's handle (the callee owns it and
+ * closes it with SafeWskCloseSocket, or leaves it to SafeWskCleanup), STATUS_IO_TIMEOUT at the deadline,
  * STATUS_CANCELLED after SafeWskCancelConnect, or the provider's status.
  * SafeWskCleanup waits until every callback has returned.
  *
@@ -400,8 +582,9 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * is fine) is pinned until the IRP has completed, which is before the
  * callback: SafeWskReleaseSecurityDescriptor returns STATUS_DEVICE_BUSY
  * until then, and may be called from the callback on. Above
- * DISPATCH_LEVEL the client's table is not consulted (its spin lock cannot
- * be taken there): the call fails with STATUS_INVALID_LEVEL instead.
+ * DISPATCH_LEVEL the client is not entered (only the handle's form is
+ * checked) and its table not consulted: the call fails with
+ * STATUS_INVALID_LEVEL instead.
  *
  * IRQL: <= DISPATCH_LEVEL.
  *
@@ -462,302 +645,6 @@ _IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
 
 /**
- * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
- * waits until WSK has sent them all or `TimeoutMs` passes.
- *
- * `Buffer` may be any kernel-mode memory the caller can read: non-paged
- * pool, paged pool or the caller's stack, valid for the call. The library
- * describes it with an MDL (on its own stack, initialized as MmInitializeMdl
- * does, for a buffer spanning at most 17 pages — any buffer of up to
- * 64 KiB —, else from IoAllocateMdl), probes and locks it
- * (MmProbeAndLockPages(KernelMode, IoReadAccess), which pages paged memory
- * in) and unlocks it (and frees an allocated MDL) after WSK has completed,
- * on every path. For a buffer in non-paged pool,
- * add SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
- * (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
- *
- * `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
- * SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
- * `BytesSent` (optional) receives the count sent, also on timeout.
- *
- * Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (the buffer may be pageable). Above DISPATCH_LEVEL only
- * parameters 1 and 2 are checked (for NULL) before STATUS_INVALID_LEVEL:
- * whether the socket is open is looked up under the client's spin lock.
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
- * _2 (`Socket` NULL, or not an open socket of this client: never opened,
- * closed, being closed, or another client's), _3 (`Buffer` NULL), _4
- * (`Length` 0), _5 (`Flags`); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING
- * (the client is being freed: a call racing the end of SafeWskCleanup);
- * STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
- * more than 64 KiB, an IRP only for overlapping calls: see
- * SafeWskCloseSocket);
- * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
- * raised it) or another exception code MmProbeAndLockPages raised (e.g.
- * STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
- * not be locked) — nothing was sent; STATUS_IO_TIMEOUT (the socket's state
- * is then undefined: close it); STATUS_NOT_SUPPORTED (the provider's
- * dispatch table has no WskSend); or the provider's status (e.g.
- * STATUS_CONNECTION_RESET).
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
- * of kernel-mode memory that stay allocated for the call (non-paged pool if
- * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesSent` is NULL or writable.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskSend(SAFEWSK_CLIENT *Client,
-                     WSK_SOCKET *Socket,
-                     const void *Buffer,
-                     ULONG Length,
-                     ULONG Flags,
-                     ULONG TimeoutMs,
-                     ULONG *BytesSent);
-
-/**
- * Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
- * data arrives, the peer closes, or `TimeoutMs` passes.
- *
- * `Buffer` may be any kernel-mode memory the caller can write: non-paged
- * pool, paged pool or the caller's stack, valid for the call. The library
- * describes it with an MDL (on its own stack up to 64 KiB, as for
- * SafeWskSend), probes and locks it (MmProbeAndLockPages(KernelMode,
- * IoWriteAccess)) and unlocks it after WSK has completed, on every path; with
- * SAFEWSK_FLAG_NONPAGED_BUFFER in `Flags` a non-paged pool buffer is
- * described with MmBuildMdlForNonPagedPool instead (never use the flag for
- * the stack or paged pool).
- *
- * `Flags`: 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or
- * the peer closed; optionally with SAFEWSK_FLAG_NONPAGED_BUFFER (removed
- * before WSK sees the flags). `*BytesReceived` receives the count; 0 with
- * STATUS_SUCCESS means the peer closed its side gracefully.
- *
- * Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (the buffer may be pageable). Above DISPATCH_LEVEL only
- * parameters 1 and 2 are checked (for NULL) before STATUS_INVALID_LEVEL:
- * whether the socket is open is looked up under the client's spin lock.
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client),
- * _2 (`Socket` NULL or not an open socket of this client), _3 (`Buffer`
- * NULL), _4 (`Length` 0), _5 (`Flags`), _7 (`BytesReceived` NULL);
- * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
- * STATUS_INSUFFICIENT_RESOURCES (completion context; an MDL only for
- * more than 64 KiB, an IRP only for overlapping calls: see
- * SafeWskCloseSocket); STATUS_ACCESS_VIOLATION (the buffer is not writable:
- * MmProbeAndLockPages raised it) or another exception code
- * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT;
- * STATUS_NOT_SUPPORTED (the provider's dispatch table has no WskReceive);
- * or the provider's status.
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * (other calls on it may be in progress); `Buffer` is NULL or `Length` bytes
- * of kernel-mode memory that stay allocated for the call (non-paged pool if
- * SAFEWSK_FLAG_NONPAGED_BUFFER is set); `BytesReceived` is NULL or writable.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskReceive(SAFEWSK_CLIENT *Client,
-                        WSK_SOCKET *Socket,
-                        void *Buffer,
-                        ULONG Length,
-                        ULONG Flags,
-                        ULONG TimeoutMs,
-                        ULONG *BytesReceived);
-
-/**
- * Retrieves the local transport address of a socket from
- * SafeWskSocketConnect (WskGetLocalAddress): the address and port the
- * connection was made from, for logging.
- *
- * `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
- * bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
- * least sizeof(SOCKADDR_IN). Pass a SOCKADDR_INET or SOCKADDR_STORAGE to fit
- * either. It may be any kernel-mode memory the caller can write, paged or
- * on the stack: WSK writes into a non-paged buffer of safewsk's and the
- * address is copied to `Address` after the IRP has completed. `Address` is
- * written only on STATUS_SUCCESS.
- *
- * `TimeoutMs` bounds the wait (WSK may pend the query); at the deadline the
- * IRP is cancelled and STATUS_IO_TIMEOUT returned; SAFEWSK_NO_TIMEOUT for
- * none.
- *
- * Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
- * checked, for NULL, before STATUS_INVALID_LEVEL).
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
- * NULL or not an open socket of this client), _3 (`Address` NULL), _4
- * (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
- * IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
- * written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
- * freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
- * for overlapping calls, see SafeWskCloseSocket);
- * STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
- * has no such function); STATUS_UNSUCCESSFUL (the provider returned an
- * address of another family, or claimed success without completing the
- * IRP); or the provider's status (e.g.
- * STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
- * WskGetLocalAddress and WskGetRemoteAddress are stubs).
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * (other calls on it may be in progress); `Address` is NULL or
- * `AddressLength` writable bytes that stay allocated for the call.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskGetLocalAddress(SAFEWSK_CLIENT *Client,
-                                WSK_SOCKET *Socket,
-                                SOCKADDR *Address,
-                                ULONG AddressLength,
-                                ULONG TimeoutMs);
-
-/**
- * Retrieves the remote transport address of a socket from
- * SafeWskSocketConnect (WskGetRemoteAddress): the address and port it is
- * connected to.
- *
- * `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
- * bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
- * least sizeof(SOCKADDR_IN). Pass a SOCKADDR_INET or SOCKADDR_STORAGE to fit
- * either. It may be any kernel-mode memory the caller can write, paged or
- * on the stack: WSK writes into a non-paged buffer of safewsk's and the
- * address is copied to `Address` after the IRP has completed. `Address` is
- * written only on STATUS_SUCCESS.
- *
- * `TimeoutMs` bounds the wait (WSK may pend the query); at the deadline the
- * IRP is cancelled and STATUS_IO_TIMEOUT returned; SAFEWSK_NO_TIMEOUT for
- * none.
- *
- * Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
- * checked, for NULL, before STATUS_INVALID_LEVEL).
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
- * NULL or not an open socket of this client), _3 (`Address` NULL), _4
- * (`AddressLength` below sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an
- * IPv6 address and `AddressLength` below sizeof(SOCKADDR_IN6); nothing
- * written); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being
- * freed); STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only
- * for overlapping calls, see SafeWskCloseSocket);
- * STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the provider's dispatch table
- * has no such function); STATUS_UNSUCCESSFUL (the provider returned an
- * address of another family, or claimed success without completing the
- * IRP); or the provider's status (e.g.
- * STATUS_FILE_FORCED_CLOSED; STATUS_NOT_IMPLEMENTED from Wine 8, whose
- * WskGetLocalAddress and WskGetRemoteAddress are stubs).
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer
- * (other calls on it may be in progress); `Address` is NULL or
- * `AddressLength` writable bytes that stay allocated for the call.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskGetRemoteAddress(SAFEWSK_CLIENT *Client,
-                                 WSK_SOCKET *Socket,
-                                 SOCKADDR *Address,
-                                 ULONG AddressLength,
-                                 ULONG TimeoutMs);
-
-/**
- * Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0
- * (sends FIN after pending data), abortively with WSK_FLAG_ABORTIVE. The
- * socket must still be closed with SafeWskCloseSocket.
- *
- * A graceful disconnect "might not complete" (PFN_WSK_DISCONNECT: the peer
- * may never acknowledge), and cancelling it is not the documented way out:
- * at the deadline safewsk resets the connection with an abortive
- * WskDisconnect instead (which ends the graceful one) and returns
- * STATUS_IO_TIMEOUT. Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
- * checked, for NULL, before STATUS_INVALID_LEVEL).
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2 (`Socket`
- * NULL or not an open socket of this client), _3 (`Flags`);
- * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (the client is being freed);
- * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT (the connection was
- * reset); STATUS_NOT_SUPPORTED (the provider's dispatch table has no
- * WskDisconnect); or the provider's status.
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskDisconnect(SAFEWSK_CLIENT *Client,
-                           WSK_SOCKET *Socket,
-                           ULONG Flags,
-                           ULONG TimeoutMs);
-
-/**
- * Closes a socket from SafeWskSocketConnect (WskCloseSocket) and waits for
- * the close to complete. WSK cancels the socket's pending requests and, on a
- * connection that is not fully disconnected, performs an abortive disconnect;
- * call SafeWskDisconnect first for a graceful one. It works while
- * SafeWskCleanup waits: closing its sockets is how a driver lets cleanup
- * succeed.
- *
- * Once the close was issued — any status but the argument and IRQL errors
- * and STATUS_INSUFFICIENT_RESOURCES below — `Socket` is gone: never use it
- * again (safewsk answers any later call on it with
- * STATUS_INVALID_PARAMETER_2). A close that the provider refuses without
- * completing its IRP (a breach of the I/O model, reported with DbgPrint)
- * leaves the socket open: its status is returned and the close may be
- * retried.
- *
- * Calls on one socket may overlap, and this close may be one of them: a
- * receive waiting on another thread is completed by WSK when the socket is
- * closed (with STATUS_CANCELLED, say), and returns. WSK forbids
- * WskCloseSocket while another call is still inside one of the socket's
- * functions ("Closing a Socket"), so the close first waits until the calls
- * that began before it have handed their requests to WSK (a call that is
- * still locking its buffer, say); calls that begin after it are refused
- * with STATUS_INVALID_PARAMETER_2, and a graceful disconnect reaching its
- * deadline meanwhile does not start its abortive WskDisconnect.
- * Allocations of the socket calls (send, receive, the address queries,
- * disconnect, close): none of safewsk's own while no other call is in
- * progress on the socket,
- * because each call reuses the IRP the socket's connect allocated
- * (IoReuseIrp, as "Using IRPs with Winsock Kernel Functions" allows). The
- * I/O manager allocates its IoSetCompletionRoutineEx context for each call
- * (what keeps the driver image loaded until the completion routine has
- * returned), and a send or receive of more than 64 KiB an MDL (IoAllocateMdl).
- * The second of two
- * overlapping calls on a socket allocates an IRP once, which the socket
- * keeps; a third overlapping call allocates and frees its own.
- *
- * IRQL: <= APC_LEVEL (above DISPATCH_LEVEL only parameters 1 and 2 are
- * checked, for NULL, before STATUS_INVALID_LEVEL; the socket stays open).
- *
- * Returns:
- * - STATUS_SUCCESS;
- * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
- * - STATUS_INVALID_PARAMETER_2: `Socket` is NULL, or not an open socket of
- *   this client (never opened, already closed, being closed, or another
- *   client's); the provider is not called;
- * - STATUS_INVALID_LEVEL;
- * - STATUS_INSUFFICIENT_RESOURCES: no completion context (or, for an
- *   overlapping close, no IRP); the socket is still open, retry;
- * - STATUS_DELETE_PENDING: the client is being freed (a call racing the end
- *   of SafeWskCleanup);
- * - STATUS_NOT_SUPPORTED: the socket's dispatch table has no WskCloseSocket
- *   (or no table); the provider is not called and the socket stays open;
- * - the provider's status for the close (STATUS_UNSUCCESSFUL if it claimed
- *   success without completing the close's IRP: the socket is still open).
- *
- * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
- */
-_IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
-                            WSK_SOCKET *Socket);
-
-/**
  * Resolves `NodeName` and `ServiceName` with the provider's
  * WskGetAddressInfo, then connects a TCP socket to the resulting addresses,
  * one after the other in the resolver's order, and returns the first
@@ -782,7 +669,7 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
  *    drops SYNs can use up the whole deadline (see src/by_name.rs).
  *
  * Parameters, each checked by position before anything else:
- * 1. `Client`: a live client from SafeWskStartup.
+ * 1. `Client`: a live client's handle from SafeWskStartup.
  * 2. `NodeName`: a host name or numeric address: Length non-zero and even,
  *    Length <= MaximumLength, Buffer non-NULL, at most
  *    SAFEWSK_BY_NAME_MAX_NODE_CHARS (255) characters, no NUL character
@@ -793,8 +680,8 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
  * 4. `SocketContext`, 5. `Dispatch`: as parameters 7 and 8 of
  *    SafeWskSocketConnect (a context needs a table; a table needs a
  *    callback; callbacks start disabled).
- * 6. `Socket`: receives the connected socket, or NULL on any failure. The
- *    caller owns it and closes it with SafeWskCloseSocket.
+ * 6. `Socket`: receives the connected socket's handle, or NULL on any
+ *    failure. The caller owns it and closes it with SafeWskCloseSocket.
  * 7. `RemoteAddress`: optional; on STATUS_SUCCESS receives the address
  *    reached, a SOCKADDR_IN (16 bytes) or SOCKADDR_IN6 (28 bytes). Any
  *    writable kernel memory; written only on success.
@@ -813,8 +700,7 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
  * before STATUS_INVALID_LEVEL.
  *
  * Allocations: one IRP and one IoSetCompletionRoutineEx context for the
- * resolution, and per attempt the same two plus the socket's record (one
- * small 'kwSS' non-paged pool block, kept until the socket is closed);
+ * resolution, and per attempt what SafeWskSocketConnect allocates;
  * about 1 KiB of stack. The provider allocates the address list, which is
  * freed before this returns.
  *
@@ -842,7 +728,7 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_CLIENT *Client,
  *   (e.g. STATUS_CONNECTION_REFUSED, STATUS_HOST_UNREACHABLE).
  *
  * # Safety
- * `Client` is NULL or a live handle; `NodeName` and `ServiceName` are NULL
+ * Any `Client` value is safe; `NodeName` and `ServiceName` are NULL
  * or readable UNICODE_STRINGs whose Buffer holds Length readable bytes;
  * `Dispatch` is NULL or a readable WSK_CLIENT_CONNECTION_DISPATCH (kept
  * valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
@@ -855,106 +741,10 @@ NTSTATUS SafeWskConnectByName(SAFEWSK_CLIENT *Client,
                               const UNICODE_STRING *ServiceName,
                               PVOID SocketContext,
                               const WSK_CLIENT_CONNECTION_DISPATCH *Dispatch,
-                              WSK_SOCKET **Socket,
+                              SAFEWSK_SOCKET **Socket,
                               SOCKADDR *RemoteAddress,
                               ULONG RemoteAddressLength,
                               ULONG TimeoutMs);
-
-/**
- * Obtains a cached copy of a security descriptor from the WSK provider
- * (WskControlClient, WSK_CACHE_SD), for the `SecurityDescriptor` parameter
- * of SafeWskSocketConnect and SafeWskSocketConnectAsync: WSK accepts only
- * such cached copies there ("PFN_WSK_SOCKET_CONNECT"), and safewsk checks
- * that the pointer a connect is given is one this client cached and has not
- * released.
- *
- * `SecurityDescriptor` is the caller's SECURITY_DESCRIPTOR (any
- * kernel-mode memory, paged or not; only read during the call; the caller
- * keeps owning it). On success `*CachedSecurityDescriptor` receives the
- * provider's cached copy, which the caller owns until it passes it to
- * SafeWskReleaseSecurityDescriptor; on failure it is set to NULL. The
- * provider may return the same cached pointer for equal descriptors: each
- * successful call is one reference, and needs one release.
- *
- * A client holds at most 16 cached copies at once (a fixed table in the
- * client block: no allocation by safewsk; the provider allocates the
- * copy). SafeWskCleanup releases any copy still held, and reports each
- * with DbgPrint (a driver should release its own).
- *
- * IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
- * captures it).
- *
- * Returns:
- * - STATUS_SUCCESS;
- * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
- * - STATUS_INVALID_PARAMETER_2: `SecurityDescriptor` is NULL or not 4-byte
- *   aligned, or (read after the IRQL check, at PASSIVE_LEVEL) its Revision
- *   is not SECURITY_DESCRIPTOR_REVISION (1);
- * - STATUS_INVALID_PARAMETER_3: `CachedSecurityDescriptor` is NULL;
- * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
- * - STATUS_DELETE_PENDING: SafeWskCleanup has begun on `Client`;
- * - STATUS_QUOTA_EXCEEDED: the client already holds 16 cached copies;
- * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
- *   WskControlClient;
- * - STATUS_UNSUCCESSFUL: the provider claimed success without returning a
- *   copy;
- * - the provider's status otherwise (STATUS_NOT_IMPLEMENTED from Wine 8,
- *   whose WskControlClient is a stub; STATUS_INSUFFICIENT_RESOURCES, ...).
- *
- * # Safety
- * `Client` is NULL or a live handle; `SecurityDescriptor` is NULL or a
- * readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
- * writable.
- */
-_IRQL_requires_(PASSIVE_LEVEL)
-NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
-                                        PSECURITY_DESCRIPTOR SecurityDescriptor,
-                                        PSECURITY_DESCRIPTOR *CachedSecurityDescriptor);
-
-/**
- * Releases a cached security descriptor obtained with
- * SafeWskCacheSecurityDescriptor (WskControlClient, WSK_RELEASE_SD).
- *
- * WSK requires that a cached copy passed to WskSocketConnect is not
- * released "until after the IRP for the call to WskSocketConnect is
- * completed": safewsk enforces it. While a SafeWskSocketConnect using it
- * has not returned, or a SafeWskSocketConnectAsync using it has not reached
- * its callback (the IRP completes before the callback; releasing from the
- * callback is fine), the release is refused with STATUS_DEVICE_BUSY and
- * nothing changes: release it later. (If the same pointer was cached
- * twice, one of its references not used by a connect in flight can be
- * released.)
- *
- * After STATUS_SUCCESS the pointer is no longer a cached copy of this
- * client: a connect given it fails with STATUS_INVALID_PARAMETER_11 and a
- * second release with STATUS_INVALID_PARAMETER_2. Works during
- * SafeWskCleanup's wait.
- *
- * IRQL: PASSIVE_LEVEL.
- *
- * Returns:
- * - STATUS_SUCCESS;
- * - STATUS_INVALID_PARAMETER_1: `Client` is NULL or not a live client;
- * - STATUS_INVALID_PARAMETER_2: `CachedSecurityDescriptor` is NULL, or
- *   (looked up after the IRQL check) not a copy this client cached and has
- *   not released: never cached, already released, or another client's; the
- *   provider is not called;
- * - STATUS_INVALID_LEVEL: called above PASSIVE_LEVEL;
- * - STATUS_DELETE_PENDING: the client is being freed (a call racing the
- *   end of SafeWskCleanup);
- * - STATUS_DEVICE_BUSY (a warning-class status: NT_SUCCESS is FALSE): a
- *   connect using it is still in flight; nothing was released;
- * - STATUS_NOT_SUPPORTED: the provider's dispatch table has no
- *   WskControlClient;
- * - the provider's status if it refused the release (the copy then stays
- *   cached and recorded).
- *
- * # Safety
- * `Client` is NULL or a live handle.
- */
-_IRQL_requires_(PASSIVE_LEVEL)
-NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
-                                          PSECURITY_DESCRIPTOR CachedSecurityDescriptor);
 
 /**
  * Creates a TCP socket, sets socket options on it, binds it to
@@ -982,7 +772,7 @@ NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
  *
  * Parameters, each checked before the WSK provider is called; a bad one
  * fails with STATUS_INVALID_PARAMETER_<n> for its position n:
- * 1. `Client`: a live client from SafeWskStartup.
+ * 1. `Client`: a live client's handle from SafeWskStartup.
  * 2. `LocalAddress`: as SafeWskSocketConnect's (SOCKADDR_IN or
  *    SOCKADDR_IN6, not multicast or broadcast); it decides the family.
  * 3. `RemoteAddress`: as SafeWskSocketConnect's (same family, a port, a
@@ -994,24 +784,21 @@ NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
  *    exclude each other). Only read during the call.
  * 5. `SocketContext`, 6. `Dispatch`: as SafeWskSocketConnect's 7 and 8
  *    (passed to WskSocket; callbacks stay disabled).
- * 7. `Socket`: receives the connected socket, or NULL on any failure. The
- *    caller owns it and closes it with SafeWskCloseSocket.
+ * 7. `Socket`: receives the connected socket's handle, or NULL on any
+ *    failure. The caller owns it and closes it with SafeWskCloseSocket.
  * 8. `TimeoutMs`: one deadline for all the steps together;
  *    SAFEWSK_NO_TIMEOUT for none. At the deadline the step in progress is
  *    cancelled and waited for, the socket closed, and STATUS_IO_TIMEOUT
  *    returned.
  *
  * On any failure after WskSocket made the socket, the half-made socket is
- * closed (through SafeWskCloseSocket's path, waited for) before this
- * returns: it is never leaked and never returned half-configured. (Should
- * even that close fail to get its completion context for half a second
- * (50 tries, 10 ms apart), the socket stays
- * among the client's open sockets, and SafeWskCleanup refuses with
- * STATUS_INVALID_DEVICE_STATE rather than hang in WskDeregister.)
+ * closed (WskCloseSocket, waited for) before this returns: it is never
+ * leaked and never returned half-configured. Should that close fail to get
+ * its completion context, or the provider refuse it without completing it,
+ * the socket becomes the library's and SafeWskCleanup closes it.
  *
- * Allocations: the socket's record (one small non-paged pool block, tag
- * 'kwSS') with its IRP, made before WskSocket is called (none when a closed
- * socket's record is cached); every step reuses that IRP (IoReuseIrp); the
+ * Allocations: a socket slot and its IRP as for SafeWskSocketConnect, made
+ * before WskSocket is called; every step reuses that IRP (IoReuseIrp); the
  * I/O manager allocates its IoSetCompletionRoutineEx context per step.
  *
  * IRQL: <= APC_LEVEL (it waits).
@@ -1035,7 +822,7 @@ NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
  *   STATUS_CONNECTION_REFUSED).
  *
  * # Safety
- * `Client` is NULL or a live handle. Every other non-NULL pointer is a
+ * Any `Client` value is safe. Every other non-NULL pointer is a
  * valid kernel-mode pointer to what is described above, valid for the call.
  */
 _IRQL_requires_max_(APC_LEVEL)
@@ -1045,8 +832,257 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
                                          const SAFEWSK_SOCKET_OPTIONS *Options,
                                          PVOID SocketContext,
                                          const WSK_CLIENT_CONNECTION_DISPATCH *Dispatch,
-                                         WSK_SOCKET **Socket,
+                                         SAFEWSK_SOCKET **Socket,
                                          ULONG TimeoutMs);
+
+/**
+ * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
+ * waits until WSK has sent them all or `TimeoutMs` passes.
+ *
+ * `Socket` is a handle from one of the connects (parameter 1 of every
+ * socket call): a handle of a socket that is closed or being closed, a
+ * handle whose slot has since been given to another socket, a forged value
+ * or NULL is refused with STATUS_INVALID_PARAMETER_1, and the provider is
+ * not called. The check reads only the library's own non-paged table, so it
+ * is made at any IRQL, and never acts on another socket.
+ *
+ * `Buffer` may be any kernel-mode memory the caller can read: non-paged
+ * pool, paged pool or the caller's stack, valid for the call. The library
+ * describes it with an MDL (on its own stack, initialized as MmInitializeMdl
+ * does, for a buffer spanning at most 17 pages — any buffer of up to
+ * 64 KiB —, else from IoAllocateMdl), probes and locks it
+ * (MmProbeAndLockPages(KernelMode, IoReadAccess), which pages paged memory
+ * in) and unlocks it (and frees an allocated MDL) after WSK has completed,
+ * on every path. For a buffer in non-paged pool, add
+ * SAFEWSK_FLAG_NONPAGED_BUFFER to `Flags` to skip the probe and lock
+ * (MmBuildMdlForNonPagedPool); never for the stack or paged pool.
+ *
+ * `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
+ * SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
+ * `BytesSent` (optional) receives the count sent, also on timeout.
+ *
+ * Allocations: none of safewsk's own while no other call is in progress on
+ * the socket (the call reuses the IRP the socket's connect allocated,
+ * IoReuseIrp; a call that overlaps another on the same socket allocates an
+ * IRP and frees it); the I/O manager's IoSetCompletionRoutineEx context;
+ * an MDL only for more than 64 KiB. No lock is taken: the socket's state
+ * is one atomic word of its own.
+ *
+ * IRQL: <= APC_LEVEL (the buffer may be pageable).
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket` is not an
+ * open socket's handle, see above), _2 (`Buffer` NULL), _3 (`Length` 0),
+ * _4 (`Flags`); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES
+ * (completion context; an MDL only for more than 64 KiB, an IRP only for
+ * overlapping calls; or 65,535 calls already in progress on the socket);
+ * STATUS_ACCESS_VIOLATION (the buffer is not readable: MmProbeAndLockPages
+ * raised it) or another exception code MmProbeAndLockPages raised (e.g.
+ * STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA: the pages could
+ * not be locked) — nothing was sent; STATUS_IO_TIMEOUT (the socket's state
+ * is then undefined: close it); STATUS_NOT_SUPPORTED (the provider's
+ * dispatch table has no WskSend); or the provider's status (e.g.
+ * STATUS_CONNECTION_RESET; STATUS_CANCELLED when the socket is closed
+ * meanwhile).
+ *
+ * # Safety
+ * `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
+ * allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
+ * set); `BytesSent` is NULL or writable. Any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskSend(SAFEWSK_SOCKET *Socket,
+                     const void *Buffer,
+                     ULONG Length,
+                     ULONG Flags,
+                     ULONG TimeoutMs,
+                     ULONG *BytesSent);
+
+/**
+ * Receives up to `Length` bytes into `Buffer` (WskReceive) and waits until
+ * data arrives, the peer closes, or `TimeoutMs` passes.
+ *
+ * `Socket`: as for SafeWskSend. `Buffer` may be any kernel-mode memory the
+ * caller can write: non-paged pool, paged pool or the caller's stack, valid
+ * for the call. The library describes it with an MDL (on its own stack up
+ * to 64 KiB, as for SafeWskSend), probes and locks it
+ * (MmProbeAndLockPages(KernelMode, IoWriteAccess)) and unlocks it after WSK
+ * has completed, on every path; with SAFEWSK_FLAG_NONPAGED_BUFFER in
+ * `Flags` a non-paged pool buffer is described with
+ * MmBuildMdlForNonPagedPool instead (never use the flag for the stack or
+ * paged pool).
+ *
+ * `Flags`: 0, or WSK_FLAG_WAITALL to wait until `Length` bytes arrived or
+ * the peer closed; optionally with SAFEWSK_FLAG_NONPAGED_BUFFER (removed
+ * before WSK sees the flags). `*BytesReceived` receives the count; 0 with
+ * STATUS_SUCCESS means the peer closed its side gracefully.
+ *
+ * A receive with SAFEWSK_NO_TIMEOUT that is pending when the socket is
+ * closed on another thread returns then (WSK completes it, typically with
+ * STATUS_CANCELLED): a close does not wait for pending receives, only for
+ * calls still inside a WSK function.
+ *
+ * Allocations: as SafeWskSend.
+ *
+ * IRQL: <= APC_LEVEL (the buffer may be pageable).
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`), _2
+ * (`Buffer` NULL), _3 (`Length` 0), _4 (`Flags`), _6 (`BytesReceived`
+ * NULL); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (as
+ * SafeWskSend); STATUS_ACCESS_VIOLATION (the buffer is not writable:
+ * MmProbeAndLockPages raised it) or another exception code
+ * MmProbeAndLockPages raised — nothing was received; STATUS_IO_TIMEOUT;
+ * STATUS_NOT_SUPPORTED (the provider's dispatch table has no WskReceive);
+ * or the provider's status.
+ *
+ * # Safety
+ * `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
+ * allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
+ * set); `BytesReceived` is NULL or writable. Any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskReceive(SAFEWSK_SOCKET *Socket,
+                        void *Buffer,
+                        ULONG Length,
+                        ULONG Flags,
+                        ULONG TimeoutMs,
+                        ULONG *BytesReceived);
+
+/**
+ * Retrieves the local transport address of a connected socket
+ * (WskGetLocalAddress): the address and port the connection was made from.
+ *
+ * `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
+ * bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
+ * least sizeof(SOCKADDR_IN). Pass a SOCKADDR_INET or SOCKADDR_STORAGE to fit
+ * either. It may be any kernel-mode memory the caller can write, paged or
+ * on the stack: WSK writes into a non-paged buffer of safewsk's and the
+ * address is copied to `Address` after the IRP has completed. `Address` is
+ * written only on STATUS_SUCCESS.
+ *
+ * `TimeoutMs` bounds the wait (WSK may pend the query); at the deadline the
+ * IRP is cancelled and STATUS_IO_TIMEOUT returned; SAFEWSK_NO_TIMEOUT for
+ * none.
+ *
+ * IRQL: <= APC_LEVEL.
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+ * SafeWskSend), _2 (`Address` NULL), _3 (`AddressLength` below
+ * sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an IPv6 address and
+ * `AddressLength` below sizeof(SOCKADDR_IN6); nothing written);
+ * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (completion context;
+ * an IRP only for overlapping calls); STATUS_IO_TIMEOUT;
+ * STATUS_NOT_SUPPORTED (the provider's dispatch table has no such
+ * function); STATUS_UNSUCCESSFUL (the provider returned an address of
+ * another family, or claimed success without completing the IRP); or the
+ * provider's status (e.g. STATUS_NOT_IMPLEMENTED from Wine 8, whose
+ * WskGetLocalAddress and WskGetRemoteAddress are stubs).
+ *
+ * # Safety
+ * `Address` is NULL or `AddressLength` writable bytes that stay allocated
+ * for the call. Any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskGetLocalAddress(SAFEWSK_SOCKET *Socket,
+                                SOCKADDR *Address,
+                                ULONG AddressLength,
+                                ULONG TimeoutMs);
+
+/**
+ * Retrieves the remote transport address of a connected socket
+ * (WskGetRemoteAddress): the address and port it is connected to.
+ *
+ * Parameters, allocations, IRQL and statuses: as SafeWskGetLocalAddress.
+ *
+ * # Safety
+ * `Address` is NULL or `AddressLength` writable bytes that stay allocated
+ * for the call. Any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskGetRemoteAddress(SAFEWSK_SOCKET *Socket,
+                                 SOCKADDR *Address,
+                                 ULONG AddressLength,
+                                 ULONG TimeoutMs);
+
+/**
+ * Disconnects a connected socket (WskDisconnect): gracefully with `Flags` 0
+ * (sends FIN after pending data), abortively with WSK_FLAG_ABORTIVE. The
+ * socket must still be closed with SafeWskCloseSocket.
+ *
+ * A graceful disconnect "might not complete" (PFN_WSK_DISCONNECT: the peer
+ * may never acknowledge), and cancelling it is not the documented way out:
+ * at the deadline safewsk resets the connection with an abortive
+ * WskDisconnect instead (which ends the graceful one) and returns
+ * STATUS_IO_TIMEOUT. A close that began meanwhile ends the graceful one
+ * itself (no abortive WskDisconnect is issued then).
+ *
+ * IRQL: <= APC_LEVEL.
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+ * SafeWskSend), _2 (`Flags`); STATUS_INVALID_LEVEL;
+ * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT (the connection was
+ * reset); STATUS_NOT_SUPPORTED (the provider's dispatch table has no
+ * WskDisconnect); or the provider's status.
+ *
+ * # Safety
+ * None beyond the IRQL: any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskDisconnect(SAFEWSK_SOCKET *Socket,
+                           ULONG Flags,
+                           ULONG TimeoutMs);
+
+/**
+ * Closes a socket (WskCloseSocket) and waits for the close to complete. WSK
+ * cancels the socket's pending requests and, on a connection that is not
+ * fully disconnected, performs an abortive disconnect; call
+ * SafeWskDisconnect first for a graceful one.
+ *
+ * The close always consumes the handle: from the moment it is accepted
+ * (anything but STATUS_INVALID_PARAMETER_1 and STATUS_INVALID_LEVEL), every
+ * call with `Socket` — a second close included — is
+ * STATUS_INVALID_PARAMETER_1, even once the slot serves another socket.
+ * If the close cannot be issued (the I/O manager's completion context is
+ * the one allocation that cannot be made in advance) or the provider
+ * refuses it without completing its IRP (a breach of the I/O model,
+ * reported), the socket becomes the library's: SafeWskCleanup closes it.
+ *
+ * Calls on one socket may overlap, and this close may be one of them: a
+ * receive waiting on another thread is completed by WSK when the socket is
+ * closed, and returns. WSK forbids WskCloseSocket while another call is
+ * still inside one of the socket's functions ("Closing a Socket"), so the
+ * close first waits until the calls that began before it have returned
+ * from their WSK function (a call still locking its buffer, say; the wait
+ * is reported every few seconds while it lasts); it does not wait for
+ * their IRPs, which WskCloseSocket completes. Calls that begin after it are
+ * refused, and a graceful disconnect reaching its deadline meanwhile does
+ * not start its abortive WskDisconnect.
+ *
+ * Allocations: none of safewsk's own (the socket's IRP, unless another call
+ * holds it: then one IRP, freed after); the I/O manager's completion
+ * context. A spin lock is taken once, to put the socket's slot (and its
+ * IRP) back for the next connect.
+ *
+ * IRQL: <= APC_LEVEL.
+ *
+ * Returns:
+ * - STATUS_SUCCESS, or the provider's status for the close (the socket is
+ *   gone either way);
+ * - STATUS_INVALID_PARAMETER_1: `Socket` is not an open socket's handle
+ *   (NULL, forged, already closed, being closed); the provider is not
+ *   called;
+ * - STATUS_INVALID_LEVEL (the socket stays open);
+ * - STATUS_INSUFFICIENT_RESOURCES: the close could not be issued (no
+ *   completion context or IRP), or 65,535 calls are in progress on the
+ *   socket; the handle is consumed and SafeWskCleanup closes the socket;
+ * - STATUS_NOT_SUPPORTED: the socket's dispatch table has no WskCloseSocket;
+ * - STATUS_UNSUCCESSFUL, or the provider's error, when it refused the close
+ *   without completing the IRP (SafeWskCleanup closes the socket).
+ *
+ * # Safety
+ * None beyond the IRQL: any `Socket` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskCloseSocket(SAFEWSK_SOCKET *Socket);
 
 /**
  * Enables event callbacks of a connected socket: WskControlSocket(
@@ -1058,17 +1094,16 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
  *
  * `EventMask`: one or more of WSK_EVENT_RECEIVE (WskReceiveEvent),
  * WSK_EVENT_DISCONNECT (WskDisconnectEvent) and WSK_EVENT_SEND_BACKLOG
- * (WskSendBacklogEvent) — the connection socket's events ("SO_WSK_EVENT_CALLBACK").
- * Each must have a non-NULL entry in the Dispatch table the socket was
- * created with (which safewsk recorded with the socket): WSK would call a
- * NULL entry.
+ * (WskSendBacklogEvent) — the connection socket's events
+ * ("SO_WSK_EVENT_CALLBACK"). Each must have a non-NULL entry in the
+ * Dispatch table the socket was created with (which safewsk recorded with
+ * the socket): WSK would call a NULL entry.
  *
  * The callbacks then run as WSK documents them: at IRQL <= DISPATCH_LEVEL,
  * on arbitrary threads, possibly before this function returns.
  * WskReceiveEvent's data indications belong to WSK; a callback that
  * returns STATUS_PENDING keeps them and must give them back with the
- * socket's WskRelease (`((PWSK_PROVIDER_CONNECTION_DISPATCH)
- * Socket->Dispatch)->WskRelease`) before closing the socket; with
+ * socket's WskRelease before closing the socket; with
  * STATUS_DATA_NOT_ACCEPTED, WSK stops indicating until SafeWskReceive is
  * called. The context and table must stay valid until the socket is
  * closed.
@@ -1077,31 +1112,28 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
  * an IRP when calling the WskControlSocket function to enable event
  * callback functions"), so nothing is allocated and nothing waits. A
  * SafeWskCloseSocket on another thread waits until this call has returned
- * from WskControlSocket (WSK forbids closing a socket during a call of one
- * of its functions, "Closing a Socket").
+ * from WskControlSocket ("Closing a Socket").
  *
- * Works during SafeWskCleanup (on a socket still open).
+ * IRQL: <= DISPATCH_LEVEL (above it, parameter 1 and the form of 2 are
+ * checked before STATUS_INVALID_LEVEL; whether each event's callback is in
+ * the socket's table is checked once the socket is acquired).
  *
- * IRQL: <= DISPATCH_LEVEL (above it only parameters 1 and 2 are checked,
- * for NULL, before STATUS_INVALID_LEVEL).
- *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (client), _2
- * (`Socket` NULL or not an open socket of this client), _3 (`EventMask` 0,
- * a flag other than the three above — WSK_EVENT_DISABLE included: use
- * SafeWskDisableCallbacks —, or a flag whose callback the socket's
- * Dispatch table lacks, or any flag on a socket created without a Dispatch
- * table; the provider is not called); STATUS_INVALID_LEVEL;
- * STATUS_DELETE_PENDING (the client is being freed); STATUS_NOT_SUPPORTED
- * (the provider's table has no WskControlSocket); or the provider's status
- * (e.g. STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a
- * stub).
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+ * SafeWskSend), _2 (`EventMask` 0, a flag other than the three above —
+ * WSK_EVENT_DISABLE included: use SafeWskDisableCallbacks —, or a flag
+ * whose callback the socket's Dispatch table lacks, or any flag on a
+ * socket created without a Dispatch table; the provider is not called);
+ * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (65,535 calls in
+ * progress on the socket); STATUS_NOT_SUPPORTED (the provider's table has
+ * no WskControlSocket); STATUS_UNSUCCESSFUL (the provider pended a call it
+ * was given no IRP for); or the provider's status (e.g.
+ * STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a stub).
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+ * None beyond the IRQL: any `Socket` value is safe.
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
-NTSTATUS SafeWskEnableCallbacks(SAFEWSK_CLIENT *Client,
-                                WSK_SOCKET *Socket,
+NTSTATUS SafeWskEnableCallbacks(SAFEWSK_SOCKET *Socket,
                                 ULONG EventMask);
 
 /**
@@ -1117,33 +1149,29 @@ NTSTATUS SafeWskEnableCallbacks(SAFEWSK_CLIENT *Client,
  * for itself; they run at DISPATCH_LEVEL anyway, where it is refused).
  *
  * `EventMask`: as for SafeWskEnableCallbacks (same checks). `TimeoutMs`:
- * one deadline for all the flags; SAFEWSK_NO_TIMEOUT for none. Allocations:
- * per flag an IRP and the I/O manager's IoSetCompletionRoutineEx context.
- *
- * Works during SafeWskCleanup (on a socket still open).
- *
- * IRQL: <= APC_LEVEL (it waits; above DISPATCH_LEVEL only parameters 1 and
- * 2 are checked, for NULL, before STATUS_INVALID_LEVEL).
+ * one deadline for all the flags; SAFEWSK_NO_TIMEOUT for none.
+ * Allocations: per flag an IRP and the I/O manager's
+ * IoSetCompletionRoutineEx context.
  *
  * A SafeWskCloseSocket on another thread waits until the WskControlSocket
  * call in progress has returned (as for every call on the socket); a flag
  * not yet started when the close began is not disabled (the close ends the
- * callbacks): STATUS_INVALID_PARAMETER_2.
+ * callbacks): STATUS_INVALID_PARAMETER_1.
  *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as for
- * SafeWskEnableCallbacks (_2 also: the socket began to be closed between
- * two flags); STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING;
- * STATUS_INSUFFICIENT_RESOURCES (IRP or completion context);
- * STATUS_IO_TIMEOUT (a callback still running at the deadline: the flags
- * before it are disabled, the rest may not be); STATUS_NOT_SUPPORTED; or
- * the provider's status.
+ * IRQL: <= APC_LEVEL (it waits).
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 and _2 as for
+ * SafeWskEnableCallbacks (_1 also: the socket began to be closed between
+ * two flags); STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (IRP or
+ * completion context); STATUS_IO_TIMEOUT (a callback still running at the
+ * deadline: the flags before it are disabled, the rest may not be);
+ * STATUS_NOT_SUPPORTED; or the provider's status.
  *
  * # Safety
- * `Client` is NULL or a live handle; `Socket` is NULL or a socket pointer.
+ * None beyond the IRQL: any `Socket` value is safe.
  */
 _IRQL_requires_max_(APC_LEVEL)
-NTSTATUS SafeWskDisableCallbacks(SAFEWSK_CLIENT *Client,
-                                 WSK_SOCKET *Socket,
+NTSTATUS SafeWskDisableCallbacks(SAFEWSK_SOCKET *Socket,
                                  ULONG EventMask,
                                  ULONG TimeoutMs);
 

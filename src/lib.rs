@@ -77,12 +77,15 @@ mod kernel;
 // The loom build compiles only the kernel-free state words it checks.
 #[cfg(loom)]
 #[path = "handles/state.rs"]
+#[allow(dead_code)]
 mod handles_state;
 #[cfg(loom)]
 #[path = "client/rundown.rs"]
+#[allow(dead_code)]
 mod client_rundown;
 #[cfg(loom)]
 #[path = "connect/request_state.rs"]
+#[allow(dead_code)]
 mod request_state;
 
 #[cfg(not(loom))]

@@ -38,7 +38,7 @@ enum End {
 fn query(
     end: End,
     client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
+    socket: *mut SAFEWSK_SOCKET,
     buf: *mut u8,
     len: u32,
     timeout_ms: u32,
@@ -46,9 +46,9 @@ fn query(
     let address = buf.cast::<SOCKADDR>();
     match end {
         // SAFETY: `buf` is NULL or `len` writable bytes, live for the call.
-        End::Local => unsafe { SafeWskGetLocalAddress(client, socket, address, len, timeout_ms) },
+        End::Local => unsafe { SafeWskGetLocalAddress(socket, address, len, timeout_ms) },
         // SAFETY: as above.
-        End::Remote => unsafe { SafeWskGetRemoteAddress(client, socket, address, len, timeout_ms) },
+        End::Remote => unsafe { SafeWskGetRemoteAddress(socket, address, len, timeout_ms) },
     }
 }
 
@@ -72,7 +72,7 @@ fn decode(b: &[u8; 28]) -> SocketAddr {
 fn connect_to_listener(
     client: *mut SAFEWSK_CLIENT,
     bind: &str,
-) -> (*mut WSK_SOCKET, SocketAddr, SocketAddr, TcpStream) {
+) -> (*mut SAFEWSK_SOCKET, SocketAddr, SocketAddr, TcpStream) {
     let listener = TcpListener::bind(bind).expect("bind");
     let server = listener.local_addr().expect("addr");
     let h = thread::spawn(move || listener.accept().expect("accept"));
@@ -105,7 +105,7 @@ fn local_and_remote_addresses_of_ipv4_and_ipv6_connections() {
             assert_eq!(query(End::Remote, client, socket, exact.as_mut_ptr(), 16, 2000), STATUS_SUCCESS);
             assert_eq!(&exact[..], &remote[..16]);
         }
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();
@@ -133,7 +133,7 @@ fn bad_arguments_get_their_parameter_status_and_nothing_is_written() {
         assert_eq!(st, STATUS_INVALID_PARAMETER_4);
         assert_eq!(b, [0xAA; 28], "no failed call writes the buffer");
     }
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let mut b = [0u8; 28];
     assert_eq!(
         query(End::Local, client, socket, b.as_mut_ptr(), 28, 100),
@@ -158,7 +158,7 @@ fn an_ipv6_address_in_a_sockaddr_in_sized_buffer_is_buffer_too_small() {
         assert_eq!(query(end, client, socket, b.as_mut_ptr(), 27, 2000), STATUS_BUFFER_TOO_SMALL);
         assert_eq!(b, [0xAA; 27], "nothing written");
     }
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -183,7 +183,7 @@ fn a_paged_pool_buffer_is_accepted_and_never_handed_to_wsk() {
     assert_eq!(decode(&b), server);
     // SAFETY: our block, freed once.
     unsafe { ExFreePoolWithTag(p, TAG) };
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -203,7 +203,7 @@ fn a_query_that_never_completes_times_out_at_its_deadline() {
         assert_eq!(b, [0xAA; 28]);
     }
     hostkernel::set_address_query_hangs(false);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -237,7 +237,7 @@ fn allocation_failures_and_a_provider_that_never_completes_its_irp() {
         hostkernel::set_fail_without_completing(None);
         assert_eq!(b, [0xAA; 28]);
     }
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

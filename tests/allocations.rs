@@ -36,7 +36,7 @@ fn delta(before: Allocations, after: Allocations) -> (u64, u64, u64, u64) {
 }
 
 /// A connected socket, and the server side of its connection.
-fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut WSK_SOCKET, std::net::TcpStream) {
+fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut SAFEWSK_SOCKET, std::net::TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let server = listener.local_addr().expect("addr");
     let h = thread::spawn(move || listener.accept().expect("accept").0);
@@ -60,15 +60,15 @@ fn socket_calls_allocate_no_irp_and_no_pool() {
     let mut echo = [0u8; 8];
     for i in 0..N {
         let data = i.to_le_bytes();
-        assert_eq!(send(client, socket, &data), (STATUS_SUCCESS, 8));
+        assert_eq!(send(socket, &data), (STATUS_SUCCESS, 8));
         peer.read_exact(&mut echo).expect("peer read");
         peer.write_all(&echo).expect("peer write");
         let mut got = [0u8; 8];
-        assert_eq!(receive(client, socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
+        assert_eq!(receive(socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
         assert_eq!(got, data);
         let mut addr = [0u8; 28];
         // SAFETY: a 28-byte writable buffer, an open socket.
-        let st = unsafe { SafeWskGetLocalAddress(client, socket, addr.as_mut_ptr().cast(), 28, 2000) };
+        let st = unsafe { SafeWskGetLocalAddress(socket, addr.as_mut_ptr().cast(), 28, 2000) };
         assert_eq!(st, STATUS_SUCCESS);
     }
     let after_calls = hostkernel::allocations();
@@ -77,8 +77,8 @@ fn socket_calls_allocate_no_irp_and_no_pool() {
     assert_eq!(delta(after_connect, after_calls), (0, 0, 0, 3 * N), "{N} sends, receives and address queries");
 
     // SAFETY: an open socket of this client.
-    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 2000) }, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(unsafe { SafeWskDisconnect(socket, 0, 2000) }, STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let after_close = hostkernel::allocations();
     assert_eq!(delta(after_calls, after_close), (0, 0, 0, 2), "a disconnect and a close");
     assert_eq!(hostkernel::live().irps, 1, "the client keeps the closed socket's record and IRP");
@@ -86,7 +86,7 @@ fn socket_calls_allocate_no_irp_and_no_pool() {
     // The next connect takes the cached record: connect + close in a steady
     // state allocates nothing but the I/O manager's completion contexts.
     let (socket, _peer) = connected(client);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(delta(after_close, hostkernel::allocations()), (0, 0, 0, 2), "a second connect + close");
 
     cleanup(client);
@@ -112,7 +112,7 @@ fn only_buffers_over_64_kib_allocate_an_mdl() {
     for (offset, len) in [(0usize, 65_536usize), (1, 65_537), (4095, 65_536)] {
         let before = hostkernel::allocations();
         let data = &big[offset..offset + len];
-        assert_eq!(send(client, socket, data), (STATUS_SUCCESS, len as u32));
+        assert_eq!(send(socket, data), (STATUS_SUCCESS, len as u32));
         let d = delta(before, hostkernel::allocations());
         // 65,537 bytes at offset 1 of a heap block may span 17 or 18 pages:
         // only count what cannot fit.
@@ -122,7 +122,7 @@ fn only_buffers_over_64_kib_allocate_an_mdl() {
         assert_eq!(d, (0, 0, want, 1), "{len} bytes at page offset {start} ({pages} pages)");
     }
     assert_eq!(reader.join().expect("reader"), 65_536 + 65_537 + 65_536);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -138,14 +138,14 @@ fn an_asynchronous_connect_hands_its_irp_to_the_socket() {
     assert_eq!(start(client, server, &mut req), STATUS_PENDING);
     let (st, sock, _, _) = seen.wait(1, Duration::from_secs(5))[0];
     assert_eq!(st, STATUS_SUCCESS);
-    let socket = sock as *mut WSK_SOCKET;
+    let socket = sock as *mut SAFEWSK_SOCKET;
     assert_eq!(delta(before, hostkernel::allocations()), (1, 1, 0, 1), "an asynchronous connect");
     let mark = hostkernel::allocations();
-    assert_eq!(send(client, socket, b"async"), (STATUS_SUCCESS, 5));
+    assert_eq!(send(socket, b"async"), (STATUS_SUCCESS, 5));
     let mut got = [0u8; 5];
-    assert_eq!(receive(client, socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(receive(socket, &mut got, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
     assert_eq!(&got, b"async");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(delta(mark, hostkernel::allocations()), (0, 0, 0, 3));
     cleanup(client);
     k.finish();
@@ -164,13 +164,13 @@ fn full_duplex_allocates_one_spare_irp_once() {
     for round in 0..3u8 {
         let receiver = thread::spawn(move || {
             let mut got = [0u8; 4];
-            let (st, n) = receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
+            let (st, n) = receive(sock as *mut SAFEWSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
             (st, n, got)
         });
         // Let the receive get to the provider first.
         thread::sleep(Duration::from_millis(100));
         let before = hostkernel::allocations();
-        assert_eq!(send(client, socket, &[round; 4]), (STATUS_SUCCESS, 4));
+        assert_eq!(send(socket, &[round; 4]), (STATUS_SUCCESS, 4));
         let irps = delta(before, hostkernel::allocations()).0;
         let mut echo = [0u8; 4];
         peer.read_exact(&mut echo).expect("peer read");
@@ -179,7 +179,7 @@ fn full_duplex_allocates_one_spare_irp_once() {
         assert_eq!(irps, u64::from(round == 0), "round {round}: IRPs allocated by the overlapping send");
     }
     assert_eq!(hostkernel::live().irps, 2, "the socket's IRP and its spare");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(hostkernel::live().irps, 1, "the close freed the spare and cached the record with its IRP");
     cleanup(client);
     k.finish();
@@ -202,9 +202,7 @@ fn a_close_while_a_receive_waits_ends_the_receive() {
         // SAFETY: `got` outlives the call; the socket is open when the call
         // starts.
         let st = unsafe {
-            SafeWskReceive(
-                cl as *mut SAFEWSK_CLIENT,
-                sock as *mut WSK_SOCKET,
+            SafeWskReceive(sock as *mut SAFEWSK_SOCKET,
                 got.as_mut_ptr().cast(),
                 4,
                 0,
@@ -215,12 +213,12 @@ fn a_close_while_a_receive_waits_ends_the_receive() {
         (st, n)
     });
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let (st, n) = receiver.join().expect("receiver");
     assert_eq!((st, n), (STATUS_CANCELLED, 0), "the waiting receive ends when the socket is closed");
-    assert_eq!(close(client, socket), STATUS_INVALID_PARAMETER_2, "closed");
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_2, "closed");
     // SAFETY: a closed socket is refused before it is used.
-    let st = unsafe { SafeWskSend(client, socket, b"x".as_ptr().cast(), 1, 0, 100, ptr::null_mut()) };
+    let st = unsafe { SafeWskSend(socket, b"x".as_ptr().cast(), 1, 0, 100, ptr::null_mut()) };
     assert_eq!(st, STATUS_INVALID_PARAMETER_2);
     cleanup(client);
     k.finish();
@@ -243,12 +241,12 @@ fn overlapping_calls_and_a_close_let_go_of_the_record_in_any_order() {
             .map(|_| {
                 thread::spawn(move || {
                     let mut got = [0u8; 4];
-                    receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
+                    receive(sock as *mut SAFEWSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
                 })
             })
             .collect();
         thread::sleep(Duration::from_millis(30));
-        assert_eq!(close(client, socket), STATUS_SUCCESS, "round {round}");
+        assert_eq!(close(socket), STATUS_SUCCESS, "round {round}");
         for r in receivers {
             assert_eq!(r.join().expect("receiver"), STATUS_CANCELLED, "round {round}");
         }

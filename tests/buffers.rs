@@ -73,7 +73,7 @@ impl Drop for Pool {
 
 fn send_raw(
     client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
+    socket: *mut SAFEWSK_SOCKET,
     p: *const u8,
     len: usize,
     flags: u32,
@@ -81,20 +81,20 @@ fn send_raw(
     let mut n = 0;
     // SAFETY: `p..p+len` is the test's buffer, valid for the call (or, in
     // the access-violation tests, deliberately inaccessible).
-    let st = unsafe { SafeWskSend(client, socket, p.cast(), len as u32, flags, 2000, &mut n) };
+    let st = unsafe { SafeWskSend(socket, p.cast(), len as u32, flags, 2000, &mut n) };
     (st, n)
 }
 
 fn receive_raw(
     client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
+    socket: *mut SAFEWSK_SOCKET,
     p: *mut u8,
     len: usize,
     flags: u32,
 ) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: as send_raw.
-    let st = unsafe { SafeWskReceive(client, socket, p.cast(), len as u32, flags | WSK_FLAG_WAITALL, 2000, &mut n) };
+    let st = unsafe { SafeWskReceive(socket, p.cast(), len as u32, flags | WSK_FLAG_WAITALL, 2000, &mut n) };
     (st, n)
 }
 
@@ -103,13 +103,13 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Connects to an echo server, runs `f(client, socket)`, closes and cleans up.
-fn with_echo_socket(f: impl FnOnce(*mut SAFEWSK_CLIENT, *mut WSK_SOCKET)) {
+fn with_echo_socket(f: impl FnOnce(*mut SAFEWSK_CLIENT, *mut SAFEWSK_SOCKET)) {
     let server = echo_server("127.0.0.1:0").expect("server");
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
     f(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
 }
 
@@ -220,9 +220,9 @@ fn a_buffer_stays_locked_while_the_call_is_pending() {
     let (addr, c, s) = (back.p as usize, client as usize, socket as usize);
     let waiter = std::thread::spawn(move || {
         let mut n = 0;
-        let (client, socket) = (c as *mut SAFEWSK_CLIENT, s as *mut WSK_SOCKET);
+        let (client, socket) = (c as *mut SAFEWSK_CLIENT, s as *mut SAFEWSK_SOCKET);
         // SAFETY: the pool block outlives the call (joined below).
-        unsafe { SafeWskReceive(client, socket, addr as PVOID, len as u32, 0, 300, &mut n) }
+        unsafe { SafeWskReceive(socket, addr as PVOID, len as u32, 0, 300, &mut n) }
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while hostkernel::live().locked_pages == 0 && std::time::Instant::now() < deadline {
@@ -237,7 +237,7 @@ fn a_buffer_stays_locked_while_the_call_is_pending() {
     assert_eq!(hostkernel::page_out(back.p, len), 2);
     hostkernel::page_in(back.p, len);
     drop(back);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     drop(accepted.join());
     k.finish();
@@ -404,7 +404,7 @@ fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
         // SAFETY: the provider's WskSend on its own socket, with a WSK_BUF
         // and an IRP set up as above; it refuses the buffer and completes
         // the IRP before returning.
-        assert_eq!(unsafe { send(socket, &mut buf, 0, irp) }, STATUS_INVALID_PARAMETER);
+        assert_eq!(unsafe { send(&mut buf, 0, irp) }, STATUS_INVALID_PARAMETER);
         // SAFETY: the IRP, completed (keep returned MORE_PROCESSING), ours again.
         unsafe { IoFreeIrp(irp) };
         // SAFETY: the live MDL, never locked, freed once.

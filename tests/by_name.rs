@@ -60,8 +60,8 @@ fn by_name_raw(
     node: *const UNICODE_STRING,
     service: *const UNICODE_STRING,
     timeout_ms: u32,
-) -> (NTSTATUS, *mut WSK_SOCKET, Option<SocketAddr>) {
-    let mut socket = 0x1 as *mut WSK_SOCKET; // must be reset to NULL on failure
+) -> (NTSTATUS, *mut SAFEWSK_SOCKET, Option<SocketAddr>) {
+    let mut socket = 0x1 as *mut SAFEWSK_SOCKET; // must be reset to NULL on failure
     let mut remote = [0xAAu8; 28];
     // SAFETY: valid (or deliberately NULL) strings, out pointers live for
     // the call.
@@ -93,15 +93,15 @@ fn by_name(
     node: &str,
     service: &str,
     timeout_ms: u32,
-) -> (NTSTATUS, *mut WSK_SOCKET, Option<SocketAddr>) {
+) -> (NTSTATUS, *mut SAFEWSK_SOCKET, Option<SocketAddr>) {
     let (n, s) = (Us::new(node), Us::new(service));
     by_name_raw(client, n.ptr(), s.ptr(), timeout_ms)
 }
 
-fn echo_round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) {
-    assert_eq!(send(client, socket, b"by name"), (STATUS_SUCCESS, 7));
+fn echo_round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET) {
+    assert_eq!(send(socket, b"by name"), (STATUS_SUCCESS, 7));
     let mut buf = [0u8; 7];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 7));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 7));
     assert_eq!(&buf, b"by name");
 }
 
@@ -116,7 +116,7 @@ fn localhost_resolves_connects_and_echoes() {
     assert_eq!(hostkernel::resolver_calls(), 1);
     assert_eq!(hostkernel::address_lists_live(), 0, "the list is freed before the call returns");
     echo_round_trip(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -149,7 +149,7 @@ fn an_unterminated_name_and_no_remote_address() {
     };
     assert_eq!(st, STATUS_SUCCESS);
     echo_round_trip(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -223,7 +223,7 @@ fn refused_addresses_are_skipped_in_the_resolvers_order() {
     assert_eq!(reached, Some(server));
     assert_eq!(hostkernel::provider_connect_calls(), tries, "one attempt per address, in order");
     echo_round_trip(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
 
     answer.pop();
     hostkernel::set_resolver_answer(Some(answer));
@@ -305,7 +305,7 @@ fn one_deadline_across_resolution_and_attempts() {
     for timeout in [2000, SAFEWSK_NO_TIMEOUT] {
         let (st, socket, reached) = by_name(client, "slow.example", &server.port().to_string(), timeout);
         assert_eq!((st, reached), (STATUS_SUCCESS, Some(server)));
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();
@@ -331,7 +331,7 @@ fn every_allocation_on_the_path_can_fail() {
             k.fail_nth(site, 0);
             if st == STATUS_SUCCESS {
                 assert_eq!(reached, Some(server));
-                assert_eq!(close(client, socket), STATUS_SUCCESS);
+                assert_eq!(close(socket), STATUS_SUCCESS);
             }
             cleanup(client);
             k.finish();
@@ -359,14 +359,14 @@ fn every_parameter_by_position_then_passive_level() {
                 service: *const UNICODE_STRING,
                 ctx: PVOID,
                 dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
-                out: *mut *mut WSK_SOCKET,
+                out: *mut *mut SAFEWSK_SOCKET,
                 remote: *mut SOCKADDR,
                 remote_len: u32| {
         // SAFETY: every pointer is NULL or valid for the call.
         unsafe { SafeWskConnectByName(c, node, service, ctx, dispatch, out, remote, remote_len, 100) }
     };
     let mut out = ptr::null_mut();
-    let o: *mut *mut WSK_SOCKET = &mut out;
+    let o: *mut *mut SAFEWSK_SOCKET = &mut out;
     let mut sa = [0u8; 28];
     let r = sa.as_mut_ptr().cast::<SOCKADDR>();
     let nul = ptr::null::<UNICODE_STRING>();

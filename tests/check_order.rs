@@ -38,7 +38,7 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     assert_eq!(st, STATUS_SUCCESS);
     let (st, closed) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, closed), STATUS_SUCCESS);
+    assert_eq!(close(closed), STATUS_SUCCESS);
 
     let local = Addr::parse("0.0.0.0:0");
     let remote = Addr::from(server);
@@ -48,10 +48,10 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     let mut sa_buf = [0u8; 28];
     let sa = sa_buf.as_mut_ptr().cast::<SOCKADDR>();
     let mut n = 0u32;
-    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let mut new_client: *mut SAFEWSK_CLIENT = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let connect_with = |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut WSK_SOCKET| {
+    let connect_with = |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut SAFEWSK_SOCKET| {
         // SAFETY: valid addresses; `o` is null or valid.
         unsafe {
             SafeWskSocketConnect(
@@ -160,145 +160,145 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             (
                 "SafeWskSend",
                 "1 NULL client, 2 NULL socket",
-                SafeWskSend(ptr::null_mut(), ptr::null_mut(), b, 8, 0, 100, &mut n),
+                SafeWskSend(ptr::null_mut(), b, 8, 0, 100, &mut n),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskSend",
                 "2 closed socket, 3 NULL buffer",
-                SafeWskSend(client, closed, ptr::null(), 8, 0, 100, &mut n),
+                SafeWskSend(closed, ptr::null(), 8, 0, 100, &mut n),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskSend",
                 "3 NULL buffer, 4 Length 0",
-                SafeWskSend(client, socket, ptr::null(), 0, 0, 100, &mut n),
+                SafeWskSend(socket, ptr::null(), 0, 0, 100, &mut n),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskSend",
                 "4 Length 0, 5 Flags",
-                SafeWskSend(client, socket, b, 0, 0x80, 100, &mut n),
+                SafeWskSend(socket, b, 0, 0x80, 100, &mut n),
                 STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskSend",
                 "5 Flags at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, b, 8, 0x80, 100, &mut n)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(socket, b, 8, 0x80, 100, &mut n)),
                 STATUS_INVALID_PARAMETER_5,
             ),
             (
                 "SafeWskSend",
                 "valid at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(client, socket, b, 8, 0, 100, &mut n)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(socket, b, 8, 0, 100, &mut n)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskReceive",
                 "2 closed socket, 7 NULL BytesReceived",
-                SafeWskReceive(client, closed, b, 8, 0, 100, ptr::null_mut()),
+                SafeWskReceive(closed, b, 8, 0, 100, ptr::null_mut()),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskReceive",
                 "5 Flags, 7 NULL BytesReceived",
-                SafeWskReceive(client, socket, b, 8, 0x80, 100, ptr::null_mut()),
+                SafeWskReceive(socket, b, 8, 0x80, 100, ptr::null_mut()),
                 STATUS_INVALID_PARAMETER_5,
             ),
             (
                 "SafeWskReceive",
                 "7 NULL BytesReceived at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(client, socket, b, 8, 0, 100, ptr::null_mut())),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(socket, b, 8, 0, 100, ptr::null_mut())),
                 STATUS_INVALID_PARAMETER_7,
             ),
             (
                 "SafeWskGetLocalAddress",
                 "1 NULL client, 3 NULL address",
-                SafeWskGetLocalAddress(ptr::null_mut(), socket, ptr::null_mut(), 28, 100),
+                SafeWskGetLocalAddress(socket, ptr::null_mut(), 28, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskGetLocalAddress",
                 "2 closed socket, 4 length 0",
-                SafeWskGetLocalAddress(client, closed, sa, 0, 100),
+                SafeWskGetLocalAddress(closed, sa, 0, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskGetLocalAddress",
                 "3 NULL address, 4 length 0",
-                SafeWskGetLocalAddress(client, socket, ptr::null_mut(), 0, 100),
+                SafeWskGetLocalAddress(socket, ptr::null_mut(), 0, 100),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskGetLocalAddress",
                 "4 length 8 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetLocalAddress(client, socket, sa, 8, 100)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetLocalAddress(socket, sa, 8, 100)),
                 STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskGetLocalAddress",
                 "valid at IRQL 3",
-                high(&mut || SafeWskGetLocalAddress(client, socket, sa, 28, 100)),
+                high(&mut || SafeWskGetLocalAddress(socket, sa, 28, 100)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskGetRemoteAddress",
                 "1 NULL client, 3 NULL address",
-                SafeWskGetRemoteAddress(ptr::null_mut(), socket, ptr::null_mut(), 28, 100),
+                SafeWskGetRemoteAddress(socket, ptr::null_mut(), 28, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskGetRemoteAddress",
                 "2 closed socket, 4 length 0",
-                SafeWskGetRemoteAddress(client, closed, sa, 0, 100),
+                SafeWskGetRemoteAddress(closed, sa, 0, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskGetRemoteAddress",
                 "3 NULL address, 4 length 0",
-                SafeWskGetRemoteAddress(client, socket, ptr::null_mut(), 0, 100),
+                SafeWskGetRemoteAddress(socket, ptr::null_mut(), 0, 100),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskGetRemoteAddress",
                 "4 length 8 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetRemoteAddress(client, socket, sa, 8, 100)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetRemoteAddress(socket, sa, 8, 100)),
                 STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskGetRemoteAddress",
                 "valid at IRQL 3",
-                high(&mut || SafeWskGetRemoteAddress(client, socket, sa, 28, 100)),
+                high(&mut || SafeWskGetRemoteAddress(socket, sa, 28, 100)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisconnect",
                 "2 NULL socket, 3 Flags",
-                SafeWskDisconnect(client, ptr::null_mut(), 0x80, 100),
+                SafeWskDisconnect(ptr::null_mut(), 0x80, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskDisconnect",
                 "3 Flags at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisconnect(client, socket, 0x80, 100)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisconnect(socket, 0x80, 100)),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskCloseSocket",
                 "1 NULL client, 2 NULL socket",
-                SafeWskCloseSocket(ptr::null_mut(), ptr::null_mut()),
+                SafeWskCloseSocket(ptr::null_mut()),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskCloseSocket",
                 "2 closed socket at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(client, closed)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(closed)),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskCloseSocket",
                 "valid at DISPATCH_LEVEL (the socket stays open)",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(client, socket)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(socket)),
                 STATUS_INVALID_LEVEL,
             ),
             // Above DISPATCH_LEVEL the socket calls check parameters 1 and 2
@@ -307,31 +307,31 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             (
                 "SafeWskSend",
                 "2 NULL socket at IRQL 3",
-                high(&mut || SafeWskSend(client, ptr::null_mut(), b, 8, 0, 100, &mut n)),
+                high(&mut || SafeWskSend(ptr::null_mut(), b, 8, 0, 100, &mut n)),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskSend",
                 "valid at IRQL 3",
-                high(&mut || SafeWskSend(client, socket, b, 8, 0, 100, &mut n)),
+                high(&mut || SafeWskSend(socket, b, 8, 0, 100, &mut n)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskReceive",
                 "valid at IRQL 3",
-                high(&mut || SafeWskReceive(client, socket, b, 8, 0, 100, &mut n)),
+                high(&mut || SafeWskReceive(socket, b, 8, 0, 100, &mut n)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisconnect",
                 "valid at IRQL 3",
-                high(&mut || SafeWskDisconnect(client, socket, 0, 100)),
+                high(&mut || SafeWskDisconnect(socket, 0, 100)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskCloseSocket",
                 "valid at IRQL 3 (the socket stays open)",
-                high(&mut || SafeWskCloseSocket(client, socket)),
+                high(&mut || SafeWskCloseSocket(socket)),
                 STATUS_INVALID_LEVEL,
             ),
             (
@@ -411,8 +411,8 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     assert_eq!(hostkernel::cached_sd_count(), 0, "no descriptor reached the provider's cache");
     assert_eq!(hostkernel::provider_connect_calls(), 2, "only the two set-up connects reached the provider");
     // The close refused at DISPATCH_LEVEL left the socket open and usable.
-    assert_eq!(send(client, socket, b"still"), (STATUS_SUCCESS, 5));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(send(socket, b"still"), (STATUS_SUCCESS, 5));
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -429,8 +429,8 @@ fn connect_by_name_checks_parameters_by_position_then_the_irql() {
     let mut svc_chars: Vec<u16> = "80".encode_utf16().collect();
     let svc = UNICODE_STRING { Length: 4, MaximumLength: 4, Buffer: svc_chars.as_mut_ptr() };
     let odd = UNICODE_STRING { Length: 3, MaximumLength: 4, Buffer: svc_chars.as_mut_ptr() };
-    let mut out: *mut WSK_SOCKET = ptr::null_mut();
-    let o: *mut *mut WSK_SOCKET = &mut out;
+    let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
+    let o: *mut *mut SAFEWSK_SOCKET = &mut out;
     let mut sa_buf = [0u8; 28];
     let sa = sa_buf.as_mut_ptr().cast::<SOCKADDR>();
     let nul = ptr::null::<UNICODE_STRING>();
@@ -514,9 +514,9 @@ fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
     let good =
         SAFEWSK_SOCKET_OPTIONS { Size: size, Mask: SAFEWSK_OPTION_KEEPALIVE, KeepAlive: 1, ..Default::default() };
     let bad = SAFEWSK_SOCKET_OPTIONS { Size: size + 4, ..Default::default() };
-    let mut out: *mut WSK_SOCKET = ptr::null_mut();
+    let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut WSK_SOCKET| {
+    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut SAFEWSK_SOCKET| {
         // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
         // is never dereferenced (no dispatch table).
         unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
@@ -585,7 +585,7 @@ fn event_callback_exports_check_parameters_by_position_then_the_irql() {
     assert_eq!(st, STATUS_SUCCESS);
     let (st, closed) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, closed), STATUS_SUCCESS);
+    assert_eq!(close(closed), STATUS_SUCCESS);
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
     // SAFETY: null pointers, or sockets the library only looks up.
     let rows: Vec<Row> = unsafe {
@@ -593,50 +593,50 @@ fn event_callback_exports_check_parameters_by_position_then_the_irql() {
             (
                 "SafeWskEnableCallbacks",
                 "1 NULL client, 2 NULL socket",
-                SafeWskEnableCallbacks(ptr::null_mut(), ptr::null_mut(), 0),
+                SafeWskEnableCallbacks(ptr::null_mut(), 0),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskEnableCallbacks",
                 "2 closed socket, 3 mask 0",
-                SafeWskEnableCallbacks(client, closed, 0),
+                SafeWskEnableCallbacks(closed, 0),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskEnableCallbacks",
                 "3 no Dispatch table, at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskEnableCallbacks",
                 "valid at IRQL 3",
-                high(&mut || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                high(&mut || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisableCallbacks",
                 "1 NULL client, 3 mask 0",
-                SafeWskDisableCallbacks(ptr::null_mut(), socket, 0, 100),
+                SafeWskDisableCallbacks(socket, 0, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskDisableCallbacks",
                 "3 mask 0 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(client, socket, 0, 100)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, 0, 100)),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskDisableCallbacks",
                 "2 NULL socket at IRQL 3",
-                high(&mut || SafeWskDisableCallbacks(client, ptr::null_mut(), 0, 100)),
+                high(&mut || SafeWskDisableCallbacks(ptr::null_mut(), 0, 100)),
                 STATUS_INVALID_PARAMETER_2,
             ),
         ]
     };
     check(&rows);
     assert!(hostkernel::violations().is_empty(), "the provider never saw a bad request");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

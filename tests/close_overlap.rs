@@ -31,7 +31,7 @@ extern "system" {
 }
 
 /// A connected socket, and the server side of its connection.
-fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut WSK_SOCKET, std::net::TcpStream) {
+fn connected(client: *mut SAFEWSK_CLIENT) -> (*mut SAFEWSK_SOCKET, std::net::TcpStream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let server = listener.local_addr().expect("addr");
     let h = thread::spawn(move || listener.accept().expect("accept").0);
@@ -66,9 +66,7 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
         // SAFETY: `b` is `len` bytes of paged pool that outlive the call; the
         // socket is open when the call starts.
         let st = unsafe {
-            SafeWskReceive(
-                cl as *mut SAFEWSK_CLIENT,
-                sock as *mut WSK_SOCKET,
+            SafeWskReceive(sock as *mut SAFEWSK_SOCKET,
                 b as *mut core::ffi::c_void,
                 len as u32,
                 0,
@@ -80,7 +78,7 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
     });
     // The receive is inside MmProbeAndLockPages now.
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let (st, n) = receiver.join().expect("receiver");
     let v = hostkernel::violations();
     assert!(v.is_empty(), "the close freed the socket under a call in progress: {v:#?}");
@@ -115,11 +113,11 @@ fn no_abortive_disconnect_once_a_close_is_under_way() {
     let (cl, sock) = (client as usize, socket as usize);
     let disconnecter = thread::spawn(move || {
         // SAFETY: the socket is open when the call starts.
-        unsafe { SafeWskDisconnect(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, 0, 300) }
+        unsafe { SafeWskDisconnect(sock as *mut SAFEWSK_SOCKET, 0, 300) }
     });
     // The graceful disconnect is pending in WSK; close while it waits.
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let st = disconnecter.join().expect("disconnecter");
     let v = hostkernel::violations();
     assert!(v.is_empty(), "a WSK function of a socket being closed was called: {v:#?}");
@@ -130,11 +128,11 @@ fn no_abortive_disconnect_once_a_close_is_under_way() {
 
 /// Starts a receive on another thread that waits (no data comes) until the
 /// socket is closed; returns its handle.
-fn waiting_receive(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> thread::JoinHandle<NTSTATUS> {
+fn waiting_receive(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET) -> thread::JoinHandle<NTSTATUS> {
     let (cl, sock) = (client as usize, socket as usize);
     let h = thread::spawn(move || {
         let mut got = [0u8; 4];
-        receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
+        receive(sock as *mut SAFEWSK_SOCKET, &mut got, 0, SAFEWSK_NO_TIMEOUT).0
     });
     // Let it get to the provider.
     thread::sleep(Duration::from_millis(50));
@@ -153,17 +151,17 @@ fn the_irp_of_an_overlapping_call_can_fail() {
     let (socket, mut peer) = connected(client);
     let receiver = waiting_receive(client, socket);
     k.fail_nth(hostkernel::Site::Irp, 1);
-    assert_eq!(send(client, socket, b"abcd"), (STATUS_INSUFFICIENT_RESOURCES, 0));
+    assert_eq!(send(socket, b"abcd"), (STATUS_INSUFFICIENT_RESOURCES, 0));
     assert!(k.fault_hit(hostkernel::Site::Irp));
     k.fail_nth(hostkernel::Site::Irp, 1);
-    assert_eq!(close(client, socket), STATUS_INSUFFICIENT_RESOURCES, "an overlapping close without an IRP");
+    assert_eq!(close(socket), STATUS_INSUFFICIENT_RESOURCES, "an overlapping close without an IRP");
     k.fail_nth(hostkernel::Site::Irp, 0);
     // Still open: a send works (and keeps its IRP as the socket's spare).
-    assert_eq!(send(client, socket, b"abcd"), (STATUS_SUCCESS, 4));
+    assert_eq!(send(socket, b"abcd"), (STATUS_SUCCESS, 4));
     let mut four = [0u8; 4];
     std::io::Read::read_exact(&mut peer, &mut four).expect("peer read");
     assert_eq!(hostkernel::live().irps, 2, "the socket's IRP and its spare");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(receiver.join().expect("receiver"), STATUS_CANCELLED);
     cleanup(client);
     k.finish();
@@ -180,15 +178,15 @@ fn a_close_refused_while_calls_hold_both_irps() {
     let (socket, _peer) = connected(client);
     // The first overlapping call allocates the spare and gives it back.
     let first = waiting_receive(client, socket);
-    let (st, _) = receive(client, socket, &mut [0u8; 4], 0, 50);
+    let (st, _) = receive(socket, &mut [0u8; 4], 0, 50);
     assert_eq!(st, STATUS_IO_TIMEOUT);
     let second = waiting_receive(client, socket);
     assert_eq!(hostkernel::live().irps, 2);
     hostkernel::set_fail_without_completing(Some(STATUS_INVALID_DEVICE_REQUEST));
-    assert_eq!(close(client, socket), STATUS_INVALID_DEVICE_REQUEST, "refused without being consumed");
+    assert_eq!(close(socket), STATUS_INVALID_DEVICE_REQUEST, "refused without being consumed");
     hostkernel::set_fail_without_completing(None);
     assert_eq!(hostkernel::live().irps, 2, "the close's temporary IRP was freed");
-    assert_eq!(close(client, socket), STATUS_SUCCESS, "the socket stayed open");
+    assert_eq!(close(socket), STATUS_SUCCESS, "the socket stayed open");
     assert_eq!(first.join().expect("first"), STATUS_CANCELLED);
     assert_eq!(second.join().expect("second"), STATUS_CANCELLED);
     // Cached with its IRP if the receives let go before the close ended,
@@ -215,7 +213,7 @@ fn a_close_waits_while_a_call_is_inside_the_wsk_function() {
     let (cl, sock) = (client as usize, socket as usize);
     let receiver = thread::spawn(move || {
         let mut got = [0u8; 4];
-        let r = receive(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
+        let r = receive(sock as *mut SAFEWSK_SOCKET, &mut got, WSK_FLAG_WAITALL, 5000);
         (r, got)
     });
     let writer = thread::spawn(move || {
@@ -225,7 +223,7 @@ fn a_close_waits_while_a_call_is_inside_the_wsk_function() {
     });
     // The receive is inside WskReceive now (Sync mode), waiting for data.
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let v = hostkernel::violations();
     assert!(v.is_empty(), "WskCloseSocket was called during a call in progress: {v:#?}");
     assert_eq!(receiver.join().expect("receiver"), ((STATUS_SUCCESS, 4), *b"late"));
@@ -283,11 +281,11 @@ fn a_close_waits_for_an_enable_callbacks_in_progress() {
     let (cl, sock) = (client as usize, socket as usize);
     // SAFETY: the socket is open when the call starts.
     let enabler = thread::spawn(move || unsafe {
-        SafeWskEnableCallbacks(cl as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, WSK_EVENT_DISCONNECT)
+        SafeWskEnableCallbacks(sock as *mut SAFEWSK_SOCKET, WSK_EVENT_DISCONNECT)
     });
     // The enable is inside WskControlSocket now.
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     let enabled = enabler.join().expect("enabler");
     hostkernel::set_control_delay(None);
     let v = hostkernel::violations();

@@ -21,15 +21,15 @@ fn roundtrip(server: std::net::SocketAddr) {
     assert_eq!(hostkernel::live().sockets, 1);
 
     let msg = b"GET /safewsk HTTP/1.0\r\n\r\n";
-    assert_eq!(send(client, socket, msg), (STATUS_SUCCESS, msg.len() as u32));
+    assert_eq!(send(socket, msg), (STATUS_SUCCESS, msg.len() as u32));
     let mut buf = [0u8; 64];
-    let (st, n) = receive(client, socket, &mut buf[..msg.len()], WSK_FLAG_WAITALL, 2000);
+    let (st, n) = receive(socket, &mut buf[..msg.len()], WSK_FLAG_WAITALL, 2000);
     assert_eq!((st, n), (STATUS_SUCCESS, msg.len() as u32));
     assert_eq!(&buf[..msg.len()], msg);
 
     // SAFETY: live client and socket.
-    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 2000) }, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(unsafe { SafeWskDisconnect(socket, 0, 2000) }, STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     assert_eq!(hostkernel::provider_connect_calls(), 1);
     k.finish();
@@ -63,11 +63,11 @@ fn synchronous_provider_completion_works_too() {
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(send(client, socket, b"ping"), (STATUS_SUCCESS, 4));
+    assert_eq!(send(socket, b"ping"), (STATUS_SUCCESS, 4));
     let mut buf = [0u8; 4];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 4));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 4));
     assert_eq!(&buf, b"ping");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -152,7 +152,7 @@ fn late_provider_completion_within_the_deadline_succeeds() {
     let client = startup();
     let (st, socket) = connect(client, server, 3000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -171,7 +171,7 @@ fn completion_racing_the_deadline_never_leaks_the_socket() {
         match st {
             STATUS_SUCCESS => {
                 ok += 1;
-                assert_eq!(close(client, socket), STATUS_SUCCESS);
+                assert_eq!(close(socket), STATUS_SUCCESS);
             }
             STATUS_IO_TIMEOUT => {
                 timed_out += 1;
@@ -198,7 +198,7 @@ fn connect_at_dispatch_level_is_refused_without_calling_the_provider() {
     // APC_LEVEL may wait, so it works.
     let (st, socket) = hostkernel::with_irql(APC_LEVEL, || connect(client, server, 1000));
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -227,9 +227,9 @@ fn receive_times_out_when_the_peer_sends_nothing() {
     let _peer = accepted.join().expect("accept");
     let mut buf = [0u8; 16];
     let t0 = Instant::now();
-    assert_eq!(receive(client, socket, &mut buf, 0, 150), (STATUS_IO_TIMEOUT, 0));
+    assert_eq!(receive(socket, &mut buf, 0, 150), (STATUS_IO_TIMEOUT, 0));
     assert!(t0.elapsed() >= Duration::from_millis(150));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -245,10 +245,10 @@ fn receive_reports_a_graceful_close_as_zero_bytes() {
     peer[0].write_all(b"bye").expect("write");
     drop(peer);
     let mut buf = [0u8; 16];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 3));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 3));
     assert_eq!(&buf[..3], b"bye");
-    assert_eq!(receive(client, socket, &mut buf, 0, 2000), (STATUS_SUCCESS, 0));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(receive(socket, &mut buf, 0, 2000), (STATUS_SUCCESS, 0));
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -263,8 +263,8 @@ fn cleanup_refuses_while_a_socket_is_open_and_close_twice_is_caught() {
     // SAFETY: live client.
     assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_INVALID_DEVICE_STATE);
     assert_eq!(hostkernel::live().registrations, 1, "cleanup must change nothing when it refuses");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_INVALID_PARAMETER_2, "second close must not reach the provider");
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_2, "second close must not reach the provider");
     cleanup(client);
     // SAFETY: NULL is always a valid argument.
     assert_eq!(unsafe { SafeWskCleanup(std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1);

@@ -23,12 +23,12 @@ fn async_connect_calls_back_once_with_a_working_socket() {
     let (status, socket, irql, _) = calls[0];
     assert_eq!(status, STATUS_SUCCESS);
     assert!(irql <= DISPATCH_LEVEL);
-    let socket = socket as *mut WSK_SOCKET;
-    assert_eq!(send(client, socket, b"async"), (STATUS_SUCCESS, 5));
+    let socket = socket as *mut SAFEWSK_SOCKET;
+    assert_eq!(send(socket, b"async"), (STATUS_SUCCESS, 5));
     let mut buf = [0u8; 5];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
     assert_eq!(&buf, b"async");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     // SAFETY: the request finished; its storage is intact.
     assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_NOT_FOUND);
     cleanup(client);
@@ -101,7 +101,7 @@ fn async_connect_can_be_issued_at_dispatch_level() {
     assert_eq!(st, STATUS_PENDING);
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS);
-    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -181,7 +181,7 @@ fn an_async_connect_allocates_its_irp_completion_context_and_socket_record_only(
     assert_eq!(during.irps, before.irps + 1, "exactly one IRP per request");
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS);
-    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -208,7 +208,7 @@ fn caller_address_buffers_may_die_when_the_call_returns() {
     unsafe { std::ptr::write_volatile(&mut remote, Addr([0xEE; 28])) };
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS, "connected with the request's copies");
-    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

@@ -43,9 +43,9 @@ fn pending_receives_outnumber_the_pool_threads_and_all_time_out_together() {
                 assert_eq!(st, STATUS_SUCCESS);
                 let mut buf = [0u8; 16];
                 // Nobody sends: every receive stays pending until its deadline.
-                let (st, n) = receive(client, s, &mut buf, 0, 300);
+                let (st, n) = receive(s, &mut buf, 0, 300);
                 assert_eq!((st, n), (STATUS_IO_TIMEOUT, 0));
-                assert_eq!(close(client, s), STATUS_SUCCESS);
+                assert_eq!(close(s), STATUS_SUCCESS);
             })
         })
         .collect();
@@ -78,7 +78,7 @@ fn a_send_and_a_receive_wait_on_one_socket_at_once() {
         let mut got = vec![0u8; SIZE];
         let mut at = 0;
         while at < SIZE {
-            let (st, n) = receive(c as *mut SAFEWSK_CLIENT, sock as *mut WSK_SOCKET, &mut got[at..], 0, 10_000);
+            let (st, n) = receive(sock as *mut SAFEWSK_SOCKET, &mut got[at..], 0, 10_000);
             assert_eq!(st, STATUS_SUCCESS);
             assert!(n > 0);
             at += n as usize;
@@ -87,10 +87,10 @@ fn a_send_and_a_receive_wait_on_one_socket_at_once() {
     });
     let mut n = 0;
     // SAFETY: `data` outlives the call.
-    let st = unsafe { SafeWskSend(client, s, data.as_ptr().cast(), SIZE as u32, 0, 10_000, &mut n) };
+    let st = unsafe { SafeWskSend(s, data.as_ptr().cast(), SIZE as u32, 0, 10_000, &mut n) };
     assert_eq!((st, n as usize), (STATUS_SUCCESS, SIZE));
     receiver.join().expect("receiver");
-    assert_eq!(close(client, s), STATUS_SUCCESS);
+    assert_eq!(close(s), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -121,7 +121,7 @@ fn inline_cancels_of_connects_parked_in_the_timer_heap_leak_nothing() {
     assert_eq!((ok.len(), cancelled), (N / 2, N / 2));
     assert!(calls.iter().all(|c| c.2 <= DISPATCH_LEVEL));
     for c in ok {
-        assert_eq!(close(client, c.1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+        assert_eq!(close(c.1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();

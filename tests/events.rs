@@ -154,7 +154,7 @@ fn connect_with(
     client: *mut SAFEWSK_CLIENT,
     dispatch: Option<&'static WSK_CLIENT_CONNECTION_DISPATCH>,
     rec: &Arc<Recorder>,
-) -> (*mut WSK_SOCKET, TcpStream) {
+) -> (*mut SAFEWSK_SOCKET, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let server: SocketAddr = listener.local_addr().expect("addr");
     let h = thread::spawn(move || listener.accept().expect("accept").0);
@@ -188,14 +188,14 @@ fn connect_with(
     (socket, h.join().expect("accept"))
 }
 
-fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: u32) -> NTSTATUS {
+fn enable(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET, mask: u32) -> NTSTATUS {
     // SAFETY: a client and a socket pointer (looked up, not trusted).
-    unsafe { SafeWskEnableCallbacks(client, socket, mask) }
+    unsafe { SafeWskEnableCallbacks(socket, mask) }
 }
 
-fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, mask: u32) -> NTSTATUS {
+fn disable(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET, mask: u32) -> NTSTATUS {
     // SAFETY: as above.
-    unsafe { SafeWskDisableCallbacks(client, socket, mask, 2000) }
+    unsafe { SafeWskDisableCallbacks(socket, mask, 2000) }
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn the_receive_callback_gets_exactly_the_peers_bytes_at_dispatch_level() {
     thread::sleep(Duration::from_millis(100));
     assert_eq!(rec.receives.load(Ordering::SeqCst), 0, "callbacks start disabled");
     let mut buf = [0u8; 6];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 6));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 6));
 
     assert_eq!(
         enable(client, socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG),
@@ -236,7 +236,7 @@ fn the_receive_callback_gets_exactly_the_peers_bytes_at_dispatch_level() {
         disable(client, socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG),
         STATUS_SUCCESS
     );
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -256,13 +256,13 @@ fn disabling_stops_the_callback_and_the_data_goes_to_receive() {
     thread::sleep(Duration::from_millis(200));
     assert_eq!(rec.receives.load(Ordering::SeqCst), calls, "no call after the disable");
     let mut buf = [0u8; 3];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 3));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 3));
     assert_eq!(&buf, b"two");
     // Enabled again, it is called again.
     assert_eq!(enable(client, socket, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
     peer.write_all(b"three").unwrap();
     assert!(rec.wait_for(|r| *r.bytes.lock().unwrap() == b"onethree", Duration::from_secs(5)));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -283,7 +283,7 @@ fn disabling_waits_for_a_running_callback() {
     assert_eq!(disable(client, socket, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
     assert_eq!(rec.receives.load(Ordering::SeqCst), 1, "the running callback had returned");
     eprintln!("SafeWskDisableCallbacks waited {:?} for the running callback", t.elapsed());
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -302,11 +302,11 @@ fn data_not_accepted_stops_indications_until_receive() {
     thread::sleep(Duration::from_millis(200));
     assert_eq!(rec.receives.load(Ordering::SeqCst), 1, "no indication until SafeWskReceive");
     let mut buf = [0u8; 12];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 12));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 12));
     assert_eq!(&buf, b"refused+more", "the data not accepted stayed for WskReceive");
     peer.write_all(b"again").unwrap();
     assert!(rec.wait_for(|r| *r.bytes.lock().unwrap() == b"again", Duration::from_secs(5)), "indications resumed");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -317,7 +317,7 @@ fn data_not_accepted_stops_indications_until_receive() {
 #[allow(clippy::multiple_unsafe_ops_per_block)]
 #[test]
 fn a_kept_indication_is_given_back_with_wsk_release() {
-    type Release = unsafe extern "system" fn(*mut WSK_SOCKET, PVOID) -> NTSTATUS;
+    type Release = unsafe extern "system" fn(*mut SAFEWSK_SOCKET, PVOID) -> NTSTATUS;
     let k = Session::begin();
     let client = startup();
     let rec = Arc::new(Recorder::default());
@@ -339,7 +339,7 @@ fn a_kept_indication_is_given_back_with_wsk_release() {
         // SAFETY: an indication this socket's WskReceiveEvent kept.
         assert_eq!(unsafe { release(socket, ind as PVOID) }, STATUS_SUCCESS);
     }
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -355,7 +355,7 @@ fn an_indication_never_released_is_reported() {
     assert_eq!(enable(client, socket, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
     peer.write_all(b"leak").unwrap();
     assert!(rec.wait_for(|r| *r.bytes.lock().unwrap() == b"leak", Duration::from_secs(5)));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     let v = hostkernel::violations();
     assert!(v.iter().any(|m| m.contains("never given back with WskRelease")), "{v:#?}");
@@ -385,7 +385,7 @@ fn a_callback_the_table_lacks_is_parameter_3_and_the_provider_is_not_called() {
     assert_eq!(enable(client, partial, WSK_EVENT_DISCONNECT), STATUS_SUCCESS, "what the table has");
     assert!(hostkernel::violations().is_empty(), "the provider never saw a bad request");
     for s in [partial, bare, full] {
-        assert_eq!(close(client, s), STATUS_SUCCESS);
+        assert_eq!(close(s), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();
@@ -400,51 +400,51 @@ fn parameters_by_position_then_the_irql() {
     let rec = Arc::new(Recorder::default());
     let (socket, _peer) = connect_with(client, Some(&ALL), &rec);
     let (closed, _p2) = connect_with(client, Some(&ALL), &rec);
-    assert_eq!(close(client, closed), STATUS_SUCCESS);
+    assert_eq!(close(closed), STATUS_SUCCESS);
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
     // SAFETY: null or valid pointers; sockets are only looked up.
     let rows: Vec<(&str, NTSTATUS, NTSTATUS)> = unsafe {
         vec![
             (
                 "enable 1 NULL client, 2 NULL",
-                SafeWskEnableCallbacks(ptr::null_mut(), ptr::null_mut(), 0),
+                SafeWskEnableCallbacks(ptr::null_mut(), 0),
                 STATUS_INVALID_PARAMETER_1,
             ),
-            ("enable 2 closed socket, 3 mask 0", SafeWskEnableCallbacks(client, closed, 0), STATUS_INVALID_PARAMETER_2),
+            ("enable 2 closed socket, 3 mask 0", SafeWskEnableCallbacks(closed, 0), STATUS_INVALID_PARAMETER_2),
             (
                 "enable 3 mask 0 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(client, socket, 0)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(socket, 0)),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "enable 2 NULL at IRQL 3",
-                high(&mut || SafeWskEnableCallbacks(client, ptr::null_mut(), 0)),
+                high(&mut || SafeWskEnableCallbacks(ptr::null_mut(), 0)),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "enable valid at IRQL 3",
-                high(&mut || SafeWskEnableCallbacks(client, socket, WSK_EVENT_RECEIVE)),
+                high(&mut || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "disable 1 NULL client",
-                SafeWskDisableCallbacks(ptr::null_mut(), socket, 0, 100),
+                SafeWskDisableCallbacks(socket, 0, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "disable 2 closed socket, 3 mask 0",
-                SafeWskDisableCallbacks(client, closed, 0, 100),
+                SafeWskDisableCallbacks(closed, 0, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "disable 3 mask 0 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(client, socket, 0, 100)),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, 0, 100)),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "disable valid at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || {
-                    SafeWskDisableCallbacks(client, socket, WSK_EVENT_RECEIVE, 100)
+                    SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 100)
                 }),
                 STATUS_INVALID_LEVEL,
             ),
@@ -456,7 +456,7 @@ fn parameters_by_position_then_the_irql() {
     // Enabling is allowed at DISPATCH_LEVEL (no IRP, no wait).
     let st = hostkernel::with_irql(DISPATCH_LEVEL, || enable(client, socket, WSK_EVENT_RECEIVE));
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -478,7 +478,7 @@ fn every_allocation_of_disable_can_fail() {
             let st = disable(client, socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT);
             let hit = k.fault_hit(site);
             k.fail_nth(site, 0);
-            assert_eq!(close(client, socket), STATUS_SUCCESS);
+            assert_eq!(close(socket), STATUS_SUCCESS);
             cleanup(client);
             k.finish();
             if hit {
@@ -516,16 +516,16 @@ fn the_provider_failing_or_never_completing_the_request() {
     hostkernel::set_call_fault(WskCall::EventCallback, 4, CallFault::Never);
     let t = Instant::now();
     // SAFETY: a client and an open socket.
-    let st = unsafe { SafeWskDisableCallbacks(client, socket, WSK_EVENT_RECEIVE, 300) };
+    let st = unsafe { SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 300) };
     let took = t.elapsed();
     assert_eq!(st, STATUS_IO_TIMEOUT);
     assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "took {took:?}");
 
     peer.write_all(b"ok").unwrap();
     let mut buf = [0u8; 2];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 2));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 2));
     assert_eq!(rec.receives.load(Ordering::SeqCst), 0, "never enabled");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

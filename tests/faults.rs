@@ -29,35 +29,35 @@ fn life_cycle(server: SocketAddr, asynchronous: bool) -> Option<(&'static str, N
     if st != STATUS_SUCCESS {
         failure = Some(("connect", st));
     } else {
-        let (st, n) = send(client, socket, b"fault");
+        let (st, n) = send(socket, b"fault");
         if st != STATUS_SUCCESS {
             failure = Some(("send", st));
         } else {
             assert_eq!(n, 5);
             let mut buf = [0u8; 5];
-            let (st, n) = receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000);
+            let (st, n) = receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000);
             if st != STATUS_SUCCESS {
                 failure = Some(("receive", st));
             } else {
                 assert_eq!((n, &buf), (5, b"fault"));
             }
         }
-        let st = close(client, socket);
+        let st = close(socket);
         if st != STATUS_SUCCESS {
             failure = failure.or(Some(("close", st)));
-            assert_eq!(close(client, socket), STATUS_SUCCESS, "retrying the close must work");
+            assert_eq!(close(socket), STATUS_SUCCESS, "retrying the close must work");
         }
     }
     cleanup(client);
     failure
 }
 
-fn connect_async(client: *mut SAFEWSK_CLIENT, server: SocketAddr) -> (NTSTATUS, *mut WSK_SOCKET) {
+fn connect_async(client: *mut SAFEWSK_CLIENT, server: SocketAddr) -> (NTSTATUS, *mut SAFEWSK_SOCKET) {
     // The context must stay valid until the callback *returns*, not only
     // until it has signalled: so the callback owns its Sender and drops it.
     // (A Sender on this stack frame would be freed while the callback is
     // still inside send(), as soon as recv() below returns.)
-    unsafe extern "C" fn cb(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+    unsafe extern "C" fn cb(ctx: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
         // SAFETY: ctx is the Box<Sender> leaked below, handed over once.
         let tx = unsafe { Box::from_raw(ctx as *mut mpsc::Sender<(NTSTATUS, usize)>) };
         let _ = tx.send((status, socket as usize));
@@ -72,7 +72,7 @@ fn connect_async(client: *mut SAFEWSK_CLIENT, server: SocketAddr) -> (NTSTATUS, 
         return (st, std::ptr::null_mut());
     }
     let (st, socket) = rx.recv_timeout(Duration::from_secs(5)).expect("callback");
-    (st, socket as *mut WSK_SOCKET)
+    (st, socket as *mut SAFEWSK_SOCKET)
 }
 
 fn every_nth_allocation_fails_cleanly(site: Site, asynchronous: bool) {
@@ -144,18 +144,18 @@ fn every_mdl_allocation_can_fail() {
         k.fail_nth(Site::Mdl, 1);
         let mut buf = big.clone();
         let (st, n) =
-            if direction == "send" { send(client, socket, &buf) } else { receive(client, socket, &mut buf, 0, 2000) };
+            if direction == "send" { send(socket, &buf) } else { receive(socket, &mut buf, 0, 2000) };
         assert!(k.fault_hit(Site::Mdl), "{direction}: a 70,000-byte buffer needs an allocated MDL");
         assert_eq!((st, n), (STATUS_INSUFFICIENT_RESOURCES, 0), "{direction}");
         k.fail_nth(Site::Mdl, 0);
         assert_eq!(hostkernel::live().locked_pages, 0);
     }
     // The socket still works, with an allocated MDL this time.
-    assert_eq!(send(client, socket, &big), (STATUS_SUCCESS, 70_000));
+    assert_eq!(send(socket, &big), (STATUS_SUCCESS, 70_000));
     let mut back = vec![0u8; 70_000];
-    assert_eq!(receive(client, socket, &mut back, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 70_000));
+    assert_eq!(receive(socket, &mut back, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 70_000));
     assert_eq!(back, big);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

@@ -60,7 +60,7 @@ fn close_and_disconnect_work_while_cleanup_waits() {
     let receiver = thread::spawn(move || {
         let (c, s) = (c, s);
         let mut buf = [0u8; 4];
-        receive(c.0, s.0, &mut buf, 0, 3000).0
+        receive(s.0, &mut buf, 0, 3000).0
     });
     thread::sleep(Duration::from_millis(50));
     let c = Shared(client);
@@ -74,10 +74,10 @@ fn close_and_disconnect_work_while_cleanup_waits() {
     // While it waits: disconnect and close the other socket, then close the
     // one with the receive (which cancels the receive).
     // SAFETY: a live client and an open socket.
-    assert_eq!(unsafe { SafeWskDisconnect(client, other, 0, 1000) }, STATUS_SUCCESS, "disconnect during cleanup");
-    assert_eq!(close(client, other), STATUS_SUCCESS, "close must work while cleanup waits");
+    assert_eq!(unsafe { SafeWskDisconnect(other, 0, 1000) }, STATUS_SUCCESS, "disconnect during cleanup");
+    assert_eq!(close(other), STATUS_SUCCESS, "close must work while cleanup waits");
     assert!(!cleaner.is_finished());
-    assert_eq!(close(client, waiting), STATUS_SUCCESS);
+    assert_eq!(close(waiting), STATUS_SUCCESS);
     assert_eq!(receiver.join().expect("receiver"), STATUS_CANCELLED, "the close cancels the pending receive");
     // Cleanup then finds nobody inside and no socket open.
     assert_eq!(cleaner.join().expect("cleanup"), STATUS_SUCCESS);
@@ -102,7 +102,7 @@ fn a_second_cleanup_is_refused_and_does_not_strand_the_first() {
     let receiver = thread::spawn(move || {
         let (c, s) = (c, s);
         let mut buf = [0u8; 4];
-        receive(c.0, s.0, &mut buf, 0, 300).0
+        receive(s.0, &mut buf, 0, 300).0
     });
     thread::sleep(Duration::from_millis(30));
     let c = Shared(client);
@@ -120,7 +120,7 @@ fn a_second_cleanup_is_refused_and_does_not_strand_the_first() {
     let (st, took) = first.join().expect("first cleanup");
     assert_eq!(st, STATUS_INVALID_DEVICE_STATE, "the socket is still open");
     assert!(took < Duration::from_millis(1500), "the first cleanup was stranded: {took:?}");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     drop(peer);
     k.finish();
@@ -140,7 +140,7 @@ fn no_library_code_runs_after_cleanup_and_unload_sync() {
     hostkernel::set_delay_after_signal(Duration::from_millis(30));
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     hostkernel::unload_image();
     k.finish();
@@ -230,7 +230,7 @@ fn a_provider_that_ignores_cancel_is_reported_not_hung_on_silently() {
     let reports = log.iter().filter(|l| l.contains("WskSocketConnect: IRP") && l.contains("not completed")).count();
     eprintln!("{reports} report(s): {log:?}");
     assert!(reports >= 2, "the overdue wait must report itself repeatedly: {log:?}");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -285,13 +285,13 @@ fn an_error_returned_without_completing_the_irp_is_the_answer() {
     let statuses = within(Duration::from_secs(3), "the socket calls", move || {
         let (c, s) = (c, s);
         let mut buf = [0u8; 4];
-        let sent = send(c.0, s.0, b"ping").0;
-        let received = receive(c.0, s.0, &mut buf, 0, 200).0;
+        let sent = send(s.0, b"ping").0;
+        let received = receive(s.0, &mut buf, 0, 200).0;
         // SAFETY: a live client and an open socket.
-        let disconnected = unsafe { SafeWskDisconnect(c.0, s.0, 0, 200) };
+        let disconnected = unsafe { SafeWskDisconnect(s.0, 0, 200) };
         // SAFETY: a live client and an open socket (the refused disconnect
         // left it open); the refused close leaves it open for the retry below.
-        let closed = unsafe { SafeWskCloseSocket(c.0, s.0) };
+        let closed = unsafe { SafeWskCloseSocket(s.0) };
         [sent, received, disconnected, closed]
     });
     assert_eq!(statuses, [STATUS_NOT_IMPLEMENTED; 4]);
@@ -299,9 +299,9 @@ fn an_error_returned_without_completing_the_irp_is_the_answer() {
     // was not carried out, and says so (before: STATUS_SUCCESS with the
     // socket still open, and cleanup then refused for ever).
     hostkernel::set_fail_without_completing(Some(STATUS_SUCCESS));
-    assert_eq!(close(client, socket), STATUS_UNSUCCESSFUL);
+    assert_eq!(close(socket), STATUS_UNSUCCESSFUL);
     hostkernel::set_fail_without_completing(None);
-    assert_eq!(close(client, socket), STATUS_SUCCESS, "the refused close left the socket open: retry");
+    assert_eq!(close(socket), STATUS_SUCCESS, "the refused close left the socket open: retry");
     cleanup(client);
     k.finish();
 }
@@ -325,7 +325,7 @@ fn a_graceful_disconnect_that_never_completes_falls_back_to_abortive() {
     let st = within(Duration::from_secs(3), "SafeWskDisconnect", move || {
         let (c, s) = (c, s);
         // SAFETY: a live client and an open socket.
-        unsafe { SafeWskDisconnect(c.0, s.0, 0, 150) }
+        unsafe { SafeWskDisconnect(s.0, 0, 150) }
     });
     let took = t0.elapsed();
     eprintln!("graceful disconnect that hangs, 150 ms deadline: {st:#x} after {took:?}");
@@ -337,7 +337,7 @@ fn a_graceful_disconnect_that_never_completes_falls_back_to_abortive() {
     let peer = peer.remove(0);
     peer.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
     assert!(matches!((&peer).read(&mut b), Ok(0) | Err(_)));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -433,7 +433,7 @@ fn a_misreporting_kecanceltimer_does_not_release_twice() {
         assert_eq!(seen.calls.lock().unwrap().len(), 1, "exactly one callback");
         // The late completion won: connected.
         assert_eq!(calls[0].0, STATUS_SUCCESS);
-        assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+        assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();
@@ -458,22 +458,22 @@ fn calls_on_closed_or_foreign_sockets_are_refused_with_other_sockets_open() {
     assert_eq!(st, STATUS_SUCCESS);
     let (st, foreign) = connect(other, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
 
-    assert_eq!(close(client, socket), STATUS_INVALID_PARAMETER_2, "second close");
-    assert_eq!(send(client, socket, b"x").0, STATUS_INVALID_PARAMETER_2, "send after close");
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_2, "second close");
+    assert_eq!(send(socket, b"x").0, STATUS_INVALID_PARAMETER_2, "send after close");
     let mut buf = [0u8; 1];
-    assert_eq!(receive(client, socket, &mut buf, 0, 100).0, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(receive(socket, &mut buf, 0, 100).0, STATUS_INVALID_PARAMETER_2);
     // SAFETY: a live client; the socket pointer is not dereferenced.
-    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, 100) }, STATUS_INVALID_PARAMETER_2);
-    assert_eq!(close(client, foreign), STATUS_INVALID_PARAMETER_2, "another client's socket");
-    assert_eq!(send(client, foreign, b"x").0, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(unsafe { SafeWskDisconnect(socket, 0, 100) }, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(close(foreign), STATUS_INVALID_PARAMETER_2, "another client's socket");
+    assert_eq!(send(foreign, b"x").0, STATUS_INVALID_PARAMETER_2);
 
     // The others still work.
-    assert_eq!(send(client, keep, b"k"), (STATUS_SUCCESS, 1));
-    assert_eq!(send(other, foreign, b"f"), (STATUS_SUCCESS, 1));
-    assert_eq!(close(client, keep), STATUS_SUCCESS);
-    assert_eq!(close(other, foreign), STATUS_SUCCESS);
+    assert_eq!(send(keep, b"k"), (STATUS_SUCCESS, 1));
+    assert_eq!(send(foreign, b"f"), (STATUS_SUCCESS, 1));
+    assert_eq!(close(keep), STATUS_SUCCESS);
+    assert_eq!(close(foreign), STATUS_SUCCESS);
     cleanup(client);
     cleanup(other);
     k.finish();
@@ -503,7 +503,7 @@ fn closes_racing_a_cleanup_from_several_threads() {
             thread::spawn(move || {
                 let c = c;
                 for s in chunk {
-                    assert_eq!(close(c.0, s.0), STATUS_SUCCESS);
+                    assert_eq!(close(s.0), STATUS_SUCCESS);
                     closed.fetch_add(1, Ordering::SeqCst);
                 }
             })

@@ -34,23 +34,23 @@ fn no_timeout_is_an_infinite_wait_on_every_synchronous_call() {
     assert_eq!(st, STATUS_SUCCESS);
     let mut n = 0u32;
     // SAFETY: a live client and socket; a 4-byte buffer on this stack.
-    let st = unsafe { SafeWskSend(client, socket, b"ping".as_ptr().cast(), 4, 0, SAFEWSK_NO_TIMEOUT, &mut n) };
+    let st = unsafe { SafeWskSend(socket, b"ping".as_ptr().cast(), 4, 0, SAFEWSK_NO_TIMEOUT, &mut n) };
     assert_eq!((st, n), (STATUS_SUCCESS, 4));
     let mut buf = [0u8; 4];
-    let (st, n) = receive(client, socket, &mut buf, WSK_FLAG_WAITALL, SAFEWSK_NO_TIMEOUT);
+    let (st, n) = receive(socket, &mut buf, WSK_FLAG_WAITALL, SAFEWSK_NO_TIMEOUT);
     assert_eq!((st, n, &buf), (STATUS_SUCCESS, 4, b"pong"));
     let mut addr = [0u8; 28];
     // SAFETY: as above; a 28-byte buffer.
-    let st = unsafe { SafeWskGetRemoteAddress(client, socket, addr.as_mut_ptr().cast(), 28, SAFEWSK_NO_TIMEOUT) };
+    let st = unsafe { SafeWskGetRemoteAddress(socket, addr.as_mut_ptr().cast(), 28, SAFEWSK_NO_TIMEOUT) };
     assert_eq!(st, STATUS_SUCCESS);
     // SAFETY: as above.
-    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0, SAFEWSK_NO_TIMEOUT) }, STATUS_SUCCESS);
+    assert_eq!(unsafe { SafeWskDisconnect(socket, 0, SAFEWSK_NO_TIMEOUT) }, STATUS_SUCCESS);
     let longest = hostkernel::longest_finite_wait();
     assert!(
         longest < Duration::from_secs(60),
         "a wait with SAFEWSK_NO_TIMEOUT was given a finite timeout of {longest:?}"
     );
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     drop(h.join().expect("server"));
     cleanup(client);
     k.finish();

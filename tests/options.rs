@@ -55,10 +55,10 @@ fn connect_opts(
     remote: SocketAddr,
     options: Option<&SAFEWSK_SOCKET_OPTIONS>,
     timeout_ms: u32,
-) -> (NTSTATUS, *mut WSK_SOCKET) {
+) -> (NTSTATUS, *mut SAFEWSK_SOCKET) {
     let local = Addr::wildcard_like(remote);
     let remote = Addr::from(remote);
-    let mut socket = 0x1 as *mut WSK_SOCKET; // must be overwritten
+    let mut socket = 0x1 as *mut SAFEWSK_SOCKET; // must be overwritten
     let o = options.map_or(ptr::null(), |o| o as *const SAFEWSK_SOCKET_OPTIONS);
     // SAFETY: valid addresses, options and out pointer for the call.
     let st = unsafe {
@@ -85,10 +85,10 @@ fn getsockopt_int(fd: i32, name: i32) -> i32 {
     v
 }
 
-fn round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) {
-    assert_eq!(send(client, socket, b"options!"), (STATUS_SUCCESS, 8));
+fn round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET) {
+    assert_eq!(send(socket, b"options!"), (STATUS_SUCCESS, 8));
     let mut buf = [0u8; 8];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
     assert_eq!(&buf, b"options!");
 }
 
@@ -110,7 +110,7 @@ fn each_option_is_in_effect_on_the_linux_socket_and_bytes_round_trip() {
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 0);
         assert_eq!(getsockopt_int(fd, libc::SO_REUSEADDR), 0);
         round_trip(client, socket);
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
 
         let o = three_options();
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
@@ -122,7 +122,7 @@ fn each_option_is_in_effect_on_the_linux_socket_and_bytes_round_trip() {
         assert!(getsockopt_int(fd, libc::SO_RCVBUF) >= 65536, "SO_RCVBUF");
         assert_eq!(hostkernel::wsk_control::socket_exclusive(socket.cast()), Some(false));
         round_trip(client, socket);
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
 
         let o = four_options();
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
@@ -133,7 +133,7 @@ fn each_option_is_in_effect_on_the_linux_socket_and_bytes_round_trip() {
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 1);
         assert!(getsockopt_int(fd, libc::SO_RCVBUF) >= 32768);
         round_trip(client, socket);
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
 
         cleanup(client);
         k.finish();
@@ -167,11 +167,11 @@ fn the_local_address_is_bound_after_the_options() {
     assert_eq!(st, STATUS_SUCCESS);
     let mut b = [0u8; 28];
     // SAFETY: a 28-byte buffer.
-    let st = unsafe { SafeWskGetLocalAddress(client, socket, b.as_mut_ptr().cast(), 28, 2000) };
+    let st = unsafe { SafeWskGetLocalAddress(socket, b.as_mut_ptr().cast(), 28, 2000) };
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(u16::from_be_bytes([b[2], b[3]]), port, "bound to the LocalAddress given");
     round_trip(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -506,7 +506,7 @@ fn one_deadline_covers_all_steps() {
     let longest = hostkernel::longest_finite_wait();
     assert!(longest < Duration::from_secs(60), "SAFEWSK_NO_TIMEOUT reached a wait as a finite {longest:?}");
     round_trip(client, socket);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -546,20 +546,20 @@ fn life_cycle(server: SocketAddr) -> Option<(&'static str, NTSTATUS)> {
         assert!(hostkernel::wsk::open_sockets().is_empty(), "the half-made socket was closed");
         failure = Some(("connect", st));
     } else {
-        let (st, _) = send(client, socket, b"fault");
+        let (st, _) = send(socket, b"fault");
         if st != STATUS_SUCCESS {
             failure = Some(("send", st));
         } else {
             let mut buf = [0u8; 5];
-            let (st, _) = receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000);
+            let (st, _) = receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000);
             if st != STATUS_SUCCESS {
                 failure = Some(("receive", st));
             }
         }
-        let st = close(client, socket);
+        let st = close(socket);
         if st != STATUS_SUCCESS {
             failure = failure.or(Some(("close", st)));
-            assert_eq!(close(client, socket), STATUS_SUCCESS, "retrying the close must work");
+            assert_eq!(close(socket), STATUS_SUCCESS, "retrying the close must work");
         }
     }
     cleanup(client);
@@ -682,7 +682,7 @@ fn with_irp(f: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, NTSTATUS, usize)
 fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
     type SocketFn =
         unsafe extern "system" fn(PVOID, u16, u16, u32, u32, PVOID, PVOID, PVOID, PVOID, PVOID, *mut IRP) -> NTSTATUS;
-    type AddrFn = unsafe extern "system" fn(*mut WSK_SOCKET, *const SOCKADDR, u32, *mut IRP) -> NTSTATUS;
+    type AddrFn = unsafe extern "system" fn(*mut SAFEWSK_SOCKET, *const SOCKADDR, u32, *mut IRP) -> NTSTATUS;
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
     let dispatch = WSK_CLIENT_DISPATCH { Version: 0x100, Reserved: 0, WskClientEvent: ptr::null_mut() };
@@ -711,7 +711,7 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
             )
         });
         assert_eq!(st, STATUS_SUCCESS);
-        let socket = info as *mut WSK_SOCKET;
+        let socket = info as *mut SAFEWSK_SOCKET;
         let table = &*(*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         let connect: AddrFn = std::mem::transmute(table.WskConnect);
         let bind: AddrFn = std::mem::transmute(table.WskBind);
@@ -724,7 +724,7 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
         let (_, st, _) = with_irp(|irp| connect(socket, remote.ptr(), 0, irp));
         assert_eq!(st, STATUS_SUCCESS, "connects once bound");
         let close = table.Basic.WskCloseSocket.expect("close");
-        let (_, st, _) = with_irp(|irp| close(socket, irp));
+        let (_, st, _) = with_irp(|irp| close(irp));
         assert_eq!(st, STATUS_SUCCESS);
         WskReleaseProviderNPI(&mut reg);
         WskDeregister(&mut reg);
@@ -750,7 +750,7 @@ fn the_steps_reuse_the_socket_records_irp() {
         let got = (a.irps.0 - before.irps.0, a.completion_contexts.0 - before.completion_contexts.0);
         // WskSocket, 3 options, WskBind, WskConnect: 6 steps.
         assert_eq!(got, (irps, 6), "round {round}: (IRPs, completion contexts)");
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
     }
     cleanup(client);
     k.finish();

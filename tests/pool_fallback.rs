@@ -28,11 +28,11 @@ fn one_client_lifetime() -> hostkernel::PoolBlock {
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
     let msg = b"pool fallback";
-    assert_eq!(send(client, socket, msg), (STATUS_SUCCESS, msg.len() as u32));
+    assert_eq!(send(socket, msg), (STATUS_SUCCESS, msg.len() as u32));
     let mut buf = [0u8; 32];
-    let (st, n) = receive(client, socket, &mut buf[..msg.len()], WSK_FLAG_WAITALL, 2000);
+    let (st, n) = receive(socket, &mut buf[..msg.len()], WSK_FLAG_WAITALL, 2000);
     assert_eq!((st, &buf[..n as usize]), (STATUS_SUCCESS, &msg[..]));
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     assert!(hostkernel::pool_blocks().is_empty());
     block

@@ -39,7 +39,7 @@ fn connect_sd(
     client: *mut SAFEWSK_CLIENT,
     remote: std::net::SocketAddr,
     sd: PSECURITY_DESCRIPTOR,
-) -> (NTSTATUS, *mut WSK_SOCKET) {
+) -> (NTSTATUS, *mut SAFEWSK_SOCKET) {
     let local = Addr::wildcard_like(remote);
     let remote = Addr::from(remote);
     let mut socket = ptr::null_mut();
@@ -81,15 +81,15 @@ fn cache_connect_with_it_release() {
     assert_eq!(hostkernel::live().cached_sds, 1);
     let (st, socket) = connect_sd(client, server, cached);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(send(client, socket, b"sd"), (STATUS_SUCCESS, 2));
+    assert_eq!(send(socket, b"sd"), (STATUS_SUCCESS, 2));
     let mut buf = [0u8; 2];
-    assert_eq!(receive(client, socket, &mut buf, WSK_FLAG_WAITALL, 2000).0, STATUS_SUCCESS);
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000).0, STATUS_SUCCESS);
     assert_eq!(&buf, b"sd");
     // The connect has returned: its IRP completed; the release is allowed
     // while the socket stays open.
     assert_eq!(release(client, cached), STATUS_SUCCESS);
     assert_eq!(hostkernel::live().cached_sds, 0);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -267,7 +267,7 @@ fn the_providers_transport_list_is_checked() {
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS, "SOCK_STREAM with protocol 0 listed");
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     hostkernel::set_transport_list(Some(vec![(AF_INET6, SOCK_STREAM, IPPROTO_TCP)]));
     let client = startup();
@@ -279,7 +279,7 @@ fn the_providers_transport_list_is_checked() {
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }
@@ -303,7 +303,7 @@ fn without_the_providers_list_the_fixed_table_is_used() {
         assert!(log_contains("fixed transport table only"), "the fallback is reported");
         let (st, socket) = connect(client, server, 2000);
         assert_eq!(st, STATUS_SUCCESS);
-        assert_eq!(close(client, socket), STATUS_SUCCESS);
+        assert_eq!(close(socket), STATUS_SUCCESS);
         // The fixed table still refuses what the library does not support.
         let mut out = ptr::null_mut();
         let (local, remote) = (Addr::parse("0.0.0.0:0"), Addr::from(server));
@@ -528,7 +528,7 @@ fn host_sees_no_release_of_a_copy_in_use() {
     assert!(busy > 0, "the first release came while the connect was pending");
     let calls = seen.wait(1, Duration::from_secs(2));
     assert_eq!(calls[0].0, STATUS_SUCCESS, "the callback came before the release succeeded");
-    assert_eq!(close(client, calls[0].1 as *mut WSK_SOCKET), STATUS_SUCCESS);
+    assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
 }

@@ -31,7 +31,7 @@ impl Rng {
 
 type Msg = (usize, NTSTATUS, usize);
 
-unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
     // SAFETY: ctx is a Box<(index, Sender)> handed to this one callback.
     let b = unsafe { Box::from_raw(ctx as *mut (usize, mpsc::Sender<Msg>)) };
     let _ = b.1.send((b.0, status, socket as usize));
@@ -73,7 +73,7 @@ fn phase(mode: ConnectCompletion, count: usize, in_flight: usize, seed: u64) -> 
         match status {
             STATUS_SUCCESS => {
                 assert_ne!(socket, 0);
-                assert_eq!(close(client, socket as *mut WSK_SOCKET), STATUS_SUCCESS);
+                assert_eq!(close(socket as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
             }
             STATUS_IO_TIMEOUT | STATUS_CANCELLED => assert_eq!(socket, 0),
             other => panic!("request {i}: unexpected status {other:#x}"),

@@ -28,8 +28,8 @@ struct Args {
     want_socket: bool,
 }
 
-fn call(a: Args) -> (NTSTATUS, *mut WSK_SOCKET) {
-    let mut socket = 0x1 as *mut WSK_SOCKET; // must be reset to NULL on failure
+fn call(a: Args) -> (NTSTATUS, *mut SAFEWSK_SOCKET) {
+    let mut socket = 0x1 as *mut SAFEWSK_SOCKET; // must be reset to NULL on failure
     let out = if a.want_socket { &mut socket as *mut _ } else { ptr::null_mut() };
     // SAFETY: every pointer is null or valid for the call.
     let st = unsafe {
@@ -170,31 +170,31 @@ fn socket_calls_validate_their_arguments() {
     // Each call passes one invalid argument; every other pointer is valid:
     // `client` is live, `socket` open, `p` 8 writable bytes, `n` writable.
     // SAFETY: a NULL client, which the export rejects before using anything.
-    assert_eq!(unsafe { SafeWskSend(ptr::null_mut(), socket, p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_1);
+    assert_eq!(unsafe { SafeWskSend(socket, p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_1);
     // SAFETY: a NULL socket, rejected before use.
-    assert_eq!(unsafe { SafeWskSend(client, ptr::null_mut(), p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(unsafe { SafeWskSend(ptr::null_mut(), p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_2);
     // SAFETY: a NULL buffer, rejected before use.
-    assert_eq!(unsafe { SafeWskSend(client, socket, ptr::null(), 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3);
+    assert_eq!(unsafe { SafeWskSend(socket, ptr::null(), 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3);
     // SAFETY: a zero length, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskSend(client, socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_4);
+    assert_eq!(unsafe { SafeWskSend(socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_4);
     // SAFETY: an unknown flag, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskSend(client, socket, p, 8, 0x80, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
+    assert_eq!(unsafe { SafeWskSend(socket, p, 8, 0x80, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
     // SAFETY: an unknown receive flag, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskReceive(client, socket, p, 8, 0x10, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
+    assert_eq!(unsafe { SafeWskReceive(socket, p, 8, 0x10, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
     // SAFETY: a NULL count pointer, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskReceive(client, socket, p, 8, 0, 100, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_7);
+    assert_eq!(unsafe { SafeWskReceive(socket, p, 8, 0, 100, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_7);
     // SAFETY: an unknown disconnect flag, rejected before the socket is used.
-    assert_eq!(unsafe { SafeWskDisconnect(client, socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_3);
+    assert_eq!(unsafe { SafeWskDisconnect(socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_3);
     // SAFETY: valid arguments; DISPATCH_LEVEL is rejected before the buffer
     // is used.
-    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskSend(client, socket, p, 8, 0, 100, &mut n) });
+    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskSend(socket, p, 8, 0, 100, &mut n) });
     assert_eq!(st, STATUS_INVALID_LEVEL);
     // SAFETY: a NULL socket, rejected before use.
-    assert_eq!(unsafe { SafeWskCloseSocket(client, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
+    assert_eq!(unsafe { SafeWskCloseSocket(ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
     // No rejected call allocated anything: the one live IRP is the open
     // socket's own, which its calls reuse.
     assert_eq!(hostkernel::live().irps, 1);
-    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(hostkernel::live().irps, 1, "the close keeps the record and its IRP for the next connect");
     cleanup(client);
     k.finish();

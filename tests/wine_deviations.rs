@@ -40,7 +40,7 @@ fn expired_async_connect_with_an_uncancellable_provider(wine_timer: bool) {
     // the callee's (STATUS_SUCCESS), or the library closed it (timeout).
     let (status, socket, _, _) = calls[0];
     match status {
-        STATUS_SUCCESS => assert_eq!(close(client, socket as *mut WSK_SOCKET), STATUS_SUCCESS),
+        STATUS_SUCCESS => assert_eq!(close(socket as *mut SAFEWSK_SOCKET), STATUS_SUCCESS),
         STATUS_IO_TIMEOUT => assert_eq!(socket, 0),
         other => panic!("unexpected status {other:#x}"),
     }
@@ -63,7 +63,7 @@ fn expired_sync_connect_when_the_provider_ignores_cancel() {
     let client = startup();
     let (status, socket) = connect(client, server, 10);
     match status {
-        STATUS_SUCCESS => assert_eq!(close(client, socket), STATUS_SUCCESS),
+        STATUS_SUCCESS => assert_eq!(close(socket), STATUS_SUCCESS),
         STATUS_IO_TIMEOUT => assert!(socket.is_null()),
         other => panic!("unexpected status {other:#x}"),
     }

@@ -46,7 +46,8 @@ const CHUNK_SLOTS: usize = 64;
 /// Chunks in the directory: at most `CHUNKS * CHUNK_SLOTS` sockets at once.
 const CHUNKS: usize = 1024;
 /// The most sockets open at once, all clients of the driver together.
-pub const SAFEWSK_MAX_SOCKETS: u32 = (CHUNKS * CHUNK_SLOTS) as u32;
+pub const SAFEWSK_MAX_SOCKETS: u32 = 65536;
+static_assertions::const_assert_eq!(SAFEWSK_MAX_SOCKETS as usize, CHUNKS * CHUNK_SLOTS);
 /// How many idle IRPs the table keeps for the next connects; freed by the
 /// last client's cleanup.
 pub(crate) const IRP_CACHE: usize = 64;

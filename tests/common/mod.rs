@@ -136,7 +136,7 @@ pub fn cleanup(client: *mut SAFEWSK_CLIENT) {
 }
 
 /// SafeWskSocketConnect with the common defaults: TCP, wildcard local address.
-pub fn connect(client: *mut SAFEWSK_CLIENT, remote: SocketAddr, timeout_ms: u32) -> (NTSTATUS, *mut WSK_SOCKET) {
+pub fn connect(client: *mut SAFEWSK_CLIENT, remote: SocketAddr, timeout_ms: u32) -> (NTSTATUS, *mut SAFEWSK_SOCKET) {
     let local = Addr::wildcard_like(remote);
     let remote = Addr::from(remote);
     let mut socket = ptr::null_mut();
@@ -161,30 +161,23 @@ pub fn connect(client: *mut SAFEWSK_CLIENT, remote: SocketAddr, timeout_ms: u32)
     (st, socket)
 }
 
-pub fn send(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, data: &[u8]) -> (NTSTATUS, u32) {
+pub fn send(socket: *mut SAFEWSK_SOCKET, data: &[u8]) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: `data` outlives the call.
-    let st = unsafe { SafeWskSend(client, socket, data.as_ptr().cast(), data.len() as u32, 0, 2000, &mut n) };
+    let st = unsafe { SafeWskSend(socket, data.as_ptr().cast(), data.len() as u32, 0, 2000, &mut n) };
     (st, n)
 }
 
-pub fn receive(
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut WSK_SOCKET,
-    buf: &mut [u8],
-    flags: u32,
-    timeout_ms: u32,
-) -> (NTSTATUS, u32) {
+pub fn receive(socket: *mut SAFEWSK_SOCKET, buf: &mut [u8], flags: u32, timeout_ms: u32) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: `buf` outlives the call.
-    let st =
-        unsafe { SafeWskReceive(client, socket, buf.as_mut_ptr().cast(), buf.len() as u32, flags, timeout_ms, &mut n) };
+    let st = unsafe { SafeWskReceive(socket, buf.as_mut_ptr().cast(), buf.len() as u32, flags, timeout_ms, &mut n) };
     (st, n)
 }
 
-pub fn close(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET) -> NTSTATUS {
-    // SAFETY: a socket from connect().
-    unsafe { SafeWskCloseSocket(client, socket) }
+pub fn close(socket: *mut SAFEWSK_SOCKET) -> NTSTATUS {
+    // SAFETY: any handle value is safe.
+    unsafe { SafeWskCloseSocket(socket) }
 }
 
 /// A request for SafeWskSocketConnectAsync.
@@ -247,7 +240,7 @@ pub struct Seen {
     pub threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
-pub unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+pub unsafe extern "C" fn on_connect(ctx: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
     // SAFETY: the context is the Arc<Seen> the test keeps alive.
     let seen = unsafe { &*(ctx as *const Seen) };
     let irql = hostkernel::irql::current();
