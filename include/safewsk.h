@@ -43,7 +43,7 @@ typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
 /**
  * How many clients a driver can have at once.
  */
-#define SAFEWSK_MAX_CLIENTS 64
+#define SAFEWSK_MAX_CLIENTS (uint32_t)64
 
 /**
  * The last generation a client slot is used with (21 bits).
@@ -71,30 +71,30 @@ typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
  * allocation. A driver caches one descriptor per sharing policy (usually
  * one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
  */
-#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS 16
+#define SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS (uint32_t)16
 
 /**
  * The longest `NodeName` SafeWskConnectByName accepts, in characters (a DNS
  * name has at most 255 octets).
  */
-#define SAFEWSK_BY_NAME_MAX_NODE_CHARS 255
+#define SAFEWSK_BY_NAME_MAX_NODE_CHARS (uint32_t)255
 
 /**
  * The longest `ServiceName` SafeWskConnectByName accepts, in characters
  * (NI_MAXSERV is 32).
  */
-#define SAFEWSK_BY_NAME_MAX_SERVICE_CHARS 32
+#define SAFEWSK_BY_NAME_MAX_SERVICE_CHARS (uint32_t)32
 
 /**
  * How many of the resolver's addresses SafeWskConnectByName keeps and tries,
  * in the resolver's order; the rest are ignored.
  */
-#define SAFEWSK_BY_NAME_MAX_ADDRESSES 8
+#define SAFEWSK_BY_NAME_MAX_ADDRESSES (uint32_t)8
 
 /**
  * The most sockets open at once, all clients of the driver together.
  */
-#define SAFEWSK_MAX_SOCKETS 65536
+#define SAFEWSK_MAX_SOCKETS (uint32_t)65536
 
 /**
  * The IRP's completion routine has run.
@@ -120,6 +120,49 @@ typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
  * The timer's reference has been claimed (see the module documentation).
  */
 #define TIMER_CLAIMED (1 << 20)
+
+/**
+ * One report, as the driver's callback receives it. Only valid during the
+ * callback: copy what you keep.
+ */
+typedef struct {
+  /**
+   * One of SAFEWSK_REPORT_*.
+   */
+  ULONG Code;
+  /**
+   * The status concerned, or STATUS_SUCCESS.
+   */
+  NTSTATUS Status;
+  /**
+   * How long a wait has lasted, or 0.
+   */
+  ULONG Milliseconds;
+  /**
+   * Per code (see each SAFEWSK_REPORT_* code), else 0.
+   */
+  ULONG Value1;
+  /**
+   * Per code, else 0.
+   */
+  ULONG Value2;
+  /**
+   * The WSK call concerned, NUL-terminated ASCII, or NULL.
+   */
+  const char *What;
+  /**
+   * The IRP or security descriptor concerned, or NULL.
+   */
+  const void *Object;
+} SAFEWSK_REPORT;
+
+/**
+ * The driver's report callback: called for every report, at IRQL <=
+ * DISPATCH_LEVEL, on any thread, possibly while a safewsk call is in
+ * progress on it. It must not call safewsk, block, or keep `Report`.
+ */
+typedef void (*SAFEWSK_REPORT_CALLBACK)(PVOID Context,
+                                        const SAFEWSK_REPORT *Report);
 
 /**
  * Completion callback of `SafeWskSocketConnectAsync`: `Status` as
@@ -199,30 +242,33 @@ typedef struct {
 } SAFEWSK_SOCKET_OPTIONS;
 
 /**
- * `TimeoutMs` value for no deadline.
- */
-#define SAFEWSK_NO_TIMEOUT 4294967295
-
-/**
  * `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_EXCLUSIVEADDRUSE to
  * `ExclusiveAddressUse`.
  */
-#define SAFEWSK_OPTION_EXCLUSIVEADDRUSE 1
+#define SAFEWSK_OPTION_EXCLUSIVEADDRUSE (ULONG)1
 
 /**
  * `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_REUSEADDR to `ReuseAddress`.
  */
-#define SAFEWSK_OPTION_REUSEADDR 2
+#define SAFEWSK_OPTION_REUSEADDR (ULONG)2
 
 /**
  * `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_KEEPALIVE to `KeepAlive`.
  */
-#define SAFEWSK_OPTION_KEEPALIVE 4
+#define SAFEWSK_OPTION_KEEPALIVE (ULONG)4
 
 /**
  * `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_RCVBUF to `ReceiveBufferSize`.
  */
-#define SAFEWSK_OPTION_RCVBUF 8
+#define SAFEWSK_OPTION_RCVBUF (ULONG)8
+
+/**
+ * How long the abortive WskDisconnect that ends a graceful one at its
+ * deadline may take before it is cancelled: SafeWskDisconnect returns
+ * within `TimeoutMs` plus this margin (plus the time the provider takes to
+ * complete the cancelled IRPs).
+ */
+#define SAFEWSK_DISCONNECT_ABORT_MARGIN_MS (ULONG)100
 
 /**
  * `Flags` bit of SafeWskSend and SafeWskReceive: `Buffer` is non-paged pool
@@ -232,7 +278,67 @@ typedef struct {
  * MmBuildMdlForNonPagedPool on those corrupts memory. The bit is removed
  * before the flags reach WSK.
  */
-#define SAFEWSK_FLAG_NONPAGED_BUFFER 2147483648
+#define SAFEWSK_FLAG_NONPAGED_BUFFER (ULONG)2147483648
+
+/**
+ * `TimeoutMs` value for no deadline.
+ */
+#define SAFEWSK_NO_TIMEOUT (ULONG)4294967295
+
+/**
+ * `SAFEWSK_REPORT.Code`: a wait past its deadline: the provider has not
+ * completed the cancelled IRP `Object` of call `What` after `Milliseconds`.
+ * Repeated while the wait lasts.
+ */
+#define SAFEWSK_REPORT_OVERDUE (ULONG)1
+
+/**
+ * `SAFEWSK_REPORT.Code`: the provider's `What` returned `Status` without
+ * completing IRP `Object` (a breach of the I/O model); the IRP was taken
+ * back as not consumed.
+ */
+#define SAFEWSK_REPORT_UNCONSUMED (ULONG)2
+
+/**
+ * `SAFEWSK_REPORT.Code`: SafeWskCleanup still waits after `Milliseconds`
+ * for `Value1` calls (and asynchronous connects) and `Value2` sockets.
+ * Repeated while the wait lasts.
+ */
+#define SAFEWSK_REPORT_CLEANUP_WAITING (ULONG)3
+
+/**
+ * `SAFEWSK_REPORT.Code`: SafeWskCloseSocket still waits after
+ * `Milliseconds` for other calls on the socket to return from WSK.
+ */
+#define SAFEWSK_REPORT_CLOSE_WAITING (ULONG)4
+
+/**
+ * `SAFEWSK_REPORT.Code`: SafeWskCleanup closes a socket the driver left
+ * open (`Value1`: the socket's slot number).
+ */
+#define SAFEWSK_REPORT_CLEANUP_CLOSING (ULONG)5
+
+/**
+ * `SAFEWSK_REPORT.Code`: a close could not be issued (`Status`); the
+ * socket in slot `Value1` (0xFFFFFFFF: a half-made socket of
+ * SafeWskSocketConnectWithOptions) is the library's until SafeWskCleanup
+ * closes it.
+ */
+#define SAFEWSK_REPORT_ORPHAN (ULONG)6
+
+/**
+ * `SAFEWSK_REPORT.Code`: SafeWskCleanup released the cached security
+ * descriptor `Object` the driver had not released (`Status`: the
+ * provider's answer).
+ */
+#define SAFEWSK_REPORT_FORGOTTEN_SD (ULONG)7
+
+/**
+ * `SAFEWSK_REPORT.Code`: SafeWskStartup got no transport list from the
+ * provider (`Status`, `Value1` bytes returned): connects are checked
+ * against the fixed rules only.
+ */
+#define SAFEWSK_REPORT_NO_TRANSPORT_LIST (ULONG)8
 
 #ifdef __cplusplus
 extern "C" {
@@ -445,6 +551,41 @@ NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
                                           PSECURITY_DESCRIPTOR CachedSecurityDescriptor);
+
+/**
+ * Routes safewsk's reports into the driver's own tracing (WPP,
+ * TraceLogging): `Callback(Context, Report)` is called for every report
+ * (see SAFEWSK_REPORT and the SAFEWSK_REPORT_* codes: a provider that
+ * misbehaves, a wait that lasts, a socket SafeWskCleanup had to close), at
+ * IRQL <= DISPATCH_LEVEL, on any thread, possibly inside a safewsk call. It
+ * must not call safewsk, must not block, and must copy what it keeps of
+ * `Report`. NULL `Callback` removes it.
+ *
+ * Independently of the callback, every report is also sent to the kernel
+ * debugger with DbgPrintEx(DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL),
+ * which a stock Windows shows (plain DbgPrint is filtered out since
+ * Windows Vista: "Reading and Filtering Debugging Messages"); those lines
+ * are rate-limited to 10 a second, the callback is not.
+ *
+ * Set it before the first SafeWskStartup (or after the last
+ * SafeWskCleanup): while a client exists it cannot change, so that a
+ * report in progress never sees half a setting. It stays set until changed
+ * (the driver must remove it, or keep `Context` valid, until its last
+ * client is cleaned up).
+ *
+ * IRQL: PASSIVE_LEVEL.
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_2 (a `Context` without
+ * a `Callback`: it would never be delivered); STATUS_INVALID_LEVEL;
+ * STATUS_INVALID_DEVICE_STATE (a client exists).
+ *
+ * # Safety
+ * `Callback` is NULL or a function of the documented type, callable at
+ * IRQL <= DISPATCH_LEVEL; it and `Context` stay valid while set.
+ */
+_IRQL_requires_(PASSIVE_LEVEL)
+NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
+                                  PVOID Context);
 
 /**
  * Creates a TCP socket, binds it to `LocalAddress`, connects it to
@@ -836,6 +977,43 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
                                          ULONG TimeoutMs);
 
 /**
+ * The common case in one call: connects a TCP socket to `RemoteAddress`
+ * from the wildcard address of its family (the stack picks the local
+ * address and port), without socket context, event callbacks or security
+ * descriptor, and waits up to `TimeoutMs`. Everything else is as
+ * SafeWskSocketConnect (which it is, with the constants filled in).
+ *
+ * Parameters, each checked before the provider is called:
+ * 1. `Client`: a live client's handle from SafeWskStartup.
+ * 2. `RemoteAddress`: a SOCKADDR_IN or SOCKADDR_IN6 with a port, unicast
+ *    (not unspecified, broadcast or multicast, also when IPv4-mapped), of a
+ *    family the provider lists (see SafeWskSocketConnect's parameter 4).
+ * 3. `Socket`: receives the connected socket's handle, or NULL on any
+ *    failure; the caller owns it and closes it with SafeWskCloseSocket.
+ * 4. `TimeoutMs`: as for every call (0: only a synchronous completion;
+ *    SAFEWSK_NO_TIMEOUT: no deadline).
+ *
+ * IRQL: <= APC_LEVEL (it waits).
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as above;
+ * STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (SafeWskCleanup has begun);
+ * STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED
+ * (the provider's transport list has no TCP, or its table no
+ * WskSocketConnect); or the provider's status (e.g.
+ * STATUS_CONNECTION_REFUSED).
+ *
+ * # Safety
+ * `RemoteAddress` is NULL or a readable SOCKADDR_IN / SOCKADDR_IN6 (as its
+ * family says); `Socket` is NULL or writable; both valid for the call. Any
+ * `Client` value is safe.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskConnect(SAFEWSK_CLIENT *Client,
+                        const SOCKADDR *RemoteAddress,
+                        SAFEWSK_SOCKET **Socket,
+                        ULONG TimeoutMs);
+
+/**
  * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
  * waits until WSK has sent them all or `TimeoutMs` passes.
  *
@@ -1174,6 +1352,97 @@ _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskDisableCallbacks(SAFEWSK_SOCKET *Socket,
                                  ULONG EventMask,
                                  ULONG TimeoutMs);
+
+/**
+ * Gives back a data indication list that the socket's WskReceiveEvent
+ * callback retained by returning STATUS_PENDING: the socket's WskRelease
+ * ("PFN_WSK_RELEASE_DATA_INDICATION_LIST"), made through the handle.
+ *
+ * It counts as a call of the socket's functions, so a SafeWskCloseSocket on
+ * another thread waits until it has returned ("Closing a Socket"). It takes
+ * no IRP, allocates nothing and does not wait, so it may be called at
+ * DISPATCH_LEVEL, from a DPC or from another of the socket's callbacks.
+ *
+ * Release every retained list before closing the socket: WSK does not
+ * release them at close ("Closing the socket by calling the WskCloseSocket
+ * function does not release any outstanding retained linked lists"). Once
+ * the socket's close has begun (or SafeWskCleanup closed it) this call is
+ * refused with STATUS_INVALID_PARAMETER_1 and a list still held can no
+ * longer be given back: it stays with WSK.
+ *
+ * IRQL: <= DISPATCH_LEVEL.
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+ * SafeWskSend), _2 (`DataIndication` NULL); STATUS_INVALID_LEVEL;
+ * STATUS_INSUFFICIENT_RESOURCES (65,535 calls in progress on the socket);
+ * STATUS_NOT_SUPPORTED (the provider's table has no WskRelease); or the
+ * provider's status (STATUS_INVALID_PARAMETER for a list it does not know).
+ *
+ * # Safety
+ * `DataIndication` is NULL or a list this socket's WskReceiveEvent
+ * callback was given and retained, not released yet.
+ */
+_IRQL_requires_max_(DISPATCH_LEVEL)
+NTSTATUS SafeWskRelease(SAFEWSK_SOCKET *Socket,
+                        WSK_DATA_INDICATION *DataIndication);
+
+/**
+ * A socket option or socket IOCTL that safewsk does not wrap by name:
+ * WskControlSocket through the handle, with the socket's IRP, a deadline
+ * and cancellation, as every socket call.
+ *
+ * Only requests whose buffers safewsk knows how to check are accepted, each
+ * with the exact sizes its Microsoft Learn page gives:
+ *
+ * | RequestType | ControlCode | Level | InputSize | OutputSize |
+ * |---|---|---|---|---|
+ * | WskSetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 |
+ * | WskGetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) |
+ * | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 |
+ * | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) |
+ * | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) |
+ *
+ * SO_WSK_EVENT_CALLBACK is refused (use SafeWskEnableCallbacks and
+ * SafeWskDisableCallbacks, which check the socket's Dispatch table), and so
+ * is everything else (client-level controls are WskControlClient's). TCP_NODELAY
+ * is a transport option that WSK passes to TCP/IP ("The underlying network
+ * protocol might support additional socket options", PFN_WSK_CONTROL_SOCKET).
+ *
+ * `InputBuffer` and `OutputBuffer` may be any kernel-mode memory, paged or
+ * on the stack: the value travels through a buffer of safewsk's. The output
+ * is written only on STATUS_SUCCESS. `OutputSizeReturned` (optional)
+ * receives the bytes written. `TimeoutMs`: as for every call
+ * (SAFEWSK_NO_TIMEOUT for none).
+ *
+ * IRQL: <= APC_LEVEL.
+ *
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+ * SafeWskSend), _2 (`RequestType` not WskSetOption, WskGetOption or
+ * WskIoctl), _3 (`ControlCode` not allowed for that request type), _4
+ * (`Level`), _5 (`InputSize`), _6 (`InputBuffer` NULL where a value is
+ * needed, or non-NULL where none is), _7 (`OutputSize`), _8
+ * (`OutputBuffer`, likewise); STATUS_INVALID_LEVEL;
+ * STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only for
+ * overlapping calls); STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the
+ * provider's table has no WskControlSocket); or the provider's status (e.g.
+ * STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a stub).
+ *
+ * # Safety
+ * `InputBuffer` is NULL or `InputSize` readable bytes; `OutputBuffer` is
+ * NULL or `OutputSize` writable bytes; `OutputSizeReturned` is NULL or
+ * writable; all valid for the call.
+ */
+_IRQL_requires_max_(APC_LEVEL)
+NTSTATUS SafeWskControlSocket(SAFEWSK_SOCKET *Socket,
+                              WSK_CONTROL_SOCKET_TYPE RequestType,
+                              ULONG ControlCode,
+                              ULONG Level,
+                              SIZE_T InputSize,
+                              const void *InputBuffer,
+                              SIZE_T OutputSize,
+                              void *OutputBuffer,
+                              SIZE_T *OutputSizeReturned,
+                              ULONG TimeoutMs);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -76,13 +76,13 @@ mod kernel;
 
 // The loom build compiles only the kernel-free state words it checks.
 #[cfg(loom)]
-#[path = "handles/state.rs"]
-#[allow(dead_code)]
-mod handles_state;
-#[cfg(loom)]
 #[path = "client/rundown.rs"]
 #[allow(dead_code)]
 mod client_rundown;
+#[cfg(loom)]
+#[path = "handles/state.rs"]
+#[allow(dead_code)]
+mod handles_state;
 #[cfg(loom)]
 #[path = "connect/request_state.rs"]
 #[allow(dead_code)]
@@ -96,11 +96,13 @@ use kernel::{platform, sync};
 #[cfg(not(loom))]
 pub use api::*;
 #[cfg(not(loom))]
-pub use client::{SAFEWSK_CLIENT, SAFEWSK_MAX_CLIENTS};
-#[cfg(not(loom))]
 pub use client::security_descriptor::SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;
 #[cfg(not(loom))]
-pub use connect::by_name::{SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS};
+pub use client::{SAFEWSK_CLIENT, SAFEWSK_MAX_CLIENTS};
+#[cfg(not(loom))]
+pub use connect::by_name::{
+    SAFEWSK_BY_NAME_MAX_ADDRESSES, SAFEWSK_BY_NAME_MAX_NODE_CHARS, SAFEWSK_BY_NAME_MAX_SERVICE_CHARS,
+};
 #[cfg(not(loom))]
 pub use connect::options::{
     SAFEWSK_OPTION_EXCLUSIVEADDRUSE, SAFEWSK_OPTION_KEEPALIVE, SAFEWSK_OPTION_RCVBUF, SAFEWSK_OPTION_REUSEADDR,

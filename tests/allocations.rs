@@ -202,13 +202,7 @@ fn a_close_while_a_receive_waits_ends_the_receive() {
         // SAFETY: `got` outlives the call; the socket is open when the call
         // starts.
         let st = unsafe {
-            SafeWskReceive(sock as *mut SAFEWSK_SOCKET,
-                got.as_mut_ptr().cast(),
-                4,
-                0,
-                SAFEWSK_NO_TIMEOUT,
-                &mut n,
-            )
+            SafeWskReceive(sock as *mut SAFEWSK_SOCKET, got.as_mut_ptr().cast(), 4, 0, SAFEWSK_NO_TIMEOUT, &mut n)
         };
         (st, n)
     });

@@ -51,26 +51,27 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let mut new_client: *mut SAFEWSK_CLIENT = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let connect_with = |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: valid addresses; `o` is null or valid.
-        unsafe {
-            SafeWskSocketConnect(
-                c,
-                ty,
-                proto,
-                local.ptr(),
-                r.ptr(),
-                flags,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                o,
-                100,
-            )
-        }
-    };
+    let connect_with =
+        |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: valid addresses; `o` is null or valid.
+            unsafe {
+                SafeWskSocketConnect(
+                    c,
+                    ty,
+                    proto,
+                    local.ptr(),
+                    r.ptr(),
+                    flags,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    o,
+                    100,
+                )
+            }
+        };
     let mut req = new_request(None, ptr::null_mut(), 100);
     // A SECURITY_DESCRIPTOR of revision 1 (never cached), a misaligned
     // pointer into it, and an out variable for a cached copy.
@@ -516,11 +517,12 @@ fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
     let bad = SAFEWSK_SOCKET_OPTIONS { Size: size + 4, ..Default::default() };
     let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
-        // is never dereferenced (no dispatch table).
-        unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
-    };
+    let call =
+        |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
+            // is never dereferenced (no dispatch table).
+            unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
+        };
     let ctx = 0x1000 as PVOID;
     let rows: Vec<Row> = vec![
         (

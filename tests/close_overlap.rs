@@ -66,13 +66,7 @@ fn a_close_waits_for_a_call_that_has_not_reached_wsk_yet() {
         // SAFETY: `b` is `len` bytes of paged pool that outlive the call; the
         // socket is open when the call starts.
         let st = unsafe {
-            SafeWskReceive(sock as *mut SAFEWSK_SOCKET,
-                b as *mut core::ffi::c_void,
-                len as u32,
-                0,
-                5000,
-                &mut n,
-            )
+            SafeWskReceive(sock as *mut SAFEWSK_SOCKET, b as *mut core::ffi::c_void, len as u32, 0, 5000, &mut n)
         };
         (st, n)
     });
@@ -280,9 +274,8 @@ fn a_close_waits_for_an_enable_callbacks_in_progress() {
     hostkernel::set_control_delay(Some(Duration::from_millis(300)));
     let (cl, sock) = (client as usize, socket as usize);
     // SAFETY: the socket is open when the call starts.
-    let enabler = thread::spawn(move || unsafe {
-        SafeWskEnableCallbacks(sock as *mut SAFEWSK_SOCKET, WSK_EVENT_DISCONNECT)
-    });
+    let enabler =
+        thread::spawn(move || unsafe { SafeWskEnableCallbacks(sock as *mut SAFEWSK_SOCKET, WSK_EVENT_DISCONNECT) });
     // The enable is inside WskControlSocket now.
     thread::sleep(Duration::from_millis(100));
     assert_eq!(close(socket), STATUS_SUCCESS);

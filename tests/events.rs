@@ -405,11 +405,7 @@ fn parameters_by_position_then_the_irql() {
     // SAFETY: null or valid pointers; sockets are only looked up.
     let rows: Vec<(&str, NTSTATUS, NTSTATUS)> = unsafe {
         vec![
-            (
-                "enable 1 NULL client, 2 NULL",
-                SafeWskEnableCallbacks(ptr::null_mut(), 0),
-                STATUS_INVALID_PARAMETER_1,
-            ),
+            ("enable 1 NULL client, 2 NULL", SafeWskEnableCallbacks(ptr::null_mut(), 0), STATUS_INVALID_PARAMETER_1),
             ("enable 2 closed socket, 3 mask 0", SafeWskEnableCallbacks(closed, 0), STATUS_INVALID_PARAMETER_2),
             (
                 "enable 3 mask 0 at DISPATCH_LEVEL",
@@ -426,16 +422,8 @@ fn parameters_by_position_then_the_irql() {
                 high(&mut || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_LEVEL,
             ),
-            (
-                "disable 1 NULL client",
-                SafeWskDisableCallbacks(socket, 0, 100),
-                STATUS_INVALID_PARAMETER_1,
-            ),
-            (
-                "disable 2 closed socket, 3 mask 0",
-                SafeWskDisableCallbacks(closed, 0, 100),
-                STATUS_INVALID_PARAMETER_2,
-            ),
+            ("disable 1 NULL client", SafeWskDisableCallbacks(socket, 0, 100), STATUS_INVALID_PARAMETER_1),
+            ("disable 2 closed socket, 3 mask 0", SafeWskDisableCallbacks(closed, 0, 100), STATUS_INVALID_PARAMETER_2),
             (
                 "disable 3 mask 0 at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, 0, 100)),
@@ -443,9 +431,7 @@ fn parameters_by_position_then_the_irql() {
             ),
             (
                 "disable valid at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || {
-                    SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 100)
-                }),
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 100)),
                 STATUS_INVALID_LEVEL,
             ),
         ]

@@ -3,7 +3,9 @@
 use core::ptr;
 
 use crate::client::{self, security_descriptor, SAFEWSK_CLIENT};
+use crate::handles;
 use crate::kernel::nt::*;
+pub use crate::kernel::report::*;
 use crate::kernel::status::from_result;
 
 /// Registers the driver as a WSK client and captures the WSK provider.
@@ -234,4 +236,50 @@ pub unsafe extern "C" fn SafeWskReleaseSecurityDescriptor(
 ) -> NTSTATUS {
     // SAFETY: the API contract.
     from_result(unsafe { security_descriptor::release_export(Client, CachedSecurityDescriptor) })
+}
+
+/// Routes safewsk's reports into the driver's own tracing (WPP,
+/// TraceLogging): `Callback(Context, Report)` is called for every report
+/// (see SAFEWSK_REPORT and the SAFEWSK_REPORT_* codes: a provider that
+/// misbehaves, a wait that lasts, a socket SafeWskCleanup had to close), at
+/// IRQL <= DISPATCH_LEVEL, on any thread, possibly inside a safewsk call. It
+/// must not call safewsk, must not block, and must copy what it keeps of
+/// `Report`. NULL `Callback` removes it.
+///
+/// Independently of the callback, every report is also sent to the kernel
+/// debugger with DbgPrintEx(DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL),
+/// which a stock Windows shows (plain DbgPrint is filtered out since
+/// Windows Vista: "Reading and Filtering Debugging Messages"); those lines
+/// are rate-limited to 10 a second, the callback is not.
+///
+/// Set it before the first SafeWskStartup (or after the last
+/// SafeWskCleanup): while a client exists it cannot change, so that a
+/// report in progress never sees half a setting. It stays set until changed
+/// (the driver must remove it, or keep `Context` valid, until its last
+/// client is cleaned up).
+///
+/// IRQL: PASSIVE_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_2 (a `Context` without
+/// a `Callback`: it would never be delivered); STATUS_INVALID_LEVEL;
+/// STATUS_INVALID_DEVICE_STATE (a client exists).
+///
+/// # Safety
+/// `Callback` is NULL or a function of the documented type, callable at
+/// IRQL <= DISPATCH_LEVEL; it and `Context` stay valid while set.
+/// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskSetReportCallback(Callback: SAFEWSK_REPORT_CALLBACK, Context: PVOID) -> NTSTATUS {
+    if Callback.is_none() && !Context.is_null() {
+        return STATUS_INVALID_PARAMETER_2;
+    }
+    if let Err(status) = crate::kernel::status::require_irql(PASSIVE_LEVEL) {
+        return status;
+    }
+    // SAFETY: PASSIVE_LEVEL checked.
+    if unsafe { handles::without_clients(|| crate::kernel::report::set_callback(Callback, Context)) } {
+        STATUS_SUCCESS
+    } else {
+        STATUS_INVALID_DEVICE_STATE
+    }
 }

@@ -3,8 +3,8 @@
 use core::ptr;
 
 use crate::client::SAFEWSK_CLIENT;
-use crate::connect::{self, validate::ConnectArgs};
 pub use crate::connect::asynchronous::{SAFEWSK_CONNECT_CALLBACK, SAFEWSK_CONNECT_REQUEST, SAFEWSK_NO_TIMEOUT};
+use crate::connect::{self, validate::ConnectArgs};
 use crate::handles::SAFEWSK_SOCKET;
 use crate::kernel::nt::*;
 use crate::kernel::status::from_result;
@@ -471,4 +471,49 @@ pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
             TimeoutMs,
         )
     })
+}
+
+/// The common case in one call: connects a TCP socket to `RemoteAddress`
+/// from the wildcard address of its family (the stack picks the local
+/// address and port), without socket context, event callbacks or security
+/// descriptor, and waits up to `TimeoutMs`. Everything else is as
+/// SafeWskSocketConnect (which it is, with the constants filled in).
+///
+/// Parameters, each checked before the provider is called:
+/// 1. `Client`: a live client's handle from SafeWskStartup.
+/// 2. `RemoteAddress`: a SOCKADDR_IN or SOCKADDR_IN6 with a port, unicast
+///    (not unspecified, broadcast or multicast, also when IPv4-mapped), of a
+///    family the provider lists (see SafeWskSocketConnect's parameter 4).
+/// 3. `Socket`: receives the connected socket's handle, or NULL on any
+///    failure; the caller owns it and closes it with SafeWskCloseSocket.
+/// 4. `TimeoutMs`: as for every call (0: only a synchronous completion;
+///    SAFEWSK_NO_TIMEOUT: no deadline).
+///
+/// IRQL: <= APC_LEVEL (it waits).
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 .. _3 as above;
+/// STATUS_INVALID_LEVEL; STATUS_DELETE_PENDING (SafeWskCleanup has begun);
+/// STATUS_INSUFFICIENT_RESOURCES; STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED
+/// (the provider's transport list has no TCP, or its table no
+/// WskSocketConnect); or the provider's status (e.g.
+/// STATUS_CONNECTION_REFUSED).
+///
+/// # Safety
+/// `RemoteAddress` is NULL or a readable SOCKADDR_IN / SOCKADDR_IN6 (as its
+/// family says); `Socket` is NULL or writable; both valid for the call. Any
+/// `Client` value is safe.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskConnect(
+    Client: *mut SAFEWSK_CLIENT,
+    RemoteAddress: *const SOCKADDR,
+    Socket: *mut *mut SAFEWSK_SOCKET,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !Socket.is_null() {
+        // SAFETY: non-null and writable per the API contract.
+        unsafe { *Socket = ptr::null_mut() };
+    }
+    // SAFETY: the API contract.
+    from_result(unsafe { connect::connect_short(Client, RemoteAddress, Socket, TimeoutMs) })
 }

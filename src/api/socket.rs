@@ -381,3 +381,117 @@ pub unsafe extern "C" fn SafeWskDisableCallbacks(
     // SAFETY: the API contract.
     from_result(unsafe { events::disable(Socket, EventMask, TimeoutMs) })
 }
+
+/// Gives back a data indication list that the socket's WskReceiveEvent
+/// callback retained by returning STATUS_PENDING: the socket's WskRelease
+/// ("PFN_WSK_RELEASE_DATA_INDICATION_LIST"), made through the handle.
+///
+/// It counts as a call of the socket's functions, so a SafeWskCloseSocket on
+/// another thread waits until it has returned ("Closing a Socket"). It takes
+/// no IRP, allocates nothing and does not wait, so it may be called at
+/// DISPATCH_LEVEL, from a DPC or from another of the socket's callbacks.
+///
+/// Release every retained list before closing the socket: WSK does not
+/// release them at close ("Closing the socket by calling the WskCloseSocket
+/// function does not release any outstanding retained linked lists"). Once
+/// the socket's close has begun (or SafeWskCleanup closed it) this call is
+/// refused with STATUS_INVALID_PARAMETER_1 and a list still held can no
+/// longer be given back: it stays with WSK.
+///
+/// IRQL: <= DISPATCH_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+/// SafeWskSend), _2 (`DataIndication` NULL); STATUS_INVALID_LEVEL;
+/// STATUS_INSUFFICIENT_RESOURCES (65,535 calls in progress on the socket);
+/// STATUS_NOT_SUPPORTED (the provider's table has no WskRelease); or the
+/// provider's status (STATUS_INVALID_PARAMETER for a list it does not know).
+///
+/// # Safety
+/// `DataIndication` is NULL or a list this socket's WskReceiveEvent
+/// callback was given and retained, not released yet.
+/// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskRelease(
+    Socket: *mut SAFEWSK_SOCKET,
+    DataIndication: *mut WSK_DATA_INDICATION,
+) -> NTSTATUS {
+    // SAFETY: the API contract.
+    from_result(unsafe { io::control::release(Socket, DataIndication) })
+}
+
+/// A socket option or socket IOCTL that safewsk does not wrap by name:
+/// WskControlSocket through the handle, with the socket's IRP, a deadline
+/// and cancellation, as every socket call.
+///
+/// Only requests whose buffers safewsk knows how to check are accepted, each
+/// with the exact sizes its Microsoft Learn page gives:
+///
+/// | RequestType | ControlCode | Level | InputSize | OutputSize |
+/// |---|---|---|---|---|
+/// | WskSetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 |
+/// | WskGetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) |
+/// | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 |
+/// | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) |
+/// | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) |
+///
+/// SO_WSK_EVENT_CALLBACK is refused (use SafeWskEnableCallbacks and
+/// SafeWskDisableCallbacks, which check the socket's Dispatch table), and so
+/// is everything else (client-level controls are WskControlClient's). TCP_NODELAY
+/// is a transport option that WSK passes to TCP/IP ("The underlying network
+/// protocol might support additional socket options", PFN_WSK_CONTROL_SOCKET).
+///
+/// `InputBuffer` and `OutputBuffer` may be any kernel-mode memory, paged or
+/// on the stack: the value travels through a buffer of safewsk's. The output
+/// is written only on STATUS_SUCCESS. `OutputSizeReturned` (optional)
+/// receives the bytes written. `TimeoutMs`: as for every call
+/// (SAFEWSK_NO_TIMEOUT for none).
+///
+/// IRQL: <= APC_LEVEL.
+///
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
+/// SafeWskSend), _2 (`RequestType` not WskSetOption, WskGetOption or
+/// WskIoctl), _3 (`ControlCode` not allowed for that request type), _4
+/// (`Level`), _5 (`InputSize`), _6 (`InputBuffer` NULL where a value is
+/// needed, or non-NULL where none is), _7 (`OutputSize`), _8
+/// (`OutputBuffer`, likewise); STATUS_INVALID_LEVEL;
+/// STATUS_INSUFFICIENT_RESOURCES (completion context; an IRP only for
+/// overlapping calls); STATUS_IO_TIMEOUT; STATUS_NOT_SUPPORTED (the
+/// provider's table has no WskControlSocket); or the provider's status (e.g.
+/// STATUS_NOT_IMPLEMENTED from Wine 8, whose WskControlSocket is a stub).
+///
+/// # Safety
+/// `InputBuffer` is NULL or `InputSize` readable bytes; `OutputBuffer` is
+/// NULL or `OutputSize` writable bytes; `OutputSizeReturned` is NULL or
+/// writable; all valid for the call.
+/// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
+#[no_mangle]
+pub unsafe extern "C" fn SafeWskControlSocket(
+    Socket: *mut SAFEWSK_SOCKET,
+    RequestType: WSK_CONTROL_SOCKET_TYPE,
+    ControlCode: ULONG,
+    Level: ULONG,
+    InputSize: SIZE_T,
+    InputBuffer: *const c_void,
+    OutputSize: SIZE_T,
+    OutputBuffer: *mut c_void,
+    OutputSizeReturned: *mut SIZE_T,
+    TimeoutMs: ULONG,
+) -> NTSTATUS {
+    if !OutputSizeReturned.is_null() {
+        // SAFETY: non-null out pointer per the API contract.
+        unsafe { *OutputSizeReturned = 0 };
+    }
+    let args = io::control::ControlArgs {
+        request: RequestType,
+        code: ControlCode,
+        level: Level,
+        input_size: InputSize,
+        input: InputBuffer,
+        output_size: OutputSize,
+        output: OutputBuffer,
+        returned: OutputSizeReturned,
+        timeout_ms: TimeoutMs,
+    };
+    // SAFETY: the API contract.
+    from_result(unsafe { io::control::control(Socket, args) })
+}

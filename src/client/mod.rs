@@ -39,6 +39,7 @@ use crate::handles;
 use crate::io;
 use crate::kernel::nt::*;
 use crate::kernel::platform;
+use crate::kernel::report;
 use crate::kernel::status::{require_irql, Status};
 use crate::kernel::sync::Event;
 use rundown::{Refused, Rundown, Step};
@@ -46,7 +47,8 @@ use security_descriptor::CachedSds;
 use transports::Transports;
 
 /// How many clients a driver can have at once.
-pub const SAFEWSK_MAX_CLIENTS: u32 = 64;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_MAX_CLIENTS: u32 = 64 as u32;
 const MAX_CLIENTS: usize = SAFEWSK_MAX_CLIENTS as usize;
 /// The tag byte of a client handle (see `handles` for the socket's).
 const CLIENT_TAG: u64 = 0xC5;
@@ -81,7 +83,11 @@ struct ClientSlot {
 }
 
 static CLIENTS: [ClientSlot; MAX_CLIENTS] = [const {
-    ClientSlot { rundown: Rundown::new(), block: AtomicPtr::new(ptr::null_mut()), waiter: AtomicPtr::new(ptr::null_mut()) }
+    ClientSlot {
+        rundown: Rundown::new(),
+        block: AtomicPtr::new(ptr::null_mut()),
+        waiter: AtomicPtr::new(ptr::null_mut()),
+    }
 }; MAX_CLIENTS];
 
 fn encode(index: u32, generation: u32) -> *mut SAFEWSK_CLIENT {
@@ -376,7 +382,7 @@ unsafe fn sleep(event: &Event, index: u32, waited_ms: &mut ULONG) {
     while unsafe { event.wait(Some(platform::REPORT_INTERVAL_MS)) } == STATUS_TIMEOUT {
         *waited_ms = waited_ms.saturating_add(platform::REPORT_INTERVAL_MS);
         let (calls, sockets) = rundown(index).map_or((0, 0), |r| r.counts());
-        platform::report_cleanup_waiting(*waited_ms, calls, sockets);
+        report::report_values(report::SAFEWSK_REPORT_CLEANUP_WAITING, STATUS_PENDING, *waited_ms, calls, sockets);
     }
 }
 
@@ -393,7 +399,7 @@ unsafe fn close_left_open(index: u32) -> bool {
         if let Some(generation) = slot.state().open_generation() {
             if slot.owner() == index {
                 if let Ok(a) = slot.state().acquire(generation, handles::Take::Close) {
-                    platform::report_cleanup_closing(i);
+                    report::report_values(report::SAFEWSK_REPORT_CLEANUP_CLOSING, STATUS_SUCCESS, 0, i, 0);
                     // SAFETY: PASSIVE_LEVEL; the close's acquire just made.
                     let _ = unsafe { io::close_acquired(slot, i, a) };
                     orphans |= slot.state().is_orphan();

@@ -381,34 +381,42 @@ mod loom_model {
                     }
                 })
             };
-            // A late connect.
+            // A late call: a connect (refused once cleanup has begun) or a
+            // call that works during cleanup (a security-descriptor release),
+            // which may enter after cleanup found everything drained.
             let late = {
                 let c = c.clone();
                 thread::spawn(move || {
-                    if c.rundown.enter(g, false).is_ok() {
-                        assert!(!c.freed.load(Ordering::SeqCst), "entered a freed client");
-                        if c.rundown.leave() {
-                            c.wake();
+                    for during_cleanup in [false, true] {
+                        if c.rundown.enter(g, during_cleanup).is_ok() {
+                            assert!(!c.freed.load(Ordering::SeqCst), "entered a freed client");
+                            if c.rundown.leave() {
+                                c.wake();
+                            }
                         }
                     }
                 })
             };
             c.rundown.begin_cleanup(g).unwrap();
-            for all in [false, true] {
-                loop {
-                    *c.event.lock().unwrap() = false;
-                    match c.rundown.wait_or_drained(all) {
-                        Step::Wait => {
-                            let mut set = c.event.lock().unwrap();
-                            while !*set {
-                                set = c.wake.wait(set).unwrap();
+            'cleanup: loop {
+                for all in [false, true] {
+                    loop {
+                        *c.event.lock().unwrap() = false;
+                        match c.rundown.wait_or_drained(all) {
+                            Step::Wait => {
+                                let mut set = c.event.lock().unwrap();
+                                while !*set {
+                                    set = c.wake.wait(set).unwrap();
+                                }
                             }
+                            Step::Drained => break,
                         }
-                        Step::Drained => break,
                     }
                 }
+                if c.rundown.try_free(g) {
+                    break 'cleanup;
+                }
             }
-            assert!(c.rundown.try_free(g), "drained: nothing may stop the free");
             c.freed.store(true, Ordering::SeqCst);
             connect.join().unwrap();
             close.join().unwrap();

@@ -104,8 +104,9 @@ pub unsafe fn release_export(client: *mut SAFEWSK_CLIENT, sd: PSECURITY_DESCRIPT
 /// (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
 /// allocation. A driver caches one descriptor per sharing policy (usually
 /// one or two). One more is refused with STATUS_QUOTA_EXCEEDED.
-pub const SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS: usize = 16;
-const SLOTS: usize = SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS: u32 = 16 as u32;
+const SLOTS: usize = SAFEWSK_MAX_CACHED_SECURITY_DESCRIPTORS as usize;
 
 const FREE: usize = 0;
 const RESERVED: usize = 1;
@@ -376,7 +377,11 @@ pub unsafe fn release_forgotten(client: &ClientBlock) -> usize {
         let mut input = sd as PSECURITY_DESCRIPTOR;
         // SAFETY: PASSIVE_LEVEL; the NPI is captured (per the caller).
         let status = unsafe { control(client, WSK_RELEASE_SD, &mut input, None) };
-        crate::kernel::platform::report_forgotten_sd(input, status);
+        crate::kernel::report::report(&crate::kernel::report::SAFEWSK_REPORT {
+            Status: status,
+            Object: input.cast_const(),
+            ..crate::kernel::report::SAFEWSK_REPORT::new(crate::kernel::report::SAFEWSK_REPORT_FORGOTTEN_SD)
+        });
         // SAFETY: PASSIVE_LEVEL; the slot taken above. Whatever the provider
         // answered, the client is going away: forget it.
         unsafe { client.sds().set(slot, FREE) };

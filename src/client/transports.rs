@@ -20,6 +20,7 @@
 use core::mem::size_of;
 use core::ptr;
 
+use crate::kernel::report::{report_values, SAFEWSK_REPORT_NO_TRANSPORT_LIST};
 use crate::nt::*;
 
 /// Entries kept. Windows lists a handful (TCP, UDP and raw over IPv4 and
@@ -52,7 +53,7 @@ impl Transports {
         self.count = None;
         // SAFETY: a captured NPI's dispatch table is valid until released.
         let Some(f) = (unsafe { (*provider.Dispatch).WskControlClient }) else {
-            crate::platform::report_transport_fallback(STATUS_NOT_SUPPORTED, 0);
+            report_values(SAFEWSK_REPORT_NO_TRANSPORT_LIST, STATUS_NOT_SUPPORTED, 0, 0, 0);
             return;
         };
         let mut returned: SIZE_T = 0;
@@ -72,7 +73,13 @@ impl Transports {
         };
         let n = returned / size_of::<WSK_TRANSPORT>();
         if status != STATUS_SUCCESS || n == 0 || n > CAPACITY || returned % size_of::<WSK_TRANSPORT>() != 0 {
-            crate::platform::report_transport_fallback(status, returned);
+            report_values(
+                SAFEWSK_REPORT_NO_TRANSPORT_LIST,
+                status,
+                0,
+                ULONG::try_from(returned).unwrap_or(ULONG::MAX),
+                0,
+            );
             self.list = [EMPTY; CAPACITY];
             return;
         }

@@ -19,8 +19,10 @@ use static_assertions::const_assert;
 use super::request_state::{RequestState, CANCELLED, COMPLETED, TIMED_OUT};
 use crate::client::{self, ClientBlock, Inside};
 use crate::handles::{RawReserved, Reserved, SAFEWSK_SOCKET};
+pub use crate::kernel::deadline::SAFEWSK_NO_TIMEOUT;
 use crate::kernel::nt::*;
 use crate::kernel::platform;
+use crate::kernel::report;
 use crate::kernel::sync::Timer;
 
 /// Completion callback of `SafeWskSocketConnectAsync`: `Status` as
@@ -30,9 +32,6 @@ use crate::kernel::sync::Timer;
 /// or NULL.
 pub type SAFEWSK_CONNECT_CALLBACK =
     Option<unsafe extern "C" fn(Context: PVOID, Status: NTSTATUS, Socket: *mut SAFEWSK_SOCKET)>;
-
-/// `TimeoutMs` value for no deadline.
-pub const SAFEWSK_NO_TIMEOUT: ULONG = 0xFFFF_FFFF;
 
 /// Storage for one asynchronous connect, owned by the caller: non-paged
 /// memory (a device context, a pool block, a global) that stays valid from
@@ -299,7 +298,7 @@ pub unsafe fn start(
     if returned != STATUS_PENDING && pr.state.flags() & COMPLETED == 0 {
         // Returned without being consumed (see irp.rs): complete it here with
         // the returned status, which the callback then reports.
-        platform::report_unconsumed(b"WskSocketConnect (asynchronous)\0", irp, returned);
+        report::report_call(report::SAFEWSK_REPORT_UNCONSUMED, b"WskSocketConnect (asynchronous)\0", irp, returned, 0);
         // A success-class status without a completion is no success.
         let status = if nt_success(returned) { STATUS_UNSUCCESSFUL } else { returned };
         // SAFETY: not consumed: the IRP is ours again.

@@ -38,11 +38,11 @@
 use core::mem::size_of;
 use core::ptr;
 
-use super::asynchronous::SAFEWSK_NO_TIMEOUT;
 use super::connect_entered;
 use super::validate::{context_and_dispatch, Bad, ConnectArgs, Context};
 use crate::client::{self, Inside, SAFEWSK_CLIENT};
 use crate::handles::SAFEWSK_SOCKET;
+use crate::kernel::deadline::Deadline;
 use crate::kernel::irp::call_and_wait;
 use crate::kernel::nt::*;
 use crate::kernel::platform;
@@ -50,13 +50,16 @@ use crate::kernel::status::{require_irql, Status};
 
 /// The longest `NodeName` SafeWskConnectByName accepts, in characters (a DNS
 /// name has at most 255 octets).
-pub const SAFEWSK_BY_NAME_MAX_NODE_CHARS: u32 = 255;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_BY_NAME_MAX_NODE_CHARS: u32 = 255 as u32;
 /// The longest `ServiceName` SafeWskConnectByName accepts, in characters
 /// (NI_MAXSERV is 32).
-pub const SAFEWSK_BY_NAME_MAX_SERVICE_CHARS: u32 = 32;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_BY_NAME_MAX_SERVICE_CHARS: u32 = 32 as u32;
 /// How many of the resolver's addresses SafeWskConnectByName keeps and tries,
 /// in the resolver's order; the rest are ignored.
-pub const SAFEWSK_BY_NAME_MAX_ADDRESSES: u32 = 8;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_BY_NAME_MAX_ADDRESSES: u32 = 8 as u32;
 
 const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
 const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
@@ -174,36 +177,6 @@ impl Sockaddr {
 struct Resolved {
     addrs: [Sockaddr; MAX_ADDRESSES],
     count: usize,
-}
-
-/// One deadline over several steps.
-struct Deadline {
-    /// In [`platform::now_ms`] time; None: no deadline.
-    end: Option<u64>,
-}
-
-impl Deadline {
-    fn start(timeout_ms: ULONG) -> Deadline {
-        let end = (timeout_ms != SAFEWSK_NO_TIMEOUT).then(|| platform::now_ms().saturating_add(u64::from(timeout_ms)));
-        Deadline { end }
-    }
-
-    /// The time left for the next step, as a timeout (SAFEWSK_NO_TIMEOUT for
-    /// none); 0 once the deadline has passed.
-    fn remaining(&self) -> ULONG {
-        match self.end {
-            None => SAFEWSK_NO_TIMEOUT,
-            Some(end) => {
-                let left = end.saturating_sub(platform::now_ms());
-                // Below SAFEWSK_NO_TIMEOUT, which would mean "no deadline".
-                ULONG::try_from(left).unwrap_or(SAFEWSK_NO_TIMEOUT - 1).min(SAFEWSK_NO_TIMEOUT - 1)
-            }
-        }
-    }
-
-    fn passed(&self) -> bool {
-        self.end.is_some() && self.remaining() == 0
-    }
 }
 
 /// Parameters 1 to 9 in order, then the IRQL, then entering the client;

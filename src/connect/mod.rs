@@ -19,13 +19,13 @@ pub(crate) mod options;
 pub(crate) mod request_state;
 pub(crate) mod validate;
 
+use crate::client::security_descriptor::SdPin;
 use crate::client::{self, Inside, SAFEWSK_CLIENT};
 use crate::handles::SAFEWSK_SOCKET;
 use crate::kernel::irp::{self, call_and_wait_on};
 use crate::kernel::nt::*;
 use crate::kernel::status::{require_irql, Status};
 use asynchronous::SAFEWSK_CONNECT_REQUEST;
-use crate::client::security_descriptor::SdPin;
 use validate::{ConnectArgs, Context};
 
 type SocketConnectFn = unsafe extern "system" fn(
@@ -274,4 +274,52 @@ pub unsafe fn cancel(request: *mut SAFEWSK_CONNECT_REQUEST) -> Status {
     } else {
         Err(STATUS_NOT_FOUND)
     }
+}
+
+/// SafeWskConnect: SafeWskSocketConnect to `remote` from the wildcard
+/// address of its family, TCP, without context, callbacks or security
+/// descriptor; the statuses renumbered to this export's positions.
+///
+/// # Safety
+/// The API contract of SafeWskConnect.
+pub unsafe fn connect_short(
+    client: *mut SAFEWSK_CLIENT,
+    remote: *const SOCKADDR,
+    socket_out: *mut *mut SAFEWSK_SOCKET,
+    timeout_ms: ULONG,
+) -> Status {
+    // The family decides the wildcard; an unreadable or unknown one is the
+    // remote address's fault, which validation reports as such.
+    let family = if remote.is_null() {
+        AF_INET
+    } else {
+        // SAFETY: non-NULL and readable per the API contract; `sa_family` is
+        // a SOCKADDR's first field.
+        unsafe { core::ptr::read_unaligned(remote.cast::<ADDRESS_FAMILY>()) }
+    };
+    let v4 = SOCKADDR_IN { sin_family: AF_INET, sin_port: 0, sin_addr: [0; 4], sin_zero: [0; 8] };
+    let v6 = SOCKADDR_IN6 { sin6_family: AF_INET6, ..SOCKADDR_IN6::default() };
+    let local: *const SOCKADDR =
+        if family == AF_INET6 { core::ptr::addr_of!(v6).cast() } else { core::ptr::addr_of!(v4).cast() };
+    let args = ConnectArgs {
+        socket_type: SOCK_STREAM,
+        protocol: IPPROTO_TCP,
+        local,
+        remote,
+        flags: 0,
+        socket_context: core::ptr::null_mut(),
+        dispatch: core::ptr::null(),
+        owning_process: core::ptr::null_mut(),
+        owning_thread: core::ptr::null_mut(),
+        security_descriptor: core::ptr::null_mut(),
+    };
+    // SAFETY: forwarded API contract; `local` lives for the call.
+    unsafe { connect_and_wait(client, args, socket_out, timeout_ms) }.map_err(|st| match st {
+        // The provider's transport list has no TCP.
+        STATUS_INVALID_PARAMETER_2 | STATUS_INVALID_PARAMETER_3 => STATUS_NOT_SUPPORTED,
+        // The family of the remote address (which chose the local one).
+        STATUS_INVALID_PARAMETER_4 | STATUS_INVALID_PARAMETER_5 => STATUS_INVALID_PARAMETER_2,
+        STATUS_INVALID_PARAMETER_12 => STATUS_INVALID_PARAMETER_3,
+        other => other,
+    })
 }

@@ -37,25 +37,29 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use super::asynchronous::SAFEWSK_NO_TIMEOUT;
 use super::client_context;
 use super::validate::ConnectArgs;
 use crate::client::SAFEWSK_CLIENT;
 use crate::handles::{Reserved, SAFEWSK_SOCKET};
+use crate::kernel::deadline::Deadline;
 use crate::kernel::irp::{self, call_and_wait_on, Completion};
 use crate::kernel::nt::*;
-use crate::kernel::platform;
+use crate::kernel::report;
 use crate::kernel::status::{require_irql, Status};
 
 /// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_EXCLUSIVEADDRUSE to
 /// `ExclusiveAddressUse`.
-pub const SAFEWSK_OPTION_EXCLUSIVEADDRUSE: ULONG = 0x0000_0001;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_OPTION_EXCLUSIVEADDRUSE: ULONG = 0x0000_0001 as ULONG;
 /// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_REUSEADDR to `ReuseAddress`.
-pub const SAFEWSK_OPTION_REUSEADDR: ULONG = 0x0000_0002;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_OPTION_REUSEADDR: ULONG = 0x0000_0002 as ULONG;
 /// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_KEEPALIVE to `KeepAlive`.
-pub const SAFEWSK_OPTION_KEEPALIVE: ULONG = 0x0000_0004;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_OPTION_KEEPALIVE: ULONG = 0x0000_0004 as ULONG;
 /// `SAFEWSK_SOCKET_OPTIONS.Mask`: set SO_RCVBUF to `ReceiveBufferSize`.
-pub const SAFEWSK_OPTION_RCVBUF: ULONG = 0x0000_0008;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_OPTION_RCVBUF: ULONG = 0x0000_0008 as ULONG;
 
 const ALL_OPTIONS: ULONG =
     SAFEWSK_OPTION_EXCLUSIVEADDRUSE | SAFEWSK_OPTION_REUSEADDR | SAFEWSK_OPTION_KEEPALIVE | SAFEWSK_OPTION_RCVBUF;
@@ -162,32 +166,6 @@ fn renumber(status: NTSTATUS) -> NTSTATUS {
     }
 }
 
-/// One deadline across all steps.
-#[derive(Clone, Copy)]
-pub(crate) struct Deadline {
-    /// None: SAFEWSK_NO_TIMEOUT.
-    end_ms: Option<u64>,
-}
-
-impl Deadline {
-    pub(crate) fn new(timeout_ms: ULONG) -> Deadline {
-        let end_ms = (timeout_ms != SAFEWSK_NO_TIMEOUT).then(|| platform::now_ms().saturating_add(timeout_ms.into()));
-        Deadline { end_ms }
-    }
-
-    /// What is left, as call_and_wait's timeout (0 once passed: the step's
-    /// IRP is then cancelled at once unless the provider completed it
-    /// synchronously).
-    pub(crate) fn remaining(&self) -> Option<ULONG> {
-        Some(match self.end_ms {
-            None => SAFEWSK_NO_TIMEOUT,
-            // Less than the caller's TimeoutMs, itself below
-            // SAFEWSK_NO_TIMEOUT: never mistaken for "no deadline".
-            Some(end) => ULONG::try_from(end.saturating_sub(platform::now_ms())).unwrap_or(0),
-        })
-    }
-}
-
 /// A step's completion as a result: a step that ran into the deadline is
 /// STATUS_IO_TIMEOUT even if the provider completed it successfully after
 /// the cancel.
@@ -243,11 +221,11 @@ unsafe fn close_half_made(slot: Reserved, device: PDEVICE_OBJECT) {
     match unsafe { call_and_wait_on(slot.irp(), device, b"WskCloseSocket (half-made)\0", None, issue, cancel) } {
         Ok(done) if done.consumed => drop(slot),
         Ok(done) => {
-            platform::report_orphan(u32::MAX, done.status);
+            report::report_values(report::SAFEWSK_REPORT_ORPHAN, done.status, 0, u32::MAX, 0);
             slot.orphan();
         }
         Err(status) => {
-            platform::report_orphan(u32::MAX, status);
+            report::report_values(report::SAFEWSK_REPORT_ORPHAN, status, 0, u32::MAX, 0);
             slot.orphan();
         }
     }
@@ -305,7 +283,7 @@ pub unsafe fn connect_with_options(
     let wsk_socket = unsafe { entry::<PFN_WSK_SOCKET>(socket_entry) }?;
     // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
     let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
-    let deadline = Deadline::new(timeout_ms);
+    let deadline = Deadline::start(timeout_ms);
     let device = block.device();
     // SAFETY: IRQL <= APC_LEVEL.
     let slot = unsafe { inside.reserve_socket(dispatch) }?;
@@ -333,7 +311,7 @@ pub unsafe fn connect_with_options(
     };
     // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to exactly one WSK
     // function.
-    let done = unsafe { call_and_wait_on(irp, device, b"WskSocket\0", deadline.remaining(), issue, cancel) }?;
+    let done = unsafe { call_and_wait_on(irp, device, b"WskSocket\0", Some(deadline.remaining()), issue, cancel) }?;
     let socket = done.information as *mut WSK_SOCKET;
     if !nt_success(done.status) || socket.is_null() {
         // A provider that reports success without a socket: nothing to close.
@@ -415,7 +393,7 @@ unsafe fn configure_bind_connect(
             }
         };
         // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
-        step(unsafe { call_and_wait_on(irp, device, what, deadline.remaining(), issue, cancel) }?)?;
+        step(unsafe { call_and_wait_on(irp, device, what, Some(deadline.remaining()), issue, cancel) }?)?;
     }
     // SAFETY: the entry is NULL or a PFN_WSK_BIND.
     let bind = unsafe { entry::<PFN_WSK_BIND>(table.WskBind) }?;
@@ -425,7 +403,7 @@ unsafe fn configure_bind_connect(
         unsafe { bind(socket, local.cast_mut(), 0, irp) }
     };
     // SAFETY: as above.
-    step(unsafe { call_and_wait_on(irp, device, b"WskBind\0", deadline.remaining(), issue, cancel) }?)?;
+    step(unsafe { call_and_wait_on(irp, device, b"WskBind\0", Some(deadline.remaining()), issue, cancel) }?)?;
     // SAFETY: the entry is NULL or a PFN_WSK_CONNECT.
     let connect = unsafe { entry::<PFN_WSK_CONNECT>(table.WskConnect) }?;
     let issue = |irp| {
@@ -433,6 +411,6 @@ unsafe fn configure_bind_connect(
         unsafe { connect(socket, remote.cast_mut(), 0, irp) }
     };
     // SAFETY: as above.
-    step(unsafe { call_and_wait_on(irp, device, b"WskConnect\0", deadline.remaining(), issue, cancel) }?)?;
+    step(unsafe { call_and_wait_on(irp, device, b"WskConnect\0", Some(deadline.remaining()), issue, cancel) }?)?;
     Ok(())
 }

@@ -36,9 +36,9 @@
 
 use core::ptr;
 
-use crate::nt::*;
 use crate::client::security_descriptor::CachedSds;
 use crate::client::transports::Transports;
+use crate::nt::*;
 
 /// A remote or local endpoint read out of the caller's SOCKADDR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,15 +38,16 @@ use crate::client;
 use crate::kernel::nt::*;
 use crate::kernel::platform;
 use crate::kernel::sync::{Event, SpinLock};
-pub(crate) use state::{Acquired, Refused, Released, Take};
 use state::SlotState;
+pub(crate) use state::{Acquired, Refused, Released, Take};
 
 /// Slots per chunk (one 4 KiB page of 64-byte slots).
 const CHUNK_SLOTS: usize = 64;
 /// Chunks in the directory: at most `CHUNKS * CHUNK_SLOTS` sockets at once.
 const CHUNKS: usize = 1024;
 /// The most sockets open at once, all clients of the driver together.
-pub const SAFEWSK_MAX_SOCKETS: u32 = 65536;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_MAX_SOCKETS: u32 = 65536 as u32;
 static_assertions::const_assert_eq!(SAFEWSK_MAX_SOCKETS as usize, CHUNKS * CHUNK_SLOTS);
 /// How many idle IRPs the table keeps for the next connects; freed by the
 /// last client's cleanup.
@@ -63,7 +64,9 @@ pub struct SAFEWSK_SOCKET {
     _private: [u8; 0],
 }
 
-/// One socket slot (64 bytes: one cache line).
+/// One socket slot: 64 bytes, one cache line (a chunk is 4096 bytes, which
+/// pool hands out page-aligned: "ExAllocatePoolWithTag", Microsoft Learn);
+/// the type itself only needs 8-byte alignment.
 ///
 /// # Invariants
 /// The fields other than `state` and `next` are written only by the slot's
@@ -71,7 +74,7 @@ pub struct SAFEWSK_SOCKET {
 /// freed it), before [`SlotState::publish`] (a release store); a call reads
 /// them after its acquire. `next` is the free list's link, under the table's
 /// lock.
-#[repr(C, align(64))]
+#[repr(C)]
 pub(crate) struct Slot {
     state: SlotState,
     /// The provider's socket (null until the connect has one).
@@ -88,6 +91,7 @@ pub(crate) struct Slot {
     /// The owning client's slot index.
     owner: AtomicU32,
     next: AtomicU32,
+    _pad: u64,
 }
 
 static_assertions::const_assert_eq!(core::mem::size_of::<Slot>(), 64);
@@ -356,12 +360,11 @@ pub(crate) unsafe fn reserve(
     let (mut index, mut irp) = unsafe { locked(pop) };
     if index == NONE {
         // SAFETY: IRQL per the caller.
-        index = unsafe { grow(allocator) }.map_err(|e| {
+        index = unsafe { grow(allocator) }.inspect_err(|_| {
             if !irp.is_null() {
                 // SAFETY: an idle cached IRP, ours.
                 unsafe { give_back_irp(irp) };
             }
-            e
         })?;
     }
     let Some(free) = slot(index) else {
@@ -404,12 +407,17 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
     if chunk.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
+    // SAFETY: address computation inside the fresh block.
+    let first = unsafe { ptr::addr_of_mut!((*chunk).slots) }.cast::<Slot>();
     for i in 0..CHUNK_SLOTS {
-        // SAFETY: inside the fresh block, which is 16-byte aligned by the pool
-        // and zeroed; each slot is written once before the chunk is shared.
+        // SAFETY: slot `i` of the fresh block (CHUNK_SLOTS slots).
+        let place = unsafe { first.add(i) };
+        // SAFETY: inside the fresh block, which the pool aligns for a Slot
+        // (16 bytes at least; a Slot needs 8) and zeroed; each slot is
+        // written once before the chunk is shared.
         unsafe {
             ptr::write(
-                ptr::addr_of_mut!((*chunk).slots).cast::<Slot>().add(i),
+                place,
                 Slot {
                     state: SlotState::new(),
                     socket: AtomicPtr::new(ptr::null_mut()),
@@ -419,6 +427,7 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
                     closer: AtomicPtr::new(ptr::null_mut()),
                     owner: AtomicU32::new(0),
                     next: AtomicU32::new(NONE),
+                    _pad: 0,
                 },
             )
         };
@@ -599,6 +608,24 @@ pub(crate) fn for_each_slot(mut f: impl FnMut(&'static Slot, u32)) {
         for (i, s) in chunk.slots.iter().enumerate() {
             f(s, (c * CHUNK_SLOTS + i) as u32);
         }
+    }
+}
+
+/// Runs `f` if no client exists (under the table's lock, so that no client
+/// starts meanwhile); false if one does.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub(crate) unsafe fn without_clients(f: impl FnOnce()) -> bool {
+    // SAFETY: per the caller.
+    unsafe {
+        locked(|s| {
+            if s.clients != 0 {
+                return false;
+            }
+            f();
+            true
+        })
     }
 }
 

@@ -254,13 +254,17 @@ impl SlotState {
     /// returned meanwhile.
     pub fn wait_for_calls(&self) -> bool {
         self.word
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                if w & INSIDE == 0 {
-                    None
-                } else {
-                    Some(w | WAITING)
-                }
-            })
+            .fetch_update(
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                |w| {
+                    if w & INSIDE == 0 {
+                        None
+                    } else {
+                        Some(w | WAITING)
+                    }
+                },
+            )
             .is_ok()
     }
 

@@ -122,7 +122,8 @@ impl Default for MdlStorage {
 /// of probing and locking it. Never set it for a stack buffer or paged pool:
 /// MmBuildMdlForNonPagedPool on those corrupts memory. The bit is removed
 /// before the flags reach WSK.
-pub const SAFEWSK_FLAG_NONPAGED_BUFFER: ULONG = 0x8000_0000;
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_FLAG_NONPAGED_BUFFER: ULONG = 0x8000_0000 as ULONG;
 
 /// An MDL for one buffer, valid until dropped: built for non-paged pool, or
 /// with its pages probed and locked. Dropping it unlocks the pages (if they

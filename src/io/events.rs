@@ -33,9 +33,9 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::connect::options::Deadline;
 use crate::handles::{Take, SAFEWSK_SOCKET};
 use crate::io::{check, SocketCall};
+use crate::kernel::deadline::Deadline;
 use crate::kernel::irp::call_and_wait;
 use crate::kernel::nt::*;
 use crate::kernel::status::{require_irql, Status};
@@ -132,7 +132,7 @@ pub unsafe fn disable(socket: *mut SAFEWSK_SOCKET, mask: ULONG, timeout_ms: ULON
     let call = enter(socket, mask)?;
     require_irql(APC_LEVEL)?;
     let control = control(&call)?;
-    let deadline = Deadline::new(timeout_ms);
+    let deadline = Deadline::start(timeout_ms);
     let device = call.device();
     let wsk_socket = call.socket();
     for flag in [WSK_EVENT_RECEIVE, WSK_EVENT_DISCONNECT, WSK_EVENT_SEND_BACKLOG] {
@@ -171,7 +171,12 @@ pub unsafe fn disable(socket: *mut SAFEWSK_SOCKET, mask: ULONG, timeout_ms: ULON
         };
         // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
         let done = unsafe {
-            call_and_wait(device, b"WskControlSocket(SO_WSK_EVENT_CALLBACK, disable)\0", deadline.remaining(), issue)
+            call_and_wait(
+                device,
+                b"WskControlSocket(SO_WSK_EVENT_CALLBACK, disable)\0",
+                Some(deadline.remaining()),
+                issue,
+            )
         }?;
         if done.timed_out {
             return Err(STATUS_IO_TIMEOUT);

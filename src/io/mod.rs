@@ -11,6 +11,7 @@
 //! holds its client's reference.
 
 pub(crate) mod buffer;
+pub(crate) mod control;
 pub(crate) mod events;
 
 use core::cell::Cell;
@@ -22,6 +23,7 @@ use crate::handles::{self, Acquired, Handle, Slot, Take, SAFEWSK_SOCKET};
 use crate::kernel::irp::{self, call_and_wait, call_and_wait_on, Completion};
 use crate::kernel::nt::*;
 use crate::kernel::platform::{self, LockOperation};
+use crate::kernel::report;
 use crate::kernel::status::{require_irql, Status};
 use crate::kernel::sync::Event;
 use buffer::{BufferMdl, MdlStorage, SAFEWSK_FLAG_NONPAGED_BUFFER};
@@ -130,7 +132,7 @@ impl SocketCall {
     /// # Safety
     /// As [`call_and_wait_on`] (IRQL <= APC_LEVEL; `issue` hands the IRP to
     /// exactly one WSK function).
-    unsafe fn call(
+    pub(crate) unsafe fn call(
         &mut self,
         what: &'static [u8],
         timeout_ms: Option<ULONG>,
@@ -151,7 +153,7 @@ impl SocketCall {
     }
 
     /// The provider's connection dispatch table of the socket.
-    fn dispatch(&self) -> Result<&'static WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
+    pub(crate) fn dispatch(&self) -> Result<&'static WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
         // SAFETY: the slot is held, so its socket is open (a WSK_SOCKET the
         // provider made as a connection socket): its Dispatch is the
         // provider's connection table, valid until the close.
@@ -184,7 +186,7 @@ fn refused(r: handles::Refused) -> NTSTATUS {
 }
 
 /// The default action at a deadline: cancel the IRP.
-fn cancel_at_deadline(irp: *mut IRP) {
+pub(crate) fn cancel_at_deadline(irp: *mut IRP) {
     // SAFETY: call_and_wait_on passes the still-live IRP, at IRQL <=
     // APC_LEVEL.
     unsafe { irp::cancel(irp) }
@@ -334,6 +336,14 @@ pub unsafe fn address(
     Ok(STATUS_SUCCESS)
 }
 
+/// How long the abortive WskDisconnect that ends a graceful one at its
+/// deadline may take before it is cancelled: SafeWskDisconnect returns
+/// within `TimeoutMs` plus this margin (plus the time the provider takes to
+/// complete the cancelled IRPs).
+#[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
+pub const SAFEWSK_DISCONNECT_ABORT_MARGIN_MS: ULONG = 100 as ULONG;
+const ABORTIVE_GRACE_MS: ULONG = SAFEWSK_DISCONNECT_ABORT_MARGIN_MS;
+
 /// SafeWskDisconnect; a graceful disconnect past its deadline is turned
 /// into an abortive one.
 ///
@@ -373,12 +383,14 @@ pub unsafe fn disconnect(socket: *mut SAFEWSK_SOCKET, flags: ULONG, timeout_ms: 
             // SAFETY: IRQL <= APC_LEVEL; a second IRP (allocated: this is
             // the deadline path) for the abortive disconnect, waited for like
             // any call; the graceful IRP stays live (given back only after
-            // its completion).
+            // its completion). The deadline has passed: the abortive step
+            // gets ABORTIVE_GRACE_MS, the stated margin, not a fresh
+            // TimeoutMs.
             let _ = unsafe {
                 call_and_wait(
                     device,
                     b"WskDisconnect (abortive, after the graceful one's deadline)\0",
-                    Some(timeout_ms),
+                    Some(ABORTIVE_GRACE_MS),
                     abort,
                 )
             };
@@ -444,7 +456,7 @@ pub(crate) unsafe fn close_acquired(slot: &'static Slot, index: u32, a: Acquired
             // return wakes it, its last access (this loop ends only then).
             while unsafe { event.wait(Some(platform::REPORT_INTERVAL_MS)) } == STATUS_TIMEOUT {
                 waited = waited.saturating_add(platform::REPORT_INTERVAL_MS);
-                platform::report_close_waiting(waited);
+                report::report_values(report::SAFEWSK_REPORT_CLOSE_WAITING, STATUS_PENDING, waited, 0, 0);
             }
         }
     }
@@ -487,6 +499,6 @@ fn orphan(call: SocketCall, status: NTSTATUS) -> NTSTATUS {
         // completed here as not consumed); IRQL <= APC_LEVEL.
         unsafe { platform::free_irp(call.irp) };
     }
-    platform::report_orphan(call.index, status);
+    report::report_values(report::SAFEWSK_REPORT_ORPHAN, status, 0, call.index, 0);
     status
 }

@@ -41,7 +41,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::connect::asynchronous::SAFEWSK_NO_TIMEOUT;
+use crate::kernel::deadline::SAFEWSK_NO_TIMEOUT;
+use crate::kernel::report;
 use crate::nt::*;
 use crate::platform;
 use crate::sync::Event;
@@ -192,7 +193,7 @@ pub unsafe fn call_and_wait_on(
         consumed = unsafe { ctx.event.wait(Some(UNCONSUMED_GRACE_MS)) } != STATUS_TIMEOUT;
     }
     if !consumed {
-        platform::report_unconsumed(what, irp, returned);
+        report::report_call(report::SAFEWSK_REPORT_UNCONSUMED, what, irp, returned, 0);
         // A success-class status without a completion is no success: the
         // operation was not carried out.
         let status = if nt_success(returned) { STATUS_UNSUCCESSFUL } else { returned };
@@ -215,19 +216,27 @@ pub unsafe fn call_and_wait_on(
         signalled = unsafe { ctx.event.wait(None) } != STATUS_TIMEOUT;
     }
     if let Some(ms) = timeout_ms {
-        // SAFETY: initialized and live; IRQL <= APC_LEVEL.
-        if unsafe { ctx.event.wait(Some(ms)) } == STATUS_TIMEOUT {
+        // 0: not waited for; only a synchronous completion counts (see
+        // `deadline`), decided by what the function returned, not by a
+        // completion that may race in on another processor.
+        let expired = if ms == 0 {
+            returned == STATUS_PENDING
+        } else {
+            // SAFETY: initialized and live; IRQL <= APC_LEVEL.
+            let expired = unsafe { ctx.event.wait(Some(ms)) } == STATUS_TIMEOUT;
+            signalled = !expired;
+            expired
+        };
+        if expired {
             timed_out = true;
             at_deadline(irp);
-        } else {
-            signalled = true;
         }
     }
     let mut waited: ULONG = timeout_ms.unwrap_or(0);
     // SAFETY: as above. Until the routine signals, the provider owns the IRP.
     while !signalled && unsafe { ctx.event.wait(Some(platform::REPORT_INTERVAL_MS)) } == STATUS_TIMEOUT {
         waited = waited.saturating_add(platform::REPORT_INTERVAL_MS);
-        platform::report_overdue(what, irp, waited);
+        report::report_call(report::SAFEWSK_REPORT_OVERDUE, what, irp, STATUS_PENDING, waited);
     }
     // SAFETY: the completion routine has run (the event is signalled), so the
     // IRP is ours again and nobody writes its IoStatus.

@@ -4,11 +4,13 @@
 //! wrappers (`sync`), the IRP life cycle of one synchronous call (`irp`), and
 //! results turned into the NTSTATUS an export returns (`status`).
 
+pub mod deadline;
 pub(crate) mod irp;
 /// cbindgen:ignore
 pub mod nt;
 /// cbindgen:ignore
 pub(crate) mod platform;
+pub mod report;
 pub(crate) mod status;
 pub(crate) mod sync;
 #[cfg(all(windows, feature = "wdk"))]

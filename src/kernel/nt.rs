@@ -727,3 +727,20 @@ pub struct WSK_EVENT_CALLBACK_CONTROL {
     pub NpiId: *const NPIID,
     pub EventMask: ULONG,
 }
+
+/// PFN_WSK_RELEASE_DATA_INDICATION_LIST (wsk.h), the connection socket's
+/// WskRelease.
+pub type PFN_WSK_RELEASE_DATA_INDICATION_LIST =
+    unsafe extern "system" fn(Socket: *mut WSK_SOCKET, DataIndication: *mut WSK_DATA_INDICATION) -> NTSTATUS;
+
+/// WSK_DATA_INDICATION (wsk.h): only passed through, never read.
+#[repr(C)]
+pub struct WSK_DATA_INDICATION {
+    _opaque: [u8; 0],
+}
+
+/// `TCP_NODELAY` (ws2ipdef.h / mstcpip.h: 0x0001).
+pub const TCP_NODELAY: ULONG = 0x0001;
+/// `SIO_WSK_QUERY_IDEAL_SEND_BACKLOG` (wsk.h: `_WSAIOR(IOC_WSK, 0x3)`,
+/// IOC_WSK = IOC_WS2 | 0x07000000 = 0x0F000000, IOC_OUT = 0x40000000).
+pub const SIO_WSK_QUERY_IDEAL_SEND_BACKLOG: ULONG = 0x4F00_0003;

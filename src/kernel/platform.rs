@@ -85,11 +85,18 @@ extern "system" {
     fn KeGetCurrentIrql() -> KIRQL;
 }
 
-// DbgPrint is variadic, hence the C calling convention (the same as
+// DbgPrintEx is variadic, hence the C calling convention (the same as
 // "system" on 64-bit Windows).
 extern "C" {
-    fn DbgPrint(Format: *const u8, ...) -> ULONG;
+    fn DbgPrintEx(ComponentId: ULONG, Level: ULONG, Format: *const u8, ...) -> ULONG;
 }
+
+/// `DPFLTR_IHVNETWORK_ID` (dpfilter.h, DPFLTR_TYPE: 80, 0x50): the component
+/// DbgPrintEx's page (Microsoft Learn) names for network drivers.
+const DPFLTR_IHVNETWORK_ID: ULONG = 80;
+/// `DPFLTR_ERROR_LEVEL` (0): the level the default system-wide mask (1)
+/// passes ("Reading and Filtering Debugging Messages").
+const DPFLTR_ERROR_LEVEL: ULONG = 0;
 
 #[cfg(windows)]
 extern "system" {
@@ -334,7 +341,7 @@ pub unsafe fn wait_event(event: *mut KEVENT, timeout_ms: Option<ULONG>) -> NTSTA
 }
 
 // ---------------------------------------------------------------------------
-// Reports (DbgPrint)
+// Reports (DbgPrintEx)
 // ---------------------------------------------------------------------------
 
 /// How often a wait that has run past its deadline reports itself: a
@@ -349,101 +356,147 @@ pub const REPORT_INTERVAL_MS: ULONG = 200;
 
 // The formats are byte literals with an explicit NUL rather than c"" literals
 // while .ci/windows-gnu still builds with a Rust older than 1.77.
-/// DbgPrint("safewsk: <what>: IRP <irp> not completed after <ms> ms ...").
-/// `what` is a NUL-terminated ASCII literal.
+/// Prints a report to the kernel debugger (DbgPrintEx, DPFLTR_IHVNETWORK_ID,
+/// DPFLTR_ERROR_LEVEL: visible on a stock machine), one line per code.
 #[allow(clippy::manual_c_str_literals)]
-pub fn report_overdue(what: &[u8], irp: *mut IRP, ms: ULONG) {
-    debug_assert!(what.last() == Some(&0));
-    // SAFETY: a NUL-terminated literal format with %s (NUL-terminated
-    // literal), %p and %u arguments of the matching types; DbgPrint may be
-    // called at IRQL <= DIRQL with non-paged arguments.
-    unsafe {
-        DbgPrint(
-            b"safewsk: %s: IRP %p not completed after %u ms (past its deadline, cancelled if it had one); \
-waiting for the WSK provider to complete it\n\0"
-                .as_ptr()
-                .cast(),
-            what.as_ptr(),
-            irp,
-            ms,
-        );
-    }
+pub fn print_report(r: &crate::kernel::report::SAFEWSK_REPORT) {
+    use crate::kernel::report::*;
+    let what: *const core::ffi::c_char = if r.What.is_null() { b"?\0".as_ptr().cast() } else { r.What };
+    let (id, level) = (DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL);
+    let status = r.Status as ULONG;
+    // Every arm: a NUL-terminated literal format whose conversions
+    // match the arguments' types (%s: a NUL-terminated literal; %p: a
+    // pointer; %u/%08X: a ULONG); DbgPrintEx may be called at IRQL <= DIRQL
+    // with non-paged arguments.
+    match r.Code {
+        SAFEWSK_REPORT_OVERDUE => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: %s: IRP %p not completed after %u ms (past its deadline, cancelled if it had one); \
+    waiting for the WSK provider to complete it\n\0"
+                        .as_ptr(),
+                    what,
+                    r.Object,
+                    r.Milliseconds,
+                )
+            }
+        }
+        SAFEWSK_REPORT_UNCONSUMED => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: %s returned 0x%08X without completing IRP %p; it is treated as not consumed\n\0"
+                        .as_ptr(),
+                    what,
+                    status,
+                    r.Object,
+                )
+            }
+        }
+        SAFEWSK_REPORT_CLEANUP_WAITING => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: SafeWskCleanup: still waiting after %u ms for %u call(s) or asynchronous connect(s) and \
+    %u socket(s) to finish\n\0"
+                        .as_ptr(),
+                    r.Milliseconds,
+                    r.Value1,
+                    r.Value2,
+                )
+            }
+        }
+        SAFEWSK_REPORT_CLOSE_WAITING => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: SafeWskCloseSocket: still waiting after %u ms for other calls on the socket to return \
+    from WSK\n\0"
+                        .as_ptr(),
+                    r.Milliseconds,
+                )
+            }
+        }
+        SAFEWSK_REPORT_CLEANUP_CLOSING => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: SafeWskCleanup: closing socket (slot %u) the driver left open\n\0".as_ptr(),
+                    r.Value1,
+                )
+            }
+        }
+        SAFEWSK_REPORT_ORPHAN => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: WskCloseSocket of slot %u could not be issued (0x%08X); SafeWskCleanup will close it\n\0"
+                        .as_ptr(),
+                    r.Value1,
+                    status,
+                )
+            }
+        }
+        SAFEWSK_REPORT_FORGOTTEN_SD => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: SafeWskCleanup: cached security descriptor %p was never released \
+    (SafeWskReleaseSecurityDescriptor); released it (WSK_RELEASE_SD: 0x%08X)\n\0"
+                        .as_ptr(),
+                    r.Object,
+                    status,
+                )
+            }
+        }
+        SAFEWSK_REPORT_NO_TRANSPORT_LIST => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0x%08X (%u bytes); checking \
+    connects against safewsk's fixed transport table only\n\0"
+                        .as_ptr(),
+                    status,
+                    r.Value1,
+                )
+            }
+        }
+        _ => {
+            // SAFETY: see above.
+            unsafe { DbgPrintEx(id, level, b"safewsk: report %u (0x%08X)\n\0".as_ptr(), r.Code, status) }
+        }
+    };
 }
 
-/// DbgPrint that a WSK function returned `status` without consuming `irp`.
+/// Prints how many report lines the rate limit left out.
 #[allow(clippy::manual_c_str_literals)]
-pub fn report_unconsumed(what: &[u8], irp: *mut IRP, status: NTSTATUS) {
-    debug_assert!(what.last() == Some(&0));
-    // SAFETY: as in report_overdue.
+pub fn print_suppressed(n: u32) {
+    // SAFETY: as in print_report.
     unsafe {
-        DbgPrint(
-            b"safewsk: %s returned 0x%08X without completing IRP %p; it is treated as not consumed\n\0".as_ptr().cast(),
-            what.as_ptr(),
-            status as ULONG,
-            irp,
-        );
-    }
-}
-
-/// DbgPrint that SafeWskCleanup is still waiting for `calls` calls in
-/// progress (and asynchronous connects) and `sockets` socket slots.
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_cleanup_waiting(ms: ULONG, calls: u32, sockets: u32) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(
-            b"safewsk: SafeWskCleanup: still waiting after %u ms for %u call(s) or asynchronous connect(s) and %u \
-socket(s) to finish\n\0"
-                .as_ptr()
-                .cast(),
-            ms,
-            calls,
-            sockets,
-        );
-    }
-}
-
-/// DbgPrint that SafeWskCleanup closes a socket the driver left open (slot
-/// `slot`).
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_cleanup_closing(slot: u32) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(b"safewsk: SafeWskCleanup: closing socket (slot %u) the driver left open\n\0".as_ptr().cast(), slot);
-    }
-}
-
-/// DbgPrint that a close could not be issued (`status`): the socket in slot
-/// `slot` (u32::MAX: a half-made socket) is the library's until cleanup
-/// closes it.
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_orphan(slot: u32, status: NTSTATUS) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(
-            b"safewsk: WskCloseSocket of slot %u could not be issued (0x%08X); SafeWskCleanup will close it\n\0"
-                .as_ptr()
-                .cast(),
-            slot,
-            status as ULONG,
-        );
-    }
-}
-
-/// DbgPrint("safewsk: SafeWskCloseSocket: still waiting after <ms> ms ..."):
-/// a close waiting for the socket's other calls to return from WSK.
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_close_waiting(ms: ULONG) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(
-            b"safewsk: SafeWskCloseSocket: still waiting after %u ms for other calls on the socket to return from \
-WSK\n\0"
-                .as_ptr()
-                .cast(),
-            ms,
-        );
-    }
+        DbgPrintEx(
+            DPFLTR_IHVNETWORK_ID,
+            DPFLTR_ERROR_LEVEL,
+            b"safewsk: %u report line(s) left out (at most 10 a second; a report callback gets them all)\n\0".as_ptr(),
+            n,
+        )
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -742,44 +795,6 @@ pub unsafe fn wsk_release(registration: *mut WSK_REGISTRATION) {
 pub unsafe fn wsk_deregister(registration: *mut WSK_REGISTRATION) {
     // SAFETY: forwarded caller guarantees.
     unsafe { WskDeregister(registration) }
-}
-
-// ---------------------------------------------------------------------------
-// Client control reports (src/security_descriptor.rs, src/transports.rs)
-// ---------------------------------------------------------------------------
-
-/// DbgPrint that SafeWskCleanup released a cached security descriptor the
-/// driver had not released.
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_forgotten_sd(sd: PSECURITY_DESCRIPTOR, status: NTSTATUS) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(
-            b"safewsk: SafeWskCleanup: cached security descriptor %p was never released \
-(SafeWskReleaseSecurityDescriptor); released it (WSK_RELEASE_SD: 0x%08X)\n\0"
-                .as_ptr()
-                .cast(),
-            sd,
-            status as ULONG,
-        );
-    }
-}
-
-/// DbgPrint (once, at startup) that the provider's transport list could not
-/// be had and connects are checked against the fixed table only.
-#[allow(clippy::manual_c_str_literals)]
-pub fn report_transport_fallback(status: NTSTATUS, returned: usize) {
-    // SAFETY: as in report_overdue.
-    unsafe {
-        DbgPrint(
-            b"safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0x%08X (%u bytes); \
-checking connects against safewsk's fixed transport table only\n\0"
-                .as_ptr()
-                .cast(),
-            status as ULONG,
-            ULONG::try_from(returned).unwrap_or(ULONG::MAX),
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------
