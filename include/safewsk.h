@@ -46,26 +46,6 @@ typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
 #define SAFEWSK_MAX_CLIENTS (uint32_t)64
 
 /**
- * The last generation a client slot is used with (21 bits).
- */
-#define GENERATION_MAX ((1 << 21) - 1)
-
-/**
- * The last generation a slot is used with (24 bits); then it is retired.
- */
-#define GENERATION_MAX ((1 << 24) - 1)
-
-/**
- * The last generation a slot is used with (24 bits); then it is retired.
- */
-#define GENERATION_MAX ((1 << 24) - 1)
-
-/**
- * The last generation a client slot is used with (21 bits).
- */
-#define GENERATION_MAX ((1 << 21) - 1)
-
-/**
  * How many cached security descriptors one client may hold at once
  * (SafeWskCacheSecurityDescriptor): a fixed table in the client block, no
  * allocation. A driver caches one descriptor per sharing policy (usually
@@ -95,31 +75,6 @@ typedef struct SAFEWSK_SOCKET SAFEWSK_SOCKET;
  * The most sockets open at once, all clients of the driver together.
  */
 #define SAFEWSK_MAX_SOCKETS (uint32_t)65536
-
-/**
- * The IRP's completion routine has run.
- */
-#define COMPLETED (1 << 16)
-
-/**
- * An explicit cancel was requested.
- */
-#define CANCELLED (1 << 17)
-
-/**
- * The deadline passed before completion.
- */
-#define TIMED_OUT (1 << 18)
-
-/**
- * The last reference was dropped: the request is finished.
- */
-#define FINAL (1 << 19)
-
-/**
- * The timer's reference has been claimed (see the module documentation).
- */
-#define TIMER_CLAIMED (1 << 20)
 
 /**
  * One report, as the driver's callback receives it. Only valid during the

@@ -75,14 +75,17 @@ mod io;
 mod kernel;
 
 // The loom build compiles only the kernel-free state words it checks.
+/// cbindgen:ignore
 #[cfg(loom)]
 #[path = "client/rundown.rs"]
 #[allow(dead_code)]
 mod client_rundown;
+/// cbindgen:ignore
 #[cfg(loom)]
 #[path = "handles/state.rs"]
 #[allow(dead_code)]
 mod handles_state;
+/// cbindgen:ignore
 #[cfg(loom)]
 #[path = "connect/request_state.rs"]
 #[allow(dead_code)]

@@ -65,6 +65,16 @@ typedef struct _WSK_SOCKET {
     const VOID *Dispatch;
 } WSK_SOCKET, *PWSK_SOCKET;
 
+/* The data indication list of WskReceiveEvent (wsk.h); opaque here. */
+typedef struct _WSK_DATA_INDICATION WSK_DATA_INDICATION, *PWSK_DATA_INDICATION;
+
+typedef enum {
+    WskSetOption,
+    WskGetOption,
+    WskIoctl,
+    WskControlMax
+} WSK_CONTROL_SOCKET_TYPE, *PWSK_CONTROL_SOCKET_TYPE;
+
 typedef NTSTATUS (NTAPI *PFN_WSK_RECEIVE_EVENT)(PVOID SocketContext, ULONG Flags, PVOID DataIndication,
                                                 SIZE_T BytesIndicated, SIZE_T *BytesAccepted);
 typedef NTSTATUS (NTAPI *PFN_WSK_DISCONNECT_EVENT)(PVOID SocketContext, ULONG Flags);

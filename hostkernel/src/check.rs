@@ -226,6 +226,7 @@ impl Session {
         crate::hard_fault::reset();
         crate::sysroutine::reset();
         crate::event::reset_longest_finite_wait();
+        crate::rtl::reset_dbgprint_masks();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);
         Session { _guard: guard }
     }

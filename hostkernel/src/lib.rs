@@ -49,7 +49,10 @@ pub use hard_fault::set_page_in_delay;
 pub use image::{set_delay_after_signal, test_device, unload_image};
 pub use io::{page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
 pub use irql::with_irql;
-pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
+pub use rtl::{
+    dbgprint_visible, registry_clear, registry_set_dword, services_key, set_dbgprint_mask, take_all_dbgprint_log,
+    take_dbgprint_log,
+};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
 pub use timer::set_cancel_timer_like_wine;
 pub use wsk::{

@@ -13,19 +13,63 @@ use std::sync::Mutex;
 use crate::check::violation;
 use crate::nt::*;
 
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Every line, with whether a stock Windows would show it.
+static LOG: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
 static REGISTRY: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+/// The component filter masks a test has set (Kd_<component>_Mask; 0 on a
+/// stock machine) and the system-wide mask (Kd_WIN2000_Mask; 1, the error
+/// level, on a stock machine).
+static MASKS: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+static SYSTEM_MASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
-#[no_mangle]
-pub unsafe extern "C" fn hostkernel_dbgprint_sink(line: *const c_char) {
-    // SAFETY: DbgPrint passes a NUL-terminated buffer.
-    let s = unsafe { CStr::from_ptr(line) }.to_string_lossy().into_owned();
-    eprint!("[DbgPrint] {s}");
-    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+/// Whether a stock Windows (or the masks a test set) shows a message of
+/// `component` at `level`. "Reading and Filtering Debugging Messages"
+/// (Microsoft Learn): a Level of 0 to 31 stands for the bit `1 << Level`, a
+/// larger Level is itself a mask; the message is sent if that bit field and
+/// the component's mask or the system-wide mask have a bit in common. Plain
+/// DbgPrint is DbgPrintEx(DPFLTR_DEFAULT_ID, DPFLTR_INFO_LEVEL): not shown
+/// on a stock machine.
+pub fn dbgprint_visible(component: u32, level: u32) -> bool {
+    let bits = if level < 32 { 1u32 << level } else { level };
+    let component_mask =
+        MASKS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(&component).copied()).unwrap_or(0);
+    bits & (component_mask | SYSTEM_MASK.load(std::sync::atomic::Ordering::Relaxed)) != 0
 }
 
-/// Takes the DbgPrint lines printed so far.
+/// Sets a component's filter mask, as the Debug Print Filter registry key
+/// or `ed Kd_<component>_Mask` would (reset by `Session::begin`).
+pub fn set_dbgprint_mask(component: u32, mask: u32) {
+    MASKS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(component, mask);
+}
+
+/// Back to a stock machine's filter.
+pub(crate) fn reset_dbgprint_masks() {
+    *MASKS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    SYSTEM_MASK.store(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn hostkernel_dbgprint_sink(component: u32, level: u32, line: *const c_char) {
+    // SAFETY: DbgPrint/DbgPrintEx pass a NUL-terminated buffer.
+    let s = unsafe { CStr::from_ptr(line) }.to_string_lossy().into_owned();
+    let visible = dbgprint_visible(component, level);
+    if visible {
+        eprint!("[DbgPrint] {s}");
+    } else {
+        eprint!("[DbgPrint, filtered out on a stock machine] {s}");
+    }
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).push((s, visible));
+}
+
+/// Takes the debugger lines printed so far that a stock Windows shows
+/// (DbgPrintEx at a level its filter passes); the others are dropped.
 pub fn take_dbgprint_log() -> Vec<String> {
+    take_all_dbgprint_log().into_iter().filter(|(_, visible)| *visible).map(|(s, _)| s).collect()
+}
+
+/// Takes every debugger line printed so far, with whether a stock Windows
+/// shows it (the C sample's own DbgPrint lines are not shown there).
+pub fn take_all_dbgprint_log() -> Vec<(String, bool)> {
     std::mem::take(&mut *LOG.lock().unwrap_or_else(|e| e.into_inner()))
 }
 

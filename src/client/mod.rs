@@ -27,6 +27,7 @@
 
 #![allow(non_camel_case_types)]
 
+/// cbindgen:ignore
 pub(crate) mod rundown;
 pub(crate) mod security_descriptor;
 pub(crate) mod transports;

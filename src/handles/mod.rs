@@ -28,6 +28,7 @@
 //! count) from reservation until it is freed, so a client is never freed
 //! while one of its sockets' calls is still running.
 
+/// cbindgen:ignore
 pub(crate) mod state;
 
 use core::cell::UnsafeCell;
