@@ -161,6 +161,50 @@ mod raw {
             )
         }
     }
+
+    /// Reinitializes an IRP that completed (or is fresh) for its next call:
+    /// IoReuseIrp, then the completion routine.
+    ///
+    /// # Safety
+    /// `irp` is ours (from [`irp`]) and no provider holds it.
+    pub unsafe fn reuse(irp: *mut IRP) {
+        // SAFETY: ours and idle (contract).
+        unsafe { IoReuseIrp(irp, 0) };
+        // SAFETY: reinitialized just now, ours.
+        unsafe { set_completion(irp) };
+    }
+
+    /// WskSocketConnect to `remote` in the Sync completion mode: the socket.
+    ///
+    /// # Safety
+    /// As [`connect`]; Sync mode (the IRP completes before this returns).
+    pub unsafe fn connect_socket(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> *mut WSK_SOCKET {
+        // SAFETY: per the caller.
+        unsafe { reuse(irp) };
+        // SAFETY: per the caller.
+        assert_eq!(unsafe { connect(c, remote, irp) }, STATUS_SUCCESS);
+        // SAFETY: completed (Sync mode): ours again; Information is the socket.
+        unsafe { (*irp).IoStatus.Information as *mut WSK_SOCKET }
+    }
+
+    /// WskCloseSocket through the socket's Dispatch (Sync mode), as a driver
+    /// calls it, also on a socket already closed (the misuse some tests make).
+    ///
+    /// # Safety
+    /// `socket` is a socket the provider made (open, or a block the host
+    /// kept when it was closed); `irp` as for [`reuse`].
+    pub unsafe fn close_socket(socket: *mut WSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
+        // SAFETY: per the caller.
+        unsafe { reuse(irp) };
+        // SAFETY: the socket's block is readable (contract); Dispatch is its
+        // first member.
+        let dispatch = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // SAFETY: the provider's connection dispatch table (a static).
+        let close = unsafe { (*dispatch).Basic.WskCloseSocket }.expect("WskCloseSocket");
+        // SAFETY: the provider's WskCloseSocket with a socket of its own and
+        // our IRP.
+        unsafe { close(socket, irp) }
+    }
 }
 
 fn v4(addr: std::net::SocketAddr) -> [u8; 28] {
@@ -335,4 +379,113 @@ fn driver_code_after_unload_is_a_violation() {
     hostkernel::unload_image();
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(finish_fails(k).contains("driver code called after its image was unloaded"));
+}
+
+/// Unregisters a raw client (its provider NPI first) and frees its IRP.
+///
+/// # Safety
+/// `c` was registered by `raw::register` and has no open socket; `irp` is
+/// ours and idle.
+unsafe fn unregister(mut c: raw::Client, irp: *mut safewsk::nt::IRP) {
+    // SAFETY: ours and idle (contract).
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the registration whose provider NPI `register` captured.
+    unsafe { raw::WskReleaseProviderNPI(&mut *c.reg) };
+    // SAFETY: the live registration, its NPI released.
+    unsafe { raw::WskDeregister(&mut *c.reg) };
+}
+
+/// Issue 17: WSK frees the WSK_SOCKET at the close and may hand the same
+/// memory to the next socket. With `set_reuse_socket_addresses(true)` the
+/// host provider always does: connect -> close -> connect gives the same
+/// address, and the most recently freed block goes first.
+#[test]
+fn with_address_reuse_the_next_socket_gets_the_last_freed_wsk_socket() {
+    use safewsk::nt::STATUS_SUCCESS;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    hostkernel::set_reuse_socket_addresses(true);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode;
+    // the same for every raw call below, with sockets the provider made.
+    let first = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(first, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    let second = unsafe { raw::connect_socket(&c, &remote, irp) };
+    eprintln!("first {first:p}, after its close the next socket is {second:p}");
+    assert_eq!(second, first, "connect -> close -> connect must give the same WSK_SOCKET address");
+    // Nothing freed now: a fresh block.
+    // SAFETY: as above.
+    let third = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_ne!(third, second);
+    // Freed: `second`, then `third`; the most recently freed comes back first.
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(second, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(third, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    let fourth = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    let fifth = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_eq!((fourth, fifth), (third, second), "last freed, first reused");
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(fourth, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(fifth, irp) }, STATUS_SUCCESS);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    k.finish();
+}
+
+/// A freed WSK_SOCKET kept for reuse is poisoned: a call through its stale
+/// Dispatch is a violation (not a jump through 0xDDDD...), and a write into
+/// the freed block is reported when the block is handed out again.
+#[test]
+fn a_freed_wsk_socket_kept_for_reuse_catches_use_after_free() {
+    use safewsk::nt::STATUS_SUCCESS;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    hostkernel::set_reuse_socket_addresses(true);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode;
+    // the same for every raw call below, with sockets the provider made
+    // (the stale one kept by the host, so its memory stays readable).
+    let socket = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(socket, irp) }, STATUS_SUCCESS);
+    // The misuse under test: a second close through the freed socket.
+    // SAFETY: as above; the freed Dispatch refuses without taking the IRP.
+    let st = unsafe { raw::close_socket(socket, irp) };
+    assert_eq!(st, safewsk::nt::STATUS_INVALID_PARAMETER);
+    assert!(
+        hostkernel::violations().iter().any(|v| v.contains("WskCloseSocket called through a freed WSK_SOCKET")),
+        "{:?}",
+        hostkernel::violations()
+    );
+    // The misuse under test: a write into the freed block (byte 8, after
+    // Dispatch), seen when the block is reused.
+    // SAFETY: the block is kept allocated by the host (16 bytes).
+    unsafe { socket.cast::<u8>().add(8).write(0) };
+    // SAFETY: as above.
+    let again = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_eq!(again, socket);
+    assert!(hostkernel::violations().iter().any(|v| v.contains("written after WskCloseSocket freed it")));
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(again, irp) }, STATUS_SUCCESS);
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    let msg = finish_fails(k);
+    assert!(msg.contains("called through a freed WSK_SOCKET"), "{msg}");
 }

@@ -284,6 +284,7 @@ impl Session {
             std::mem::take(&mut s.quarantine)
         });
         problems.extend(release_quarantined(quarantined));
+        problems.extend(crate::wsk_reuse::release());
         if leaked != Live::default() {
             problems.insert(0, format!("objects leaked at the end of the test: {leaked:?}"));
         }

@@ -42,6 +42,7 @@ pub mod wsk_control;
 pub mod wsk_events;
 pub mod wsk_in_call;
 pub mod wsk_name;
+pub mod wsk_reuse;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use event::{longest_finite_wait, waits_on_this_thread};
@@ -64,3 +65,4 @@ pub use wsk_in_call::set_control_delay;
 pub use wsk_name::{
     address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
 };
+pub use wsk_reuse::set_reuse_socket_addresses;

@@ -100,6 +100,8 @@ pub(crate) fn reset_provider() {
     crate::wsk_close_delay::reset();
     crate::wsk_in_call::reset();
     crate::wsk_control::reset();
+    // Blocks kept from an earlier session were checked at its end.
+    let _ = crate::wsk_reuse::release();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -391,7 +393,7 @@ pub(crate) fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
         violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
         return None;
     }
-    // SAFETY: open sockets are live Boxes until WskCloseSocket.
+    // SAFETY: open sockets are live Socks until WskCloseSocket.
     Some(unsafe { &*(socket as *const Sock) }.inner.clone())
 }
 
@@ -401,11 +403,9 @@ fn destroy_socket(socket: usize) {
     if !sockets(|s| s.remove(&socket)) {
         return;
     }
-    // SAFETY: an open socket is a live Box; removed from the set just now, so
+    // SAFETY: an open socket's block; removed from the set just now, so
     // this is its only release.
-    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
-    let inner = sock.inner.clone();
-    drop(sock);
+    let inner = unsafe { crate::wsk_reuse::free(socket as *mut Sock) }.inner;
     crate::wsk_control::forget(socket);
     set_abortive(inner.fd);
     // SAFETY: our socket's descriptor; the Sock that owned it was just
@@ -571,7 +571,8 @@ pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
         got_fin: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
     });
-    let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
+    // A fresh block, or the most recently freed one (set_reuse_socket_addresses).
+    let sock = crate::wsk_reuse::allocate(Sock { dispatch: &CONNECTION_DISPATCH, inner });
     sockets(|s| s.insert(sock as usize));
     // SAFETY: `reg` is live: checked by WskSocketConnect, and a registration
     // with open sockets is never freed.
@@ -898,11 +899,9 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
         unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
         return STATUS_INVALID_PARAMETER;
     }
-    // SAFETY: an open socket is a live Box; it was just removed from the set,
-    // so this is its only release.
-    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
-    let inner = sock.inner.clone();
-    drop(sock);
+    // SAFETY: an open socket's block; it was just removed from the set, so
+    // this is its only release.
+    let inner = unsafe { crate::wsk_reuse::free(socket as *mut Sock) }.inner;
     let not_before = crate::wsk_close_delay::close_not_before();
     crate::wsk_control::forget(socket as usize);
     run_ready(irp, None, false, move |op| {
