@@ -489,3 +489,90 @@ fn a_freed_wsk_socket_kept_for_reuse_catches_use_after_free() {
     let msg = finish_fails(k);
     assert!(msg.contains("called through a freed WSK_SOCKET"), "{msg}");
 }
+
+/// Issue 17: the spin-lock routines count every acquisition, per thread and
+/// in total; the host kernel's own locking does not count.
+#[test]
+fn spin_lock_acquisitions_are_counted_per_thread_and_in_total() {
+    extern "system" {
+        fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8;
+        fn KeReleaseSpinLock(lock: *mut usize, old: u8);
+        fn KeAcquireSpinLockAtDpcLevel(lock: *mut usize);
+        fn KeReleaseSpinLockFromDpcLevel(lock: *mut usize);
+        fn KeAcquireInStackQueuedSpinLock(lock: *mut usize, handle: *mut [usize; 3]);
+        fn KeReleaseInStackQueuedSpinLock(handle: *mut [usize; 3]);
+        fn KeTryToAcquireSpinLockAtDpcLevel(lock: *mut usize) -> u8;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 0, "reset by Session::begin");
+    let here = hostkernel::spin_lock_acquisitions_on_this_thread();
+    let lock = Box::into_raw(Box::new(0usize)) as usize;
+    for _ in 0..2 {
+        // SAFETY: a live, pointer-aligned KSPIN_LOCK word at PASSIVE_LEVEL.
+        let old = unsafe { KeAcquireSpinLockRaiseToDpc(lock as *mut usize) };
+        // SAFETY: held by this thread; `old` is the IRQL it returned.
+        unsafe { KeReleaseSpinLock(lock as *mut usize, old) };
+    }
+    assert_eq!(hostkernel::spin_lock_acquisitions_on_this_thread() - here, 2);
+    let other = std::thread::spawn(move || {
+        let mut handle = [0usize; 3];
+        // SAFETY: the live KSPIN_LOCK; `handle` is KLOCK_QUEUE_HANDLE-sized.
+        unsafe { KeAcquireInStackQueuedSpinLock(lock as *mut usize, &mut handle) };
+        // SAFETY: the handle of the acquire just above, on this thread.
+        unsafe { KeReleaseInStackQueuedSpinLock(&mut handle) };
+        hostkernel::with_irql(2, || {
+            // SAFETY: the live KSPIN_LOCK, at DISPATCH_LEVEL.
+            unsafe { KeAcquireSpinLockAtDpcLevel(lock as *mut usize) };
+            // SAFETY: held by this thread, at DISPATCH_LEVEL; a try on a
+            // held lock fails (and counts).
+            assert_eq!(unsafe { KeTryToAcquireSpinLockAtDpcLevel(lock as *mut usize) }, 0);
+            // SAFETY: held by this thread, at DISPATCH_LEVEL.
+            unsafe { KeReleaseSpinLockFromDpcLevel(lock as *mut usize) };
+        });
+        hostkernel::spin_lock_acquisitions_on_this_thread()
+    });
+    assert_eq!(other.join().unwrap(), 3, "the other thread's own count");
+    assert_eq!(hostkernel::spin_lock_acquisitions_on_this_thread() - here, 2, "not this thread's");
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 5, "all threads");
+    // The host kernel's own locking (IRPs, the provider, its event loop) is
+    // not counted: a raw WSK connect and close through the provider.
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode.
+    let socket = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above, with the socket the provider made.
+    assert_eq!(unsafe { raw::close_socket(socket, irp) }, safewsk::nt::STATUS_SUCCESS);
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 5, "the host kernel's own locking counted");
+    // SAFETY: the Box leaked above, no longer used by anyone.
+    drop(unsafe { Box::from_raw(lock as *mut usize) });
+    k.finish();
+}
+
+/// A spin-lock routine at the wrong IRQL, and a release of a lock not held,
+/// are violations.
+#[test]
+fn spin_lock_misuse_is_a_violation() {
+    extern "system" {
+        fn KeAcquireSpinLockAtDpcLevel(lock: *mut usize);
+        fn KeReleaseSpinLockFromDpcLevel(lock: *mut usize);
+    }
+    let k = Session::begin();
+    let mut lock = 0usize;
+    // SAFETY: a live KSPIN_LOCK word; the misuse under test is the IRQL
+    // (PASSIVE_LEVEL), which the host reports and otherwise goes on.
+    unsafe { KeAcquireSpinLockAtDpcLevel(&mut lock) };
+    // SAFETY: held by this thread; the same misuse.
+    unsafe { KeReleaseSpinLockFromDpcLevel(&mut lock) };
+    // SAFETY: a live word, not held: the misuse under test.
+    hostkernel::with_irql(2, || unsafe { KeReleaseSpinLockFromDpcLevel(&mut lock) });
+    let msg = finish_fails(k);
+    assert!(msg.contains("KeAcquireSpinLockAtDpcLevel at IRQL 0"), "{msg}");
+    assert!(msg.contains("not held by this thread"), "{msg}");
+}

@@ -223,6 +223,7 @@ impl Session {
         crate::wsk_client_control::reset();
         crate::image::reset();
         crate::timer::reset();
+        crate::spin_lock::reset();
         crate::hard_fault::reset();
         crate::sysroutine::reset();
         crate::event::reset_longest_finite_wait();

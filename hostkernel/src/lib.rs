@@ -32,6 +32,7 @@ pub mod io;
 pub mod irql;
 pub mod nt;
 pub mod rtl;
+pub mod spin_lock;
 pub mod sysroutine;
 mod thread;
 pub mod timer;
@@ -51,6 +52,7 @@ pub use image::{set_delay_after_signal, test_device, unload_image};
 pub use io::{page_in, page_out, pool_blocks, PoolAllocator, PoolBlock, NON_PAGED_POOL_NX_TYPE, UNINITIALIZED_POOL};
 pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log};
+pub use spin_lock::{spin_lock_acquisitions, spin_lock_acquisitions_on_this_thread};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
 pub use timer::set_cancel_timer_like_wine;
 pub use wsk::{
