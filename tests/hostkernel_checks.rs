@@ -576,3 +576,82 @@ fn spin_lock_misuse_is_a_violation() {
     assert!(msg.contains("KeAcquireSpinLockAtDpcLevel at IRQL 0"), "{msg}");
     assert!(msg.contains("not held by this thread"), "{msg}");
 }
+
+/// The header of an MDL in caller storage, as MmInitializeMdl writes it
+/// (x64 `struct _MDL`), followed by room for 4 PFNs.
+#[repr(C, align(16))]
+struct StackMdl {
+    next: usize,
+    size: u16,
+    flags: u16,
+    processor: u16,
+    reserved: u16,
+    process: usize,
+    mapped_system_va: usize,
+    start_va: usize,
+    byte_count: u32,
+    byte_offset: u32,
+    pfns: [u64; 4],
+}
+
+impl StackMdl {
+    /// MmInitializeMdl(this, va, len), with `Size` off by `size_error`.
+    fn new(va: *const u8, len: u32, size_error: i32) -> StackMdl {
+        let offset = va as usize & 0xFFF;
+        let pages = (offset + len as usize).div_ceil(4096);
+        let size = 0x30 + 8 * pages as i32 + size_error;
+        StackMdl {
+            next: 0,
+            size: size as u16,
+            flags: 0,
+            processor: 0,
+            reserved: 0,
+            process: 0,
+            mapped_system_va: 0,
+            start_va: va as usize - offset,
+            byte_count: len,
+            byte_offset: offset as u32,
+            pfns: [0; 4],
+        }
+    }
+}
+
+/// Issue 17: an MDL the driver set up in its own storage (MmInitializeMdl)
+/// must carry `Size` = sizeof(MDL) + sizeof(PFN_NUMBER) *
+/// ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa, Length) ("MmInitializeMdl",
+/// "MmSizeOfMdl", Microsoft Learn). The right Size passes; one PFN more is a
+/// violation (the MDL is still used); one PFN less is refused.
+#[test]
+fn a_caller_storage_mdl_with_a_wrong_size_is_a_violation() {
+    extern "system" {
+        fn MmProbeAndLockPages(mdl: *mut StackMdl, mode: i8, operation: u32);
+        fn MmUnlockPages(mdl: *mut StackMdl);
+    }
+    let k = Session::begin();
+    // Two pages' worth of data spanning three pages.
+    let data = vec![7u8; 3 * 4096];
+    let va = data.as_ptr().wrapping_add(4096 - (data.as_ptr() as usize & 0xFFF) + 100);
+    let mut right = StackMdl::new(va, 8192, 0);
+    assert_eq!(right.size, 0x30 + 3 * 8);
+    // SAFETY: a header set up as MmInitializeMdl does over `data`, which
+    // outlives the lock; KernelMode, IoReadAccess, at PASSIVE_LEVEL.
+    unsafe { MmProbeAndLockPages(&mut right, 0, 0) };
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // SAFETY: locked just above.
+    unsafe { MmUnlockPages(&mut right) };
+    let mut too_big = StackMdl::new(va, 8192, 8);
+    // SAFETY: as above; the wrong Size is the misuse under test (reported,
+    // and the MDL is still locked: its storage is large enough).
+    unsafe { MmProbeAndLockPages(&mut too_big, 0, 0) };
+    assert!(hostkernel::violations().iter().any(|v| v.contains("has Size 80")), "{:?}", hostkernel::violations());
+    // SAFETY: locked just above.
+    unsafe { MmUnlockPages(&mut too_big) };
+    let mut too_small = StackMdl::new(va, 8192, -8);
+    // SAFETY: as above; refused before anything is written.
+    unsafe { MmProbeAndLockPages(&mut too_small, 0, 0) };
+    assert_eq!(too_small.flags, 0, "not locked");
+    drop(data);
+    let msg = finish_fails(k);
+    assert!(msg.contains("has Size 80, but MmInitializeMdl sets"), "{msg}");
+    assert!(msg.contains("no MmInitializeMdl header: Size 64"), "{msg}");
+}
