@@ -225,6 +225,7 @@ impl Session {
         crate::timer::reset();
         crate::spin_lock::reset();
         crate::hard_fault::reset();
+        crate::hold::reset();
         crate::sysroutine::reset();
         crate::event::reset_longest_finite_wait();
         crate::irql::set(crate::nt::PASSIVE_LEVEL);

@@ -152,6 +152,40 @@ pub(crate) fn reset_longest_finite_wait() {
     LONGEST_RELATIVE.store(0, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Threads inside a KeWaitForSingleObject with a finite timeout, and
+/// whether a test asked that wait to time out now ([`expire_wait_of`]).
+/// Locked inside LOCK by waiters, never the other way round.
+static FINITE_WAITS: Mutex<Option<HashMap<std::thread::ThreadId, bool>>> = Mutex::new(None);
+
+fn finite_waits<R>(f: impl FnOnce(&mut HashMap<std::thread::ThreadId, bool>) -> R) -> R {
+    f(FINITE_WAITS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new))
+}
+
+/// Makes `thread`'s KeWaitForSingleObject with a finite timeout return
+/// STATUS_TIMEOUT now, as if its deadline had passed (on Windows a waiter
+/// can see its deadline pass at any moment: it may have been preempted for
+/// that long). Waits up to `within` for the thread to be in such a wait;
+/// false if it never was. A wait whose object is signalled still returns
+/// STATUS_SUCCESS. For tests that need "the deadline passes now, while X"
+/// without sleeping until it does.
+pub fn expire_wait_of(thread: std::thread::ThreadId, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let found = finite_waits(|w| w.get_mut(&thread).map(|expire| *expire = true).is_some());
+        if found {
+            // Under LOCK: the waiter either has not checked its flag yet or
+            // is in WAKE.wait, which this reaches.
+            let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            WAKE.notify_all();
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 thread_local! {
     static WAITS_ON_THIS_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -192,6 +226,10 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     // SAFETY: an initialized KEVENT (checked above); Type is its first byte.
     let synchronization = unsafe { rd::<u8>(object, EVENT_TYPE) } == 1;
     let deadline = deadline_from(timeout);
+    let me = std::thread::current().id();
+    if deadline.is_some() {
+        finite_waits(|w| w.insert(me, false));
+    }
     let key = object as usize;
     let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let generation = {
@@ -218,6 +256,9 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
                 break STATUS_SUCCESS;
             }
         }
+        if deadline.is_some() && finite_waits(|w| w.get(&me).copied().unwrap_or(false)) {
+            break STATUS_TIMEOUT;
+        }
         let limit = match (deadline, orphaned_at) {
             (Some(d), _) if now >= d => break STATUS_TIMEOUT,
             (Some(d), None) => d - now,
@@ -232,6 +273,10 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
         if entry.0 == 0 {
             g.get_or_insert_with(HashMap::new).remove(&key);
         }
+    }
+    drop(g);
+    if deadline.is_some() {
+        finite_waits(|w| w.remove(&me));
     }
     result
 }

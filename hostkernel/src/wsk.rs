@@ -57,6 +57,20 @@ pub enum CancelBehaviour {
     Inline,
     /// IoCancelIrp has no effect: the IRP completes when its work does.
     Ignored,
+    /// The cancel routine runs, but what it sets off (the request is woken
+    /// and completes with STATUS_CANCELLED, as with `Deferred`) is held
+    /// until [`release_held_cancels`]: a provider whose cancellation takes
+    /// as long as a test needs, so that the IRP completes, cancelled, after
+    /// the canceller (and a deadline) have moved on.
+    Held,
+}
+
+/// Lets the cancellations held by [`CancelBehaviour::Held`] take effect:
+/// each request whose cancel routine ran is woken and completes with
+/// STATUS_CANCELLED (unless its work ended first). Returns how many there
+/// were. `Session::begin` releases any left over.
+pub fn release_held_cancels() -> usize {
+    wsk_loop::release_held_cancels()
 }
 
 struct Config {
@@ -100,6 +114,7 @@ pub(crate) fn reset_provider() {
     crate::wsk_close_delay::reset();
     crate::wsk_in_call::reset();
     crate::wsk_control::reset();
+    wsk_loop::release_held_cancels();
     // Blocks kept from an earlier session were checked at its end.
     let _ = crate::wsk_reuse::release();
 }
@@ -386,6 +401,19 @@ pub(crate) fn sockets<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
 /// benchmarks and tests.
 pub fn open_sockets() -> Vec<usize> {
     sockets(|s| s.iter().copied().collect())
+}
+
+/// How many requests (IRPs) of `socket` are pending in the provider now:
+/// its sends, receives, disconnects and address queries not yet completed
+/// (0 for a socket that is not open). For tests that must know a call has
+/// reached the provider before they go on.
+pub fn requests_in_flight(socket: PVOID) -> usize {
+    let inner = sockets(|s| {
+        // SAFETY: an open socket's Sock is live while it is in the set,
+        // and the set's lock (held here) keeps a close from freeing it.
+        s.contains(&(socket as usize)).then(|| unsafe { &*(socket as *const Sock) }.inner.clone())
+    });
+    inner.map_or(0, |i| i.inflight.lock().unwrap_or_else(|e| e.into_inner()).len())
 }
 
 pub(crate) fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
@@ -911,6 +939,10 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
             if Instant::now() < at {
                 return Step::Until(at);
             }
+        }
+        // Or until the test lets it go (hold::HoldPoint::CloseSocket).
+        if crate::hold::park(crate::hold::HoldPoint::CloseSocket, op) {
+            return Step::Park;
         }
         // Cancel and drain the socket's pending requests: this step runs
         // again when the last of them has completed.
