@@ -56,7 +56,7 @@ pub use irql::with_irql;
 pub use rtl::{registry_clear, registry_set_dword, services_key, take_dbgprint_log, wait_for_dbgprint};
 pub use spin_lock::{spin_lock_acquisitions, spin_lock_acquisitions_on_this_thread};
 pub use sysroutine::{hide_allocate_pool2, system_routine_lookups};
-pub use timer::{set_cancel_timer_like_wine, timer_counts, TimerCounts};
+pub use timer::{expire_timers, set_cancel_timer_like_wine, timer_counts, TimerCounts};
 pub use wsk::{
     provider_ready_after, release_held_cancels, requests_in_flight, set_address_query_hangs, set_cancel_behaviour,
     set_connect_completion, set_connect_error, set_fail_without_completing, set_graceful_disconnect_hangs,
