@@ -45,3 +45,44 @@ fn every_synchronous_call_waits_once() {
     cleanup(client);
     k.finish();
 }
+
+/// The same with SAFEWSK_NO_TIMEOUT (issue 17: a surviving mutant made a
+/// call without a deadline wait a second time on its already signalled
+/// event): connect, send and receive each wait exactly once.
+#[test]
+fn every_call_without_a_deadline_waits_once() {
+    let k = Session::begin();
+    let server = echo_server("127.0.0.1:0").expect("echo server");
+    let client = startup();
+    let mut socket = std::ptr::null_mut();
+    assert_eq!(
+        waits(|| {
+            let (st, s) = connect(client, server, safewsk::SAFEWSK_NO_TIMEOUT);
+            assert_eq!(st, STATUS_SUCCESS);
+            socket = s;
+        }),
+        1,
+        "connect without a deadline"
+    );
+    assert_eq!(
+        waits(|| assert_eq!(
+            send_with_timeout(client, socket, b"ping", safewsk::SAFEWSK_NO_TIMEOUT),
+            (STATUS_SUCCESS, 4)
+        )),
+        1,
+        "send without a deadline"
+    );
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        waits(|| assert_eq!(
+            receive(client, socket, &mut buf, WSK_FLAG_WAITALL, safewsk::SAFEWSK_NO_TIMEOUT),
+            (STATUS_SUCCESS, 4)
+        )),
+        1,
+        "receive without a deadline"
+    );
+    assert_eq!(&buf, b"ping");
+    assert_eq!(close(client, socket), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
