@@ -260,7 +260,8 @@ fn a_close_waits_while_a_call_is_inside_the_wsk_function() {
     });
     wait_until("the receive to be inside WskReceive", || hostkernel::calls_in_progress(socket.cast()) == 1);
     let closer = start_close(client, socket);
-    std::io::Write::write_all(&mut peer, b"late").expect("peer write");
+    // (A close that did not wait has reset the connection: then this fails.)
+    let _ = std::io::Write::write_all(&mut peer, b"late");
     assert_eq!(join_within("the close", closer), STATUS_SUCCESS);
     let v = hostkernel::violations();
     assert!(v.is_empty(), "WskCloseSocket was called during a call in progress: {v:#?}");
