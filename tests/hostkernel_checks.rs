@@ -476,8 +476,9 @@ fn a_freed_wsk_socket_kept_for_reuse_catches_use_after_free() {
     );
     // The misuse under test: a write into the freed block (byte 8, after
     // Dispatch), seen when the block is reused.
-    // SAFETY: the block is kept allocated by the host (16 bytes).
-    unsafe { socket.cast::<u8>().add(8).write(0) };
+    // SAFETY: the block is kept allocated by the host (16 bytes): byte 8
+    // is writable memory.
+    unsafe { socket.cast::<u8>().wrapping_add(8).write(0) };
     // SAFETY: as above.
     let again = unsafe { raw::connect_socket(&c, &remote, irp) };
     assert_eq!(again, socket);

@@ -8,7 +8,15 @@
 //! completed twice or written after free; waits above APC_LEVEL; WSK IRPs
 //! without a proper completion routine; deregistering with sockets open;
 //! MDLs: MmBuildMdlForNonPagedPool over paged pool or a stack, WSK buffers
-//! neither locked nor non-paged, pages left locked, unlocks of unlocked MDLs.
+//! neither locked nor non-paged, pages left locked, unlocks of unlocked MDLs,
+//! an MmInitializeMdl header whose Size is not the one the macro sets.
+//! What Windows permits but rarely does can be made certain: a new socket at
+//! the address of the last one freed ([`set_reuse_socket_addresses`]), a
+//! cancellation that takes effect late ([`CancelBehaviour::Held`]), a call
+//! held at a given point ([`hold_calls`]), a deadline passing now
+//! ([`expire_wait_of`], [`expire_timers`]). Spin-lock acquisitions and timer
+//! calls by driver code are counted ([`spin_lock_acquisitions`],
+//! [`timer_counts`]).
 //! Paged pool can be paged out ([`page_out`]) to prove a driver locks it.
 //! Violations are recorded and fail the test at [`Session::finish`]; with
 //! `HOSTKERNEL_BUGCHECK=1` in the environment the process aborts at once,

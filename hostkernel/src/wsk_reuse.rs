@@ -58,8 +58,10 @@ fn written_after_free(block: usize) -> Option<String> {
     // SAFETY: a kept block: allocated for a Sock (size_of::<Sock>() bytes),
     // never deallocated while kept, so readable; Dispatch is its first word.
     let dispatch = unsafe { rd::<usize>(block as PVOID, 0) };
-    // SAFETY: as above; the bytes after Dispatch are inside the block.
-    let tail = unsafe { std::slice::from_raw_parts((block as *const u8).add(TAIL.start), TAIL.len()) };
+    // Address computation only: the bytes after Dispatch, inside the block.
+    let after_dispatch = (block as *const u8).wrapping_add(TAIL.start);
+    // SAFETY: as above: TAIL.len() readable bytes of the kept block.
+    let tail = unsafe { std::slice::from_raw_parts(after_dispatch, TAIL.len()) };
     let intact =
         dispatch == &FREED_DISPATCH as *const WskConnectionDispatch as usize && tail.iter().all(|b| *b == POISON);
     (!intact).then(|| format!("WSK_SOCKET {block:#x} was written after WskCloseSocket freed it"))
