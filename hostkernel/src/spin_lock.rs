@@ -2,10 +2,10 @@
 //! KeAcquireSpinLock is on 64-bit Windows), KeReleaseSpinLock,
 //! KeAcquireSpinLockAtDpcLevel, KeReleaseSpinLockFromDpcLevel,
 //! KeTryToAcquireSpinLockAtDpcLevel and the in-stack queued spin locks
-//! (KeAcquireInStackQueuedSpinLock[AtDpcLevel],
-//! KeReleaseInStackQueuedSpinLock[FromDpcLevel]), on the caller's KSPIN_LOCK
-//! word (the queue of a queued lock is not modelled: waiters spin on the
-//! word, so FIFO fairness is not emulated).
+//! (KeAcquireInStackQueuedSpinLock and its AtDpcLevel form,
+//! KeReleaseInStackQueuedSpinLock and its FromDpcLevel form), on the
+//! caller's KSPIN_LOCK word (the queue of a queued lock is not modelled:
+//! waiters spin on the word, so FIFO fairness is not emulated).
 //!
 //! Checks (Microsoft Learn, each routine's page): the RaiseToDpc and
 //! in-stack forms at IRQL <= DISPATCH_LEVEL, the AtDpcLevel / FromDpcLevel

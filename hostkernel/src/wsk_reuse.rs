@@ -13,8 +13,8 @@
 //!
 //! - a socket closed (WskCloseSocket, or a socket nobody received because
 //!   its connect was completed as cancelled) keeps its block: the block is
-//!   poisoned ([`crate::check::POISON`]) except its `Dispatch`, which points
-//!   to [`FREED_DISPATCH`], a table whose every function records "called
+//!   poisoned (0xDD) except its `Dispatch`, which points to
+//!   `FREED_DISPATCH`, a table whose every function records "called
 //!   through a freed WSK_SOCKET" as a violation (so a use after free that
 //!   reaches the provider is reported, not a jump through 0xDDDD...); the
 //!   provider's own functions already report a socket that is not open;
