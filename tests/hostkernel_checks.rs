@@ -344,7 +344,11 @@ fn reinitializing_an_event_with_a_waiter_is_a_violation() {
         // SAFETY: as above; `timeout` is a writable local.
         unsafe { KeWaitForSingleObject(p as *mut u8, 0, 0, 0, &mut timeout) }
     });
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while hostkernel::waiters_on(p as *const std::ffi::c_void) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the waiter never waited");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // SAFETY: the same live KEVENT buffer; re-initializing it under a
     // waiter is the misuse under test (reported by the host kernel).
     unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
@@ -374,10 +378,14 @@ fn driver_code_after_unload_is_a_violation() {
     // `dpc` has the PKDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(d.as_mut_ptr().cast(), dpc, ptr::null_mut()) };
     // SAFETY: the timer and DPC initialized above, both alive until after
-    // the DPC ran (the sleep below outlasts the 20 ms due time).
+    // the DPC ran (waited for below).
     unsafe { KeSetTimer(timer.as_mut_ptr().cast(), -200_000, d.as_mut_ptr().cast()) }; // 20 ms
     hostkernel::unload_image();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while hostkernel::timer_counts().dpcs_returned == 0 {
+        assert!(std::time::Instant::now() < deadline, "the DPC never ran");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert!(finish_fails(k).contains("driver code called after its image was unloaded"));
 }
 

@@ -152,6 +152,13 @@ pub(crate) fn reset_longest_finite_wait() {
     LONGEST_RELATIVE.store(0, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// How many threads wait on the dispatcher object at `object` now (for
+/// tests that must know a waiter is there before they go on).
+pub fn waiters_on(object: *const std::ffi::c_void) -> usize {
+    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().and_then(|m| m.get(&(object as usize))).map_or(0, |e| e.0)
+}
+
 /// Threads inside a KeWaitForSingleObject with a finite timeout, and
 /// whether a test asked that wait to time out now ([`expire_wait_of`]).
 /// Locked inside LOCK by waiters, never the other way round.

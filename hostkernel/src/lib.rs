@@ -55,7 +55,7 @@ pub mod wsk_name;
 pub mod wsk_reuse;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
-pub use event::{expire_wait_of, longest_finite_wait, waits_on_this_thread};
+pub use event::{expire_wait_of, longest_finite_wait, waiters_on, waits_on_this_thread};
 pub use hard_fault::set_page_in_delay;
 pub use hold::{calls_held, hold_calls, release_calls, wait_calls_held, HoldPoint};
 pub use image::{set_delay_after_signal, test_device, unload_image};
