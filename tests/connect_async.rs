@@ -24,9 +24,9 @@ fn async_connect_calls_back_once_with_a_working_socket() {
     assert_eq!(status, STATUS_SUCCESS);
     assert!(irql <= DISPATCH_LEVEL);
     let socket = socket as *mut SAFEWSK_SOCKET;
-    assert_eq!(send(socket, b"async"), (STATUS_SUCCESS, 5));
+    assert_eq!(send(b"async"), (STATUS_SUCCESS, 5));
     let mut buf = [0u8; 5];
-    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(receive(&mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
     assert_eq!(&buf, b"async");
     assert_eq!(close(socket), STATUS_SUCCESS);
     // SAFETY: the request finished; its storage is intact.
@@ -209,6 +209,86 @@ fn caller_address_buffers_may_die_when_the_call_returns() {
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS, "connected with the request's copies");
     assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// Issue 17 (a surviving mutant): an async connect cancelled by the caller
+/// and then past its deadline before the provider completes must report
+/// STATUS_CANCELLED (the caller asked first), not STATUS_IO_TIMEOUT. The
+/// provider holds the cancellation (`CancelBehaviour::Held`) until the
+/// deadline's DPC has run (`expire_timers` makes the 60 s deadline pass at
+/// once), then completes the IRP with STATUS_CANCELLED.
+#[test]
+fn cancelled_then_past_the_deadline_reports_cancelled() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    hostkernel::set_cancel_behaviour(hostkernel::CancelBehaviour::Held);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 60_000);
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    assert_eq!(cancel_connect(&mut req), STATUS_SUCCESS);
+    assert_eq!(hostkernel::expire_timers(), 1, "the request's deadline timer");
+    wait_until("the deadline DPC", || hostkernel::timer_counts().dpcs_returned == 1);
+    assert!(seen.calls.lock().unwrap().is_empty(), "no callback before the IRP completes");
+    assert_eq!(hostkernel::release_held_cancels(), 1);
+    let calls = seen.wait(1, LONG);
+    eprintln!("cancelled, then the deadline, then completion: callback status {:#x}", calls[0].0);
+    assert_eq!((calls[0].0, calls[0].1), (STATUS_CANCELLED, 0));
+    cleanup(client);
+    k.finish();
+}
+
+/// Issue 17 (a surviving mutant): a second SafeWskCancelConnect must not
+/// clear the first one's mark. It returns STATUS_SUCCESS again (the IRP has
+/// not completed: cancellation is requested again, IoCancelIrp called again,
+/// harmless), and the callback still reports STATUS_CANCELLED after the
+/// deadline passed too.
+#[test]
+fn a_second_cancel_keeps_the_request_cancelled() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    hostkernel::set_cancel_behaviour(hostkernel::CancelBehaviour::Held);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 60_000);
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    assert_eq!(cancel_connect(&mut req), STATUS_SUCCESS);
+    let second = cancel_connect(&mut req);
+    eprintln!("second SafeWskCancelConnect: {second:#x}");
+    assert_eq!(second, STATUS_SUCCESS, "the IRP has not completed: cancellation requested again");
+    assert_eq!(hostkernel::expire_timers(), 1);
+    wait_until("the deadline DPC", || hostkernel::timer_counts().dpcs_returned == 1);
+    assert_eq!(hostkernel::release_held_cancels(), 1);
+    let calls = seen.wait(1, LONG);
+    assert_eq!((calls[0].0, calls[0].1), (STATUS_CANCELLED, 0));
+    assert_eq!(cancel_connect(&mut req), STATUS_NOT_FOUND, "finished: nothing left to cancel");
+    cleanup(client);
+    k.finish();
+}
+
+/// Issue 17 (an untested mutant): an IRP that completed before the deadline
+/// could be armed (the provider completes the connect inside
+/// WskSocketConnect) must never arm the deadline timer: no KeSetTimer at
+/// all. The counter counts: a connect still pending arms its timer once.
+#[test]
+fn a_completed_irp_never_arms_the_deadline_timer() {
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Sync);
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 1000);
+    assert_eq!(start(client, closed_port(), &mut req), STATUS_PENDING);
+    assert_eq!(seen.calls.lock().unwrap().len(), 1, "completed inline, called back before returning");
+    assert_eq!(hostkernel::timer_counts().set, 0, "KeSetTimer for a request whose IRP had completed");
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
+    let pending = Arc::new(Seen::default());
+    let mut req2 = request(&pending, 60_000);
+    assert_eq!(start(client, closed_port(), &mut req2), STATUS_PENDING);
+    assert_eq!(hostkernel::timer_counts().set, 1, "a pending connect arms its deadline");
+    assert_eq!(cancel_connect(&mut req2), STATUS_SUCCESS);
+    assert_eq!(pending.wait(1, LONG)[0].0, STATUS_CANCELLED);
     cleanup(client);
     k.finish();
 }

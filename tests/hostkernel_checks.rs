@@ -161,6 +161,50 @@ mod raw {
             )
         }
     }
+
+    /// Reinitializes an IRP that completed (or is fresh) for its next call:
+    /// IoReuseIrp, then the completion routine.
+    ///
+    /// # Safety
+    /// `irp` is ours (from [`irp`]) and no provider holds it.
+    pub unsafe fn reuse(irp: *mut IRP) {
+        // SAFETY: ours and idle (contract).
+        unsafe { IoReuseIrp(irp, 0) };
+        // SAFETY: reinitialized just now, ours.
+        unsafe { set_completion(irp) };
+    }
+
+    /// WskSocketConnect to `remote` in the Sync completion mode: the socket.
+    ///
+    /// # Safety
+    /// As [`connect`]; Sync mode (the IRP completes before this returns).
+    pub unsafe fn connect_socket(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> *mut SAFEWSK_SOCKET {
+        // SAFETY: per the caller.
+        unsafe { reuse(irp) };
+        // SAFETY: per the caller.
+        assert_eq!(unsafe { connect(c, remote, irp) }, STATUS_SUCCESS);
+        // SAFETY: completed (Sync mode): ours again; Information is the socket.
+        unsafe { (*irp).IoStatus.Information as *mut SAFEWSK_SOCKET }
+    }
+
+    /// WskCloseSocket through the socket's Dispatch (Sync mode), as a driver
+    /// calls it, also on a socket already closed (the misuse some tests make).
+    ///
+    /// # Safety
+    /// `socket` is a socket the provider made (open, or a block the host
+    /// kept when it was closed); `irp` as for [`reuse`].
+    pub unsafe fn close_socket(socket: *mut SAFEWSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
+        // SAFETY: per the caller.
+        unsafe { reuse(irp) };
+        // SAFETY: the socket's block is readable (contract); Dispatch is its
+        // first member.
+        let dispatch = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // SAFETY: the provider's connection dispatch table (a static).
+        let close = unsafe { (*dispatch).Basic.WskCloseSocket }.expect("WskCloseSocket");
+        // SAFETY: the provider's WskCloseSocket with a socket of its own and
+        // our IRP.
+        unsafe { close(irp) }
+    }
 }
 
 fn v4(addr: std::net::SocketAddr) -> [u8; 28] {
@@ -300,7 +344,11 @@ fn reinitializing_an_event_with_a_waiter_is_a_violation() {
         // SAFETY: as above; `timeout` is a writable local.
         unsafe { KeWaitForSingleObject(p as *mut u8, 0, 0, 0, &mut timeout) }
     });
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while hostkernel::waiters_on(p as *const std::ffi::c_void) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the waiter never waited");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // SAFETY: the same live KEVENT buffer; re-initializing it under a
     // waiter is the misuse under test (reported by the host kernel).
     unsafe { KeInitializeEvent(p as *mut u8, 0, 0) };
@@ -330,9 +378,289 @@ fn driver_code_after_unload_is_a_violation() {
     // `dpc` has the PKDEFERRED_ROUTINE signature.
     unsafe { KeInitializeDpc(d.as_mut_ptr().cast(), dpc, ptr::null_mut()) };
     // SAFETY: the timer and DPC initialized above, both alive until after
-    // the DPC ran (the sleep below outlasts the 20 ms due time).
+    // the DPC ran (waited for below).
     unsafe { KeSetTimer(timer.as_mut_ptr().cast(), -200_000, d.as_mut_ptr().cast()) }; // 20 ms
     hostkernel::unload_image();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while hostkernel::timer_counts().dpcs_returned == 0 {
+        assert!(std::time::Instant::now() < deadline, "the DPC never ran");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert!(finish_fails(k).contains("driver code called after its image was unloaded"));
+}
+
+/// Unregisters a raw client (its provider NPI first) and frees its IRP.
+///
+/// # Safety
+/// `c` was registered by `raw::register` and has no open socket; `irp` is
+/// ours and idle.
+unsafe fn unregister(mut c: raw::Client, irp: *mut safewsk::nt::IRP) {
+    // SAFETY: ours and idle (contract).
+    unsafe { raw::IoFreeIrp(irp) };
+    // SAFETY: the registration whose provider NPI `register` captured.
+    unsafe { raw::WskReleaseProviderNPI(&mut *c.reg) };
+    // SAFETY: the live registration, its NPI released.
+    unsafe { raw::WskDeregister(&mut *c.reg) };
+}
+
+/// Issue 17: WSK frees the WSK_SOCKET at the close and may hand the same
+/// memory to the next socket. With `set_reuse_socket_addresses(true)` the
+/// host provider always does: connect -> close -> connect gives the same
+/// address, and the most recently freed block goes first.
+#[test]
+fn with_address_reuse_the_next_socket_gets_the_last_freed_wsk_socket() {
+    use safewsk::nt::STATUS_SUCCESS;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    hostkernel::set_reuse_socket_addresses(true);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode;
+    // the same for every raw call below, with sockets the provider made.
+    let first = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(first, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    let second = unsafe { raw::connect_socket(&c, &remote, irp) };
+    eprintln!("first {first:p}, after its close the next socket is {second:p}");
+    assert_eq!(second, first, "connect -> close -> connect must give the same WSK_SOCKET address");
+    // Nothing freed now: a fresh block.
+    // SAFETY: as above.
+    let third = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_ne!(third, second);
+    // Freed: `second`, then `third`; the most recently freed comes back first.
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(second, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(third, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    let fourth = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    let fifth = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_eq!((fourth, fifth), (third, second), "last freed, first reused");
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(fourth, irp) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(fifth, irp) }, STATUS_SUCCESS);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    k.finish();
+}
+
+/// A freed WSK_SOCKET kept for reuse is poisoned: a call through its stale
+/// Dispatch is a violation (not a jump through 0xDDDD...), and a write into
+/// the freed block is reported when the block is handed out again.
+#[test]
+fn a_freed_wsk_socket_kept_for_reuse_catches_use_after_free() {
+    use safewsk::nt::STATUS_SUCCESS;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    hostkernel::set_reuse_socket_addresses(true);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode;
+    // the same for every raw call below, with sockets the provider made
+    // (the stale one kept by the host, so its memory stays readable).
+    let socket = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(socket, irp) }, STATUS_SUCCESS);
+    // The misuse under test: a second close through the freed socket.
+    // SAFETY: as above; the freed Dispatch refuses without taking the IRP.
+    let st = unsafe { raw::close_socket(socket, irp) };
+    assert_eq!(st, safewsk::nt::STATUS_INVALID_PARAMETER);
+    assert!(
+        hostkernel::violations().iter().any(|v| v.contains("WskCloseSocket called through a freed WSK_SOCKET")),
+        "{:?}",
+        hostkernel::violations()
+    );
+    // The misuse under test: a write into the freed block (byte 8, after
+    // Dispatch), seen when the block is reused.
+    // SAFETY: the block is kept allocated by the host (16 bytes): byte 8
+    // is writable memory.
+    unsafe { socket.cast::<u8>().wrapping_add(8).write(0) };
+    // SAFETY: as above.
+    let again = unsafe { raw::connect_socket(&c, &remote, irp) };
+    assert_eq!(again, socket);
+    assert!(hostkernel::violations().iter().any(|v| v.contains("written after WskCloseSocket freed it")));
+    // SAFETY: as above.
+    assert_eq!(unsafe { raw::close_socket(again, irp) }, STATUS_SUCCESS);
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    let msg = finish_fails(k);
+    assert!(msg.contains("called through a freed WSK_SOCKET"), "{msg}");
+}
+
+/// Issue 17: the spin-lock routines count every acquisition, per thread and
+/// in total; the host kernel's own locking does not count.
+#[test]
+fn spin_lock_acquisitions_are_counted_per_thread_and_in_total() {
+    extern "system" {
+        fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8;
+        fn KeReleaseSpinLock(lock: *mut usize, old: u8);
+        fn KeAcquireSpinLockAtDpcLevel(lock: *mut usize);
+        fn KeReleaseSpinLockFromDpcLevel(lock: *mut usize);
+        fn KeAcquireInStackQueuedSpinLock(lock: *mut usize, handle: *mut [usize; 3]);
+        fn KeReleaseInStackQueuedSpinLock(handle: *mut [usize; 3]);
+        fn KeTryToAcquireSpinLockAtDpcLevel(lock: *mut usize) -> u8;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = v4(listener.local_addr().unwrap());
+    let k = Session::begin();
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 0, "reset by Session::begin");
+    let here = hostkernel::spin_lock_acquisitions_on_this_thread();
+    let lock = Box::into_raw(Box::new(0usize)) as usize;
+    for _ in 0..2 {
+        // SAFETY: a live, pointer-aligned KSPIN_LOCK word at PASSIVE_LEVEL.
+        let old = unsafe { KeAcquireSpinLockRaiseToDpc(lock as *mut usize) };
+        // SAFETY: held by this thread; `old` is the IRQL it returned.
+        unsafe { KeReleaseSpinLock(lock as *mut usize, old) };
+    }
+    assert_eq!(hostkernel::spin_lock_acquisitions_on_this_thread() - here, 2);
+    let other = std::thread::spawn(move || {
+        let mut handle = [0usize; 3];
+        // SAFETY: the live KSPIN_LOCK; `handle` is KLOCK_QUEUE_HANDLE-sized.
+        unsafe { KeAcquireInStackQueuedSpinLock(lock as *mut usize, &mut handle) };
+        // SAFETY: the handle of the acquire just above, on this thread.
+        unsafe { KeReleaseInStackQueuedSpinLock(&mut handle) };
+        hostkernel::with_irql(2, || {
+            // SAFETY: the live KSPIN_LOCK, at DISPATCH_LEVEL.
+            unsafe { KeAcquireSpinLockAtDpcLevel(lock as *mut usize) };
+            // SAFETY: held by this thread, at DISPATCH_LEVEL; a try on a
+            // held lock fails (and counts).
+            assert_eq!(unsafe { KeTryToAcquireSpinLockAtDpcLevel(lock as *mut usize) }, 0);
+            // SAFETY: held by this thread, at DISPATCH_LEVEL.
+            unsafe { KeReleaseSpinLockFromDpcLevel(lock as *mut usize) };
+        });
+        hostkernel::spin_lock_acquisitions_on_this_thread()
+    });
+    assert_eq!(other.join().unwrap(), 3, "the other thread's own count");
+    assert_eq!(hostkernel::spin_lock_acquisitions_on_this_thread() - here, 2, "not this thread's");
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 5, "all threads");
+    // The host kernel's own locking (IRPs, the provider, its event loop) is
+    // not counted: a raw WSK connect and close through the provider.
+    hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Sync);
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let c = unsafe { raw::register() };
+    // SAFETY: at PASSIVE_LEVEL, in a session.
+    let irp = unsafe { raw::irp() };
+    // SAFETY: a registered client, our idle IRP, the Sync completion mode.
+    let socket = unsafe { raw::connect_socket(&c, &remote, irp) };
+    // SAFETY: as above, with the socket the provider made.
+    assert_eq!(unsafe { raw::close_socket(socket, irp) }, safewsk::nt::STATUS_SUCCESS);
+    // SAFETY: registered by raw::register, no socket open, the IRP idle.
+    unsafe { unregister(c, irp) };
+    assert_eq!(hostkernel::spin_lock_acquisitions(), 5, "the host kernel's own locking counted");
+    // SAFETY: the Box leaked above, no longer used by anyone.
+    drop(unsafe { Box::from_raw(lock as *mut usize) });
+    k.finish();
+}
+
+/// A spin-lock routine at the wrong IRQL, and a release of a lock not held,
+/// are violations.
+#[test]
+fn spin_lock_misuse_is_a_violation() {
+    extern "system" {
+        fn KeAcquireSpinLockAtDpcLevel(lock: *mut usize);
+        fn KeReleaseSpinLockFromDpcLevel(lock: *mut usize);
+    }
+    let k = Session::begin();
+    let mut lock = 0usize;
+    // SAFETY: a live KSPIN_LOCK word; the misuse under test is the IRQL
+    // (PASSIVE_LEVEL), which the host reports and otherwise goes on.
+    unsafe { KeAcquireSpinLockAtDpcLevel(&mut lock) };
+    // SAFETY: held by this thread; the same misuse.
+    unsafe { KeReleaseSpinLockFromDpcLevel(&mut lock) };
+    // SAFETY: a live word, not held: the misuse under test.
+    hostkernel::with_irql(2, || unsafe { KeReleaseSpinLockFromDpcLevel(&mut lock) });
+    let msg = finish_fails(k);
+    assert!(msg.contains("KeAcquireSpinLockAtDpcLevel at IRQL 0"), "{msg}");
+    assert!(msg.contains("not held by this thread"), "{msg}");
+}
+
+/// The header of an MDL in caller storage, as MmInitializeMdl writes it
+/// (x64 `struct _MDL`), followed by room for 4 PFNs.
+#[repr(C, align(16))]
+struct StackMdl {
+    next: usize,
+    size: u16,
+    flags: u16,
+    processor: u16,
+    reserved: u16,
+    process: usize,
+    mapped_system_va: usize,
+    start_va: usize,
+    byte_count: u32,
+    byte_offset: u32,
+    pfns: [u64; 4],
+}
+
+impl StackMdl {
+    /// MmInitializeMdl(this, va, len), with `Size` off by `size_error`.
+    fn new(va: *const u8, len: u32, size_error: i32) -> StackMdl {
+        let offset = va as usize & 0xFFF;
+        let pages = (offset + len as usize).div_ceil(4096);
+        let size = 0x30 + 8 * pages as i32 + size_error;
+        StackMdl {
+            next: 0,
+            size: size as u16,
+            flags: 0,
+            processor: 0,
+            reserved: 0,
+            process: 0,
+            mapped_system_va: 0,
+            start_va: va as usize - offset,
+            byte_count: len,
+            byte_offset: offset as u32,
+            pfns: [0; 4],
+        }
+    }
+}
+
+/// Issue 17: an MDL the driver set up in its own storage (MmInitializeMdl)
+/// must carry `Size` = sizeof(MDL) + sizeof(PFN_NUMBER) *
+/// ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa, Length) ("MmInitializeMdl",
+/// "MmSizeOfMdl", Microsoft Learn). The right Size passes; one PFN more is a
+/// violation (the MDL is still used); one PFN less is refused.
+#[test]
+fn a_caller_storage_mdl_with_a_wrong_size_is_a_violation() {
+    extern "system" {
+        fn MmProbeAndLockPages(mdl: *mut StackMdl, mode: i8, operation: u32);
+        fn MmUnlockPages(mdl: *mut StackMdl);
+    }
+    let k = Session::begin();
+    // Two pages' worth of data spanning three pages.
+    let data = vec![7u8; 3 * 4096];
+    let va = data.as_ptr().wrapping_add(4096 - (data.as_ptr() as usize & 0xFFF) + 100);
+    let mut right = StackMdl::new(va, 8192, 0);
+    assert_eq!(right.size, 0x30 + 3 * 8);
+    // SAFETY: a header set up as MmInitializeMdl does over `data`, which
+    // outlives the lock; KernelMode, IoReadAccess, at PASSIVE_LEVEL.
+    unsafe { MmProbeAndLockPages(&mut right, 0, 0) };
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // SAFETY: locked just above.
+    unsafe { MmUnlockPages(&mut right) };
+    let mut too_big = StackMdl::new(va, 8192, 8);
+    // SAFETY: as above; the wrong Size is the misuse under test (reported,
+    // and the MDL is still locked: its storage is large enough).
+    unsafe { MmProbeAndLockPages(&mut too_big, 0, 0) };
+    assert!(hostkernel::violations().iter().any(|v| v.contains("has Size 80")), "{:?}", hostkernel::violations());
+    // SAFETY: locked just above.
+    unsafe { MmUnlockPages(&mut too_big) };
+    let mut too_small = StackMdl::new(va, 8192, -8);
+    // SAFETY: as above; refused before anything is written.
+    unsafe { MmProbeAndLockPages(&mut too_small, 0, 0) };
+    assert_eq!(too_small.flags, 0, "not locked");
+    drop(data);
+    let msg = finish_fails(k);
+    assert!(msg.contains("has Size 80, but MmInitializeMdl sets"), "{msg}");
+    assert!(msg.contains("no MmInitializeMdl header: Size 64"), "{msg}");
 }

@@ -223,7 +223,9 @@ impl Session {
         crate::wsk_client_control::reset();
         crate::image::reset();
         crate::timer::reset();
+        crate::spin_lock::reset();
         crate::hard_fault::reset();
+        crate::hold::reset();
         crate::sysroutine::reset();
         crate::event::reset_longest_finite_wait();
         crate::rtl::reset_dbgprint_masks();
@@ -285,6 +287,7 @@ impl Session {
             std::mem::take(&mut s.quarantine)
         });
         problems.extend(release_quarantined(quarantined));
+        problems.extend(crate::wsk_reuse::release());
         if leaked != Live::default() {
             problems.insert(0, format!("objects leaked at the end of the test: {leaked:?}"));
         }

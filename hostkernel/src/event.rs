@@ -152,6 +152,47 @@ pub(crate) fn reset_longest_finite_wait() {
     LONGEST_RELATIVE.store(0, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// How many threads wait on the dispatcher object at `object` now (for
+/// tests that must know a waiter is there before they go on).
+pub fn waiters_on(object: *const std::ffi::c_void) -> usize {
+    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().and_then(|m| m.get(&(object as usize))).map_or(0, |e| e.0)
+}
+
+/// Threads inside a KeWaitForSingleObject with a finite timeout, and
+/// whether a test asked that wait to time out now ([`expire_wait_of`]).
+/// Locked inside LOCK by waiters, never the other way round.
+static FINITE_WAITS: Mutex<Option<HashMap<std::thread::ThreadId, bool>>> = Mutex::new(None);
+
+fn finite_waits<R>(f: impl FnOnce(&mut HashMap<std::thread::ThreadId, bool>) -> R) -> R {
+    f(FINITE_WAITS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new))
+}
+
+/// Makes `thread`'s KeWaitForSingleObject with a finite timeout return
+/// STATUS_TIMEOUT now, as if its deadline had passed (on Windows a waiter
+/// can see its deadline pass at any moment: it may have been preempted for
+/// that long). Waits up to `within` for the thread to be in such a wait;
+/// false if it never was. A wait whose object is signalled still returns
+/// STATUS_SUCCESS. For tests that need "the deadline passes now, while X"
+/// without sleeping until it does.
+pub fn expire_wait_of(thread: std::thread::ThreadId, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let found = finite_waits(|w| w.get_mut(&thread).map(|expire| *expire = true).is_some());
+        if found {
+            // Under LOCK: the waiter either has not checked its flag yet or
+            // is in WAKE.wait, which this reaches.
+            let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            WAKE.notify_all();
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 thread_local! {
     static WAITS_ON_THIS_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -192,6 +233,10 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     // SAFETY: an initialized KEVENT (checked above); Type is its first byte.
     let synchronization = unsafe { rd::<u8>(object, EVENT_TYPE) } == 1;
     let deadline = deadline_from(timeout);
+    let me = std::thread::current().id();
+    if deadline.is_some() {
+        finite_waits(|w| w.insert(me, false));
+    }
     let key = object as usize;
     let mut g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let generation = {
@@ -218,6 +263,9 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
                 break STATUS_SUCCESS;
             }
         }
+        if deadline.is_some() && finite_waits(|w| w.get(&me).copied().unwrap_or(false)) {
+            break STATUS_TIMEOUT;
+        }
         let limit = match (deadline, orphaned_at) {
             (Some(d), _) if now >= d => break STATUS_TIMEOUT,
             (Some(d), None) => d - now,
@@ -233,49 +281,9 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
             g.get_or_insert_with(HashMap::new).remove(&key);
         }
     }
+    drop(g);
+    if deadline.is_some() {
+        finite_waits(|w| w.remove(&me));
+    }
     result
-}
-
-// ---------------------------------------------------------------------------
-// Spin locks
-// ---------------------------------------------------------------------------
-
-/// KeAcquireSpinLockRaiseToDpc (KeAcquireSpinLock on 64-bit Windows): spins
-/// on the KSPIN_LOCK word and raises the IRQL to DISPATCH_LEVEL.
-#[no_mangle]
-pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8 {
-    let old = irql::current();
-    if old > DISPATCH_LEVEL {
-        violation(format!("KeAcquireSpinLock at IRQL {old} (above DISPATCH_LEVEL)"));
-    }
-    // SAFETY: a KSPIN_LOCK is a pointer-sized, pointer-aligned word.
-    let word = unsafe { std::sync::atomic::AtomicUsize::from_ptr(lock) };
-    let me = irql::thread_token();
-    if word.load(std::sync::atomic::Ordering::Relaxed) == me {
-        violation("KeAcquireSpinLock: this thread already holds the lock (a deadlock on Windows)");
-    }
-    let mut spins = 0u32;
-    while word
-        .compare_exchange_weak(0, me, std::sync::atomic::Ordering::Acquire, std::sync::atomic::Ordering::Relaxed)
-        .is_err()
-    {
-        spins += 1;
-        if spins.is_multiple_of(64) {
-            std::thread::yield_now();
-        }
-        std::hint::spin_loop();
-    }
-    irql::set(DISPATCH_LEVEL);
-    old
-}
-
-/// KeReleaseSpinLock: releases and restores the IRQL.
-#[no_mangle]
-pub unsafe extern "system" fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8) {
-    // SAFETY: as above.
-    let word = unsafe { std::sync::atomic::AtomicUsize::from_ptr(lock) };
-    if word.swap(0, std::sync::atomic::Ordering::Release) != irql::thread_token() {
-        violation("KeReleaseSpinLock: the lock is not held by this thread");
-    }
-    irql::set(new_irql);
 }

@@ -28,6 +28,9 @@ pub(crate) fn reset() {
 
 /// Called by MmProbeAndLockPages after it paged in `pages` pages.
 pub(crate) fn after_page_in(pages: usize) {
+    if pages > 0 {
+        crate::hold::pass(crate::hold::HoldPoint::PageIn);
+    }
     let ms = DELAY_MS.load(Ordering::SeqCst);
     if pages > 0 && ms > 0 {
         std::thread::sleep(Duration::from_millis(ms));

@@ -815,13 +815,22 @@ unsafe fn mdl_range(mdl: PVOID) -> (usize, usize) {
 /// Whether `mdl` is a live MDL: one from IoAllocateMdl, or caller storage
 /// that MmInitializeMdl (a wdm.h macro: no call the host could see) set up,
 /// which is recorded here at its first use after checking what the macro's
-/// documentation requires ("MmInitializeMdl", Microsoft Learn): the storage
-/// "must be allocated in nonpaged memory" (a paged-pool block is a
-/// violation; a kernel stack is resident while its thread waits in
-/// KernelMode, which is how safewsk uses it) and holds at least
-/// `sizeof(MDL) + sizeof(PFN_NUMBER) * ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa,
-/// Length)` bytes, as its Size field says. A caller-storage record that is
-/// not locked is replaced when the same storage is initialized again.
+/// documentation requires ("MmInitializeMdl", Microsoft Learn, Remarks):
+/// the storage "must be allocated in nonpaged memory" (a paged-pool block is
+/// a violation; a kernel stack is resident while its thread waits in
+/// KernelMode, which is how safewsk uses it) and its size "must be at least
+/// sizeof(MDL) + sizeof(PFN_NUMBER) * ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa,
+/// Length)", which is exactly what the macro writes into `Size` (wdm.h's
+/// definition: `Size = (CSHORT)(sizeof(MDL) + (sizeof(PFN_NUMBER) *
+/// ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa, Length)))`; the same number
+/// MmSizeOfMdl(Base, Length) returns, "the number of bytes required to
+/// contain the MDL", Microsoft Learn "MmSizeOfMdl"). So `Size` must equal
+/// that value for the range the header describes: smaller, and the MDL is
+/// refused (the PFN array would overrun the storage); any other value is a
+/// violation too (the header was not set up as MmInitializeMdl sets it up,
+/// or its range was changed afterwards), and the MDL is used. A
+/// caller-storage record that is not locked is replaced (and checked again)
+/// when the same storage is initialized again.
 ///
 /// # Safety
 /// `mdl` is null or points to at least MDL_HEADER readable bytes when it is
@@ -846,6 +855,14 @@ unsafe fn known_mdl(mdl: PVOID, who: &str) -> bool {
              for {len} bytes over {pages} page(s))"
         ));
         return false;
+    }
+    let expected = MDL_HEADER + pages * 8;
+    if size != expected {
+        violation(format!(
+            "{who}: MDL {mdl:p} (caller storage) has Size {size}, but MmInitializeMdl sets sizeof(MDL) + \
+             sizeof(PFN_NUMBER) * ADDRESS_AND_SIZE_TO_SPAN_PAGES(BaseVa, Length) = {expected} for its {len} bytes \
+             over {pages} page(s)"
+        ));
     }
     if mem(|m| classify(m, mdl as usize, size)) == Region::PagedPool {
         violation(format!("{who}: the MDL at {mdl:p} is in paged pool: MmInitializeMdl storage must be nonpaged"));

@@ -73,6 +73,21 @@ pub fn take_all_dbgprint_log() -> Vec<(String, bool)> {
     std::mem::take(&mut *LOG.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Waits until a DbgPrint line printed so far (and not yet taken) contains
+/// `needle`; false if none does within `within`. Takes nothing.
+pub fn wait_for_dbgprint(needle: &str, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if LOG.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(l, _)| l.contains(needle)) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 const SERVICES: &str = r"\registry\machine\system\currentcontrolset\services\";
 
 /// Sets `key\name` (an absolute key such as

@@ -9,7 +9,7 @@
 //! KDPC layout (x64): DeferredRoutine at 0x18, DeferredContext at 0x20.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,35 @@ fn inserted<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
 pub(crate) fn reset() {
     WINE_CANCEL_TIMER.store(false, Ordering::SeqCst);
     *INSERTED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    for n in [&SET_CALLS, &CANCEL_CALLS, &DPCS_RETURNED] {
+        n.store(0, Ordering::SeqCst);
+    }
+}
+
+static SET_CALLS: AtomicU64 = AtomicU64::new(0);
+static CANCEL_CALLS: AtomicU64 = AtomicU64::new(0);
+static DPCS_RETURNED: AtomicU64 = AtomicU64::new(0);
+
+/// What the timer routines did since the session began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerCounts {
+    /// KeSetTimer and KeSetTimerEx calls (each arms, or re-arms, a timer).
+    pub set: u64,
+    /// KeCancelTimer calls.
+    pub cancel: u64,
+    /// Timer DPC routines that have run and returned.
+    pub dpcs_returned: u64,
+}
+
+/// The timer calls made since the session began (issue 17: a test can see
+/// that a request whose IRP completed never armed its deadline timer, or
+/// wait until a deadline DPC has run).
+pub fn timer_counts() -> TimerCounts {
+    TimerCounts {
+        set: SET_CALLS.load(Ordering::SeqCst),
+        cancel: CANCEL_CALLS.load(Ordering::SeqCst),
+        dpcs_returned: DPCS_RETURNED.load(Ordering::SeqCst),
+    }
 }
 static WAKE: Condvar = Condvar::new();
 static THREAD: std::sync::Once = std::sync::Once::new();
@@ -100,6 +129,7 @@ fn timer_thread() {
                         unsafe { routine(dpc, context, std::ptr::null_mut(), std::ptr::null_mut()) }
                     });
                 }
+                DPCS_RETURNED.fetch_add(1, Ordering::SeqCst);
                 DPCS_RUNNING.fetch_sub(1, Ordering::SeqCst);
             }
             q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,6 +188,7 @@ fn check_timer(timer: PVOID, who: &str) -> bool {
 /// TRUE if the timer was already queued (it is re-queued).
 #[no_mangle]
 pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> u8 {
+    SET_CALLS.fetch_add(1, Ordering::SeqCst);
     if !check_timer(timer, "KeSetTimer") {
         return 0;
     }
@@ -173,8 +204,21 @@ pub unsafe extern "system" fn KeSetTimer(timer: PVOID, due: i64, dpc: PVOID) -> 
     u8::from(was)
 }
 
+/// KeSetTimerEx(Timer, DueTime, Period, Dpc): KeSetTimer with a period;
+/// only one-shot timers (Period 0) are emulated, a periodic one is a
+/// violation (and set as a one-shot timer).
+#[no_mangle]
+pub unsafe extern "system" fn KeSetTimerEx(timer: PVOID, due: i64, period: i32, dpc: PVOID) -> u8 {
+    if period != 0 {
+        violation(format!("KeSetTimerEx with Period {period}: periodic timers are not emulated"));
+    }
+    // SAFETY: forwarded; KeSetTimer checks the timer.
+    unsafe { KeSetTimer(timer, due, dpc) }
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn KeCancelTimer(timer: PVOID) -> u8 {
+    CANCEL_CALLS.fetch_add(1, Ordering::SeqCst);
     if !check_timer(timer, "KeCancelTimer") {
         return 0;
     }
@@ -203,6 +247,22 @@ pub unsafe extern "system" fn KeFlushQueuedDpcs() {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Makes every queued timer due now, as if its due time had passed (the
+/// timer thread then runs their DPCs); returns how many there were. For
+/// tests that need "the deadline passes now" at a point of their choosing
+/// rather than after a sleep.
+pub fn expire_timers() -> usize {
+    let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let map = q.get_or_insert_with(HashMap::new);
+    for e in map.values_mut() {
+        e.due = e.due.min(now);
+    }
+    let n = map.len();
+    WAKE.notify_all();
+    n
 }
 
 /// Timers still queued (a request freed with its timer queued is a leak).

@@ -57,6 +57,20 @@ pub enum CancelBehaviour {
     Inline,
     /// IoCancelIrp has no effect: the IRP completes when its work does.
     Ignored,
+    /// The cancel routine runs, but what it sets off (the request is woken
+    /// and completes with STATUS_CANCELLED, as with `Deferred`) is held
+    /// until [`release_held_cancels`]: a provider whose cancellation takes
+    /// as long as a test needs, so that the IRP completes, cancelled, after
+    /// the canceller (and a deadline) have moved on.
+    Held,
+}
+
+/// Lets the cancellations held by [`CancelBehaviour::Held`] take effect:
+/// each request whose cancel routine ran is woken and completes with
+/// STATUS_CANCELLED (unless its work ended first). Returns how many there
+/// were. `Session::begin` releases any left over.
+pub fn release_held_cancels() -> usize {
+    wsk_loop::release_held_cancels()
 }
 
 struct Config {
@@ -100,6 +114,9 @@ pub(crate) fn reset_provider() {
     crate::wsk_close_delay::reset();
     crate::wsk_in_call::reset();
     crate::wsk_control::reset();
+    wsk_loop::release_held_cancels();
+    // Blocks kept from an earlier session were checked at its end.
+    let _ = crate::wsk_reuse::release();
 }
 
 /// Makes WskGetLocalAddress / WskGetRemoteAddress pend until cancelled
@@ -386,12 +403,25 @@ pub fn open_sockets() -> Vec<usize> {
     sockets(|s| s.iter().copied().collect())
 }
 
+/// How many requests (IRPs) of `socket` are pending in the provider now:
+/// its sends, receives, disconnects and address queries not yet completed
+/// (0 for a socket that is not open). For tests that must know a call has
+/// reached the provider before they go on.
+pub fn requests_in_flight(socket: PVOID) -> usize {
+    let inner = sockets(|s| {
+        // SAFETY: an open socket's Sock is live while it is in the set,
+        // and the set's lock (held here) keeps a close from freeing it.
+        s.contains(&(socket as usize)).then(|| unsafe { &*(socket as *const Sock) }.inner.clone())
+    });
+    inner.map_or(0, |i| i.inflight.lock().unwrap_or_else(|e| e.into_inner()).len())
+}
+
 pub(crate) fn sock_from(socket: PVOID, who: &str) -> Option<Arc<SockInner>> {
     if !sockets(|s| s.contains(&(socket as usize))) {
         violation(format!("{who}: {socket:p} is not an open WSK socket (closed already?)"));
         return None;
     }
-    // SAFETY: open sockets are live Boxes until WskCloseSocket.
+    // SAFETY: open sockets are live Socks until WskCloseSocket.
     Some(unsafe { &*(socket as *const Sock) }.inner.clone())
 }
 
@@ -401,11 +431,9 @@ fn destroy_socket(socket: usize) {
     if !sockets(|s| s.remove(&socket)) {
         return;
     }
-    // SAFETY: an open socket is a live Box; removed from the set just now, so
+    // SAFETY: an open socket's block; removed from the set just now, so
     // this is its only release.
-    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
-    let inner = sock.inner.clone();
-    drop(sock);
+    let inner = unsafe { crate::wsk_reuse::free(socket as *mut Sock) }.inner;
     crate::wsk_control::forget(socket);
     set_abortive(inner.fd);
     // SAFETY: our socket's descriptor; the Sock that owned it was just
@@ -571,7 +599,8 @@ pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
         got_fin: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
     });
-    let sock = Box::into_raw(Box::new(Sock { dispatch: &CONNECTION_DISPATCH, inner }));
+    // A fresh block, or the most recently freed one (set_reuse_socket_addresses).
+    let sock = crate::wsk_reuse::allocate(Sock { dispatch: &CONNECTION_DISPATCH, inner });
     sockets(|s| s.insert(sock as usize));
     // SAFETY: `reg` is live: checked by WskSocketConnect, and a registration
     // with open sockets is never freed.
@@ -898,11 +927,9 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
         unsafe { complete(irp, STATUS_INVALID_PARAMETER, 0) };
         return STATUS_INVALID_PARAMETER;
     }
-    // SAFETY: an open socket is a live Box; it was just removed from the set,
-    // so this is its only release.
-    let sock = unsafe { Box::from_raw(socket as *mut Sock) };
-    let inner = sock.inner.clone();
-    drop(sock);
+    // SAFETY: an open socket's block; it was just removed from the set, so
+    // this is its only release.
+    let inner = unsafe { crate::wsk_reuse::free(socket as *mut Sock) }.inner;
     let not_before = crate::wsk_close_delay::close_not_before();
     crate::wsk_control::forget(socket as usize);
     run_ready(irp, None, false, move |op| {
@@ -912,6 +939,10 @@ unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATU
             if Instant::now() < at {
                 return Step::Until(at);
             }
+        }
+        // Or until the test lets it go (hold::HoldPoint::CloseSocket).
+        if crate::hold::park(crate::hold::HoldPoint::CloseSocket, op) {
+            return Step::Park;
         }
         // Cancel and drain the socket's pending requests: this step runs
         // again when the last of them has completed.

@@ -155,7 +155,7 @@ pub fn socket_fd(socket: *mut std::ffi::c_void) -> Option<i32> {
     if !sockets(|s| s.contains(&(socket as usize))) {
         return None;
     }
-    // SAFETY: open sockets are live Boxes until WskCloseSocket.
+    // SAFETY: open sockets are live Socks until WskCloseSocket.
     Some(unsafe { &*(socket as *const Sock) }.inner.fd)
 }
 

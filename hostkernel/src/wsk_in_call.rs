@@ -55,6 +55,12 @@ impl Drop for InCall {
     }
 }
 
+/// How many calls are inside one of `socket`'s functions now (entered and
+/// not yet returned), for tests that must know a call is in progress.
+pub fn calls_in_progress(socket: PVOID) -> usize {
+    in_call(|m| m.get(&(socket as usize)).map_or(0, |e| e.0))
+}
+
 /// WskCloseSocket(`socket`) is being called: a violation if another thread
 /// is still inside one of the socket's functions.
 pub(crate) fn check_close(socket: PVOID) {
@@ -81,6 +87,7 @@ pub fn set_control_delay(delay: Option<Duration>) {
 
 /// Run at the entry of WskControlSocket, inside its in-progress count.
 pub(crate) fn control_delay() {
+    crate::hold::pass(crate::hold::HoldPoint::ControlSocket);
     let ms = CONTROL_DELAY_MS.load(Ordering::SeqCst);
     if ms > 0 {
         std::thread::sleep(Duration::from_millis(ms));

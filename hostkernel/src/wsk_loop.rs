@@ -251,6 +251,10 @@ unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
         return;
     }
     let Some(op) = pending(|p| p.get(&(irp as usize)).cloned()) else { return };
+    if behaviour == CancelBehaviour::Held {
+        held_cancels(|h| h.push(op));
+        return;
+    }
     if behaviour == CancelBehaviour::Inline && op.connect && op.claim_completion() {
         pending(|p| p.remove(&(irp as usize)));
         // SAFETY: the IRP is provider-owned and this claim makes this the
@@ -258,6 +262,22 @@ unsafe extern "system" fn provider_cancel(_device: PVOID, irp: PVOID) {
         unsafe { complete(irp, STATUS_CANCELLED, 0) };
     }
     op.cancel();
+}
+
+/// Requests whose cancel routine ran under [`CancelBehaviour::Held`].
+static HELD_CANCELS: Mutex<Vec<Arc<Op>>> = Mutex::new(Vec::new());
+
+fn held_cancels<R>(f: impl FnOnce(&mut Vec<Arc<Op>>) -> R) -> R {
+    f(&mut HELD_CANCELS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Cancels the requests whose cancellation was held; returns how many.
+pub(crate) fn release_held_cancels() -> usize {
+    let held = held_cancels(std::mem::take);
+    for op in &held {
+        op.cancel();
+    }
+    held.len()
 }
 
 /// Closes waiting for a socket's requests to drain ([`idle_or_notify`]),

@@ -162,9 +162,14 @@ pub fn connect(client: *mut SAFEWSK_CLIENT, remote: SocketAddr, timeout_ms: u32)
 }
 
 pub fn send(socket: *mut SAFEWSK_SOCKET, data: &[u8]) -> (NTSTATUS, u32) {
+    send_with_timeout(socket, data, 2000)
+}
+
+/// SafeWskSend with a deadline (SAFEWSK_NO_TIMEOUT: none).
+pub fn send_with_timeout(socket: *mut SAFEWSK_SOCKET, data: &[u8], timeout_ms: u32) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: `data` outlives the call.
-    let st = unsafe { SafeWskSend(socket, data.as_ptr().cast(), data.len() as u32, 0, 2000, &mut n) };
+    let st = unsafe { SafeWskSend(socket, data.as_ptr().cast(), data.len() as u32, 0, timeout_ms, &mut n) };
     (st, n)
 }
 
@@ -266,4 +271,32 @@ pub fn request(seen: &Arc<Seen>, timeout_ms: u32) -> Box<SAFEWSK_CONNECT_REQUEST
 
 pub fn start(client: *mut SAFEWSK_CLIENT, remote: std::net::SocketAddr, req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
     start_async(client, &Addr::wildcard_like(remote), &Addr::from(remote), req)
+}
+
+/// SafeWskCancelConnect on a started request whose storage is intact.
+pub fn cancel_connect(req: &mut SAFEWSK_CONNECT_REQUEST) -> NTSTATUS {
+    // SAFETY: a request passed to SafeWskSocketConnectAsync (the caller's
+    // contract), its storage intact (borrowed here).
+    unsafe { SafeWskCancelConnect(req) }
+}
+
+/// The bound on a test's waits for something the host kernel or the library
+/// is about to do: generous (a loaded machine), but a test never hangs.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// Waits until `cond` holds, checking every millisecond; fails the test if
+/// it does not within [`LONG`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {LONG:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Joins `h`, failing the test if the thread has not finished within
+/// [`LONG`] (a call that hangs fails the test instead of hanging it).
+pub fn join_within<T>(what: &str, h: thread::JoinHandle<T>) -> T {
+    wait_until(what, || h.is_finished());
+    h.join().unwrap_or_else(|_| panic!("{what} panicked"))
 }
