@@ -178,13 +178,13 @@ mod raw {
     ///
     /// # Safety
     /// As [`connect`]; Sync mode (the IRP completes before this returns).
-    pub unsafe fn connect_socket(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> *mut SAFEWSK_SOCKET {
+    pub unsafe fn connect_socket(c: &Client, remote: &[u8; 28], irp: *mut IRP) -> *mut WSK_SOCKET {
         // SAFETY: per the caller.
         unsafe { reuse(irp) };
         // SAFETY: per the caller.
         assert_eq!(unsafe { connect(c, remote, irp) }, STATUS_SUCCESS);
         // SAFETY: completed (Sync mode): ours again; Information is the socket.
-        unsafe { (*irp).IoStatus.Information as *mut SAFEWSK_SOCKET }
+        unsafe { (*irp).IoStatus.Information as *mut WSK_SOCKET }
     }
 
     /// WskCloseSocket through the socket's Dispatch (Sync mode), as a driver
@@ -193,7 +193,7 @@ mod raw {
     /// # Safety
     /// `socket` is a socket the provider made (open, or a block the host
     /// kept when it was closed); `irp` as for [`reuse`].
-    pub unsafe fn close_socket(socket: *mut SAFEWSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
+    pub unsafe fn close_socket(socket: *mut WSK_SOCKET, irp: *mut IRP) -> NTSTATUS {
         // SAFETY: per the caller.
         unsafe { reuse(irp) };
         // SAFETY: the socket's block is readable (contract); Dispatch is its
@@ -203,7 +203,7 @@ mod raw {
         let close = unsafe { (*dispatch).Basic.WskCloseSocket }.expect("WskCloseSocket");
         // SAFETY: the provider's WskCloseSocket with a socket of its own and
         // our IRP.
-        unsafe { close(irp) }
+        unsafe { close(socket, irp) }
     }
 }
 
