@@ -24,9 +24,9 @@ fn async_connect_calls_back_once_with_a_working_socket() {
     assert_eq!(status, STATUS_SUCCESS);
     assert!(irql <= DISPATCH_LEVEL);
     let socket = socket as *mut SAFEWSK_SOCKET;
-    assert_eq!(send(b"async"), (STATUS_SUCCESS, 5));
+    assert_eq!(send(socket, b"async"), (STATUS_SUCCESS, 5));
     let mut buf = [0u8; 5];
-    assert_eq!(receive(&mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
     assert_eq!(&buf, b"async");
     assert_eq!(close(socket), STATUS_SUCCESS);
     // SAFETY: the request finished; its storage is intact.

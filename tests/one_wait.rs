@@ -30,10 +30,10 @@ fn every_synchronous_call_waits_once() {
         1,
         "connect with a deadline"
     );
-    assert_eq!(waits(|| assert_eq!(send(b"ping"), (STATUS_SUCCESS, 4))), 1, "send");
+    assert_eq!(waits(|| assert_eq!(send(socket, b"ping"), (STATUS_SUCCESS, 4))), 1, "send");
     let mut buf = [0u8; 4];
     assert_eq!(
-        waits(|| assert_eq!(receive(&mut buf, WSK_FLAG_WAITALL, 5000), (STATUS_SUCCESS, 4))),
+        waits(|| assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 5000), (STATUS_SUCCESS, 4))),
         1,
         "receive"
     );
