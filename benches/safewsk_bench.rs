@@ -119,7 +119,7 @@ fn sink_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
 
 /// Send of `size` bytes from non-paged pool, locked path vs flag path:
 /// (median us per send without the flag, with the flag).
-fn send_paths(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, size: usize) -> (f64, f64) {
+fn send_paths(socket: *mut SAFEWSK_SOCKET, size: usize) -> (f64, f64) {
     const TAG: u32 = u32::from_le_bytes(*b"Bnch");
     // SAFETY: a plain non-paged pool allocation, freed below.
     let buf = unsafe { ExAllocatePool2(0x40, size, TAG) };
@@ -132,7 +132,7 @@ fn send_paths(client: *mut SAFEWSK_CLIENT, socket: *mut WSK_SOCKET, size: usize)
             for _ in 0..per_round {
                 let mut n = 0;
                 // SAFETY: `buf` is `size` bytes of non-paged pool, live for the call.
-                let st = unsafe { SafeWskSend(client, socket, buf.cast(), size as u32, flags, 5000, &mut n) };
+                let st = unsafe { SafeWskSend(socket, buf.cast(), size as u32, flags, 5000, &mut n) };
                 assert_eq!((st, n as usize), (STATUS_SUCCESS, size));
             }
             out.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
@@ -236,12 +236,23 @@ fn raise_fd_limit() {
 
 static DONE: AtomicUsize = AtomicUsize::new(0);
 static OK: AtomicUsize = AtomicUsize::new(0);
+/// The socket handles the asynchronous connects handed out, to close.
+static CONNECTED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
-unsafe extern "C" fn count(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+unsafe extern "C" fn count(_: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
     if status == STATUS_SUCCESS && !socket.is_null() {
+        CONNECTED.lock().unwrap_or_else(|e| e.into_inner()).push(socket as usize);
         OK.fetch_add(1, Ordering::SeqCst);
     }
     DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Closes every socket handle in `handles` (and empties it).
+fn close_handles(handles: &std::sync::Mutex<Vec<usize>>) {
+    let handles = std::mem::take(&mut *handles.lock().unwrap_or_else(|e| e.into_inner()));
+    for s in handles {
+        assert_eq!(close(s as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
+    }
 }
 
 fn main() {
@@ -274,7 +285,7 @@ fn main() {
         for _ in 0..per_round {
             let (st, s) = connect(client, addr, 5000);
             assert_eq!(st, STATUS_SUCCESS);
-            assert_eq!(close(client, s), STATUS_SUCCESS);
+            assert_eq!(close(s), STATUS_SUCCESS);
         }
         wrapped.push(t.elapsed().as_secs_f64() * 1e6 / per_round as f64);
         let t = Instant::now();
@@ -293,7 +304,7 @@ fn main() {
     for _ in 0..1000 {
         let (st, s) = connect(client, addr, 5000);
         assert_eq!(st, STATUS_SUCCESS);
-        assert_eq!(close(client, s), STATUS_SUCCESS);
+        assert_eq!(close(s), STATUS_SUCCESS);
     }
     let a1 = hostkernel::allocations();
     let per = |x: (u64, u64), y: (u64, u64)| ((y.0 - x.0) as f64 / 1000.0, (y.1 - x.1) as f64 / 1000.0);
@@ -303,8 +314,8 @@ fn main() {
     let (st, sink_socket) = connect(client, sink, 5000);
     assert_eq!(st, STATUS_SUCCESS);
     let send_rows: Vec<(usize, (f64, f64))> =
-        [64usize, 4096, 65536].iter().map(|&size| (size, send_paths(client, sink_socket, size))).collect();
-    assert_eq!(close(client, sink_socket), STATUS_SUCCESS);
+        [64usize, 4096, 65536].iter().map(|&size| (size, send_paths(sink_socket, size))).collect();
+    assert_eq!(close(sink_socket), STATUS_SUCCESS);
     let _ = sink_thread.join();
 
     // 4. Scale: N concurrent asynchronous connects.
@@ -326,12 +337,8 @@ fn main() {
     let async_rss = peak_rss_kib().saturating_sub(rss0);
     let a3 = hostkernel::allocations();
     let connected = OK.load(Ordering::SeqCst);
-    // Close them (the callbacks do not keep the sockets; the host kernel's
-    // bookkeeping knows them): reconnect-free teardown via the open list.
-    let sockets = hostkernel::wsk::open_sockets();
-    for s in sockets {
-        assert_eq!(close(client, s as *mut WSK_SOCKET), STATUS_SUCCESS);
-    }
+    // Close them: the callback kept each socket's handle.
+    close_handles(&CONNECTED);
     drop(direct);
     cleanup(client);
     stop.store(true, Ordering::SeqCst);
@@ -477,9 +484,12 @@ fn listen_overflows() -> u64 {
 static SCALE_DONE: AtomicUsize = AtomicUsize::new(0);
 static SCALE_OK: AtomicUsize = AtomicUsize::new(0);
 static SCALE_STATUSES: std::sync::Mutex<Vec<NTSTATUS>> = std::sync::Mutex::new(Vec::new());
+/// The socket handles the scale connects handed out, to close.
+static SCALE_SOCKETS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
-unsafe extern "C" fn scale_count(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+unsafe extern "C" fn scale_count(_: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
     if status == STATUS_SUCCESS && !socket.is_null() {
+        SCALE_SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).push(socket as usize);
         SCALE_OK.fetch_add(1, Ordering::SeqCst);
     } else {
         SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).push(status);
@@ -562,10 +572,10 @@ fn plain_connects(remotes: &[SocketAddr], n: usize) -> (f64, u64) {
     (secs, rss)
 }
 
-fn close_all(client: *mut SAFEWSK_CLIENT) {
-    for s in hostkernel::wsk::open_sockets() {
-        assert_eq!(close(client, s as *mut WSK_SOCKET), STATUS_SUCCESS);
-    }
+/// Closes every socket the scale connects made (their handles, kept by
+/// [`scale_count`]).
+fn close_all() {
+    close_handles(&SCALE_SOCKETS);
 }
 
 /// Peak RSS growth (KiB) while `n` asynchronous connects are all pending at
@@ -633,7 +643,7 @@ fn scale_child() -> bool {
             let ok = SCALE_OK.load(Ordering::SeqCst);
             let failed = SCALE_STATUSES.lock().unwrap_or_else(|e| e.into_inner()).clone();
             assert_eq!(ok, n, "failed: {failed:x?}");
-            close_all(client);
+            close_all();
             cleanup(client);
             for (_, h, stop) in servers {
                 stop.store(true, Ordering::SeqCst);
@@ -700,7 +710,7 @@ fn scale_rows(scale: usize) -> Vec<String> {
         }
         let (s, _) = safewsk_connects(client, &local, &remote, scale);
         assert_eq!(SCALE_OK.load(Ordering::SeqCst), scale, "{:?}", SCALE_STATUSES.lock().map(|v| v.len()));
-        close_all(client);
+        close_all();
         if !plain_first {
             p = plain_connects(&addrs, scale).0;
         }

@@ -121,6 +121,14 @@ fn echo_server(echoed: Arc<AtomicUsize>) -> SocketAddr {
     a
 }
 
+/// A socket of either side: safewsk's opaque handle, or the provider's
+/// WSK_SOCKET the hand-written code holds.
+#[derive(Clone, Copy)]
+enum Socket {
+    Safewsk(*mut SAFEWSK_SOCKET),
+    Handwritten(*mut WSK_SOCKET),
+}
+
 /// One side's four operations, called in the measured loops.
 struct Ops<'a> {
     side: Side,
@@ -130,7 +138,7 @@ struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    fn connect(&self, remote: &Addr) -> *mut WSK_SOCKET {
+    fn connect(&self, remote: &Addr) -> Socket {
         match self.side {
             Side::Safewsk => {
                 let mut s = ptr::null_mut();
@@ -153,31 +161,32 @@ impl Ops<'_> {
                     )
                 };
                 assert_eq!(st, STATUS_SUCCESS);
-                s
+                Socket::Safewsk(s)
             }
             Side::Handwritten => {
                 // SAFETY: PASSIVE_LEVEL; valid addresses for the call.
-                unsafe { self.hand.connect(self.local.ptr(), remote.ptr(), TIMEOUT_MS) }.expect("hand-written connect")
+                let s = unsafe { self.hand.connect(self.local.ptr(), remote.ptr(), TIMEOUT_MS) };
+                Socket::Handwritten(s.expect("hand-written connect"))
             }
         }
     }
 
-    fn transfer(&self, receive: bool, socket: *mut WSK_SOCKET, buf: *mut u8) {
-        let n = match self.side {
-            Side::Safewsk => {
+    fn transfer(&self, receive: bool, socket: Socket, buf: *mut u8) {
+        let n = match socket {
+            Socket::Safewsk(socket) => {
                 let mut n = 0;
                 let flags = SAFEWSK_FLAG_NONPAGED_BUFFER;
                 let st = if receive {
                     // SAFETY: `buf` is PAYLOAD bytes of non-paged pool, live.
-                    unsafe { SafeWskReceive(self.client, socket, buf.cast(), PAYLOAD, flags, TIMEOUT_MS, &mut n) }
+                    unsafe { SafeWskReceive(socket, buf.cast(), PAYLOAD, flags, TIMEOUT_MS, &mut n) }
                 } else {
                     // SAFETY: as above.
-                    unsafe { SafeWskSend(self.client, socket, buf.cast(), PAYLOAD, flags, TIMEOUT_MS, &mut n) }
+                    unsafe { SafeWskSend(socket, buf.cast(), PAYLOAD, flags, TIMEOUT_MS, &mut n) }
                 };
                 assert_eq!(st, STATUS_SUCCESS);
                 n as usize
             }
-            Side::Handwritten => {
+            Socket::Handwritten(socket) => {
                 // SAFETY: PASSIVE_LEVEL; an open socket; `buf` as above.
                 unsafe { self.hand.transfer(receive, socket, buf, PAYLOAD, TIMEOUT_MS) }.expect("hand-written transfer")
             }
@@ -185,12 +194,13 @@ impl Ops<'_> {
         assert_eq!(n, PAYLOAD as usize);
     }
 
-    fn close(&self, socket: *mut WSK_SOCKET) {
-        let st = match self.side {
+    fn close(&self, socket: Socket) {
+        let st = match socket {
+            // SAFETY: any handle value is safe (this one: a socket this side
+            // connected, closed once).
+            Socket::Safewsk(socket) => unsafe { SafeWskCloseSocket(socket) },
             // SAFETY: a socket this side connected, closed once.
-            Side::Safewsk => unsafe { SafeWskCloseSocket(self.client, socket) },
-            // SAFETY: as above.
-            Side::Handwritten => unsafe { self.hand.close(socket) },
+            Socket::Handwritten(socket) => unsafe { self.hand.close(socket) },
         };
         assert_eq!(st, STATUS_SUCCESS);
     }
@@ -213,7 +223,7 @@ pub fn run(n: usize, rounds: usize) {
     let ops: Vec<Ops> =
         sides.iter().map(|&side| Ops { side, client, hand: &hand, local: Addr::parse("0.0.0.0:0") }).collect();
     let echo_addr = Addr::from(echo);
-    let data: Vec<*mut WSK_SOCKET> = ops.iter().map(|o| o.connect(&echo_addr)).collect();
+    let data: Vec<Socket> = ops.iter().map(|o| o.connect(&echo_addr)).collect();
     let mut sent = 0usize;
     let mut sockets = Vec::with_capacity(n);
     for round in 0..=rounds {
@@ -223,8 +233,9 @@ pub fn run(n: usize, rounds: usize) {
         for (o, &data_socket) in ops.iter().zip(&data) {
             let label = |phase: Phase| format!("{} {} {round}", o.side.name(), phase.name());
             // Sends and receives first, while the data socket is the only
-            // open one of its side (safewsk's lookup walks one bucket of its
-            // socket table: a fixed cost, the same in every run).
+            // open one of its side (safewsk's lookup is an index into its
+            // socket table, a fixed cost whatever else is open; the order
+            // keeps the provider's state the same in every run).
             zero_stats();
             for _ in 0..per {
                 o.transfer(false, data_socket, buf);
@@ -246,9 +257,9 @@ pub fn run(n: usize, rounds: usize) {
                 sockets.push(o.connect(&hold));
             }
             dump_stats(&label(Phase::Connect));
-            // Closed last first: safewsk inserts at the head of a bucket, so
-            // every close finds its socket first in its bucket, whatever
-            // addresses the provider's sockets got in this run.
+            // Closed last first, as before the socket handles (the handle
+            // names its slot: the order changes nothing in safewsk's cost;
+            // freed slots are reused first in, first out).
             zero_stats();
             while let Some(s) = sockets.pop() {
                 o.close(s);

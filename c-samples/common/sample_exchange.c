@@ -32,7 +32,7 @@ SampleBuildAddresses(_In_ ULONG Address, _In_ ULONG Port, _Out_ SOCKADDR_IN *Loc
 }
 
 NTSTATUS
-SampleTalk(_In_ SAFEWSK_CLIENT *Client, _In_ WSK_SOCKET *Socket)
+SampleTalk(_In_ SAFEWSK_SOCKET *Socket)
 {
     char *buffer;
     ULONG sent = 0, received = 0;
@@ -46,13 +46,13 @@ SampleTalk(_In_ SAFEWSK_CLIENT *Client, _In_ WSK_SOCKET *Socket)
         goto close;
     }
     RtlCopyMemory(buffer, SampleRequest, sizeof(SampleRequest) - 1);
-    status = SafeWskSend(Client, Socket, buffer, sizeof(SampleRequest) - 1, SAFEWSK_FLAG_NONPAGED_BUFFER,
-                         SAMPLE_IO_TIMEOUT_MS, &sent);
+    status = SafeWskSend(Socket, buffer, sizeof(SampleRequest) - 1, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS,
+                         &sent);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: send failed: 0x%08X after %u bytes\n", (unsigned)status, sent);
         goto free;
     }
-    status = SafeWskReceive(Client, Socket, buffer, 255, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS, &received);
+    status = SafeWskReceive(Socket, buffer, 255, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS, &received);
     if (!NT_SUCCESS(status)) {
         DbgPrint("safewsk-sample: receive failed: 0x%08X\n", (unsigned)status);
         goto free;
@@ -63,13 +63,16 @@ SampleTalk(_In_ SAFEWSK_CLIENT *Client, _In_ WSK_SOCKET *Socket)
         status = STATUS_UNSUCCESSFUL; /* the server closed without answering */
     } else {
         /* Graceful shutdown of our side; the close below then frees the socket. */
-        status = SafeWskDisconnect(Client, Socket, 0, SAMPLE_IO_TIMEOUT_MS);
+        status = SafeWskDisconnect(Socket, 0, SAMPLE_IO_TIMEOUT_MS);
     }
 
 free:
     ExFreePoolWithTag(buffer, SAMPLE_TAG);
 close:
-    closeStatus = SafeWskCloseSocket(Client, Socket);
+    /* The close consumes the handle whatever it returns: Socket must not be
+     * used again (any later call with it is STATUS_INVALID_PARAMETER_1). On
+     * an error the library keeps the socket and SafeWskCleanup closes it. */
+    closeStatus = SafeWskCloseSocket(Socket);
     if (!NT_SUCCESS(closeStatus)) {
         DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
     }
@@ -80,7 +83,7 @@ NTSTATUS
 SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
 {
     SOCKADDR_IN local, remote;
-    WSK_SOCKET *socket = NULL;
+    SAFEWSK_SOCKET *socket = NULL;
     NTSTATUS status;
 
     status = SampleBuildAddresses(Address, Port, &local, &remote);
@@ -99,7 +102,7 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
     /* Where from: an IPv4 socket's address fits a SOCKADDR_IN (use a
      * SOCKADDR_INET or SOCKADDR_STORAGE for either family). Informational
      * only: a provider without WskGetLocalAddress (Wine 8) says so. */
-    status = SafeWskGetLocalAddress(Client, socket, (SOCKADDR *)&local, sizeof(local), SAMPLE_IO_TIMEOUT_MS);
+    status = SafeWskGetLocalAddress(socket, (SOCKADDR *)&local, sizeof(local), SAMPLE_IO_TIMEOUT_MS);
     if (NT_SUCCESS(status)) {
         const UCHAR *a = (const UCHAR *)&local.sin_addr;
         DbgPrint("safewsk-sample: local address %u.%u.%u.%u:%u\n", a[0], a[1], a[2], a[3],
@@ -107,7 +110,7 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
     } else {
         DbgPrint("safewsk-sample: local address unavailable: 0x%08X\n", (unsigned)status);
     }
-    return SampleTalk(Client, socket);
+    return SampleTalk(socket);
 }
 
 NTSTATUS
@@ -122,7 +125,7 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
      * (sizeof(SOCKADDR_IN6); not every WDK-like header set declares it). */
     ULONG reached[7];
     const UCHAR *b = (const UCHAR *)reached;
-    WSK_SOCKET *socket = NULL;
+    SAFEWSK_SOCKET *socket = NULL;
     USHORT n = 0, i;
     ULONG p = Port;
     NTSTATUS status;
@@ -163,5 +166,5 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
                  (b[10] << 8) | b[11], (b[12] << 8) | b[13], (b[14] << 8) | b[15], (b[16] << 8) | b[17],
                  (b[18] << 8) | b[19], (b[20] << 8) | b[21], (b[22] << 8) | b[23], (b[2] << 8) | b[3]);
     }
-    return SampleTalk(Client, socket);
+    return SampleTalk(socket);
 }

@@ -6,9 +6,10 @@
  * STATUS_INVALID_PARAMETER if Port is 0 or above 65535. */
 NTSTATUS SampleBuildAddresses(ULONG Address, ULONG Port, SOCKADDR_IN *Local, SOCKADDR_IN *Remote);
 
-/* On a connected Socket: sends "PING safewsk\r\n", prints the reply with
- * DbgPrint, disconnects and closes the socket (always). PASSIVE_LEVEL. */
-NTSTATUS SampleTalk(SAFEWSK_CLIENT *Client, WSK_SOCKET *Socket);
+/* On a connected Socket (a handle from one of the connects): sends
+ * "PING safewsk\r\n", prints the reply with DbgPrint, disconnects and
+ * closes the socket (always: the handle is consumed). PASSIVE_LEVEL. */
+NTSTATUS SampleTalk(SAFEWSK_SOCKET *Socket);
 
 /* Connects Client to Address:Port (IPv4, host byte order), sends
  * "PING safewsk\r\n", prints the reply with DbgPrint, disconnects and closes

@@ -12,8 +12,12 @@
  * keeps the result and queues the work item again, which then does the
  * request/reply of ../common/sample_exchange.c at PASSIVE_LEVEL.
  * EvtDeviceSelfManagedIoCleanup flushes the work item, cancels a connect
- * still pending, and calls SafeWskCleanup (which waits for the callback);
- * the device object passed to SafeWskStartup outlives the client.
+ * still pending, waits for its callback and for the exchange the callback
+ * queued (which closes the socket), then calls SafeWskCleanup; the device
+ * object passed to SafeWskStartup outlives the client.
+ *
+ * The socket is an opaque handle (SAFEWSK_SOCKET *), handed out by the
+ * callback; the calls on it take it alone, without the client.
  *
  * On Linux, .ci/windows-gnu compiles it against MinGW's real ntddk.h with a
  * small compat wdf.h (MinGW ships no KMDF headers).
@@ -37,7 +41,10 @@ typedef struct _SAMPLE_DEVICE_CONTEXT {
     BOOLEAN ConnectStarted;
     /* Filled by the connect callback, read by the work item. */
     NTSTATUS ConnectStatus;
-    WSK_SOCKET *Socket;
+    SAFEWSK_SOCKET *Socket;
+    /* Set by the connect callback, last: the callback has queued the
+     * exchange (or reported a failure) and touches nothing any more. */
+    KEVENT ConnectDone;
     /* The asynchronous connect's storage: lives as long as the device. */
     SAFEWSK_CONNECT_REQUEST ConnectRequest;
 } SAMPLE_DEVICE_CONTEXT;
@@ -105,7 +112,7 @@ SampleEvtDeviceAdd(_In_ WDFDRIVER Driver, _Inout_ PWDFDEVICE_INIT DeviceInit)
 /* The connect's callback: IRQL <= DISPATCH_LEVEL, exactly once. The socket
  * calls wait, so the exchange runs in a work item at PASSIVE_LEVEL. */
 static void
-SampleConnectComplete(_In_opt_ PVOID Context, _In_ NTSTATUS Status, _In_opt_ WSK_SOCKET *Socket)
+SampleConnectComplete(_In_opt_ PVOID Context, _In_ NTSTATUS Status, _In_opt_ SAFEWSK_SOCKET *Socket)
 {
     WDFDEVICE device = (WDFDEVICE)Context;
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(device);
@@ -113,6 +120,7 @@ SampleConnectComplete(_In_opt_ PVOID Context, _In_ NTSTATUS Status, _In_opt_ WSK
     context->ConnectStatus = Status;
     context->Socket = Socket;
     WdfWorkItemEnqueue(context->ExchangeWorkItem);
+    KeSetEvent(&context->ConnectDone, IO_NO_INCREMENT, FALSE); /* last access */
 }
 
 /* The first run (queued by EvtDeviceSelfManagedIoInit): start WSK, waiting
@@ -137,6 +145,7 @@ SampleStart(_In_ WDFDEVICE Device, _Inout_ SAMPLE_DEVICE_CONTEXT *Context)
         DbgPrint("safewsk-kmdf: bad TargetPort: %u\n", Context->Port);
         return;
     }
+    KeInitializeEvent(&Context->ConnectDone, NotificationEvent, FALSE);
     RtlZeroMemory(&Context->ConnectRequest, sizeof(Context->ConnectRequest));
     Context->ConnectRequest.Callback = SampleConnectComplete;
     Context->ConnectRequest.CallbackContext = Device;
@@ -157,7 +166,7 @@ SampleEvtExchangeWorkItem(_In_ WDFWORKITEM WorkItem)
 {
     WDFDEVICE device = (WDFDEVICE)WdfWorkItemGetParentObject(WorkItem);
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(device);
-    WSK_SOCKET *socket = context->Socket;
+    SAFEWSK_SOCKET *socket = context->Socket;
 
     PAGED_CODE();
 
@@ -171,8 +180,8 @@ SampleEvtExchangeWorkItem(_In_ WDFWORKITEM WorkItem)
         return;
     }
     context->Socket = NULL;
-    /* SampleTalk always closes the socket. */
-    DbgPrint("safewsk-kmdf: exchange finished: 0x%08X\n", (unsigned)SampleTalk(context->Client, socket));
+    /* SampleTalk always closes the socket (the handle is consumed). */
+    DbgPrint("safewsk-kmdf: exchange finished: 0x%08X\n", (unsigned)SampleTalk(socket));
 }
 
 NTSTATUS
@@ -201,8 +210,7 @@ VOID
 SampleEvtSelfManagedIoCleanup(_In_ WDFDEVICE Device)
 {
     SAMPLE_DEVICE_CONTEXT *context = SampleGetContext(Device);
-    NTSTATUS status = STATUS_SUCCESS;
-    int attempt;
+    NTSTATUS status;
 
     PAGED_CODE();
 
@@ -211,21 +219,20 @@ SampleEvtSelfManagedIoCleanup(_In_ WDFDEVICE Device)
     if (context->Client == NULL) {
         return;
     }
-    /* A connect still pending calls back with STATUS_CANCELLED (possibly
-     * inside SafeWskCancelConnect); STATUS_NOT_FOUND (already completed) is
-     * fine too. */
     if (context->ConnectStarted) {
+        /* A connect still pending calls back with STATUS_CANCELLED (possibly
+         * inside SafeWskCancelConnect); STATUS_NOT_FOUND (already completed)
+         * is fine too. The callback comes exactly once, within the request's
+         * deadline at the latest. */
         (void)SafeWskCancelConnect(&context->ConnectRequest);
-    }
-    /* SafeWskCleanup waits for the callback, and refuses while the work item
-     * it queued still holds the socket: flush the work item and retry. */
-    for (attempt = 0; attempt < 3; attempt++) {
+        (void)KeWaitForSingleObject(&context->ConnectDone, Executive, KernelMode, FALSE, NULL);
+        /* The exchange the callback queued: it closes the socket. No call
+         * with the client's handles may be in flight once cleanup begins. */
         WdfWorkItemFlush(context->ExchangeWorkItem);
-        status = SafeWskCleanup(context->Client);
-        if (status != STATUS_INVALID_DEVICE_STATE) {
-            break;
-        }
     }
+    /* Never refused for open sockets: one left open would be closed here
+     * (and reported); it waits for everything in flight, then deregisters. */
+    status = SafeWskCleanup(context->Client);
     DbgPrint("safewsk-kmdf: SafeWskCleanup: 0x%08X\n", (unsigned)status);
     context->Client = NULL;
 }

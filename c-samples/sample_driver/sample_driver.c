@@ -13,8 +13,14 @@
  * Application": DriverEntry should not block; a driver that starts early in
  * boot waits for the provider on a worker thread). The thread starts WSK
  * through safewsk, sends one request, reads the reply, prints it with
- * DbgPrint and closes the socket. DriverUnload waits for the thread, calls
- * SafeWskCleanup and deletes the device object.
+ * DbgPrint and closes the socket, then does the same by name ("localhost").
+ * DriverUnload waits for the thread, calls SafeWskCleanup and deletes the
+ * device object.
+ *
+ * A socket is an opaque handle (SAFEWSK_SOCKET *) that the calls on it take
+ * alone, without the client: SafeWskSend(Socket, ...). A handle that
+ * outlived its socket (closed, or of a client cleaned up) is refused with
+ * STATUS_INVALID_PARAMETER_1, never passed to WSK.
  *
  * The exchange itself is in ../common/sample_exchange.c, shared with the
  * KMDF sample.
@@ -123,8 +129,11 @@ SampleUnload(_In_ PDRIVER_OBJECT DriverObject)
     NTSTATUS status = STATUS_SUCCESS;
 
     UNREFERENCED_PARAMETER(DriverObject);
-    /* The worker closes its socket before it ends, so once it has ended
-     * cleanup cannot refuse. */
+    /* Wait for the worker first: no safewsk call may be in flight with the
+     * client's handles once cleanup has begun (the last cleanup frees the
+     * socket table). The worker closes its sockets before it ends; a socket
+     * a driver leaves open would be closed by SafeWskCleanup (and reported),
+     * which never refuses. */
     (void)KeWaitForSingleObject(g_Thread, Executive, KernelMode, FALSE, NULL);
     ObDereferenceObject(g_Thread);
     if (g_Client != NULL) {

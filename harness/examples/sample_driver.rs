@@ -9,8 +9,11 @@
 //! to its own server.
 
 use std::net::SocketAddrV4;
+use std::time::Duration;
 
 fn main() {
+    // A hang anywhere (the driver, the server) ends the run with a failure.
+    let _watchdog = harness::Watchdog::arm("the sample driver example", Duration::from_secs(120));
     let session = hostkernel::Session::begin();
     let (target, server) = match std::env::args().nth(1) {
         Some(arg) => (arg.parse::<SocketAddrV4>().expect("HOST:PORT, IPv4"), None),
@@ -26,7 +29,8 @@ fn main() {
     println!("DriverEntry returned 0x{:08X}", report.driver_entry as u32);
     println!("DriverUnload called: {}", report.unloaded);
     if let Some(server) = server {
-        println!("server received: {:?}", server.join().unwrap_or_default());
+        let line = harness::join_within(server, Duration::from_secs(10));
+        println!("server received: {:?}", line.unwrap_or_default());
     }
     let live = hostkernel::live();
     println!(

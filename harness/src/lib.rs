@@ -11,9 +11,11 @@
 extern crate safewsk;
 
 use std::ffi::c_void;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// DRIVER_OBJECT, x64 layout (wdm.h; sizeof 0x150, DriverUnload at 0x68).
 #[repr(C)]
@@ -101,31 +103,62 @@ pub fn load_and_unload() -> Report {
     Report { driver_entry: status, unloaded, dbgprint }
 }
 
+/// How long the pong server waits for the sample's first connection, and
+/// for each line on a connection: far beyond the sample's own deadlines
+/// (5 s per call), so only a hang reaches it.
+pub const SERVER_WAIT: Duration = Duration::from_secs(60);
+
 /// A loopback server for the sample: reads one line, answers
 /// "PONG <rest of the line>", and hands back what it read on the first
-/// connection; later ones (the exchange by name) are answered alike.
+/// connection (an empty string if none came within [`SERVER_WAIT`]); later
+/// ones (the exchange by name) are answered alike. Every wait of the server
+/// is bounded: the accept of the first connection and every read.
 pub fn pong_server() -> (SocketAddrV4, thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let SocketAddr::V4(addr) = listener.local_addr().expect("local addr") else { unreachable!("bound to IPv4") };
     let handle = thread::spawn(move || {
-        let Ok((stream, _)) = listener.accept() else { return String::new() };
+        let Some(stream) = accept_within(&listener, SERVER_WAIT) else { return String::new() };
         let line = pong(stream);
         // Later connections (the sample's exchange by name) get the same
-        // answer, on a detached thread that ends with the process.
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                pong(stream);
-            }
-        });
+        // answer, on a detached thread that ends with the process (it waits
+        // in accept, blocking again; each connection's reads are bounded).
+        if listener.set_nonblocking(false).is_ok() {
+            thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    pong(stream);
+                }
+            });
+        }
         line
     });
     (addr, handle)
 }
 
+/// The first connection to `listener` within `limit`, or None.
+fn accept_within(listener: &TcpListener, limit: Duration) -> Option<TcpStream> {
+    listener.set_nonblocking(true).ok()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).ok()?;
+                return Some(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Answers one "PING x" line with "PONG x", waits for the client's FIN, and
-/// returns the line.
-fn pong(stream: std::net::TcpStream) -> String {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+/// returns the line. Each read gives up after [`SERVER_WAIT`].
+fn pong(stream: TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(SERVER_WAIT));
+    let _ = stream.set_write_timeout(Some(SERVER_WAIT));
+    let Ok(clone) = stream.try_clone() else { return String::new() };
+    let mut reader = BufReader::new(clone);
     let mut line = String::new();
     let _ = reader.read_line(&mut line);
     let reply = format!("PONG {}", line.trim_start_matches("PING "));
@@ -134,4 +167,61 @@ fn pong(stream: std::net::TcpStream) -> String {
     let mut rest = String::new();
     let _ = reader.read_line(&mut rest);
     line
+}
+
+/// `handle`'s result if its thread finishes within `limit`; None if it does
+/// not (the thread is left running) or panicked.
+pub fn join_within<T>(handle: thread::JoinHandle<T>, limit: Duration) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    while !handle.is_finished() {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    handle.join().ok()
+}
+
+/// Ends the whole process with a failure if it is still armed after its
+/// limit: a test whose driver hangs (a wait inside the C sample that never
+/// ends, say) fails instead of hanging `cargo test`. A panic in the hung
+/// test's thread would not do: that thread keeps the host kernel's session,
+/// and the next test would wait for it forever. Disarmed when dropped.
+pub struct Watchdog {
+    disarm: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Arms a watchdog for `what` that fires after `limit`.
+    pub fn arm(what: &str, limit: Duration) -> Watchdog {
+        let (disarm, armed) = mpsc::channel::<()>();
+        let what = what.to_string();
+        let thread = thread::spawn(move || {
+            if armed.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
+                return; // disarmed in time
+            }
+            eprintln!("watchdog: {what} did not finish within {} s; failing the test process", limit.as_secs());
+            // The sample's DbgPrint output so far, if the log can be taken
+            // within a second (a hung thread might hold its lock).
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let _ = tx.send(hostkernel::take_dbgprint_log());
+            });
+            if let Ok(log) = rx.recv_timeout(Duration::from_secs(1)) {
+                eprintln!("watchdog: the driver's DbgPrint output:\n{}", log.join(""));
+            }
+            std::process::exit(1);
+        });
+        Watchdog { disarm: Some(disarm), thread: Some(thread) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.disarm.take()); // the watchdog thread sees the disconnect
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

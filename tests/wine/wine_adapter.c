@@ -25,6 +25,10 @@
  *    (IOCTL_AFD_WINE_SHUTDOWN on the socket handle, which Wine's netio keeps
  *    right after the WSK_SOCKET in its private socket structure). Abortive
  *    disconnects and disconnect-with-data complete with STATUS_NOT_SUPPORTED.
+ *    Its WskCloseSocket is Wine's, counted (AdapterCountedClose), so that
+ *    the test driver can tell a close that reached the provider (an explicit
+ *    one, or SafeWskCleanup closing a socket left open) from one the library
+ *    refused (a stale or forged handle).
  *  - IoSetCompletionRoutineEx is a stub in Wine 8's ntoskrnl.exe (calling it
  *    aborts the driver host). The library calls it for every IRP, so the
  *    Wine images link this one instead (--wrap): what ReactOS and Windows
@@ -66,7 +70,7 @@ static const WSK_PROVIDER_DISPATCH *g_WineDispatch;
 static WSK_PROVIDER_DISPATCH g_AdapterDispatch;
 static const WSK_PROVIDER_CONNECTION_DISPATCH *g_WineConnectionDispatch;
 static WSK_PROVIDER_CONNECTION_DISPATCH g_AdapterConnectionDispatch;
-static volatile LONG g_SocketConnects, g_Disconnects;
+static volatile LONG g_SocketConnects, g_Disconnects, g_Closes;
 static volatile LONG g_ProviderOnce, g_ConnectionOnce;
 
 /* One-time initialisation: TRUE for the one caller that must initialise;
@@ -204,6 +208,15 @@ AdapterDisconnect(PWSK_SOCKET Socket, PWSK_BUF Buffer, ULONG Flags, PIRP Irp)
     return STATUS_PENDING;
 }
 
+/* ---- WskCloseSocket: Wine's, counted ---- */
+
+static NTSTATUS WINAPI
+AdapterCountedClose(PWSK_SOCKET Socket, PIRP Irp)
+{
+    InterlockedIncrement(&g_Closes);
+    return g_WineConnectionDispatch->Basic.WskCloseSocket(Socket, Irp);
+}
+
 /* ---- WskSocketConnect ---- */
 
 typedef struct {
@@ -267,6 +280,7 @@ AdapterConnectThread(PVOID Context)
         g_WineConnectionDispatch = (const WSK_PROVIDER_CONNECTION_DISPATCH *)socket->Dispatch;
         g_AdapterConnectionDispatch = *g_WineConnectionDispatch;
         g_AdapterConnectionDispatch.WskDisconnect = AdapterDisconnect;
+        g_AdapterConnectionDispatch.Basic.WskCloseSocket = AdapterCountedClose;
         AdapterOnceEnd(&g_ConnectionOnce);
     }
     socket->Dispatch = &g_AdapterConnectionDispatch;
@@ -436,8 +450,9 @@ __wrap_IoSetCompletionRoutineEx(PDEVICE_OBJECT DeviceObject, PIRP Irp, PIO_COMPL
 }
 
 VOID
-WineAdapterCounts(ULONG *SocketConnects, ULONG *Disconnects)
+WineAdapterCounts(ULONG *SocketConnects, ULONG *Disconnects, ULONG *Closes)
 {
     *SocketConnects = (ULONG)g_SocketConnects;
     *Disconnects = (ULONG)g_Disconnects;
+    *Closes = (ULONG)g_Closes;
 }
