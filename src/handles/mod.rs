@@ -501,10 +501,20 @@ unsafe fn give_back_irp(irp: *mut IRP) {
 /// # Safety
 /// IRQL <= DISPATCH_LEVEL; `released` is what the release or abandon that
 /// freed this slot returned, and the caller is the one that freed it.
+#[inline]
 pub(crate) unsafe fn recycle(slot: &Slot, index: u32, released: Released) {
-    if released == Released::Kept {
-        return;
+    if released != Released::Kept {
+        // SAFETY: forwarded caller guarantees.
+        unsafe { recycle_freed(slot, index, released) }
     }
+}
+
+/// [`recycle`] of a slot that was freed or retired.
+///
+/// # Safety
+/// As [`recycle`].
+#[inline(never)]
+unsafe fn recycle_freed(slot: &Slot, index: u32, released: Released) {
     let irp = slot.irp.swap(ptr::null_mut(), Ordering::Relaxed);
     slot.socket.store(ptr::null_mut(), Ordering::Relaxed);
     let owner = slot.owner();

@@ -304,31 +304,28 @@ impl SlotState {
         self.word.load(Ordering::Acquire) & ORPHAN != 0
     }
 
-    /// Gives back a hold (and the IRP claim if `irp`). The last hold on a
-    /// closing slot frees it in the same atomic step, with the next
-    /// generation (or retires it).
+    /// Gives back a hold (and the IRP claim if `irp`): one subtraction. The
+    /// last hold on a closing slot frees it with the next generation (or
+    /// retires it): once `held` is 0 on a closing slot nothing else writes
+    /// the word (acquires and `call_again` refuse CLOSING, and every other
+    /// write is a holder's), so the store that follows is the only one.
     pub fn release(&self, irp: bool) -> Released {
-        let clear = if irp { IRP } else { 0 };
-        let mut released = Released::Kept;
-        let _ = self.word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-            debug_assert!(w & HELD != 0, "hold count underflow");
-            let n = (w - HELD_ONE) & !clear;
-            #[cfg(loom)]
-            if mutation::active(mutation::Mutation::FreeWithCallsHeld) && n & CLOSING != 0 && n & INSIDE == 0 {
-                // Frees when no call is inside, ignoring those still holding.
-                let (next, r) = next_generation(generation(w));
-                released = r;
-                return Some(next);
-            }
-            if n & CLOSING != 0 && n & HELD == 0 {
-                let (next, r) = next_generation(generation(w));
-                released = r;
-                Some(next)
-            } else {
-                released = Released::Kept;
-                Some(n)
-            }
-        });
+        let sub = HELD_ONE + if irp { IRP } else { 0 };
+        let prev = self.word.fetch_sub(sub, Ordering::AcqRel);
+        debug_assert!(prev & HELD != 0, "hold count underflow");
+        let n = prev - sub;
+        #[cfg(loom)]
+        if mutation::active(mutation::Mutation::FreeWithCallsHeld) && n & CLOSING != 0 && n & INSIDE == 0 {
+            // Frees when no call is inside, ignoring those still holding.
+            let (next, r) = next_generation(generation(prev));
+            self.word.store(next, Ordering::Release);
+            return r;
+        }
+        if n & CLOSING == 0 || n & HELD != 0 {
+            return Released::Kept;
+        }
+        let (next, released) = next_generation(generation(prev));
+        self.word.store(next, Ordering::Release);
         released
     }
 }

@@ -23,6 +23,7 @@
 //! the MDL has completed. Larger buffers get an MDL from IoAllocateMdl.
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
@@ -59,28 +60,18 @@ const_assert_eq!(size_of::<MdlHeader>(), 0x30);
 /// and one PFN_NUMBER (8 bytes) per page, 184 bytes.
 #[repr(C, align(16))]
 pub struct MdlStorage {
-    header: MdlHeader,
-    pfns: [u64; STACK_MDL_PAGES],
+    header: MaybeUninit<MdlHeader>,
+    /// Written by the kernel (MmBuildMdlForNonPagedPool,
+    /// MmProbeAndLockPages), never read by the library: left uninitialized,
+    /// as the caller storage of wdm.h's MmInitializeMdl is.
+    pfns: MaybeUninit<[u64; STACK_MDL_PAGES]>,
 }
 
 impl MdlStorage {
-    /// Unused storage.
+    /// Unused storage (nothing written: the send and receive path pays only
+    /// for the header it initializes).
     pub const fn new() -> MdlStorage {
-        MdlStorage {
-            header: MdlHeader {
-                next: ptr::null_mut(),
-                size: 0,
-                mdl_flags: 0,
-                allocation_processor_number: 0,
-                reserved: 0,
-                process: ptr::null_mut(),
-                mapped_system_va: ptr::null_mut(),
-                start_va: ptr::null_mut(),
-                byte_count: 0,
-                byte_offset: 0,
-            },
-            pfns: [0; STACK_MDL_PAGES],
-        }
+        MdlStorage { header: MaybeUninit::uninit(), pfns: MaybeUninit::uninit() }
     }
 
     /// MmInitializeMdl(this, va, len) (wdm.h's macro), if the range spans at
@@ -93,7 +84,7 @@ impl MdlStorage {
             return None;
         }
         let size = size_of::<MdlHeader>() + pages * size_of::<u64>();
-        self.header = MdlHeader {
+        let header = self.header.write(MdlHeader {
             next: ptr::null_mut(),
             size: i16::try_from(size).ok()?,
             mdl_flags: 0,
@@ -105,8 +96,8 @@ impl MdlStorage {
             start_va: va.cast::<u8>().wrapping_sub(offset).cast(),
             byte_count: len,
             byte_offset: offset as ULONG,
-        };
-        NonNull::new(ptr::addr_of_mut!(self.header).cast::<MDL>())
+        });
+        NonNull::new(ptr::from_mut(header).cast::<MDL>())
     }
 }
 

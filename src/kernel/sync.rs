@@ -7,6 +7,7 @@
 //! with one `// SAFETY:` argument.
 
 use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
 
 use crate::nt::*;
 use crate::platform;
@@ -19,7 +20,7 @@ use crate::platform;
 /// on it (KeInitializeEvent empties the wait list: a waiter would never wake;
 /// ReactOS `ntoskrnl/ke/eventobj.c`).
 #[repr(transparent)]
-pub struct Event(UnsafeCell<KEVENT>);
+pub struct Event(UnsafeCell<MaybeUninit<KEVENT>>);
 
 // SAFETY: a KEVENT is designed to be signalled, cleared and waited on from
 // any thread; every access goes through the kernel's own synchronization.
@@ -28,13 +29,14 @@ unsafe impl Sync for Event {}
 unsafe impl Send for Event {}
 
 impl Event {
-    /// Storage for an event; [`Event::init`] must run before any other use.
+    /// Storage for an event (left for KeInitializeEvent to write);
+    /// [`Event::init`] must run before any other use.
     pub const fn new() -> Event {
-        Event(UnsafeCell::new(KEVENT::zeroed()))
+        Event(UnsafeCell::new(MaybeUninit::uninit()))
     }
 
     fn raw(&self) -> *mut KEVENT {
-        self.0.get()
+        self.0.get().cast()
     }
 
     /// `KeInitializeEvent(NotificationEvent, FALSE)`.
