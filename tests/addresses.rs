@@ -156,11 +156,7 @@ fn bad_arguments_get_their_parameter_status_and_nothing_is_written() {
     let mut b = [0u8; 28];
     assert_eq!(query(End::Local, socket, b.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
     assert_eq!(close(socket), STATUS_SUCCESS);
-    assert_eq!(
-        query(End::Local, socket, b.as_mut_ptr(), 28, 100),
-        STATUS_INVALID_PARAMETER_1,
-        "a socket closed since"
-    );
+    assert_eq!(query(End::Local, socket, b.as_mut_ptr(), 28, 100), STATUS_INVALID_PARAMETER_1, "a socket closed since");
     assert!(hostkernel::violations().is_empty(), "the provider never saw a bad handle");
     cleanup(client);
     k.finish();

@@ -373,8 +373,9 @@ fn a_close_waits_for_an_enable_callbacks_in_progress() {
     let _ = hostkernel::take_dbgprint_log();
     let sock = socket as usize;
     // SAFETY: any handle value is safe.
-    let enabler =
-        spawn_until_delayed(move || unsafe { SafeWskEnableCallbacks(sock as *mut SAFEWSK_SOCKET, WSK_EVENT_DISCONNECT) });
+    let enabler = spawn_until_delayed(move || unsafe {
+        SafeWskEnableCallbacks(sock as *mut SAFEWSK_SOCKET, WSK_EVENT_DISCONNECT)
+    });
     // The enable is inside WskControlSocket now.
     assert_eq!(close(socket), STATUS_SUCCESS);
     let enabled = enabler.join().expect("enabler");
@@ -404,7 +405,8 @@ fn a_close_between_two_flags_of_a_disable_is_parameter_1() {
     let contexts = hostkernel::allocations().completion_contexts.0;
     let sock = socket as usize;
     // SAFETY: any handle value is safe.
-    let disabler = spawn_until_delayed(move || unsafe { SafeWskDisableCallbacks(sock as *mut SAFEWSK_SOCKET, mask, 5000) });
+    let disabler =
+        spawn_until_delayed(move || unsafe { SafeWskDisableCallbacks(sock as *mut SAFEWSK_SOCKET, mask, 5000) });
     assert_eq!(
         hostkernel::allocations().completion_contexts.0 - contexts,
         1,
@@ -491,7 +493,9 @@ fn a_close_racing_senders_and_a_pending_receive() {
         let mut n = 0;
         // SAFETY: `b` is `len` bytes of paged pool that outlive the call; any
         // handle value is safe.
-        let st = unsafe { SafeWskSend(sock as *mut SAFEWSK_SOCKET, b as *const core::ffi::c_void, len as u32, 0, 5000, &mut n) };
+        let st = unsafe {
+            SafeWskSend(sock as *mut SAFEWSK_SOCKET, b as *const core::ffi::c_void, len as u32, 0, 5000, &mut n)
+        };
         (st, n)
     });
 

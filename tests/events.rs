@@ -241,10 +241,7 @@ fn the_receive_callback_gets_exactly_the_peers_bytes_at_dispatch_level() {
     let mut buf = [0u8; 6];
     assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 6));
 
-    assert_eq!(
-        enable(socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG),
-        STATUS_SUCCESS
-    );
+    assert_eq!(enable(socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG), STATUS_SUCCESS);
     let message: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
     peer.write_all(&message).unwrap();
     assert!(rec.wait_for(|r| r.bytes.lock().unwrap().len() >= message.len(), Duration::from_secs(5)));
@@ -262,10 +259,7 @@ fn the_receive_callback_gets_exactly_the_peers_bytes_at_dispatch_level() {
         message.len(),
         rec.receives.load(Ordering::SeqCst)
     );
-    assert_eq!(
-        disable(socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG),
-        STATUS_SUCCESS
-    );
+    assert_eq!(disable(socket, WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG), STATUS_SUCCESS);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
@@ -455,18 +449,42 @@ fn parameters_by_position_then_the_irql() {
             ("enable 1 closed, 2 mask 0", SafeWskEnableCallbacks(closed, 0), STATUS_INVALID_PARAMETER_1),
             ("enable 1 forged", SafeWskEnableCallbacks(forged, r), STATUS_INVALID_PARAMETER_1),
             ("enable 1 the client's handle", SafeWskEnableCallbacks(client.cast(), r), STATUS_INVALID_PARAMETER_1),
-            ("enable 2 mask 0 at DISPATCH_LEVEL", dispatch(&mut || SafeWskEnableCallbacks(socket, 0)), STATUS_INVALID_PARAMETER_2),
-            ("enable 1 NULL at IRQL 3", high(&mut || SafeWskEnableCallbacks(ptr::null_mut(), r)), STATUS_INVALID_PARAMETER_1),
+            (
+                "enable 2 mask 0 at DISPATCH_LEVEL",
+                dispatch(&mut || SafeWskEnableCallbacks(socket, 0)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "enable 1 NULL at IRQL 3",
+                high(&mut || SafeWskEnableCallbacks(ptr::null_mut(), r)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
             ("enable 1 closed at IRQL 3", high(&mut || SafeWskEnableCallbacks(closed, r)), STATUS_INVALID_PARAMETER_1),
             ("enable 2 mask 0 at IRQL 3", high(&mut || SafeWskEnableCallbacks(socket, 0)), STATUS_INVALID_PARAMETER_2),
             ("enable valid at IRQL 3", high(&mut || SafeWskEnableCallbacks(socket, r)), STATUS_INVALID_LEVEL),
-            ("enable a callback the table lacks at IRQL 3", high(&mut || SafeWskEnableCallbacks(partial, r)), STATUS_INVALID_LEVEL),
+            (
+                "enable a callback the table lacks at IRQL 3",
+                high(&mut || SafeWskEnableCallbacks(partial, r)),
+                STATUS_INVALID_LEVEL,
+            ),
             ("enable a callback the table lacks", SafeWskEnableCallbacks(partial, r), STATUS_INVALID_PARAMETER_2),
             ("disable 1 NULL, 2 mask 0", SafeWskDisableCallbacks(ptr::null_mut(), 0, 100), STATUS_INVALID_PARAMETER_1),
             ("disable 1 closed, 2 mask 0", SafeWskDisableCallbacks(closed, 0, 100), STATUS_INVALID_PARAMETER_1),
-            ("disable 1 closed at IRQL 3", high(&mut || SafeWskDisableCallbacks(closed, r, 100)), STATUS_INVALID_PARAMETER_1),
-            ("disable 2 mask 0 at DISPATCH_LEVEL", dispatch(&mut || SafeWskDisableCallbacks(socket, 0, 100)), STATUS_INVALID_PARAMETER_2),
-            ("disable valid at DISPATCH_LEVEL", dispatch(&mut || SafeWskDisableCallbacks(socket, r, 100)), STATUS_INVALID_LEVEL),
+            (
+                "disable 1 closed at IRQL 3",
+                high(&mut || SafeWskDisableCallbacks(closed, r, 100)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "disable 2 mask 0 at DISPATCH_LEVEL",
+                dispatch(&mut || SafeWskDisableCallbacks(socket, 0, 100)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "disable valid at DISPATCH_LEVEL",
+                dispatch(&mut || SafeWskDisableCallbacks(socket, r, 100)),
+                STATUS_INVALID_LEVEL,
+            ),
         ]
     };
     for (what, got, want) in rows {

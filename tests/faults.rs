@@ -159,8 +159,7 @@ fn every_mdl_allocation_can_fail() {
     for direction in ["send", "receive"] {
         k.fail_nth(Site::Mdl, 1);
         let mut buf = big.clone();
-        let (st, n) =
-            if direction == "send" { send(socket, &buf) } else { receive(socket, &mut buf, 0, 2000) };
+        let (st, n) = if direction == "send" { send(socket, &buf) } else { receive(socket, &mut buf, 0, 2000) };
         assert!(k.fault_hit(Site::Mdl), "{direction}: a 70,000-byte buffer needs an allocated MDL");
         assert_eq!((st, n), (STATUS_INSUFFICIENT_RESOURCES, 0), "{direction}");
         k.fail_nth(Site::Mdl, 0);

@@ -159,7 +159,11 @@ fn each_option_is_in_effect_on_the_linux_socket_and_bytes_round_trip() {
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
         assert_eq!(st, STATUS_SUCCESS, "{bind}: four options");
         let fd = hostkernel::socket_fd(wsk_socket_of(socket).cast()).expect("a host socket");
-        assert_eq!(hostkernel::wsk_control::socket_exclusive(wsk_socket_of(socket).cast()), Some(true), "SO_EXCLUSIVEADDRUSE");
+        assert_eq!(
+            hostkernel::wsk_control::socket_exclusive(wsk_socket_of(socket).cast()),
+            Some(true),
+            "SO_EXCLUSIVEADDRUSE"
+        );
         assert_eq!(getsockopt_int(fd, libc::SO_REUSEADDR), 0);
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 1);
         assert!(getsockopt_int(fd, libc::SO_RCVBUF) >= 32768);
@@ -723,7 +727,9 @@ fn assert_orphan_reported(status: NTSTATUS) {
     let log = hostkernel::take_dbgprint_log();
     let code = format!("0x{:08X}", status as u32);
     assert!(
-        log.iter().any(|l| l.contains("could not be issued") && l.contains(&code) && l.contains("SafeWskCleanup will close it")),
+        log.iter().any(|l| l.contains("could not be issued")
+            && l.contains(&code)
+            && l.contains("SafeWskCleanup will close it")),
         "the orphan was not reported with {code}: {log:#?}"
     );
 }

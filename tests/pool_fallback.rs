@@ -1,8 +1,8 @@
 //! The client block and the socket table's chunks come from ExAllocatePool2
 //! when the kernel exports it and from ExAllocatePoolWithTag(NonPagedPoolNx)
-//! + zeroing when it does not (Windows before 10 version 2004, Wine 8): the
-//! library finds ExAllocatePool2 with MmGetSystemRoutineAddress instead of
-//! importing it. Either way the client works and nothing leaks.
+//! and zeroing when it does not (Windows before 10 version 2004, Wine 8):
+//! the library finds ExAllocatePool2 with MmGetSystemRoutineAddress instead
+//! of importing it. Either way the client works and nothing leaks.
 //!
 //! Since issue 17 the client handle is an encoded value (tag byte 0xC5), not
 //! the block's address; the first connect of a fresh socket table adds one
