@@ -28,6 +28,10 @@ fn life_cycle(server: SocketAddr, asynchronous: bool) -> Option<(&'static str, N
     let (st, socket) = if asynchronous { connect_async(client, server) } else { connect(client, server, 2000) };
     let mut failure = None;
     if st != STATUS_SUCCESS {
+        assert!(socket.is_null());
+        // A failed connect (timed out too) does not free its IRP: it goes
+        // back to the socket table's cache; no IRP lives outside it.
+        assert_eq!(hostkernel::live().irps, safewsk::table_usage().1, "an IRP outside the cache");
         failure = Some(("connect", st));
     } else {
         let (st, n) = send(socket, b"fault");
