@@ -554,7 +554,7 @@ fn the_provider_failing_or_never_completing_the_request() {
     assert_eq!(disable(socket, WSK_EVENT_RECEIVE), STATUS_INSUFFICIENT_RESOURCES);
     hostkernel::set_call_fault(WskCall::EventCallback, 4, CallFault::Never);
     let t = Instant::now();
-    // SAFETY: a client and an open socket.
+    // SAFETY: any socket handle value is safe.
     let st = unsafe { SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 300) };
     let took = t.elapsed();
     assert_eq!(st, STATUS_IO_TIMEOUT);
