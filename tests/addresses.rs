@@ -21,6 +21,8 @@ use safewsk::*;
 const POOL_FLAG_PAGED: u64 = 0x100;
 const TAG: u32 = u32::from_le_bytes(*b"Test");
 const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC000_0023_u32 as NTSTATUS;
+/// An IRQL above DISPATCH_LEVEL (a device interrupt's).
+const DEVICE_IRQL: KIRQL = 5;
 
 extern "system" {
     fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut u8;
@@ -35,17 +37,11 @@ enum End {
 }
 
 /// Calls the export for `end` on a raw buffer.
-fn query(
-    end: End,
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut SAFEWSK_SOCKET,
-    buf: *mut u8,
-    len: u32,
-    timeout_ms: u32,
-) -> NTSTATUS {
+fn query(end: End, socket: *mut SAFEWSK_SOCKET, buf: *mut u8, len: u32, timeout_ms: u32) -> NTSTATUS {
     let address = buf.cast::<SOCKADDR>();
     match end {
-        // SAFETY: `buf` is NULL or `len` writable bytes, live for the call.
+        // SAFETY: `buf` is NULL or `len` writable bytes, live for the call; any
+        // socket handle value is safe.
         End::Local => unsafe { SafeWskGetLocalAddress(socket, address, len, timeout_ms) },
         // SAFETY: as above.
         End::Remote => unsafe { SafeWskGetRemoteAddress(socket, address, len, timeout_ms) },
@@ -93,16 +89,16 @@ fn local_and_remote_addresses_of_ipv4_and_ipv6_connections() {
     for bind in binds {
         let (socket, server, peer, _stream) = connect_to_listener(client, bind);
         let mut local = [0xAAu8; 28];
-        assert_eq!(query(End::Local, client, socket, local.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
+        assert_eq!(query(End::Local, socket, local.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
         assert_eq!(decode(&local), peer, "local address = the peer the server accepted");
         let mut remote = [0xAAu8; 28];
-        assert_eq!(query(End::Remote, client, socket, remote.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
+        assert_eq!(query(End::Remote, socket, remote.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
         assert_eq!(decode(&remote), server, "remote address = the server");
         if server.is_ipv4() {
             assert_eq!(&remote[16..], &[0xAA; 12], "an IPv4 address writes 16 bytes, no more");
             // Exactly sizeof(SOCKADDR_IN) is enough for IPv4.
             let mut exact = [0u8; 16];
-            assert_eq!(query(End::Remote, client, socket, exact.as_mut_ptr(), 16, 2000), STATUS_SUCCESS);
+            assert_eq!(query(End::Remote, socket, exact.as_mut_ptr(), 16, 2000), STATUS_SUCCESS);
             assert_eq!(&exact[..], &remote[..16]);
         }
         assert_eq!(close(socket), STATUS_SUCCESS);
@@ -111,35 +107,57 @@ fn local_and_remote_addresses_of_ipv4_and_ipv6_connections() {
     k.finish();
 }
 
+/// Parameters by position (the socket handle is parameter 1 now that the
+/// calls take no client), each before the IRQL; a handle that does not name
+/// an open socket (NULL, a pointer, the client's handle, a forged value, a
+/// closed socket's) is parameter 1 at any IRQL, also above DISPATCH_LEVEL,
+/// since the check reads only the library's own table.
 #[test]
 fn bad_arguments_get_their_parameter_status_and_nothing_is_written() {
     let k = Session::begin();
     let client = startup();
     let (socket, _server, _peer, _stream) = connect_to_listener(client, "127.0.0.1:0");
+    let (closed, _server2, _peer2, _stream2) = connect_to_listener(client, "127.0.0.1:0");
+    assert_eq!(close(closed), STATUS_SUCCESS);
+    // A value with the handle's tag byte (0xA5) and the open socket's epoch,
+    // but a slot index no chunk holds.
+    let forged = ((socket as usize) | 0xFFFF) as *mut SAFEWSK_SOCKET;
     for end in [End::Local, End::Remote] {
         let mut b = [0xAAu8; 28];
         let p = b.as_mut_ptr();
-        assert_eq!(query(end, ptr::null_mut(), socket, p, 28, 100), STATUS_INVALID_PARAMETER_1);
-        assert_eq!(query(end, client, ptr::null_mut(), p, 28, 100), STATUS_INVALID_PARAMETER_2);
-        let foreign = p.cast::<WSK_SOCKET>();
-        assert_eq!(query(end, client, foreign, p, 28, 100), STATUS_INVALID_PARAMETER_2);
-        assert_eq!(query(end, client, socket, ptr::null_mut(), 28, 100), STATUS_INVALID_PARAMETER_3);
-        assert_eq!(query(end, client, socket, p, 15, 100), STATUS_INVALID_PARAMETER_4);
-        assert_eq!(query(end, client, socket, p, 0, 100), STATUS_INVALID_PARAMETER_4);
-        let st = hostkernel::with_irql(DISPATCH_LEVEL, || query(end, client, socket, p, 28, 100));
+        let not_sockets = [
+            ("NULL", ptr::null_mut()),
+            ("a pointer to memory", p.cast::<SAFEWSK_SOCKET>()),
+            ("the client's handle", client.cast::<SAFEWSK_SOCKET>()),
+            ("a forged handle", forged),
+            ("a closed socket's handle", closed),
+        ];
+        for (what, s) in not_sockets {
+            assert_eq!(query(end, s, p, 28, 100), STATUS_INVALID_PARAMETER_1, "{what}");
+            // Parameter 1 wins over the later parameters and over the IRQL.
+            assert_eq!(query(end, s, ptr::null_mut(), 0, 100), STATUS_INVALID_PARAMETER_1, "{what}");
+            let st = hostkernel::with_irql(DISPATCH_LEVEL, || query(end, s, p, 28, 100));
+            assert_eq!(st, STATUS_INVALID_PARAMETER_1, "{what} at DISPATCH_LEVEL");
+            let st = hostkernel::with_irql(DEVICE_IRQL, || query(end, s, p, 28, 100));
+            assert_eq!(st, STATUS_INVALID_PARAMETER_1, "{what} above DISPATCH_LEVEL");
+        }
+        assert_eq!(query(end, socket, ptr::null_mut(), 28, 100), STATUS_INVALID_PARAMETER_2);
+        assert_eq!(query(end, socket, ptr::null_mut(), 0, 100), STATUS_INVALID_PARAMETER_2, "_2 before _3");
+        assert_eq!(query(end, socket, p, 15, 100), STATUS_INVALID_PARAMETER_3);
+        assert_eq!(query(end, socket, p, 0, 100), STATUS_INVALID_PARAMETER_3);
+        let st = hostkernel::with_irql(DISPATCH_LEVEL, || query(end, socket, p, 28, 100));
         assert_eq!(st, STATUS_INVALID_LEVEL);
-        // Parameters before IRQL: a bad length at DISPATCH_LEVEL reports _4.
-        let st = hostkernel::with_irql(DISPATCH_LEVEL, || query(end, client, socket, p, 4, 100));
-        assert_eq!(st, STATUS_INVALID_PARAMETER_4);
+        // Parameters before IRQL: a bad length at DISPATCH_LEVEL reports _3.
+        let st = hostkernel::with_irql(DISPATCH_LEVEL, || query(end, socket, p, 4, 100));
+        assert_eq!(st, STATUS_INVALID_PARAMETER_3);
         assert_eq!(b, [0xAA; 28], "no failed call writes the buffer");
     }
-    assert_eq!(close(socket), STATUS_SUCCESS);
+    // The refused calls left the open socket alone.
     let mut b = [0u8; 28];
-    assert_eq!(
-        query(End::Local, client, socket, b.as_mut_ptr(), 28, 100),
-        STATUS_INVALID_PARAMETER_2,
-        "a closed socket"
-    );
+    assert_eq!(query(End::Local, socket, b.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(query(End::Local, socket, b.as_mut_ptr(), 28, 100), STATUS_INVALID_PARAMETER_1, "a socket closed since");
+    assert!(hostkernel::violations().is_empty(), "the provider never saw a bad handle");
     cleanup(client);
     k.finish();
 }
@@ -155,7 +173,7 @@ fn an_ipv6_address_in_a_sockaddr_in_sized_buffer_is_buffer_too_small() {
     let (socket, _server, _peer, _stream) = connect_to_listener(client, "[::1]:0");
     for end in [End::Local, End::Remote] {
         let mut b = [0xAAu8; 27];
-        assert_eq!(query(end, client, socket, b.as_mut_ptr(), 27, 2000), STATUS_BUFFER_TOO_SMALL);
+        assert_eq!(query(end, socket, b.as_mut_ptr(), 27, 2000), STATUS_BUFFER_TOO_SMALL);
         assert_eq!(b, [0xAA; 27], "nothing written");
     }
     assert_eq!(close(socket), STATUS_SUCCESS);
@@ -176,7 +194,7 @@ fn a_paged_pool_buffer_is_accepted_and_never_handed_to_wsk() {
     let p = unsafe { ExAllocatePool2(POOL_FLAG_PAGED, 28, TAG) };
     assert!(!p.is_null());
     assert!(hostkernel::page_out(p, 28) > 0, "the block is paged out before the call");
-    assert_eq!(query(End::Remote, client, socket, p, 28, 2000), STATUS_SUCCESS);
+    assert_eq!(query(End::Remote, socket, p, 28, 2000), STATUS_SUCCESS);
     let mut b = [0u8; 28];
     // SAFETY: the block is 28 bytes, paged back in by the library's copy.
     unsafe { ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 28) };
@@ -197,7 +215,7 @@ fn a_query_that_never_completes_times_out_at_its_deadline() {
     for end in [End::Local, End::Remote] {
         let mut b = [0xAAu8; 28];
         let t = Instant::now();
-        assert_eq!(query(end, client, socket, b.as_mut_ptr(), 28, 150), STATUS_IO_TIMEOUT);
+        assert_eq!(query(end, socket, b.as_mut_ptr(), 28, 150), STATUS_IO_TIMEOUT);
         let took = t.elapsed();
         assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(2), "took {took:?}");
         assert_eq!(b, [0xAA; 28]);
@@ -218,14 +236,14 @@ fn allocation_failures_and_a_provider_that_never_completes_its_irp() {
         // so a failing IRP allocator is never reached.
         k.fail_nth(Site::Irp, 1);
         let mut b = [0xAAu8; 28];
-        assert_eq!(query(end, client, socket, b.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
+        assert_eq!(query(end, socket, b.as_mut_ptr(), 28, 2000), STATUS_SUCCESS);
         assert!(!k.fault_hit(Site::Irp), "an address query allocated an IRP");
         k.fail_nth(Site::Irp, 0);
         // The I/O manager's IoSetCompletionRoutineEx context is the one
         // allocation left, and it can fail.
         k.fail_nth(Site::CompletionContext, 1);
         let mut b = [0xAAu8; 28];
-        assert_eq!(query(end, client, socket, b.as_mut_ptr(), 28, 2000), STATUS_INSUFFICIENT_RESOURCES);
+        assert_eq!(query(end, socket, b.as_mut_ptr(), 28, 2000), STATUS_INSUFFICIENT_RESOURCES);
         assert!(k.fault_hit(Site::CompletionContext));
         k.fail_nth(Site::CompletionContext, 0);
         assert_eq!(b, [0xAA; 28]);
@@ -233,7 +251,7 @@ fn allocation_failures_and_a_provider_that_never_completes_its_irp() {
         // IRP: the library takes it back and returns that status.
         hostkernel::set_fail_without_completing(Some(STATUS_NOT_IMPLEMENTED));
         let mut b = [0xAAu8; 28];
-        assert_eq!(query(end, client, socket, b.as_mut_ptr(), 28, 2000), STATUS_NOT_IMPLEMENTED);
+        assert_eq!(query(end, socket, b.as_mut_ptr(), 28, 2000), STATUS_NOT_IMPLEMENTED);
         hostkernel::set_fail_without_completing(None);
         assert_eq!(b, [0xAA; 28]);
     }

@@ -71,13 +71,7 @@ impl Drop for Pool {
     }
 }
 
-fn send_raw(
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut SAFEWSK_SOCKET,
-    p: *const u8,
-    len: usize,
-    flags: u32,
-) -> (NTSTATUS, u32) {
+fn send_raw(socket: *mut SAFEWSK_SOCKET, p: *const u8, len: usize, flags: u32) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: `p..p+len` is the test's buffer, valid for the call (or, in
     // the access-violation tests, deliberately inaccessible).
@@ -85,13 +79,7 @@ fn send_raw(
     (st, n)
 }
 
-fn receive_raw(
-    client: *mut SAFEWSK_CLIENT,
-    socket: *mut SAFEWSK_SOCKET,
-    p: *mut u8,
-    len: usize,
-    flags: u32,
-) -> (NTSTATUS, u32) {
+fn receive_raw(socket: *mut SAFEWSK_SOCKET, p: *mut u8, len: usize, flags: u32) -> (NTSTATUS, u32) {
     let mut n = 0;
     // SAFETY: as send_raw.
     let st = unsafe { SafeWskReceive(socket, p.cast(), len as u32, flags | WSK_FLAG_WAITALL, 2000, &mut n) };
@@ -102,15 +90,45 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// Connects to an echo server, runs `f(client, socket)`, closes and cleans up.
-fn with_echo_socket(f: impl FnOnce(*mut SAFEWSK_CLIENT, *mut SAFEWSK_SOCKET)) {
+/// Connects to an echo server, runs `f(socket)`, closes and cleans up.
+fn with_echo_socket(f: impl FnOnce(*mut SAFEWSK_SOCKET)) {
     let server = echo_server("127.0.0.1:0").expect("server");
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    f(client, socket);
+    f(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
+}
+
+/// The provider's WSK_SOCKET behind a socket handle. A driver never sees it
+/// (the handle is opaque and the WSK_SOCKET stays the library's); a test
+/// that calls the provider directly finds it through the host kernel: the
+/// open WSK socket whose Linux socket has the handle's local port.
+fn wsk_socket_of(socket: *mut SAFEWSK_SOCKET) -> *mut WSK_SOCKET {
+    let mut b = [0u8; 28];
+    // SAFETY: a 28-byte writable buffer; any handle value is safe.
+    let st = unsafe { SafeWskGetLocalAddress(socket, b.as_mut_ptr().cast(), 28, 2000) };
+    assert_eq!(st, STATUS_SUCCESS, "the handle names an open socket");
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    let local_port = |fd: i32| {
+        // SAFETY: sockaddr_storage is plain bytes: all zero is a valid value.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: a valid descriptor and a sockaddr_storage-sized buffer.
+        let rc = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+        assert_eq!(rc, 0, "getsockname");
+        // sin_port and sin6_port are both at offset 2, in network order.
+        // SAFETY: at least 4 bytes of `ss` were written (any family).
+        let bytes = unsafe { std::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), 4) };
+        u16::from_be_bytes([bytes[2], bytes[3]])
+    };
+    let found: Vec<usize> = hostkernel::wsk::open_sockets()
+        .into_iter()
+        .filter(|&s| hostkernel::socket_fd(s as PVOID).is_some_and(|fd| local_port(fd) == port))
+        .collect();
+    assert_eq!(found.len(), 1, "one open WSK socket on local port {port}");
+    found[0] as *mut WSK_SOCKET
 }
 
 fn finish_fails(k: Session) -> String {
@@ -129,13 +147,13 @@ fn assert_nothing_locked() {
 #[test]
 fn stack_buffers_are_probed_and_locked() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         // 3000 bytes on this thread's stack, spanning a page boundary.
         let mut out = [0u8; 3000];
         out.copy_from_slice(&pattern(3000, 1));
         let mut back = [0u8; 3000];
-        assert_eq!(send_raw(client, socket, out.as_ptr(), out.len(), 0), (STATUS_SUCCESS, 3000));
-        assert_eq!(receive_raw(client, socket, back.as_mut_ptr(), back.len(), 0), (STATUS_SUCCESS, 3000));
+        assert_eq!(send_raw(socket, out.as_ptr(), out.len(), 0), (STATUS_SUCCESS, 3000));
+        assert_eq!(receive_raw(socket, back.as_mut_ptr(), back.len(), 0), (STATUS_SUCCESS, 3000));
         assert_eq!(out, back);
         assert_nothing_locked();
     });
@@ -146,7 +164,7 @@ fn stack_buffers_are_probed_and_locked() {
 #[test]
 fn paged_pool_buffers_are_paged_in_and_locked() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         let len = 3 * 4096 + 100;
         let mut out = Pool::new(POOL_FLAG_PAGED, len);
         out.bytes().copy_from_slice(&pattern(len, 7));
@@ -156,8 +174,8 @@ fn paged_pool_buffers_are_paged_in_and_locked() {
         // an MDL of paged-out memory.
         assert_eq!(hostkernel::page_out(out.p, len), 4);
         assert_eq!(hostkernel::page_out(back.p, len), 4);
-        assert_eq!(send_raw(client, socket, out.p, len, 0), (STATUS_SUCCESS, len as u32));
-        assert_eq!(receive_raw(client, socket, back.p, len, 0), (STATUS_SUCCESS, len as u32));
+        assert_eq!(send_raw(socket, out.p, len, 0), (STATUS_SUCCESS, len as u32));
+        assert_eq!(receive_raw(socket, back.p, len, 0), (STATUS_SUCCESS, len as u32));
         hostkernel::page_in(out.p, len);
         hostkernel::page_in(back.p, len);
         assert_eq!(back.bytes(), &pattern(len, 7)[..]);
@@ -170,15 +188,15 @@ fn paged_pool_buffers_are_paged_in_and_locked() {
 #[test]
 fn nonpaged_pool_buffers_work_with_and_without_the_flag() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         for flag in [0, SAFEWSK_FLAG_NONPAGED_BUFFER] {
             let len = 5000;
             let mut out = Pool::new(POOL_FLAG_NON_PAGED, len);
             out.bytes().copy_from_slice(&pattern(len, flag.count_ones() as u8));
             let mut back = Pool::new(POOL_FLAG_NON_PAGED, len);
             let probes_before = hostkernel::allocations();
-            assert_eq!(send_raw(client, socket, out.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
-            assert_eq!(receive_raw(client, socket, back.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
+            assert_eq!(send_raw(socket, out.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
+            assert_eq!(receive_raw(socket, back.p, len, flag), (STATUS_SUCCESS, len as u32), "flag {flag:#x}");
             assert_eq!(back.bytes(), out.bytes(), "flag {flag:#x}");
             // No MDL allocated either way: a buffer of up to 64 KiB is
             // described by an MDL on the calling thread's stack.
@@ -193,16 +211,17 @@ fn nonpaged_pool_buffers_work_with_and_without_the_flag() {
 #[test]
 fn the_flag_is_stripped_before_wsk_and_still_checked() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         let mut buf = Pool::new(POOL_FLAG_NON_PAGED, 16);
-        // Unknown flags are still refused, with or without the new bit.
+        // Unknown flags are still refused, with or without the new bit:
+        // `Flags` is parameter 4 (the socket handle is parameter 1).
         for bad in [0x4, 0x8000_0004] {
-            assert_eq!(send_raw(client, socket, buf.p, 16, bad).0, STATUS_INVALID_PARAMETER_5, "{bad:#x}");
-            assert_eq!(receive_raw(client, socket, buf.p, 16, bad & !WSK_FLAG_WAITALL).0, STATUS_INVALID_PARAMETER_5);
+            assert_eq!(send_raw(socket, buf.p, 16, bad).0, STATUS_INVALID_PARAMETER_4, "{bad:#x}");
+            assert_eq!(receive_raw(socket, buf.p, 16, bad & !WSK_FLAG_WAITALL).0, STATUS_INVALID_PARAMETER_4);
         }
         let flags = WSK_FLAG_NODELAY | SAFEWSK_FLAG_NONPAGED_BUFFER;
-        assert_eq!(send_raw(client, socket, buf.p, 16, flags), (STATUS_SUCCESS, 16));
-        assert_eq!(receive_raw(client, socket, buf.p, 16, SAFEWSK_FLAG_NONPAGED_BUFFER), (STATUS_SUCCESS, 16));
+        assert_eq!(send_raw(socket, buf.p, 16, flags), (STATUS_SUCCESS, 16));
+        assert_eq!(receive_raw(socket, buf.p, 16, SAFEWSK_FLAG_NONPAGED_BUFFER), (STATUS_SUCCESS, 16));
         let _ = buf.bytes();
     });
     k.finish();
@@ -217,10 +236,10 @@ fn a_buffer_stays_locked_while_the_call_is_pending() {
     assert_eq!(st, STATUS_SUCCESS);
     let len = 2 * 4096;
     let back = Pool::new(POOL_FLAG_PAGED, len);
-    let (addr, c, s) = (back.p as usize, client as usize, socket as usize);
+    let (addr, s) = (back.p as usize, socket as usize);
     let waiter = std::thread::spawn(move || {
         let mut n = 0;
-        let (client, socket) = (c as *mut SAFEWSK_CLIENT, s as *mut SAFEWSK_SOCKET);
+        let socket = s as *mut SAFEWSK_SOCKET;
         // SAFETY: the pool block outlives the call (joined below).
         unsafe { SafeWskReceive(socket, addr as PVOID, len as u32, 0, 300, &mut n) }
     });
@@ -251,18 +270,18 @@ fn a_buffer_stays_locked_while_the_call_is_pending() {
 fn an_injected_probe_exception_becomes_the_status() {
     for code in [STATUS_ACCESS_VIOLATION, STATUS_INSUFFICIENT_RESOURCES, STATUS_WORKING_SET_QUOTA] {
         let k = Session::begin();
-        with_echo_socket(|client, socket| {
+        with_echo_socket(|socket| {
             let mut out = [7u8; 64];
             k.fail_probe(1, code);
-            assert_eq!(send_raw(client, socket, out.as_ptr(), 64, 0), (code, 0), "send {code:#x}");
+            assert_eq!(send_raw(socket, out.as_ptr(), 64, 0), (code, 0), "send {code:#x}");
             assert!(k.fault_hit(Site::Probe));
             k.fail_probe(1, code);
-            assert_eq!(receive_raw(client, socket, out.as_mut_ptr(), 64, 0), (code, 0), "receive {code:#x}");
+            assert_eq!(receive_raw(socket, out.as_mut_ptr(), 64, 0), (code, 0), "receive {code:#x}");
             // Nothing was locked, the MDL was freed, the socket still works.
             assert_nothing_locked();
             assert_eq!(hostkernel::live().mdls, 0);
-            assert_eq!(send_raw(client, socket, out.as_ptr(), 64, 0), (STATUS_SUCCESS, 64));
-            assert_eq!(receive_raw(client, socket, out.as_mut_ptr(), 64, 0), (STATUS_SUCCESS, 64));
+            assert_eq!(send_raw(socket, out.as_ptr(), 64, 0), (STATUS_SUCCESS, 64));
+            assert_eq!(receive_raw(socket, out.as_mut_ptr(), 64, 0), (STATUS_SUCCESS, 64));
         });
         k.finish();
     }
@@ -271,25 +290,25 @@ fn an_injected_probe_exception_becomes_the_status() {
 #[test]
 fn an_inaccessible_buffer_is_status_access_violation() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         // An address range with no access at all: the real probe fails.
         // SAFETY: a fresh PROT_NONE mapping, unmapped below.
         let none = unsafe {
             libc::mmap(ptr::null_mut(), 8192, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
         assert_ne!(none, libc::MAP_FAILED);
-        assert_eq!(send_raw(client, socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
-        assert_eq!(receive_raw(client, socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
+        assert_eq!(send_raw(socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
+        assert_eq!(receive_raw(socket, none.cast(), 100, 0), (STATUS_ACCESS_VIOLATION, 0));
         // Read-only memory: fine to send from, probed for write on receive.
         static READ_ONLY: [u8; 32] = [0x42; 32];
-        assert_eq!(send_raw(client, socket, READ_ONLY.as_ptr(), 32, 0), (STATUS_SUCCESS, 32));
+        assert_eq!(send_raw(socket, READ_ONLY.as_ptr(), 32, 0), (STATUS_SUCCESS, 32));
         assert_eq!(
-            receive_raw(client, socket, READ_ONLY.as_ptr() as *mut u8, 32, 0),
+            receive_raw(socket, READ_ONLY.as_ptr() as *mut u8, 32, 0),
             (STATUS_ACCESS_VIOLATION, 0),
             "IoWriteAccess probe of read-only memory"
         );
         let mut sink = [0u8; 32];
-        assert_eq!(receive_raw(client, socket, sink.as_mut_ptr(), 32, 0), (STATUS_SUCCESS, 32));
+        assert_eq!(receive_raw(socket, sink.as_mut_ptr(), 32, 0), (STATUS_SUCCESS, 32));
         assert_eq!(sink, READ_ONLY);
         // SAFETY: the mapping made above.
         unsafe { libc::munmap(none, 8192) };
@@ -305,10 +324,10 @@ fn an_inaccessible_buffer_is_status_access_violation() {
 #[test]
 fn the_nonpaged_flag_on_a_stack_buffer_is_reported() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         let out = [1u8; 100];
         // Wrong: the caller promises non-paged pool but passes its stack.
-        let _ = send_raw(client, socket, out.as_ptr(), out.len(), SAFEWSK_FLAG_NONPAGED_BUFFER);
+        let _ = send_raw(socket, out.as_ptr(), out.len(), SAFEWSK_FLAG_NONPAGED_BUFFER);
     });
     let msg = finish_fails(k);
     assert!(msg.contains("MmBuildMdlForNonPagedPool over the calling thread's stack"), "{msg}");
@@ -317,12 +336,12 @@ fn the_nonpaged_flag_on_a_stack_buffer_is_reported() {
 #[test]
 fn the_nonpaged_flag_on_paged_pool_is_reported() {
     let k = Session::begin();
-    with_echo_socket(|client, socket| {
+    with_echo_socket(|socket| {
         let out = Pool::new(POOL_FLAG_PAGED, 100);
         hostkernel::page_out(out.p, 100);
         // Wrong: paged pool, paged out, described as non-paged. The
         // provider refuses the WSK_BUF instead of faulting on it.
-        let (st, _) = send_raw(client, socket, out.p, 100, SAFEWSK_FLAG_NONPAGED_BUFFER);
+        let (st, _) = send_raw(socket, out.p, 100, SAFEWSK_FLAG_NONPAGED_BUFFER);
         assert_ne!(st, STATUS_SUCCESS);
         hostkernel::page_in(out.p, 100);
     });
@@ -376,7 +395,7 @@ fn an_exception_nobody_handles_is_caught() {
 fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Sync);
-    with_echo_socket(|_client, socket| {
+    with_echo_socket(|socket| {
         let data = [9u8; 32];
         // Deliberate misuse, bypassing safewsk: the provider's own WskSend
         // with an MDL that was allocated but neither built nor locked. The
@@ -395,8 +414,11 @@ fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
         unsafe { (*next).CompletionRoutine = Some(keep) };
         // SAFETY: as above.
         unsafe { (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL };
-        // SAFETY: `socket` is the open WSK_SOCKET with_echo_socket passes.
-        let dispatch = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+        // The handle is not the WSK_SOCKET: a driver cannot do this any
+        // more; the test finds the provider's socket through the host.
+        let wsk_socket = wsk_socket_of(socket);
+        // SAFETY: an open WSK_SOCKET of the provider (the handle's).
+        let dispatch = unsafe { (*wsk_socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         // SAFETY: a connection socket's Dispatch is the provider's static
         // WSK_PROVIDER_CONNECTION_DISPATCH.
         let dispatch = unsafe { &*dispatch };
@@ -404,7 +426,7 @@ fn a_wsk_buf_mdl_neither_locked_nor_nonpaged_is_reported() {
         // SAFETY: the provider's WskSend on its own socket, with a WSK_BUF
         // and an IRP set up as above; it refuses the buffer and completes
         // the IRP before returning.
-        assert_eq!(unsafe { send(&mut buf, 0, irp) }, STATUS_INVALID_PARAMETER);
+        assert_eq!(unsafe { send(wsk_socket, &mut buf, 0, irp) }, STATUS_INVALID_PARAMETER);
         // SAFETY: the IRP, completed (keep returned MORE_PROCESSING), ours again.
         unsafe { IoFreeIrp(irp) };
         // SAFETY: the live MDL, never locked, freed once.

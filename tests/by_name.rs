@@ -98,7 +98,7 @@ fn by_name(
     by_name_raw(client, n.ptr(), s.ptr(), timeout_ms)
 }
 
-fn echo_round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET) {
+fn echo_round_trip(socket: *mut SAFEWSK_SOCKET) {
     assert_eq!(send(socket, b"by name"), (STATUS_SUCCESS, 7));
     let mut buf = [0u8; 7];
     assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 7));
@@ -115,7 +115,7 @@ fn localhost_resolves_connects_and_echoes() {
     assert_eq!(reached, Some(server), "the address reached is the echo server's");
     assert_eq!(hostkernel::resolver_calls(), 1);
     assert_eq!(hostkernel::address_lists_live(), 0, "the list is freed before the call returns");
-    echo_round_trip(client, socket);
+    echo_round_trip(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
@@ -148,7 +148,7 @@ fn an_unterminated_name_and_no_remote_address() {
         )
     };
     assert_eq!(st, STATUS_SUCCESS);
-    echo_round_trip(client, socket);
+    echo_round_trip(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
@@ -222,7 +222,7 @@ fn refused_addresses_are_skipped_in_the_resolvers_order() {
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(reached, Some(server));
     assert_eq!(hostkernel::provider_connect_calls(), tries, "one attempt per address, in order");
-    echo_round_trip(client, socket);
+    echo_round_trip(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
 
     answer.pop();
@@ -311,15 +311,18 @@ fn one_deadline_across_resolution_and_attempts() {
     k.finish();
 }
 
-/// Every allocation of the path (the resolution's IRP and completion
-/// context; per attempt an IRP, a completion context and the socket's
-/// record) failed in turn, with two attempts (the first refused): each
-/// gives STATUS_INSUFFICIENT_RESOURCES, the list is freed, nothing leaks.
+/// Every allocation of the path failed in turn, with two attempts (the
+/// first refused): each gives STATUS_INSUFFICIENT_RESOURCES, the list is
+/// freed, nothing leaks. On a fresh socket table the path allocates: the
+/// resolution's IRP and completion context; for the first attempt the
+/// table's chunk (pool), the slot's IRP and a completion context; for the
+/// second only a completion context (the refused attempt's slot IRP went
+/// back to the table's cache and is taken again).
 #[test]
 fn every_allocation_on_the_path_can_fail() {
     let server = echo_server("127.0.0.1:0").expect("server");
     let answer = vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    for site in [Site::Irp, Site::CompletionContext, Site::Pool] {
+    for (site, count) in [(Site::Irp, 2), (Site::CompletionContext, 3), (Site::Pool, 1)] {
         let mut n = 1;
         loop {
             let k = Session::begin();
@@ -338,7 +341,7 @@ fn every_allocation_on_the_path_can_fail() {
             if !hit {
                 assert_eq!(st, STATUS_SUCCESS);
                 eprintln!("{site:?}: {} allocation(s) on the path, each failure handled", n - 1);
-                assert!(n > 1, "{site:?}: no allocation there");
+                assert_eq!(n - 1, count, "{site:?}: allocations on the path");
                 break;
             }
             assert_eq!(st, STATUS_INSUFFICIENT_RESOURCES, "{site:?} #{n}");
@@ -430,25 +433,45 @@ fn every_parameter_by_position_then_passive_level() {
 }
 
 /// A call in progress holds cleanup off until it returns; a call made while
-/// cleanup waits is refused with STATUS_DELETE_PENDING.
+/// cleanup waits is refused with STATUS_DELETE_PENDING. No sleep orders the
+/// steps: the first call is known to be inside the resolver once the host
+/// counted its resolution, and cleanup to have begun once a connect is
+/// refused with STATUS_DELETE_PENDING.
 #[test]
 fn a_call_during_cleanup_is_delete_pending() {
     let k = Session::begin();
     let client = startup();
     hostkernel::set_resolver_hangs(true);
     let c = client as usize;
-    let first = std::thread::spawn(move || by_name(c as *mut SAFEWSK_CLIENT, "localhost", "80", 600).0);
-    std::thread::sleep(Duration::from_millis(100));
+    // Its deadline only has to outlast the steps below (it bounds the test).
+    let first = std::thread::spawn(move || by_name(c as *mut SAFEWSK_CLIENT, "localhost", "80", 2000).0);
+    wait_until("the first call reached the resolver", || hostkernel::resolver_calls() == 1);
     let cleaning = std::thread::spawn(move || {
         // SAFETY: a live client; nothing uses it after this returns.
         unsafe { SafeWskCleanup(c as *mut SAFEWSK_CLIENT) }
     });
-    std::thread::sleep(Duration::from_millis(100));
+    let refused = closed_port();
+    wait_until("cleanup began", || {
+        let (st, socket) = connect(client, refused, 2000);
+        assert!(socket.is_null());
+        assert!(st == STATUS_CONNECTION_REFUSED || st == STATUS_DELETE_PENDING, "{st:#x}");
+        st == STATUS_DELETE_PENDING
+    });
+    assert!(!first.is_finished() && !cleaning.is_finished(), "cleanup waits for the call inside");
     assert_eq!(by_name(client, "localhost", "80", 100).0, STATUS_DELETE_PENDING);
     assert_eq!(first.join().expect("first call"), STATUS_IO_TIMEOUT);
     assert_eq!(cleaning.join().expect("cleanup"), STATUS_SUCCESS);
     assert_eq!(hostkernel::resolver_calls(), 1);
     k.finish();
+}
+
+/// Polls `cond` (every millisecond, for up to 10 seconds) until it holds.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The host kernel's own checks on the resolver: freeing a pointer that is

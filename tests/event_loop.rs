@@ -56,6 +56,14 @@ fn pending_receives_outnumber_the_pool_threads_and_all_time_out_together() {
     // 32 receives of 300 ms, pending together on two pool threads: a loop
     // that held a thread per pending receive would take 32 x 300 / 2 ms.
     assert!(took < Duration::from_millis(3000), "{took:?}");
+    // Every closed socket's IRP waits in the table's cache. 32 sockets fit
+    // in one chunk of 64 slots, but connects that find the free list empty
+    // at the same moment each install a chunk (the allocation is made
+    // outside the table's lock), so racing first connects may install more.
+    let (chunks, cached) = safewsk::table_usage();
+    assert_eq!(cached, N, "cached IRPs");
+    assert!((1..=N).contains(&chunks), "{chunks} chunks");
+    assert_eq!(hostkernel::live().irps, N);
     drop(server.join());
     cleanup(client);
     k.finish();
@@ -70,7 +78,7 @@ fn a_send_and_a_receive_wait_on_one_socket_at_once() {
     let (st, s) = connect(client, addr, 5000);
     assert_eq!(st, STATUS_SUCCESS);
     let data: Arc<Vec<u8>> = Arc::new((0..SIZE).map(|i| (i * 7 + i / 4096) as u8).collect());
-    let (c, sock) = (client as usize, s as usize);
+    let sock = s as usize;
     let expect = data.clone();
     // The receiver waits for readable data while the sender below waits for
     // room (the echo server stops reading while its replies back up).
@@ -123,6 +131,11 @@ fn inline_cancels_of_connects_parked_in_the_timer_heap_leak_nothing() {
     for c in ok {
         assert_eq!(close(c.1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     }
+    // 200 requests held a slot and an IRP at once: four chunks of 64 slots.
+    // Their IRPs came back (cancelled requests' at their callback, closed
+    // sockets' at the close): the cache keeps 64 and freed the rest.
+    assert_eq!(safewsk::table_usage(), (N.div_ceil(64), 64), "(chunks, cached IRPs)");
+    assert_eq!(hostkernel::live().irps, 64, "the IRPs beyond the cache's 64 were freed");
     cleanup(client);
     k.finish();
 }

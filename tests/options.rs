@@ -3,7 +3,8 @@
 //! under one deadline, the half-made socket closed on every failure.
 //!
 //! Options are checked from the Linux side (getsockopt on the host socket
-//! behind the WSK socket, `hostkernel::socket_fd`). Every test ends with
+//! behind the WSK socket, `hostkernel::socket_fd`; the WSK socket behind a
+//! handle is found through the host, `wsk_socket_of`). Every test ends with
 //! `Session::finish` (zero leaked IRPs, pool, sockets; no violation).
 
 mod common;
@@ -85,7 +86,37 @@ fn getsockopt_int(fd: i32, name: i32) -> i32 {
     v
 }
 
-fn round_trip(client: *mut SAFEWSK_CLIENT, socket: *mut SAFEWSK_SOCKET) {
+/// The provider's WSK_SOCKET behind a socket handle. A driver never sees it
+/// (the handle is opaque and the WSK_SOCKET stays the library's); a test
+/// that inspects the host socket finds it through the host kernel: the open
+/// WSK socket whose Linux socket has the handle's local port.
+fn wsk_socket_of(socket: *mut SAFEWSK_SOCKET) -> *mut WSK_SOCKET {
+    let mut b = [0u8; 28];
+    // SAFETY: a 28-byte writable buffer; any handle value is safe.
+    let st = unsafe { SafeWskGetLocalAddress(socket, b.as_mut_ptr().cast(), 28, 2000) };
+    assert_eq!(st, STATUS_SUCCESS, "the handle names an open socket");
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    let local_port = |fd: i32| {
+        // SAFETY: sockaddr_storage is plain bytes: all zero is a valid value.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: a valid descriptor and a sockaddr_storage-sized buffer.
+        let rc = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+        assert_eq!(rc, 0, "getsockname");
+        // sin_port and sin6_port are both at offset 2, in network order.
+        // SAFETY: at least 4 bytes of `ss` were written (any family).
+        let bytes = unsafe { std::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), 4) };
+        u16::from_be_bytes([bytes[2], bytes[3]])
+    };
+    let found: Vec<usize> = hostkernel::wsk::open_sockets()
+        .into_iter()
+        .filter(|&s| hostkernel::socket_fd(s as PVOID).is_some_and(|fd| local_port(fd) == port))
+        .collect();
+    assert_eq!(found.len(), 1, "one open WSK socket on local port {port}");
+    found[0] as *mut WSK_SOCKET
+}
+
+fn round_trip(socket: *mut SAFEWSK_SOCKET) {
     assert_eq!(send(socket, b"options!"), (STATUS_SUCCESS, 8));
     let mut buf = [0u8; 8];
     assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 8));
@@ -106,33 +137,37 @@ fn each_option_is_in_effect_on_the_linux_socket_and_bytes_round_trip() {
         // No options: the defaults (keep-alive off).
         let (st, socket) = connect_opts(client, server, None, 2000);
         assert_eq!(st, STATUS_SUCCESS, "{bind}: no options");
-        let fd = hostkernel::socket_fd(socket.cast()).expect("a host socket");
+        let fd = hostkernel::socket_fd(wsk_socket_of(socket).cast()).expect("a host socket");
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 0);
         assert_eq!(getsockopt_int(fd, libc::SO_REUSEADDR), 0);
-        round_trip(client, socket);
+        round_trip(socket);
         assert_eq!(close(socket), STATUS_SUCCESS);
 
         let o = three_options();
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
         assert_eq!(st, STATUS_SUCCESS, "{bind}: three options");
-        let fd = hostkernel::socket_fd(socket.cast()).expect("a host socket");
+        let fd = hostkernel::socket_fd(wsk_socket_of(socket).cast()).expect("a host socket");
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 1, "SO_KEEPALIVE");
         assert_eq!(getsockopt_int(fd, libc::SO_REUSEADDR), 1, "SO_REUSEADDR");
         // Linux doubles the value it is given (socket(7)).
         assert!(getsockopt_int(fd, libc::SO_RCVBUF) >= 65536, "SO_RCVBUF");
-        assert_eq!(hostkernel::wsk_control::socket_exclusive(socket.cast()), Some(false));
-        round_trip(client, socket);
+        assert_eq!(hostkernel::wsk_control::socket_exclusive(wsk_socket_of(socket).cast()), Some(false));
+        round_trip(socket);
         assert_eq!(close(socket), STATUS_SUCCESS);
 
         let o = four_options();
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
         assert_eq!(st, STATUS_SUCCESS, "{bind}: four options");
-        let fd = hostkernel::socket_fd(socket.cast()).expect("a host socket");
-        assert_eq!(hostkernel::wsk_control::socket_exclusive(socket.cast()), Some(true), "SO_EXCLUSIVEADDRUSE");
+        let fd = hostkernel::socket_fd(wsk_socket_of(socket).cast()).expect("a host socket");
+        assert_eq!(
+            hostkernel::wsk_control::socket_exclusive(wsk_socket_of(socket).cast()),
+            Some(true),
+            "SO_EXCLUSIVEADDRUSE"
+        );
         assert_eq!(getsockopt_int(fd, libc::SO_REUSEADDR), 0);
         assert_eq!(getsockopt_int(fd, libc::SO_KEEPALIVE), 1);
         assert!(getsockopt_int(fd, libc::SO_RCVBUF) >= 32768);
-        round_trip(client, socket);
+        round_trip(socket);
         assert_eq!(close(socket), STATUS_SUCCESS);
 
         cleanup(client);
@@ -170,7 +205,7 @@ fn the_local_address_is_bound_after_the_options() {
     let st = unsafe { SafeWskGetLocalAddress(socket, b.as_mut_ptr().cast(), 28, 2000) };
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(u16::from_be_bytes([b[2], b[3]]), port, "bound to the LocalAddress given");
-    round_trip(client, socket);
+    round_trip(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
@@ -505,7 +540,7 @@ fn one_deadline_covers_all_steps() {
     eprintln!("the same 6 steps without a deadline: connected after {:?}", t.elapsed());
     let longest = hostkernel::longest_finite_wait();
     assert!(longest < Duration::from_secs(60), "SAFEWSK_NO_TIMEOUT reached a wait as a finite {longest:?}");
-    round_trip(client, socket);
+    round_trip(socket);
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);
     k.finish();
@@ -558,20 +593,26 @@ fn life_cycle(server: SocketAddr) -> Option<(&'static str, NTSTATUS)> {
         }
         let st = close(socket);
         if st != STATUS_SUCCESS {
+            // The handle is consumed all the same; cleanup closes the socket.
             failure = failure.or(Some(("close", st)));
-            assert_eq!(close(socket), STATUS_SUCCESS, "retrying the close must work");
+            assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1, "a failed close consumed the handle");
+            assert_eq!(hostkernel::wsk::open_sockets().len(), 1, "the socket is left for cleanup");
         }
     }
     cleanup(client);
+    assert!(hostkernel::wsk::open_sockets().is_empty(), "cleanup closed every socket");
     failure
 }
 
-/// Every allocation of a life cycle with the options connect (its pool
-/// record, and per step an IRP and a completion context) failed in turn.
+/// Every allocation of a life cycle with the options connect failed in
+/// turn: the client block and the table's chunk (pool), the slot's IRP,
+/// which every step reuses, and per step a completion context.
 #[test]
 fn every_allocation_can_fail() {
     let server = echo_server("127.0.0.1:0").expect("server");
-    for site in [Site::Irp, Site::Pool, Site::CompletionContext, Site::Mdl] {
+    // Four options: WskSocket, 4 x WskControlSocket, WskBind, WskConnect,
+    // then a send, a receive and the close: 10 completion contexts.
+    for (site, count) in [(Site::Irp, 1), (Site::Pool, 2), (Site::CompletionContext, 10), (Site::Mdl, 0)] {
         let mut n = 1;
         loop {
             let k = Session::begin();
@@ -586,7 +627,7 @@ fn every_allocation_can_fail() {
                 (true, None) => panic!("{site:?} allocation #{n} failed but every step reported success"),
                 (false, None) => {
                     eprintln!("{site:?}: {} allocation(s) in a life cycle, each failure handled", n - 1);
-                    assert!(n > 1 || site == Site::Mdl, "{site:?}: no allocation there");
+                    assert_eq!(n - 1, count, "{site:?}: allocations in a life cycle");
                     break;
                 }
                 (false, Some((step, st))) => panic!("{step} failed with {st:#x} without an injected fault"),
@@ -597,28 +638,106 @@ fn every_allocation_can_fail() {
 }
 
 /// The close of a half-made socket that cannot get its completion context
-/// is retried: the socket is still closed, nothing leaks. Four options:
+/// is not retried in a loop any more: the socket becomes the library's (an
+/// orphan, reported), the connect returns the failing step's status at
+/// once, and SafeWskCleanup closes the socket; nothing leaks. Four options:
 /// WskSocket, 4 x WskControlSocket, WskBind and WskConnect use completion
-/// contexts 1 to 7; the close's is the 8th. (The close reuses the socket
-/// record's IRP: it allocates none.)
+/// contexts 1 to 7; the close's is the 8th. (The close reuses the slot's
+/// IRP: it allocates none.) On the old design the close was retried before
+/// the connect returned, so no socket was left open after it.
 #[test]
-fn a_close_that_cannot_get_its_completion_context_is_retried() {
+fn a_half_made_socket_whose_close_gets_no_completion_context_is_closed_by_cleanup() {
     let server = echo_server("127.0.0.1:0").expect("server");
-    {
-        let site = Site::CompletionContext;
-        let k = Session::begin();
-        let client = startup();
-        hostkernel::set_call_fault(WskCall::Connect, 1, CallFault::Fail(STATUS_CONNECTION_REFUSED));
-        k.fail_nth(site, 8);
-        let o = four_options();
-        let (st, socket) = connect_opts(client, server, Some(&o), 2000);
-        assert_eq!(st, STATUS_CONNECTION_REFUSED, "{site:?}: the step's status, not the close's");
-        assert!(socket.is_null());
-        assert!(k.fault_hit(site), "{site:?}: the close's first attempt failed");
-        assert!(hostkernel::wsk::open_sockets().is_empty(), "{site:?}: closed on the retry");
-        cleanup(client);
-        k.finish();
+    let site = Site::CompletionContext;
+    let k = Session::begin();
+    let client = startup();
+    hostkernel::set_call_fault(WskCall::Connect, 1, CallFault::Fail(STATUS_CONNECTION_REFUSED));
+    k.fail_nth(site, 8);
+    let _ = hostkernel::take_dbgprint_log();
+    let o = four_options();
+    let (st, socket) = connect_opts(client, server, Some(&o), 2000);
+    assert_eq!(st, STATUS_CONNECTION_REFUSED, "the step's status, not the close's");
+    assert!(socket.is_null());
+    assert!(k.fault_hit(site), "the close's completion context failed");
+    k.fail_nth(site, 0);
+    assert_eq!(hostkernel::wsk::open_sockets().len(), 1, "the half-made socket is left to cleanup");
+    assert_orphan_reported(STATUS_INSUFFICIENT_RESOURCES);
+    // The orphan's slot is not handed out: the client goes on working.
+    let (st, socket) = connect_opts(client, server, Some(&o), 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    round_trip(socket);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(hostkernel::wsk::open_sockets().len(), 1, "the orphan is still open");
+    assert_eq!(try_cleanup(client), STATUS_SUCCESS, "cleanup never refuses");
+    assert!(hostkernel::wsk::open_sockets().is_empty(), "cleanup closed the orphan");
+    k.finish();
+}
+
+/// The close of a half-made socket that the provider refuses without
+/// completing its IRP (a breach of the I/O model, reported): the socket
+/// becomes the library's, the connect returns, and SafeWskCleanup closes it
+/// once the provider accepts closes again (it retries while it refuses);
+/// nothing leaks. On the old design the close was retried 50 times, 10 ms
+/// apart, and then the socket was left open for ever: cleanup refused.
+///
+/// The provider's refusal is switched on while the connect's last step
+/// (WskConnect, which never completes) pends: the switch happens once the
+/// sixth completion context (WskSocket, three options, WskBind, WskConnect)
+/// has been allocated. If WskConnect itself meets the refusal, the step
+/// fails with it and the close is refused all the same.
+#[test]
+fn a_half_made_socket_whose_close_the_provider_refuses_is_closed_by_cleanup() {
+    const REFUSED: NTSTATUS = STATUS_INVALID_DEVICE_REQUEST;
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    hostkernel::set_call_fault(WskCall::Connect, 1, CallFault::Never);
+    let _ = hostkernel::take_dbgprint_log();
+    let contexts = hostkernel::allocations().completion_contexts.0;
+    let c = client as usize;
+    let connecting = std::thread::spawn(move || {
+        let o = three_options();
+        let (st, socket) = connect_opts(c as *mut SAFEWSK_CLIENT, server, Some(&o), 1500);
+        (st, socket as usize)
+    });
+    let t = Instant::now();
+    while hostkernel::allocations().completion_contexts.0 < contexts + 6 {
+        assert!(t.elapsed() < Duration::from_secs(10), "the connect never reached WskConnect");
+        assert!(!connecting.is_finished(), "the connect ended before WskConnect");
+        std::thread::sleep(Duration::from_millis(1));
     }
+    hostkernel::set_fail_without_completing(Some(REFUSED));
+    let (st, socket) = connecting.join().expect("connect");
+    assert!(st == STATUS_IO_TIMEOUT || st == REFUSED, "{st:#x}");
+    assert_eq!(socket, 0, "*Socket is NULL on failure");
+    assert_eq!(hostkernel::wsk::open_sockets().len(), 1, "the half-made socket is left to cleanup");
+    assert_orphan_reported(REFUSED);
+    // Cleanup retries the close until the provider accepts it.
+    let cleaning = std::thread::spawn(move || try_cleanup(c as *mut SAFEWSK_CLIENT));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!cleaning.is_finished(), "cleanup waits while the provider refuses the close");
+    hostkernel::set_fail_without_completing(None);
+    assert_eq!(cleaning.join().expect("cleanup"), STATUS_SUCCESS, "cleanup never refuses");
+    assert!(hostkernel::wsk::open_sockets().is_empty(), "cleanup closed the orphan");
+    k.finish();
+}
+
+/// DbgPrint reported an orphan whose close could not be issued (`status`).
+fn assert_orphan_reported(status: NTSTATUS) {
+    let log = hostkernel::take_dbgprint_log();
+    let code = format!("0x{:08X}", status as u32);
+    assert!(
+        log.iter().any(|l| l.contains("could not be issued")
+            && l.contains(&code)
+            && l.contains("SafeWskCleanup will close it")),
+        "the orphan was not reported with {code}: {log:#?}"
+    );
+}
+
+/// SafeWskCleanup's status (common's `cleanup` asserts success).
+fn try_cleanup(client: *mut SAFEWSK_CLIENT) -> NTSTATUS {
+    // SAFETY: a live client, not used after this.
+    unsafe { SafeWskCleanup(client) }
 }
 
 // The host kernel's own symbols, called directly (as a WSK client would).
@@ -682,7 +801,7 @@ fn with_irp(f: impl FnOnce(*mut IRP) -> NTSTATUS) -> (NTSTATUS, NTSTATUS, usize)
 fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
     type SocketFn =
         unsafe extern "system" fn(PVOID, u16, u16, u32, u32, PVOID, PVOID, PVOID, PVOID, PVOID, *mut IRP) -> NTSTATUS;
-    type AddrFn = unsafe extern "system" fn(*mut SAFEWSK_SOCKET, *const SOCKADDR, u32, *mut IRP) -> NTSTATUS;
+    type AddrFn = unsafe extern "system" fn(*mut WSK_SOCKET, *const SOCKADDR, u32, *mut IRP) -> NTSTATUS;
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
     let dispatch = WSK_CLIENT_DISPATCH { Version: 0x100, Reserved: 0, WskClientEvent: ptr::null_mut() };
@@ -711,7 +830,7 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
             )
         });
         assert_eq!(st, STATUS_SUCCESS);
-        let socket = info as *mut SAFEWSK_SOCKET;
+        let socket = info as *mut WSK_SOCKET;
         let table = &*(*socket).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         let connect: AddrFn = std::mem::transmute(table.WskConnect);
         let bind: AddrFn = std::mem::transmute(table.WskBind);
@@ -724,7 +843,7 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
         let (_, st, _) = with_irp(|irp| connect(socket, remote.ptr(), 0, irp));
         assert_eq!(st, STATUS_SUCCESS, "connects once bound");
         let close = table.Basic.WskCloseSocket.expect("close");
-        let (_, st, _) = with_irp(|irp| close(irp));
+        let (_, st, _) = with_irp(|irp| close(socket, irp));
         assert_eq!(st, STATUS_SUCCESS);
         WskReleaseProviderNPI(&mut reg);
         WskDeregister(&mut reg);
@@ -733,25 +852,35 @@ fn host_wsk_connect_before_wsk_bind_is_invalid_device_state() {
 }
 
 /// Every step (WskSocket, each option, WskBind, WskConnect) runs on the
-/// socket record's IRP: a connect with three options allocates one IRP (the
-/// record's, none once a closed socket's record is cached) and one
-/// completion context per step.
+/// socket slot's IRP: a connect with three options allocates, on a fresh
+/// socket table, the table's chunk and the slot's IRP, and after a connect
+/// and close none of safewsk's own (the freed slot's IRP waits in the
+/// table's cache); one completion context per step either way.
 #[test]
-fn the_steps_reuse_the_socket_records_irp() {
+fn the_steps_reuse_the_socket_slots_irp() {
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
+    assert_eq!(safewsk::table_usage(), (0, 0), "a fresh socket table");
     let client = startup();
     let o = three_options();
-    for (round, irps) in [(0, 1u64), (1, 0)] {
+    for (round, irps, pool) in [(0, 1u64, 1u64), (1, 0, 0), (2, 0, 0)] {
         let before = hostkernel::allocations();
         let (st, socket) = connect_opts(client, server, Some(&o), 2000);
         assert_eq!(st, STATUS_SUCCESS);
         let a = hostkernel::allocations();
-        let got = (a.irps.0 - before.irps.0, a.completion_contexts.0 - before.completion_contexts.0);
+        let got = (
+            a.irps.0 - before.irps.0,
+            a.pool.0 - before.pool.0,
+            a.completion_contexts.0 - before.completion_contexts.0,
+        );
         // WskSocket, 3 options, WskBind, WskConnect: 6 steps.
-        assert_eq!(got, (irps, 6), "round {round}: (IRPs, completion contexts)");
+        assert_eq!(got, (irps, pool, 6), "round {round}: (IRPs, pool blocks, completion contexts)");
+        assert_eq!(safewsk::table_usage(), (1, 0), "round {round}: the socket holds the cached IRP");
         assert_eq!(close(socket), STATUS_SUCCESS);
+        assert_eq!(safewsk::table_usage(), (1, 1), "round {round}: the IRP is cached again");
+        assert_eq!(hostkernel::live().irps, 1);
     }
     cleanup(client);
+    assert_eq!(safewsk::table_usage(), (0, 0), "the last cleanup freed the table");
     k.finish();
 }

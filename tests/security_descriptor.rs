@@ -539,14 +539,20 @@ struct Shared(*mut SAFEWSK_CLIENT);
 unsafe impl Send for Shared {}
 
 /// While SafeWskCleanup waits (here for an asynchronous connect), a new
-/// cache is refused (STATUS_DELETE_PENDING) but a release still works, like
-/// a close; the copy the pending connect uses is released by cleanup itself
-/// once the connect has finished, and reported.
+/// cache is refused (STATUS_DELETE_PENDING) but a release still works, and
+/// so do the calls on an open socket, its close included (cleanup closes
+/// only the sockets still open once the connects are done); the copy the
+/// pending connect uses is released by cleanup itself once the connect has
+/// finished, and reported. No sleep orders the steps: cleanup has begun
+/// when a cache is refused, and it cannot finish before the cancel.
 #[test]
 fn during_cleanup_cache_is_refused_and_release_works() {
+    let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
-    hostkernel::set_connect_completion(ConnectCompletion::Never);
     let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    hostkernel::set_connect_completion(ConnectCompletion::Never);
     let (st, used) = cache(client, &mut descriptor(20));
     assert_eq!(st, STATUS_SUCCESS);
     let (st, spare) = cache(client, &mut descriptor(21));
@@ -561,17 +567,35 @@ fn during_cleanup_cache_is_refused_and_release_works() {
         // SAFETY: a live client.
         unsafe { SafeWskCleanup(c.0) }
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!cleaner.is_finished(), "cleanup waits for the request");
-    assert_eq!(cache(client, &mut descriptor(22)), (STATUS_DELETE_PENDING, ptr::null_mut()));
+    // Until cleanup begins a cache succeeds (and is released again).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match cache(client, &mut descriptor(22)) {
+            (STATUS_SUCCESS, copy) => assert_eq!(release(client, copy), STATUS_SUCCESS),
+            (st, copy) => {
+                assert_eq!((st, copy), (STATUS_DELETE_PENDING, ptr::null_mut()));
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "cleanup never began");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(release(client, spare), STATUS_SUCCESS);
     assert_eq!(release(client, used), STATUS_DEVICE_BUSY);
+    // The open socket still works, and its close too.
+    assert_eq!(send(socket, b"sd"), (STATUS_SUCCESS, 2));
+    let mut buf = [0u8; 2];
+    assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 2));
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert!(!cleaner.is_finished(), "cleanup waits for the request");
     let _ = hostkernel::take_dbgprint_log();
     // SAFETY: a started request whose storage is intact.
     assert_eq!(unsafe { SafeWskCancelConnect(&mut *req) }, STATUS_SUCCESS);
     assert_eq!(cleaner.join().expect("cleanup"), STATUS_SUCCESS);
     assert_eq!(seen.wait(1, Duration::from_secs(1))[0].0, STATUS_CANCELLED);
-    assert!(log_contains("was never released"), "cleanup reports the copy it released");
+    let log = hostkernel::take_dbgprint_log();
+    assert!(log.iter().any(|l| l.contains("was never released")), "cleanup reports the copy it released: {log:#?}");
+    assert!(!log.iter().any(|l| l.contains("the driver left open")), "the socket was closed by the driver: {log:#?}");
     assert_eq!(hostkernel::live().cached_sds, 0);
     k.finish();
 }

@@ -82,6 +82,14 @@ fn phase(mode: ConnectCompletion, count: usize, in_flight: usize, seed: u64) -> 
         done += 1;
         pending -= 1;
     }
+    // No drift over 3000 connects: at most 64 requests (so 64 slots) were in
+    // flight at once and all were started from this thread, so one chunk;
+    // the cache never holds more than its 64 IRPs, and no IRP lives outside
+    // it once every socket is closed.
+    let (chunks, cached) = safewsk::table_usage();
+    assert_eq!(chunks, 1, "chunks after {count} requests");
+    assert!((1..=64).contains(&cached), "{cached} cached IRPs");
+    assert_eq!(hostkernel::live().irps, cached, "an IRP outside the cache");
     cleanup(client);
     assert!(rx.try_recv().is_err(), "a callback after all requests completed");
     k.finish();

@@ -18,6 +18,15 @@ use std::time::Duration;
 
 use common::*;
 use safewsk::nt::*;
+use safewsk::SAFEWSK_SOCKET;
+
+/// Whichever way the connect ended (timed out, or connected late and closed
+/// since), its IRP was not freed but went back to the socket table's cache
+/// for the next connect: the only live IRP is the cached one.
+fn assert_the_irp_waits_in_the_cache() {
+    assert_eq!(safewsk::table_usage(), (1, 1), "(chunks, cached IRPs)");
+    assert_eq!(hostkernel::live().irps, 1, "no IRP but the cached one");
+}
 
 /// A provider like Wine's netio (no cancel routine, completion 200 ms after
 /// the call), a 10 ms deadline, an echo server: the deadline passes, the
@@ -44,6 +53,7 @@ fn expired_async_connect_with_an_uncancellable_provider(wine_timer: bool) {
         STATUS_IO_TIMEOUT => assert_eq!(socket, 0),
         other => panic!("unexpected status {other:#x}"),
     }
+    assert_the_irp_waits_in_the_cache();
     cleanup(client);
     drop(req);
     k.finish();
@@ -67,6 +77,7 @@ fn expired_sync_connect_when_the_provider_ignores_cancel() {
         STATUS_IO_TIMEOUT => assert!(socket.is_null()),
         other => panic!("unexpected status {other:#x}"),
     }
+    assert_the_irp_waits_in_the_cache();
     cleanup(client);
     k.finish();
 }
