@@ -390,10 +390,12 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  * connect's, or a WSK event callback of one of the client's sockets): it
  * waits for those to return and would wait for itself. Release every data
  * indication a WskReceiveEvent callback retained first (closing a socket
- * does not release them: PFN_WSK_RELEASE_DATA_INDICATION_LIST). Make no
- * safewsk call with this client's handles after it returns, nor, for the
- * last client of the driver, with any handle while it runs (it frees the
- * socket table).
+ * does not release them: PFN_WSK_RELEASE_DATA_INDICATION_LIST;
+ * SafeWskRelease). Calls with this client's handles after it returns are
+ * refused (STATUS_INVALID_PARAMETER_1), but the last client's cleanup frees
+ * the driver's socket table in its final step: a call made with a stale
+ * socket handle *while* that step runs is outside the contract (it could
+ * read the table as it is freed); a driver that is unloading makes none.
  *
  * One cleanup at a time: a second call made while the first is still
  * running returns STATUS_DELETE_PENDING at once and changes nothing.
@@ -576,8 +578,7 @@ NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
  *    creates every socket with all its event callbacks *disabled*
  *    ("PFN_WSK_SOCKET_CONNECT": "all event callback functions on the new
  *    socket are disabled by default"): a table given here does nothing
- *    until the callbacks are enabled with WskControlSocket
- *    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
+ *    until the callbacks are enabled with SafeWskEnableCallbacks.
  * 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
  * 11. `SecurityDescriptor`: NULL, or a cached copy that this client got
  *     from SafeWskCacheSecurityDescriptor and has not released (WSK accepts
@@ -762,7 +763,7 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  *    resolver's order, not Happy Eyeballs: Windows' resolver sorts by the
  *    RFC 6724 rules already, and one attempt at a time needs no IRP, record
  *    or socket per parallel attempt; the price is that an address that
- *    drops SYNs can use up the whole deadline (see src/by_name.rs).
+ *    drops SYNs can use up the whole deadline (see src/connect/by_name.rs).
  *
  * Parameters, each checked by position before anything else:
  * 1. `Client`: a live client's handle from SafeWskStartup.

@@ -3,8 +3,9 @@
 //!
 //! The library validates every parameter before the WSK provider sees it,
 //! owns the IRP of every call (allocation, completion routine, wait with a
-//! deadline, cancellation, free), owns the WSK registration, and refuses to
-//! deregister while sockets are open.
+//! deadline, cancellation, free), owns the WSK registration, hands out
+//! sockets and clients as checked handles that a stale value cannot fool,
+//! and closes what the driver left open before it deregisters.
 //!
 //! Layout, one folder per concept:
 //! - `kernel`: the NT/WSK types that cross the ABI ([`nt`]), the only module

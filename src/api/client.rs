@@ -106,10 +106,12 @@ pub unsafe extern "C" fn SafeWskStartup(
 /// connect's, or a WSK event callback of one of the client's sockets): it
 /// waits for those to return and would wait for itself. Release every data
 /// indication a WskReceiveEvent callback retained first (closing a socket
-/// does not release them: PFN_WSK_RELEASE_DATA_INDICATION_LIST). Make no
-/// safewsk call with this client's handles after it returns, nor, for the
-/// last client of the driver, with any handle while it runs (it frees the
-/// socket table).
+/// does not release them: PFN_WSK_RELEASE_DATA_INDICATION_LIST;
+/// SafeWskRelease). Calls with this client's handles after it returns are
+/// refused (STATUS_INVALID_PARAMETER_1), but the last client's cleanup frees
+/// the driver's socket table in its final step: a call made with a stale
+/// socket handle *while* that step runs is outside the contract (it could
+/// read the table as it is freed); a driver that is unloading makes none.
 ///
 /// One cleanup at a time: a second call made while the first is still
 /// running returns STATUS_DELETE_PENDING at once and changes nothing.

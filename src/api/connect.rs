@@ -42,8 +42,7 @@ use crate::kernel::status::from_result;
 ///    creates every socket with all its event callbacks *disabled*
 ///    ("PFN_WSK_SOCKET_CONNECT": "all event callback functions on the new
 ///    socket are disabled by default"): a table given here does nothing
-///    until the callbacks are enabled with WskControlSocket
-///    (SO_WSK_EVENT_CALLBACK), which safewsk does not do yet.
+///    until the callbacks are enabled with SafeWskEnableCallbacks.
 /// 9. `OwningProcess`, 10. `OwningThread`: optional, passed through.
 /// 11. `SecurityDescriptor`: NULL, or a cached copy that this client got
 ///     from SafeWskCacheSecurityDescriptor and has not released (WSK accepts
@@ -266,7 +265,7 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///    resolver's order, not Happy Eyeballs: Windows' resolver sorts by the
 ///    RFC 6724 rules already, and one attempt at a time needs no IRP, record
 ///    or socket per parallel attempt; the price is that an address that
-///    drops SYNs can use up the whole deadline (see src/by_name.rs).
+///    drops SYNs can use up the whole deadline (see src/connect/by_name.rs).
 ///
 /// Parameters, each checked by position before anything else:
 /// 1. `Client`: a live client's handle from SafeWskStartup.

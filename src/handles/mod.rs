@@ -433,7 +433,19 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
             )
         };
     }
+    // (index, installed): a connect that found the free list empty at the
+    // same time may have installed a chunk meanwhile; then one of its slots
+    // is taken and this chunk is not installed, so that a burst of first
+    // connects installs one chunk per 64 sockets, not one each.
     let install = |s: &mut Shared| {
+        if let Some(free) = slot(s.head) {
+            let index = s.head;
+            s.head = free.next.load(Ordering::Relaxed);
+            if s.head == NONE {
+                s.tail = NONE;
+            }
+            return Some((index, false));
+        }
         let n = s.chunks;
         let entry = TABLE.directory.get(n)?;
         entry.store(chunk, Ordering::Release);
@@ -442,17 +454,15 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
         for i in 1..CHUNK_SLOTS as u32 {
             append(s, first + i);
         }
-        Some(first)
+        Some((first, true))
     };
     // SAFETY: IRQL per the caller.
-    match unsafe { locked(install) } {
-        Some(first) => Ok(first),
-        None => {
-            // SAFETY: never installed: nobody else knows the block.
-            unsafe { platform::pool_free(chunk.cast()) };
-            Err(STATUS_INSUFFICIENT_RESOURCES)
-        }
+    let done = unsafe { locked(install) };
+    if !matches!(done, Some((_, true))) {
+        // SAFETY: never installed: nobody else knows the block.
+        unsafe { platform::pool_free(chunk.cast()) };
     }
+    done.map(|(index, _)| index).ok_or(STATUS_INSUFFICIENT_RESOURCES)
 }
 
 /// Appends slot `index` to the free list (the lock is held).

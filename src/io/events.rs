@@ -25,9 +25,9 @@
 //!   (WskSendBacklogEvent).
 //!
 //! Each flag is checked against the Dispatch table the socket was created
-//! with (recorded with the socket, `sockets::Sockets::dispatch_of`): WSK
+//! with (recorded in the socket's slot when it was made): WSK
 //! would call a NULL entry. A flag whose entry is NULL, or any flag on a
-//! socket created without a table, is STATUS_INVALID_PARAMETER_3, and the
+//! socket created without a table, is STATUS_INVALID_PARAMETER_2, and the
 //! provider is not called.
 
 use core::mem::size_of;

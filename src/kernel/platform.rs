@@ -437,6 +437,19 @@ pub fn print_report(r: &crate::kernel::report::SAFEWSK_REPORT) {
                 )
             }
         }
+        SAFEWSK_REPORT_ORPHAN if r.Value1 == u32::MAX => {
+            // SAFETY: see above.
+            unsafe {
+                DbgPrintEx(
+                    id,
+                    level,
+                    b"safewsk: SafeWskSocketConnectWithOptions: the half-made socket's WskCloseSocket could not be \
+issued (0x%08X); SafeWskCleanup will close it\n\0"
+                        .as_ptr(),
+                    status,
+                )
+            }
+        }
         SAFEWSK_REPORT_ORPHAN => {
             // SAFETY: see above.
             unsafe {
