@@ -51,26 +51,27 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
     let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let mut new_client: *mut SAFEWSK_CLIENT = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let connect_with = |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: valid addresses; `o` is null or valid.
-        unsafe {
-            SafeWskSocketConnect(
-                c,
-                ty,
-                proto,
-                local.ptr(),
-                r.ptr(),
-                flags,
-                ptr::null_mut(),
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                o,
-                100,
-            )
-        }
-    };
+    let connect_with =
+        |c: *mut SAFEWSK_CLIENT, ty: u16, proto: u32, r: &Addr, flags: u32, o: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: valid addresses; `o` is null or valid.
+            unsafe {
+                SafeWskSocketConnect(
+                    c,
+                    ty,
+                    proto,
+                    local.ptr(),
+                    r.ptr(),
+                    flags,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    o,
+                    100,
+                )
+            }
+        };
     let mut req = new_request(None, ptr::null_mut(), 100);
     // A SECURITY_DESCRIPTOR of revision 1 (never cached), a misaligned
     // pointer into it, and an out variable for a cached copy.
@@ -159,33 +160,33 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             ),
             (
                 "SafeWskSend",
-                "1 NULL client, 2 NULL socket",
-                SafeWskSend(ptr::null_mut(), b, 8, 0, 100, &mut n),
+                "1 NULL socket, 2 NULL buffer",
+                SafeWskSend(ptr::null_mut(), ptr::null(), 8, 0, 100, &mut n),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskSend",
-                "2 closed socket, 3 NULL buffer",
+                "1 closed socket, 2 NULL buffer",
                 SafeWskSend(closed, ptr::null(), 8, 0, 100, &mut n),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSend",
+                "2 NULL buffer, 3 Length 0",
+                SafeWskSend(socket, ptr::null(), 0, 0, 100, &mut n),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskSend",
-                "3 NULL buffer, 4 Length 0",
-                SafeWskSend(socket, ptr::null(), 0, 0, 100, &mut n),
+                "3 Length 0, 4 Flags",
+                SafeWskSend(socket, b, 0, 0x80, 100, &mut n),
                 STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskSend",
-                "4 Length 0, 5 Flags",
-                SafeWskSend(socket, b, 0, 0x80, 100, &mut n),
-                STATUS_INVALID_PARAMETER_4,
-            ),
-            (
-                "SafeWskSend",
-                "5 Flags at DISPATCH_LEVEL",
+                "4 Flags at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskSend(socket, b, 8, 0x80, 100, &mut n)),
-                STATUS_INVALID_PARAMETER_5,
+                STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskSend",
@@ -195,45 +196,51 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             ),
             (
                 "SafeWskReceive",
-                "2 closed socket, 7 NULL BytesReceived",
+                "1 closed socket, 6 NULL BytesReceived",
                 SafeWskReceive(closed, b, 8, 0, 100, ptr::null_mut()),
-                STATUS_INVALID_PARAMETER_2,
+                STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskReceive",
-                "5 Flags, 7 NULL BytesReceived",
+                "4 Flags, 6 NULL BytesReceived",
                 SafeWskReceive(socket, b, 8, 0x80, 100, ptr::null_mut()),
-                STATUS_INVALID_PARAMETER_5,
+                STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskReceive",
-                "7 NULL BytesReceived at DISPATCH_LEVEL",
+                "6 NULL BytesReceived at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(socket, b, 8, 0, 100, ptr::null_mut())),
-                STATUS_INVALID_PARAMETER_7,
+                STATUS_INVALID_PARAMETER_6,
+            ),
+            (
+                "SafeWskReceive",
+                "valid at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskReceive(socket, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskGetLocalAddress",
-                "1 NULL client, 3 NULL address",
-                SafeWskGetLocalAddress(socket, ptr::null_mut(), 28, 100),
+                "1 NULL socket, 2 NULL address",
+                SafeWskGetLocalAddress(ptr::null_mut(), ptr::null_mut(), 28, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskGetLocalAddress",
-                "2 closed socket, 4 length 0",
+                "1 closed socket, 3 length 0",
                 SafeWskGetLocalAddress(closed, sa, 0, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskGetLocalAddress",
+                "2 NULL address, 3 length 0",
+                SafeWskGetLocalAddress(socket, ptr::null_mut(), 0, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskGetLocalAddress",
-                "3 NULL address, 4 length 0",
-                SafeWskGetLocalAddress(socket, ptr::null_mut(), 0, 100),
-                STATUS_INVALID_PARAMETER_3,
-            ),
-            (
-                "SafeWskGetLocalAddress",
-                "4 length 8 at DISPATCH_LEVEL",
+                "3 length 8 at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetLocalAddress(socket, sa, 8, 100)),
-                STATUS_INVALID_PARAMETER_4,
+                STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskGetLocalAddress",
@@ -243,27 +250,27 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             ),
             (
                 "SafeWskGetRemoteAddress",
-                "1 NULL client, 3 NULL address",
-                SafeWskGetRemoteAddress(socket, ptr::null_mut(), 28, 100),
+                "1 NULL socket, 2 NULL address",
+                SafeWskGetRemoteAddress(ptr::null_mut(), ptr::null_mut(), 28, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskGetRemoteAddress",
-                "2 closed socket, 4 length 0",
+                "1 closed socket, 3 length 0",
                 SafeWskGetRemoteAddress(closed, sa, 0, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskGetRemoteAddress",
+                "2 NULL address, 3 length 0",
+                SafeWskGetRemoteAddress(socket, ptr::null_mut(), 0, 100),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskGetRemoteAddress",
-                "3 NULL address, 4 length 0",
-                SafeWskGetRemoteAddress(socket, ptr::null_mut(), 0, 100),
-                STATUS_INVALID_PARAMETER_3,
-            ),
-            (
-                "SafeWskGetRemoteAddress",
-                "4 length 8 at DISPATCH_LEVEL",
+                "3 length 8 at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskGetRemoteAddress(socket, sa, 8, 100)),
-                STATUS_INVALID_PARAMETER_4,
+                STATUS_INVALID_PARAMETER_3,
             ),
             (
                 "SafeWskGetRemoteAddress",
@@ -273,27 +280,28 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             ),
             (
                 "SafeWskDisconnect",
-                "2 NULL socket, 3 Flags",
+                "1 NULL socket, 2 Flags",
                 SafeWskDisconnect(ptr::null_mut(), 0x80, 100),
-                STATUS_INVALID_PARAMETER_2,
-            ),
-            (
-                "SafeWskDisconnect",
-                "3 Flags at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisconnect(socket, 0x80, 100)),
-                STATUS_INVALID_PARAMETER_3,
-            ),
-            (
-                "SafeWskCloseSocket",
-                "1 NULL client, 2 NULL socket",
-                SafeWskCloseSocket(ptr::null_mut()),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
-                "SafeWskCloseSocket",
-                "2 closed socket at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(closed)),
+                "SafeWskDisconnect",
+                "1 closed socket, 2 Flags",
+                SafeWskDisconnect(closed, 0x80, 100),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisconnect",
+                "2 Flags at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisconnect(socket, 0x80, 100)),
                 STATUS_INVALID_PARAMETER_2,
+            ),
+            ("SafeWskCloseSocket", "1 NULL socket", SafeWskCloseSocket(ptr::null_mut()), STATUS_INVALID_PARAMETER_1),
+            (
+                "SafeWskCloseSocket",
+                "1 closed socket at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(closed)),
+                STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskCloseSocket",
@@ -301,14 +309,26 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskCloseSocket(socket)),
                 STATUS_INVALID_LEVEL,
             ),
-            // Above DISPATCH_LEVEL the socket calls check parameters 1 and 2
-            // for NULL only: whether the socket is open needs the client's
-            // spin lock. (Before, the close took it at IRQL 3.)
+            // Above DISPATCH_LEVEL too, parameter 1 is checked in full: the handle
+            // check reads only the library's own table (issue 17; before, only
+            // NULL was checked there, since it needed the client's spin lock).
             (
                 "SafeWskSend",
-                "2 NULL socket at IRQL 3",
+                "1 NULL socket at IRQL 3",
                 high(&mut || SafeWskSend(ptr::null_mut(), b, 8, 0, 100, &mut n)),
-                STATUS_INVALID_PARAMETER_2,
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSend",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskSend(closed, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskSend",
+                "4 Flags at IRQL 3",
+                high(&mut || SafeWskSend(socket, b, 8, 0x80, 100, &mut n)),
+                STATUS_INVALID_PARAMETER_4,
             ),
             (
                 "SafeWskSend",
@@ -318,15 +338,33 @@ fn every_export_checks_parameters_by_position_then_the_irql() {
             ),
             (
                 "SafeWskReceive",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskReceive(closed, b, 8, 0, 100, &mut n)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskReceive",
                 "valid at IRQL 3",
                 high(&mut || SafeWskReceive(socket, b, 8, 0, 100, &mut n)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisconnect",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskDisconnect(closed, 0, 100)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisconnect",
                 "valid at IRQL 3",
                 high(&mut || SafeWskDisconnect(socket, 0, 100)),
                 STATUS_INVALID_LEVEL,
+            ),
+            (
+                "SafeWskCloseSocket",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskCloseSocket(closed)),
+                STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskCloseSocket",
@@ -516,11 +554,12 @@ fn socket_connect_with_options_checks_parameters_by_position_then_the_irql() {
     let bad = SAFEWSK_SOCKET_OPTIONS { Size: size + 4, ..Default::default() };
     let mut out: *mut SAFEWSK_SOCKET = ptr::null_mut();
     let high = |f: &mut dyn FnMut() -> NTSTATUS| hostkernel::with_irql(3, f);
-    let call = |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
-        // is never dereferenced (no dispatch table).
-        unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
-    };
+    let call =
+        |c: *mut SAFEWSK_CLIENT, r: &Addr, o: &SAFEWSK_SOCKET_OPTIONS, ctx: PVOID, s: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: valid addresses and options; `s` is null or valid; `ctx`
+            // is never dereferenced (no dispatch table).
+            unsafe { SafeWskSocketConnectWithOptions(c, local.ptr(), r.ptr(), o, ctx, ptr::null(), s, 100) }
+        };
     let ctx = 0x1000 as PVOID;
     let rows: Vec<Row> = vec![
         (
@@ -592,45 +631,87 @@ fn event_callback_exports_check_parameters_by_position_then_the_irql() {
         vec![
             (
                 "SafeWskEnableCallbacks",
-                "1 NULL client, 2 NULL socket",
+                "1 NULL socket, 2 mask 0",
                 SafeWskEnableCallbacks(ptr::null_mut(), 0),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskEnableCallbacks",
-                "2 closed socket, 3 mask 0",
+                "1 closed socket, 2 mask 0",
                 SafeWskEnableCallbacks(closed, 0),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskEnableCallbacks(closed, WSK_EVENT_RECEIVE)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskEnableCallbacks",
+                "2 WSK_EVENT_DISABLE at IRQL 3 (the form of 2)",
+                high(&mut || SafeWskEnableCallbacks(socket, WSK_EVENT_DISABLE | WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskEnableCallbacks",
-                "3 no Dispatch table, at DISPATCH_LEVEL",
+                "2 no Dispatch table, at DISPATCH_LEVEL",
                 hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
-                STATUS_INVALID_PARAMETER_3,
+                STATUS_INVALID_PARAMETER_2,
             ),
             (
                 "SafeWskEnableCallbacks",
-                "valid at IRQL 3",
+                "valid form at IRQL 3 (the table is checked once acquired)",
                 high(&mut || SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE)),
                 STATUS_INVALID_LEVEL,
             ),
             (
                 "SafeWskDisableCallbacks",
-                "1 NULL client, 3 mask 0",
-                SafeWskDisableCallbacks(socket, 0, 100),
+                "1 NULL socket, 2 mask 0",
+                SafeWskDisableCallbacks(ptr::null_mut(), 0, 100),
                 STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskDisableCallbacks",
-                "3 mask 0 at DISPATCH_LEVEL",
-                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, 0, 100)),
-                STATUS_INVALID_PARAMETER_3,
+                "1 closed socket, 2 mask 0",
+                SafeWskDisableCallbacks(closed, 0, 100),
+                STATUS_INVALID_PARAMETER_1,
             ),
             (
                 "SafeWskDisableCallbacks",
-                "2 NULL socket at IRQL 3",
-                high(&mut || SafeWskDisableCallbacks(ptr::null_mut(), 0, 100)),
+                "2 mask 0",
+                SafeWskDisableCallbacks(socket, 0, 100),
                 STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "2 mask 0 at DISPATCH_LEVEL",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, 0, 100)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "1 NULL socket at IRQL 3",
+                high(&mut || SafeWskDisableCallbacks(ptr::null_mut(), 0, 100)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "1 closed socket at IRQL 3",
+                high(&mut || SafeWskDisableCallbacks(closed, WSK_EVENT_RECEIVE, 100)),
+                STATUS_INVALID_PARAMETER_1,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "2 no Dispatch table at DISPATCH_LEVEL (acquired there: a parameter before the IRQL)",
+                hostkernel::with_irql(DISPATCH_LEVEL, || SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 100)),
+                STATUS_INVALID_PARAMETER_2,
+            ),
+            (
+                "SafeWskDisableCallbacks",
+                "valid form at IRQL 3 (the table is checked once acquired)",
+                high(&mut || SafeWskDisableCallbacks(socket, WSK_EVENT_RECEIVE, 100)),
+                STATUS_INVALID_LEVEL,
             ),
         ]
     };
