@@ -673,3 +673,449 @@ fn closes_racing_a_cleanup_from_several_threads() {
     cleanup(keeper);
     k.finish();
 }
+
+/// Every socket export called with `h` and otherwise valid arguments: `b`
+/// 8 writable bytes, `sa` 28 writable bytes, `n` writable.
+fn every_socket_export(
+    h: *mut SAFEWSK_SOCKET,
+    b: *mut std::ffi::c_void,
+    sa: *mut SOCKADDR,
+    n: &mut u32,
+) -> Vec<(&'static str, NTSTATUS)> {
+    // SAFETY: every pointer is valid for the call; any handle value is safe.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
+    unsafe {
+        vec![
+            ("SafeWskSend", SafeWskSend(h, b, 8, 0, 100, n)),
+            ("SafeWskReceive", SafeWskReceive(h, b, 8, 0, 100, n)),
+            ("SafeWskGetLocalAddress", SafeWskGetLocalAddress(h, sa, 28, 100)),
+            ("SafeWskGetRemoteAddress", SafeWskGetRemoteAddress(h, sa, 28, 100)),
+            ("SafeWskDisconnect", SafeWskDisconnect(h, 0, 100)),
+            ("SafeWskEnableCallbacks", SafeWskEnableCallbacks(h, WSK_EVENT_RECEIVE)),
+            ("SafeWskDisableCallbacks", SafeWskDisableCallbacks(h, WSK_EVENT_RECEIVE, 100)),
+            ("SafeWskCloseSocket", SafeWskCloseSocket(h)),
+        ]
+    }
+}
+
+/// Calls every socket export with each handle of `handles` at PASSIVE_LEVEL,
+/// APC_LEVEL, DISPATCH_LEVEL and IRQL 3 and returns the calls that were not
+/// refused with STATUS_INVALID_PARAMETER_1. Every provider socket function
+/// fails with STATUS_NOT_IMPLEMENTED meanwhile, so a call that reached the
+/// provider cannot look refused; the out buffers must stay untouched.
+fn refused_at_every_irql(handles: &[(String, *mut SAFEWSK_SOCKET)]) -> Vec<String> {
+    hostkernel::set_fail_without_completing(Some(STATUS_NOT_IMPLEMENTED));
+    hostkernel::set_call_fault(
+        hostkernel::WskCall::EventCallback,
+        0,
+        hostkernel::CallFault::Fail(STATUS_NOT_IMPLEMENTED),
+    );
+    let mut buf = [0x5Au8; 8];
+    let mut sa_buf = [0x5Au8; 28];
+    let mut n = 0u32;
+    let mut bad = Vec::new();
+    for (what, h) in handles {
+        for irql in [PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL, 3] {
+            let (b, sa) = (buf.as_mut_ptr().cast(), sa_buf.as_mut_ptr().cast());
+            for (export, got) in hostkernel::with_irql(irql, || every_socket_export(*h, b, sa, &mut n)) {
+                if got != STATUS_INVALID_PARAMETER_1 {
+                    bad.push(format!("{export}({what} = {:#x}) at IRQL {irql}: {got:#x}", *h as usize));
+                }
+            }
+        }
+    }
+    hostkernel::set_fail_without_completing(None);
+    if n != 0 || buf != [0x5A; 8] || sa_buf != [0x5A; 28] {
+        bad.push("a refused call wrote to its out parameters".into());
+    }
+    bad
+}
+
+/// xorshift64: the same "random" handles on every run.
+fn pseudo_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Issue 17: any value is safe as a socket handle. Forged ones — NULL,
+/// all ones, pseudo-random values (also with the socket tag and the table's
+/// epoch, naming slots of the installed chunk at random generations), a
+/// heap pointer, a stack pointer, a client handle, and near misses of a
+/// live handle (another generation, index, epoch or tag) — are refused by
+/// every socket export at every IRQL, without a crash, without writing to
+/// the memory a pointer-like value points to, without an allocation or a
+/// leak, and without touching the live socket.
+#[test]
+fn forged_socket_handles_are_refused_without_a_crash_or_a_leak() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, live) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let l = live as usize;
+    assert_eq!(l >> 56, 0xA5, "a socket handle is an encoded value under the tag 0xA5, not an address");
+    let mut heap = Box::new([0x5A5A_5A5A_5A5A_5A5Au64; 16]);
+    let mut stack = [0x5A5A_5A5A_5A5A_5A5Au64; 16];
+    let mut handles: Vec<(String, *mut SAFEWSK_SOCKET)> = vec![
+        ("NULL".into(), ptr::null_mut()),
+        ("all ones".into(), usize::MAX as *mut SAFEWSK_SOCKET),
+        ("a heap pointer".into(), heap.as_mut_ptr().cast()),
+        ("a stack pointer".into(), stack.as_mut_ptr().cast()),
+        ("the client handle".into(), client.cast()),
+        ("generation + 1".into(), (l + (1 << 16)) as *mut SAFEWSK_SOCKET),
+        ("generation 0".into(), (l & !(0xFF_FFFF << 16)) as *mut SAFEWSK_SOCKET),
+        ("generation max".into(), (l | (0xFF_FFFF << 16)) as *mut SAFEWSK_SOCKET),
+        ("the next slot (free)".into(), (l + 1) as *mut SAFEWSK_SOCKET),
+        ("slot 64 (chunk not installed)".into(), ((l & !0xFFFF) | 64) as *mut SAFEWSK_SOCKET),
+        ("slot 65535".into(), (l | 0xFFFF) as *mut SAFEWSK_SOCKET),
+        ("epoch + 1".into(), (l + (1 << 40)) as *mut SAFEWSK_SOCKET),
+        ("epoch - 1".into(), (l - (1 << 40)) as *mut SAFEWSK_SOCKET),
+        ("epoch 0".into(), (l & !(0xFFFF << 40)) as *mut SAFEWSK_SOCKET),
+        ("another tag".into(), (l ^ (0xFF << 56)) as *mut SAFEWSK_SOCKET),
+        ("the client tag".into(), ((l & 0x00FF_FFFF_FFFF_FFFF) | (0xC5 << 56)) as *mut SAFEWSK_SOCKET),
+        ("no tag".into(), (l & 0x00FF_FFFF_FFFF_FFFF) as *mut SAFEWSK_SOCKET),
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..48 {
+        let r = pseudo_random(&mut state) as usize;
+        let h = match i % 3 {
+            0 => r,
+            // The socket tag and the table's epoch: a slot anywhere.
+            1 => (l & !0xFF_FFFF_FFFF) | (r & 0xFF_FFFF_FFFF),
+            // ... a slot of the installed chunk, at a random generation.
+            _ => (l & !0xFF_FFFF_FFFF) | (r & (0xFF_FFFF << 16)) | (r % 64),
+        };
+        if h != l {
+            handles.push((format!("pseudo-random #{i}"), h as *mut SAFEWSK_SOCKET));
+        }
+    }
+    let before = hostkernel::live();
+    let allocated = hostkernel::allocations();
+    let bad = refused_at_every_irql(&handles);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(hostkernel::live(), before, "a refused call left something behind");
+    let after = hostkernel::allocations();
+    assert_eq!(
+        (after.irps.0, after.pool.0, after.mdls.0, after.completion_contexts.0),
+        (allocated.irps.0, allocated.pool.0, allocated.mdls.0, allocated.completion_contexts.0),
+        "a refused call allocated"
+    );
+    assert_eq!(*heap, [0x5A5A_5A5A_5A5A_5A5A; 16], "the heap block behind a forged handle was written");
+    assert_eq!(stack, [0x5A5A_5A5A_5A5A_5A5A; 16], "the stack behind a forged handle was written");
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // The live socket is untouched: open, nothing sent on it, working.
+    let mut echo = [0u8; 4];
+    assert_eq!(receive(live, &mut echo, 0, 100), (STATUS_IO_TIMEOUT, 0), "a forged send reached the live socket");
+    assert_eq!(send(live, b"live"), (STATUS_SUCCESS, 4));
+    assert_eq!(receive(live, &mut echo, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 4));
+    assert_eq!(close(live), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// What a client-level export is given besides the client (all valid).
+struct ClientArgs {
+    local: Addr,
+    remote: Addr,
+    node: Vec<u16>,
+    service: Vec<u16>,
+    sa: [u8; 28],
+    sd: [u64; 5],
+    cached: PSECURITY_DESCRIPTOR,
+    out: *mut SAFEWSK_SOCKET,
+    cached_out: PSECURITY_DESCRIPTOR,
+}
+
+/// Every client-level export with client handle `c` and the valid
+/// arguments `a`; `req` must never be called back.
+fn every_client_export(
+    c: *mut SAFEWSK_CLIENT,
+    a: &mut ClientArgs,
+    req: &mut SAFEWSK_CONNECT_REQUEST,
+) -> Vec<(&'static str, NTSTATUS)> {
+    let len = |v: &Vec<u16>| (v.len() * 2) as u16;
+    let node = UNICODE_STRING { Length: len(&a.node), MaximumLength: len(&a.node), Buffer: a.node.as_mut_ptr() };
+    let service =
+        UNICODE_STRING { Length: len(&a.service), MaximumLength: len(&a.service), Buffer: a.service.as_mut_ptr() };
+    let sa = a.sa.as_mut_ptr().cast::<SOCKADDR>();
+    let sd = a.sd.as_mut_ptr().cast::<std::ffi::c_void>();
+    // SAFETY: every pointer is valid for the call (the request until its
+    // callback, which a refused call never makes); any client value is safe.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
+    unsafe {
+        vec![
+            (
+                "SafeWskSocketConnect",
+                SafeWskSocketConnect(
+                    c,
+                    SOCK_STREAM,
+                    IPPROTO_TCP,
+                    a.local.ptr(),
+                    a.remote.ptr(),
+                    0,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    &mut a.out,
+                    100,
+                ),
+            ),
+            ("SafeWskSocketConnectAsync", start_async(c, &a.local, &a.remote, req)),
+            (
+                "SafeWskConnectByName",
+                SafeWskConnectByName(c, &node, &service, ptr::null_mut(), ptr::null(), &mut a.out, sa, 28, 100),
+            ),
+            (
+                "SafeWskSocketConnectWithOptions",
+                SafeWskSocketConnectWithOptions(
+                    c,
+                    a.local.ptr(),
+                    a.remote.ptr(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null(),
+                    &mut a.out,
+                    100,
+                ),
+            ),
+            ("SafeWskCacheSecurityDescriptor", SafeWskCacheSecurityDescriptor(c, sd, &mut a.cached_out)),
+            ("SafeWskReleaseSecurityDescriptor", SafeWskReleaseSecurityDescriptor(c, a.cached)),
+            ("SafeWskCleanup", SafeWskCleanup(c)),
+        ]
+    }
+}
+
+/// Issue 17: any value is safe as a client handle. Forged ones — NULL, all
+/// ones, pseudo-random values (also with the client tag, naming client
+/// slots at random generations), a heap pointer, a stack pointer, a socket
+/// handle, near misses of the live client's handle — are refused with
+/// STATUS_INVALID_PARAMETER_1 by every client-level export at PASSIVE_LEVEL
+/// and DISPATCH_LEVEL; above DISPATCH_LEVEL the connect and descriptor
+/// exports check only the handle's form (documented), so there a forged
+/// handle of the right form is STATUS_INVALID_LEVEL, and SafeWskCleanup
+/// still STATUS_INVALID_PARAMETER_1. Nothing reaches the provider, nothing
+/// is written behind a pointer-like value, nothing leaks, and the live
+/// client (which none of the forged cleanups may clean up) keeps working.
+#[test]
+fn forged_client_handles_are_refused_without_a_crash_or_a_leak() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let mut sd = [1u64, 0, 0, 0, 0];
+    let mut cached: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: a live client, a readable descriptor, a writable out pointer.
+    assert_eq!(unsafe { SafeWskCacheSecurityDescriptor(client, sd.as_mut_ptr().cast(), &mut cached) }, STATUS_SUCCESS);
+    let c = client as usize;
+    assert_eq!(c >> 56, 0xC5, "a client handle is an encoded value under the tag 0xC5, not an address");
+    let mut heap = Box::new([0x5A5A_5A5A_5A5A_5A5Au64; 64]);
+    let mut stack = [0x5A5A_5A5A_5A5A_5A5Au64; 64];
+    let mut handles: Vec<(String, *mut SAFEWSK_CLIENT)> = vec![
+        ("NULL".into(), ptr::null_mut()),
+        ("all ones".into(), usize::MAX as *mut SAFEWSK_CLIENT),
+        ("a heap pointer".into(), heap.as_mut_ptr().cast()),
+        ("a stack pointer".into(), stack.as_mut_ptr().cast()),
+        ("a socket handle".into(), socket.cast()),
+        ("generation + 1".into(), (c + (1 << 16)) as *mut SAFEWSK_CLIENT),
+        ("generation 0".into(), (c & !(0xFF_FFFF << 16)) as *mut SAFEWSK_CLIENT),
+        ("the next client slot (free)".into(), (c + 1) as *mut SAFEWSK_CLIENT),
+        ("client slot 64".into(), ((c & !0xFFFF) | 64) as *mut SAFEWSK_CLIENT),
+        ("bits 40..56 set".into(), (c | (1 << 40)) as *mut SAFEWSK_CLIENT),
+        ("the socket tag".into(), ((c & 0x00FF_FFFF_FFFF_FFFF) | (0xA5 << 56)) as *mut SAFEWSK_CLIENT),
+        ("no tag".into(), (c & 0x00FF_FFFF_FFFF_FFFF) as *mut SAFEWSK_CLIENT),
+    ];
+    let mut state = 0xD1B5_4A32_D192_ED03u64;
+    for i in 0..24 {
+        let r = pseudo_random(&mut state) as usize;
+        let h = match i % 2 {
+            0 => r,
+            // The client tag, a client slot, a random generation.
+            _ => (0xC5 << 56) | (r & (0xFF_FFFF << 16)) | (r % 64),
+        };
+        if h != c {
+            handles.push((format!("pseudo-random #{i}"), h as *mut SAFEWSK_CLIENT));
+        }
+    }
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 100);
+    let mut args = ClientArgs {
+        local: Addr::wildcard_like(server),
+        remote: Addr::from(server),
+        node: "localhost".encode_utf16().collect(),
+        service: server.port().to_string().encode_utf16().collect(),
+        sa: [0x5A; 28],
+        sd: [1, 0, 0, 0, 0],
+        cached,
+        out: ptr::null_mut(),
+        cached_out: ptr::null_mut(),
+    };
+    let before = hostkernel::live();
+    let allocated = hostkernel::allocations();
+    let connects = hostkernel::provider_connect_calls();
+    let sds = hostkernel::cached_sd_count();
+    hostkernel::set_fail_without_completing(Some(STATUS_NOT_IMPLEMENTED));
+    let mut bad = Vec::new();
+    for (what, h) in &handles {
+        for irql in [PASSIVE_LEVEL, DISPATCH_LEVEL, 3] {
+            for (export, got) in hostkernel::with_irql(irql, || every_client_export(*h, &mut args, &mut req)) {
+                let ok = got == STATUS_INVALID_PARAMETER_1
+                    || (irql > DISPATCH_LEVEL && export != "SafeWskCleanup" && got == STATUS_INVALID_LEVEL);
+                if !ok {
+                    bad.push(format!("{export}({what} = {:#x}) at IRQL {irql}: {got:#x}", *h as usize));
+                }
+            }
+        }
+    }
+    hostkernel::set_fail_without_completing(None);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(args.out.is_null() && args.cached_out.is_null(), "a refused call wrote its out parameter");
+    assert_eq!(args.sa, [0x5A; 28]);
+    assert_eq!(hostkernel::live(), before, "a refused call left something behind");
+    let after = hostkernel::allocations();
+    assert_eq!(
+        (after.irps.0, after.pool.0, after.mdls.0, after.completion_contexts.0),
+        (allocated.irps.0, allocated.pool.0, allocated.mdls.0, allocated.completion_contexts.0),
+        "a refused call allocated"
+    );
+    assert_eq!(hostkernel::provider_connect_calls(), connects, "a connect reached the provider");
+    assert_eq!(hostkernel::resolver_calls(), 0, "a resolution reached the provider");
+    assert_eq!(hostkernel::cached_sd_count(), sds, "the live client's descriptor was released");
+    assert_eq!(*heap, [0x5A5A_5A5A_5A5A_5A5A; 64], "the heap block behind a forged handle was written");
+    assert_eq!(stack, [0x5A5A_5A5A_5A5A_5A5A; 64], "the stack behind a forged handle was written");
+    thread::sleep(Duration::from_millis(20));
+    assert!(seen.calls.lock().unwrap().is_empty(), "a refused request called back");
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // The live client and its socket are untouched.
+    assert_eq!(send(socket, b"ok"), (STATUS_SUCCESS, 2));
+    let (st, second) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS, "the live client still connects");
+    assert_eq!(close(second), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    // SAFETY: the live client's cached descriptor, no connect in flight.
+    assert_eq!(unsafe { SafeWskReleaseSecurityDescriptor(client, cached) }, STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// Issue 17: a socket handle outlives its client's cleanup as a stale
+/// handle: refused by every socket export at every IRQL while another
+/// client keeps the socket table (the slot was freed with a new
+/// generation), and also after the last client's cleanup freed the table
+/// and a new client rebuilt it, when a new socket sits in the same slot at
+/// the same generation (only the table's epoch tells them apart): the new
+/// socket is not touched.
+#[test]
+fn a_socket_handle_of_a_cleaned_up_client_is_refused() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let keeper = startup();
+    let client = startup();
+    let (st, orphaned) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    cleanup(client);
+    assert_eq!(hostkernel::live().sockets, 0, "cleanup closed the socket left open");
+    let bad = refused_at_every_irql(&[("a socket of a cleaned-up client (table kept)".into(), orphaned)]);
+    assert!(bad.is_empty(), "{bad:#?}");
+
+    // The last client's cleanup frees the table; a new client rebuilds it.
+    cleanup(keeper);
+    assert_eq!(safewsk::table_usage(), (0, 0), "the last cleanup freed the table");
+    let client = startup();
+    let (st, fresh) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let (o, f) = (orphaned as usize, fresh as usize);
+    eprintln!("handle before the rebuild {o:#x}, after {f:#x}");
+    assert_eq!(o & 0xFFFF, f & 0xFFFF, "the new socket has the old handle's slot");
+    assert_ne!(o, f);
+    let bad = refused_at_every_irql(&[("a socket from before the table was rebuilt".into(), orphaned)]);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    let mut echo = [0u8; 5];
+    assert_eq!(receive(fresh, &mut echo, 0, 100), (STATUS_IO_TIMEOUT, 0), "a stale send reached the new socket");
+    assert_eq!(send(fresh, b"fresh"), (STATUS_SUCCESS, 5));
+    assert_eq!(receive(fresh, &mut echo, WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 5));
+    assert_eq!(close(fresh), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
+
+/// Issue 17: SafeWskCloseSocket always consumes the handle. A second close
+/// is STATUS_INVALID_PARAMETER_1 and the provider's WskCloseSocket runs once
+/// (a second one of the same WSK_SOCKET is a violation the host kernel
+/// records; and with every provider socket function failing meanwhile, a
+/// second close that reached it would not return _1). The same while the
+/// first close is still in progress (the provider pends it 300 ms): calls
+/// and closes that begin after it are refused at once. And eight threads
+/// closing one handle at once: one succeeds, seven are refused.
+#[test]
+fn double_close_is_parameter_1_and_the_provider_closes_once() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    let client = startup();
+    let (st, bystander) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+
+    // One after the other.
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().sockets, 2);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(hostkernel::live().sockets, 1);
+    hostkernel::set_fail_without_completing(Some(STATUS_NOT_IMPLEMENTED));
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1, "second close");
+    hostkernel::set_fail_without_completing(None);
+    assert_eq!(hostkernel::live().sockets, 1, "the second close closed nothing");
+
+    // While the first is in progress.
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    hostkernel::set_close_delay(Some(Duration::from_millis(300)));
+    let s = Shared(socket);
+    let t0 = Instant::now();
+    let first = thread::spawn(move || {
+        let s = s;
+        (close(s.0), Instant::now())
+    });
+    thread::sleep(Duration::from_millis(50));
+    assert!(!first.is_finished(), "the provider pends the close");
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1, "a close while the first is in progress");
+    assert_eq!(send(socket, b"x").0, STATUS_INVALID_PARAMETER_1, "a send while the close is in progress");
+    let (st, done) = first.join().expect("first close");
+    assert_eq!(st, STATUS_SUCCESS);
+    assert!(done - t0 >= Duration::from_millis(250), "the first close returned before the provider completed it");
+    hostkernel::set_close_delay(None);
+
+    // Eight at once.
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    hostkernel::set_close_delay(Some(Duration::from_millis(50)));
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let closers: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, barrier) = (Shared(socket), barrier.clone());
+            thread::spawn(move || {
+                let s = s;
+                barrier.wait();
+                close(s.0)
+            })
+        })
+        .collect();
+    let mut statuses: Vec<NTSTATUS> = closers.into_iter().map(|t| t.join().expect("closer")).collect();
+    statuses.sort();
+    hostkernel::set_close_delay(None);
+    let successes = statuses.iter().filter(|s| **s == STATUS_SUCCESS).count();
+    let refusals = statuses.iter().filter(|s| **s == STATUS_INVALID_PARAMETER_1).count();
+    assert_eq!((successes, refusals), (1, 7), "{statuses:x?}");
+
+    assert_eq!(hostkernel::live().sockets, 1, "only the bystander is open");
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    assert_eq!(send(bystander, b"ok"), (STATUS_SUCCESS, 2));
+    assert_eq!(close(bystander), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+}
