@@ -212,7 +212,7 @@ pub fn run(data: &[u8]) {
         }
         st
     } else {
-        let mut socket = 0x1 as *mut SAFEWSK_SOCKET;
+        let mut socket = ptr::dangling_mut::<SAFEWSK_SOCKET>(); // non-NULL: must be reset to NULL
         let out: *mut *mut SAFEWSK_SOCKET = if want_socket { &mut socket } else { ptr::null_mut() };
         // SAFETY: every pointer is NULL or valid for the call.
         let st = hostkernel::with_irql(irql, || unsafe {
