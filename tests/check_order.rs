@@ -777,6 +777,7 @@ fn every_socket_export(
     n: &mut u32,
 ) -> Vec<(&'static str, NTSTATUS)> {
     // SAFETY: every pointer is valid for the call; any handle value is safe.
+    #[allow(clippy::multiple_unsafe_ops_per_block)]
     unsafe {
         vec![
             ("SafeWskSend", SafeWskSend(h, b, 8, 0, 100, n)),

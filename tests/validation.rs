@@ -177,9 +177,9 @@ fn socket_calls_validate_their_arguments() {
     // every other pointer is valid: `socket` open, `p` 8 writable bytes,
     // `sa` 28 writable bytes, `n` writable.
     let calls: Vec<(&str, NTSTATUS, NTSTATUS)> = vec![
-        // SAFETY: a NULL socket, rejected before anything is used.
         (
             "send: NULL socket",
+            // SAFETY: a NULL socket, rejected before anything is used.
             unsafe { SafeWskSend(ptr::null_mut(), p, 8, 0, 100, &mut n) },
             STATUS_INVALID_PARAMETER_1,
         ),
@@ -189,9 +189,9 @@ fn socket_calls_validate_their_arguments() {
             unsafe { SafeWskSend(ptr::null_mut(), ptr::null(), 0, 0x80, 100, &mut n) },
             STATUS_INVALID_PARAMETER_1,
         ),
-        // SAFETY: a NULL buffer, rejected before use.
         (
             "send: NULL buffer",
+            // SAFETY: a NULL buffer, rejected before use.
             unsafe { SafeWskSend(socket, ptr::null(), 8, 0, 100, &mut n) },
             STATUS_INVALID_PARAMETER_2,
         ),
@@ -255,9 +255,9 @@ fn socket_calls_validate_their_arguments() {
         ("disconnect: NULL socket", unsafe { SafeWskDisconnect(ptr::null_mut(), 0, 100) }, STATUS_INVALID_PARAMETER_1),
         // SAFETY: an unknown disconnect flag, rejected before the socket is used.
         ("disconnect: flags", unsafe { SafeWskDisconnect(socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_2),
-        // SAFETY: a NULL socket, rejected before use.
         (
             "enable: NULL socket",
+            // SAFETY: a NULL socket, rejected before use.
             unsafe { SafeWskEnableCallbacks(ptr::null_mut(), WSK_EVENT_RECEIVE) },
             STATUS_INVALID_PARAMETER_1,
         ),

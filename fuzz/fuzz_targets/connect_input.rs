@@ -212,7 +212,8 @@ pub fn run(data: &[u8]) {
         }
         st
     } else {
-        let mut socket = ptr::dangling_mut::<SAFEWSK_SOCKET>(); // non-NULL: must be reset to NULL
+        // Not NULL: the call must reset it to NULL on failure.
+        let mut socket: *mut SAFEWSK_SOCKET = ptr::NonNull::dangling().as_ptr();
         let out: *mut *mut SAFEWSK_SOCKET = if want_socket { &mut socket } else { ptr::null_mut() };
         // SAFETY: every pointer is NULL or valid for the call.
         let st = hostkernel::with_irql(irql, || unsafe {
