@@ -83,8 +83,11 @@ fn refused_port_gives_connection_refused_and_leaks_nothing() {
     k.finish();
 }
 
+/// The IRP of a connect that timed out is not freed but goes to the socket
+/// table's cache for the next connect (issue 17): every live IRP is a cached
+/// one, and the last cleanup frees it.
 #[test]
-fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_freed() {
+fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_recycled() {
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Never);
     let client = startup();
@@ -96,8 +99,12 @@ fn provider_that_never_completes_times_out_and_the_irp_is_cancelled_and_freed() 
     assert!(socket.is_null());
     assert!(took >= Duration::from_millis(250), "returned before the deadline: {took:?}");
     assert!(took < Duration::from_millis(1500), "cancellation took too long: {took:?}");
-    assert_eq!(hostkernel::live().irps, 0, "the cancelled IRP was not freed");
+    assert_eq!(hostkernel::live().sockets, 0);
+    assert_eq!(safewsk::table_usage(), (1, 1), "the cancelled IRP went back to the table's cache");
+    assert_eq!(hostkernel::live().irps, safewsk::table_usage().1, "every live IRP is a cached one");
     cleanup(client);
+    assert_eq!(safewsk::table_usage(), (0, 0), "the last cleanup frees the table");
+    assert_eq!(hostkernel::live().irps, 0, "the cached IRP was freed by the last cleanup");
     k.finish();
 }
 
@@ -253,21 +260,74 @@ fn receive_reports_a_graceful_close_as_zero_bytes() {
     k.finish();
 }
 
+/// Issue 17: SafeWskCleanup no longer refuses while a socket is open
+/// (before: STATUS_INVALID_DEVICE_STATE, and nothing changed). It closes the
+/// socket (reported), so the peer sees the connection end, the host socket is
+/// gone, and the handle is refused afterwards like any stale handle.
 #[test]
-fn cleanup_refuses_while_a_socket_is_open_and_close_twice_is_caught() {
+fn cleanup_with_a_socket_open_closes_it_and_the_handle_is_then_refused() {
+    let (server, accepted) = silent_server();
+    let k = Session::begin();
+    let client = startup();
+    let (st, socket) = connect(client, server, 2000);
+    assert_eq!(st, STATUS_SUCCESS);
+    let mut peer = accepted.join().expect("accept").remove(0);
+    let wsk_sockets = hostkernel::wsk::open_sockets();
+    assert_eq!(wsk_sockets.len(), 1);
+    assert!(hostkernel::socket_fd(wsk_sockets[0] as *mut _).is_some(), "the host socket is open");
+    let _ = hostkernel::take_dbgprint_log();
+
+    // SAFETY: a live client.
+    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_SUCCESS, "cleanup never refuses because of open sockets");
+    let live = hostkernel::live();
+    assert_eq!((live.sockets, live.registrations), (0, 0), "the socket is closed and the client deregistered");
+    assert!(hostkernel::wsk::open_sockets().is_empty());
+    assert_eq!(hostkernel::socket_fd(wsk_sockets[0] as *mut _), None, "the provider closed the WSK socket");
+    let slot = socket as usize & 0xFFFF;
+    let log = hostkernel::take_dbgprint_log();
+    assert!(
+        log.iter().any(|l| l.contains(&format!("SafeWskCleanup: closing socket (slot {slot}) the driver left open"))),
+        "the close is reported: {log:?}"
+    );
+    // The peer sees the end of the connection (an abortive close: a reset,
+    // or an end of stream), not a read timeout.
+    peer.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let mut b = [0u8; 1];
+    match std::io::Read::read(&mut peer, &mut b) {
+        Ok(0) => {}
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the host socket was not closed: {e}"
+        ),
+        Ok(n) => panic!("{n} unexpected byte(s) from a socket that was closed"),
+    }
+    // The handle was consumed by the cleanup.
+    assert_eq!(send(socket, b"x").0, STATUS_INVALID_PARAMETER_1, "send with the handle after cleanup");
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1, "close with the handle after cleanup");
+    // SAFETY: any handle value is safe; the client's is stale now.
+    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_INVALID_PARAMETER_1, "a second cleanup");
+    // SAFETY: NULL is always a valid argument.
+    assert_eq!(unsafe { SafeWskCleanup(std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    k.finish();
+}
+
+/// A second close of the same handle is refused without reaching the
+/// provider (whose WskCloseSocket records a violation for a socket it no
+/// longer knows), and the handle is consumed by the first.
+#[test]
+fn close_twice_is_caught_and_the_provider_closes_once() {
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
     let client = startup();
     let (st, socket) = connect(client, server, 2000);
     assert_eq!(st, STATUS_SUCCESS);
-    // SAFETY: live client.
-    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_INVALID_DEVICE_STATE);
-    assert_eq!(hostkernel::live().registrations, 1, "cleanup must change nothing when it refuses");
+    assert_eq!(hostkernel::live().sockets, 1);
     assert_eq!(close(socket), STATUS_SUCCESS);
-    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_2, "second close must not reach the provider");
+    assert_eq!(hostkernel::live().sockets, 0);
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1, "second close must not reach the provider");
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
     cleanup(client);
-    // SAFETY: NULL is always a valid argument.
-    assert_eq!(unsafe { SafeWskCleanup(std::ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1);
     k.finish();
 }
 

@@ -164,25 +164,48 @@ fn cleanup_waits_for_in_flight_requests_and_refuses_new_ones() {
     k.finish();
 }
 
+/// Issue 17: the first connect of a fresh socket table allocates the table's
+/// chunk (one pool block for 64 slots) and the slot's IRP; the I/O manager
+/// adds its IoSetCompletionRoutineEx context. After a connect and a close
+/// the chunk stays and the IRP waits in the table's cache, so the next
+/// asynchronous connect allocates nothing of safewsk's own: only the
+/// completion context.
 #[test]
-fn an_async_connect_allocates_its_irp_completion_context_and_socket_record_only() {
+fn an_async_connect_allocates_a_table_chunk_and_an_irp_once_then_only_its_completion_context() {
     let server = echo_server("127.0.0.1:0").expect("server");
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(100)));
     let client = startup();
+    assert_eq!(safewsk::table_usage(), (0, 0), "a fresh table");
     let before = hostkernel::live();
     let seen = Arc::new(Seen::default());
     let mut req = request(&seen, 2000);
     assert_eq!(start(client, server, &mut req), STATUS_PENDING);
     let during = hostkernel::live();
-    // One IRP; the I/O manager's IoSetCompletionRoutineEx context (counted as
-    // pool); one pool block that records the socket until it is closed.
-    assert_eq!(during.pool_blocks, before.pool_blocks + 2, "completion context + socket record");
+    assert_eq!(during.pool_blocks, before.pool_blocks + 2, "the table's chunk + the completion context");
     assert_eq!(during.irps, before.irps + 1, "exactly one IRP per request");
+    assert_eq!(safewsk::table_usage(), (1, 0), "one chunk installed; its IRP is in use");
+    let calls = seen.wait(1, Duration::from_secs(5));
+    assert_eq!(calls[0].0, STATUS_SUCCESS);
+    assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
+    assert_eq!(safewsk::table_usage(), (1, 1), "the chunk stays; the IRP is cached for the next connect");
+
+    // The steady state: nothing of safewsk's own.
+    let before = hostkernel::live();
+    let allocated = hostkernel::allocations();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 2000);
+    assert_eq!(start(client, server, &mut req), STATUS_PENDING);
+    let during = hostkernel::live();
+    assert_eq!(during.pool_blocks, before.pool_blocks + 1, "only the completion context");
+    assert_eq!(during.irps, before.irps, "the cached IRP is reused");
+    assert_eq!(hostkernel::allocations().irps.0, allocated.irps.0, "no IRP allocated");
+    assert_eq!(safewsk::table_usage(), (1, 0));
     let calls = seen.wait(1, Duration::from_secs(5));
     assert_eq!(calls[0].0, STATUS_SUCCESS);
     assert_eq!(close(calls[0].1 as *mut SAFEWSK_SOCKET), STATUS_SUCCESS);
     cleanup(client);
+    assert_eq!(safewsk::table_usage(), (0, 0), "the last cleanup frees the table");
     k.finish();
 }
 
@@ -290,5 +313,35 @@ fn a_completed_irp_never_arms_the_deadline_timer() {
     assert_eq!(cancel_connect(&mut req2), STATUS_SUCCESS);
     assert_eq!(pending.wait(1, LONG)[0].0, STATUS_CANCELLED);
     cleanup(client);
+    k.finish();
+}
+
+/// Issue 17: the callee owns the socket the callback hands out and may leave
+/// it to SafeWskCleanup. A connect that succeeds while cleanup waits for it
+/// calls back with a working handle; cleanup then closes that socket (the
+/// driver never did), and the handle is refused afterwards.
+#[test]
+fn a_socket_handed_to_the_callback_during_cleanup_is_closed_by_cleanup() {
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let k = Session::begin();
+    hostkernel::set_connect_completion(ConnectCompletion::Delay(Duration::from_millis(150)));
+    let client = startup();
+    let seen = Arc::new(Seen::default());
+    let mut req = request(&seen, 3000);
+    assert_eq!(start(client, server, &mut req), STATUS_PENDING);
+    let _ = hostkernel::take_dbgprint_log();
+    // SAFETY: a live client; the request's storage and context outlive the
+    // callback, which cleanup waits for.
+    assert_eq!(unsafe { SafeWskCleanup(client) }, STATUS_SUCCESS);
+    let calls = seen.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "cleanup returned after the callback");
+    assert_eq!(calls[0].0, STATUS_SUCCESS, "a connect in flight when cleanup began still completes");
+    let socket = calls[0].1 as *mut SAFEWSK_SOCKET;
+    assert!(!socket.is_null());
+    assert_eq!(hostkernel::live().sockets, 0, "cleanup closed the socket the driver left open");
+    let log = hostkernel::take_dbgprint_log();
+    assert!(log.iter().any(|l| l.contains("SafeWskCleanup: closing socket")), "{log:?}");
+    assert_eq!(send(socket, b"x").0, STATUS_INVALID_PARAMETER_1, "the handle died with its client");
+    assert_eq!(close(socket), STATUS_INVALID_PARAMETER_1);
     k.finish();
 }

@@ -157,6 +157,10 @@ fn each_bad_parameter_has_its_own_status_and_never_reaches_the_provider() {
     k.finish();
 }
 
+/// Every socket call takes the socket handle as parameter 1 (issue 17: no
+/// client any more), so each status is one position lower than before: a
+/// bad handle is _1, Buffer _2, Length _3, Flags _4, BytesReceived _6,
+/// Address _2 and AddressLength _3, disconnect Flags _2, EventMask _2.
 #[test]
 fn socket_calls_validate_their_arguments() {
     let server = echo_server("127.0.0.1:0").expect("server");
@@ -167,35 +171,144 @@ fn socket_calls_validate_their_arguments() {
     let mut buf = [0u8; 8];
     let mut n = 0u32;
     let p = buf.as_mut_ptr().cast::<c_void>();
-    // Each call passes one invalid argument; every other pointer is valid:
-    // `client` is live, `socket` open, `p` 8 writable bytes, `n` writable.
-    // SAFETY: a NULL client, which the export rejects before using anything.
-    assert_eq!(unsafe { SafeWskSend(socket, p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_1);
-    // SAFETY: a NULL socket, rejected before use.
-    assert_eq!(unsafe { SafeWskSend(ptr::null_mut(), p, 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_2);
-    // SAFETY: a NULL buffer, rejected before use.
-    assert_eq!(unsafe { SafeWskSend(socket, ptr::null(), 8, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3);
-    // SAFETY: a zero length, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskSend(socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_4);
-    // SAFETY: an unknown flag, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskSend(socket, p, 8, 0x80, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
-    // SAFETY: an unknown receive flag, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskReceive(socket, p, 8, 0x10, 100, &mut n) }, STATUS_INVALID_PARAMETER_5);
-    // SAFETY: a NULL count pointer, rejected before the buffer is used.
-    assert_eq!(unsafe { SafeWskReceive(socket, p, 8, 0, 100, ptr::null_mut()) }, STATUS_INVALID_PARAMETER_7);
-    // SAFETY: an unknown disconnect flag, rejected before the socket is used.
-    assert_eq!(unsafe { SafeWskDisconnect(socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_3);
-    // SAFETY: valid arguments; DISPATCH_LEVEL is rejected before the buffer
-    // is used.
-    let st = hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskSend(socket, p, 8, 0, 100, &mut n) });
-    assert_eq!(st, STATUS_INVALID_LEVEL);
-    // SAFETY: a NULL socket, rejected before use.
-    assert_eq!(unsafe { SafeWskCloseSocket(ptr::null_mut()) }, STATUS_INVALID_PARAMETER_2);
+    let mut sa_buf = [0xA5u8; 28];
+    let sa = sa_buf.as_mut_ptr().cast::<SOCKADDR>();
+    // Each call passes one invalid argument (or several: the first wins);
+    // every other pointer is valid: `socket` open, `p` 8 writable bytes,
+    // `sa` 28 writable bytes, `n` writable.
+    let calls: Vec<(&str, NTSTATUS, NTSTATUS)> = vec![
+        (
+            "send: NULL socket",
+            // SAFETY: a NULL socket, rejected before anything is used.
+            unsafe { SafeWskSend(ptr::null_mut(), p, 8, 0, 100, &mut n) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "send: NULL socket, NULL buffer, length 0, flags",
+            // SAFETY: rejected before anything is used.
+            unsafe { SafeWskSend(ptr::null_mut(), ptr::null(), 0, 0x80, 100, &mut n) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "send: NULL buffer",
+            // SAFETY: a NULL buffer, rejected before use.
+            unsafe { SafeWskSend(socket, ptr::null(), 8, 0, 100, &mut n) },
+            STATUS_INVALID_PARAMETER_2,
+        ),
+        // SAFETY: a zero length, rejected before the buffer is used.
+        ("send: length 0", unsafe { SafeWskSend(socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3),
+        // SAFETY: an unknown flag, rejected before the buffer is used.
+        ("send: flags", unsafe { SafeWskSend(socket, p, 8, 0x80, 100, &mut n) }, STATUS_INVALID_PARAMETER_4),
+        (
+            "receive: NULL socket",
+            // SAFETY: a NULL socket, rejected before anything is used.
+            unsafe { SafeWskReceive(ptr::null_mut(), p, 8, 0, 100, &mut n) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "receive: NULL buffer",
+            // SAFETY: a NULL buffer, rejected before use.
+            unsafe { SafeWskReceive(socket, ptr::null_mut(), 8, 0, 100, &mut n) },
+            STATUS_INVALID_PARAMETER_2,
+        ),
+        // SAFETY: a zero length, rejected before the buffer is used.
+        ("receive: length 0", unsafe { SafeWskReceive(socket, p, 0, 0, 100, &mut n) }, STATUS_INVALID_PARAMETER_3),
+        // SAFETY: an unknown receive flag, rejected before the buffer is used.
+        ("receive: flags", unsafe { SafeWskReceive(socket, p, 8, 0x10, 100, &mut n) }, STATUS_INVALID_PARAMETER_4),
+        (
+            "receive: NULL BytesReceived",
+            // SAFETY: a NULL count pointer, rejected before the buffer is used.
+            unsafe { SafeWskReceive(socket, p, 8, 0, 100, ptr::null_mut()) },
+            STATUS_INVALID_PARAMETER_6,
+        ),
+        (
+            "local address: NULL socket",
+            // SAFETY: rejected before the address is used.
+            unsafe { SafeWskGetLocalAddress(ptr::null_mut(), sa, 28, 100) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        (
+            "local address: NULL address",
+            // SAFETY: a NULL address, rejected before use.
+            unsafe { SafeWskGetLocalAddress(socket, ptr::null_mut(), 28, 100) },
+            STATUS_INVALID_PARAMETER_2,
+        ),
+        (
+            "local address: length 8",
+            // SAFETY: too short, rejected before the address is written.
+            unsafe { SafeWskGetLocalAddress(socket, sa, 8, 100) },
+            STATUS_INVALID_PARAMETER_3,
+        ),
+        (
+            "remote address: NULL address",
+            // SAFETY: a NULL address, rejected before use.
+            unsafe { SafeWskGetRemoteAddress(socket, ptr::null_mut(), 28, 100) },
+            STATUS_INVALID_PARAMETER_2,
+        ),
+        (
+            "remote address: length 15",
+            // SAFETY: too short, rejected before the address is written.
+            unsafe { SafeWskGetRemoteAddress(socket, sa, 15, 100) },
+            STATUS_INVALID_PARAMETER_3,
+        ),
+        // SAFETY: a NULL socket, rejected before use.
+        ("disconnect: NULL socket", unsafe { SafeWskDisconnect(ptr::null_mut(), 0, 100) }, STATUS_INVALID_PARAMETER_1),
+        // SAFETY: an unknown disconnect flag, rejected before the socket is used.
+        ("disconnect: flags", unsafe { SafeWskDisconnect(socket, 0x10, 100) }, STATUS_INVALID_PARAMETER_2),
+        (
+            "enable: NULL socket",
+            // SAFETY: a NULL socket, rejected before use.
+            unsafe { SafeWskEnableCallbacks(ptr::null_mut(), WSK_EVENT_RECEIVE) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        // SAFETY: an empty mask, rejected before the provider is called.
+        ("enable: mask 0", unsafe { SafeWskEnableCallbacks(socket, 0) }, STATUS_INVALID_PARAMETER_2),
+        (
+            "enable: no Dispatch table for the callback",
+            // SAFETY: the socket was made without a table: rejected.
+            unsafe { SafeWskEnableCallbacks(socket, WSK_EVENT_RECEIVE) },
+            STATUS_INVALID_PARAMETER_2,
+        ),
+        (
+            "disable: NULL socket",
+            // SAFETY: a NULL socket, rejected before use.
+            unsafe { SafeWskDisableCallbacks(ptr::null_mut(), WSK_EVENT_RECEIVE, 100) },
+            STATUS_INVALID_PARAMETER_1,
+        ),
+        // SAFETY: an empty mask, rejected before the provider is called.
+        ("disable: mask 0", unsafe { SafeWskDisableCallbacks(socket, 0, 100) }, STATUS_INVALID_PARAMETER_2),
+        (
+            "send: valid at DISPATCH_LEVEL",
+            // SAFETY: valid arguments; DISPATCH_LEVEL is rejected before the
+            // buffer is used.
+            hostkernel::with_irql(DISPATCH_LEVEL, || unsafe { SafeWskSend(socket, p, 8, 0, 100, &mut n) }),
+            STATUS_INVALID_LEVEL,
+        ),
+        // SAFETY: a NULL socket, rejected before use.
+        ("close: NULL socket", unsafe { SafeWskCloseSocket(ptr::null_mut()) }, STATUS_INVALID_PARAMETER_1),
+    ];
+    let bad: Vec<String> = calls
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: got {got:#x}, want {want:#x}"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(n, 0, "no rejected call wrote a count");
+    assert_eq!(sa_buf, [0xA5; 28], "no rejected call wrote an address");
     // No rejected call allocated anything: the one live IRP is the open
     // socket's own, which its calls reuse.
     assert_eq!(hostkernel::live().irps, 1);
+    assert_eq!(hostkernel::live().mdls, 0);
+    assert!(hostkernel::violations().is_empty(), "{:?}", hostkernel::violations());
+    // Nothing reached the peer (an echo server): no rejected send was sent.
+    let mut echo = [0u8; 8];
+    assert_eq!(receive(socket, &mut echo, 0, 100), (STATUS_IO_TIMEOUT, 0), "a rejected send reached the provider");
+    // The socket still works.
+    assert_eq!(send(socket, b"ok"), (STATUS_SUCCESS, 2));
+    assert_eq!(receive(socket, &mut echo[..2], WSK_FLAG_WAITALL, 2000), (STATUS_SUCCESS, 2));
     assert_eq!(close(socket), STATUS_SUCCESS);
-    assert_eq!(hostkernel::live().irps, 1, "the close keeps the record and its IRP for the next connect");
+    assert_eq!(hostkernel::live().irps, 1, "the close puts the socket's IRP in the table's cache for the next connect");
+    assert_eq!(safewsk::table_usage(), (1, 1));
     cleanup(client);
     k.finish();
 }

@@ -1,15 +1,21 @@
 //! One fuzz input = one call of SafeWskSocketConnect or
 //! SafeWskSocketConnectAsync (and SafeWskCancelConnect) with arbitrary
-//! arguments: client (live, NULL, or a block that is not a client), socket
-//! type, protocol, flags, SOCKADDR bytes for both addresses, the
+//! arguments: client (the live one, or a forged or stale handle: NULL, a
+//! heap block that is not a client, all ones, the handle of a client that
+//! has been cleaned up, 8 fuzzed bytes, a socket handle, the live handle's
+//! next generation), socket type, protocol, flags, SOCKADDR bytes for both addresses, the
 //! context/dispatch combination, a security descriptor, the socket out
 //! pointer, the deadline. Shared by the libFuzzer target and by
 //! tests/fuzz_regressions.rs, which replays fuzz/regressions/*.
 //!
 //! Checked on every input: the status is one the header documents; a
 //! rejected argument (STATUS_INVALID_PARAMETER_n) never reaches the provider;
-//! *Socket is NULL unless the call succeeded; an accepted async request calls
-//! back exactly once; nothing leaks (IRPs, sockets) once the call is over.
+//! a client handle other than the live one is STATUS_INVALID_PARAMETER_1
+//! (the IRQL is at most DISPATCH_LEVEL here, where the handle is checked in
+//! full); *Socket is NULL unless the call succeeded; an accepted async
+//! request calls back exactly once; nothing leaks once the call is over (no
+//! socket open, and every live IRP one the socket table caches for the next
+//! connect: issue 17).
 //!
 //! Addresses are passed in buffers of at least 28 bytes: the API, like WSK,
 //! has no length parameter and reads the size the family implies, so a
@@ -41,17 +47,26 @@ impl Input<'_> {
     }
 }
 
-fn client() -> *mut SAFEWSK_CLIENT {
-    static CLIENT: OnceLock<usize> = OnceLock::new();
-    *CLIENT.get_or_init(|| {
+/// The live client, and the handle of a client that has been cleaned up.
+fn clients() -> (*mut SAFEWSK_CLIENT, *mut SAFEWSK_CLIENT) {
+    static CLIENTS: OnceLock<(usize, usize)> = OnceLock::new();
+    let (live, stale) = *CLIENTS.get_or_init(|| {
         // Connects that pass validation reach a provider that never
         // completes: the deadline (0-3 ms) cancels them. No traffic.
         hostkernel::set_connect_completion(hostkernel::ConnectCompletion::Never);
-        let mut c = ptr::null_mut();
-        // SAFETY: valid out pointer, PASSIVE_LEVEL.
-        assert_eq!(unsafe { SafeWskStartup(hostkernel::test_device().cast(), 0, &mut c) }, STATUS_SUCCESS);
-        c as usize
-    }) as *mut SAFEWSK_CLIENT
+        let startup = || {
+            let mut c = ptr::null_mut();
+            // SAFETY: valid out pointer, PASSIVE_LEVEL.
+            assert_eq!(unsafe { SafeWskStartup(hostkernel::test_device().cast(), 0, &mut c) }, STATUS_SUCCESS);
+            c
+        };
+        let live = startup();
+        let stale = startup();
+        // SAFETY: a live client.
+        assert_eq!(unsafe { SafeWskCleanup(stale) }, STATUS_SUCCESS);
+        (live as usize, stale as usize)
+    });
+    (live as *mut SAFEWSK_CLIENT, stale as *mut SAFEWSK_CLIENT)
 }
 
 unsafe extern "system" fn on_receive(_: PVOID, _: ULONG, _: PVOID, _: SIZE_T, _: *mut SIZE_T) -> NTSTATUS {
@@ -61,8 +76,13 @@ unsafe extern "system" fn on_receive(_: PVOID, _: ULONG, _: PVOID, _: SIZE_T, _:
 static CALLBACKS: AtomicU32 = AtomicU32::new(0);
 static LAST_STATUS: AtomicU32 = AtomicU32::new(0);
 
-unsafe extern "C" fn on_connect(_: PVOID, status: NTSTATUS, socket: *mut WSK_SOCKET) {
+unsafe extern "C" fn on_connect(_: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
     assert!(socket.is_null() || status == STATUS_SUCCESS);
+    if !socket.is_null() {
+        // SAFETY: the connected socket's handle, ours to close (never
+        // expected: the provider never completes a connect here).
+        unsafe { SafeWskCloseSocket(socket) };
+    }
     LAST_STATUS.store(status as u32, Ordering::SeqCst);
     CALLBACKS.fetch_add(1, Ordering::SeqCst);
 }
@@ -87,14 +107,30 @@ const DOCUMENTED: &[NTSTATUS] = &[
 
 pub fn run(data: &[u8]) {
     let mut inp = Input(data);
-    let live = client();
-    let mut not_a_client = [0u64; 64];
-    let which = inp.u8() % 3;
-    let client_arg = match which {
-        0 => live,
-        1 => ptr::null_mut(),
-        _ => not_a_client.as_mut_ptr().cast(),
+    let (live, stale) = clients();
+    let mut not_a_client = Box::new([0x5A5A_5A5A_5A5A_5A5Au64; 64]);
+    // The first byte keeps its meaning from before issue 17 (so the kept
+    // corpus still means what it did): % 3 chooses the live client, NULL or
+    // a forged handle; for a forged one, the rest of the byte chooses which.
+    let which = inp.u8();
+    let mut client_arg = match (which % 3, which / 3 % 6) {
+        (0, _) => live,
+        (1, _) => ptr::null_mut(),
+        (_, 0) => not_a_client.as_mut_ptr().cast(),
+        (_, 1) => usize::MAX as *mut SAFEWSK_CLIENT,
+        (_, 2) => stale,
+        (_, 3) => inp.u64() as usize as *mut SAFEWSK_CLIENT,
+        // A socket handle's form (tag 0xA5, epoch 1, generation 1, slot 0).
+        (_, 4) => 0xA500_0100_0001_0000_usize as *mut SAFEWSK_CLIENT,
+        // The live handle's next generation (issue 17's encoding: the
+        // generation is in bits 16..40).
+        _ => (live as usize + (1 << 16)) as *mut SAFEWSK_CLIENT,
     };
+    if client_arg == live && which % 3 != 0 {
+        // Fuzzed bytes that happen to be the live handle.
+        client_arg = stale;
+    }
+    let forged = client_arg != live;
     let socket_type = inp.u16();
     let protocol = inp.u32();
     let flags = if inp.u8() % 4 == 0 { inp.u32() } else { 0 };
@@ -176,8 +212,9 @@ pub fn run(data: &[u8]) {
         }
         st
     } else {
-        let mut socket = 0x1 as *mut WSK_SOCKET;
-        let out: *mut *mut WSK_SOCKET = if want_socket { &mut socket } else { ptr::null_mut() };
+        // Not NULL: the call must reset it to NULL on failure.
+        let mut socket: *mut SAFEWSK_SOCKET = ptr::NonNull::dangling().as_ptr();
+        let out: *mut *mut SAFEWSK_SOCKET = if want_socket { &mut socket } else { ptr::null_mut() };
         // SAFETY: every pointer is NULL or valid for the call.
         let st = hostkernel::with_irql(irql, || unsafe {
             SafeWskSocketConnect(
@@ -201,10 +238,25 @@ pub fn run(data: &[u8]) {
         }
         st
     };
+    if std::env::var_os("SAFEWSK_FUZZ_TRACE").is_some() {
+        eprintln!("client {which} async {asynchronous} irql {irql}: {status:#x}");
+    }
     assert!(DOCUMENTED.contains(&status), "undocumented status {status:#x}");
     let reached = hostkernel::provider_connect_calls() != calls_before;
     let rejected =
         (STATUS_INVALID_PARAMETER_1..=STATUS_INVALID_PARAMETER_12).contains(&status) || status == STATUS_INVALID_LEVEL;
     assert!(!(rejected && reached), "status {status:#x} but the provider was called");
-    assert_eq!(hostkernel::live().sockets, 0);
+    if forged {
+        assert_eq!(status, STATUS_INVALID_PARAMETER_1, "a forged or stale client handle {:#x}", client_arg as usize);
+    }
+    assert_eq!(*not_a_client, [0x5A5A_5A5A_5A5A_5A5A; 64], "the block behind a forged handle was written");
+    let live = hostkernel::live();
+    assert_eq!(live.sockets, 0);
+    // Every live IRP is one the socket table caches for the next connect
+    // (an asynchronous request may still be recycling its slot: briefly).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while hostkernel::live().irps != safewsk::table_usage().1 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(hostkernel::live().irps, safewsk::table_usage().1, "an IRP leaked");
 }
