@@ -163,9 +163,10 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// is fine) is pinned until the IRP has completed, which is before the
 /// callback: SafeWskReleaseSecurityDescriptor returns STATUS_DEVICE_BUSY
 /// until then, and may be called from the callback on. Above
-/// DISPATCH_LEVEL the client is not entered (only the handle's form is
-/// checked) and its table not consulted: the call fails with
-/// STATUS_INVALID_LEVEL instead.
+/// DISPATCH_LEVEL the client is not entered (its handle is checked against
+/// the library's static client table, so a stale one is still _1) and its
+/// tables are not consulted: the call fails with STATUS_INVALID_LEVEL
+/// instead.
 ///
 /// IRQL: <= DISPATCH_LEVEL.
 ///

@@ -156,14 +156,16 @@ pub(crate) fn leave(index: u32) {
 /// Parameter 1 of the client-level exports. At IRQL <= DISPATCH_LEVEL the
 /// client is entered (even during cleanup: the caller refuses connects later,
 /// after the other parameters and the IRQL, with [`Inside::connecting`]);
-/// above it only the handle's form is checked (Ok(None)) and nothing is
-/// entered, since leaving may have to wake cleanup.
+/// above it the handle is checked against its slot's word (static memory)
+/// but nothing is entered (Ok(None)), since leaving may have to wake
+/// cleanup.
 pub(crate) fn pin(handle: *mut SAFEWSK_CLIENT) -> Result<Option<Inside>, NTSTATUS> {
     let (index, generation) = decode(handle).ok_or(STATUS_INVALID_PARAMETER_1)?;
-    if platform::current_irql() > DISPATCH_LEVEL {
-        return Ok(None);
-    }
     let slot = CLIENTS.get(index as usize).ok_or(STATUS_INVALID_PARAMETER_1)?;
+    if platform::current_irql() > DISPATCH_LEVEL {
+        // Static memory only: a stale handle is still parameter 1 here.
+        return if slot.rundown.is_live(generation) { Ok(None) } else { Err(STATUS_INVALID_PARAMETER_1) };
+    }
     slot.rundown.enter(generation, true).map_err(|_| STATUS_INVALID_PARAMETER_1)?;
     let block = slot.block.load(Ordering::Acquire);
     // SAFETY: entered a LIVE client: its block is live until cleanup's
