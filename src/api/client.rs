@@ -252,7 +252,7 @@ pub unsafe extern "C" fn SafeWskReleaseSecurityDescriptor(
 /// debugger with DbgPrintEx(DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL),
 /// which a stock Windows shows (plain DbgPrint is filtered out since
 /// Windows Vista: "Reading and Filtering Debugging Messages"); those lines
-/// are rate-limited to 10 a second, the callback is not.
+/// are rate-limited to 10 a second for each kind of report, the callback is not.
 ///
 /// Set it before the first SafeWskStartup (or after the last
 /// SafeWskCleanup): while a client exists it cannot change, so that a

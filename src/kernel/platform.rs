@@ -506,7 +506,7 @@ pub fn print_suppressed(n: u32) {
         DbgPrintEx(
             DPFLTR_IHVNETWORK_ID,
             DPFLTR_ERROR_LEVEL,
-            b"safewsk: %u report line(s) left out (at most 10 a second; a report callback gets them all)\n\0".as_ptr(),
+            b"safewsk: %u line(s) of the next kind of report left out (at most 10 a second each; a report callback gets them all)\n\0".as_ptr(),
             n,
         )
     };

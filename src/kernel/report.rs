@@ -14,9 +14,10 @@
 //!   default is 1 (DPFLTR_ERROR_LEVEL only). So the error level is the one
 //!   level a stock machine shows, and DPFLTR_IHVNETWORK_ID the component
 //!   DbgPrintEx's page names for network drivers. These lines are
-//!   rate-limited ([`BURST`] per [`WINDOW_MS`]; the next line says how many
-//!   were left out): a cleanup that closes 10,000 sockets prints a few
-//!   lines, not 10,000.
+//!   rate-limited, each kind of report on its own ([`BURST`] per
+//!   [`WINDOW_MS`]; the next line of that kind says how many were left
+//!   out): a cleanup that closes 10,000 sockets prints a few lines, not
+//!   10,000, and still shows every other kind of report.
 
 #![allow(non_camel_case_types, non_snake_case)]
 
@@ -112,13 +113,25 @@ pub type SAFEWSK_REPORT_CALLBACK = Option<unsafe extern "C" fn(Context: PVOID, R
 static CALLBACK: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 static CONTEXT: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
-/// At most this many debugger lines per window.
+/// At most this many debugger lines of one kind of report per window.
 pub(crate) const BURST: u32 = 10;
 /// The rate limit's window.
 pub(crate) const WINDOW_MS: u64 = 1000;
-static WINDOW_START: AtomicU64 = AtomicU64::new(0);
-static IN_WINDOW: AtomicU32 = AtomicU32::new(0);
-static SUPPRESSED: AtomicU32 = AtomicU32::new(0);
+/// The kinds of report (SAFEWSK_REPORT_* codes 1 to 8; slot 0 for any
+/// other), each limited on its own: a flood of one kind (a cleanup closing
+/// 10,000 sockets) does not silence the others.
+const KINDS: usize = 9;
+
+/// One kind's rate limit.
+struct Limit {
+    window_start: AtomicU64,
+    in_window: AtomicU32,
+    suppressed: AtomicU32,
+}
+
+static LIMITS: [Limit; KINDS] = [const {
+    Limit { window_start: AtomicU64::new(0), in_window: AtomicU32::new(0), suppressed: AtomicU32::new(0) }
+}; KINDS];
 
 /// Sets the callback (see SafeWskSetReportCallback, which makes sure no
 /// client exists).
@@ -140,7 +153,8 @@ pub(crate) fn report(r: &SAFEWSK_REPORT) {
         // lives for the call (the callback's contract: IRQL <= DISPATCH_LEVEL).
         unsafe { f(CONTEXT.load(Ordering::Acquire), r) };
     }
-    if let Some(left_out) = admit() {
+    let limit = LIMITS.get(r.Code as usize).or(LIMITS.first());
+    if let Some(left_out) = limit.and_then(admit) {
         if left_out != 0 {
             platform::print_suppressed(left_out);
         }
@@ -148,20 +162,22 @@ pub(crate) fn report(r: &SAFEWSK_REPORT) {
     }
 }
 
-/// The rate limit: Some(number of lines left out since the last one) if
-/// this line may be printed.
-fn admit() -> Option<u32> {
+/// The rate limit of one kind: Some(number of its lines left out since the
+/// last one printed) if this line may be printed. Approximate under races
+/// (two reports may both start a new window), never more than twice the
+/// burst per window.
+fn admit(limit: &Limit) -> Option<u32> {
     let now = platform::now_ms();
-    let start = WINDOW_START.load(Ordering::Relaxed);
+    let start = limit.window_start.load(Ordering::Relaxed);
     if now.saturating_sub(start) >= WINDOW_MS
-        && WINDOW_START.compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        && limit.window_start.compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     {
-        IN_WINDOW.store(0, Ordering::Relaxed);
+        limit.in_window.store(0, Ordering::Relaxed);
     }
-    if IN_WINDOW.fetch_add(1, Ordering::Relaxed) < BURST {
-        Some(SUPPRESSED.swap(0, Ordering::Relaxed))
+    if limit.in_window.fetch_add(1, Ordering::Relaxed) < BURST {
+        Some(limit.suppressed.swap(0, Ordering::Relaxed))
     } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        limit.suppressed.fetch_add(1, Ordering::Relaxed);
         None
     }
 }
