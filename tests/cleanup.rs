@@ -282,6 +282,9 @@ fn a_second_client_keeps_working_while_the_first_is_cleaned_up() {
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(hostkernel::live().sockets, 3);
 
+    // Each WskCloseSocket takes 400 ms, so the first client's cleanup lasts
+    // while the second client works.
+    hostkernel::set_close_delay(Some(Duration::from_millis(400)));
     let f = ClientH::new(first);
     let cleaning = thread::spawn(move || {
         // SAFETY: a live client handle.
@@ -292,10 +295,13 @@ fn a_second_client_keeps_working_while_the_first_is_cleaned_up() {
     // Echo round trips on the second client's socket during the cleanup, and
     // a few more after it.
     let mut after = 0;
+    let mut during = 0;
     while after < 3 {
         assert!(Instant::now() < end, "the first client's cleanup did not return");
         if cleaning.is_finished() {
             after += 1;
+        } else {
+            during += 1;
         }
         let msg = rounds.to_le_bytes();
         assert_eq!(send(b, &msg), (STATUS_SUCCESS, 4), "round {rounds}");
@@ -305,7 +311,9 @@ fn a_second_client_keeps_working_while_the_first_is_cleaned_up() {
         rounds += 1;
     }
     assert_eq!(cleaning.join().expect("cleanup thread"), STATUS_SUCCESS);
-    println!("{rounds} echo round trips on the second client's socket around the first one's cleanup");
+    println!("{during} echo round trips on the second client's socket during the first one's cleanup, {after} after");
+    assert!(during >= 3, "the second client worked during the cleanup ({during} round trips)");
+    hostkernel::set_close_delay(None);
     assert_eq!(hostkernel::live().sockets, 1, "only the first client's sockets were closed");
     let closing = reports.of(SAFEWSK_REPORT_CLEANUP_CLOSING);
     assert_eq!(closing.len(), 2, "{closing:#?}");
