@@ -134,11 +134,11 @@ fn unconsumed_is_shown_and_delivered() {
     assert_eq!(r[0].status, STATUS_NOT_IMPLEMENTED);
     assert_ne!(r[0].object, 0, "the IRP");
     let all = hostkernel::take_all_dbgprint_log();
+    cleanup(client);
     assert_visible(
         &all,
         &format!("safewsk: WskSocketConnect returned 0xC0000002 without completing IRP {:#x}", r[0].object),
     );
-    cleanup(client);
     drop(reports);
     k.finish();
 }
@@ -179,9 +179,9 @@ fn overdue_is_shown_and_delivered_while_the_wait_lasts() {
         assert_eq!(o.milliseconds, 50 + 200 * (i as u32 + 1), "the wait so far: {r:#?}");
     }
     let all = hostkernel::take_all_dbgprint_log();
-    assert_visible(&all, &format!("safewsk: WskReceive: IRP {:#x} not completed after 250 ms", r[0].object));
     assert_eq!(close(s), STATUS_SUCCESS);
     cleanup(client);
+    assert_visible(&all, &format!("safewsk: WskReceive: IRP {:#x} not completed after 250 ms", r[0].object));
     drop(reports);
     k.finish();
 }
@@ -231,11 +231,11 @@ fn close_waiting_is_shown_and_delivered() {
     assert!(!r.is_empty(), "{:#?}", reports.all());
     assert_eq!((r[0].status, r[0].milliseconds, r[0].value1, r[0].value2), (STATUS_PENDING, 200, 0, 0));
     let all = hostkernel::take_all_dbgprint_log();
+    cleanup(client);
     assert_visible(
         &all,
         "safewsk: SafeWskCloseSocket: still waiting after 200 ms for other calls on the socket to return from WSK",
     );
-    cleanup(client);
     drop(reports);
     k.finish();
 }
@@ -294,6 +294,7 @@ fn orphan_is_shown_and_delivered() {
     assert_eq!(r.len(), 1, "{r:#?}");
     assert_eq!(r[0].status, STATUS_INSUFFICIENT_RESOURCES);
     let all = hostkernel::take_all_dbgprint_log();
+    assert_eq!(cleanup_within(client, Duration::from_secs(10)), STATUS_SUCCESS);
     assert_visible(
         &all,
         &format!(
@@ -301,7 +302,6 @@ fn orphan_is_shown_and_delivered() {
             r[0].value1
         ),
     );
-    assert_eq!(cleanup_within(client, Duration::from_secs(10)), STATUS_SUCCESS);
     drop(reports);
     k.finish();
 }
@@ -349,8 +349,8 @@ fn no_transport_list_is_shown_and_delivered() {
     assert_eq!(r.len(), 1, "{r:#?}");
     assert_eq!((r[0].status, r[0].value1), (STATUS_NOT_IMPLEMENTED, 0));
     let all = hostkernel::take_all_dbgprint_log();
-    assert_visible(&all, "safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0xC0000002 (0 bytes)");
     cleanup(client);
+    assert_visible(&all, "safewsk: WskControlClient(WSK_TRANSPORT_LIST_QUERY) returned 0xC0000002 (0 bytes)");
     hostkernel::set_client_control_fails(WSK_TRANSPORT_LIST_QUERY, None);
     drop(reports);
     k.finish();
