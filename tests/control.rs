@@ -122,7 +122,18 @@ fn each_allowed_request_works_against_the_provider() {
 
     // OutputSizeReturned is optional.
     let mut v: u32 = 7;
-    let st = control(s, WskGetOption, SO_KEEPALIVE, SOL_SOCKET, 0, ptr::null(), 4, (&mut v as *mut u32).cast(), ptr::null_mut(), 2000);
+    let st = control(
+        s,
+        WskGetOption,
+        SO_KEEPALIVE,
+        SOL_SOCKET,
+        0,
+        ptr::null(),
+        4,
+        (&mut v as *mut u32).cast(),
+        ptr::null_mut(),
+        2000,
+    );
     assert_eq!((st, v), (STATUS_SUCCESS, 1));
 
     // The socket still works.
@@ -151,12 +162,34 @@ fn each_bad_parameter_gets_its_own_status() {
     let cases: Vec<(&str, NTSTATUS, NTSTATUS)> = vec![
         (
             "_1: NULL socket",
-            control(ptr::null_mut(), WskSetOption, SO_KEEPALIVE, SOL_SOCKET, 4, input, 0, ptr::null_mut(), &mut ret, 2000),
+            control(
+                ptr::null_mut(),
+                WskSetOption,
+                SO_KEEPALIVE,
+                SOL_SOCKET,
+                4,
+                input,
+                0,
+                ptr::null_mut(),
+                &mut ret,
+                2000,
+            ),
             STATUS_INVALID_PARAMETER_1,
         ),
         (
             "_1: forged socket",
-            control(0xA5usize as *mut _, WskSetOption, SO_KEEPALIVE, SOL_SOCKET, 4, input, 0, ptr::null_mut(), &mut ret, 2000),
+            control(
+                0xA5usize as *mut _,
+                WskSetOption,
+                SO_KEEPALIVE,
+                SOL_SOCKET,
+                4,
+                input,
+                0,
+                ptr::null_mut(),
+                &mut ret,
+                2000,
+            ),
             STATUS_INVALID_PARAMETER_1,
         ),
         (
@@ -201,7 +234,18 @@ fn each_bad_parameter_gets_its_own_status() {
         ),
         (
             "_4: the IOCTL with a level",
-            control(s, WskIoctl, SIO_WSK_QUERY_IDEAL_SEND_BACKLOG, SOL_SOCKET, 0, ptr::null(), 8, output, &mut ret, 2000),
+            control(
+                s,
+                WskIoctl,
+                SIO_WSK_QUERY_IDEAL_SEND_BACKLOG,
+                SOL_SOCKET,
+                0,
+                ptr::null(),
+                8,
+                output,
+                &mut ret,
+                2000,
+            ),
             STATUS_INVALID_PARAMETER_4,
         ),
         (
@@ -289,13 +333,25 @@ fn deadline_and_cancel_with_a_provider_that_never_completes() {
     let mut v: u32 = 0x5555_5555;
     let mut n: SIZE_T = 5;
     let t0 = Instant::now();
-    let st = control(s, WskGetOption, SO_KEEPALIVE, SOL_SOCKET, 0, ptr::null(), 4, (&mut v as *mut u32).cast(), &mut n, 150);
+    let st =
+        control(s, WskGetOption, SO_KEEPALIVE, SOL_SOCKET, 0, ptr::null(), 4, (&mut v as *mut u32).cast(), &mut n, 150);
     let took = t0.elapsed();
     println!("SafeWskControlSocket, provider never completes, TimeoutMs 150: {st:#x} after {took:?}");
     assert_eq!(st, STATUS_IO_TIMEOUT);
     assert!(took >= Duration::from_millis(150) && took < Duration::from_millis(400), "{took:?}");
     assert_eq!((v, n), (0x5555_5555, 0), "nothing written");
-    let st = control(s, WskSetOption, TCP_NODELAY, IPPROTO_TCP, 4, (&v as *const u32).cast(), 0, ptr::null_mut(), ptr::null_mut(), 0);
+    let st = control(
+        s,
+        WskSetOption,
+        TCP_NODELAY,
+        IPPROTO_TCP,
+        4,
+        (&v as *const u32).cast(),
+        0,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        0,
+    );
     assert_eq!(st, STATUS_IO_TIMEOUT, "TimeoutMs 0 against a provider that pends");
 
     // SAFEWSK_NO_TIMEOUT: the close (WSK cancels the socket's requests)
@@ -303,7 +359,18 @@ fn deadline_and_cancel_with_a_provider_that_never_completes() {
     let h = SocketH::new(s);
     let waiter = thread::spawn(move || {
         let mut v: u32 = 0;
-        control(h.get(), WskGetOption, SO_RCVBUF, SOL_SOCKET, 0, ptr::null(), 4, (&mut v as *mut u32).cast(), ptr::null_mut(), SAFEWSK_NO_TIMEOUT)
+        control(
+            h.get(),
+            WskGetOption,
+            SO_RCVBUF,
+            SOL_SOCKET,
+            0,
+            ptr::null(),
+            4,
+            (&mut v as *mut u32).cast(),
+            ptr::null_mut(),
+            SAFEWSK_NO_TIMEOUT,
+        )
     });
     thread::sleep(Duration::from_millis(150));
     assert!(!waiter.is_finished(), "no deadline: it waits");

@@ -362,8 +362,11 @@ unsafe extern "system" fn on_receive(_: PVOID, _: ULONG, _: PVOID, _: SIZE_T, _:
     STATUS_SUCCESS
 }
 
-static RECEIVE_ONLY: WSK_CLIENT_CONNECTION_DISPATCH =
-    WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: Some(on_receive), WskDisconnectEvent: None, WskSendBacklogEvent: None };
+static RECEIVE_ONLY: WSK_CLIENT_CONNECTION_DISPATCH = WSK_CLIENT_CONNECTION_DISPATCH {
+    WskReceiveEvent: Some(on_receive),
+    WskDisconnectEvent: None,
+    WskSendBacklogEvent: None,
+};
 
 #[test]
 fn timeout_zero_disable_callbacks() {

@@ -63,8 +63,11 @@ unsafe extern "system" fn on_receive(
     STATUS_PENDING
 }
 
-static RECEIVE: WSK_CLIENT_CONNECTION_DISPATCH =
-    WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: Some(on_receive), WskDisconnectEvent: None, WskSendBacklogEvent: None };
+static RECEIVE: WSK_CLIENT_CONNECTION_DISPATCH = WSK_CLIENT_CONNECTION_DISPATCH {
+    WskReceiveEvent: Some(on_receive),
+    WskDisconnectEvent: None,
+    WskSendBacklogEvent: None,
+};
 
 /// Connects with the receive callback and the recorder, enables it; returns
 /// the socket, the peer and the WSK socket behind it.
@@ -213,7 +216,11 @@ fn release_parameters_and_irql() {
     let (s, mut peer, _wsk) = connect_with_callback(client, &rec);
     assert_eq!(release(ptr::null_mut(), 0), STATUS_INVALID_PARAMETER_1, "NULL socket first");
     assert_eq!(release(ptr::null_mut(), 0x1000), STATUS_INVALID_PARAMETER_1);
-    assert_eq!(release(0xA500_0000_0000_1234usize as *mut SAFEWSK_SOCKET, 0x1000), STATUS_INVALID_PARAMETER_1, "forged");
+    assert_eq!(
+        release(0xA500_0000_0000_1234usize as *mut SAFEWSK_SOCKET, 0x1000),
+        STATUS_INVALID_PARAMETER_1,
+        "forged"
+    );
     assert_eq!(release(s, 0), STATUS_INVALID_PARAMETER_2, "NULL list");
     assert_eq!(hostkernel::with_irql(DISPATCH_LEVEL, || release(s, 0)), STATUS_INVALID_PARAMETER_2);
     assert_eq!(hostkernel::with_irql(DISPATCH_LEVEL + 1, || release(s, 0x1000)), STATUS_INVALID_LEVEL);

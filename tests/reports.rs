@@ -110,7 +110,10 @@ fn cleanup_closing_is_shown_and_delivered() {
     assert_eq!(r.len(), 1, "{r:#?}");
     assert_eq!((r[0].status, r[0].milliseconds, r[0].value2, r[0].what.as_deref(), r[0].object), (0, 0, 0, None, 0));
     let all = hostkernel::take_all_dbgprint_log();
-    assert_visible(&all, &format!("safewsk: SafeWskCleanup: closing socket (slot {}) the driver left open", r[0].value1));
+    assert_visible(
+        &all,
+        &format!("safewsk: SafeWskCleanup: closing socket (slot {}) the driver left open", r[0].value1),
+    );
     drop(reports);
     k.finish();
 }
@@ -403,7 +406,9 @@ fn a_cleanup_closing_200_sockets_prints_a_few_lines_and_calls_back_200_times() {
         })
         .sum();
     assert_eq!(
-        later.first().map(|l| l.contains("report line(s) left out (at most 10 a second; a report callback gets them all)")),
+        later
+            .first()
+            .map(|l| l.contains("report line(s) left out (at most 10 a second; a report callback gets them all)")),
         Some(true),
         "{later:#?}"
     );
@@ -430,7 +435,11 @@ fn set_report_callback_statuses() {
     };
     assert_eq!(set(None, ctx), STATUS_INVALID_PARAMETER_2, "a context without a callback");
     assert_eq!(hostkernel::with_irql(DISPATCH_LEVEL, || set(Some(quiet), ctx)), STATUS_INVALID_LEVEL);
-    assert_eq!(hostkernel::with_irql(DISPATCH_LEVEL, || set(None, ctx)), STATUS_INVALID_PARAMETER_2, "parameters first");
+    assert_eq!(
+        hostkernel::with_irql(DISPATCH_LEVEL, || set(None, ctx)),
+        STATUS_INVALID_PARAMETER_2,
+        "parameters first"
+    );
     assert_eq!(set(Some(quiet), ctx), STATUS_SUCCESS);
     let first = startup();
     let second = startup();
