@@ -268,13 +268,12 @@ fn timeout_zero_address_queries() {
     assert_eq!(st, STATUS_SUCCESS);
     let query = |remote: bool| {
         let mut a = [0u8; 28];
-        // SAFETY: a writable buffer of 28 bytes.
-        unsafe {
-            if remote {
-                SafeWskGetRemoteAddress(s, a.as_mut_ptr().cast(), 28, 0)
-            } else {
-                SafeWskGetLocalAddress(s, a.as_mut_ptr().cast(), 28, 0)
-            }
+        if remote {
+            // SAFETY: a writable buffer of 28 bytes.
+            unsafe { SafeWskGetRemoteAddress(s, a.as_mut_ptr().cast(), 28, 0) }
+        } else {
+            // SAFETY: as above.
+            unsafe { SafeWskGetLocalAddress(s, a.as_mut_ptr().cast(), 28, 0) }
         }
     };
     hostkernel::set_address_query_hangs(true);

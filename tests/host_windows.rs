@@ -149,11 +149,8 @@ fn wsk_socket_with_a_null_or_unknown_client_returns_invalid_handle_without_compl
     assert!(!irp.is_null());
 
     // SAFETY: no IRP: the provider must not touch one.
-    assert_eq!(
-        unsafe { socket(&c, ptr::null_mut(), ptr::null_mut()) },
-        STATUS_INVALID_PARAMETER,
-        "NULL client, no IRP"
-    );
+    let st = unsafe { socket(&c, ptr::null_mut(), ptr::null_mut()) };
+    assert_eq!(st, STATUS_INVALID_PARAMETER, "NULL client, no IRP");
 
     for (what, client) in [("NULL client", ptr::null_mut()), ("unknown client", 0x1234_5678usize as PWSK_CLIENT)] {
         // SAFETY: ours, idle.
@@ -186,10 +183,11 @@ fn wsk_socket_with_a_null_or_unknown_client_returns_invalid_handle_without_compl
     // SAFETY: completed: ours again.
     let made = unsafe { (*irp).IoStatus.Information } as *mut WSK_SOCKET;
     assert!(!made.is_null());
-    // SAFETY: a socket the provider made: its Dispatch is its connection
-    // table.
-    let close = unsafe { (*(*made).Dispatch.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>()).Basic.WskCloseSocket }
-        .expect("WskCloseSocket");
+    // SAFETY: a socket the provider made (live until its close).
+    let table = unsafe { (*made).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: a connection socket's Dispatch is its provider's static
+    // connection table.
+    let close = unsafe { (*table).Basic.WskCloseSocket }.expect("WskCloseSocket");
     // SAFETY: ours, completed.
     unsafe { raw::IoReuseIrp(irp, STATUS_UNSUCCESSFUL) };
     // SAFETY: reinitialized, ours.

@@ -205,7 +205,7 @@ fn close_waiting_is_shown_and_delivered() {
     let control = thread::spawn(move || {
         let mut v: u32 = 7;
         // SAFETY: a socket handle, a writable ULONG.
-        let st = unsafe {
+        unsafe {
             SafeWskControlSocket(
                 h.get(),
                 WskGetOption,
@@ -218,8 +218,7 @@ fn close_waiting_is_shown_and_delivered() {
                 ptr::null_mut(),
                 2000,
             )
-        };
-        st
+        }
     });
     thread::sleep(Duration::from_millis(150));
     let t0 = Instant::now();

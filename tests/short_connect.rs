@@ -133,11 +133,8 @@ fn each_bad_parameter_by_position() {
     assert_eq!(st, STATUS_INVALID_PARAMETER_3);
     let port0 = Addr::parse("127.0.0.1:0");
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { SafeWskConnect(client, port0.ptr(), ptr::null_mut(), 100) },
-        STATUS_INVALID_PARAMETER_2,
-        "_2 before _3"
-    );
+    let st = unsafe { SafeWskConnect(client, port0.ptr(), ptr::null_mut(), 100) };
+    assert_eq!(st, STATUS_INVALID_PARAMETER_2, "_2 before _3");
     // IRQL after the parameters.
     let at_dispatch = hostkernel::with_irql(DISPATCH_LEVEL, || short(client, good.ptr(), 100).0);
     assert_eq!(at_dispatch, STATUS_INVALID_LEVEL);
