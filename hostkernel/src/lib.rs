@@ -46,9 +46,11 @@ pub mod sysroutine;
 mod thread;
 pub mod timer;
 pub mod wsk;
+pub mod wsk_abort_delay;
 pub mod wsk_client_control;
 pub mod wsk_close_delay;
 pub mod wsk_control;
+pub mod wsk_control_more;
 pub mod wsk_events;
 pub mod wsk_in_call;
 pub mod wsk_name;
@@ -73,10 +75,12 @@ pub use wsk::{
     set_connect_completion, set_connect_error, set_fail_without_completing, set_graceful_disconnect_hangs,
     set_provider_ignores_cancel, set_provider_ready, CancelBehaviour, ConnectCompletion,
 };
+pub use wsk_abort_delay::set_abortive_disconnect_delay;
 pub use wsk_client_control::{cached_sd_count, set_client_control_fails, set_transport_list};
 pub use wsk_close_delay::set_close_delay;
 pub use wsk_control::{set_call_fault, socket_fd, CallFault, WskCall};
-pub use wsk_in_call::{calls_in_progress, set_control_delay};
+pub use wsk_events::{indications_released, indications_retained};
+pub use wsk_in_call::{calls_in_progress, set_control_delay, set_release_delay};
 pub use wsk_name::{
     address_lists_live, resolver_calls, set_resolver_answer, set_resolver_delay, set_resolver_error, set_resolver_hangs,
 };

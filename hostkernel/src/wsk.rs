@@ -112,6 +112,7 @@ pub(crate) fn reset_provider() {
     });
     crate::wsk_name::reset();
     crate::wsk_close_delay::reset();
+    crate::wsk_abort_delay::reset();
     crate::wsk_in_call::reset();
     crate::wsk_control::reset();
     wsk_loop::release_held_cancels();
@@ -339,7 +340,8 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 #[path = "wsk_loop.rs"]
 mod wsk_loop;
 pub(crate) use wsk_loop::Op;
-use wsk_loop::{run_blocking, run_ready, Step};
+pub(crate) use wsk_loop::Step;
+use wsk_loop::{run_blocking, run_ready};
 
 struct SendPtr(PVOID);
 // SAFETY: the pointer is only used by the one worker that owns the request.
@@ -473,6 +475,10 @@ pub fn errno_to_status(e: i32) -> NTSTATUS {
         libc::ETIMEDOUT => STATUS_IO_TIMEOUT,
         libc::ENETUNREACH | libc::ENETDOWN => STATUS_NETWORK_UNREACHABLE,
         libc::EHOSTUNREACH | libc::EHOSTDOWN => STATUS_HOST_UNREACHABLE,
+        // Address in use: STATUS_ADDRESS_ALREADY_EXISTS, per Microsoft Learn's
+        // "Sharing Transport Addresses" (WSK, INUSE) and WireGuard-NT's
+        // driver/socket.c (retries on it); Wine's ALREADY_ASSOCIATED is its
+        // own netio mapping (see tests/host_windows.rs).
         libc::EADDRINUSE => STATUS_ADDRESS_ALREADY_EXISTS,
         libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT => STATUS_INVALID_ADDRESS_COMPONENT,
         libc::ECONNRESET | libc::EPIPE => STATUS_CONNECTION_RESET,
@@ -884,7 +890,9 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
     };
     let s = sock.clone();
     let hangs = flags & WSK_FLAG_ABORTIVE == 0 && config(|c| c.graceful_disconnect_hangs);
-    run_ready(irp, Some(sock), false, move |_op| {
+    let slow_abort = crate::wsk_abort_delay::abortive_done_at(flags);
+    let mut reset = false;
+    run_ready(irp, Some(sock), false, move |op| {
         if hangs {
             // The peer never acknowledges: cancellation is ignored; only an
             // abortive disconnect or the close ends this (both wake it).
@@ -894,12 +902,17 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
             return Step::Done(STATUS_CONNECTION_ABORTED, 0);
         }
         if flags & WSK_FLAG_ABORTIVE != 0 {
-            set_abortive(s.fd);
-            // SAFETY: shutdown takes no pointers; `s.fd` is our socket, open
-            // until the close drains this request.
-            unsafe { libc::shutdown(s.fd, libc::SHUT_RDWR) };
-            s.aborted.store(true, Ordering::SeqCst);
-            wsk_loop::wake_inflight(&s);
+            if !std::mem::replace(&mut reset, true) {
+                set_abortive(s.fd);
+                // SAFETY: shutdown takes no pointers; `s.fd` is our socket, open
+                // until the close drains this request.
+                unsafe { libc::shutdown(s.fd, libc::SHUT_RDWR) };
+                s.aborted.store(true, Ordering::SeqCst);
+                wsk_loop::wake_inflight(&s);
+            }
+            if let Some(step) = crate::wsk_abort_delay::pending(slow_abort, op.is_cancelled()) {
+                return step;
+            }
         } else {
             // SAFETY: as above.
             let rc = unsafe { libc::shutdown(s.fd, libc::SHUT_WR) };
@@ -913,7 +926,7 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
 }
 
 unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATUS {
-    if let Some(status) = refuse_without_completing() {
+    if let Some(status) = refuse_without_completing().or_else(crate::wsk_control::close_refused) {
         return status;
     }
     // SAFETY: the IRP is the caller's.

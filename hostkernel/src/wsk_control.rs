@@ -71,6 +71,10 @@ pub enum WskCall {
     /// `Never` returns STATUS_PENDING (which a provider cannot do without an
     /// IRP). Disabling: as for the other calls (`Delay` acts as `Never`).
     EventCallback,
+    /// WskCloseSocket. Only [`CallFault::Refuse`] is honoured (a close that
+    /// fails or never completes is not emulated: WSK closes the socket
+    /// whatever it completes the IRP with).
+    CloseSocket,
 }
 
 /// What a faulted call does.
@@ -83,6 +87,11 @@ pub enum CallFault {
     /// STATUS_PENDING, and the call does its work only after this delay
     /// (cancelled meanwhile: STATUS_CANCELLED).
     Delay(std::time::Duration),
+    /// Returns this status without taking or completing the IRP (a breach of
+    /// the I/O model, as Wine 8's stubs commit; see
+    /// `set_fail_without_completing`, which does it for every call). Only
+    /// for [`WskCall::CloseSocket`]: the socket stays open.
+    Refuse(NTSTATUS),
 }
 
 #[derive(Default)]
@@ -114,6 +123,18 @@ pub(crate) fn fault_for(call: WskCall) -> Option<CallFault> {
         let n = *n;
         f.rules.iter().find(|(c, nth, _)| *c == call && (*nth == 0 || *nth == n)).map(|r| r.2)
     })
+}
+
+/// Counts a WskCloseSocket and returns the status to refuse it with
+/// ([`CallFault::Refuse`]), if a rule says so.
+pub(crate) fn close_refused() -> Option<NTSTATUS> {
+    match fault_for(WskCall::CloseSocket)? {
+        CallFault::Refuse(status) => Some(status),
+        other => {
+            violation(format!("{other:?} is not emulated for WskCloseSocket (only CallFault::Refuse)"));
+            None
+        }
+    }
 }
 
 /// The state WskSocket sockets carry beyond a connected one.
@@ -210,6 +231,10 @@ pub(crate) fn run_fault(irp: PVOID, sock: Option<Arc<SockInner>>, fault: CallFau
         }
         // Handled by each call (it does its work after the delay).
         CallFault::Delay(_) => (STATUS_UNSUCCESSFUL, 0),
+        CallFault::Refuse(status) => {
+            violation("CallFault::Refuse is emulated for WskCall::CloseSocket only");
+            (status, 0)
+        }
     })
 }
 
@@ -240,14 +265,22 @@ unsafe extern "system" fn wsk_socket(
     if let Some(status) = refuse_without_completing() {
         return status;
     }
-    // SAFETY: the IRP is the caller's.
-    if !unsafe { take(irp, "WskSocket") } {
+    // Windows, as Wine's dlls/ntoskrnl.exe/tests/driver_netio.c
+    // (test_wsk_listen_socket, whose expectations run on Windows) shows:
+    // WskSocket(NULL client, ..., NULL Irp) returns STATUS_INVALID_PARAMETER,
+    // and WskSocket(NULL client, ..., Irp) returns STATUS_INVALID_HANDLE
+    // without completing the IRP (the test reuses it at once, and its next
+    // wait on the completion event would end early had it been completed).
+    if irp.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
     let reg = client as usize;
     if !regs(|r| r.contains(&reg)) {
-        // SAFETY: taken above, not completed.
-        return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
+        return STATUS_INVALID_HANDLE;
+    }
+    // SAFETY: the IRP is the caller's.
+    if !unsafe { take(irp, "WskSocket") } {
+        return STATUS_INVALID_PARAMETER;
     }
     if flags != WSK_FLAG_CONNECTION_SOCKET {
         violation(format!("WskSocket with Flags {flags:#x}: only connection sockets are emulated"));
@@ -361,6 +394,18 @@ unsafe extern "system" fn wsk_control_socket(
     };
     let key = socket as usize;
     let fd = sock.fd;
+    // SAFETY: the caller's buffers, as WskControlSocket's contract gives them.
+    let more = unsafe {
+        crate::wsk_control_more::control(fd, request, code, level, in_size, in_buf, out_size, out_buf, out_returned)
+    };
+    if let Some(done) = more {
+        return run(irp, Some(sock), move |op| {
+            if delay.is_some_and(|d| !op.wait(-1, 0, Some(std::time::Instant::now() + d))) {
+                return (STATUS_CANCELLED, 0);
+            }
+            done
+        });
+    }
     let known = level == SOL_SOCKET && matches!(code, SO_REUSEADDR | SO_EXCLUSIVEADDRUSE | SO_KEEPALIVE | SO_RCVBUF);
     let (status, info): (NTSTATUS, usize) = match request {
         _ if !known => (STATUS_NOT_SUPPORTED, 0),

@@ -453,10 +453,15 @@ fn indicate(key: usize, sock: Arc<SockInner>, stop: Arc<AtomicBool>) {
 
 /// PFN_WSK_RELEASE_DATA_INDICATION_LIST: the application gives back an
 /// indication list it kept (its WskReceiveEvent returned STATUS_PENDING).
+/// A call in progress in the socket's functions ("Closing a Socket"): a
+/// WskCloseSocket meanwhile is a violation; `set_release_delay` makes it
+/// last.
 unsafe extern "system" fn wsk_release(socket: PVOID, indication: PVOID) -> NTSTATUS {
     if irql::current() > DISPATCH_LEVEL {
         violation("WskRelease above DISPATCH_LEVEL");
     }
+    let _in_call = crate::wsk_in_call::enter(socket, "WskRelease");
+    crate::wsk_in_call::release_delay();
     let key = socket as usize;
     let found = events(|m| {
         let e = m.get_mut(&key)?;
@@ -467,6 +472,7 @@ unsafe extern "system" fn wsk_release(socket: PVOID, indication: PVOID) -> NTSTA
         Some(ind) => {
             // SAFETY: an indication this provider built, released once.
             unsafe { free_indication(ind as PVOID) };
+            RELEASED.fetch_add(1, Ordering::SeqCst);
             STATUS_SUCCESS
         }
         None => {
@@ -474,6 +480,22 @@ unsafe extern "system" fn wsk_release(socket: PVOID, indication: PVOID) -> NTSTA
             STATUS_INVALID_PARAMETER
         }
     }
+}
+
+/// Indication lists given back with WskRelease since the process started.
+static RELEASED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many retained indication lists WskRelease has taken back (cumulative,
+/// never reset: compare before and after).
+pub fn indications_released() -> u64 {
+    RELEASED.load(Ordering::SeqCst)
+}
+
+/// How many indication lists the socket's WskReceiveEvent kept
+/// (STATUS_PENDING) and WskRelease has not taken back yet; None for a socket
+/// this provider does not know (closed).
+pub fn indications_retained(socket: *mut std::ffi::c_void) -> Option<usize> {
+    events(|m| m.get(&(socket as usize)).map(|e| e.retained.len()))
 }
 
 type Entry = unsafe extern "system" fn() -> NTSTATUS;

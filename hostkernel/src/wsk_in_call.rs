@@ -8,7 +8,8 @@
 //! Socket" and PFN_WSK_CLOSE_SOCKET, Microsoft Learn): the close frees the
 //! WSK_SOCKET, which a function still running may be using. The host kernel
 //! counts, per socket, the calls between the entry into WskSend,
-//! WskReceive, WskDisconnect, WskGetLocalAddress or WskGetRemoteAddress and
+//! WskReceive, WskDisconnect, WskGetLocalAddress, WskGetRemoteAddress,
+//! WskControlSocket or WskRelease and
 //! their return (not their IRPs' completion), and reports a WskCloseSocket
 //! made while that count is not zero. A call that comes after the close is
 //! reported separately ("not an open WSK socket").
@@ -94,8 +95,30 @@ pub(crate) fn control_delay() {
     }
 }
 
+/// How long WskRelease takes before it does anything (0: no time).
+static RELEASE_DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+/// From now on each WskRelease (PFN_WSK_RELEASE_DATA_INDICATION_LIST)
+/// spends `delay` inside the function, on the caller's thread, before it
+/// looks for the list (None: no time), as [`set_control_delay`] does for
+/// WskControlSocket: meanwhile the call is in progress and the socket must
+/// not be closed ("Closing a Socket"). Reset by `Session::begin`.
+pub fn set_release_delay(delay: Option<Duration>) {
+    let ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    RELEASE_DELAY_MS.store(ms, Ordering::SeqCst);
+}
+
+/// Run at the entry of WskRelease, inside its in-progress count.
+pub(crate) fn release_delay() {
+    let ms = RELEASE_DELAY_MS.load(Ordering::SeqCst);
+    if ms > 0 {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
 /// Per-session reset.
 pub(crate) fn reset() {
     in_call(|m| m.clear());
     CONTROL_DELAY_MS.store(0, Ordering::SeqCst);
+    RELEASE_DELAY_MS.store(0, Ordering::SeqCst);
 }
