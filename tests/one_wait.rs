@@ -65,10 +65,7 @@ fn every_call_without_a_deadline_waits_once() {
         "connect without a deadline"
     );
     assert_eq!(
-        waits(|| assert_eq!(
-            send_with_timeout(socket, b"ping", safewsk::SAFEWSK_NO_TIMEOUT),
-            (STATUS_SUCCESS, 4)
-        )),
+        waits(|| assert_eq!(send_with_timeout(socket, b"ping", safewsk::SAFEWSK_NO_TIMEOUT), (STATUS_SUCCESS, 4))),
         1,
         "send without a deadline"
     );

@@ -405,9 +405,9 @@ fn a_cleanup_closing_200_sockets_prints_a_few_lines_and_calls_back_200_times() {
         })
         .sum();
     assert_eq!(
-        later
-            .first()
-            .map(|l| l.contains("report line(s) left out (at most 10 a second; a report callback gets them all)")),
+        later.first().map(|l| l.contains(
+            "line(s) of the next kind of report left out (at most 10 a second each; a report callback gets them all)"
+        )),
         Some(true),
         "{later:#?}"
     );

@@ -29,8 +29,7 @@ fn send_and_receive_take_no_spin_lock() {
     assert_eq!(st, STATUS_SUCCESS);
     let sent = acquisitions(|| assert_eq!(send(socket, b"ping"), (STATUS_SUCCESS, 4)));
     let mut buf = [0u8; 4];
-    let received =
-        acquisitions(|| assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 5000), (STATUS_SUCCESS, 4)));
+    let received = acquisitions(|| assert_eq!(receive(socket, &mut buf, WSK_FLAG_WAITALL, 5000), (STATUS_SUCCESS, 4)));
     eprintln!("spin-lock acquisitions: send {sent}, receive {received}");
     assert_eq!(close(socket), STATUS_SUCCESS);
     cleanup(client);

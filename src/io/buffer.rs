@@ -23,8 +23,8 @@
 //! the MDL has completed. Larger buffers get an MDL from IoAllocateMdl.
 
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
 use core::mem::size_of;
+use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
 use static_assertions::const_assert_eq;

@@ -129,9 +129,9 @@ struct Limit {
     suppressed: AtomicU32,
 }
 
-static LIMITS: [Limit; KINDS] = [const {
-    Limit { window_start: AtomicU64::new(0), in_window: AtomicU32::new(0), suppressed: AtomicU32::new(0) }
-}; KINDS];
+static LIMITS: [Limit; KINDS] =
+    [const { Limit { window_start: AtomicU64::new(0), in_window: AtomicU32::new(0), suppressed: AtomicU32::new(0) } };
+        KINDS];
 
 /// Sets the callback (see SafeWskSetReportCallback, which makes sure no
 /// client exists).
