@@ -242,8 +242,9 @@ typedef struct {
 
 /**
  * `SAFEWSK_REPORT.Code`: a wait past its deadline: the provider has not
- * completed the cancelled IRP `Object` of call `What` after `Milliseconds`.
- * Repeated while the wait lasts.
+ * completed the cancelled IRP `Object` of call `What` after `Milliseconds`
+ * (also made for a close, which has no deadline, once it has lasted a
+ * report interval). Repeated while the wait lasts.
  */
 #define SAFEWSK_REPORT_OVERDUE (ULONG)1
 
@@ -434,7 +435,7 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * A client holds at most 16 cached copies at once (a fixed table in the
  * client block: no allocation by safewsk; the provider allocates the
  * copy). SafeWskCleanup releases any copy still held, and reports each
- * with DbgPrint (a driver should release its own).
+ * (SAFEWSK_REPORT_FORGOTTEN_SD; a driver should release its own).
  *
  * IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
  * captures it).
@@ -522,7 +523,7 @@ NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
  * debugger with DbgPrintEx(DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL),
  * which a stock Windows shows (plain DbgPrint is filtered out since
  * Windows Vista: "Reading and Filtering Debugging Messages"); those lines
- * are rate-limited to 10 a second, the callback is not.
+ * are rate-limited to 10 a second for each kind of report, the callback is not.
  *
  * Set it before the first SafeWskStartup (or after the last
  * SafeWskCleanup): while a client exists it cannot change, so that a
@@ -565,8 +566,8 @@ NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
  *    none of that type and Protocol _3 (an entry with Protocol 0, the
  *    type's default, matches any), none of those over the family of
  *    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
- *    no list (Wine 8's WskControlClient is a stub; startup reports it once
- *    with DbgPrint) only the fixed rules above apply.
+ *    no list (Wine 8's WskControlClient is a stub; startup reports it once:
+ *    SAFEWSK_REPORT_NO_TRANSPORT_LIST) only the fixed rules above apply.
  * 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
  *    unicast address (not unspecified, broadcast or multicast, also when
  *    IPv4-mapped).
@@ -593,10 +594,15 @@ NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
  *     pointer: never dereference it); the WSK_SOCKET stays the library's.
  * 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
  *     IRP is cancelled and the call returns once the provider has completed
- *     it (WSK completes cancelled IRPs; a provider that does not is named in
- *     the debugger output every few seconds while the call keeps waiting,
- *     since an IRP the provider owns cannot be freed). 0 cancels at once
- *     unless the provider completed synchronously. A provider that returns
+ *     it (WSK completes cancelled IRPs; a provider that does not is
+ *     reported every few seconds, SAFEWSK_REPORT_OVERDUE, while the call
+ *     keeps waiting, since an IRP the provider owns cannot be freed).
+ *     SAFEWSK_NO_TIMEOUT: no deadline. 0: the connect is not waited for:
+ *     unless the provider completes it synchronously (WskSocketConnect
+ *     returns something other than STATUS_PENDING), the IRP is cancelled
+ *     at once and, once it has completed, STATUS_IO_TIMEOUT is returned, or
+ *     the IRP's own result if it completed before the cancel took effect
+ *     (then the socket is returned, not lost). A provider that returns
  *     an error without completing the IRP (a breach of the I/O model that
  *     Wine's stub WskSocketConnect commits) gets its status returned here.
  *
@@ -790,8 +796,8 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  *    together; each step gets what is left. When it passes, the step in
  *    progress is cancelled (and waited for, as in SafeWskSocketConnect), no
  *    further address is tried, and STATUS_IO_TIMEOUT is returned.
- *    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
- *    provider completes synchronously.
+ *    SAFEWSK_NO_TIMEOUT: no deadline. 0: each step is not waited for (see
+ *    SafeWskSocketConnect's `TimeoutMs`).
  *
  * Above APC_LEVEL the strings are not read (they may be pageable):
  * parameters 2 and 3 are then only checked for NULL, the others as above,
@@ -947,8 +953,8 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
  *    family the provider lists (see SafeWskSocketConnect's parameter 4).
  * 3. `Socket`: receives the connected socket's handle, or NULL on any
  *    failure; the caller owns it and closes it with SafeWskCloseSocket.
- * 4. `TimeoutMs`: as for every call (0: only a synchronous completion;
- *    SAFEWSK_NO_TIMEOUT: no deadline).
+ * 4. `TimeoutMs`: as SafeWskSocketConnect's (SAFEWSK_NO_TIMEOUT: no
+ *    deadline; 0: not waited for).
  *
  * IRQL: <= APC_LEVEL (it waits).
  *
@@ -995,6 +1001,10 @@ NTSTATUS SafeWskConnect(SAFEWSK_CLIENT *Client,
  * `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
  * SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
  * `BytesSent` (optional) receives the count sent, also on timeout.
+ * `TimeoutMs`, as for every call: milliseconds; SAFEWSK_NO_TIMEOUT for no
+ * deadline; 0 for not waiting (unless the provider completes the send
+ * synchronously, it is cancelled at once: STATUS_IO_TIMEOUT, or its own
+ * result if it completed before the cancel took effect).
  *
  * Allocations: none of safewsk's own while no other call is in progress on
  * the socket (the call reuses the IRP the socket's connect allocated,
@@ -1237,8 +1247,8 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_SOCKET *Socket);
  * The callbacks then run as WSK documents them: at IRQL <= DISPATCH_LEVEL,
  * on arbitrary threads, possibly before this function returns.
  * WskReceiveEvent's data indications belong to WSK; a callback that
- * returns STATUS_PENDING keeps them and must give them back with the
- * socket's WskRelease before closing the socket; with
+ * returns STATUS_PENDING keeps them and must give them back with
+ * SafeWskRelease before closing the socket; with
  * STATUS_DATA_NOT_ACCEPTED, WSK stops indicating until SafeWskReceive is
  * called. The context and table must stay valid until the socket is
  * closed.

@@ -117,4 +117,6 @@ pub use handles::{table_usage, SAFEWSK_MAX_SOCKETS, SAFEWSK_SOCKET};
 #[cfg(not(loom))]
 pub use io::buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
 #[cfg(not(loom))]
+pub use io::SAFEWSK_DISCONNECT_ABORT_MARGIN_MS;
+#[cfg(not(loom))]
 pub use kernel::platform::POOL_TAG;

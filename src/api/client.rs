@@ -152,7 +152,7 @@ pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS
 /// A client holds at most 16 cached copies at once (a fixed table in the
 /// client block: no allocation by safewsk; the provider allocates the
 /// copy). SafeWskCleanup releases any copy still held, and reports each
-/// with DbgPrint (a driver should release its own).
+/// (SAFEWSK_REPORT_FORGOTTEN_SD; a driver should release its own).
 ///
 /// IRQL: PASSIVE_LEVEL (the descriptor may be pageable, and the provider
 /// captures it).

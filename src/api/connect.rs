@@ -29,8 +29,8 @@ use crate::kernel::status::from_result;
 ///    none of that type and Protocol _3 (an entry with Protocol 0, the
 ///    type's default, matches any), none of those over the family of
 ///    `LocalAddress` _4 (e.g. a stack without IPv6). When the provider gives
-///    no list (Wine 8's WskControlClient is a stub; startup reports it once
-///    with DbgPrint) only the fixed rules above apply.
+///    no list (Wine 8's WskControlClient is a stub; startup reports it once:
+///    SAFEWSK_REPORT_NO_TRANSPORT_LIST) only the fixed rules above apply.
 /// 5. `RemoteAddress`: same family as `LocalAddress`, a non-zero port, and a
 ///    unicast address (not unspecified, broadcast or multicast, also when
 ///    IPv4-mapped).
@@ -57,10 +57,15 @@ use crate::kernel::status::from_result;
 ///     pointer: never dereference it); the WSK_SOCKET stays the library's.
 /// 13. `TimeoutMs`: how long to wait for the connection. At the deadline the
 ///     IRP is cancelled and the call returns once the provider has completed
-///     it (WSK completes cancelled IRPs; a provider that does not is named in
-///     the debugger output every few seconds while the call keeps waiting,
-///     since an IRP the provider owns cannot be freed). 0 cancels at once
-///     unless the provider completed synchronously. A provider that returns
+///     it (WSK completes cancelled IRPs; a provider that does not is
+///     reported every few seconds, SAFEWSK_REPORT_OVERDUE, while the call
+///     keeps waiting, since an IRP the provider owns cannot be freed).
+///     SAFEWSK_NO_TIMEOUT: no deadline. 0: the connect is not waited for:
+///     unless the provider completes it synchronously (WskSocketConnect
+///     returns something other than STATUS_PENDING), the IRP is cancelled
+///     at once and, once it has completed, STATUS_IO_TIMEOUT is returned, or
+///     the IRP's own result if it completed before the cancel took effect
+///     (then the socket is returned, not lost). A provider that returns
 ///     an error without completing the IRP (a breach of the I/O model that
 ///     Wine's stub WskSocketConnect commits) gets its status returned here.
 ///
@@ -292,8 +297,8 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 ///    together; each step gets what is left. When it passes, the step in
 ///    progress is cancelled (and waited for, as in SafeWskSocketConnect), no
 ///    further address is tried, and STATUS_IO_TIMEOUT is returned.
-///    SAFEWSK_NO_TIMEOUT: no deadline. 0 gives STATUS_IO_TIMEOUT unless the
-///    provider completes synchronously.
+///    SAFEWSK_NO_TIMEOUT: no deadline. 0: each step is not waited for (see
+///    SafeWskSocketConnect's `TimeoutMs`).
 ///
 /// Above APC_LEVEL the strings are not read (they may be pageable):
 /// parameters 2 and 3 are then only checked for NULL, the others as above,
@@ -486,8 +491,8 @@ pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
 ///    family the provider lists (see SafeWskSocketConnect's parameter 4).
 /// 3. `Socket`: receives the connected socket's handle, or NULL on any
 ///    failure; the caller owns it and closes it with SafeWskCloseSocket.
-/// 4. `TimeoutMs`: as for every call (0: only a synchronous completion;
-///    SAFEWSK_NO_TIMEOUT: no deadline).
+/// 4. `TimeoutMs`: as SafeWskSocketConnect's (SAFEWSK_NO_TIMEOUT: no
+///    deadline; 0: not waited for).
 ///
 /// IRQL: <= APC_LEVEL (it waits).
 ///

@@ -33,6 +33,10 @@ use crate::kernel::status::from_result;
 /// `Flags`: 0 or WSK_FLAG_NODELAY, optionally with
 /// SAFEWSK_FLAG_NONPAGED_BUFFER (removed before WSK sees the flags).
 /// `BytesSent` (optional) receives the count sent, also on timeout.
+/// `TimeoutMs`, as for every call: milliseconds; SAFEWSK_NO_TIMEOUT for no
+/// deadline; 0 for not waiting (unless the provider completes the send
+/// synchronously, it is cancelled at once: STATUS_IO_TIMEOUT, or its own
+/// result if it completed before the cancel took effect).
 ///
 /// Allocations: none of safewsk's own while no other call is in progress on
 /// the socket (the call reuses the IRP the socket's connect allocated,
@@ -303,8 +307,8 @@ pub unsafe extern "C" fn SafeWskCloseSocket(Socket: *mut SAFEWSK_SOCKET) -> NTST
 /// The callbacks then run as WSK documents them: at IRQL <= DISPATCH_LEVEL,
 /// on arbitrary threads, possibly before this function returns.
 /// WskReceiveEvent's data indications belong to WSK; a callback that
-/// returns STATUS_PENDING keeps them and must give them back with the
-/// socket's WskRelease before closing the socket; with
+/// returns STATUS_PENDING keeps them and must give them back with
+/// SafeWskRelease before closing the socket; with
 /// STATUS_DATA_NOT_ACCEPTED, WSK stops indicating until SafeWskReceive is
 /// called. The context and table must stay valid until the socket is
 /// closed.

@@ -29,8 +29,9 @@ use crate::kernel::nt::*;
 use crate::kernel::platform;
 
 /// `SAFEWSK_REPORT.Code`: a wait past its deadline: the provider has not
-/// completed the cancelled IRP `Object` of call `What` after `Milliseconds`.
-/// Repeated while the wait lasts.
+/// completed the cancelled IRP `Object` of call `What` after `Milliseconds`
+/// (also made for a close, which has no deadline, once it has lasted a
+/// report interval). Repeated while the wait lasts.
 #[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
 pub const SAFEWSK_REPORT_OVERDUE: ULONG = 1 as ULONG;
 /// `SAFEWSK_REPORT.Code`: the provider's `What` returned `Status` without
