@@ -219,7 +219,7 @@ impl Inside {
     ) -> Result<handles::Reserved, NTSTATUS> {
         let b = self.block;
         // SAFETY: IRQL per the caller; inside this client.
-        unsafe { handles::reserve(b.allocator, self.index, b.device, dispatch) }
+        unsafe { handles::reserve(b.allocator, self.index, b.device, handles::Kind::Connection, dispatch) }
     }
 }
 

@@ -92,7 +92,22 @@ pub(crate) struct Slot {
     /// The owning client's slot index.
     owner: AtomicU32,
     next: AtomicU32,
-    _pad: u64,
+    /// What kind of WSK socket the slot holds ([`Kind`], set at
+    /// reservation): which of the provider's dispatch tables its
+    /// `Dispatch` is, and so which calls it takes.
+    kind: AtomicU32,
+    _pad: u32,
+}
+
+/// The kind of socket a slot holds. Only connection sockets exist today;
+/// the socket calls check the kind, so that a handle of another kind (a
+/// listening or datagram socket, when they come) is refused as parameter 1
+/// instead of reaching a dispatch table of another shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Kind {
+    /// WSK_FLAG_CONNECTION_SOCKET: WSK_PROVIDER_CONNECTION_DISPATCH.
+    Connection = 1,
 }
 
 static_assertions::const_assert_eq!(core::mem::size_of::<Slot>(), 64);
@@ -233,6 +248,12 @@ impl Slot {
         self.owner.load(Ordering::Relaxed)
     }
 
+    /// Whether the slot holds a socket of `kind` (read after the handle's
+    /// check, which synchronizes with the publication).
+    pub(crate) fn is(&self, kind: Kind) -> bool {
+        self.kind.load(Ordering::Relaxed) == kind as u32
+    }
+
     /// Where a waiting close sleeps (see [`state::SlotState::wait_for_calls`]).
     pub(crate) fn set_closer(&self, event: *const Event) {
         self.closer.store(event.cast_mut(), Ordering::Relaxed);
@@ -338,6 +359,7 @@ pub(crate) unsafe fn reserve(
     allocator: platform::PoolAllocator,
     owner: u32,
     device: PDEVICE_OBJECT,
+    kind: Kind,
     dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
 ) -> Result<Reserved, NTSTATUS> {
     let pop = |s: &mut Shared| {
@@ -393,6 +415,7 @@ pub(crate) unsafe fn reserve(
     free.dispatch.store(dispatch.cast_mut(), Ordering::Relaxed);
     free.closer.store(ptr::null_mut(), Ordering::Relaxed);
     free.owner.store(owner, Ordering::Relaxed);
+    free.kind.store(kind as u32, Ordering::Relaxed);
     let generation = free.state.reserve();
     Ok(Reserved { slot: free, index, generation })
 }
@@ -428,6 +451,7 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
                     closer: AtomicPtr::new(ptr::null_mut()),
                     owner: AtomicU32::new(0),
                     next: AtomicU32::new(NONE),
+                    kind: AtomicU32::new(0),
                     _pad: 0,
                 },
             )

@@ -19,7 +19,7 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::handles::{self, Acquired, Handle, Slot, Take, SAFEWSK_SOCKET};
+use crate::handles::{self, Acquired, Handle, Kind, Slot, Take, SAFEWSK_SOCKET};
 use crate::kernel::irp::{self, call_and_wait, call_and_wait_on, Completion};
 use crate::kernel::nt::*;
 use crate::kernel::platform::{self, LockOperation};
@@ -39,7 +39,7 @@ pub enum Direction {
 /// Reads only static data and the slot's word, so it is made at any IRQL.
 pub(crate) fn check(handle: *mut SAFEWSK_SOCKET) -> Result<Handle, NTSTATUS> {
     let h = handles::decode(handle).ok_or(STATUS_INVALID_PARAMETER_1)?;
-    if h.slot.state().is_open(h.generation) {
+    if h.slot.state().is_open(h.generation) && h.slot.is(Kind::Connection) {
         Ok(h)
     } else {
         Err(STATUS_INVALID_PARAMETER_1)
