@@ -8,7 +8,8 @@ read with the llvm-tools llvm-objdump / llvm-readobj on PATH (.ci/tools.sh).
 Prints one line per indirect branch that is not checked, then a summary:
 
   x64 (the "dispatch" mechanism): a checked call is `call *(%rip)` (or a
-      `jmp *(%rip)` tail call) through __guard_dispatch_icall_fptr, with the
+      `jmp *(%rip)` tail call) through __guard_dispatch_icall_fptr, or a
+      `jmp *%reg` tail call whose register was loaded from it, with the
       target in RAX. A branch through `__imp_*` (the import table, read-only
       after load) and the `jmp *%reg` of a jump table (a bounds-checked
       switch inside one function, base loaded from .rdata) are not calls
@@ -80,11 +81,22 @@ def x64(funcs):
                 checked += 1
             elif target.startswith("__imp_"):
                 imports += 1
+            elif re.fullmatch(r"\*%r\w+", ops) and x64_dispatch_in_register(insns, i):
+                checked += 1  # the dispatch routine's address, loaded into a register (tail calls)
             elif mnb.startswith("jmp") and re.fullmatch(r"\*%r\w+", ops) and is_x64_jump_table(insns, i):
                 tables += 1
             else:
                 bad.append(f"{name}+0x{off:x}: {mn} {ops} {' '.join(rel)}")
     return checked, imports, tables, bad
+
+
+def x64_dispatch_in_register(insns, i):
+    """`call/jmp *%reg` where reg's last write loaded __guard_dispatch_icall_fptr."""
+    reg = insns[i][2][1:]
+    for off, mn, ops, rel in reversed(insns[max(0, i - 16):i]):
+        if ops.endswith(", " + reg) or ops == reg:
+            return mn == "movq" and "__guard_dispatch_icall_fptr" in rel
+    return False
 
 
 def is_x64_jump_table(insns, i):
