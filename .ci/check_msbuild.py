@@ -2,7 +2,8 @@
 """What can be checked of safewsk's MSBuild files without MSBuild.
 
   check_msbuild.py check
-      Every .props/.targets/.vcxproj/.nuspec under c-samples/ and pkg/:
+      Every .props/.targets/.vcxproj/.nuspec under c-samples/, pkg/ and
+      verify/:
       - XML well-formed;
       - every $(Name) is a property defined in the file, in a file of its
         group (the .props/.targets pair, or what a .vcxproj imports), or a
@@ -73,7 +74,7 @@ PROPERTY_FUNCTIONS = {"[MSBuild]::EnsureTrailingSlash", "[MSBuild]::NormalizeDir
 STRING_METHODS = {"TrimEnd", "StartsWith", "ToUpperInvariant"}
 # Well-known item metadata and the item definition metadata of ClCompile/Link.
 KNOWN_METADATA = {"FullPath", "Identity", "AdditionalIncludeDirectories", "AdditionalDependencies",
-                  "AdditionalOptions"}
+                  "AdditionalOptions", "PreprocessorDefinitions"}
 
 GROUPS = [
     ["c-samples/safewsk.props", "c-samples/safewsk.targets"],
@@ -88,7 +89,7 @@ def local(tag):
 
 def files_to_check():
     out = []
-    for top in ("c-samples", "pkg"):
+    for top in ("c-samples", "pkg", "verify"):
         for dirpath, _, names in os.walk(os.path.join(ROOT, top)):
             for n in sorted(names):
                 if n.endswith((".props", ".targets", ".vcxproj", ".nuspec")):

@@ -1,10 +1,16 @@
 /*
- * A load configuration directory for .ci/msvc's /GUARD:CF link check (step 7).
- * In a WDK build it comes from the kernel runtime libraries the WDK links
- * (a driver has no CRT); here the check only needs one so that lld can fill
- * in the Control Flow Guard tables (__guard_fids_table, __guard_flags, ...),
- * which it synthesizes. The field layout is IMAGE_LOAD_CONFIG_DIRECTORY64
- * (winnt.h), up to the long-jump table; nothing of this runs.
+ * The load configuration directory of every driver image .ci/msvc links.
+ * In a WDK build it comes from the kernel runtime library the WDK links into
+ * every driver (BufferOverflowFastFailK.lib, WindowsDriver.KernelMode.props;
+ * a driver has no CRT), with the Control Flow Guard pointers that code
+ * compiled for CFG calls through (__guard_dispatch_icall_fptr on x64,
+ * __guard_check_icall_fptr on ARM64; Windows' own drivers carry the
+ * `_guard_dispatch_icall_nop` they point to until the kernel sets them).
+ * safewsk.lib is built with -C control-flow-guard, so every link needs them,
+ * /GUARD:CF or not; with /GUARD:CF lld fills in the tables
+ * (__guard_fids_table, __guard_flags, ...), which it synthesizes. The field
+ * layout is IMAGE_LOAD_CONFIG_DIRECTORY64 (winnt.h), up to the long-jump
+ * table; nothing of this runs.
  */
 #include <stdint.h>
 

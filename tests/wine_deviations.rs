@@ -1,5 +1,5 @@
 //! Wine 8's kernel deviations that `.ci/wine` met, reproduced on the host
-//! kernel (see README, "Checked on an independent kernel (Wine)"):
+//! kernel (see docs/testing.md, "Checked on an independent kernel (Wine)"):
 //!
 //! - Wine's netio sets no cancel routine, so IoCancelIrp cannot end a
 //!   pending WSK request: safewsk must still wait for the completion, hand

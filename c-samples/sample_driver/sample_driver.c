@@ -28,7 +28,7 @@
  * Copy it: everything about IRPs, completion routines, events, timeouts and
  * cancellation is inside safewsk. What is left is the driver's own logic.
  *
- * Build on Windows with the WDK (see README, "Use it in your driver"); on
+ * Build on Windows with the WDK (see docs/windows-build.md); on
  * Linux the tests build it against the host kernel's stand-in headers.
  */
 #include <ntddk.h>

@@ -230,6 +230,11 @@ impl ClientBlock {
         self.device
     }
 
+    /// How this kernel allocates pool (resolved at startup).
+    pub(crate) fn allocator(&self) -> platform::PoolAllocator {
+        self.allocator
+    }
+
     /// The cached security descriptors.
     pub(crate) fn sds(&self) -> &CachedSds {
         &self.sds

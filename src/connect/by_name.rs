@@ -21,26 +21,33 @@
 //!   is started, and the call returns STATUS_IO_TIMEOUT (never
 //!   STATUS_TIMEOUT, a success code: libwsk's bug).
 //! - **The list is copied, then freed, before any connect**: the addresses
-//!   (at most [`SAFEWSK_BY_NAME_MAX_ADDRESSES`]) are copied into an array on
-//!   this stack and WskFreeAddressInfo is called at once, on success,
+//!   (at most [`SAFEWSK_BY_NAME_MAX_ADDRESSES`]) are copied into an array of
+//!   this call's own and WskFreeAddressInfo is called at once, on success,
 //!   failure, timeout or an empty answer alike; nothing keeps a pointer into
 //!   the list (KSOCKET's getaddrinfo returns `ai_addr` pointers into a list
 //!   it has already freed).
-//! - **The names are copied too**, NUL-terminated, into buffers on this
-//!   stack: a UNICODE_STRING need not be terminated, and a provider that
+//! - **The names are copied too**, NUL-terminated, into buffers of this
+//!   call's own: a UNICODE_STRING need not be terminated, and a provider that
 //!   reads its Buffer as a C string (Wine 8's netio.sys passes it straight
 //!   to GetAddrInfoExW) would otherwise read past its end; and the caller's
 //!   string (which may be paged) is read exactly once.
 //!
-//! Stack use: about 1 KiB (the two name buffers, the address array, the
-//! hints), below the 24 KiB of an x64 kernel stack with room to spare.
+//! Stack use: the two name buffers and the address array (about 800 bytes)
+//! are one non-paged pool block per call ([`Scratch`]), not locals: on the
+//! stack they made this the deepest export (a 1.8 KiB frame, 2.2 KiB with
+//! what it calls, x64 release), above the library's stack budget (1.5 KiB
+//! per export, docs/stack.md). The block is allocated after the checks that
+//! need no reading of the names and after the IRQL check (PASSIVE_LEVEL):
+//! the names' contents (parameters 2 and 3) are then read, once, into it;
+//! STATUS_INSUFFICIENT_RESOURCES if it cannot be allocated. It is freed on
+//! every path before the call returns.
 
 use core::mem::size_of;
 use core::ptr;
 
 use super::connect_entered;
 use super::validate::{context_and_dispatch, Bad, ConnectArgs, Context};
-use crate::client::{self, Inside, SAFEWSK_CLIENT};
+use crate::client::{self, ClientBlock, Inside, SAFEWSK_CLIENT};
 use crate::handles::SAFEWSK_SOCKET;
 use crate::kernel::deadline::Deadline;
 use crate::kernel::irp::call_and_wait;
@@ -92,10 +99,6 @@ struct Wide<const N: usize> {
 }
 
 impl<const N: usize> Wide<N> {
-    const fn empty() -> Self {
-        Wide { chars: [0; N], len: 0 }
-    }
-
     /// Copies `*us` (at most N - 1 characters, none of them NUL, at least
     /// one) and terminates it; Err(()) if it is not such a string.
     ///
@@ -179,33 +182,57 @@ struct Resolved {
     count: usize,
 }
 
-/// Parameters 1 to 9 in order, then the IRQL, then entering the client;
-/// copies both names on the way.
+/// The names and the addresses of one call: one zeroed non-paged pool block
+/// (all-zero is a valid value: empty names, no address), not locals, to keep
+/// the stack small (see the module's *Stack use*).
+struct Scratch {
+    node: Wide<{ MAX_NODE + 1 }>,
+    service: Wide<{ MAX_SERVICE + 1 }>,
+    resolved: Resolved,
+}
+
+/// The pool block of a [`Scratch`], freed when dropped.
+struct ScratchBlock(ptr::NonNull<Scratch>);
+
+impl ScratchBlock {
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL (non-paged pool).
+    unsafe fn new(client: &ClientBlock) -> Result<ScratchBlock, NTSTATUS> {
+        // SAFETY: IRQL <= DISPATCH_LEVEL per the caller; the block is zeroed,
+        // a valid Scratch, and pool blocks are aligned for it (16 bytes).
+        let p = unsafe { client.allocator().alloc(size_of::<Scratch>()) }.cast::<Scratch>();
+        ptr::NonNull::new(p).map(ScratchBlock).ok_or(STATUS_INSUFFICIENT_RESOURCES)
+    }
+
+    fn get(&mut self) -> &mut Scratch {
+        // SAFETY: our own live, initialised block, borrowed through `self`.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl Drop for ScratchBlock {
+    fn drop(&mut self) {
+        // SAFETY: the block came from PoolAllocator::alloc and nothing uses it
+        // after this (the provider's calls on the names have completed).
+        unsafe { platform::pool_free(self.0.as_ptr().cast()) }
+    }
+}
+
+/// Parameters 1 to 9 in order (2 and 3: the pointers), then the IRQL, then
+/// the [`Scratch`] block (into `scratch`) with both names copied into it
+/// (their contents: parameters 2 and 3), then refusing a client whose cleanup
+/// has begun.
 ///
 /// # Safety
 /// The API contract of SafeWskConnectByName.
-unsafe fn begin(
-    client: *mut SAFEWSK_CLIENT,
-    a: &ByNameArgs,
-    node: &mut Wide<{ MAX_NODE + 1 }>,
-    service: &mut Wide<{ MAX_SERVICE + 1 }>,
-) -> Result<Inside, NTSTATUS> {
+unsafe fn begin(client: *mut SAFEWSK_CLIENT, a: &ByNameArgs, scratch: &mut Option<ScratchBlock>) -> Result<Inside, NTSTATUS> {
     let pinned = client::pin(client)?;
-    // The strings (and the structures describing them) may be pageable: above
-    // APC_LEVEL only their pointers are checked, then the IRQL check fails.
-    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
+    // The strings (and the structures describing them) may be pageable: they
+    // are read only once the IRQL is known to allow it (PASSIVE_LEVEL).
     if a.node.is_null() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    // SAFETY: non-null and readable per the contract; IRQL <= APC_LEVEL.
-    if may_read_pageable && unsafe { node.copy_from(a.node) }.is_err() {
-        return Err(STATUS_INVALID_PARAMETER_2);
-    }
     if a.service.is_null() {
-        return Err(STATUS_INVALID_PARAMETER_3);
-    }
-    // SAFETY: as for the node name.
-    if may_read_pageable && unsafe { service.copy_from(a.service) }.is_err() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
     // SAFETY: the dispatch table is null or readable per the contract.
@@ -227,6 +254,16 @@ unsafe fn begin(
     // Learn): IRQL PASSIVE_LEVEL.
     require_irql(PASSIVE_LEVEL)?;
     let inside = pinned.ok_or(STATUS_INVALID_LEVEL)?;
+    // SAFETY: PASSIVE_LEVEL.
+    let block = scratch.insert(unsafe { ScratchBlock::new(inside.block()) }?);
+    // SAFETY: non-null and readable per the contract; PASSIVE_LEVEL.
+    if unsafe { block.get().node.copy_from(a.node) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    // SAFETY: as for the node name.
+    if unsafe { block.get().service.copy_from(a.service) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
     inside.connecting()?;
     Ok(inside)
 }
@@ -251,14 +288,14 @@ fn resolver(entered: &Inside) -> Result<(PFN_WSK_GET_ADDRESS_INFO, PFN_WSK_FREE_
     Ok((get, free))
 }
 
-/// Copies the usable addresses of a provider's list, in its order: AF_INET
-/// entries of at least sizeof(SOCKADDR_IN), AF_INET6 entries of at least
-/// sizeof(SOCKADDR_IN6); others are skipped.
+/// Copies the usable addresses of a provider's list into `out`, in its
+/// order: AF_INET entries of at least sizeof(SOCKADDR_IN), AF_INET6 entries
+/// of at least sizeof(SOCKADDR_IN6); others are skipped.
 ///
 /// # Safety
 /// `list` is null or a live list from WskGetAddressInfo.
-unsafe fn copy_list(list: *const ADDRINFOEXW) -> Resolved {
-    let mut out = Resolved { addrs: [Sockaddr::ZERO; MAX_ADDRESSES], count: 0 };
+unsafe fn copy_list(list: *const ADDRINFOEXW, out: &mut Resolved) {
+    *out = Resolved { addrs: [Sockaddr::ZERO; MAX_ADDRESSES], count: 0 };
     let mut entry = list;
     let mut seen = 0;
     while !entry.is_null() && seen < MAX_ENTRIES && out.count < MAX_ADDRESSES {
@@ -285,24 +322,19 @@ unsafe fn copy_list(list: *const ADDRINFOEXW) -> Resolved {
         }
         out.count += 1;
     }
-    out
 }
 
 /// WskGetAddressInfo through `call_and_wait`, with `timeout_ms`; the list is
-/// copied and then freed on every path where the provider returned one.
+/// copied (into `scratch.resolved`) and then freed on every path where the
+/// provider returned one.
 ///
 /// # Safety
 /// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies.
-unsafe fn resolve(
-    entered: &Inside,
-    node: &mut Wide<{ MAX_NODE + 1 }>,
-    service: &mut Wide<{ MAX_SERVICE + 1 }>,
-    timeout_ms: ULONG,
-) -> Result<Resolved, NTSTATUS> {
+unsafe fn resolve(entered: &Inside, scratch: &mut Scratch, timeout_ms: ULONG) -> Result<(), NTSTATUS> {
     let (get, free) = resolver(entered)?;
     let client = entered.block().provider().Client;
-    let mut node_us = node.unicode();
-    let mut service_us = service.unicode();
+    let mut node_us = scratch.node.unicode();
+    let mut service_us = scratch.service.unicode();
     let mut hints = ADDRINFOEXW {
         ai_flags: 0,
         ai_family: i32::from(AF_UNSPEC),
@@ -320,8 +352,8 @@ unsafe fn resolve(
     let result = ptr::addr_of_mut!(list);
     let issue = |irp| {
         // SAFETY: the provider's WskGetAddressInfo of the entered client; the
-        // strings, hints and result pointer are on this stack and live until
-        // this function returns, after the IRP has completed.
+        // strings (in the caller's scratch block), hints and result pointer
+        // live until this function returns, after the IRP has completed.
         unsafe {
             get(
                 client,
@@ -349,11 +381,11 @@ unsafe fn resolve(
         Err(done.status)
     } else {
         // SAFETY: the list the provider returned, not yet freed.
-        let resolved = unsafe { copy_list(list) };
-        if resolved.count == 0 {
+        unsafe { copy_list(list, &mut scratch.resolved) };
+        if scratch.resolved.count == 0 {
             Err(STATUS_NOT_FOUND)
         } else {
-            Ok(resolved)
+            Ok(())
         }
     };
     if !list.is_null() {
@@ -370,12 +402,15 @@ unsafe fn resolve(
 /// The API contract of SafeWskConnectByName.
 pub unsafe fn connect_by_name(client: *mut SAFEWSK_CLIENT, a: ByNameArgs) -> Status {
     let deadline = Deadline::start(a.timeout_ms);
-    let mut node = Wide::empty();
-    let mut service = Wide::empty();
+    let mut scratch = None;
     // SAFETY: forwarded API contract.
-    let entered = unsafe { begin(client, &a, &mut node, &mut service) }?;
+    let entered = unsafe { begin(client, &a, &mut scratch) }?;
+    // Entered: begin allocated the block.
+    let Some(scratch) = scratch.as_mut() else { return Err(STATUS_INVALID_LEVEL) };
+    let scratch = scratch.get();
     // SAFETY: PASSIVE_LEVEL (checked); copies of the names.
-    let resolved = unsafe { resolve(&entered, &mut node, &mut service, deadline.remaining()) }?;
+    unsafe { resolve(&entered, scratch, deadline.remaining()) }?;
+    let resolved = &scratch.resolved;
     let mut last = STATUS_NOT_FOUND;
     let mut tried = false;
     for addr in resolved.addrs.iter().take(resolved.count) {

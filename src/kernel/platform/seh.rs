@@ -153,3 +153,58 @@ core::arch::global_asm!(".section .gfids$y,\"dr\"", ".symidx __C_specific_handle
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("safewsk's MmProbeAndLockPages exception handler exists for x64 and ARM64 Windows only");
+
+// Control Flow Guard and `__CxxFrameHandler3`. The precompiled `core` that
+// LTO compiles into this library was built with panic=unwind, so its
+// functions name the MSVC C++ personality routine, `__CxxFrameHandler3`;
+// inlined into the library's functions (built with panic=abort, so with no
+// landing pad), the personality stays attached although no unwind data ever
+// uses it (no `.xdata` of the library names it). Without CFG nothing
+// references the symbol. With `-C control-flow-guard`, LLVM's CFG table
+// (`.gfids$y`, WinCFGuard.cpp) lists every function whose address escapes,
+// and a personality reference counts as an escape: the object then needs a
+// `__CxxFrameHandler3` that no driver has (it is the C++ runtime's), and the
+// kernel link fails. The alternatives: rebuilding `core` with panic=abort
+// (`-Zbuild-std`, nightly only), stripping the entry from the object after
+// the build (a tool step that safewsk.targets would have to run on every
+// Windows build), or defining `__CxxFrameHandler3` (which would claim a C++
+// runtime symbol in every driver that links the library). Instead the
+// library tells the linker, in its own object's `.drectve` (what `#pragma
+// comment(linker, "/alternatename:...")` emits; link.exe and lld-link both
+// honour it), to resolve `__CxxFrameHandler3` to the library's
+// `safewsk_unused_cxx_frame_handler` only if nothing else defines it. That
+// function returns ExceptionContinueSearch (1), a personality routine's
+// answer for a frame with nothing to handle; .ci/msvc checks that no unwind
+// data of the linked image names it, so nothing calls it, and that it is the
+// only symbol the `/ALTERNATENAME` resolves.
+#[cfg(all(target_env = "msvc", target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".section .drectve,\"yn\"",
+    ".ascii \" /ALTERNATENAME:__CxxFrameHandler3=safewsk_unused_cxx_frame_handler\"",
+    ".text",
+    ".def safewsk_unused_cxx_frame_handler",
+    ".scl 2",
+    ".type 32",
+    ".endef",
+    ".globl safewsk_unused_cxx_frame_handler",
+    ".p2align 4",
+    "safewsk_unused_cxx_frame_handler:",
+    "mov eax, 1",
+    "ret",
+);
+
+#[cfg(all(target_env = "msvc", target_arch = "aarch64"))]
+core::arch::global_asm!(
+    ".section .drectve,\"yn\"",
+    ".ascii \" /ALTERNATENAME:__CxxFrameHandler3=safewsk_unused_cxx_frame_handler\"",
+    ".text",
+    ".def safewsk_unused_cxx_frame_handler",
+    ".scl 2",
+    ".type 32",
+    ".endef",
+    ".globl safewsk_unused_cxx_frame_handler",
+    ".p2align 4",
+    "safewsk_unused_cxx_frame_handler:",
+    "mov w0, #1",
+    "ret",
+);

@@ -39,4 +39,34 @@ typedef ULONG64 POOL_FLAGS;
 PVOID NTAPI ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag);
 #endif
 
+/* The IRQL routines of the WDK's wdm.h, which Wine 8's lacks; only the
+ * verification kit's IRQL case uses them (SAFEWSK_TEST_WINDOWS, compiled by
+ * .ci/msvc against these headers). As in the WDK: on x64 inline CR8
+ * accesses, on ARM64 the HAL's KfRaiseIrql and KfLowerIrql. */
+#if defined(SAFEWSK_TEST_WINDOWS) && !defined(KeRaiseIrql)
+#ifndef DISPATCH_LEVEL
+#define DISPATCH_LEVEL 2
+#endif
+#if defined(__x86_64__)
+static __inline KIRQL SafeWskKitRaiseIrql(KIRQL NewIrql)
+{
+    ULONG64 old, value = NewIrql;
+    __asm__ __volatile__("mov %%cr8, %0" : "=r"(old) : : "memory");
+    __asm__ __volatile__("mov %0, %%cr8" : : "r"(value) : "memory");
+    return (KIRQL)old;
+}
+static __inline VOID KeLowerIrql(KIRQL NewIrql)
+{
+    ULONG64 value = NewIrql;
+    __asm__ __volatile__("mov %0, %%cr8" : : "r"(value) : "memory");
+}
+#define KeRaiseIrql(a, b) (*(b) = SafeWskKitRaiseIrql(a))
+#elif defined(__aarch64__)
+KIRQL NTAPI KfRaiseIrql(KIRQL NewIrql);
+VOID NTAPI KfLowerIrql(KIRQL NewIrql);
+#define KeRaiseIrql(a, b) (*(b) = KfRaiseIrql(a))
+#define KeLowerIrql(a) KfLowerIrql(a)
+#endif
+#endif
+
 #endif /* SAFEWSK_WINE_WDM_H */
