@@ -428,14 +428,21 @@ ValidationCases(SAFEWSK_CLIENT *Client, SAFEWSK_SOCKET *Socket)
 
 /* ---- socket handles ---- */
 
-/* How often the provider's WskCloseSocket ran on the adapter's sockets. */
+/* How often the provider's WskCloseSocket ran on the adapter's sockets.
+ * Windows' provider has no adapter in front of it (the kit's build): 0, so
+ * the "no provider close" checks hold trivially there and the handle checks
+ * stand alone. */
 static ULONG
 Closes(VOID)
 {
+#ifdef SAFEWSK_TEST_WINDOWS
+    return 0;
+#else
     ULONG connects = 0, disconnects = 0, closes = 0;
 
     WineAdapterCounts(&connects, &disconnects, &closes);
     return closes;
+#endif
 }
 
 /* A value that is no socket's handle although it has a handle's form: the
@@ -909,7 +916,7 @@ RunCases(VOID)
         /* On a socket of its own (whatever the cancellation does to the
          * connection): nothing was sent, so the echo server sends nothing,
          * the receive times out, its IRP is cancelled and waited for. */
-        SAFESAFEWSK_SOCKET *idle = NULL;
+        SAFEWSK_SOCKET *idle = NULL;
         status = Connect(client, (SOCKADDR *)&local, (SOCKADDR *)&echo, &idle);
         Expect("connect for the receive timeout", status, STATUS_SUCCESS);
         if (NT_SUCCESS(status)) {
