@@ -152,7 +152,10 @@ def loaded_from_guard(insns, i, reg):
 
 def guarded(insns, i, reg):
     """A check call (blr of the guard routine) with X15 = reg, after which
-    reg was not written."""
+    reg was not written, except by a register copy (`mov reg, src`), which
+    is followed back to the register that was checked (LLVM may check the
+    target in one register and call it through a copy in another: the check
+    routine preserves the argument registers)."""
     j = i - 1
     while j >= 0:
         off, mn, ops, rel = insns[j]
@@ -163,7 +166,11 @@ def guarded(insns, i, reg):
                     return mn2 == "mov" and ops2.replace(" ", "") == f"x15,{reg}"
             return False
         if writes(mn, ops, reg):
-            return False
+            parts = [p.strip() for p in ops.split(",")]
+            if mn == "mov" and len(parts) == 2 and parts[1].startswith("x") and parts[1][1:].isdigit():
+                reg = parts[1]
+            else:
+                return False
         j -= 1
     return False
 

@@ -229,6 +229,7 @@ BUDGET = 1536
 
 def main(argv):
     budget, markdown, check, libs = BUDGET, None, None, []
+    api, write_api = None, False
     args = argv[1:]
     while args:
         a = args.pop(0)
@@ -238,6 +239,10 @@ def main(argv):
             markdown = args.pop(0)
         elif a == "--check":
             check = args.pop(0)
+        elif a == "--api":
+            api = args.pop(0)
+        elif a == "--write-api":
+            api, write_api = args.pop(0), True
         elif "=" in a:
             libs.append(tuple(a.split("=", 1)))
         else:
@@ -288,7 +293,53 @@ def main(argv):
         if old != page:
             stale = True
             print(f"{check} is not what the measurement gives: run .ci/stack --write")
+    if api:
+        if not api_lines(api, results, labels, budget, write_api):
+            stale = True
     return 1 if over or stale else 0
+
+
+API_LINE = "/// Stack (bytes used inside the library, docs/stack.md): "
+
+
+def api_lines(api_dir, results, labels, budget, write):
+    """Each export's doc comment in src/api/*.rs carries one line with its
+    figures, just before its `cbindgen:prefix` line, so that the header
+    states them. Write mode rewrites the lines; check mode reports stale
+    ones. True if every line is as measured (or was written)."""
+    ok = True
+    for fname in sorted(os.listdir(api_dir)):
+        if not fname.endswith(".rs"):
+            continue
+        path = os.path.join(api_dir, fname)
+        lines = open(path, encoding="utf-8").read().split("\n")
+        out, changed = [], False
+        for i, line in enumerate(lines):
+            if line.startswith(API_LINE):
+                changed = True  # dropped here, written again below
+                continue
+            if line.startswith("/// cbindgen:prefix="):
+                name = None
+                for nxt in lines[i + 1:i + 4]:
+                    m = re.search(r"fn (SafeWsk\w+)\(", nxt)
+                    if m:
+                        name = m.group(1)
+                        break
+                if name in results:
+                    figures = ", ".join(f"{l} {results[name].get(l, '-')}" for l in labels)
+                    out.append(f"{API_LINE}{figures} (budget {budget}).")
+            out.append(line)
+        new = "\n".join(out)
+        old = "\n".join(lines)
+        if new != old or changed:
+            if new != old:
+                if write:
+                    open(path, "w", encoding="utf-8").write(new)
+                    print(f"wrote the stack lines of {path}")
+                else:
+                    ok = False
+                    print(f"{path}: the stack lines are not what the measurement gives: run .ci/stack --write")
+    return ok
 
 
 def render(results, chains, kinds, order, labels, budget):

@@ -347,6 +347,7 @@ extern "C" {
  * # Safety
  * `DeviceObject` is NULL or a live DEVICE_OBJECT of the calling driver;
  * `Client` is NULL or points to writable storage for one pointer.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 288, x64-Debug 1392, ARM64-Release 192, ARM64-Debug 1200 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
@@ -412,6 +413,7 @@ NTSTATUS SafeWskStartup(PDEVICE_OBJECT DeviceObject,
  *
  * # Safety
  * None beyond the preconditions above: any `Client` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 640, x64-Debug 912, ARM64-Release 448, ARM64-Debug 576 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
@@ -461,6 +463,7 @@ NTSTATUS SafeWskCleanup(SAFEWSK_CLIENT *Client);
  * `SecurityDescriptor` is NULL or a
  * readable SECURITY_DESCRIPTOR; `CachedSecurityDescriptor` is NULL or
  * writable.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 240, x64-Debug 528, ARM64-Release 144, ARM64-Debug 336 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
@@ -505,6 +508,7 @@ NTSTATUS SafeWskCacheSecurityDescriptor(SAFEWSK_CLIENT *Client,
  *
  * # Safety
  * None beyond the IRQL: any `Client` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 192, x64-Debug 544, ARM64-Release 144, ARM64-Debug 304 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
@@ -540,6 +544,7 @@ NTSTATUS SafeWskReleaseSecurityDescriptor(SAFEWSK_CLIENT *Client,
  * # Safety
  * `Callback` is NULL or a function of the documented type, callable at
  * IRQL <= DISPATCH_LEVEL; it and `Context` stay valid while set.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 64, x64-Debug 64, ARM64-Release 48, ARM64-Debug 48 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
@@ -635,6 +640,7 @@ NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
  * Any `Client` value is safe. Every other non-NULL pointer is a valid
  * kernel-mode pointer to what is described above (an address is a
  * SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 688, ARM64-Debug 816 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
@@ -705,6 +711,7 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * # Safety
  * As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
  * valid storage as described, not in use by another request.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 816, x64-Debug 1312, ARM64-Release 656, ARM64-Debug 1152 (budget 1536).
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
@@ -744,6 +751,7 @@ NTSTATUS SafeWskSocketConnectAsync(SAFEWSK_CLIENT *Client,
  * # Safety
  * `Request` is NULL or storage passed to SafeWskSocketConnectAsync that
  * returned STATUS_PENDING, intact as described.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 208, x64-Debug 448, ARM64-Release 128, ARM64-Debug 240 (budget 1536).
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
@@ -838,6 +846,7 @@ NTSTATUS SafeWskCancelConnect(SAFEWSK_CONNECT_REQUEST *Request);
  * valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
  * or writable; `RemoteAddress` is NULL or `RemoteAddressLength` writable
  * bytes. All valid for the call.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1120, ARM64-Release 704, ARM64-Debug 864 (budget 1536).
  */
 _IRQL_requires_(PASSIVE_LEVEL)
 NTSTATUS SafeWskConnectByName(SAFEWSK_CLIENT *Client,
@@ -928,6 +937,7 @@ NTSTATUS SafeWskConnectByName(SAFEWSK_CLIENT *Client,
  * # Safety
  * Any `Client` value is safe. Every other non-NULL pointer is a
  * valid kernel-mode pointer to what is described above, valid for the call.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 864, x64-Debug 1376, ARM64-Release 720, ARM64-Debug 1104 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
@@ -969,6 +979,7 @@ NTSTATUS SafeWskSocketConnectWithOptions(SAFEWSK_CLIENT *Client,
  * `RemoteAddress` is NULL or a readable SOCKADDR_IN / SOCKADDR_IN6 (as its
  * family says); `Socket` is NULL or writable; both valid for the call. Any
  * `Client` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 736, ARM64-Debug 864 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskConnect(SAFEWSK_CLIENT *Client,
@@ -1033,6 +1044,7 @@ NTSTATUS SafeWskConnect(SAFEWSK_CLIENT *Client,
  * `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
  * allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
  * set); `BytesSent` is NULL or writable. Any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 896, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskSend(SAFEWSK_SOCKET *Socket,
@@ -1083,6 +1095,7 @@ NTSTATUS SafeWskSend(SAFEWSK_SOCKET *Socket,
  * `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
  * allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
  * set); `BytesReceived` is NULL or writable. Any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 928, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskReceive(SAFEWSK_SOCKET *Socket,
@@ -1125,6 +1138,7 @@ NTSTATUS SafeWskReceive(SAFEWSK_SOCKET *Socket,
  * # Safety
  * `Address` is NULL or `AddressLength` writable bytes that stay allocated
  * for the call. Any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 624, x64-Debug 848, ARM64-Release 464, ARM64-Debug 560 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskGetLocalAddress(SAFEWSK_SOCKET *Socket,
@@ -1141,6 +1155,7 @@ NTSTATUS SafeWskGetLocalAddress(SAFEWSK_SOCKET *Socket,
  * # Safety
  * `Address` is NULL or `AddressLength` writable bytes that stay allocated
  * for the call. Any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 624, x64-Debug 848, ARM64-Release 464, ARM64-Debug 560 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskGetRemoteAddress(SAFEWSK_SOCKET *Socket,
@@ -1170,6 +1185,7 @@ NTSTATUS SafeWskGetRemoteAddress(SAFEWSK_SOCKET *Socket,
  *
  * # Safety
  * None beyond the IRQL: any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 640, x64-Debug 816, ARM64-Release 496, ARM64-Debug 592 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskDisconnect(SAFEWSK_SOCKET *Socket,
@@ -1225,6 +1241,7 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_SOCKET *Socket,
  *
  * # Safety
  * None beyond the IRQL: any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 336, x64-Debug 592, ARM64-Release 224, ARM64-Debug 352 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskCloseSocket(SAFEWSK_SOCKET *Socket);
@@ -1276,6 +1293,7 @@ NTSTATUS SafeWskCloseSocket(SAFEWSK_SOCKET *Socket);
  *
  * # Safety
  * None beyond the IRQL: any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 272, x64-Debug 624, ARM64-Release 192, ARM64-Debug 400 (budget 1536).
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskEnableCallbacks(SAFEWSK_SOCKET *Socket,
@@ -1314,6 +1332,7 @@ NTSTATUS SafeWskEnableCallbacks(SAFEWSK_SOCKET *Socket,
  *
  * # Safety
  * None beyond the IRQL: any `Socket` value is safe.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 464, x64-Debug 832, ARM64-Release 352, ARM64-Debug 592 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskDisableCallbacks(SAFEWSK_SOCKET *Socket,
@@ -1348,6 +1367,7 @@ NTSTATUS SafeWskDisableCallbacks(SAFEWSK_SOCKET *Socket,
  * # Safety
  * `DataIndication` is NULL or a list this socket's WskReceiveEvent
  * callback was given and retained, not released yet.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 176, x64-Debug 448, ARM64-Release 112, ARM64-Debug 288 (budget 1536).
  */
 _IRQL_requires_max_(DISPATCH_LEVEL)
 NTSTATUS SafeWskRelease(SAFEWSK_SOCKET *Socket,
@@ -1398,6 +1418,7 @@ NTSTATUS SafeWskRelease(SAFEWSK_SOCKET *Socket,
  * `InputBuffer` is NULL or `InputSize` readable bytes; `OutputBuffer` is
  * NULL or `OutputSize` writable bytes; `OutputSizeReturned` is NULL or
  * writable; all valid for the call.
+ * Stack (bytes used inside the library, docs/stack.md): x64-Release 400, x64-Debug 640, ARM64-Release 336, ARM64-Debug 448 (budget 1536).
  */
 _IRQL_requires_max_(APC_LEVEL)
 NTSTATUS SafeWskControlSocket(SAFEWSK_SOCKET *Socket,

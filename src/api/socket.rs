@@ -65,6 +65,7 @@ use crate::kernel::status::from_result;
 /// `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
 /// allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
 /// set); `BytesSent` is NULL or writable. Any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 896, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSend(
@@ -125,6 +126,7 @@ pub unsafe extern "C" fn SafeWskSend(
 /// `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
 /// allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
 /// set); `BytesReceived` is NULL or writable. Any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 928, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
@@ -175,6 +177,7 @@ pub unsafe extern "C" fn SafeWskReceive(
 /// # Safety
 /// `Address` is NULL or `AddressLength` writable bytes that stay allocated
 /// for the call. Any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 624, x64-Debug 848, ARM64-Release 464, ARM64-Debug 560 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskGetLocalAddress(
@@ -195,6 +198,7 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// # Safety
 /// `Address` is NULL or `AddressLength` writable bytes that stay allocated
 /// for the call. Any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 624, x64-Debug 848, ARM64-Release 464, ARM64-Debug 560 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskGetRemoteAddress(
@@ -228,6 +232,7 @@ pub unsafe extern "C" fn SafeWskGetRemoteAddress(
 ///
 /// # Safety
 /// None beyond the IRQL: any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 640, x64-Debug 816, ARM64-Release 496, ARM64-Debug 592 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisconnect(Socket: *mut SAFEWSK_SOCKET, Flags: ULONG, TimeoutMs: ULONG) -> NTSTATUS {
@@ -283,6 +288,7 @@ pub unsafe extern "C" fn SafeWskDisconnect(Socket: *mut SAFEWSK_SOCKET, Flags: U
 ///
 /// # Safety
 /// None beyond the IRQL: any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 336, x64-Debug 592, ARM64-Release 224, ARM64-Debug 352 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Socket: *mut SAFEWSK_SOCKET) -> NTSTATUS {
@@ -336,6 +342,7 @@ pub unsafe extern "C" fn SafeWskCloseSocket(Socket: *mut SAFEWSK_SOCKET) -> NTST
 ///
 /// # Safety
 /// None beyond the IRQL: any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 272, x64-Debug 624, ARM64-Release 192, ARM64-Debug 400 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskEnableCallbacks(Socket: *mut SAFEWSK_SOCKET, EventMask: ULONG) -> NTSTATUS {
@@ -375,6 +382,7 @@ pub unsafe extern "C" fn SafeWskEnableCallbacks(Socket: *mut SAFEWSK_SOCKET, Eve
 ///
 /// # Safety
 /// None beyond the IRQL: any `Socket` value is safe.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 464, x64-Debug 832, ARM64-Release 352, ARM64-Debug 592 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskDisableCallbacks(
@@ -413,6 +421,7 @@ pub unsafe extern "C" fn SafeWskDisableCallbacks(
 /// # Safety
 /// `DataIndication` is NULL or a list this socket's WskReceiveEvent
 /// callback was given and retained, not released yet.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 176, x64-Debug 448, ARM64-Release 112, ARM64-Debug 288 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskRelease(
@@ -467,6 +476,7 @@ pub unsafe extern "C" fn SafeWskRelease(
 /// `InputBuffer` is NULL or `InputSize` readable bytes; `OutputBuffer` is
 /// NULL or `OutputSize` writable bytes; `OutputSizeReturned` is NULL or
 /// writable; all valid for the call.
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 400, x64-Debug 640, ARM64-Release 336, ARM64-Debug 448 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskControlSocket(
