@@ -225,7 +225,11 @@ impl Drop for ScratchBlock {
 ///
 /// # Safety
 /// The API contract of SafeWskConnectByName.
-unsafe fn begin(client: *mut SAFEWSK_CLIENT, a: &ByNameArgs, scratch: &mut Option<ScratchBlock>) -> Result<Inside, NTSTATUS> {
+unsafe fn begin(
+    client: *mut SAFEWSK_CLIENT,
+    a: &ByNameArgs,
+    scratch: &mut Option<ScratchBlock>,
+) -> Result<Inside, NTSTATUS> {
     let pinned = client::pin(client)?;
     // The strings (and the structures describing them) may be pageable: they
     // are read only once the IRQL is known to allow it (PASSIVE_LEVEL).
