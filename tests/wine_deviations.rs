@@ -8,7 +8,7 @@
 //!   both deviations, an asynchronous connect whose deadline passes before
 //!   the provider completes dropped its timer reference twice (the test
 //!   process aborted with "request reference count underflow"); the timer
-//!   reference is now claimed with one atomic bit (src/request_state.rs), and
+//!   reference is now claimed with one atomic bit (src/connect/request_state.rs), and
 //!   the test passes.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Builds safewsk's `safewsk_probe_and_lock_pages` (src/platform/seh.rs, the
+//! Builds safewsk's `safewsk_probe_and_lock_pages` (src/kernel/platform/seh.rs, the
 //! very file the library compiles) alone, for a user-mode PE test under Wine:
 //! see .ci/wine-seh.
 #![no_std]
@@ -10,7 +10,7 @@ mod nt {
     pub enum MDL {}
 }
 
-#[path = "../../src/platform/seh.rs"]
+#[path = "../../src/kernel/platform/seh.rs"]
 mod seh;
 
 #[panic_handler]

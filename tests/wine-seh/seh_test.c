@@ -1,4 +1,4 @@
-/* User-mode test of safewsk_probe_and_lock_pages (src/platform/seh.rs) under
+/* User-mode test of safewsk_probe_and_lock_pages (src/kernel/platform/seh.rs) under
  * Wine: this program supplies its own "MmProbeAndLockPages" that raises the
  * way the kernel's does (RaiseException, or a real fault), and checks that
  * the trampoline's .pdata/.xdata scope table makes __C_specific_handler catch
