@@ -37,11 +37,24 @@
 //!
 //!     cargo bench --bench safewsk_bench -- --instructions
 //!
+//! 8. multi-threaded echoes (issue 17; benches/echo_threads/mod.rs): for
+//!    T = 1, 2, 4, T threads each with its own socket to a loopback echo
+//!    server doing 64-byte echoes (send 64, receive 64 with
+//!    WSK_FLAG_WAITALL), through safewsk and through the hand-written IRP
+//!    sequence, interleaved rounds, median ops/s of each side and the ratio
+//!    safewsk ÷ hand-written, with safewsk's spin-lock acquisitions per
+//!    echo. Just those rows:
+//!
+//!     cargo bench --bench safewsk_bench -- --threads-only
+//!
 //! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
-//! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6.
+//! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6,
+//! SAFEWSK_BENCH_ECHO_N (default 500) and SAFEWSK_BENCH_ECHO_ROUNDS
+//! (default 21) the echoes per thread per phase and the rounds of 8.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod echo_threads;
 mod icount;
 
 use std::net::SocketAddr;
@@ -265,6 +278,16 @@ fn main() {
         icount::instructions_main(&args);
         return;
     }
+    if args.iter().any(|a| a == "--threads-only") {
+        let echo = echo_threads::rows(echo_threads::Settings::from_env());
+        print_table_head();
+        for row in &echo.rows {
+            println!("{row}");
+        }
+        println!();
+        println!("{}", echo.note);
+        return;
+    }
     raise_fd_limit();
     if scale_child() {
         return;
@@ -385,6 +408,8 @@ fn main() {
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
     k.finish();
+    // 8. Multi-threaded echoes (a host-kernel session of their own).
+    let echo = echo_threads::rows(echo_threads::Settings::from_env());
     let scale_table = scale_rows(scale);
     // The instruction counts (callgrind; a child process of its own).
     let instruction_rows = icount::table_rows();
@@ -394,9 +419,7 @@ fn main() {
     let (mdls, _) = per(a0.mdls, a1.mdls);
     let async_irps = (a3.irps.0 - a2.irps.0) as f64 / scale as f64;
     let async_pool = (a3.pool.0 - a2.pool.0) as f64 / scale as f64;
-    println!("safewsk benchmarks (host kernel, loopback TCP; {})", machine());
-    println!("| measure | safewsk | reference | ratio |");
-    println!("|---|---|---|---|");
+    print_table_head();
     println!("| connect+close, sync, median of {rounds} x {per_round} | {w:.1} us | {r:.1} us (hand-written IRP sequence) | {:.3} |", w / r);
     println!("| parameter validation (1-11), median of {vrounds} x 100000 | {validation_ns:.1} ns/call | - | - |");
     println!("| allocations per sync connect+close | {irps:.2} IRPs ({irp_bytes:.0} B), {pool:.2} pool ({pool_bytes:.0} B), {mdls:.2} MDLs | 2 IRPs by hand | - |");
@@ -406,6 +429,9 @@ fn main() {
             "| send of {size} B from non-paged pool, median of 15 x 200 | {locked:.2} us probe+lock (default) | {flagged:.2} us SAFEWSK_FLAG_NONPAGED_BUFFER | {:.3} |",
             locked / flagged
         );
+    }
+    for row in &echo.rows {
+        println!("{row}");
     }
     println!(
         "| {scale} concurrent async connects | {:.3} s, {:.0} connects/s, peak RSS +{} KiB, {connected} connected | {:.3} s, {:.0} connects/s, peak RSS +{} KiB (non-blocking connect + poll) | {:.1}x time |",
@@ -423,6 +449,15 @@ fn main() {
     for row in instruction_rows {
         println!("{row}");
     }
+    println!();
+    println!("{}", echo.note);
+}
+
+/// The table's title (with the machine) and header.
+fn print_table_head() {
+    println!("safewsk benchmarks (host kernel, loopback TCP; {})", machine());
+    println!("| measure | safewsk | reference | ratio |");
+    println!("|---|---|---|---|");
 }
 
 // ---------------------------------------------------------------------------

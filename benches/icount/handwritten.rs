@@ -23,12 +23,13 @@
 //! IoFreeIrp(irp);
 //! ```
 //!
-//! `connect`, `transfer` and `close` are not inlined into the bench's loops:
-//! they are the driver's functions, called as safewsk's exports are (the
-//! bench is built without cross-crate LTO, so those are never inlined
-//! either); inlined, their instructions would carry the loop's line numbers
-//! and be counted as the bench's. `call` is inlined into them as the
-//! compiler sees fit.
+//! `connect`, `transfer` (and `transfer_with_flags`, which the
+//! multi-threaded echo rows use for WSK_FLAG_WAITALL) and `close` are not
+//! inlined into the bench's loops: they are the driver's functions, called
+//! as safewsk's exports are (the bench is built without cross-crate LTO, so
+//! those are never inlined either); inlined, their instructions would carry
+//! the loop's line numbers and be counted as the bench's. `call` is inlined
+//! into them as the compiler sees fit.
 //!
 //! Sends and receives describe a non-paged pool buffer with IoAllocateMdl +
 //! MmBuildMdlForNonPagedPool and free the MDL after the IRP (what safewsk
@@ -63,6 +64,11 @@ extern "system" {
     fn WskReleaseProviderNPI(reg: *mut WSK_REGISTRATION);
     fn WskDeregister(reg: *mut WSK_REGISTRATION);
 }
+
+/// [`Handwritten::io`]'s instance for [`Handwritten::transfer`].
+const TRANSFER: u8 = 0;
+/// [`Handwritten::io`]'s instance for [`Handwritten::transfer_with_flags`].
+const TRANSFER_WITH_FLAGS: u8 = 1;
 
 /// The completion routine: signal the waiter's event, keep the IRP.
 unsafe extern "system" fn signal(_: PVOID, _: *mut IRP, ctx: PVOID) -> NTSTATUS {
@@ -197,6 +203,53 @@ impl Handwritten {
         len: u32,
         timeout_ms: u32,
     ) -> Result<usize, NTSTATUS> {
+        // SAFETY: the caller's contract, passed on. Flags 0, the instruction
+        // count's sends and receives: `io` inlined with the constant is the
+        // same machine code `transfer` was before `io` took flags.
+        unsafe { self.io::<TRANSFER>(receive, socket, buf, len, 0, timeout_ms) }
+    }
+
+    /// [`Handwritten::transfer`] with WSK flags (WSK_FLAG_WAITALL for a
+    /// receive of exactly `len` bytes): the multi-threaded echo rows.
+    ///
+    /// # Safety
+    /// As [`Handwritten::transfer`].
+    #[inline(never)]
+    pub unsafe fn transfer_with_flags(
+        &self,
+        receive: bool,
+        socket: *mut WSK_SOCKET,
+        buf: *mut u8,
+        len: u32,
+        flags: u32,
+        timeout_ms: u32,
+    ) -> Result<usize, NTSTATUS> {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.io::<TRANSFER_WITH_FLAGS>(receive, socket, buf, len, flags, timeout_ms) }
+    }
+
+    /// The body of both: IoAllocateMdl, MmBuildMdlForNonPagedPool, the WSK
+    /// call with `flags` and an IRP ([`Handwritten::call`]), IoFreeMdl.
+    ///
+    /// `CALLER` ([`TRANSFER`], [`TRANSFER_WITH_FLAGS`]) makes one instance
+    /// per caller, each with its own closure type and so its own instance of
+    /// the generic `call`, with one caller each: the compiler inlines `call`
+    /// into `transfer` as before. Shared by both callers, `call` is not
+    /// inlined (seen in the disassembly), and the instruction count's
+    /// `transfer` would change.
+    ///
+    /// # Safety
+    /// As [`Handwritten::transfer`].
+    #[inline(always)]
+    unsafe fn io<const CALLER: u8>(
+        &self,
+        receive: bool,
+        socket: *mut WSK_SOCKET,
+        buf: *mut u8,
+        len: u32,
+        flags: u32,
+        timeout_ms: u32,
+    ) -> Result<usize, NTSTATUS> {
         // SAFETY: an open connection socket, live until its close.
         let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         // SAFETY: a connection socket's Dispatch is the provider's static
@@ -216,7 +269,7 @@ impl Handwritten {
         let wb: *mut WSK_BUF = &mut wsk_buf;
         // SAFETY: the provider's send/receive of an open socket; the WSK_BUF
         // and MDL outlive the IRP.
-        let issue = |irp| unsafe { f(socket, wb, 0, irp) };
+        let issue = |irp| unsafe { f(socket, wb, flags, irp) };
         // SAFETY: PASSIVE_LEVEL per the caller; one WSK call.
         let (st, info) = unsafe { self.call(Some(timeout_ms), issue) };
         // SAFETY: the IRP that used it has completed and been freed.
@@ -246,6 +299,15 @@ impl Handwritten {
         unsafe { self.call(None, issue) }.0
     }
 }
+
+// SAFETY: every method takes `&self` and only reads the device object and
+// the provider NPI captured in new() (never written afterwards); the WSK
+// provider's dispatch functions, like the I/O manager routines `call` uses,
+// may be called on any number of threads at once (a WSK client is not
+// bound to a thread). Each call's IRP, event and MDL are its own. The
+// multi-threaded echo rows call it from several threads, each on its own
+// socket.
+unsafe impl Sync for Handwritten {}
 
 impl Drop for Handwritten {
     fn drop(&mut self) {
