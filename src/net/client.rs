@@ -25,7 +25,7 @@ use crate::kernel::nt::*;
 /// sockets is still open: that is a compile error, not a socket that
 /// cleanup has to close behind the driver's back.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0505
 /// # use safewsk::net::{Client, Passive};
 /// # fn f(p: Passive, client: Client, to: core::net::SocketAddr) -> safewsk::net::Result {
 /// let socket = client.connect(p, to, core::time::Duration::from_secs(5))?;
@@ -137,7 +137,12 @@ impl Client {
     /// address a connect refuses (port 0, unspecified, broadcast or
     /// multicast, a family the provider lacks); [`Error::DELETE_PENDING`],
     /// [`Error::INSUFFICIENT_RESOURCES`], [`Error::NOT_SUPPORTED`].
-    pub fn connect(&self, _irql: impl AtMostApc, remote: SocketAddr, timeout: impl Into<Timeout>) -> Result<TcpSocket<'_>> {
+    pub fn connect(
+        &self,
+        _irql: impl AtMostApc,
+        remote: SocketAddr,
+        timeout: impl Into<Timeout>,
+    ) -> Result<TcpSocket<'_>> {
         let remote = Sockaddr::new(remote);
         let mut socket: *mut SAFEWSK_SOCKET = ptr::null_mut();
         // SAFETY: `remote` is a SOCKADDR_IN / SOCKADDR_IN6 as its family says,

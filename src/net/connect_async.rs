@@ -30,8 +30,10 @@ const PENDING: u8 = 1;
 /// device context) because the kernel holds its address until the callback
 /// has returned.
 ///
+/// The callback is given once, to [`ConnectRequest::new`], and the storage
+/// may start one connect after another with it. Each
 /// [`ConnectRequest::start`] returns at once; the callback `F` then runs
-/// **exactly once**, with the connected socket or the error
+/// **exactly once for that start**, with the connected socket or the error
 /// ([`Error::IO_TIMEOUT`] at the deadline, [`Error::CANCELLED`] after
 /// [`ConnectRequest::cancel`], or the provider's status), at IRQL <=
 /// DISPATCH_LEVEL on an arbitrary thread, possibly before `start` returns
@@ -39,9 +41,7 @@ const PENDING: u8 = 1;
 /// and gets no IRQL token: a socket it receives is best handed to a
 /// PASSIVE_LEVEL thread (dropping it in the callback at DISPATCH_LEVEL
 /// cannot close it there: the client's cleanup then closes it, reported).
-/// If `start` fails, the callback is dropped without being called.
-///
-/// Storage that is reused after the callback may start another connect.
+/// If `start` fails, the callback is not called for it.
 ///
 /// **Drop** waits for a pending connect: it cancels it and waits until the
 /// callback has returned (on a KEVENT at IRQL <= APC_LEVEL; above that it
@@ -70,20 +70,18 @@ const PENDING: u8 = 1;
 /// use safewsk::net::{Client, ConnectRequest, Passive};
 ///
 /// # fn f(p: Passive, client: &Client) -> safewsk::net::Result {
-/// let mut request = pin!(ConnectRequest::new());
-/// request.as_mut().start(client, "127.0.0.1:7".parse().unwrap(), Duration::from_secs(5), |result| {
-///     match result {
-///         Ok(socket) => { /* hand it to a worker thread */ let _ = socket.into_raw(); }
-///         Err(e) => { let _ = e; }
-///     }
-/// })?;
+/// let mut request = pin!(ConnectRequest::new(|result| match result {
+///     Ok(socket) => { /* hand it to a worker thread */ let _ = socket.into_raw(); }
+///     Err(e) => { let _ = e; }
+/// }));
+/// request.as_mut().start(client, "127.0.0.1:7".parse().unwrap(), Duration::from_secs(5))?;
 /// // ... the request's drop (here: at the end of the scope) waits for the
 /// // callback.
 /// # Ok(()) }
 /// ```
 pub struct ConnectRequest<'c, F> {
     raw: UnsafeCell<SAFEWSK_CONNECT_REQUEST>,
-    callback: UnsafeCell<Option<F>>,
+    callback: UnsafeCell<F>,
     /// IDLE, or PENDING from `start` until the callback's last access.
     state: AtomicU8,
     /// Set by the callback trampoline after the callback returned.
@@ -92,21 +90,12 @@ pub struct ConnectRequest<'c, F> {
     _pin: PhantomPinned,
 }
 
-impl<'c, F> Default for ConnectRequest<'c, F>
-where
-    F: FnOnce(Result<TcpSocket<'c>>) + Send + 'c,
-{
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<'c, F> ConnectRequest<'c, F>
 where
-    F: FnOnce(Result<TcpSocket<'c>>) + Send + 'c,
+    F: FnMut(Result<TcpSocket<'c>>) + Send + 'c,
 {
-    /// Idle storage.
-    pub const fn new() -> Self {
+    /// Idle storage with its callback.
+    pub const fn new(callback: F) -> Self {
         ConnectRequest {
             raw: UnsafeCell::new(SAFEWSK_CONNECT_REQUEST {
                 Callback: None,
@@ -115,7 +104,7 @@ where
                 Reserved: 0,
                 Private: [0; 32],
             }),
-            callback: UnsafeCell::new(None),
+            callback: UnsafeCell::new(callback),
             state: AtomicU8::new(IDLE),
             done: Event::new(),
             _client: PhantomData,
@@ -135,19 +124,13 @@ where
     /// <= DISPATCH_LEVEL (a DPC, a completion routine); the address is
     /// copied.
     ///
-    /// `Ok(())`: `callback` will be called exactly once (see the type).
-    /// Errors (the callback is dropped uncalled): [`Error::DEVICE_BUSY`]
+    /// `Ok(())`: the callback will be called exactly once for this start
+    /// (see the type). Errors (the callback is not called): [`Error::DEVICE_BUSY`]
     /// (a connect of this storage is still pending),
     /// [`Error::INVALID_PARAMETER_5`] (`remote` is not an address a connect
     /// accepts), [`Error::INVALID_LEVEL`], [`Error::DELETE_PENDING`],
     /// [`Error::INSUFFICIENT_RESOURCES`].
-    pub fn start(
-        self: Pin<&mut Self>,
-        client: &'c Client,
-        remote: SocketAddr,
-        timeout: impl Into<Timeout>,
-        callback: F,
-    ) -> Result {
+    pub fn start(self: Pin<&mut Self>, client: &'c Client, remote: SocketAddr, timeout: impl Into<Timeout>) -> Result {
         // Pinned: nothing here moves the storage.
         let this: &Self = &self;
         if this.state.load(Ordering::Acquire) != IDLE {
@@ -158,12 +141,8 @@ where
         }
         let raw = this.raw.get();
         // SAFETY: IDLE: no connect and no callback uses the storage, and
-        // `&mut` (through the pin) excludes every other user here.
-        unsafe {
-            *this.callback.get() = Some(callback);
-        }
-        // SAFETY: as above; resident storage (see the type), nobody waits on
-        // the event while IDLE.
+        // `&mut` (through the pin) excludes every other user here; resident
+        // storage (see the type), nobody waits on the event while IDLE.
         unsafe { this.done.init() };
         let fields = SAFEWSK_CONNECT_REQUEST {
             Callback: Some(Self::trampoline),
@@ -194,15 +173,11 @@ where
         // `raw` is pinned, resident storage not used by another request,
         // valid until the callback has returned (drop waits for it).
         let started = from_internal(unsafe { connect::connect_async(client.as_raw(), args, raw) });
-        if let Err(e) = started {
+        if started.is_err() {
             // Not started: the callback is never called.
-            // SAFETY: no request uses the storage.
-            let callback = unsafe { (*this.callback.get()).take() };
             this.state.store(IDLE, Ordering::Release);
-            drop(callback);
-            return Err(e);
         }
-        Ok(())
+        started
     }
 
     /// Requests cancellation of the pending connect: its callback still
@@ -230,13 +205,11 @@ where
         } else {
             Err(Error::from_status(status))
         };
-        // SAFETY: the library calls back once per started request; only this
-        // call touches the closure until the state goes IDLE.
-        let callback = unsafe { (*this.callback.get()).take() };
-        match callback {
-            Some(callback) => callback(result),
-            None => drop(result),
-        }
+        // SAFETY: the library calls back once per started request, and
+        // nothing else touches the closure while a request is PENDING
+        // (`start` refuses, drop waits for IDLE).
+        let callback = unsafe { &mut *this.callback.get() };
+        callback(result);
         // SAFETY: initialized by `start`; IRQL <= DISPATCH_LEVEL.
         unsafe { this.done.set() };
         // The last access: from here on the storage may be freed.

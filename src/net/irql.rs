@@ -26,7 +26,7 @@ use crate::kernel::platform;
 
 /// Proof that the current thread runs at PASSIVE_LEVEL.
 ///
-/// ```
+/// ```no_run
 /// use safewsk::net::Passive;
 /// // Checked (one IRQL read):
 /// if let Some(passive) = Passive::get() {
@@ -41,7 +41,7 @@ pub struct Passive {
 /// Proof that the current thread runs at IRQL <= APC_LEVEL (PASSIVE_LEVEL
 /// or APC_LEVEL: inside a guarded region or holding a fast mutex).
 ///
-/// ```
+/// ```no_run
 /// use safewsk::net::{LowIrql, Passive};
 /// if let Some(p) = Passive::get() {
 ///     let low: LowIrql = p.into();
@@ -108,7 +108,7 @@ mod sealed {
 /// calls that wait (send, receive, connect, disconnect, close) take one.
 /// Sealed: no other type implements it.
 ///
-/// ```
+/// ```no_run
 /// use safewsk::net::{AtMostApc, Passive};
 /// fn needs_low_irql(_: impl AtMostApc) {}
 /// if let Some(p) = Passive::get() {

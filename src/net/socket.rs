@@ -11,8 +11,8 @@ use super::irql::AtMostApc;
 use super::time::Timeout;
 use super::{Error, Result};
 use crate::handles::SAFEWSK_SOCKET;
-use crate::io::{self, Direction, End};
 use crate::io::buffer::SAFEWSK_FLAG_NONPAGED_BUFFER;
+use crate::io::{self, Direction, End};
 use crate::kernel::nt::*;
 
 /// A connected TCP socket of a [`Client`](super::Client), which it
@@ -74,7 +74,12 @@ impl<'c> TcpSocket<'c> {
     ///
     /// [`NonPagedBuf`]: super::NonPagedBuf
     /// [`NonPagedSlice`]: super::NonPagedSlice
-    pub fn send<B: SendBuf + ?Sized>(&self, _irql: impl AtMostApc, buf: &B, timeout: impl Into<Timeout>) -> Result<usize> {
+    pub fn send<B: SendBuf + ?Sized>(
+        &self,
+        _irql: impl AtMostApc,
+        buf: &B,
+        timeout: impl Into<Timeout>,
+    ) -> Result<usize> {
         let flags = if buf.nonpaged() { SAFEWSK_FLAG_NONPAGED_BUFFER } else { 0 };
         let bytes = buf.bytes();
         let len = ULONG::try_from(bytes.len()).unwrap_or(ULONG::MAX);
