@@ -192,7 +192,7 @@ fn buffers_of_every_kind() {
     // SAFETY: `buf` is non-paged pool (NonPagedBuf), borrowed for the slice.
     let slice = unsafe { NonPagedSlice::new(&mut buf[..]) };
     assert_eq!(socket.send(low, &slice, T), Ok(64));
-    let mut echo = vec![0u8; 64];
+    let mut echo = [0u8; 64];
     assert_eq!(socket.receive_all(low, &mut echo[..], T), Ok(64));
     assert_eq!(&echo[..5], b"hello");
     drop((buf, back));
