@@ -184,7 +184,9 @@ fn buffers_of_every_kind() {
     let mut buf = NonPagedBuf::new(p, 64).expect("pool");
     assert_eq!(hostkernel::live().pool_blocks, 3, "the client block, a socket chunk and the buffer");
     buf[..5].copy_from_slice(b"hello");
-    assert_eq!(socket.send(low, &buf[..5], T), Ok(5));
+    assert_eq!(socket.send(low, &buf.sub(..5).expect("in bounds"), T), Ok(5));
+    assert!(buf.sub(..65).is_none());
+    assert_eq!(socket.send(low, &buf[..0], T), Ok(0));
     let mut back = NonPagedBuf::new(p, 5).expect("pool");
     assert_eq!(socket.receive_all(low, &mut back, T), Ok(5));
     assert_eq!(&back[..], b"hello");

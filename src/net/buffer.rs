@@ -3,7 +3,7 @@
 //! type ([`NonPagedBuf`], [`NonPagedSlice`]), which skips the probe and lock
 //! (`SAFEWSK_FLAG_NONPAGED_BUFFER`).
 
-use core::ops::{Deref, DerefMut};
+use core::ops::{Bound, Deref, DerefMut, RangeBounds};
 use core::ptr::NonNull;
 
 use super::irql::Passive;
@@ -103,6 +103,31 @@ impl NonPagedBuf {
     }
 }
 
+impl NonPagedBuf {
+    /// A part of the buffer, still known to be non-paged (`&buf[..n]` is a
+    /// plain `[u8]`, which takes the probe-and-lock path); `None` if the
+    /// range is out of bounds.
+    ///
+    /// ```no_run
+    /// # use safewsk::net::{NonPagedBuf, Passive, TcpSocket};
+    /// # fn f(p: Passive, socket: &TcpSocket<'_>, mut buf: NonPagedBuf) -> safewsk::net::Result {
+    /// let request = b"PING\r\n";
+    /// let mut head = buf.sub(..request.len()).ok_or(safewsk::net::Error::BUFFER_TOO_SMALL)?;
+    /// head.copy_from_slice(request);
+    /// socket.send(p, &head, core::time::Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sub(&mut self, range: impl RangeBounds<usize>) -> Option<NonPagedSlice<'_>> {
+        sub(self, range)
+    }
+}
+
+/// `bytes[range]` as a NonPagedSlice, if in bounds.
+fn sub(bytes: &mut [u8], range: impl RangeBounds<usize>) -> Option<NonPagedSlice<'_>> {
+    let bounds: (Bound<usize>, Bound<usize>) = (range.start_bound().cloned(), range.end_bound().cloned());
+    bytes.get_mut(bounds).map(NonPagedSlice)
+}
+
 impl Deref for NonPagedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -165,6 +190,14 @@ impl<'a> NonPagedSlice<'a> {
     /// paged pool, not user memory.
     pub unsafe fn new(bytes: &'a mut [u8]) -> NonPagedSlice<'a> {
         NonPagedSlice(bytes)
+    }
+}
+
+impl NonPagedSlice<'_> {
+    /// A part of the slice, still known to be non-paged; `None` if the
+    /// range is out of bounds.
+    pub fn sub(&mut self, range: impl RangeBounds<usize>) -> Option<NonPagedSlice<'_>> {
+        sub(self.0, range)
     }
 }
 
