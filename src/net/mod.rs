@@ -10,7 +10,7 @@
 //!   [`to_result`], [`status_of`]);
 //! - [`Client`]: startup is [`Client::start`], cleanup is its drop or
 //!   [`Client::cleanup`], which returns the status;
-//! - [`TcpSocket<'c>`](TcpSocket): a connected socket that borrows its
+//! - [`TcpSocket<'c>`](crate::net::TcpSocket): a connected socket that borrows its
 //!   client and closes on drop ([`TcpSocket::close`] returns the status), so
 //!   cleaning up a client with a socket still open does not compile;
 //! - [`Timeout`]: `TimeoutMs` as a type, from a `core::time::Duration`
@@ -34,6 +34,25 @@
 //! apply here as everywhere in the library.
 //!
 //! See `docs/rust.md` for a whole driver.
+//!
+//! [`Result<T>`]: crate::net::Result
+//! [`Error`]: crate::net::Error
+//! [`Error::IO_TIMEOUT`]: crate::net::Error::IO_TIMEOUT
+//! [`Error::from_status`]: crate::net::Error::from_status
+//! [`to_result`]: crate::net::to_result
+//! [`status_of`]: crate::net::status_of
+//! [`Client`]: crate::net::Client
+//! [`Client::start`]: crate::net::Client::start
+//! [`Client::cleanup`]: crate::net::Client::cleanup
+//! [`TcpSocket::close`]: crate::net::TcpSocket::close
+//! [`Timeout`]: crate::net::Timeout
+//! [`NonPagedBuf`]: crate::net::NonPagedBuf
+//! [`NonPagedSlice`]: crate::net::NonPagedSlice
+//! [`Passive`]: crate::net::Passive
+//! [`Passive::assume`]: crate::net::Passive::assume
+//! [`LowIrql`]: crate::net::LowIrql
+//! [`AtMostApc`]: crate::net::AtMostApc
+//! [`ConnectRequest`]: crate::net::ConnectRequest
 
 mod addr;
 mod buffer;
