@@ -34,6 +34,17 @@ use crate::kernel::nt::*;
 /// # Ok(()) }
 /// ```
 ///
+/// Dropping it with a socket open does not compile either:
+///
+/// ```compile_fail,E0505
+/// # use safewsk::net::{Client, Passive};
+/// # fn f(p: Passive, client: Client, to: core::net::SocketAddr) -> safewsk::net::Result {
+/// let socket = client.connect(p, to, None)?;
+/// drop(client); // error[E0505]: cannot move out of `client` because it is borrowed
+/// drop(socket);
+/// # Ok(()) }
+/// ```
+///
 /// Dropping the client cleans it up ([`SafeWskCleanup`](crate::SafeWskCleanup)):
 /// it waits until every call inside the client has returned and every
 /// asynchronous connect has called back, closes what is left, releases the

@@ -79,6 +79,19 @@ const PENDING: u8 = 1;
 /// // callback.
 /// # Ok(()) }
 /// ```
+///
+/// The callback runs on another thread, maybe at DISPATCH_LEVEL: an IRQL
+/// token cannot go into it.
+///
+/// ```compile_fail,E0277
+/// # use safewsk::net::{Client, ConnectRequest, Passive};
+/// # fn f(p: Passive, client: &Client) {
+/// let request = ConnectRequest::new(move |_| {
+///     let _token = p; // error[E0277]: `*mut ()` cannot be sent between threads safely
+/// });
+/// # let _ = core::pin::pin!(request).as_mut().start(client, "127.0.0.1:7".parse().unwrap(), None);
+/// # }
+/// ```
 pub struct ConnectRequest<'c, F> {
     raw: UnsafeCell<SAFEWSK_CONNECT_REQUEST>,
     callback: UnsafeCell<F>,

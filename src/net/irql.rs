@@ -47,7 +47,6 @@ pub struct Passive {
 ///     let low: LowIrql = p.into();
 ///     let _ = low;
 /// }
-/// assert!(LowIrql::get().is_some() || LowIrql::get().is_none());
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct LowIrql {

@@ -43,6 +43,17 @@ use crate::kernel::nt::*;
 /// socket.close(p)?; // or drop it
 /// # let _ = (sent, n); Ok(()) }
 /// ```
+///
+/// A closed socket cannot be used again (the close consumes it):
+///
+/// ```compile_fail,E0382
+/// # use safewsk::net::{Client, Passive};
+/// # fn f(p: Passive, client: &Client) -> safewsk::net::Result {
+/// let socket = client.connect(p, "127.0.0.1:7".parse().unwrap(), None)?;
+/// socket.close(p)?;
+/// socket.send(p, b"after the close", None)?; // error[E0382]: use of moved value
+/// # Ok(()) }
+/// ```
 pub struct TcpSocket<'c> {
     handle: NonNull<SAFEWSK_SOCKET>,
     _client: ClientBorrow<'c>,
