@@ -20,6 +20,29 @@ use safewsk::nt::*;
 
 const T: Duration = Duration::from_secs(5);
 
+/// Ends the process with a failure if the test has not finished within
+/// [`LONG`] (a wait inside the library that never ends, such as a drop
+/// waiting for a callback, would otherwise hold the host kernel's session
+/// and every later test with it). Disarmed when dropped.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+fn watchdog(what: &'static str) -> Watchdog {
+    let (disarm, armed) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if armed.recv_timeout(LONG) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: {what} did not finish within {LONG:?}; failing the test process");
+            std::process::exit(1);
+        }
+    });
+    Watchdog(Some(disarm))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
 fn passive() -> Passive {
     Passive::get().expect("test threads run at PASSIVE_LEVEL")
 }
@@ -36,6 +59,7 @@ fn start() -> Client {
 /// Connect, send, receive, both addresses, graceful disconnect, close,
 /// cleanup: the C sample's exchange, and the statuses come back as `Ok`.
 fn exchange(server: SocketAddr) {
+    let _watchdog = watchdog("exchange");
     let k = Session::begin();
     let p = passive();
     let client = start();
@@ -59,11 +83,13 @@ fn exchange(server: SocketAddr) {
 
 #[test]
 fn ipv4_exchange() {
+    let _watchdog = watchdog("ipv4_exchange");
     exchange(echo_server("127.0.0.1:0").expect("v4 loopback"));
 }
 
 #[test]
 fn ipv6_exchange() {
+    let _watchdog = watchdog("ipv6_exchange");
     if !common::ipv6_loopback_available() {
         assert!(std::env::var_os("SAFEWSK_NO_IPV6").is_some(), "no [::1]; set SAFEWSK_NO_IPV6=1 to skip knowingly");
         return;
@@ -75,6 +101,7 @@ fn ipv6_exchange() {
 /// cleanup did not have to close the socket behind the driver's back.
 #[test]
 fn drop_closes_the_socket_and_cleans_up_the_client() {
+    let _watchdog = watchdog("drop_closes_the_socket_and_cleans_up_the_client");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let _ = hostkernel::take_dbgprint_log();
@@ -96,6 +123,7 @@ fn drop_closes_the_socket_and_cleans_up_the_client() {
 /// closes it (reported), and nothing leaks.
 #[test]
 fn cleanup_closes_a_socket_given_up_with_into_raw() {
+    let _watchdog = watchdog("cleanup_closes_a_socket_given_up_with_into_raw");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let p = passive();
@@ -112,6 +140,7 @@ fn cleanup_closes_a_socket_given_up_with_into_raw() {
 
 #[test]
 fn errors_are_the_c_exports_statuses() {
+    let _watchdog = watchdog("errors_are_the_c_exports_statuses");
     let k = Session::begin();
     let p = passive();
     let client = start();
@@ -139,6 +168,7 @@ fn errors_are_the_c_exports_statuses() {
 /// a deadline, `None` is no deadline: each maps exactly.
 #[test]
 fn timeouts_map_onto_timeout_ms() {
+    let _watchdog = watchdog("timeouts_map_onto_timeout_ms");
     let k = Session::begin();
     let (server, accepted) = silent_server();
     let p = passive();
@@ -152,18 +182,24 @@ fn timeouts_map_onto_timeout_ms() {
     assert_eq!(socket.receive(p, &mut buf, Duration::from_millis(100)), Err(Error::IO_TIMEOUT));
     let waited = t0.elapsed();
     assert!(waited >= Duration::from_millis(95) && waited < LONG, "{waited:?}");
-    // No deadline: the receive waits until data arrives.
-    let streams = common::join_within("the silent server's accept", accepted);
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        use std::io::Write;
-        (&streams[0]).write_all(b"late").unwrap();
-        streams
+    // No deadline: the receive waits until data arrives (on a thread of its
+    // own, joined within LONG: the test itself never waits unbounded).
+    let raw = socket.into_raw() as usize;
+    let reader = std::thread::spawn(move || {
+        // SAFETY: the handle of `client`'s socket, given up above; the client
+        // is cleaned up only after this thread has been joined.
+        let socket = unsafe { TcpSocket::from_raw(raw as *mut safewsk::SAFEWSK_SOCKET) }.expect("non-null");
+        let mut buf = [0u8; 16];
+        let r = socket.receive(passive(), &mut buf, None::<Duration>);
+        (r, buf) // the socket's drop closes it
     });
-    assert_eq!(socket.receive(p, &mut buf, None::<Duration>), Ok(4));
+    let streams = common::join_within("the silent server's accept", accepted);
+    std::thread::sleep(Duration::from_millis(100));
+    use std::io::Write;
+    (&streams[0]).write_all(b"late").unwrap();
+    let (r, buf) = common::join_within("the receive without a deadline", reader);
+    assert_eq!(r, Ok(4));
     assert_eq!(&buf[..4], b"late");
-    let streams = common::join_within("the writer", writer);
-    drop(socket);
     drop(streams);
     drop(client);
     k.finish();
@@ -174,6 +210,7 @@ fn timeouts_map_onto_timeout_ms() {
 /// does for the calls that need IRQL <= APC_LEVEL.
 #[test]
 fn buffers_of_every_kind() {
+    let _watchdog = watchdog("buffers_of_every_kind");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let p = passive();
@@ -207,6 +244,7 @@ fn buffers_of_every_kind() {
 /// are statements, the library still checks.
 #[test]
 fn the_irql_is_checked_behind_the_tokens() {
+    let _watchdog = watchdog("the_irql_is_checked_behind_the_tokens");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let p = passive();
@@ -230,6 +268,7 @@ fn the_irql_is_checked_behind_the_tokens() {
 
 #[test]
 fn connect_by_name_reaches_localhost() {
+    let _watchdog = watchdog("connect_by_name_reaches_localhost");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let p = passive();
@@ -278,6 +317,7 @@ impl Outcome {
 /// at PASSIVE_LEVEL afterwards. The storage is pinned on the stack.
 #[test]
 fn async_connect_calls_back_once_with_the_socket() {
+    let _watchdog = watchdog("async_connect_calls_back_once_with_the_socket");
     let k = Session::begin();
     let server = echo_server("127.0.0.1:0").expect("server");
     let p = passive();
@@ -320,6 +360,7 @@ fn async_connect_calls_back_once_with_the_socket() {
 /// a Box::pin and started at DISPATCH_LEVEL.
 #[test]
 fn dropping_a_pending_request_cancels_and_waits_for_its_callback() {
+    let _watchdog = watchdog("dropping_a_pending_request_cancels_and_waits_for_its_callback");
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Never);
     let p = passive();
@@ -346,6 +387,7 @@ fn dropping_a_pending_request_cancels_and_waits_for_its_callback() {
 /// explicit cancel: CANCELLED.
 #[test]
 fn async_connect_deadline_and_cancel() {
+    let _watchdog = watchdog("async_connect_deadline_and_cancel");
     let k = Session::begin();
     hostkernel::set_connect_completion(ConnectCompletion::Never);
     let p = passive();
