@@ -407,3 +407,57 @@ fn async_connect_deadline_and_cancel() {
     client.cleanup(p).expect("cleanup");
     k.finish();
 }
+
+/// The buffer's type chooses the path: with every probe made to fail, a
+/// `[u8]` send fails with the probe's exception (it was probed and locked),
+/// while a NonPagedBuf's goes through (MmBuildMdlForNonPagedPool, no probe;
+/// the host kernel would flag that path on a stack or paged buffer).
+#[test]
+fn the_buffer_type_chooses_probe_and_lock_or_the_nonpaged_path() {
+    let _watchdog = watchdog("the_buffer_type_chooses_probe_and_lock_or_the_nonpaged_path");
+    let k = Session::begin();
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let p = passive();
+    let client = start();
+    let socket = client.connect(p, server, T).expect("connect");
+    let mut pool = NonPagedBuf::new(p, 4).expect("pool");
+    pool.copy_from_slice(b"pool");
+    k.fail_probe(1, STATUS_ACCESS_VIOLATION);
+    assert_eq!(socket.send(p, &pool, T), Ok(4), "a NonPagedBuf is not probed");
+    let stack = *b"stak";
+    assert_eq!(socket.send(p, &stack, T), Err(Error::ACCESS_VIOLATION), "a [u8] is probed");
+    let mut back = [0u8; 4];
+    assert_eq!(socket.receive_all(p, &mut back, T), Ok(4));
+    assert_eq!(&back, b"pool");
+    drop(pool);
+    drop(socket);
+    client.cleanup(p).expect("cleanup");
+    k.finish();
+}
+
+/// A socket is `Sync`: a receive waiting on one thread while another sends
+/// on the same socket (the C API allows overlapping calls); each thread gets
+/// its own token (tokens are not `Send`).
+#[test]
+fn overlapping_calls_on_one_socket_from_two_threads() {
+    let _watchdog = watchdog("overlapping_calls_on_one_socket_from_two_threads");
+    let k = Session::begin();
+    let server = echo_server("127.0.0.1:0").expect("server");
+    let client = start();
+    let socket = client.connect(passive(), server, T).expect("connect");
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            let mut buf = [0u8; 6];
+            let n = socket.receive_all(passive(), &mut buf, T);
+            (n, buf)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(socket.send(passive(), b"thread", T), Ok(6));
+        let (n, buf) = receiver.join().expect("receiver");
+        assert_eq!(n, Ok(6));
+        assert_eq!(&buf, b"thread");
+    });
+    drop(socket);
+    drop(client);
+    k.finish();
+}
