@@ -15,7 +15,16 @@ mod sealed {
 }
 
 /// Bytes a send reads. Implemented by `[u8]`, `[u8; N]`, [`NonPagedBuf`]
-/// and [`NonPagedSlice`]; sealed.
+/// and [`NonPagedSlice`]; sealed. The type decides the path: a `[u8]` is
+/// probed and locked (MmProbeAndLockPages) for the call, the non-paged
+/// types are described with MmBuildMdlForNonPagedPool.
+///
+/// ```
+/// use safewsk::net::SendBuf;
+/// fn len_of<B: SendBuf + ?Sized>(b: &B) -> usize { b.bytes().len() }
+/// assert_eq!(len_of(b"PING"), 4);         // [u8; 4]
+/// assert_eq!(len_of(&b"PING"[..2]), 2);   // [u8]
+/// ```
 pub trait SendBuf: sealed::Sealed {
     /// The bytes.
     fn bytes(&self) -> &[u8];
@@ -29,6 +38,14 @@ pub trait SendBuf: sealed::Sealed {
 
 /// Bytes a receive writes. Implemented by `[u8]`, `[u8; N]`,
 /// [`NonPagedBuf`] and [`NonPagedSlice`]; sealed.
+///
+/// ```
+/// use safewsk::net::ReceiveBuf;
+/// fn clear<B: ReceiveBuf + ?Sized>(b: &mut B) { b.bytes_mut().fill(0) }
+/// let mut buf = [1u8; 8];
+/// clear(&mut buf);
+/// assert_eq!(buf, [0; 8]);
+/// ```
 pub trait ReceiveBuf: SendBuf {
     /// The bytes.
     fn bytes_mut(&mut self) -> &mut [u8];
