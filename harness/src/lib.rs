@@ -1,6 +1,7 @@
 //! Loads the C sample driver, or the Rust one (samples/rust_driver), on the
-//! host kernel the way the I/O manager would: its parameters in the service key, a DRIVER_OBJECT, DriverEntry at
-//! PASSIVE_LEVEL, and DriverUnload if DriverEntry succeeded and set it.
+//! host kernel the way the I/O manager would: its parameters in the service
+//! key, a DRIVER_OBJECT, DriverEntry at PASSIVE_LEVEL, and DriverUnload if
+//! DriverEntry succeeded and set it.
 
 // missing_docs (a workspace lint, meant for safewsk's public API): the
 // DRIVER_OBJECT fields mirror wdm.h; a test component, not a public API.
