@@ -556,7 +556,7 @@ NTSTATUS SafeWskSetReportCallback(SAFEWSK_REPORT_CALLBACK Callback,
  * completion routine, the wait and the cancellation done for you.
  *
  * Parameters 1 to 11 are those of PFN_WSK_SOCKET_CONNECT, with `Client` being
- * the safewsk client; a bad one fails with STATUS_INVALID_PARAMETER_<n> for
+ * the safewsk client; a bad one fails with `STATUS_INVALID_PARAMETER_<n>` for
  * its position n, before the WSK provider is called:
  * 1. `Client`: a live client's handle from SafeWskStartup.
  * 2. `SocketType`: SOCK_STREAM.
@@ -663,7 +663,7 @@ NTSTATUS SafeWskSocketConnect(SAFEWSK_CLIENT *Client,
  * DPC or a work item and no thread waits per connection.
  *
  * Parameters 1 to 11 are checked exactly as for SafeWskSocketConnect, each
- * with its STATUS_INVALID_PARAMETER_<n>. Parameter 12, `Request`, is caller
+ * with its `STATUS_INVALID_PARAMETER_<n>`. Parameter 12, `Request`, is caller
  * storage (see SAFEWSK_CONNECT_REQUEST: non-paged, valid until the callback
  * returns, one request at a time) with `Callback` set, `TimeoutMs` (or
  * SAFEWSK_NO_TIMEOUT) and `Reserved` 0; otherwise
@@ -884,7 +884,7 @@ NTSTATUS SafeWskConnectByName(SAFEWSK_CLIENT *Client,
  * SO_SNDBUF and IPV6_V6ONLY (no WSK option page was found for them).
  *
  * Parameters, each checked before the WSK provider is called; a bad one
- * fails with STATUS_INVALID_PARAMETER_<n> for its position n:
+ * fails with `STATUS_INVALID_PARAMETER_<n>` for its position n:
  * 1. `Client`: a live client's handle from SafeWskStartup.
  * 2. `LocalAddress`: as SafeWskSocketConnect's (SOCKADDR_IN or
  *    SOCKADDR_IN6, not multicast or broadcast); it decides the family.

@@ -22,7 +22,8 @@
 //! - `io`: the calls on a connected socket (send, receive, addresses,
 //!   disconnect, close, event callbacks) and the MDL of a buffer;
 //! - [`api`]: the exported `SafeWsk*` functions and their documentation, and
-//!   nothing else.
+//!   nothing else;
+//! - [`net`]: the safe Rust API over the same machinery (`docs/rust.md`).
 //!
 //! The crate is `no_std` and allocates nothing but tagged non-paged pool
 //! (the client block, and one 4 KiB chunk per 64 socket slots) and what the
@@ -74,6 +75,9 @@ mod handles;
 mod io;
 #[cfg(not(loom))]
 mod kernel;
+/// cbindgen:ignore
+#[cfg(not(loom))]
+pub mod net;
 
 // The loom build compiles only the kernel-free state words it checks.
 /// cbindgen:ignore

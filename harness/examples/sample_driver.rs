@@ -1,31 +1,37 @@
 //! The main job, end to end on Linux: start a loopback TCP server, "load" the
 //! C sample driver on the host kernel (it connects through safewsk, sends a
 //! request, reads the reply and closes), unload it, and print what happened,
-//! including the host kernel's leak and contract checks.
+//! including the host kernel's leak and contract checks; then the same for
+//! the Rust sample driver (samples/rust_driver, the same exchange through
+//! the safe Rust API `safewsk::net`), beside it.
 //!
 //!     cargo run -p harness --example sample_driver [-- HOST:PORT]
 //!
-//! With HOST:PORT (an IPv4 loopback address) it connects there instead of
-//! to its own server.
+//! With HOST:PORT (an IPv4 loopback address) both connect there instead of
+//! to their own servers.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-fn main() {
-    // A hang anywhere (the driver, the server) ends the run with a failure.
-    let _watchdog = harness::Watchdog::arm("the sample driver example", Duration::from_secs(120));
+/// Loads one sample against its own pong server (or `fixed`), prints the
+/// outcome and the host kernel's checks; false if DriverEntry failed.
+fn run(name: &str, service: &str, fixed: Option<SocketAddrV4>, load: fn() -> harness::Report) -> bool {
+    println!("== the {name} sample driver");
     let session = hostkernel::Session::begin();
-    let (target, server) = match std::env::args().nth(1) {
-        Some(arg) => (arg.parse::<SocketAddrV4>().expect("HOST:PORT, IPv4"), None),
+    let (target, server) = match fixed {
+        Some(addr) => (addr, None),
         None => {
             let (addr, handle) = harness::pong_server();
             println!("loopback server listening on {addr}");
             (addr, Some(handle))
         }
     };
-    harness::configure(target);
-    println!("loading the sample driver (TargetAddress={}, TargetPort={})", target.ip(), target.port());
-    let report = harness::load_and_unload();
+    harness::configure_service(service, target);
+    println!("loading the {name} sample driver (TargetAddress={}, TargetPort={})", target.ip(), target.port());
+    let report = load();
+    for line in &report.dbgprint {
+        print!("  {line}");
+    }
     println!("DriverEntry returned 0x{:08X}", report.driver_entry as u32);
     println!("DriverUnload called: {}", report.unloaded);
     if let Some(server) = server {
@@ -43,7 +49,16 @@ fn main() {
         hostkernel::violations().len()
     );
     session.finish();
-    if report.driver_entry < 0 {
+    report.driver_entry >= 0
+}
+
+fn main() {
+    // A hang anywhere (a driver, a server) ends the run with a failure.
+    let _watchdog = harness::Watchdog::arm("the sample driver example", Duration::from_secs(120));
+    let fixed = std::env::args().nth(1).map(|arg| arg.parse::<SocketAddrV4>().expect("HOST:PORT, IPv4"));
+    let c = run("C", harness::SERVICE, fixed, harness::load_and_unload);
+    let rust = run("Rust", harness::RUST_SERVICE, fixed, harness::load_and_unload_rust);
+    if !(c && rust) {
         std::process::exit(1);
     }
     println!("ok");

@@ -1,6 +1,7 @@
-//! Loads the C sample driver on the host kernel the way the I/O manager
-//! would: its parameters in the service key, a DRIVER_OBJECT, DriverEntry at
-//! PASSIVE_LEVEL, and DriverUnload if DriverEntry succeeded and set it.
+//! Loads the C sample driver, or the Rust one (samples/rust_driver), on the
+//! host kernel the way the I/O manager would: its parameters in the service
+//! key, a DRIVER_OBJECT, DriverEntry at PASSIVE_LEVEL, and DriverUnload if
+//! DriverEntry succeeded and set it.
 
 // missing_docs (a workspace lint, meant for safewsk's public API): the
 // DRIVER_OBJECT fields mirror wdm.h; a test component, not a public API.
@@ -62,17 +63,59 @@ pub struct Report {
     pub dbgprint: Vec<String>,
 }
 
+/// The service name the Rust sample (samples/rust_driver) reads its
+/// parameters under.
+pub const RUST_SERVICE: &str = safewsk_rust_sample::SERVICE;
+
 /// Writes the sample's parameters (TargetAddress, TargetPort) for `target`.
 pub fn configure(target: SocketAddrV4) {
-    let key = format!("{}\\Parameters", hostkernel::services_key(SERVICE));
+    configure_service(SERVICE, target);
+}
+
+/// Writes `service`'s parameters (TargetAddress, TargetPort) for `target`
+/// (the registry holds one service's parameters at a time).
+pub fn configure_service(service: &str, target: SocketAddrV4) {
+    let key = format!("{}\\Parameters", hostkernel::services_key(service));
     hostkernel::registry_clear();
     hostkernel::registry_set_dword(&key, "TargetAddress", u32::from(*target.ip()));
     hostkernel::registry_set_dword(&key, "TargetPort", u32::from(target.port()));
 }
 
-/// Loads the sample (DriverEntry), then unloads it (DriverUnload) if it loaded.
+/// A driver's entry point, as the I/O manager calls it.
+pub type DriverEntryFn = unsafe extern "system" fn(*mut DriverObject, *mut UnicodeString) -> i32;
+
+/// The C sample's DriverEntry.
+fn c_driver_entry() -> DriverEntryFn {
+    DriverEntry
+}
+
+/// The Rust sample's DriverEntry (exported under that name only on
+/// Windows: here it sits beside the C sample's).
+fn rust_driver_entry() -> DriverEntryFn {
+    /// Passes the loader's objects on as the Rust sample declares them.
+    unsafe extern "system" fn entry(driver: *mut DriverObject, registry_path: *mut UnicodeString) -> i32 {
+        // SAFETY: the loader's DRIVER_OBJECT (x64, DriverUnload at 0x68, as
+        // asserted here and in the sample) and UNICODE_STRING (the same
+        // three fields as safewsk's), per this routine's caller.
+        unsafe { safewsk_rust_sample::driver_entry(driver.cast(), registry_path.cast()) }
+    }
+    entry
+}
+
+/// Loads the C sample (DriverEntry), then unloads it (DriverUnload) if it loaded.
 pub fn load_and_unload() -> Report {
-    let mut name: Vec<u16> = format!("{}\\{SERVICE}", hostkernel::services_key("")).encode_utf16().collect();
+    load_and_unload_driver(SERVICE, c_driver_entry())
+}
+
+/// Loads the Rust sample, then unloads it if it loaded.
+pub fn load_and_unload_rust() -> Report {
+    load_and_unload_driver(RUST_SERVICE, rust_driver_entry())
+}
+
+/// Loads the driver whose entry point is `entry` as service `service`, then
+/// unloads it (DriverUnload) if it loaded.
+pub fn load_and_unload_driver(service: &str, entry: DriverEntryFn) -> Report {
+    let mut name: Vec<u16> = format!("{}\\{service}", hostkernel::services_key("")).encode_utf16().collect();
     let mut registry_path = UnicodeString {
         length: (name.len() * 2) as u16,
         maximum_length: (name.len() * 2) as u16,
@@ -83,9 +126,9 @@ pub fn load_and_unload() -> Report {
     driver.ty = 4; // IO_TYPE_DRIVER
     driver.size = std::mem::size_of::<DriverObject>() as i16;
     let _ = hostkernel::take_dbgprint_log();
-    // SAFETY: the sample's DriverEntry with a valid DRIVER_OBJECT and path,
+    // SAFETY: the driver's DriverEntry with a valid DRIVER_OBJECT and path,
     // at PASSIVE_LEVEL on this thread.
-    let status = unsafe { DriverEntry(&mut *driver, &mut registry_path) };
+    let status = unsafe { entry(&mut *driver, &mut registry_path) };
     let mut unloaded = false;
     if status >= 0 {
         if let Some(unload) = driver.driver_unload {
