@@ -30,15 +30,16 @@
 //!   call's own: a UNICODE_STRING need not be terminated, and a provider that
 //!   reads its Buffer as a C string (Wine 8's netio.sys passes it straight
 //!   to GetAddrInfoExW) would otherwise read past its end; and the caller's
-//!   string (which may be paged) is read exactly once.
+//!   string (which may be paged) is read twice: checked as parameter 2 or 3,
+//!   then copied (and checked again: a string changed in between is
+//!   refused).
 //!
 //! Stack use: the two name buffers and the address array (about 800 bytes)
 //! are one non-paged pool block per call ([`Scratch`]), not locals: on the
 //! stack they made this the deepest export (a 1.8 KiB frame, 2.2 KiB with
 //! what it calls, x64 release), above the library's stack budget (1.5 KiB
-//! per export, docs/stack.md). The block is allocated after the checks that
-//! need no reading of the names and after the IRQL check (PASSIVE_LEVEL):
-//! the names' contents (parameters 2 and 3) are then read, once, into it;
+//! per export, docs/stack.md). The block is allocated after the parameter
+//! and IRQL checks (PASSIVE_LEVEL), and the names are copied into it;
 //! STATUS_INSUFFICIENT_RESOURCES if it cannot be allocated. It is freed on
 //! every path before the call returns.
 
@@ -99,6 +100,38 @@ struct Wide<const N: usize> {
 }
 
 impl<const N: usize> Wide<N> {
+    /// Checks `*us` as [`Wide::copy_from`] would copy it, without keeping
+    /// it: the parameter check, made before the IRQL check and before this
+    /// call's block exists (the copy checks again: a string changed in
+    /// between is refused then).
+    ///
+    /// # Safety
+    /// As [`Wide::copy_from`].
+    unsafe fn check(us: *const UNICODE_STRING) -> Result<(), ()> {
+        if us.is_null() {
+            return Err(());
+        }
+        // SAFETY: non-null and readable, per the caller.
+        let us = unsafe { ptr::read_unaligned(us) };
+        let (bytes, max, buffer) = (usize::from(us.Length), usize::from(us.MaximumLength), us.Buffer);
+        let chars = bytes / 2;
+        if bytes == 0 || bytes % 2 != 0 || bytes > max || buffer.is_null() || chars >= N {
+            return Err(());
+        }
+        // `buffer` holds `bytes` = 2 * `chars` readable bytes (caller), not
+        // necessarily aligned: the characters are read one by one, unaligned.
+        let first = buffer.cast::<u8>();
+        for i in 0..chars {
+            let at = first.wrapping_add(2 * i).cast::<u16>();
+            // SAFETY: inside the `bytes` readable bytes (2 * i + 2 <= bytes);
+            // read_unaligned makes no alignment assumption.
+            if unsafe { ptr::read_unaligned(at) } == 0 {
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `*us` (at most N - 1 characters, none of them NUL, at least
     /// one) and terminates it; Err(()) if it is not such a string.
     ///
@@ -218,10 +251,9 @@ impl Drop for ScratchBlock {
     }
 }
 
-/// Parameters 1 to 9 in order (2 and 3: the pointers), then the IRQL, then
-/// the [`Scratch`] block (into `scratch`) with both names copied into it
-/// (their contents: parameters 2 and 3), then refusing a client whose cleanup
-/// has begun.
+/// Parameters 1 to 9 in order, then the IRQL, then the [`Scratch`] block
+/// (into `scratch`) with both names copied into it, then refusing a client
+/// whose cleanup has begun.
 ///
 /// # Safety
 /// The API contract of SafeWskConnectByName.
@@ -231,12 +263,23 @@ unsafe fn begin(
     scratch: &mut Option<ScratchBlock>,
 ) -> Result<Inside, NTSTATUS> {
     let pinned = client::pin(client)?;
-    // The strings (and the structures describing them) may be pageable: they
-    // are read only once the IRQL is known to allow it (PASSIVE_LEVEL).
-    if a.node.is_null() {
+    // The strings (and the structures describing them) may be pageable: above
+    // APC_LEVEL only their pointers are checked, then the IRQL check fails.
+    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
+    let node_ok = !a.node.is_null()
+        && (!may_read_pageable || {
+            // SAFETY: non-null and readable per the contract; IRQL <= APC_LEVEL.
+            unsafe { Wide::<{ MAX_NODE + 1 }>::check(a.node) }.is_ok()
+        });
+    if !node_ok {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    if a.service.is_null() {
+    let service_ok = !a.service.is_null()
+        && (!may_read_pageable || {
+            // SAFETY: as for the node name.
+            unsafe { Wide::<{ MAX_SERVICE + 1 }>::check(a.service) }.is_ok()
+        });
+    if !service_ok {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
     // SAFETY: the dispatch table is null or readable per the contract.
