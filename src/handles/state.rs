@@ -208,6 +208,15 @@ impl SlotState {
         generation(w) == g && w & OPEN != 0 && w & CLOSING == 0
     }
 
+    /// Whether the socket of generation `g` is gone from the slot: freed
+    /// (another generation) or retired (nothing held, not OPEN). Cleanup
+    /// waits for this after closing a listening socket: the accepts pending
+    /// on it hold the slot until their socket is handed out.
+    pub fn released(&self, g: u32) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        generation(w) != g || w & (OPEN | HELD) == 0
+    }
+
     /// The generation of an open socket that is not being closed (cleanup's
     /// walk), or None.
     pub fn open_generation(&self) -> Option<u32> {
@@ -430,7 +439,17 @@ mod tests {
         let close = s.acquire(g, Take::Close);
         assert_eq!(close, Ok(Acquired { irp: false, must_wait: false }), "nothing inside: no wait");
         assert_eq!(s.release(false), Released::Kept, "the close ends, the receive still holds");
+        assert!(!s.released(g), "a pending call (an accept) still holds the closed socket's slot");
         assert_eq!(s.release(true), Released::Free, "the receive's release frees the slot");
+        assert!(s.released(g), "freed: the next generation");
+        let r = SlotState::at_generation(GENERATION_MAX);
+        let g = r.reserve();
+        assert!(!r.released(g), "reserved");
+        r.publish();
+        assert!(!r.released(g), "open");
+        assert!(r.acquire(g, Take::Close).is_ok());
+        assert_eq!(r.release(true), Released::Retired);
+        assert!(r.released(g), "retired: same generation, nothing held");
     }
 
     #[test]
