@@ -74,6 +74,8 @@ mod handles;
 mod io;
 #[cfg(not(loom))]
 mod kernel;
+#[cfg(not(loom))]
+mod servers;
 
 // The loom build compiles only the kernel-free state words it checks.
 /// cbindgen:ignore

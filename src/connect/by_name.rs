@@ -61,12 +61,12 @@ pub const SAFEWSK_BY_NAME_MAX_SERVICE_CHARS: u32 = 32 as u32;
 #[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
 pub const SAFEWSK_BY_NAME_MAX_ADDRESSES: u32 = 8 as u32;
 
-const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
-const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
+pub(crate) const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
+pub(crate) const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
 const MAX_ADDRESSES: usize = SAFEWSK_BY_NAME_MAX_ADDRESSES as usize;
 /// At most this many list entries are looked at (a provider's list that
 /// loops would otherwise never end).
-const MAX_ENTRIES: usize = 64;
+pub(crate) const MAX_ENTRIES: usize = 64;
 /// sizeof(SOCKADDR_IN6): the smallest `RemoteAddressLength` accepted, since
 /// which family is reached is known only at the end.
 const SOCKADDR_IN6_LEN: ULONG = size_of::<SOCKADDR_IN6>() as ULONG;
@@ -86,13 +86,13 @@ pub struct ByNameArgs {
 
 /// A NUL-terminated copy of a caller's UNICODE_STRING, and a UNICODE_STRING
 /// describing it (built by [`Wide::unicode`] once the copy no longer moves).
-struct Wide<const N: usize> {
+pub(crate) struct Wide<const N: usize> {
     chars: [u16; N],
     len: usize,
 }
 
 impl<const N: usize> Wide<N> {
-    const fn empty() -> Self {
+    pub(crate) const fn empty() -> Self {
         Wide { chars: [0; N], len: 0 }
     }
 
@@ -103,7 +103,7 @@ impl<const N: usize> Wide<N> {
     /// `us` is null or a readable UNICODE_STRING whose Buffer, when not
     /// null, holds Length readable bytes; IRQL <= APC_LEVEL (it may be
     /// pageable).
-    unsafe fn copy_from(&mut self, us: *const UNICODE_STRING) -> Result<(), ()> {
+    pub(crate) unsafe fn copy_from(&mut self, us: *const UNICODE_STRING) -> Result<(), ()> {
         if us.is_null() {
             return Err(());
         }
@@ -299,13 +299,43 @@ unsafe fn resolve(
     service: &mut Wide<{ MAX_SERVICE + 1 }>,
     timeout_ms: ULONG,
 ) -> Result<Resolved, NTSTATUS> {
+    let copy = |list| {
+        // SAFETY: the list the provider returned, not yet freed.
+        let resolved = unsafe { copy_list(list) };
+        if resolved.count == 0 {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(resolved)
+        }
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe { resolve_with(entered, node, service, AF_UNSPEC, timeout_ms, copy) }
+}
+
+/// WskGetAddressInfo (hints: `family`, SOCK_STREAM, IPPROTO_TCP; NS_ALL)
+/// through `call_and_wait`, with `timeout_ms`; on success `copy` reads the
+/// provider's list (its only reader), which is then freed with
+/// WskFreeAddressInfo on every path where the provider returned one, before
+/// this returns. Shared by SafeWskConnectByName and SafeWskResolveName.
+///
+/// # Safety
+/// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies; `family` is
+/// AF_UNSPEC, AF_INET or AF_INET6; `copy` only reads the list it is given.
+pub(crate) unsafe fn resolve_with<R>(
+    entered: &Inside,
+    node: &mut Wide<{ MAX_NODE + 1 }>,
+    service: &mut Wide<{ MAX_SERVICE + 1 }>,
+    family: ADDRESS_FAMILY,
+    timeout_ms: ULONG,
+    copy: impl FnOnce(*const ADDRINFOEXW) -> Result<R, NTSTATUS>,
+) -> Result<R, NTSTATUS> {
     let (get, free) = resolver(entered)?;
     let client = entered.block().provider().Client;
     let mut node_us = node.unicode();
     let mut service_us = service.unicode();
     let mut hints = ADDRINFOEXW {
         ai_flags: 0,
-        ai_family: i32::from(AF_UNSPEC),
+        ai_family: i32::from(family),
         ai_socktype: i32::from(SOCK_STREAM),
         ai_protocol: IPPROTO_TCP as i32,
         ai_addrlen: 0,
@@ -348,13 +378,7 @@ unsafe fn resolve(
     } else if !nt_success(done.status) {
         Err(done.status)
     } else {
-        // SAFETY: the list the provider returned, not yet freed.
-        let resolved = unsafe { copy_list(list) };
-        if resolved.count == 0 {
-            Err(STATUS_NOT_FOUND)
-        } else {
-            Ok(resolved)
-        }
+        copy(list)
     };
     if !list.is_null() {
         // Freed on every path, before any connect, and never read again.

@@ -212,21 +212,28 @@ impl SocketCall {
         unsafe { dispatch.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)
     }
 
-    /// The call's hold on the slot, kept past this call (an accept pending
-    /// on a listening socket keeps it until its IRP has completed and its
-    /// socket is handed out). The call must have returned from WSK, and
-    /// must not have its own IRP.
-    pub(crate) fn into_hold(self) -> Hold {
+    /// The hold this call has on its slot, as a value that will own it once
+    /// [`SocketCall::keep`] has handed it over (an accept pending on a
+    /// listening socket keeps it until its IRP has completed and its socket
+    /// is handed out). Until then the call still owns it: release the
+    /// returned value only after `keep`.
+    pub(crate) fn hold(&self) -> Hold {
+        Hold { slot: self.slot, index: self.index }
+    }
+
+    /// The call has returned from WSK and hands its hold over to the value
+    /// [`SocketCall::hold`] returned (the call must not have its own IRP:
+    /// acquired with [`Take::CallWithoutIrp`]).
+    pub(crate) fn keep(self) {
         self.returned();
         debug_assert!(!self.slot_irp && self.irp.is_null());
-        let this = core::mem::ManuallyDrop::new(self);
-        Hold { slot: this.slot, index: this.index }
+        core::mem::forget(self);
     }
 }
 
 /// A hold on a socket's slot without a call inside (see
-/// [`SocketCall::into_hold`]): the slot is not freed, and a close of its
-/// socket does not wait for it, until [`Hold::release`].
+/// [`SocketCall::hold`]): the slot is not freed, and a close of its socket
+/// does not wait for it, until [`Hold::release`].
 #[derive(Clone, Copy)]
 pub(crate) struct Hold {
     slot: &'static Slot,
@@ -234,11 +241,6 @@ pub(crate) struct Hold {
 }
 
 impl Hold {
-    /// The held socket's slot.
-    pub(crate) fn slot(&self) -> &'static Slot {
-        self.slot
-    }
-
     /// Gives the hold back (the last hold on a closed socket frees its
     /// slot).
     ///

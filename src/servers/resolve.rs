@@ -1,0 +1,142 @@
+//! SafeWskResolveName: a name resolution without a connect, which a server
+//! needs to bind by name (libwsk's echo server resolves its own address).
+//! The resolver of SafeWskConnectByName (`connect::by_name::resolve_with`):
+//! the names copied and NUL-terminated, one WskGetAddressInfo under the
+//! deadline, the addresses copied out of the provider's list into the
+//! caller's bounded array, and the list freed with WskFreeAddressInfo on
+//! every path before this returns; nothing keeps a pointer into it.
+//!
+//! The answer is walked in the resolver's order (Windows' resolver sorts
+//! it by the RFC 6724 rules), at most `connect::by_name::MAX_ENTRIES`
+//! entries (a list that loops would otherwise never end): AF_INET entries
+//! of at least sizeof(SOCKADDR_IN), AF_INET6 entries of at least
+//! sizeof(SOCKADDR_IN6), of the family asked for, each address once.
+//! "PFN_WSK_GET_ADDRESS_INFO" and "PFN_WSK_FREE_ADDRESS_INFO" (Microsoft
+//! Learn): IRQL PASSIVE_LEVEL.
+
+use core::mem::size_of;
+use core::ptr;
+
+use super::SAFEWSK_ADDRESS;
+use crate::client::{self, SAFEWSK_CLIENT};
+use crate::connect::by_name::{resolve_with, Wide, MAX_ENTRIES, MAX_NODE, MAX_SERVICE};
+use crate::kernel::nt::*;
+use crate::kernel::platform;
+use crate::kernel::status::{require_irql, Status};
+
+/// The arguments of SafeWskResolveName after the client.
+#[derive(Clone, Copy)]
+pub struct ResolveArgs {
+    pub node: *const UNICODE_STRING,
+    pub service: *const UNICODE_STRING,
+    pub family: ADDRESS_FAMILY,
+    pub addresses: *mut SAFEWSK_ADDRESS,
+    pub count: ULONG,
+    pub returned: *mut ULONG,
+    pub timeout_ms: ULONG,
+}
+
+/// Copies the usable addresses of a provider's list into the caller's
+/// array, at most `count`, each once; returns how many.
+///
+/// # Safety
+/// `list` is null or a live list from WskGetAddressInfo; `out` is `count`
+/// writable SAFEWSK_ADDRESS entries; PASSIVE_LEVEL (the array may be
+/// paged).
+unsafe fn copy_into(list: *const ADDRINFOEXW, family: ADDRESS_FAMILY, out: *mut SAFEWSK_ADDRESS, count: usize) -> usize {
+    let mut written = 0;
+    let mut entry = list;
+    let mut seen = 0;
+    while !entry.is_null() && seen < MAX_ENTRIES && written < count {
+        seen += 1;
+        // SAFETY: an entry of the live list (caller).
+        let e = unsafe { ptr::read_unaligned(entry) };
+        entry = e.ai_next;
+        let (entry_family, want) = match u16::try_from(e.ai_family) {
+            Ok(AF_INET) => (AF_INET, size_of::<SOCKADDR_IN>()),
+            Ok(AF_INET6) => (AF_INET6, size_of::<SOCKADDR_IN6>()),
+            _ => continue,
+        };
+        if e.ai_addr.is_null() || e.ai_addrlen < want || (family != AF_UNSPEC && family != entry_family) {
+            continue;
+        }
+        let mut a = SAFEWSK_ADDRESS::default();
+        // SAFETY: `ai_addr` holds `ai_addrlen` >= `want` readable bytes (the
+        // provider's list); `a` is 28 >= `want` bytes of ours.
+        unsafe { ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), a.as_sockaddr().cast::<u8>(), want) };
+        if a.family() != entry_family {
+            // The address itself says another family than the entry.
+            continue;
+        }
+        // SAFETY: the first `written` entries are ours, written below.
+        let dup = (0..written).any(|i| unsafe { ptr::read_unaligned(out.add(i)) } == a);
+        if dup {
+            continue;
+        }
+        // SAFETY: `written` < `count`: inside the caller's array.
+        unsafe { ptr::write_unaligned(out.add(written), a) };
+        written += 1;
+    }
+    written
+}
+
+/// SafeWskResolveName: parameters 1 to 7 in order (8 any value), the IRQL,
+/// entering the client, then the resolution.
+///
+/// # Safety
+/// The API contract of SafeWskResolveName.
+pub unsafe fn resolve_name(client: *mut SAFEWSK_CLIENT, a: ResolveArgs) -> Status {
+    let mut node: Wide<{ MAX_NODE + 1 }> = Wide::empty();
+    let mut service: Wide<{ MAX_SERVICE + 1 }> = Wide::empty();
+    let pinned = client::pin(client)?;
+    // The strings (and the structures describing them) may be pageable:
+    // above APC_LEVEL only their pointers are checked, then the IRQL check
+    // fails.
+    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
+    if a.node.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    // SAFETY: non-null and readable per the contract; IRQL <= APC_LEVEL.
+    if may_read_pageable && unsafe { node.copy_from(a.node) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    if a.service.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    // SAFETY: as for the node name.
+    if may_read_pageable && unsafe { service.copy_from(a.service) }.is_err() {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    if !matches!(a.family, AF_UNSPEC | AF_INET | AF_INET6) {
+        return Err(STATUS_INVALID_PARAMETER_4);
+    }
+    if a.addresses.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_5);
+    }
+    if a.count == 0 {
+        return Err(STATUS_INVALID_PARAMETER_6);
+    }
+    if a.returned.is_null() {
+        return Err(STATUS_INVALID_PARAMETER_7);
+    }
+    require_irql(PASSIVE_LEVEL)?;
+    let inside = pinned.ok_or(STATUS_INVALID_LEVEL)?;
+    inside.connecting()?;
+    let count = a.count as usize;
+    let copy = |list| {
+        // SAFETY: the live list; the caller's array of `count` entries;
+        // PASSIVE_LEVEL (checked).
+        let n = unsafe { copy_into(list, a.family, a.addresses, count) };
+        if n == 0 {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(n)
+        }
+    };
+    // SAFETY: PASSIVE_LEVEL (checked); copies of the names; a family
+    // checked above; `copy` only reads the list.
+    let n = unsafe { resolve_with(&inside, &mut node, &mut service, a.family, a.timeout_ms, copy) }?;
+    // SAFETY: checked non-NULL; writable (contract). At most `count`.
+    unsafe { *a.returned = n as ULONG };
+    Ok(STATUS_SUCCESS)
+}
