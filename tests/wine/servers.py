@@ -8,6 +8,8 @@ address).
   until the peer shuts down, then close.
 - "refused" (IPv4): a port that was bound and closed, on which nothing
   listens.
+- "listen1", "listen2": free ports (bound and closed) for the test driver's
+  own listening sockets.
 
 Writes `name=port` lines to the file given as argv[1] once all are listening,
 logs one line per event to stdout, and exits after argv[2] seconds.
@@ -93,6 +95,14 @@ def main():
     r.bind(("127.0.0.1", 0))
     ports["refused"] = r.getsockname()[1]
     r.close()
+    # Free ports for the test driver's own listening sockets (Wine cannot
+    # report a port the stack chose: its listening WskGetLocalAddress is a
+    # stub).
+    for name in ("listen1", "listen2"):
+        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        f.bind(("127.0.0.1", 0))
+        ports[name] = f.getsockname()[1]
+        f.close()
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         for k, v in ports.items():
