@@ -6,6 +6,9 @@
  *     HKLM\System\CurrentControlSet\Services\SafeWskSample\Parameters
  *         TargetAddress  REG_DWORD  e.g. 0x7F000001 for 127.0.0.1
  *         TargetPort     REG_DWORD  e.g. 7
+ *         ServerPort     REG_DWORD  optional: run an echo server there
+ *         UdpPort        REG_DWORD  optional: a UDP exchange with
+ *                                   TargetAddress:UdpPort
  * creates an unnamed device object (safewsk references it while its
  * completion routines run, so the image cannot go away under them) and
  * starts a system thread, then returns at once: it neither waits for the WSK
@@ -42,7 +45,7 @@
 static SAFEWSK_CLIENT *g_Client;
 static PDEVICE_OBJECT g_Device;
 static PVOID g_Thread; /* the worker thread object, referenced */
-static ULONG g_Address, g_Port;
+static ULONG g_Address, g_Port, g_ServerPort, g_UdpPort;
 
 DRIVER_INITIALIZE DriverEntry;
 static DRIVER_UNLOAD SampleUnload;
@@ -51,7 +54,7 @@ static KSTART_ROUTINE SampleWorker;
 static NTSTATUS
 SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
 {
-    RTL_QUERY_REGISTRY_TABLE table[3];
+    RTL_QUERY_REGISTRY_TABLE table[5];
 
     *Address = 0;
     *Port = 0;
@@ -64,7 +67,18 @@ SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
     table[1].Name = L"TargetPort";
     table[1].EntryContext = Port;
     table[1].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
-    /* table[2] is zero: the terminator. */
+    /* Optional (not REQUIRED): left 0 when absent. */
+    g_ServerPort = 0;
+    g_UdpPort = 0;
+    table[2].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK;
+    table[2].Name = L"ServerPort";
+    table[2].EntryContext = &g_ServerPort;
+    table[2].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
+    table[3].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK;
+    table[3].Name = L"UdpPort";
+    table[3].EntryContext = &g_UdpPort;
+    table[3].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
+    /* table[4] is zero: the terminator. */
     return RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL);
 }
 
@@ -86,6 +100,15 @@ SampleWorker(_In_ PVOID Context)
     /* The same server by name: "localhost" and the port as a service name. */
     status = SampleExchangeByName(g_Client, g_Port);
     DbgPrint("safewsk-sample: exchange by name finished: 0x%08X\n", (unsigned)status);
+    /* The other side, if configured: a server, and a datagram exchange. */
+    if (g_ServerPort != 0) {
+        status = SampleEchoServer(g_Client, g_ServerPort);
+        DbgPrint("safewsk-sample: echo server finished: 0x%08X\n", (unsigned)status);
+    }
+    if (g_UdpPort != 0) {
+        status = SampleUdpExchange(g_Client, g_Address, g_UdpPort);
+        DbgPrint("safewsk-sample: udp exchange finished: 0x%08X\n", (unsigned)status);
+    }
     /* Returning ends the thread (Windows XP and later need no
      * PsTerminateSystemThread); DriverUnload waits for that. */
 }

@@ -1,12 +1,14 @@
 //! The main job, end to end on Linux: start a loopback TCP server, "load" the
 //! C sample driver on the host kernel (it connects through safewsk, sends a
-//! request, reads the reply and closes), unload it, and print what happened,
-//! including the host kernel's leak and contract checks.
+//! request, reads the reply and closes; then runs a small echo server on a
+//! listening socket bound by name, which this program connects to, and a
+//! UDP exchange with this program's datagram server), unload it, and print
+//! what happened, including the host kernel's leak and contract checks.
 //!
 //!     cargo run -p harness --example sample_driver [-- HOST:PORT]
 //!
 //! With HOST:PORT (an IPv4 loopback address) it connects there instead of
-//! to its own server.
+//! to its own server (and skips the echo server and the UDP exchange).
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -25,12 +27,29 @@ fn main() {
     };
     harness::configure(target);
     println!("loading the sample driver (TargetAddress={}, TargetPort={})", target.ip(), target.port());
+    // The other side of the network: the sample's echo server (this program
+    // is its client) and a UDP exchange (this program answers).
+    let others = server.is_some().then(|| {
+        let server_port = harness::free_port();
+        let (udp, udp_server) = harness::udp_pong_server();
+        harness::configure_servers(server_port, udp.port());
+        println!("the sample's echo server will listen on localhost:{server_port}; UDP server on {udp}");
+        (harness::echo_client(server_port, b"ECHO safewsk\n"), udp_server)
+    });
     let report = harness::load_and_unload();
     println!("DriverEntry returned 0x{:08X}", report.driver_entry as u32);
     println!("DriverUnload called: {}", report.unloaded);
     if let Some(server) = server {
         let line = harness::join_within(server, Duration::from_secs(10));
         println!("server received: {:?}", line.unwrap_or_default());
+    }
+    if let Some((echo, udp)) = others {
+        let back = harness::join_within(echo, Duration::from_secs(10)).unwrap_or_default();
+        println!("the sample's echo server sent back: {:?}", String::from_utf8_lossy(&back));
+        match harness::join_within(udp, Duration::from_secs(10)).flatten() {
+            Some((data, from)) => println!("UDP server received {:?} from {from}", String::from_utf8_lossy(&data)),
+            None => println!("UDP server received nothing"),
+        }
     }
     let live = hostkernel::live();
     println!(
