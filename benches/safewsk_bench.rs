@@ -37,6 +37,14 @@
 //!
 //!     cargo bench --bench safewsk_bench -- --instructions
 //!
+//! 8. servers and datagrams (issue 20; `server_rows`): accepts per second of
+//!    connections already waiting (SafeWskAccept, and SafeWskAcceptAsync
+//!    with the requests pending before the connections come) vs a plain
+//!    non-blocking accept4() loop driven by poll(); UDP 64-byte send-to +
+//!    receive-from pairs per second vs plain sendto()/recvfrom() on two
+//!    Linux sockets; interleaved rounds, medians. The instruction counts of
+//!    7. have rows for accept, send-to and receive-from too.
+//!
 //! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
 //! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6.
 
@@ -386,6 +394,7 @@ fn main() {
     let _ = server.join();
     k.finish();
     let scale_table = scale_rows(scale);
+    let server_table = server_rows();
     // The instruction counts (callgrind; a child process of its own).
     let instruction_rows = icount::table_rows();
 
@@ -418,6 +427,9 @@ fn main() {
         async_secs / plain_secs
     );
     for row in &scale_table {
+        println!("{row}");
+    }
+    for row in &server_table {
         println!("{row}");
     }
     for row in instruction_rows {
@@ -760,4 +772,188 @@ fn scale_rows(scale: usize) -> Vec<String> {
         big as f64 / slowest,
     ));
     rows
+}
+
+// ---------------------------------------------------------------------------
+// 8. Servers and datagrams (issue 20)
+// ---------------------------------------------------------------------------
+
+static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+static ACCEPTED_SOCKETS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn accepted(_: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
+    assert_eq!(status, STATUS_SUCCESS);
+    ACCEPTED_SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).push(socket as usize);
+    ACCEPTED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `n` connections to 127.0.0.1:`port`, established (they wait in the
+/// listening socket's queue).
+fn waiting_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect()
+}
+
+/// The local port of a safewsk socket.
+fn port_of(socket: *mut SAFEWSK_SOCKET) -> u16 {
+    let mut a = [0u8; 28];
+    // SAFETY: a writable 28-byte buffer.
+    assert_eq!(unsafe { SafeWskGetLocalAddress(socket, a.as_mut_ptr().cast(), 28, 5000) }, STATUS_SUCCESS);
+    u16::from_be_bytes([a[2], a[3]])
+}
+
+/// Rows for accepts per second and UDP pairs per second, each against the
+/// plain Linux calls, interleaved rounds, medians.
+fn server_rows() -> Vec<String> {
+    use std::os::fd::AsRawFd;
+    let (rounds, per, pairs) = (9usize, 500usize, 2000usize);
+    let k = Session::begin();
+    let client = startup();
+    let local = Addr::parse("127.0.0.1:0");
+    let mut listener = ptr::null_mut();
+    // SAFETY: valid address and out pointer for the call.
+    assert_eq!(unsafe { SafeWskListen(client, local.ptr(), ptr::null(), &mut listener, 5000) }, STATUS_SUCCESS);
+    let lport = port_of(listener);
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    plain.set_nonblocking(true).expect("nonblocking");
+    let pport = plain.local_addr().expect("addr").port();
+    let (mut sync_us, mut async_us, mut plain_us) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        // SafeWskAccept of connections already waiting.
+        let peers = waiting_connections(lport, per);
+        let t = Instant::now();
+        let mut got = Vec::with_capacity(per);
+        for _ in 0..per {
+            let mut s = ptr::null_mut();
+            // SAFETY: valid out pointer; no address wanted.
+            let st = unsafe {
+                SafeWskAccept(listener, ptr::null_mut(), ptr::null(), &mut s, ptr::null_mut(), ptr::null_mut(), 5000)
+            };
+            assert_eq!(st, STATUS_SUCCESS);
+            got.push(s);
+        }
+        sync_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        for s in got {
+            assert_eq!(close(s), STATUS_SUCCESS);
+        }
+        drop(peers);
+
+        // SafeWskAcceptAsync: the requests pending first, then the
+        // connections; until the last callback.
+        ACCEPTED.store(0, Ordering::SeqCst);
+        let mut areqs: Vec<SAFEWSK_ACCEPT_REQUEST> = (0..per)
+            .map(|_| SAFEWSK_ACCEPT_REQUEST {
+                Callback: Some(accepted),
+                CallbackContext: ptr::null_mut(),
+                TimeoutMs: SAFEWSK_NO_TIMEOUT,
+                Reserved: 0,
+                LocalAddress: SAFEWSK_ADDRESS::default(),
+                RemoteAddress: SAFEWSK_ADDRESS::default(),
+                Private: [0; 32],
+            })
+            .collect();
+        for r in areqs.iter_mut() {
+            // SAFETY: `areqs` outlives every callback (waited for below).
+            assert_eq!(unsafe { SafeWskAcceptAsync(listener, ptr::null_mut(), ptr::null(), r) }, STATUS_PENDING);
+        }
+        let t = Instant::now();
+        let peers = waiting_connections(lport, per);
+        while ACCEPTED.load(Ordering::SeqCst) < per {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        async_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        close_handles(&ACCEPTED_SOCKETS);
+        drop(areqs);
+        drop(peers);
+
+        // The plain reference: non-blocking accept4 driven by poll.
+        let peers = waiting_connections(pport, per);
+        let t = Instant::now();
+        let mut fds = Vec::with_capacity(per);
+        let mut p = libc::pollfd { fd: plain.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        while fds.len() < per {
+            // SAFETY: our listening socket; no address wanted.
+            let fd = unsafe {
+                libc::accept4(p.fd, ptr::null_mut(), ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            };
+            if fd >= 0 {
+                fds.push(fd);
+            } else {
+                // SAFETY: one writable pollfd.
+                unsafe { libc::poll(&mut p, 1, 1000) };
+            }
+        }
+        plain_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        for fd in fds {
+            // SAFETY: our descriptors.
+            unsafe { libc::close(fd) };
+        }
+        drop(peers);
+    }
+    assert_eq!(close(listener), STATUS_SUCCESS);
+
+    // UDP: 64-byte send-to + receive-from pairs.
+    let mut a = ptr::null_mut();
+    let mut b = ptr::null_mut();
+    // SAFETY: valid address and out pointers for the calls.
+    unsafe {
+        assert_eq!(SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut a, 5000), STATUS_SUCCESS);
+        assert_eq!(SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut b, 5000), STATUS_SUCCESS);
+    }
+    let b_addr = Addr::parse(&format!("127.0.0.1:{}", port_of(b)));
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let ub = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let ub_addr = ub.local_addr().expect("addr");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let payload = [0x42u8; 64];
+    let mut buf = [0u8; 64];
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..pairs {
+            let mut n = 0;
+            // SAFETY: stack buffers live for the calls.
+            unsafe {
+                assert_eq!(
+                    SafeWskSendTo(a, payload.as_ptr().cast(), 64, 0, b_addr.ptr(), 5000, &mut n),
+                    STATUS_SUCCESS
+                );
+                assert_eq!(
+                    SafeWskReceiveFrom(b, buf.as_mut_ptr().cast(), 64, 0, ptr::null_mut(), 5000, &mut n),
+                    STATUS_SUCCESS
+                );
+            }
+        }
+        ours.push(t.elapsed().as_secs_f64() * 1e6 / pairs as f64);
+        let t = Instant::now();
+        for _ in 0..pairs {
+            ua.send_to(&payload, ub_addr).expect("sendto");
+            ub.recv_from(&mut buf).expect("recvfrom");
+        }
+        theirs.push(t.elapsed().as_secs_f64() * 1e6 / pairs as f64);
+    }
+    assert_eq!(close(a), STATUS_SUCCESS);
+    assert_eq!(close(b), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+    let (s, ay, p) = (median(sync_us), median(async_us), median(plain_us));
+    let (u, v) = (median(ours), median(theirs));
+    vec![
+        format!(
+            "| accepts of waiting connections, SafeWskAccept, median of {rounds} x {per} | {s:.1} us ({:.0}/s) | {p:.1} us ({:.0}/s) non-blocking accept4 + poll | {:.2}x time |",
+            1e6 / s,
+            1e6 / p,
+            s / p
+        ),
+        format!(
+            "| accepts, SafeWskAcceptAsync pending before {per} connections come, until the last callback | {ay:.1} us ({:.0}/s) | {p:.1} us ({:.0}/s) non-blocking accept4 + poll (connections waiting) | {:.2}x time |",
+            1e6 / ay,
+            1e6 / p,
+            ay / p
+        ),
+        format!(
+            "| UDP 64-byte send-to + receive-from pairs, median of {rounds} x {pairs} | {u:.1} us ({:.0} pairs/s) | {v:.1} us ({:.0} pairs/s) plain sendto + recvfrom | {:.2}x time |",
+            1e6 / u,
+            1e6 / v,
+            u / v
+        ),
+    ]
 }

@@ -274,7 +274,18 @@ fn wrong_kind_handles_are_parameter_1() {
         let mut v: u32 = 0;
         let pv = (&mut v as *mut u32).cast();
         // TCP_NODELAY is a connection socket's option: _3 on a listening one.
-        let st = SafeWskControlSocket(listener, WskGetOption, TCP_NODELAY, IPPROTO_TCP, 0, ptr::null(), 4, pv, ptr::null_mut(), 100);
+        let st = SafeWskControlSocket(
+            listener,
+            WskGetOption,
+            TCP_NODELAY,
+            IPPROTO_TCP,
+            0,
+            ptr::null(),
+            4,
+            pv,
+            ptr::null_mut(),
+            100,
+        );
         assert_eq!(st, STATUS_INVALID_PARAMETER_3);
     }
     assert_eq!(accept(conn, 100).status, STATUS_INVALID_PARAMETER_1, "a connection socket is not a listening one");
@@ -295,10 +306,11 @@ fn parameters_are_checked_by_position() {
     let client = startup();
     let local = Addr::parse("127.0.0.1:0");
     let mut socket = ptr::null_mut();
-    let listen_call = |c: *mut SAFEWSK_CLIENT, l: *const SOCKADDR, o: *const SAFEWSK_SOCKET_OPTIONS, s: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: every pointer is NULL or valid; the values are the test.
-        unsafe { SafeWskListen(c, l, o, s, 1000) }
-    };
+    let listen_call =
+        |c: *mut SAFEWSK_CLIENT, l: *const SOCKADDR, o: *const SAFEWSK_SOCKET_OPTIONS, s: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: every pointer is NULL or valid; the values are the test.
+            unsafe { SafeWskListen(c, l, o, s, 1000) }
+        };
     assert_eq!(listen_call(ptr::null_mut(), local.ptr(), ptr::null(), &mut socket), STATUS_INVALID_PARAMETER_1);
     assert_eq!(listen_call(client, ptr::null(), ptr::null(), &mut socket), STATUS_INVALID_PARAMETER_2);
     let bad_family = Addr([7u8; 28]);
@@ -320,11 +332,13 @@ fn parameters_are_checked_by_position() {
     assert!(hostkernel::wsk::open_sockets().is_empty(), "nothing reached the provider");
 
     let (listener, _) = listen(client, "127.0.0.1:0");
-    let table = WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
-    let accept_call = |l: *mut SAFEWSK_SOCKET, c: PVOID, d: *const WSK_CLIENT_CONNECTION_DISPATCH, s: *mut *mut SAFEWSK_SOCKET| {
-        // SAFETY: every pointer is NULL or valid; the values are the test.
-        unsafe { SafeWskAccept(l, c, d, s, ptr::null_mut(), ptr::null_mut(), 0) }
-    };
+    let table =
+        WSK_CLIENT_CONNECTION_DISPATCH { WskReceiveEvent: None, WskDisconnectEvent: None, WskSendBacklogEvent: None };
+    let accept_call =
+        |l: *mut SAFEWSK_SOCKET, c: PVOID, d: *const WSK_CLIENT_CONNECTION_DISPATCH, s: *mut *mut SAFEWSK_SOCKET| {
+            // SAFETY: every pointer is NULL or valid; the values are the test.
+            unsafe { SafeWskAccept(l, c, d, s, ptr::null_mut(), ptr::null_mut(), 0) }
+        };
     assert_eq!(accept_call(ptr::null_mut(), ptr::null_mut(), ptr::null(), &mut socket), STATUS_INVALID_PARAMETER_1);
     assert_eq!(accept_call(0x1234 as *mut _, ptr::null_mut(), ptr::null(), &mut socket), STATUS_INVALID_PARAMETER_1);
     assert_eq!(accept_call(listener, 8 as PVOID, ptr::null(), &mut socket), STATUS_INVALID_PARAMETER_2);

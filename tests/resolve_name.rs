@@ -53,7 +53,16 @@ fn resolve(
     let mut returned = 77u32;
     // SAFETY: valid strings, an array of `count` entries, a writable count.
     let st = unsafe {
-        SafeWskResolveName(client, node.ptr(), service.ptr(), family, out.as_mut_ptr(), count, &mut returned, timeout_ms)
+        SafeWskResolveName(
+            client,
+            node.ptr(),
+            service.ptr(),
+            family,
+            out.as_mut_ptr(),
+            count,
+            &mut returned,
+            timeout_ms,
+        )
     };
     assert!(returned <= count);
     for e in &out[returned as usize..] {
@@ -85,10 +94,8 @@ fn localhost_resolves_and_the_list_is_freed() {
 fn addresses_are_filtered_deduplicated_and_bounded() {
     let k = Session::begin();
     let client = startup();
-    let ips: Vec<IpAddr> = ["10.0.0.1", "::1", "10.0.0.1", "10.0.0.2", "fe80::1", "10.0.0.3"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let ips: Vec<IpAddr> =
+        ["10.0.0.1", "::1", "10.0.0.1", "10.0.0.2", "fe80::1", "10.0.0.3"].iter().map(|s| s.parse().unwrap()).collect();
     hostkernel::set_resolver_answer(Some(ips));
     let v4 = |s: &str| -> SocketAddr { format!("{s}:443").parse().unwrap() };
     let (st, found) = resolve(client, "server.example", "443", AF_INET, 8, 2000);
@@ -139,7 +146,13 @@ fn parameters_are_checked_by_position() {
     let empty = UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: ptr::null_mut() };
     let mut out = [SAFEWSK_ADDRESS::default(); 4];
     let mut n = 0u32;
-    let call = |c, nd: *const UNICODE_STRING, sv: *const UNICODE_STRING, f: u16, o: *mut SAFEWSK_ADDRESS, count, r: *mut u32| {
+    let call = |c,
+                nd: *const UNICODE_STRING,
+                sv: *const UNICODE_STRING,
+                f: u16,
+                o: *mut SAFEWSK_ADDRESS,
+                count,
+                r: *mut u32| {
         // SAFETY: every pointer is NULL or valid; the values are the test.
         unsafe { SafeWskResolveName(c, nd, sv, f, o, count, r, 1000) }
     };

@@ -114,7 +114,11 @@ fn life_cycle() -> Option<(&'static str, NTSTATUS)> {
     // SAFETY: a live client.
     let st = unsafe { SafeWskCleanup(client) };
     assert_eq!(st, STATUS_SUCCESS, "cleanup never refuses, and closes what a failed close left");
-    assert!(hostkernel::wsk::open_sockets().is_empty(), "every socket closed: {:?} after {failed:?}", hostkernel::wsk::open_sockets());
+    assert!(
+        hostkernel::wsk::open_sockets().is_empty(),
+        "every socket closed: {:?} after {failed:?}",
+        hostkernel::wsk::open_sockets()
+    );
     failed.or(closed)
 }
 

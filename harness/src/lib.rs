@@ -11,8 +11,8 @@
 extern crate safewsk;
 
 use std::ffi::c_void;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::io::Read;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::thread;

@@ -339,10 +339,10 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 
 #[path = "wsk_loop.rs"]
 mod wsk_loop;
+use wsk_loop::run_blocking;
+pub(crate) use wsk_loop::run_ready;
 pub(crate) use wsk_loop::Op;
 pub(crate) use wsk_loop::Step;
-pub(crate) use wsk_loop::run_ready;
-use wsk_loop::run_blocking;
 
 struct SendPtr(PVOID);
 // SAFETY: the pointer is only used by the one worker that owns the request.

@@ -41,8 +41,8 @@ use crate::io::{complete, take};
 use crate::irql;
 use crate::nt::*;
 use crate::wsk::{
-    errno, errno_to_status, new_socket_with, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux,
-    Op, Sock, SockInner,
+    errno, errno_to_status, new_socket_with, refuse_without_completing, regs, run, run_op, sock_from, sockets,
+    to_linux, Op, Sock, SockInner,
 };
 
 /// Windows' option levels and names (ws2def.h).
@@ -317,7 +317,9 @@ unsafe extern "system" fn wsk_socket(
         WSK_FLAG_LISTEN_SOCKET => (libc::SOCK_STREAM, crate::wsk_servers::listen_dispatch()),
         WSK_FLAG_DATAGRAM_SOCKET => (libc::SOCK_DGRAM, crate::wsk_servers::datagram_dispatch()),
         _ => {
-            violation(format!("WskSocket with Flags {flags:#x}: only connection, listening and datagram sockets are emulated"));
+            violation(format!(
+                "WskSocket with Flags {flags:#x}: only connection, listening and datagram sockets are emulated"
+            ));
             // SAFETY: taken above, not completed.
             return unsafe { fail_now(irp, STATUS_NOT_SUPPORTED) };
         }

@@ -173,8 +173,7 @@ fn allowed(a: &ControlArgs, kind: Kind) -> Result<&'static Allowed, NTSTATUS> {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
     let bit = kind_bit(kind);
-    let mut entries =
-        ALLOWED.iter().filter(|e| e.request == a.request && e.code == a.code && e.kinds & bit != 0);
+    let mut entries = ALLOWED.iter().filter(|e| e.request == a.request && e.code == a.code && e.kinds & bit != 0);
     let entry = entries.next().ok_or(STATUS_INVALID_PARAMETER_3)?;
     if entry.level != a.level {
         return Err(STATUS_INVALID_PARAMETER_4);

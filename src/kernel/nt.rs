@@ -848,7 +848,13 @@ mod servers_layout {
     const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskSendTo), 24);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskReceiveFrom), 32);
     const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskGetLocalAddress), 48);
-    const_assert_eq!(offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind), offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskBind));
+    const_assert_eq!(
+        offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind),
+        offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskBind)
+    );
     const_assert_eq!(offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind), offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskBind));
-    const_assert_eq!(offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind), offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskBind));
+    const_assert_eq!(
+        offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind),
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskBind)
+    );
 }

@@ -28,7 +28,7 @@ use core::ptr;
 
 use super::{copy_out, make_socket, ServerSocket, SAFEWSK_ADDRESS};
 use crate::client::SAFEWSK_CLIENT;
-use crate::connect::options::{SAFEWSK_SOCKET_OPTIONS, DATAGRAM_OPTIONS};
+use crate::connect::options::{DATAGRAM_OPTIONS, SAFEWSK_SOCKET_OPTIONS};
 use crate::connect::validate::read_endpoint;
 use crate::handles::{Kind, Take, SAFEWSK_SOCKET};
 use crate::io::buffer::{BufferMdl, MdlStorage, SAFEWSK_FLAG_NONPAGED_BUFFER};
@@ -204,7 +204,8 @@ pub unsafe fn receive_from(
     unsafe { *bytes = ULONG::try_from(done.information).unwrap_or(length).min(length) };
     // SAFETY: written (if at all) by the provider before the completion.
     let control_flags = unsafe { ptr::read_volatile(control_flags_ptr) };
-    let truncated = done.status == STATUS_BUFFER_OVERFLOW || (nt_success(done.status) && control_flags & MSG_TRUNC != 0);
+    let truncated =
+        done.status == STATUS_BUFFER_OVERFLOW || (nt_success(done.status) && control_flags & MSG_TRUNC != 0);
     if nt_success(done.status) || truncated {
         // SAFETY: NULL or writable (contract).
         unsafe { copy_out(&from, remote_out) };

@@ -21,7 +21,7 @@
 
 use super::{copy_out, make_socket, ServerSocket, SAFEWSK_ADDRESS};
 use crate::client::{self, SAFEWSK_CLIENT};
-use crate::connect::options::{SAFEWSK_SOCKET_OPTIONS, LISTEN_OPTIONS};
+use crate::connect::options::{LISTEN_OPTIONS, SAFEWSK_SOCKET_OPTIONS};
 use crate::connect::validate::{context_and_dispatch, Bad};
 use crate::handles::{Kind, Take, SAFEWSK_SOCKET};
 use crate::io::{cancel_at_deadline, check_kind, SocketCall};

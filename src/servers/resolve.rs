@@ -43,7 +43,12 @@ pub struct ResolveArgs {
 /// `list` is null or a live list from WskGetAddressInfo; `out` is `count`
 /// writable SAFEWSK_ADDRESS entries; PASSIVE_LEVEL (the array may be
 /// paged).
-unsafe fn copy_into(list: *const ADDRINFOEXW, family: ADDRESS_FAMILY, out: *mut SAFEWSK_ADDRESS, count: usize) -> usize {
+unsafe fn copy_into(
+    list: *const ADDRINFOEXW,
+    family: ADDRESS_FAMILY,
+    out: *mut SAFEWSK_ADDRESS,
+    count: usize,
+) -> usize {
     let mut written = 0;
     let mut entry = list;
     let mut seen = 0;

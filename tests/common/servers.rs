@@ -81,8 +81,9 @@ pub fn accept(listen: *mut SAFEWSK_SOCKET, timeout_ms: u32) -> Accepted {
     let mut local = SAFEWSK_ADDRESS::default();
     let mut remote = SAFEWSK_ADDRESS::default();
     // SAFETY: valid out pointers for the call.
-    let status =
-        unsafe { SafeWskAccept(listen, ptr::null_mut(), ptr::null(), &mut socket, &mut local, &mut remote, timeout_ms) };
+    let status = unsafe {
+        SafeWskAccept(listen, ptr::null_mut(), ptr::null(), &mut socket, &mut local, &mut remote, timeout_ms)
+    };
     Accepted { status, socket, local: addr_of(&local), remote: addr_of(&remote) }
 }
 
@@ -94,7 +95,11 @@ pub struct AcceptSeen {
 }
 
 impl AcceptSeen {
-    pub fn wait(&self, n: usize, within: Duration) -> Vec<(NTSTATUS, usize, u8, Option<SocketAddr>, Option<SocketAddr>)> {
+    pub fn wait(
+        &self,
+        n: usize,
+        within: Duration,
+    ) -> Vec<(NTSTATUS, usize, u8, Option<SocketAddr>, Option<SocketAddr>)> {
         let deadline = Instant::now() + within;
         let mut g = self.calls.lock().unwrap();
         while g.len() < n && Instant::now() < deadline {
