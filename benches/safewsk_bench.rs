@@ -920,11 +920,10 @@ fn server_rows() -> Vec<String> {
     // UDP: 64-byte send-to + receive-from pairs.
     let mut a = ptr::null_mut();
     let mut b = ptr::null_mut();
-    // SAFETY: valid address and out pointers for the calls.
-    unsafe {
-        assert_eq!(SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut a, 5000), STATUS_SUCCESS);
-        assert_eq!(SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut b, 5000), STATUS_SUCCESS);
-    }
+    // SAFETY: valid address and out pointer for the call.
+    assert_eq!(unsafe { SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut a, 5000) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut b, 5000) }, STATUS_SUCCESS);
     let b_addr = Addr::parse(&format!("127.0.0.1:{}", port_of(b)));
     let ua = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let ub = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -936,17 +935,12 @@ fn server_rows() -> Vec<String> {
         let t = Instant::now();
         for _ in 0..pairs {
             let mut n = 0;
-            // SAFETY: stack buffers live for the calls.
-            unsafe {
-                assert_eq!(
-                    SafeWskSendTo(a, payload.as_ptr().cast(), 64, 0, b_addr.ptr(), 5000, &mut n),
-                    STATUS_SUCCESS
-                );
-                assert_eq!(
-                    SafeWskReceiveFrom(b, buf.as_mut_ptr().cast(), 64, 0, ptr::null_mut(), 5000, &mut n),
-                    STATUS_SUCCESS
-                );
-            }
+            // SAFETY: stack buffers live for the call.
+            let st = unsafe { SafeWskSendTo(a, payload.as_ptr().cast(), 64, 0, b_addr.ptr(), 5000, &mut n) };
+            assert_eq!(st, STATUS_SUCCESS);
+            // SAFETY: as above.
+            let st = unsafe { SafeWskReceiveFrom(b, buf.as_mut_ptr().cast(), 64, 0, ptr::null_mut(), 5000, &mut n) };
+            assert_eq!(st, STATUS_SUCCESS);
         }
         ours.push(t.elapsed().as_secs_f64() * 1e6 / pairs as f64);
         let t = Instant::now();

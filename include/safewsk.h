@@ -1463,11 +1463,13 @@ NTSTATUS SafeWskResolveName(SAFEWSK_CLIENT *Client,
  * Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
  * waits until WSK has sent them all or `TimeoutMs` passes.
  *
- * `Socket` is a handle from one of the connects (parameter 1 of every
- * socket call): a handle of a socket that is closed or being closed, a
- * handle whose slot has since been given to another socket, a forged value
- * or NULL is refused with STATUS_INVALID_PARAMETER_1, and the provider is
- * not called. The check reads only the library's own non-paged table, so it
+ * `Socket` is a connection socket's handle, from one of the connects or
+ * an accept (parameter 1 of every socket call): a handle of a socket that
+ * is closed or being closed, a handle whose slot has since been given to
+ * another socket, a listening or datagram socket's handle (another kind:
+ * see SafeWskListen, SafeWskDatagramSocket), a forged value or NULL is
+ * refused with STATUS_INVALID_PARAMETER_1, and the provider is not
+ * called. The check reads only the library's own non-paged table, so it
  * is made at any IRQL, and never acts on another socket.
  *
  * `Buffer` may be any kernel-mode memory the caller can read: non-paged
@@ -1576,8 +1578,11 @@ NTSTATUS SafeWskReceive(SAFEWSK_SOCKET *Socket,
                         ULONG *BytesReceived);
 
 /**
- * Retrieves the local transport address of a connected socket
- * (WskGetLocalAddress): the address and port the connection was made from.
+ * Retrieves the local transport address of a socket (WskGetLocalAddress):
+ * the address and port a connection was made from, or that a listening
+ * (SafeWskListen) or datagram (SafeWskDatagramSocket) socket is bound to —
+ * the port the stack chose for port 0. Every kind of socket handle is
+ * accepted.
  *
  * `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
  * bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
@@ -1593,8 +1598,8 @@ NTSTATUS SafeWskReceive(SAFEWSK_SOCKET *Socket,
  *
  * IRQL: <= APC_LEVEL.
  *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
- * SafeWskSend), _2 (`Address` NULL), _3 (`AddressLength` below
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket` is not an
+ * open socket's handle, of any kind), _2 (`Address` NULL), _3 (`AddressLength` below
  * sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an IPv6 address and
  * `AddressLength` below sizeof(SOCKADDR_IN6); nothing written);
  * STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (completion context;
@@ -1619,7 +1624,10 @@ NTSTATUS SafeWskGetLocalAddress(SAFEWSK_SOCKET *Socket,
  * Retrieves the remote transport address of a connected socket
  * (WskGetRemoteAddress): the address and port it is connected to.
  *
- * Parameters, allocations, IRQL and statuses: as SafeWskGetLocalAddress.
+ * Parameters, allocations, IRQL and statuses: as SafeWskGetLocalAddress,
+ * except that `Socket` must be a connection socket's handle (one of the
+ * connects', or an accepted one): a listening or datagram socket's is
+ * STATUS_INVALID_PARAMETER_1.
  *
  * # Safety
  * `Address` is NULL or `AddressLength` writable bytes that stay allocated
@@ -1663,7 +1671,11 @@ NTSTATUS SafeWskDisconnect(SAFEWSK_SOCKET *Socket,
  * Closes a socket (WskCloseSocket) and waits for the close to complete. WSK
  * cancels the socket's pending requests and, on a connection that is not
  * fully disconnected, performs an abortive disconnect; call
- * SafeWskDisconnect first for a graceful one.
+ * SafeWskDisconnect first for a graceful one. Every kind of socket handle
+ * is accepted: a connection, listening or datagram socket's. Closing a
+ * listening socket does not wait for the accepts pending on it: WSK
+ * completes them, and they return (or call back) STATUS_CANCELLED; the
+ * sockets already accepted stay open.
  *
  * The close always consumes the handle: from the moment it is accepted
  * (anything but STATUS_INVALID_PARAMETER_1 and STATUS_INVALID_LEVEL), every
@@ -1844,13 +1856,20 @@ NTSTATUS SafeWskRelease(SAFEWSK_SOCKET *Socket,
  * Only requests whose buffers safewsk knows how to check are accepted, each
  * with the exact sizes its Microsoft Learn page gives:
  *
- * | RequestType | ControlCode | Level | InputSize | OutputSize |
- * |---|---|---|---|---|
- * | WskSetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 |
- * | WskGetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) |
- * | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 |
- * | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) |
- * | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) |
+ * | RequestType | ControlCode | Level | InputSize | OutputSize | Socket kinds |
+ * |---|---|---|---|---|---|
+ * | WskSetOption | SO_KEEPALIVE | SOL_SOCKET | sizeof(ULONG) | 0 | connection, listening |
+ * | WskGetOption | SO_KEEPALIVE | SOL_SOCKET | 0 | sizeof(ULONG) | connection, listening |
+ * | WskSetOption | SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 | every kind |
+ * | WskGetOption | SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) | every kind |
+ * | WskSetOption | SO_BROADCAST | SOL_SOCKET | sizeof(ULONG) | 0 | datagram |
+ * | WskGetOption | SO_BROADCAST | SOL_SOCKET | 0 | sizeof(ULONG) | datagram |
+ * | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 | connection |
+ * | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) | connection |
+ * | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) | connection |
+ *
+ * (The kinds are what each option's WSK page says it applies to; a request
+ * not allowed for the socket's kind is STATUS_INVALID_PARAMETER_3.)
  *
  * SO_WSK_EVENT_CALLBACK is refused (use SafeWskEnableCallbacks and
  * SafeWskDisableCallbacks, which check the socket's Dispatch table), and so
@@ -1866,9 +1885,10 @@ NTSTATUS SafeWskRelease(SAFEWSK_SOCKET *Socket,
  *
  * IRQL: <= APC_LEVEL.
  *
- * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
- * SafeWskSend), _2 (`RequestType` not WskSetOption, WskGetOption or
- * WskIoctl), _3 (`ControlCode` not allowed for that request type), _4
+ * Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket` is not an
+ * open socket's handle, of any kind), _2 (`RequestType` not WskSetOption,
+ * WskGetOption or WskIoctl), _3 (`ControlCode` not allowed for that request
+ * type on that kind of socket), _4
  * (`Level`), _5 (`InputSize`), _6 (`InputBuffer` NULL where a value is
  * needed, or non-NULL where none is), _7 (`OutputSize`), _8
  * (`OutputBuffer`, likewise); STATUS_INVALID_LEVEL;

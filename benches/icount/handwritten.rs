@@ -294,7 +294,9 @@ impl Handwritten {
         let socket = info as *mut WSK_SOCKET;
         // SAFETY: a socket just made: its Dispatch begins with the basic
         // functions and WskBind.
-        let d = unsafe { &*(*socket).Dispatch.cast::<WSK_PROVIDER_BIND_PREFIX>() };
+        let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_BIND_PREFIX>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
         // SAFETY: WskBind is a PFN_WSK_BIND.
         let bind = unsafe { std::mem::transmute::<PVOID, PFN_WSK_BIND>(d.WskBind) };
         // SAFETY: the provider's WskBind of the socket it made, the caller's
@@ -319,7 +321,9 @@ impl Handwritten {
     pub unsafe fn accept(&self, listen: *mut WSK_SOCKET, timeout_ms: u32) -> Result<*mut WSK_SOCKET, NTSTATUS> {
         // SAFETY: a listening socket's Dispatch is the provider's static
         // listening table.
-        let d = unsafe { &*(*listen).Dispatch.cast::<WSK_PROVIDER_LISTEN_DISPATCH>() };
+        let d = unsafe { (*listen).Dispatch }.cast::<WSK_PROVIDER_LISTEN_DISPATCH>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
         // SAFETY: WskAccept is a PFN_WSK_ACCEPT.
         let f = unsafe { std::mem::transmute::<PVOID, PFN_WSK_ACCEPT>(d.WskAccept) };
         let mut local = [0u32; 7];
@@ -353,7 +357,9 @@ impl Handwritten {
     ) -> Result<usize, NTSTATUS> {
         // SAFETY: a datagram socket's Dispatch is the provider's static
         // datagram table.
-        let d = unsafe { &*(*socket).Dispatch.cast::<WSK_PROVIDER_DATAGRAM_DISPATCH>() };
+        let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_DATAGRAM_DISPATCH>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
         // SAFETY: `buf` is `len` bytes per the caller.
         let mdl = unsafe { IoAllocateMdl(buf.cast(), len, 0, 0, ptr::null_mut()) };
         if mdl.is_null() {

@@ -224,17 +224,12 @@ impl Ops<'_> {
         match self.side {
             Side::Safewsk => {
                 let (mut l, mut d) = (ptr::null_mut(), ptr::null_mut());
-                // SAFETY: valid address and out pointers for the calls.
-                unsafe {
-                    assert_eq!(
-                        SafeWskListen(self.client, local.ptr(), ptr::null(), &mut l, TIMEOUT_MS),
-                        STATUS_SUCCESS
-                    );
-                    assert_eq!(
-                        SafeWskDatagramSocket(self.client, local.ptr(), ptr::null(), &mut d, TIMEOUT_MS),
-                        STATUS_SUCCESS
-                    );
-                }
+                // SAFETY: valid address and out pointer for the call.
+                let st = unsafe { SafeWskListen(self.client, local.ptr(), ptr::null(), &mut l, TIMEOUT_MS) };
+                assert_eq!(st, STATUS_SUCCESS);
+                // SAFETY: as above.
+                let st = unsafe { SafeWskDatagramSocket(self.client, local.ptr(), ptr::null(), &mut d, TIMEOUT_MS) };
+                assert_eq!(st, STATUS_SUCCESS);
                 let port = |s: *mut SAFEWSK_SOCKET| {
                     let mut a = [0u8; 28];
                     // SAFETY: a writable 28-byte buffer.

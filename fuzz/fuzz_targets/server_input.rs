@@ -438,10 +438,8 @@ pub fn run(data: &[u8]) {
         eprintln!("call {call} handle {handle:#x} irql {irql} len {length} flags {flags:#x}: {status:#x}");
     }
     assert!(documented(call, status), "call {call}: undocumented status {status:#x}");
-    if (1..=3).contains(&call) || call == 5 || call == 6 {
-        if !good_handle && call != 3 {
-            assert_eq!(status, STATUS_INVALID_PARAMETER_1, "call {call} with handle {handle:#x}");
-        }
+    if matches!(call, 1 | 2 | 5 | 6) && !good_handle {
+        assert_eq!(status, STATUS_INVALID_PARAMETER_1, "call {call} with handle {handle:#x}");
     }
     match call {
         0 | 1 | 4 => {
@@ -480,10 +478,13 @@ pub fn run(data: &[u8]) {
                 "callbacks"
             );
         }
-        5 | 6 | 7 if out_kind == 1 && !nt_success(status) && status != STATUS_IO_TIMEOUT => {
-            if call == 7 || status != STATUS_BUFFER_OVERFLOW {
-                assert_eq!(out_count, 0, "call {call}: a count after {status:#x}");
-            }
+        5..=7
+            if out_kind == 1
+                && !nt_success(status)
+                && status != STATUS_IO_TIMEOUT
+                && (call == 7 || status != STATUS_BUFFER_OVERFLOW) =>
+        {
+            assert_eq!(out_count, 0, "call {call}: a count after {status:#x}");
         }
         _ => {}
     }

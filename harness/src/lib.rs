@@ -109,10 +109,13 @@ pub fn echo_client(port: u16, message: &'static [u8]) -> thread::JoinHandle<Vec<
     })
 }
 
+/// A datagram the UDP server received, and its sender.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
 /// A UDP server for the sample's datagram exchange: answers the first
 /// datagram with "PONG <datagram>" and returns what it received and from
 /// where (None if nothing came within [`SERVER_WAIT`]).
-pub fn udp_pong_server() -> (SocketAddrV4, thread::JoinHandle<Option<(Vec<u8>, SocketAddr)>>) {
+pub fn udp_pong_server() -> (SocketAddrV4, thread::JoinHandle<Option<Datagram>>) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let SocketAddr::V4(addr) = socket.local_addr().expect("local addr") else { unreachable!("bound to IPv4") };
     let handle = thread::spawn(move || {

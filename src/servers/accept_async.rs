@@ -126,10 +126,14 @@ unsafe fn private<'a>(request: *mut SAFEWSK_ACCEPT_REQUEST) -> &'a Private {
 /// # Safety
 /// `request` is caller storage no provider writes to now.
 unsafe fn clear_addresses(request: *mut SAFEWSK_ACCEPT_REQUEST) {
-    // SAFETY: fields of the caller's writable request.
-    unsafe { ptr::addr_of_mut!((*request).LocalAddress).write_unaligned(SAFEWSK_ADDRESS::default()) };
+    // SAFETY: address computation inside the caller's request.
+    let local = unsafe { ptr::addr_of_mut!((*request).LocalAddress) };
     // SAFETY: as above.
-    unsafe { ptr::addr_of_mut!((*request).RemoteAddress).write_unaligned(SAFEWSK_ADDRESS::default()) };
+    let remote = unsafe { ptr::addr_of_mut!((*request).RemoteAddress) };
+    // SAFETY: fields of the caller's writable request.
+    unsafe { local.write_unaligned(SAFEWSK_ADDRESS::default()) };
+    // SAFETY: as above.
+    unsafe { remote.write_unaligned(SAFEWSK_ADDRESS::default()) };
 }
 
 /// Drops one reference; the last one finalizes the request: hands out (or

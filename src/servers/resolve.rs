@@ -73,13 +73,19 @@ unsafe fn copy_into(
             // The address itself says another family than the entry.
             continue;
         }
-        // SAFETY: the first `written` entries are ours, written below.
-        let dup = (0..written).any(|i| unsafe { ptr::read_unaligned(out.add(i)) } == a);
+        let dup = (0..written).any(|i| {
+            // SAFETY: `i` < `written` <= `count`: inside the caller's array.
+            let e = unsafe { out.add(i) };
+            // SAFETY: an entry written below in an earlier round.
+            unsafe { ptr::read_unaligned(e) == a }
+        });
         if dup {
             continue;
         }
         // SAFETY: `written` < `count`: inside the caller's array.
-        unsafe { ptr::write_unaligned(out.add(written), a) };
+        let e = unsafe { out.add(written) };
+        // SAFETY: as above; writable per the caller.
+        unsafe { ptr::write_unaligned(e, a) };
         written += 1;
     }
     written

@@ -87,19 +87,18 @@ pub fn accept(listen: *mut SAFEWSK_SOCKET, timeout_ms: u32) -> Accepted {
     Accepted { status, socket, local: addr_of(&local), remote: addr_of(&remote) }
 }
 
-/// What an accept callback saw: (status, socket, IRQL, local, remote).
+/// One accept callback: (status, socket, IRQL, local, remote).
+pub type AcceptCall = (NTSTATUS, usize, u8, Option<SocketAddr>, Option<SocketAddr>);
+
+/// What an accept callback saw.
 #[derive(Default)]
 pub struct AcceptSeen {
-    pub calls: Mutex<Vec<(NTSTATUS, usize, u8, Option<SocketAddr>, Option<SocketAddr>)>>,
+    pub calls: Mutex<Vec<AcceptCall>>,
     pub cv: Condvar,
 }
 
 impl AcceptSeen {
-    pub fn wait(
-        &self,
-        n: usize,
-        within: Duration,
-    ) -> Vec<(NTSTATUS, usize, u8, Option<SocketAddr>, Option<SocketAddr>)> {
+    pub fn wait(&self, n: usize, within: Duration) -> Vec<AcceptCall> {
         let deadline = Instant::now() + within;
         let mut g = self.calls.lock().unwrap();
         while g.len() < n && Instant::now() < deadline {
@@ -123,7 +122,8 @@ pub unsafe extern "C" fn on_accept(ctx: PVOID, status: NTSTATUS, socket: *mut SA
     let c = unsafe { &*(ctx as *const AcceptCtx) };
     let req = *c.request.lock().unwrap() as *const SAFEWSK_ACCEPT_REQUEST;
     // SAFETY: the request is intact until this callback returns.
-    let (local, remote) = unsafe { (addr_of(&(*req).LocalAddress), addr_of(&(*req).RemoteAddress)) };
+    let req = unsafe { &*req };
+    let (local, remote) = (addr_of(&req.LocalAddress), addr_of(&req.RemoteAddress));
     let irql = hostkernel::irql::current();
     c.seen.calls.lock().unwrap().push((status, socket as usize, irql, local, remote));
     c.seen.cv.notify_all();
