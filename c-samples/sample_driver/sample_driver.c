@@ -54,7 +54,7 @@ static KSTART_ROUTINE SampleWorker;
 static NTSTATUS
 SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
 {
-    RTL_QUERY_REGISTRY_TABLE table[5];
+    RTL_QUERY_REGISTRY_TABLE table[3];
 
     *Address = 0;
     *Port = 0;
@@ -67,19 +67,28 @@ SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
     table[1].Name = L"TargetPort";
     table[1].EntryContext = Port;
     table[1].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
-    /* Optional (not REQUIRED): left 0 when absent. */
-    g_ServerPort = 0;
-    g_UdpPort = 0;
-    table[2].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK;
-    table[2].Name = L"ServerPort";
-    table[2].EntryContext = &g_ServerPort;
-    table[2].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
-    table[3].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK;
-    table[3].Name = L"UdpPort";
-    table[3].EntryContext = &g_UdpPort;
-    table[3].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
-    /* table[4] is zero: the terminator. */
+    /* table[2] is zero: the terminator. */
     return RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL);
+}
+
+/* An optional REG_DWORD parameter: *Value stays 0 when it is absent (its
+ * own query, REQUIRED, whose failure only means "not configured": kernels
+ * differ in how they treat a missing optional DIRECT value). */
+static VOID
+SampleReadOptional(_In_ PCWSTR Name, _Out_ ULONG *Value)
+{
+    RTL_QUERY_REGISTRY_TABLE table[2];
+    ULONG v = 0;
+
+    *Value = 0;
+    RtlZeroMemory(table, sizeof(table));
+    table[0].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK | RTL_QUERY_REGISTRY_REQUIRED;
+    table[0].Name = (PWSTR)Name;
+    table[0].EntryContext = &v;
+    table[0].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
+    if (NT_SUCCESS(RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL))) {
+        *Value = v;
+    }
 }
 
 /* The worker thread: PASSIVE_LEVEL, free to wait. */
@@ -126,6 +135,8 @@ DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
         DbgPrint("safewsk-sample: TargetAddress/TargetPort missing: 0x%08X\n", (unsigned)status);
         return status;
     }
+    SampleReadOptional(L"ServerPort", &g_ServerPort);
+    SampleReadOptional(L"UdpPort", &g_UdpPort);
     status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, FALSE, &g_Device);
     if (!NT_SUCCESS(status)) {
         return status;
