@@ -47,7 +47,16 @@
 //!
 //!     cargo bench --bench safewsk_bench -- --threads-only
 //!
-//! Environment: SAFEWSK_BENCH_SCALE (default 10000) sets N,
+//! 9. servers and datagrams (issue 20; `server_rows`): accepts per second of
+//!    connections already waiting (SafeWskAccept one after the other, and
+//!    SafeWskAcceptAsync all at once) vs a plain
+//!    non-blocking accept4() loop driven by poll(); UDP 64-byte send-to +
+//!    receive-from pairs per second vs plain sendto()/recvfrom() on two
+//!    Linux sockets; interleaved rounds, medians. The instruction counts of
+//!    7. have rows for accept, send-to and receive-from too.
+//!
+//! Environment: SAFEWSK_BENCH_ONLY=servers prints the rows of 9. alone;
+//! SAFEWSK_BENCH_SCALE (default 10000) sets N,
 //! SAFEWSK_BENCH_ROUNDS (default 9) the rounds of 6,
 //! SAFEWSK_BENCH_ECHO_N (default 500) and SAFEWSK_BENCH_ECHO_ROUNDS
 //! (default 21) the echoes per thread per phase and the rounds of 8.
@@ -292,6 +301,14 @@ fn main() {
     if scale_child() {
         return;
     }
+    // SAFEWSK_BENCH_ONLY=servers: only the rows of 9. (while working on
+    // them; the table is one run of everything).
+    if std::env::var("SAFEWSK_BENCH_ONLY").as_deref() == Ok("servers") {
+        for row in server_rows() {
+            println!("{row}");
+        }
+        return;
+    }
     let scale: usize = std::env::var("SAFEWSK_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let k = Session::begin();
     let client = startup();
@@ -411,6 +428,7 @@ fn main() {
     // 8. Multi-threaded echoes (a host-kernel session of their own).
     let echo = echo_threads::rows(echo_threads::Settings::from_env());
     let scale_table = scale_rows(scale);
+    let server_table = server_rows();
     // The instruction counts (callgrind; a child process of its own).
     let instruction_rows = icount::table_rows();
 
@@ -444,6 +462,9 @@ fn main() {
         async_secs / plain_secs
     );
     for row in &scale_table {
+        println!("{row}");
+    }
+    for row in &server_table {
         println!("{row}");
     }
     for row in instruction_rows {
@@ -795,4 +816,199 @@ fn scale_rows(scale: usize) -> Vec<String> {
         big as f64 / slowest,
     ));
     rows
+}
+
+// ---------------------------------------------------------------------------
+// 8. Servers and datagrams (issue 20)
+// ---------------------------------------------------------------------------
+
+static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+static ACCEPTED_SOCKETS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn accepted(_: PVOID, status: NTSTATUS, socket: *mut SAFEWSK_SOCKET) {
+    assert_eq!(status, STATUS_SUCCESS);
+    ACCEPTED_SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).push(socket as usize);
+    ACCEPTED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `n` connections to 127.0.0.1:`port`, established (they wait in the
+/// listening socket's queue).
+fn waiting_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect()
+}
+
+/// The local port of a safewsk socket.
+fn port_of(socket: *mut SAFEWSK_SOCKET) -> u16 {
+    let mut a = [0u8; 28];
+    // SAFETY: a writable 28-byte buffer.
+    assert_eq!(unsafe { SafeWskGetLocalAddress(socket, a.as_mut_ptr().cast(), 28, 5000) }, STATUS_SUCCESS);
+    u16::from_be_bytes([a[2], a[3]])
+}
+
+/// Rows for accepts per second and UDP pairs per second, each against the
+/// plain Linux calls, interleaved rounds, medians.
+fn server_rows() -> Vec<String> {
+    use std::os::fd::AsRawFd;
+    let (rounds, per, pairs) = (9usize, 500usize, 2000usize);
+    let k = Session::begin();
+    let client = startup();
+    let local = Addr::parse("127.0.0.1:0");
+    let mut listener = ptr::null_mut();
+    // SAFETY: valid address and out pointer for the call.
+    assert_eq!(unsafe { SafeWskListen(client, local.ptr(), ptr::null(), &mut listener, 5000) }, STATUS_SUCCESS);
+    let lport = port_of(listener);
+    // The plain listener with the backlog the host kernel's listening
+    // sockets get (SOMAXCONN, 4096; std's TcpListener asks for 128, which
+    // the waiting connections would overflow).
+    let plain = {
+        use std::os::fd::FromRawFd;
+        // SAFETY: socket() takes no pointers; the descriptor is ours.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as u16;
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        // SAFETY: `sin` is an initialized sockaddr_in of 16 bytes.
+        assert_eq!(unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), 16) }, 0);
+        // SAFETY: listen() takes no pointers; `fd` is our bound socket.
+        assert_eq!(unsafe { libc::listen(fd, libc::SOMAXCONN) }, 0);
+        // SAFETY: `fd` is an open, listening socket that nothing else owns.
+        unsafe { std::net::TcpListener::from_raw_fd(fd) }
+    };
+    plain.set_nonblocking(true).expect("nonblocking");
+    let pport = plain.local_addr().expect("addr").port();
+    let (mut sync_us, mut async_us, mut plain_us) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        // SafeWskAccept of connections already waiting.
+        let peers = waiting_connections(lport, per);
+        let t = Instant::now();
+        let mut got = Vec::with_capacity(per);
+        for _ in 0..per {
+            let mut s = ptr::null_mut();
+            // SAFETY: valid out pointer; no address wanted.
+            let st = unsafe {
+                SafeWskAccept(listener, ptr::null_mut(), ptr::null(), &mut s, ptr::null_mut(), ptr::null_mut(), 5000)
+            };
+            assert_eq!(st, STATUS_SUCCESS);
+            got.push(s);
+        }
+        sync_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        for s in got {
+            assert_eq!(close(s), STATUS_SUCCESS);
+        }
+        drop(peers);
+
+        // SafeWskAcceptAsync of connections already waiting: from the first
+        // request until the last callback.
+        let peers = waiting_connections(lport, per);
+        ACCEPTED.store(0, Ordering::SeqCst);
+        let mut areqs: Vec<SAFEWSK_ACCEPT_REQUEST> = (0..per)
+            .map(|_| SAFEWSK_ACCEPT_REQUEST {
+                Callback: Some(accepted),
+                CallbackContext: ptr::null_mut(),
+                TimeoutMs: SAFEWSK_NO_TIMEOUT,
+                Reserved: 0,
+                LocalAddress: SAFEWSK_ADDRESS::default(),
+                RemoteAddress: SAFEWSK_ADDRESS::default(),
+                Private: [0; 32],
+            })
+            .collect();
+        let t = Instant::now();
+        for r in areqs.iter_mut() {
+            // SAFETY: `areqs` outlives every callback (waited for below).
+            assert_eq!(unsafe { SafeWskAcceptAsync(listener, ptr::null_mut(), ptr::null(), r) }, STATUS_PENDING);
+        }
+        while ACCEPTED.load(Ordering::SeqCst) < per {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        async_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        close_handles(&ACCEPTED_SOCKETS);
+        drop(areqs);
+        drop(peers);
+
+        // The plain reference: non-blocking accept4 driven by poll.
+        let peers = waiting_connections(pport, per);
+        let t = Instant::now();
+        let mut fds = Vec::with_capacity(per);
+        let mut p = libc::pollfd { fd: plain.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        while fds.len() < per {
+            // SAFETY: our listening socket; no address wanted.
+            let fd = unsafe {
+                libc::accept4(p.fd, ptr::null_mut(), ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            };
+            if fd >= 0 {
+                fds.push(fd);
+            } else {
+                // SAFETY: one writable pollfd.
+                unsafe { libc::poll(&mut p, 1, 1000) };
+            }
+        }
+        plain_us.push(t.elapsed().as_secs_f64() * 1e6 / per as f64);
+        for fd in fds {
+            // SAFETY: our descriptors.
+            unsafe { libc::close(fd) };
+        }
+        drop(peers);
+    }
+    assert_eq!(close(listener), STATUS_SUCCESS);
+
+    // UDP: 64-byte send-to + receive-from pairs.
+    let mut a = ptr::null_mut();
+    let mut b = ptr::null_mut();
+    // SAFETY: valid address and out pointer for the call.
+    assert_eq!(unsafe { SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut a, 5000) }, STATUS_SUCCESS);
+    // SAFETY: as above.
+    assert_eq!(unsafe { SafeWskDatagramSocket(client, local.ptr(), ptr::null(), &mut b, 5000) }, STATUS_SUCCESS);
+    let b_addr = Addr::parse(&format!("127.0.0.1:{}", port_of(b)));
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let ub = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let ub_addr = ub.local_addr().expect("addr");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let payload = [0x42u8; 64];
+    let mut buf = [0u8; 64];
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..pairs {
+            let mut n = 0;
+            // SAFETY: stack buffers live for the call.
+            let st = unsafe { SafeWskSendTo(a, payload.as_ptr().cast(), 64, 0, b_addr.ptr(), 5000, &mut n) };
+            assert_eq!(st, STATUS_SUCCESS);
+            // SAFETY: as above.
+            let st = unsafe { SafeWskReceiveFrom(b, buf.as_mut_ptr().cast(), 64, 0, ptr::null_mut(), 5000, &mut n) };
+            assert_eq!(st, STATUS_SUCCESS);
+        }
+        ours.push(t.elapsed().as_secs_f64() * 1e6 / pairs as f64);
+        let t = Instant::now();
+        for _ in 0..pairs {
+            ua.send_to(&payload, ub_addr).expect("sendto");
+            ub.recv_from(&mut buf).expect("recvfrom");
+        }
+        theirs.push(t.elapsed().as_secs_f64() * 1e6 / pairs as f64);
+    }
+    assert_eq!(close(a), STATUS_SUCCESS);
+    assert_eq!(close(b), STATUS_SUCCESS);
+    cleanup(client);
+    k.finish();
+    let (s, ay, p) = (median(sync_us), median(async_us), median(plain_us));
+    let (u, v) = (median(ours), median(theirs));
+    vec![
+        format!(
+            "| accepts of waiting connections, SafeWskAccept, median of {rounds} x {per} | {s:.1} us ({:.0}/s) | {p:.1} us ({:.0}/s) non-blocking accept4 + poll | {:.2}x time |",
+            1e6 / s,
+            1e6 / p,
+            s / p
+        ),
+        format!(
+            "| accepts of waiting connections, {per} SafeWskAcceptAsync at once until the last callback, median of {rounds} | {ay:.1} us ({:.0}/s) | {p:.1} us ({:.0}/s) non-blocking accept4 + poll | {:.2}x time |",
+            1e6 / ay,
+            1e6 / p,
+            ay / p
+        ),
+        format!(
+            "| UDP 64-byte send-to + receive-from pairs, median of {rounds} x {pairs} | {u:.1} us ({:.0} pairs/s) | {v:.1} us ({:.0} pairs/s) plain sendto + recvfrom | {:.2}x time |",
+            1e6 / u,
+            1e6 / v,
+            u / v
+        ),
+    ]
 }

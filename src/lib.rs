@@ -78,6 +78,8 @@ mod kernel;
 /// cbindgen:ignore
 #[cfg(not(loom))]
 pub mod net;
+#[cfg(not(loom))]
+mod servers;
 
 // The loom build compiles only the kernel-free state words it checks.
 /// cbindgen:ignore

@@ -21,7 +21,8 @@
        127.0.0.1 and one on ::1, and a port on which nothing listens.
     4. Installs the driver package (pnputil /add-driver /install: a primitive
        driver INF, which creates the demand-start service), writes the
-       service's Parameters (EchoPort, RefusedPort, Echo6Port, ResultFile),
+       service's Parameters (EchoPort, RefusedPort, Echo6Port, ListenPort1,
+       ListenPort2, ResultFile),
        starts the service, and waits (at most -TimeoutSeconds) for the result
        file the driver writes when its cases are done.
     5. Prints the result file, stops the service, removes the driver package
@@ -131,6 +132,10 @@ $echo = [SafeWskEchoServer]::new([Net.IPAddress]::Loopback)
 $echo6 = $null
 try { $echo6 = [SafeWskEchoServer]::new([Net.IPAddress]::IPv6Loopback) } catch { Write-Host "no ::1 here: $_" }
 $refused = [SafeWskEchoServer]::UnusedPort()
+# Free ports for the cases' own listening sockets (ListenPort1, ListenPort2).
+$listen1 = [SafeWskEchoServer]::UnusedPort()
+$listen2 = [SafeWskEchoServer]::UnusedPort()
+while ($listen2 -eq $listen1) { $listen2 = [SafeWskEchoServer]::UnusedPort() }
 $echo6Port = if ($echo6) { $echo6.Port } else { 0 }
 Write-Host "servers: echo 127.0.0.1:$($echo.Port), echo6 [::1]:$echo6Port, refused $refused"
 
@@ -148,6 +153,8 @@ try {
     New-ItemProperty -Path $key -Name EchoPort -PropertyType DWord -Value $echo.Port -Force | Out-Null
     New-ItemProperty -Path $key -Name RefusedPort -PropertyType DWord -Value $refused -Force | Out-Null
     New-ItemProperty -Path $key -Name Echo6Port -PropertyType DWord -Value $echo6Port -Force | Out-Null
+    New-ItemProperty -Path $key -Name ListenPort1 -PropertyType DWord -Value $listen1 -Force | Out-Null
+    New-ItemProperty -Path $key -Name ListenPort2 -PropertyType DWord -Value $listen2 -Force | Out-Null
     New-ItemProperty -Path $key -Name ResultFile -PropertyType String -Value "\??\$ResultFile" -Force | Out-Null
     $start = Invoke-Tool 'sc.exe' @('start', $Service)
     if ($start.ExitCode -ne 0) { Fail "sc start $($Service): $($start.Output)" }

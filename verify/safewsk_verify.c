@@ -6,7 +6,8 @@
  * are that file's, so there is one copy of them for Wine and for Windows.
  * What this file adds:
  * - the service name SafeWskVerify (its Parameters key holds EchoPort,
- *   RefusedPort, Echo6Port and, optionally, ResultFile) and the prefix
+ *   RefusedPort, Echo6Port, ListenPort1, ListenPort2 and, optionally,
+ *   ResultFile) and the prefix
  *   "safewsk-verify: " on every line;
  * - every line printed is also kept (in the image's data, non-paged) and,
  *   once the summary line "safewsk-verify: N passed, M failed" has been

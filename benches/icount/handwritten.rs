@@ -309,6 +309,160 @@ impl Handwritten {
 // socket.
 unsafe impl Sync for Handwritten {}
 
+/// The hand-written server and datagram calls (issue 20): the same
+/// sequence per call, on the provider's listening and datagram tables.
+impl Handwritten {
+    /// WskSocket of `flags` (WSK_FLAG_LISTEN_SOCKET or
+    /// WSK_FLAG_DATAGRAM_SOCKET) for `local`'s family, then WskBind: the
+    /// bound socket, or the status (the socket closed again on a failed
+    /// bind).
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL; `local` is a valid SOCKADDR_IN for the call.
+    #[inline(never)]
+    pub unsafe fn bound(&self, flags: u32, local: *const SOCKADDR) -> Result<*mut WSK_SOCKET, NTSTATUS> {
+        // SAFETY: the provider dispatch captured in new(), static.
+        let entry = unsafe { (*self.npi.Dispatch).WskSocket };
+        if entry.is_null() {
+            return Err(STATUS_NOT_SUPPORTED);
+        }
+        // SAFETY: the WskSocket entry is a PFN_WSK_SOCKET.
+        let f = unsafe { std::mem::transmute::<PVOID, PFN_WSK_SOCKET>(entry) };
+        let (ty, proto) =
+            if flags == WSK_FLAG_DATAGRAM_SOCKET { (SOCK_DGRAM, IPPROTO_UDP) } else { (SOCK_STREAM, IPPROTO_TCP) };
+        let issue = |irp| {
+            // SAFETY: the provider's WskSocket with its client and our IRP.
+            unsafe {
+                f(
+                    self.npi.Client,
+                    AF_INET,
+                    ty,
+                    proto,
+                    flags,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    irp,
+                )
+            }
+        };
+        // SAFETY: PASSIVE_LEVEL per the caller; one WSK call.
+        let (st, info) = unsafe { self.call(Some(5000), issue) };
+        if st < 0 {
+            return Err(st);
+        }
+        let socket = info as *mut WSK_SOCKET;
+        // SAFETY: a socket just made: its Dispatch begins with the basic
+        // functions and WskBind.
+        let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_BIND_PREFIX>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
+        // SAFETY: WskBind is a PFN_WSK_BIND.
+        let bind = unsafe { std::mem::transmute::<PVOID, PFN_WSK_BIND>(d.WskBind) };
+        // SAFETY: the provider's WskBind of the socket it made, the caller's
+        // address (alive until completion).
+        let issue = |irp| unsafe { bind(socket, local.cast_mut(), 0, irp) };
+        // SAFETY: as above.
+        let (st, _) = unsafe { self.call(Some(5000), issue) };
+        if st < 0 {
+            // SAFETY: the socket just made, closed once.
+            unsafe { self.close(socket) };
+            return Err(st);
+        }
+        Ok(socket)
+    }
+
+    /// WskAccept on a listening socket and wait: the accepted socket, with
+    /// the addresses written to non-paged buffers on this stack.
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL; an open, bound listening socket.
+    #[inline(never)]
+    pub unsafe fn accept(&self, listen: *mut WSK_SOCKET, timeout_ms: u32) -> Result<*mut WSK_SOCKET, NTSTATUS> {
+        // SAFETY: a listening socket's Dispatch is the provider's static
+        // listening table.
+        let d = unsafe { (*listen).Dispatch }.cast::<WSK_PROVIDER_LISTEN_DISPATCH>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
+        // SAFETY: WskAccept is a PFN_WSK_ACCEPT.
+        let f = unsafe { std::mem::transmute::<PVOID, PFN_WSK_ACCEPT>(d.WskAccept) };
+        let mut local = [0u32; 7];
+        let mut remote = [0u32; 7];
+        let (l, r): (*mut SOCKADDR, *mut SOCKADDR) = (local.as_mut_ptr().cast(), remote.as_mut_ptr().cast());
+        // SAFETY: the provider's WskAccept; the address buffers are on this
+        // resident stack until completion.
+        let issue = |irp| unsafe { f(listen, 0, ptr::null_mut(), ptr::null(), l, r, irp) };
+        // SAFETY: PASSIVE_LEVEL per the caller; one WSK call.
+        let (st, info) = unsafe { self.call(Some(timeout_ms), issue) };
+        if st < 0 {
+            return Err(st);
+        }
+        Ok(info as *mut WSK_SOCKET)
+    }
+
+    /// WskSendTo (`remote` Some) or WskReceiveFrom of `len` bytes of
+    /// non-paged pool at `buf` on a datagram socket: the bytes transferred.
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL; an open datagram socket; `buf` is `len` bytes of
+    /// non-paged pool; `remote` a valid SOCKADDR; all live for the call.
+    #[inline(never)]
+    pub unsafe fn datagram(
+        &self,
+        socket: *mut WSK_SOCKET,
+        remote: Option<*const SOCKADDR>,
+        buf: *mut u8,
+        len: u32,
+        timeout_ms: u32,
+    ) -> Result<usize, NTSTATUS> {
+        // SAFETY: a datagram socket's Dispatch is the provider's static
+        // datagram table.
+        let d = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_DATAGRAM_DISPATCH>();
+        // SAFETY: as above: the provider's static table, of this kind.
+        let d = unsafe { &*d };
+        // SAFETY: `buf` is `len` bytes per the caller.
+        let mdl = unsafe { IoAllocateMdl(buf.cast(), len, 0, 0, ptr::null_mut()) };
+        if mdl.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        // SAFETY: a fresh MDL over non-paged pool.
+        unsafe { MmBuildMdlForNonPagedPool(mdl) };
+        let mut wsk_buf = WSK_BUF { Mdl: mdl, Offset: 0, Length: len as usize };
+        let wb: *mut WSK_BUF = &mut wsk_buf;
+        let mut from = [0u32; 7];
+        let from_ptr: *mut SOCKADDR = from.as_mut_ptr().cast();
+        let (st, info) = match remote {
+            Some(to) => {
+                // SAFETY: WskSendTo is a PFN_WSK_SEND_TO.
+                let f = unsafe { std::mem::transmute::<PVOID, PFN_WSK_SEND_TO>(d.WskSendTo) };
+                // SAFETY: the provider's WskSendTo; the WSK_BUF, MDL and
+                // address outlive the IRP.
+                let issue = |irp| unsafe { f(socket, wb, 0, to.cast_mut(), 0, ptr::null_mut(), irp) };
+                // SAFETY: PASSIVE_LEVEL per the caller; one WSK call.
+                unsafe { self.call(Some(timeout_ms), issue) }
+            }
+            None => {
+                // SAFETY: WskReceiveFrom is a PFN_WSK_RECEIVE_FROM.
+                let f = unsafe { std::mem::transmute::<PVOID, PFN_WSK_RECEIVE_FROM>(d.WskReceiveFrom) };
+                // SAFETY: the provider's WskReceiveFrom; the WSK_BUF, MDL and
+                // the address buffer (resident stack) outlive the IRP.
+                let issue =
+                    |irp| unsafe { f(socket, wb, 0, from_ptr, ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), irp) };
+                // SAFETY: as above.
+                unsafe { self.call(Some(timeout_ms), issue) }
+            }
+        };
+        // SAFETY: the IRP that used it has completed and been freed.
+        unsafe { IoFreeMdl(mdl) };
+        if st < 0 {
+            return Err(st);
+        }
+        Ok(info)
+    }
+}
+
 impl Drop for Handwritten {
     fn drop(&mut self) {
         // SAFETY: the provider NPI captured in new(), released once.

@@ -69,9 +69,21 @@ pub enum Phase {
     Send,
     Receive,
     Close,
+    /// SafeWskAccept / WskAccept of a connection already waiting (issue 20).
+    Accept,
+    /// SafeWskSendTo / WskSendTo of 64 bytes.
+    SendTo,
+    /// SafeWskReceiveFrom / WskReceiveFrom of a 64-byte datagram waiting.
+    ReceiveFrom,
 }
 
+/// The connection socket's calls (the first rows of the table).
 pub const PHASES: [Phase; 4] = [Phase::Connect, Phase::Send, Phase::Receive, Phase::Close];
+/// The server and datagram calls (issue 20: their own rows).
+pub const SERVER_PHASES: [Phase; 3] = [Phase::Accept, Phase::SendTo, Phase::ReceiveFrom];
+/// Every phase the workload dumps.
+pub const ALL_PHASES: [Phase; 7] =
+    [Phase::Connect, Phase::Send, Phase::Receive, Phase::Close, Phase::Accept, Phase::SendTo, Phase::ReceiveFrom];
 
 impl Phase {
     pub fn name(self) -> &'static str {
@@ -80,6 +92,9 @@ impl Phase {
             Phase::Send => "send",
             Phase::Receive => "receive",
             Phase::Close => "close",
+            Phase::Accept => "accept",
+            Phase::SendTo => "sendto",
+            Phase::ReceiveFrom => "recvfrom",
         }
     }
 }
@@ -217,7 +232,7 @@ pub fn measure(s: Settings) -> Result<Report, String> {
             // "<side> <phase> <round>"; round 0 is the warm-up.
             let mut parts = dump.label.rsplitn(3, ' ');
             let round: usize = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
-            let phase = parts.next().and_then(|p| PHASES.into_iter().find(|x| x.name() == p));
+            let phase = parts.next().and_then(|p| ALL_PHASES.into_iter().find(|x| x.name() == p));
             let side =
                 parts.next().and_then(|x| [Side::Safewsk, Side::Handwritten].into_iter().find(|y| y.name() == x));
             if let (Some(side), Some(phase), true) = (side, phase, round > 0) {
@@ -226,7 +241,7 @@ pub fn measure(s: Settings) -> Result<Report, String> {
         }
     }
     for side in [Side::Safewsk, Side::Handwritten] {
-        for phase in PHASES {
+        for phase in ALL_PHASES {
             let got = samples.get(&(side, phase)).map_or(0, |v| v.len());
             if got != s.rounds * s.runs {
                 return Err(format!("{} {}: {got} dumps, expected {}", side.name(), phase.name(), s.rounds * s.runs));
@@ -283,7 +298,7 @@ impl Report {
         }
         let _ = writeln!(o, " total | system calls |");
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
-        for phase in PHASES {
+        for phase in ALL_PHASES {
             for side in [Side::Safewsk, Side::Handwritten] {
                 let _ = write!(o, "| {} | {} | {:.1} |", phase.name(), side.name(), self.own(side, phase));
                 for &c in &CATS[2..] {
@@ -298,7 +313,7 @@ impl Report {
             }
         }
         let _ = writeln!(o);
-        for phase in PHASES {
+        for phase in ALL_PHASES {
             let _ = writeln!(o, "{}: own instructions per operation by source file, and kernel calls", phase.name());
             for side in [Side::Safewsk, Side::Handwritten] {
                 let Some(m) = self.median_sample(side, phase) else { continue };
@@ -335,7 +350,7 @@ impl Report {
         }
         let _ = writeln!(o);
         let _ = writeln!(o, "Repeatability (max - min of the own count per operation):");
-        for phase in PHASES {
+        for phase in ALL_PHASES {
             for side in [Side::Safewsk, Side::Handwritten] {
                 let (all, runs) = self.own_spread(side, phase);
                 let _ = writeln!(
@@ -359,7 +374,7 @@ impl Report {
     /// counts and the ratios.
     pub fn headline(&self) -> String {
         let mut o = String::new();
-        let extra: Vec<String> = PHASES
+        let extra: Vec<String> = ALL_PHASES
             .iter()
             .enumerate()
             .map(|(i, &p)| {
@@ -368,7 +383,7 @@ impl Report {
             })
             .collect();
         let _ = writeln!(o, "safewsk adds {} over the hand-written code.", extra.join(", "));
-        let (worst, phase) = PHASES
+        let (worst, phase) = ALL_PHASES
             .iter()
             .map(|&p| (self.own(Side::Safewsk, p) - self.own(Side::Handwritten, p), p))
             .fold((f64::MIN, Phase::Connect), |a, b| if b.0 > a.0 { b } else { a });
@@ -378,7 +393,7 @@ impl Report {
              the source files and functions above, and the kernel calls it makes that the hand-written code does not.",
             phase.name()
         );
-        for p in PHASES {
+        for p in ALL_PHASES {
             let (w, h) = (self.own(Side::Safewsk, p), self.own(Side::Handwritten, p));
             let (tw, th) = (self.med(Side::Safewsk, p, Sample::total), self.med(Side::Handwritten, p, Sample::total));
             let _ = writeln!(
@@ -397,34 +412,37 @@ impl Report {
         o
     }
 
-    /// Rows for the bench's one table.
+    /// Rows for the bench's one table: the connection socket's calls, then
+    /// the server and datagram calls (issue 20).
     pub fn table_rows(&self) -> Vec<String> {
+        let mut rows = self.rows_for(&PHASES);
+        rows.extend(self.rows_for(&SERVER_PHASES));
+        rows
+    }
+
+    /// Two rows (own code, whole call) for `phases`.
+    fn rows_for(&self, phases: &[Phase]) -> Vec<String> {
         let s = self.settings;
-        let per = |side| PHASES.map(|p| format!("{:.0}", self.own(side, p))).join(" / ");
-        let ratio =
-            PHASES.map(|p| format!("{:.2}", self.own(Side::Safewsk, p) / self.own(Side::Handwritten, p))).join(" / ");
-        let total = |side| PHASES.map(|p| format!("{:.0}", self.med(side, p, Sample::total))).join(" / ");
-        let total_ratio = PHASES
-            .map(|p| {
-                format!(
-                    "{:.3}",
-                    self.med(Side::Safewsk, p, Sample::total) / self.med(Side::Handwritten, p, Sample::total)
-                )
-            })
-            .join(" / ");
-        let extra =
-            PHASES.map(|p| format!("{:+.0}", self.own(Side::Safewsk, p) - self.own(Side::Handwritten, p))).join(" / ");
-        let spread = PHASES
+        let names = phases.iter().map(|p| p.name()).collect::<Vec<_>>().join(" / ");
+        let join = |f: &dyn Fn(Phase) -> String| phases.iter().map(|&p| f(p)).collect::<Vec<_>>().join(" / ");
+        let per = |side| join(&|p| format!("{:.0}", self.own(side, p)));
+        let ratio = join(&|p| format!("{:.2}", self.own(Side::Safewsk, p) / self.own(Side::Handwritten, p)));
+        let total = |side| join(&|p| format!("{:.0}", self.med(side, p, Sample::total)));
+        let total_ratio = join(&|p| {
+            format!("{:.3}", self.med(Side::Safewsk, p, Sample::total) / self.med(Side::Handwritten, p, Sample::total))
+        });
+        let extra = join(&|p| format!("{:+.0}", self.own(Side::Safewsk, p) - self.own(Side::Handwritten, p)));
+        let spread = phases
             .iter()
             .flat_map(|&p| [Side::Safewsk, Side::Handwritten].map(|side| self.own_spread(side, p).0))
             .fold(0.0, f64::max);
         vec![
             format!(
-                "| instructions per connect / send / receive / close, own code (callgrind, median of {} runs x {} rounds x {}; spread {spread:.1}) | {} | {} (hand-written IRP sequence) | {} ({extra}) |",
+                "| instructions per {names}, own code (callgrind, median of {} runs x {} rounds x {}; spread {spread:.1}) | {} | {} (hand-written IRP sequence) | {} ({extra}) |",
                 s.runs, s.rounds, s.n, per(Side::Safewsk), per(Side::Handwritten), ratio
             ),
             format!(
-                "| instructions per connect / send / receive / close, whole call incl. the emulated kernel | {} | {} | {} |",
+                "| instructions per {names}, whole call incl. the emulated kernel | {} | {} | {} |",
                 total(Side::Safewsk),
                 total(Side::Handwritten),
                 total_ratio

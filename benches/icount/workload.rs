@@ -1,6 +1,9 @@
 //! The workload that runs under callgrind: per round and per side (safewsk,
 //! then the hand-written sequence), N sends, N receives (64 bytes each, on
-//! one connection to an echo server), N synchronous connects and N closes, each phase scoped by callgrind client requests
+//! one connection to an echo server), N synchronous connects and N closes,
+//! then (issue 20) N accepts of connections already waiting on a listening
+//! socket, N send-tos and N receive-froms of 64-byte datagrams already
+//! waiting, each phase scoped by callgrind client requests
 //! (CALLGRIND_ZERO_STATS before it, CALLGRIND_DUMP_STATS_AT after it), so
 //! that each dump holds exactly that phase's instructions on every thread
 //! (the host kernel's provider threads and the loopback servers included).
@@ -206,6 +209,121 @@ impl Ops<'_> {
     }
 }
 
+/// One side's listening and datagram sockets (issue 20).
+#[derive(Clone, Copy)]
+enum Server {
+    Safewsk { listen: *mut SAFEWSK_SOCKET, datagram: *mut SAFEWSK_SOCKET },
+    Handwritten { listen: *mut WSK_SOCKET, datagram: *mut WSK_SOCKET },
+}
+
+impl Ops<'_> {
+    /// A listening socket and a datagram socket on 127.0.0.1, and their
+    /// ports.
+    fn server(&self) -> (Server, u16, u16) {
+        let local = Addr::parse("127.0.0.1:0");
+        match self.side {
+            Side::Safewsk => {
+                let (mut l, mut d) = (ptr::null_mut(), ptr::null_mut());
+                // SAFETY: valid address and out pointer for the call.
+                let st = unsafe { SafeWskListen(self.client, local.ptr(), ptr::null(), &mut l, TIMEOUT_MS) };
+                assert_eq!(st, STATUS_SUCCESS);
+                // SAFETY: as above.
+                let st = unsafe { SafeWskDatagramSocket(self.client, local.ptr(), ptr::null(), &mut d, TIMEOUT_MS) };
+                assert_eq!(st, STATUS_SUCCESS);
+                let port = |s: *mut SAFEWSK_SOCKET| {
+                    let mut a = [0u8; 28];
+                    // SAFETY: a writable 28-byte buffer.
+                    assert_eq!(unsafe { SafeWskGetLocalAddress(s, a.as_mut_ptr().cast(), 28, TIMEOUT_MS) }, 0);
+                    u16::from_be_bytes([a[2], a[3]])
+                };
+                (Server::Safewsk { listen: l, datagram: d }, port(l), port(d))
+            }
+            Side::Handwritten => {
+                // SAFETY: PASSIVE_LEVEL; a valid address for the calls.
+                let l = unsafe { self.hand.bound(WSK_FLAG_LISTEN_SOCKET, local.ptr()) }.expect("hand-written listen");
+                // SAFETY: as above.
+                let d = unsafe { self.hand.bound(WSK_FLAG_DATAGRAM_SOCKET, local.ptr()) }.expect("hand-written socket");
+                let port = |s: *mut WSK_SOCKET| {
+                    let fd = hostkernel::socket_fd(s.cast()).expect("fd");
+                    // SAFETY: sockaddr_in is plain C data; all zeroes is valid.
+                    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                    let mut len = 16u32;
+                    // SAFETY: our socket; `sin` and `len` describe a buffer.
+                    unsafe { libc::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) };
+                    u16::from_be(sin.sin_port)
+                };
+                (Server::Handwritten { listen: l, datagram: d }, port(l), port(d))
+            }
+        }
+    }
+
+    fn accept(&self, server: Server) -> Socket {
+        match server {
+            Server::Safewsk { listen, .. } => {
+                let mut s = ptr::null_mut();
+                // SAFETY: valid out pointer; no address wanted.
+                let st = unsafe {
+                    SafeWskAccept(
+                        listen,
+                        ptr::null_mut(),
+                        ptr::null(),
+                        &mut s,
+                        ptr::null_mut(),
+                        ptr::null_mut(),
+                        TIMEOUT_MS,
+                    )
+                };
+                assert_eq!(st, STATUS_SUCCESS);
+                Socket::Safewsk(s)
+            }
+            Server::Handwritten { listen, .. } => {
+                // SAFETY: PASSIVE_LEVEL; an open listening socket.
+                Socket::Handwritten(unsafe { self.hand.accept(listen, TIMEOUT_MS) }.expect("hand-written accept"))
+            }
+        }
+    }
+
+    fn datagram(&self, server: Server, to: Option<&Addr>, buf: *mut u8) {
+        let n = match server {
+            Server::Safewsk { datagram, .. } => {
+                let mut n = 0;
+                let flags = SAFEWSK_FLAG_NONPAGED_BUFFER;
+                let st = match to {
+                    // SAFETY: `buf` is PAYLOAD bytes of non-paged pool, live.
+                    Some(to) => unsafe {
+                        SafeWskSendTo(datagram, buf.cast(), PAYLOAD, flags, to.ptr(), TIMEOUT_MS, &mut n)
+                    },
+                    // SAFETY: as above.
+                    None => unsafe {
+                        SafeWskReceiveFrom(datagram, buf.cast(), PAYLOAD, flags, ptr::null_mut(), TIMEOUT_MS, &mut n)
+                    },
+                };
+                assert_eq!(st, STATUS_SUCCESS);
+                n as usize
+            }
+            Server::Handwritten { datagram, .. } => {
+                // SAFETY: PASSIVE_LEVEL; an open datagram socket; `buf` as above.
+                unsafe { self.hand.datagram(datagram, to.map(|a| a.ptr()), buf, PAYLOAD, TIMEOUT_MS) }
+                    .expect("hand-written datagram")
+            }
+        };
+        assert_eq!(n, PAYLOAD as usize);
+    }
+
+    fn close_server(&self, server: Server) {
+        match server {
+            Server::Safewsk { listen, datagram } => {
+                self.close(Socket::Safewsk(listen));
+                self.close(Socket::Safewsk(datagram));
+            }
+            Server::Handwritten { listen, datagram } => {
+                self.close(Socket::Handwritten(listen));
+                self.close(Socket::Handwritten(datagram));
+            }
+        }
+    }
+}
+
 /// Runs `rounds` rounds of `n` operations per phase and side (after a
 /// warm-up that is not measured), dumping one callgrind part per phase,
 /// labelled `<side> <phase> <round>`.
@@ -224,6 +342,12 @@ pub fn run(n: usize, rounds: usize) {
         sides.iter().map(|&side| Ops { side, client, hand: &hand, local: Addr::parse("0.0.0.0:0") }).collect();
     let echo_addr = Addr::from(echo);
     let data: Vec<Socket> = ops.iter().map(|o| o.connect(&echo_addr)).collect();
+    let servers: Vec<(Server, u16, u16)> = ops.iter().map(|o| o.server()).collect();
+    // The datagrams' other end: a plain UDP socket (sink for the send-tos,
+    // source of the datagrams the receive-froms take).
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+    let peer_addr = Addr::from(peer.local_addr().expect("udp addr"));
+    peer.set_nonblocking(true).expect("nonblocking");
     let mut sent = 0usize;
     let mut sockets = Vec::with_capacity(n);
     for round in 0..=rounds {
@@ -265,10 +389,49 @@ pub fn run(n: usize, rounds: usize) {
                 o.close(s);
             }
             dump_stats(&label(Phase::Close));
+
+            // Issue 20: accepts of connections already waiting, then
+            // send-tos, then receive-froms of datagrams already waiting.
+            let (server, listen_port, datagram_port) = servers[if o.side == Side::Safewsk { 0 } else { 1 }];
+            let peers: Vec<TcpStream> =
+                (0..per).map(|_| TcpStream::connect(("127.0.0.1", listen_port)).expect("connect")).collect();
+            zero_stats();
+            for _ in 0..per {
+                sockets.push(o.accept(server));
+            }
+            dump_stats(&label(Phase::Accept));
+            while let Some(s) = sockets.pop() {
+                o.close(s);
+            }
+            drop(peers);
+            zero_stats();
+            for _ in 0..per {
+                o.datagram(server, Some(&peer_addr), buf);
+            }
+            dump_stats(&label(Phase::SendTo));
+            let mut sink = [0u8; 128];
+            let mut drained = 0;
+            while drained < per {
+                match peer.recv_from(&mut sink) {
+                    Ok(_) => drained += 1,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            for _ in 0..per {
+                peer.send_to(&[7u8; PAYLOAD as usize], ("127.0.0.1", datagram_port)).expect("udp send");
+            }
+            zero_stats();
+            for _ in 0..per {
+                o.datagram(server, None, buf);
+            }
+            dump_stats(&label(Phase::ReceiveFrom));
         }
     }
     for (o, s) in ops.iter().zip(data) {
         o.close(s);
+    }
+    for (o, (server, _, _)) in ops.iter().zip(servers) {
+        o.close_server(server);
     }
     drop(ops);
     drop(hand);

@@ -1,7 +1,9 @@
 /*
  * The exchange the safewsk samples perform: connect to an IPv4 address and
  * port, send one request, print the reply, disconnect gracefully, close;
- * and the same by name ("localhost" and the port as a service name).
+ * and the same by name ("localhost" and the port as a service name). Then,
+ * if configured, the other side: a small echo server on a listening socket
+ * bound by name, and a UDP exchange on a datagram socket.
  * IRQL: PASSIVE_LEVEL (safewsk waits).
  */
 #include <ntddk.h>
@@ -13,6 +15,7 @@
 #define SAMPLE_TAG 'lpmS' /* "Smpl" in a pool dump */
 #define SAMPLE_CONNECT_TIMEOUT_MS 5000
 #define SAMPLE_IO_TIMEOUT_MS 5000
+#define SAMPLE_ACCEPT_TIMEOUT_MS 30000
 
 static const char SampleRequest[] = "PING safewsk\r\n";
 
@@ -113,6 +116,28 @@ SampleExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
     return SampleTalk(socket);
 }
 
+/* The port as a decimal service name ("443"), without the C runtime, in
+ * Digits (5 characters) described by Service. */
+static VOID
+SamplePortName(_In_ ULONG Port, WCHAR *Digits, _Out_ UNICODE_STRING *Service)
+{
+    USHORT n = 0, i;
+    ULONG p = Port;
+
+    do {
+        Digits[n++] = (WCHAR)(L'0' + p % 10);
+        p /= 10;
+    } while (p != 0 && n < 5);
+    for (i = 0; i < n / 2; i++) {
+        WCHAR t = Digits[i];
+        Digits[i] = Digits[n - 1 - i];
+        Digits[n - 1 - i] = t;
+    }
+    Service->Buffer = Digits;
+    Service->Length = (USHORT)(n * sizeof(WCHAR));
+    Service->MaximumLength = (USHORT)(5 * sizeof(WCHAR));
+}
+
 NTSTATUS
 SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
 {
@@ -126,8 +151,6 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
     ULONG reached[7];
     const UCHAR *b = (const UCHAR *)reached;
     SAFEWSK_SOCKET *socket = NULL;
-    USHORT n = 0, i;
-    ULONG p = Port;
     NTSTATUS status;
 
     if (Port == 0 || Port > 0xFFFF) {
@@ -136,19 +159,7 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
     node.Buffer = nodeChars;
     node.Length = (USHORT)(sizeof(nodeChars) - sizeof(WCHAR)); /* without the terminator */
     node.MaximumLength = (USHORT)sizeof(nodeChars);
-    /* The port as a decimal service name ("443"), without the C runtime. */
-    do {
-        digits[n++] = (WCHAR)(L'0' + p % 10);
-        p /= 10;
-    } while (p != 0);
-    for (i = 0; i < n / 2; i++) {
-        WCHAR t = digits[i];
-        digits[i] = digits[n - 1 - i];
-        digits[n - 1 - i] = t;
-    }
-    service.Buffer = digits;
-    service.Length = (USHORT)(n * sizeof(WCHAR));
-    service.MaximumLength = (USHORT)sizeof(digits);
+    SamplePortName(Port, digits, &service);
 
     /* Resolves with WskGetAddressInfo, frees the provider's list, then tries
      * the addresses in the resolver's order under one deadline. */
@@ -167,4 +178,134 @@ SampleExchangeByName(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
                  (b[18] << 8) | b[19], (b[20] << 8) | b[21], (b[22] << 8) | b[23], (b[2] << 8) | b[3]);
     }
     return SampleTalk(socket);
+}
+
+/* An IPv4 SOCKADDR_IN in a SAFEWSK_ADDRESS, printed as a.b.c.d:port. */
+static VOID
+SamplePrintAddress(_In_ const char *What, _In_ const SAFEWSK_ADDRESS *Address)
+{
+    const UCHAR *b = (const UCHAR *)Address;
+
+    DbgPrint("safewsk-sample: %s %u.%u.%u.%u:%u\n", What, b[4], b[5], b[6], b[7], (b[2] << 8) | b[3]);
+}
+
+NTSTATUS
+SampleEchoServer(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Port)
+{
+    static WCHAR nodeChars[] = L"localhost";
+    UNICODE_STRING node, service;
+    WCHAR digits[5];
+    SAFEWSK_ADDRESS bindTo[2], remote;
+    SAFEWSK_SOCKET *listener = NULL, *peer = NULL;
+    ULONG count = 0, received = 0, sent = 0, total = 0;
+    char *buffer;
+    NTSTATUS status, closeStatus;
+
+    if (Port == 0 || Port > 0xFFFF) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    node.Buffer = nodeChars;
+    node.Length = (USHORT)(sizeof(nodeChars) - sizeof(WCHAR));
+    node.MaximumLength = (USHORT)sizeof(nodeChars);
+    SamplePortName(Port, digits, &service);
+    /* Bind by name: resolve "localhost" for IPv4 without connecting (the
+     * provider's list is copied and freed inside the call). */
+    status = SafeWskResolveName(Client, &node, &service, AF_INET, bindTo, 2, &count, SAMPLE_CONNECT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: resolving localhost:%u failed: 0x%08X\n", Port, (unsigned)status);
+        return status;
+    }
+    /* NULL options: SO_EXCLUSIVEADDRUSE, what a server wants. */
+    status = SafeWskListen(Client, (SOCKADDR *)&bindTo[0], NULL, &listener, SAMPLE_CONNECT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: listen on localhost:%u failed: 0x%08X\n", Port, (unsigned)status);
+        return status;
+    }
+    SamplePrintAddress("echo server listening on", &bindTo[0]);
+    status = SafeWskAccept(listener, NULL, NULL, &peer, NULL, &remote, SAMPLE_ACCEPT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: accept failed: 0x%08X\n", (unsigned)status);
+        goto close_listener;
+    }
+    SamplePrintAddress("echo server accepted a connection from", &remote);
+    /* The listening socket is not needed for one connection: closing it
+     * leaves the accepted socket alone. */
+    closeStatus = SafeWskCloseSocket(listener);
+    listener = NULL;
+    if (!NT_SUCCESS(closeStatus)) {
+        DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
+    }
+    buffer = (char *)ExAllocatePool2(POOL_FLAG_NON_PAGED, 512, SAMPLE_TAG);
+    if (buffer == NULL) {
+        status = STATUS_INSUFFICIENT_RESOURCES;
+        goto close_peer;
+    }
+    for (;;) {
+        status = SafeWskReceive(peer, buffer, 512, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS, &received);
+        if (!NT_SUCCESS(status) || received == 0) {
+            break; /* 0 bytes: the client shut its side down */
+        }
+        status = SafeWskSend(peer, buffer, received, SAFEWSK_FLAG_NONPAGED_BUFFER, SAMPLE_IO_TIMEOUT_MS, &sent);
+        if (!NT_SUCCESS(status)) {
+            break;
+        }
+        total += sent;
+    }
+    ExFreePoolWithTag(buffer, SAMPLE_TAG);
+    DbgPrint("safewsk-sample: echo server echoed %u bytes; status 0x%08X\n", total, (unsigned)status);
+    if (NT_SUCCESS(status)) {
+        status = SafeWskDisconnect(peer, 0, SAMPLE_IO_TIMEOUT_MS);
+    }
+close_peer:
+    closeStatus = SafeWskCloseSocket(peer);
+    if (!NT_SUCCESS(closeStatus)) {
+        DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
+    }
+close_listener:
+    if (listener != NULL) {
+        closeStatus = SafeWskCloseSocket(listener);
+        if (!NT_SUCCESS(closeStatus)) {
+            DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
+        }
+    }
+    return status;
+}
+
+NTSTATUS
+SampleUdpExchange(_In_ SAFEWSK_CLIENT *Client, _In_ ULONG Address, _In_ ULONG Port)
+{
+    static const char datagram[] = "DGRAM safewsk";
+    SOCKADDR_IN local, remote;
+    SAFEWSK_ADDRESS from;
+    SAFEWSK_SOCKET *socket = NULL;
+    char reply[64];
+    ULONG sent = 0, received = 0;
+    NTSTATUS status, closeStatus;
+
+    status = SampleBuildAddresses(Address, Port, &local, &remote);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    status = SafeWskDatagramSocket(Client, (SOCKADDR *)&local, NULL, &socket, SAMPLE_CONNECT_TIMEOUT_MS);
+    if (!NT_SUCCESS(status)) {
+        DbgPrint("safewsk-sample: datagram socket failed: 0x%08X\n", (unsigned)status);
+        return status;
+    }
+    /* The stack buffers are fine: safewsk probes and locks them. */
+    status = SafeWskSendTo(socket, datagram, sizeof(datagram) - 1, 0, (SOCKADDR *)&remote, SAMPLE_IO_TIMEOUT_MS, &sent);
+    if (NT_SUCCESS(status)) {
+        status = SafeWskReceiveFrom(socket, reply, sizeof(reply) - 1, 0, &from, SAMPLE_IO_TIMEOUT_MS, &received);
+    }
+    if (NT_SUCCESS(status)) {
+        reply[received] = '\0';
+        DbgPrint("safewsk-sample: udp: sent %u bytes, received %u bytes: %s\n", sent, received, reply);
+        SamplePrintAddress("udp: the reply came from", &from);
+    } else {
+        DbgPrint("safewsk-sample: udp exchange failed: 0x%08X\n", (unsigned)status);
+    }
+    closeStatus = SafeWskCloseSocket(socket);
+    if (!NT_SUCCESS(closeStatus)) {
+        DbgPrint("safewsk-sample: close failed: 0x%08X\n", (unsigned)closeStatus);
+    }
+    return status;
 }

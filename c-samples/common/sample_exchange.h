@@ -22,4 +22,15 @@ NTSTATUS SampleExchange(SAFEWSK_CLIENT *Client, ULONG Address, ULONG Port);
  * PASSIVE_LEVEL. */
 NTSTATUS SampleExchangeByName(SAFEWSK_CLIENT *Client, ULONG Port);
 
+/* A small echo server: resolves "localhost" with SafeWskResolveName (bind
+ * by name), listens there on Port (SafeWskListen), accepts one connection
+ * within 30 s (SafeWskAccept), echoes every byte until the client shuts
+ * its side down, then disconnects and closes. PASSIVE_LEVEL. */
+NTSTATUS SampleEchoServer(SAFEWSK_CLIENT *Client, ULONG Port);
+
+/* A UDP exchange: a datagram socket on 0.0.0.0:0 sends "DGRAM safewsk" to
+ * Address:Port (IPv4, host byte order), receives the reply and prints it
+ * with its sender, then closes. PASSIVE_LEVEL. */
+NTSTATUS SampleUdpExchange(SAFEWSK_CLIENT *Client, ULONG Address, ULONG Port);
+
 #endif

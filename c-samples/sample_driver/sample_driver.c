@@ -6,6 +6,9 @@
  *     HKLM\System\CurrentControlSet\Services\SafeWskSample\Parameters
  *         TargetAddress  REG_DWORD  e.g. 0x7F000001 for 127.0.0.1
  *         TargetPort     REG_DWORD  e.g. 7
+ *         ServerPort     REG_DWORD  optional: run an echo server there
+ *         UdpPort        REG_DWORD  optional: a UDP exchange with
+ *                                   TargetAddress:UdpPort
  * creates an unnamed device object (safewsk references it while its
  * completion routines run, so the image cannot go away under them) and
  * starts a system thread, then returns at once: it neither waits for the WSK
@@ -42,7 +45,7 @@
 static SAFEWSK_CLIENT *g_Client;
 static PDEVICE_OBJECT g_Device;
 static PVOID g_Thread; /* the worker thread object, referenced */
-static ULONG g_Address, g_Port;
+static ULONG g_Address, g_Port, g_ServerPort, g_UdpPort;
 
 DRIVER_INITIALIZE DriverEntry;
 static DRIVER_UNLOAD SampleUnload;
@@ -68,6 +71,26 @@ SampleReadParameters(_Out_ ULONG *Address, _Out_ ULONG *Port)
     return RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL);
 }
 
+/* An optional REG_DWORD parameter: *Value stays 0 when it is absent (its
+ * own query, REQUIRED, whose failure only means "not configured": kernels
+ * differ in how they treat a missing optional DIRECT value). */
+static VOID
+SampleReadOptional(_In_ PCWSTR Name, _Out_ ULONG *Value)
+{
+    RTL_QUERY_REGISTRY_TABLE table[2];
+    ULONG v = 0;
+
+    *Value = 0;
+    RtlZeroMemory(table, sizeof(table));
+    table[0].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_TYPECHECK | RTL_QUERY_REGISTRY_REQUIRED;
+    table[0].Name = (PWSTR)Name;
+    table[0].EntryContext = &v;
+    table[0].DefaultType = (REG_DWORD << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) | REG_NONE;
+    if (NT_SUCCESS(RtlQueryRegistryValues(RTL_REGISTRY_SERVICES, L"SafeWskSample\\Parameters", table, NULL, NULL))) {
+        *Value = v;
+    }
+}
+
 /* The worker thread: PASSIVE_LEVEL, free to wait. */
 static VOID
 SampleWorker(_In_ PVOID Context)
@@ -86,6 +109,15 @@ SampleWorker(_In_ PVOID Context)
     /* The same server by name: "localhost" and the port as a service name. */
     status = SampleExchangeByName(g_Client, g_Port);
     DbgPrint("safewsk-sample: exchange by name finished: 0x%08X\n", (unsigned)status);
+    /* The other side, if configured: a server, and a datagram exchange. */
+    if (g_ServerPort != 0) {
+        status = SampleEchoServer(g_Client, g_ServerPort);
+        DbgPrint("safewsk-sample: echo server finished: 0x%08X\n", (unsigned)status);
+    }
+    if (g_UdpPort != 0) {
+        status = SampleUdpExchange(g_Client, g_Address, g_UdpPort);
+        DbgPrint("safewsk-sample: udp exchange finished: 0x%08X\n", (unsigned)status);
+    }
     /* Returning ends the thread (Windows XP and later need no
      * PsTerminateSystemThread); DriverUnload waits for that. */
 }
@@ -103,6 +135,8 @@ DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
         DbgPrint("safewsk-sample: TargetAddress/TargetPort missing: 0x%08X\n", (unsigned)status);
         return status;
     }
+    SampleReadOptional(L"ServerPort", &g_ServerPort);
+    SampleReadOptional(L"UdpPort", &g_UdpPort);
     status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, FALSE, &g_Device);
     if (!NT_SUCCESS(status)) {
         return status;

@@ -12,8 +12,9 @@
 extern crate safewsk;
 
 use std::ffi::c_void;
+use std::io::Read;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -100,6 +101,66 @@ fn rust_driver_entry() -> DriverEntryFn {
         unsafe { safewsk_rust_sample::driver_entry(driver.cast(), registry_path.cast()) }
     }
     entry
+}
+
+/// Adds the sample's optional parameters (after [`configure`]): its echo
+/// server listens on `server_port` (by name, "localhost"), its UDP exchange
+/// sends to the target address at `udp_port`.
+pub fn configure_servers(server_port: u16, udp_port: u16) {
+    let key = format!("{}\\Parameters", hostkernel::services_key(SERVICE));
+    hostkernel::registry_set_dword(&key, "ServerPort", u32::from(server_port));
+    hostkernel::registry_set_dword(&key, "UdpPort", u32::from(udp_port));
+}
+
+/// A free loopback TCP port (bound and closed).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    l.local_addr().expect("local addr").port()
+}
+
+/// The client of the sample's echo server: connects to 127.0.0.1:`port`
+/// once the server listens (retrying while refused, for up to
+/// [`SERVER_WAIT`]), sends `message`, shuts its side down, and returns what
+/// came back before the server's FIN (empty if it never connected).
+pub fn echo_client(port: u16, message: &'static [u8]) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let deadline = Instant::now() + SERVER_WAIT;
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Err(_) => return Vec::new(),
+            }
+        };
+        let _ = stream.set_read_timeout(Some(SERVER_WAIT));
+        let _ = (&stream).write_all(message);
+        let _ = stream.shutdown(Shutdown::Write);
+        let mut back = Vec::new();
+        let _ = (&stream).read_to_end(&mut back);
+        back
+    })
+}
+
+/// A datagram the UDP server received, and its sender.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// A UDP server for the sample's datagram exchange: answers the first
+/// datagram with "PONG <datagram>" and returns what it received and from
+/// where (None if nothing came within [`SERVER_WAIT`]).
+pub fn udp_pong_server() -> (SocketAddrV4, thread::JoinHandle<Option<Datagram>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let SocketAddr::V4(addr) = socket.local_addr().expect("local addr") else { unreachable!("bound to IPv4") };
+    let handle = thread::spawn(move || {
+        socket.set_read_timeout(Some(SERVER_WAIT)).ok()?;
+        let mut buf = [0u8; 512];
+        let (n, from) = socket.recv_from(&mut buf).ok()?;
+        let data = buf[..n].to_vec();
+        let mut reply = b"PONG ".to_vec();
+        reply.extend_from_slice(data.strip_prefix(b"DGRAM ").unwrap_or(&data));
+        socket.send_to(&reply, from).ok()?;
+        Some((data, from))
+    });
+    (addr, handle)
 }
 
 /// Loads the C sample (DriverEntry), then unloads it (DriverUnload) if it loaded.

@@ -85,3 +85,40 @@ fn sample_driver_without_parameters_fails_with_object_name_not_found() {
     assert_eq!(report.driver_entry as u32, 0xC000_0034);
     k.finish();
 }
+
+/// The other side (issue 20): the sample's echo server on a listening
+/// socket bound by name ("localhost" resolved with SafeWskResolveName,
+/// SafeWskListen, SafeWskAccept), which the harness connects to, and its
+/// UDP exchange with a harness datagram server (SafeWskDatagramSocket,
+/// SafeWskSendTo, SafeWskReceiveFrom).
+#[test]
+fn sample_driver_runs_an_echo_server_and_a_udp_exchange() {
+    let _watchdog = Watchdog::arm("sample_driver_runs_an_echo_server_and_a_udp_exchange", LIMIT);
+    let k = Session::begin();
+    let (addr, server) = harness::pong_server();
+    let (udp, udp_server) = harness::udp_pong_server();
+    let server_port = harness::free_port();
+    harness::configure(addr);
+    harness::configure_servers(server_port, udp.port());
+    let client = harness::echo_client(server_port, b"ECHO safewsk, twice over\n");
+    let report = harness::load_and_unload();
+    assert_eq!(report.driver_entry, 0, "DriverEntry failed: {:#?}", report.dbgprint);
+    assert!(report.unloaded);
+    let log = report.dbgprint.join("");
+    let echoed = harness::join_within(client, std::time::Duration::from_secs(10)).unwrap_or_default();
+    assert_eq!(echoed, b"ECHO safewsk, twice over\n", "the echo server's reply: {log}");
+    assert!(log.contains(&format!("echo server listening on 127.0.0.1:{server_port}")), "{log}");
+    assert!(log.contains("echo server accepted a connection from 127.0.0.1:"), "{log}");
+    assert!(log.contains("echo server echoed 25 bytes; status 0x00000000"), "{log}");
+    assert!(log.contains("echo server finished: 0x00000000"), "{log}");
+    let got = harness::join_within(udp_server, std::time::Duration::from_secs(10)).flatten();
+    let (datagram, _) = got.expect("the UDP server got a datagram");
+    assert_eq!(datagram, b"DGRAM safewsk");
+    assert!(log.contains("udp: sent 13 bytes, received 12 bytes: PONG safewsk"), "{log}");
+    assert!(log.contains(&format!("udp: the reply came from 127.0.0.1:{}", udp.port())), "{log}");
+    assert!(log.contains("udp exchange finished: 0x00000000"), "{log}");
+    assert!(!log.contains("close failed"), "{log}");
+    assert!(log.contains("SafeWskCleanup: 0x00000000"), "{log}");
+    drop(harness::join_within(server, std::time::Duration::from_secs(10)));
+    k.finish();
+}

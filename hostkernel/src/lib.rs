@@ -55,6 +55,7 @@ pub mod wsk_events;
 pub mod wsk_in_call;
 pub mod wsk_name;
 pub mod wsk_reuse;
+pub mod wsk_servers;
 
 pub use check::{allocations, live, provider_connect_calls, violations, Allocations, Live, Session, Site};
 pub use event::{expire_wait_of, longest_finite_wait, waiters_on, waits_on_this_thread};

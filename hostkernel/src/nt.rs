@@ -209,3 +209,54 @@ pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = st(0x8000_0005);
 pub const SOCK_DGRAM: u16 = 2;
 pub const SOCK_RAW: u16 = 3;
 pub const IPPROTO_UDP: u32 = 17;
+
+// ---------------------------------------------------------------------------
+// Listening and datagram sockets (hostkernel/src/wsk_servers.rs)
+// ---------------------------------------------------------------------------
+
+/// PFN_WSK_ACCEPT: listening socket, flags, accept socket context, accept
+/// socket dispatch, local address buffer, remote address buffer, IRP.
+pub type AcceptFn = unsafe extern "system" fn(PVOID, u32, PVOID, PVOID, PVOID, PVOID, PVOID) -> NTSTATUS;
+/// PFN_WSK_SEND_TO: socket, WSK_BUF, flags, remote address, control info
+/// length, control info, IRP.
+pub type SendToFn = unsafe extern "system" fn(PVOID, PVOID, u32, PVOID, u32, PVOID, PVOID) -> NTSTATUS;
+/// PFN_WSK_RECEIVE_FROM: socket, WSK_BUF, flags, remote address buffer,
+/// control length, control info, control flags, IRP.
+pub type ReceiveFromFn =
+    unsafe extern "system" fn(PVOID, PVOID, u32, PVOID, *mut u32, PVOID, *mut u32, PVOID) -> NTSTATUS;
+
+/// WSK_PROVIDER_LISTEN_DISPATCH, provider side.
+#[repr(C)]
+pub struct WskListenDispatch {
+    pub WskControlSocket: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskCloseSocket: unsafe extern "system" fn(PVOID, PVOID) -> NTSTATUS,
+    pub WskBind: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskAccept: AcceptFn,
+    pub WskInspectComplete: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetLocalAddress: GetAddressFn,
+}
+
+/// WSK_PROVIDER_DATAGRAM_DISPATCH up to WskGetLocalAddress, provider side.
+#[repr(C)]
+pub struct WskDatagramDispatch {
+    pub WskControlSocket: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskCloseSocket: unsafe extern "system" fn(PVOID, PVOID) -> NTSTATUS,
+    pub WskBind: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskSendTo: SendToFn,
+    pub WskReceiveFrom: ReceiveFromFn,
+    pub WskRelease: unsafe extern "system" fn() -> NTSTATUS,
+    pub WskGetLocalAddress: GetAddressFn,
+}
+
+const _: () = assert!(std::mem::size_of::<WskListenDispatch>() == 48);
+const _: () = assert!(std::mem::size_of::<WskDatagramDispatch>() == 56);
+
+/// WskSocket's Flags (wsk.h).
+pub const WSK_FLAG_LISTEN_SOCKET: u32 = 0x0000_0001;
+pub const WSK_FLAG_CONNECTION_SOCKET: u32 = 0x0000_0002;
+pub const WSK_FLAG_DATAGRAM_SOCKET: u32 = 0x0000_0004;
+/// WskReceiveFrom's ControlFlags (ws2def.h): the datagram was truncated.
+pub const MSG_TRUNC: u32 = 0x0100;
+pub const STATUS_ACCESS_DENIED: NTSTATUS = st(0xC000_0022);
+pub const STATUS_INVALID_DEVICE_STATE: NTSTATUS = st(0xC000_0184);
+pub const STATUS_NOT_SUPPORTED: NTSTATUS = st(0xC000_00BB);

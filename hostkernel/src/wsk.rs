@@ -339,9 +339,10 @@ pub unsafe extern "system" fn WskDeregister(registration: PVOID) {
 
 #[path = "wsk_loop.rs"]
 mod wsk_loop;
+use wsk_loop::run_blocking;
+pub(crate) use wsk_loop::run_ready;
 pub(crate) use wsk_loop::Op;
 pub(crate) use wsk_loop::Step;
-use wsk_loop::{run_blocking, run_ready};
 
 struct SendPtr(PVOID);
 // SAFETY: the pointer is only used by the one worker that owns the request.
@@ -483,6 +484,10 @@ pub fn errno_to_status(e: i32) -> NTSTATUS {
         libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT => STATUS_INVALID_ADDRESS_COMPONENT,
         libc::ECONNRESET | libc::EPIPE => STATUS_CONNECTION_RESET,
         libc::ECONNABORTED => STATUS_CONNECTION_ABORTED,
+        // A broadcast without SO_BROADCAST (Winsock's WSAEACCES).
+        libc::EACCES => STATUS_ACCESS_DENIED,
+        // A datagram larger than the transport allows (WSAEMSGSIZE).
+        libc::EMSGSIZE => STATUS_BUFFER_OVERFLOW,
         libc::ENOMEM | libc::ENOBUFS | libc::EMFILE | libc::ENFILE => STATUS_INSUFFICIENT_RESOURCES,
         libc::EINVAL => STATUS_INVALID_PARAMETER,
         _ => STATUS_UNSUCCESSFUL,
@@ -596,6 +601,14 @@ fn connect_end(fd: i32) -> Result<i32, NTSTATUS> {
 
 /// A new open WSK socket for the connected `fd` of registration `reg`.
 pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
+    new_socket_with(fd, reg, &CONNECTION_DISPATCH)
+}
+
+/// A new open WSK socket for `fd` of registration `reg` whose Dispatch is
+/// `dispatch` (the connection table, or a listening or datagram socket's,
+/// `wsk_servers`): every table begins with WskControlSocket and
+/// WskCloseSocket.
+pub(crate) fn new_socket_with(fd: i32, reg: usize, dispatch: *const WskConnectionDispatch) -> usize {
     let inner = Arc::new(SockInner {
         fd,
         reg,
@@ -606,7 +619,7 @@ pub(crate) fn new_socket(fd: i32, reg: usize) -> usize {
         aborted: AtomicBool::new(false),
     });
     // A fresh block, or the most recently freed one (set_reuse_socket_addresses).
-    let sock = crate::wsk_reuse::allocate(Sock { dispatch: &CONNECTION_DISPATCH, inner });
+    let sock = crate::wsk_reuse::allocate(Sock { dispatch, inner });
     sockets(|s| s.insert(sock as usize));
     // SAFETY: `reg` is live: checked by WskSocketConnect, and a registration
     // with open sockets is never freed.
@@ -752,9 +765,9 @@ unsafe extern "system" fn wsk_socket_connect(
 }
 
 /// One contiguous piece of an MDL-described buffer: address and length.
-type Piece = (*mut u8, usize);
+pub(crate) type Piece = (*mut u8, usize);
 
-struct Pieces(Vec<Piece>);
+pub(crate) struct Pieces(pub(crate) Vec<Piece>);
 // SAFETY: the buffers stay valid until the IRP completes (WSK contract) and
 // only the one worker writes them.
 unsafe impl Send for Pieces {}
@@ -762,7 +775,7 @@ unsafe impl Send for Pieces {}
 /// The common start of a socket request: take the IRP, find the socket and
 /// the buffer pieces. On failure the IRP is completed and the status to
 /// return is given back.
-unsafe fn begin_socket_io(
+pub(crate) unsafe fn begin_socket_io(
     irp: PVOID,
     socket: PVOID,
     buf: PVOID,
@@ -925,7 +938,7 @@ unsafe extern "system" fn wsk_disconnect(socket: PVOID, buf: PVOID, flags: u32, 
     })
 }
 
-unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATUS {
+pub(crate) unsafe extern "system" fn wsk_close_socket(socket: PVOID, irp: PVOID) -> NTSTATUS {
     if let Some(status) = refuse_without_completing().or_else(crate::wsk_control::close_refused) {
         return status;
     }
@@ -1073,7 +1086,7 @@ unsafe fn get_address(socket: PVOID, address: PVOID, irp: PVOID, remote: bool) -
     })
 }
 
-unsafe extern "system" fn wsk_get_local_address(socket: PVOID, address: PVOID, irp: PVOID) -> NTSTATUS {
+pub(crate) unsafe extern "system" fn wsk_get_local_address(socket: PVOID, address: PVOID, irp: PVOID) -> NTSTATUS {
     // SAFETY: the caller's socket, buffer and IRP.
     unsafe { get_address(socket, address, irp, false) }
 }
@@ -1083,7 +1096,7 @@ unsafe extern "system" fn wsk_get_remote_address(socket: PVOID, address: PVOID, 
     unsafe { get_address(socket, address, irp, true) }
 }
 
-unsafe extern "system" fn not_emulated() -> NTSTATUS {
+pub(crate) unsafe extern "system" fn not_emulated() -> NTSTATUS {
     violation("a WSK function the host kernel does not emulate was called");
     STATUS_NOT_IMPLEMENTED
 }

@@ -41,8 +41,8 @@ use crate::io::{complete, take};
 use crate::irql;
 use crate::nt::*;
 use crate::wsk::{
-    errno, errno_to_status, new_socket, refuse_without_completing, regs, run, run_op, sock_from, sockets, to_linux, Op,
-    Sock, SockInner,
+    errno, errno_to_status, new_socket_with, refuse_without_completing, regs, run, run_op, sock_from, sockets,
+    to_linux, Op, Sock, SockInner,
 };
 
 /// Windows' option levels and names (ws2def.h).
@@ -50,6 +50,7 @@ const SOL_SOCKET: u32 = 0xFFFF;
 const SO_REUSEADDR: u32 = 0x0004;
 const SO_KEEPALIVE: u32 = 0x0008;
 const SO_RCVBUF: u32 = 0x1002;
+const SO_BROADCAST: u32 = 0x0020;
 const SO_EXCLUSIVEADDRUSE: u32 = !SO_REUSEADDR;
 /// WSK_SO_BASE + 2 (wsk.h).
 pub(crate) const SO_WSK_EVENT_CALLBACK: u32 = 0x4002;
@@ -75,6 +76,13 @@ pub enum WskCall {
     /// fails or never completes is not emulated: WSK closes the socket
     /// whatever it completes the IRP with).
     CloseSocket,
+    /// WskAccept (`wsk_servers`): `Fail`, `Never`, `Delay` as for the others
+    /// (a delayed accept takes its connection after the delay).
+    Accept,
+    /// WskSendTo.
+    SendTo,
+    /// WskReceiveFrom.
+    ReceiveFrom,
 }
 
 /// What a faulted call does.
@@ -144,6 +152,25 @@ struct State {
     bound: bool,
     exclusive: bool,
     reuse: bool,
+    /// WSK_FLAG_CONNECTION_SOCKET, WSK_FLAG_LISTEN_SOCKET or
+    /// WSK_FLAG_DATAGRAM_SOCKET.
+    flags: u32,
+}
+
+/// Whether a socket from WskSocket is a listening socket that is bound
+/// (and so listening: `wsk_bind`).
+pub(crate) fn is_listening(socket: usize) -> Option<bool> {
+    states(|s| s.get(&socket).map(|st| st.flags == WSK_FLAG_LISTEN_SOCKET).map(|l| l && is_bound(socket, s)))
+}
+
+fn is_bound(socket: usize, s: &HashMap<usize, State>) -> bool {
+    s.get(&socket).is_some_and(|st| st.bound)
+}
+
+/// The WskSocket flags a socket was made with (None: a connected socket of
+/// WskSocketConnect or WskAccept, or not open).
+pub(crate) fn socket_flags(socket: usize) -> Option<u32> {
+    states(|s| s.get(&socket).map(|st| st.flags))
 }
 
 static STATES: Mutex<Option<HashMap<usize, State>>> = Mutex::new(None);
@@ -282,19 +309,35 @@ unsafe extern "system" fn wsk_socket(
     if !unsafe { take(irp, "WskSocket") } {
         return STATUS_INVALID_PARAMETER;
     }
-    if flags != WSK_FLAG_CONNECTION_SOCKET {
-        violation(format!("WskSocket with Flags {flags:#x}: only connection sockets are emulated"));
-        // SAFETY: taken above, not completed.
-        return unsafe { fail_now(irp, STATUS_NOT_SUPPORTED) };
-    }
+    // Connection and listening sockets are TCP, datagram sockets UDP ("WSK
+    // Address Families": SOCK_STREAM + IPPROTO_TCP, SOCK_DGRAM +
+    // IPPROTO_UDP); basic and stream sockets are not emulated.
+    let (ltype, dispatch_table): (i32, *const WskConnectionDispatch) = match flags {
+        WSK_FLAG_CONNECTION_SOCKET => (libc::SOCK_STREAM, &crate::wsk::CONNECTION_DISPATCH),
+        WSK_FLAG_LISTEN_SOCKET => (libc::SOCK_STREAM, crate::wsk_servers::listen_dispatch()),
+        WSK_FLAG_DATAGRAM_SOCKET => (libc::SOCK_DGRAM, crate::wsk_servers::datagram_dispatch()),
+        _ => {
+            violation(format!(
+                "WskSocket with Flags {flags:#x}: only connection, listening and datagram sockets are emulated"
+            ));
+            // SAFETY: taken above, not completed.
+            return unsafe { fail_now(irp, STATUS_NOT_SUPPORTED) };
+        }
+    };
     let Some(lfamily) = linux_family(family) else {
         // SAFETY: taken above, not completed.
         return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
     };
-    if socket_type != SOCK_STREAM || protocol != IPPROTO_TCP {
+    let protocol_ok = if ltype == libc::SOCK_DGRAM {
+        socket_type == SOCK_DGRAM && protocol == IPPROTO_UDP
+    } else {
+        socket_type == SOCK_STREAM && protocol == IPPROTO_TCP
+    };
+    if !protocol_ok {
         // SAFETY: taken above, not completed.
         return unsafe { fail_now(irp, STATUS_INVALID_PARAMETER) };
     }
+    let dispatch_table = dispatch_table as usize;
     let (context, dispatch) = (context as usize, dispatch as usize);
     let mut delay = None;
     match fault_for(WskCall::Socket) {
@@ -313,12 +356,12 @@ unsafe extern "system" fn wsk_socket(
         }
         // SAFETY: socket() takes no pointers; the descriptor is owned by the
         // socket made below.
-        let fd = unsafe { libc::socket(lfamily, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe { libc::socket(lfamily, ltype | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return (errno_to_status(errno()), 0);
         }
-        let sock = new_socket(fd, reg);
-        states(|s| s.insert(sock, State { family: lfamily, bound: false, exclusive: false, reuse: false }));
+        let sock = new_socket_with(fd, reg, dispatch_table as *const WskConnectionDispatch);
+        states(|s| s.insert(sock, State { family: lfamily, bound: false, exclusive: false, reuse: false, flags }));
         crate::wsk_events::register(sock, context, dispatch);
         (STATUS_SUCCESS, sock)
     })
@@ -406,7 +449,8 @@ unsafe extern "system" fn wsk_control_socket(
             done
         });
     }
-    let known = level == SOL_SOCKET && matches!(code, SO_REUSEADDR | SO_EXCLUSIVEADDRUSE | SO_KEEPALIVE | SO_RCVBUF);
+    let known = level == SOL_SOCKET
+        && matches!(code, SO_REUSEADDR | SO_EXCLUSIVEADDRUSE | SO_KEEPALIVE | SO_RCVBUF | SO_BROADCAST);
     let (status, info): (NTSTATUS, usize) = match request {
         _ if !known => (STATUS_NOT_SUPPORTED, 0),
         WSK_SET_OPTION => {
@@ -456,7 +500,13 @@ fn set_option(key: usize, fd: i32, code: u32, v: u32) -> NTSTATUS {
             _ => STATUS_INVALID_DEVICE_STATE,
         };
     };
+    let datagram = state.flags == WSK_FLAG_DATAGRAM_SOCKET;
     match code {
+        // "SO_BROADCAST": "applies only to datagram sockets"; "SO_KEEPALIVE":
+        // listening and connection-oriented sockets only.
+        SO_BROADCAST if !datagram => STATUS_INVALID_PARAMETER,
+        SO_KEEPALIVE if datagram => STATUS_INVALID_PARAMETER,
+        SO_BROADCAST => set_int(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, i32::from(v != 0)),
         SO_REUSEADDR | SO_EXCLUSIVEADDRUSE if state.bound => STATUS_INVALID_DEVICE_STATE,
         SO_REUSEADDR if v != 0 && state.exclusive => STATUS_INVALID_PARAMETER,
         SO_EXCLUSIVEADDRUSE if v != 0 && state.reuse => STATUS_INVALID_PARAMETER,
@@ -484,6 +534,10 @@ fn get_option(key: usize, fd: i32, code: u32) -> Result<u32, NTSTATUS> {
         SO_REUSEADDR => get_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR).map(to_u32),
         SO_KEEPALIVE => get_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE).map(to_u32),
         SO_RCVBUF => get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).map(to_u32),
+        SO_BROADCAST if states(|s| s.get(&key).is_some_and(|x| x.flags == WSK_FLAG_DATAGRAM_SOCKET)) => {
+            get_int(fd, libc::SOL_SOCKET, libc::SO_BROADCAST).map(to_u32)
+        }
+        SO_BROADCAST => Err(STATUS_INVALID_PARAMETER),
         _ => Err(STATUS_NOT_SUPPORTED),
     }
 }
@@ -549,6 +603,7 @@ unsafe extern "system" fn wsk_bind(socket: PVOID, address: PVOID, flags: u32, ir
         return unsafe { fail_now(irp, STATUS_INVALID_DEVICE_STATE) };
     }
     let fd = sock.fd;
+    let listening = states(|s| s.get(&key).is_some_and(|x| x.flags == WSK_FLAG_LISTEN_SOCKET));
     run(irp, Some(sock), move |op| {
         if delay.is_some_and(|d| !op.wait(-1, 0, Some(std::time::Instant::now() + d))) {
             return (STATUS_CANCELLED, 0);
@@ -556,6 +611,15 @@ unsafe extern "system" fn wsk_bind(socket: PVOID, address: PVOID, flags: u32, ir
         // SAFETY: `addr.0` holds an address of `addr.1` bytes (to_linux).
         let rc = unsafe { libc::bind(fd, (&addr.0 as *const libc::sockaddr_storage).cast(), addr.1) };
         if rc != 0 {
+            return (errno_to_status(errno()), 0);
+        }
+        // A listening socket listens once it is bound: "After a WSK
+        // application has bound a listening socket to a local transport
+        // address, the socket ... listen[s] for incoming connections"
+        // (Listening for and Accepting Incoming Connections, Microsoft
+        // Learn). WSK takes no backlog: the system's.
+        // SAFETY: plain syscall on our socket.
+        if listening && unsafe { libc::listen(fd, libc::SOMAXCONN) } != 0 {
             return (errno_to_status(errno()), 0);
         }
         states(|s| s.get_mut(&key).map(|x| x.bound = true));

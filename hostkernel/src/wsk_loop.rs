@@ -48,6 +48,11 @@ use crate::nt::*;
 pub(crate) enum Step {
     /// Complete the IRP with this status and Information.
     Done(NTSTATUS, usize),
+    /// As `Done`, and run this first, only if this completion is the IRP's
+    /// (not if a cancel routine completed it inline meanwhile): what writes
+    /// the caller's output buffers (WskAccept's addresses), which the
+    /// caller may free as soon as the IRP has completed.
+    DoneWith(NTSTATUS, usize, Deliver),
     /// Step again when `fd` has one of `events` (EPOLLIN, EPOLLOUT; errors
     /// and hang-ups always wake), or when woken.
     Wait(i32, u32),
@@ -56,6 +61,9 @@ pub(crate) enum Step {
     /// Step again only when woken ([`Op::wake`], [`Op::cancel`]).
     Park,
 }
+
+/// Output written at completion ([`Step::DoneWith`]).
+pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
 
 /// A readiness-driven request's work: called on a pool thread (or, in the
 /// Sync completion mode, on the caller's) each time the request may make
@@ -328,17 +336,37 @@ pub(crate) fn cancel_inflight(sock: &SockInner) {
 /// Completes the request's IRP (once), or, if a cancel routine completed it
 /// inline meanwhile, undoes the socket a connect made.
 fn finish(op: &Arc<Op>, status: NTSTATUS, info: usize) {
+    finish_with(op, status, info, None);
+}
+
+/// [`finish`], running `deliver` first if this completion is the IRP's.
+fn finish_with(op: &Arc<Op>, status: NTSTATUS, info: usize, deliver: Option<Deliver>) {
     if !op.claim_completion() {
-        // Completed inside IoCancelIrp already: undo what the work made.
+        // Completed inside IoCancelIrp already: undo what the work made (and
+        // write none of the caller's buffers: they may be gone); the request
+        // is no longer in flight on its socket (a WskAccept's: its listening
+        // socket's close waits for that).
         if op.connect && status >= 0 && info != 0 {
             destroy_socket(info);
         }
+        leave_socket(op);
         return;
+    }
+    if let Some(deliver) = deliver {
+        deliver();
     }
     let irp = op.irp as PVOID;
     // SAFETY: the IRP is provider-owned until `complete`.
     unsafe { set_cancel_routine(irp, None) };
     pending(|p| p.remove(&op.irp));
+    leave_socket(op);
+    // SAFETY: provider-owned IRP, completed exactly once.
+    unsafe { complete(irp, status, info) };
+}
+
+/// The request is no longer in flight on its socket: a close waiting for
+/// the socket's requests to drain is woken by the last one.
+fn leave_socket(op: &Arc<Op>) {
     if let Some(s) = &op.sock {
         let mut v = s.inflight.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|o| !Arc::ptr_eq(o, op));
@@ -350,8 +378,6 @@ fn finish(op: &Arc<Op>, status: NTSTATUS, info: usize) {
         }
         s.idle.notify_all();
     }
-    // SAFETY: provider-owned IRP, completed exactly once.
-    unsafe { complete(irp, status, info) };
 }
 
 /// Registers a taken IRP's request; in the asynchronous modes marks the IRP
@@ -425,10 +451,15 @@ pub(crate) fn run_ready(
     let op = Arc::new(Op::new(irp, sock, connect, sync, Some(Box::new(task))));
     if register(&op) {
         let mut task = op.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut deliver = None;
         let (status, info) = loop {
             let Some(t) = task.as_mut() else { break (STATUS_UNSUCCESSFUL, 0) };
             match t(&op) {
                 Step::Done(status, info) => break (status, info),
+                Step::DoneWith(status, info, d) => {
+                    deliver = Some(d);
+                    break (status, info);
+                }
                 Step::Wait(fd, events) => {
                     op.poll_once(fd, events as i16, None);
                 }
@@ -441,7 +472,7 @@ pub(crate) fn run_ready(
             }
         };
         drop(task);
-        finish(&op, status, info);
+        finish_with(&op, status, info, deliver);
         return status;
     }
     engine().push(op);
@@ -743,21 +774,30 @@ impl Engine {
         let mut slot = op.task.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let Some(task) = slot.as_mut() else { return };
-            match task(&op) {
-                Step::Done(status, info) => {
-                    op.sched.store(DONE, Ordering::SeqCst);
-                    // The work's captures (buffers, socket references) go
-                    // before the completion, as a finished worker's did.
-                    let task = slot.take();
-                    drop(slot);
-                    drop(task);
-                    self.unwait_fd(&op);
-                    irql::with_irql(DISPATCH_LEVEL, || finish(&op, status, info));
-                    return;
+            let step = task(&op);
+            let (done, deliver) = match step {
+                Step::Done(status, info) => (Some((status, info)), None),
+                Step::DoneWith(status, info, d) => (Some((status, info)), Some(d)),
+                Step::Wait(fd, events) => {
+                    self.wait_fd(&op, fd, events);
+                    (None, None)
                 }
-                Step::Wait(fd, events) => self.wait_fd(&op, fd, events),
-                Step::Until(at) => self.add_timer(&op, at),
-                Step::Park => {}
+                Step::Until(at) => {
+                    self.add_timer(&op, at);
+                    (None, None)
+                }
+                Step::Park => (None, None),
+            };
+            if let Some((status, info)) = done {
+                op.sched.store(DONE, Ordering::SeqCst);
+                // The work's captures (buffers, socket references) go
+                // before the completion, as a finished worker's did.
+                let task = slot.take();
+                drop(slot);
+                drop(task);
+                self.unwait_fd(&op);
+                irql::with_irql(DISPATCH_LEVEL, || finish_with(&op, status, info, deliver));
+                return;
             }
             // Park, unless woken while running: then step again.
             if op.sched.compare_exchange(RUNNING, WAITING, Ordering::SeqCst, Ordering::SeqCst).is_ok() {

@@ -128,7 +128,7 @@ pub unsafe extern "C" fn SafeWskStartup(
 ///
 /// # Safety
 /// None beyond the preconditions above: any `Client` value is safe.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 640, x64-Debug 912, ARM64-Release 448, ARM64-Debug 576 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 672, x64-Debug 928, ARM64-Release 480, ARM64-Debug 608 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCleanup(Client: *mut SAFEWSK_CLIENT) -> NTSTATUS {

@@ -98,7 +98,7 @@ use crate::kernel::status::from_result;
 /// Any `Client` value is safe. Every other non-NULL pointer is a valid
 /// kernel-mode pointer to what is described above (an address is a
 /// SOCKADDR_IN or SOCKADDR_IN6 as its family says), valid for the call.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 688, ARM64-Debug 816 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 704, ARM64-Debug 832 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnect(
@@ -189,7 +189,7 @@ pub unsafe extern "C" fn SafeWskSocketConnect(
 /// # Safety
 /// As SafeWskSocketConnect for parameters 1 to 11; `Request` is NULL or
 /// valid storage as described, not in use by another request.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 816, x64-Debug 1312, ARM64-Release 656, ARM64-Debug 1152 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 816, x64-Debug 1200, ARM64-Release 656, ARM64-Debug 1024 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnectAsync(
@@ -342,7 +342,7 @@ pub unsafe extern "C" fn SafeWskCancelConnect(Request: *mut SAFEWSK_CONNECT_REQU
 /// valid, with `SocketContext`, until the socket is closed); `Socket` is NULL
 /// or writable; `RemoteAddress` is NULL or `RemoteAddressLength` writable
 /// bytes. All valid for the call.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1120, ARM64-Release 704, ARM64-Debug 864 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 832, x64-Debug 1120, ARM64-Release 736, ARM64-Debug 880 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_(PASSIVE_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskConnectByName(
@@ -451,7 +451,7 @@ pub unsafe extern "C" fn SafeWskConnectByName(
 /// # Safety
 /// Any `Client` value is safe. Every other non-NULL pointer is a
 /// valid kernel-mode pointer to what is described above, valid for the call.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 864, x64-Debug 1376, ARM64-Release 720, ARM64-Debug 1104 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 1104, x64-Debug 1440, ARM64-Release 864, ARM64-Debug 1216 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
@@ -512,7 +512,7 @@ pub unsafe extern "C" fn SafeWskSocketConnectWithOptions(
 /// `RemoteAddress` is NULL or a readable SOCKADDR_IN / SOCKADDR_IN6 (as its
 /// family says); `Socket` is NULL or writable; both valid for the call. Any
 /// `Client` value is safe.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 736, ARM64-Debug 864 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 848, x64-Debug 1104, ARM64-Release 752, ARM64-Debug 880 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskConnect(

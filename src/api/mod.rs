@@ -1,5 +1,6 @@
-//! The exported C API, in three files: the client (`client`), the connect
-//! family (`connect`) and the calls on a socket (`socket`). cbindgen turns
+//! The exported C API, in four files: the client (`client`), the connect
+//! family (`connect`), the calls on a socket (`socket`), and the server and
+//! datagram sockets (`servers`). cbindgen turns
 //! these doc comments into include/safewsk.h; keep them the reference a C
 //! driver author reads.
 //!
@@ -11,8 +12,10 @@
 
 mod client;
 mod connect;
+mod servers;
 mod socket;
 
 pub use client::*;
 pub use connect::*;
+pub use servers::*;
 pub use socket::*;

@@ -12,11 +12,13 @@ use crate::kernel::status::from_result;
 /// Sends `Length` bytes from `Buffer` on a connected socket (WskSend) and
 /// waits until WSK has sent them all or `TimeoutMs` passes.
 ///
-/// `Socket` is a handle from one of the connects (parameter 1 of every
-/// socket call): a handle of a socket that is closed or being closed, a
-/// handle whose slot has since been given to another socket, a forged value
-/// or NULL is refused with STATUS_INVALID_PARAMETER_1, and the provider is
-/// not called. The check reads only the library's own non-paged table, so it
+/// `Socket` is a connection socket's handle, from one of the connects or
+/// an accept (parameter 1 of every socket call): a handle of a socket that
+/// is closed or being closed, a handle whose slot has since been given to
+/// another socket, a listening or datagram socket's handle (another kind:
+/// see SafeWskListen, SafeWskDatagramSocket), a forged value or NULL is
+/// refused with STATUS_INVALID_PARAMETER_1, and the provider is not
+/// called. The check reads only the library's own non-paged table, so it
 /// is made at any IRQL, and never acts on another socket.
 ///
 /// `Buffer` may be any kernel-mode memory the caller can read: non-paged
@@ -126,7 +128,7 @@ pub unsafe extern "C" fn SafeWskSend(
 /// `Buffer` is NULL or `Length` bytes of kernel-mode memory that stay
 /// allocated for the call (non-paged pool if SAFEWSK_FLAG_NONPAGED_BUFFER is
 /// set); `BytesReceived` is NULL or writable. Any `Socket` value is safe.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 928, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 912, x64-Debug 1088, ARM64-Release 720, ARM64-Debug 832 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskReceive(
@@ -145,8 +147,11 @@ pub unsafe extern "C" fn SafeWskReceive(
     from_result(unsafe { io::transfer(Direction::Receive, Socket, Buffer, Length, Flags, TimeoutMs, BytesReceived) })
 }
 
-/// Retrieves the local transport address of a connected socket
-/// (WskGetLocalAddress): the address and port the connection was made from.
+/// Retrieves the local transport address of a socket (WskGetLocalAddress):
+/// the address and port a connection was made from, or that a listening
+/// (SafeWskListen) or datagram (SafeWskDatagramSocket) socket is bound to —
+/// the port the stack chose for port 0. Every kind of socket handle is
+/// accepted.
 ///
 /// `Address` receives a SOCKADDR_IN (16 bytes, IPv4) or a SOCKADDR_IN6 (28
 /// bytes, IPv6); `AddressLength` is the size of the buffer behind it, at
@@ -162,8 +167,8 @@ pub unsafe extern "C" fn SafeWskReceive(
 ///
 /// IRQL: <= APC_LEVEL.
 ///
-/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
-/// SafeWskSend), _2 (`Address` NULL), _3 (`AddressLength` below
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket` is not an
+/// open socket's handle, of any kind), _2 (`Address` NULL), _3 (`AddressLength` below
 /// sizeof(SOCKADDR_IN)); STATUS_BUFFER_TOO_SMALL (an IPv6 address and
 /// `AddressLength` below sizeof(SOCKADDR_IN6); nothing written);
 /// STATUS_INVALID_LEVEL; STATUS_INSUFFICIENT_RESOURCES (completion context;
@@ -193,7 +198,10 @@ pub unsafe extern "C" fn SafeWskGetLocalAddress(
 /// Retrieves the remote transport address of a connected socket
 /// (WskGetRemoteAddress): the address and port it is connected to.
 ///
-/// Parameters, allocations, IRQL and statuses: as SafeWskGetLocalAddress.
+/// Parameters, allocations, IRQL and statuses: as SafeWskGetLocalAddress,
+/// except that `Socket` must be a connection socket's handle (one of the
+/// connects', or an accepted one): a listening or datagram socket's is
+/// STATUS_INVALID_PARAMETER_1.
 ///
 /// # Safety
 /// `Address` is NULL or `AddressLength` writable bytes that stay allocated
@@ -243,7 +251,11 @@ pub unsafe extern "C" fn SafeWskDisconnect(Socket: *mut SAFEWSK_SOCKET, Flags: U
 /// Closes a socket (WskCloseSocket) and waits for the close to complete. WSK
 /// cancels the socket's pending requests and, on a connection that is not
 /// fully disconnected, performs an abortive disconnect; call
-/// SafeWskDisconnect first for a graceful one.
+/// SafeWskDisconnect first for a graceful one. Every kind of socket handle
+/// is accepted: a connection, listening or datagram socket's. Closing a
+/// listening socket does not wait for the accepts pending on it: WSK
+/// completes them, and they return (or call back) STATUS_CANCELLED; the
+/// sockets already accepted stay open.
 ///
 /// The close always consumes the handle: from the moment it is accepted
 /// (anything but STATUS_INVALID_PARAMETER_1 and STATUS_INVALID_LEVEL), every
@@ -288,7 +300,7 @@ pub unsafe extern "C" fn SafeWskDisconnect(Socket: *mut SAFEWSK_SOCKET, Flags: U
 ///
 /// # Safety
 /// None beyond the IRQL: any `Socket` value is safe.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 336, x64-Debug 592, ARM64-Release 224, ARM64-Debug 352 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 416, x64-Debug 672, ARM64-Release 272, ARM64-Debug 400 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskCloseSocket(Socket: *mut SAFEWSK_SOCKET) -> NTSTATUS {
@@ -421,7 +433,7 @@ pub unsafe extern "C" fn SafeWskDisableCallbacks(
 /// # Safety
 /// `DataIndication` is NULL or a list this socket's WskReceiveEvent
 /// callback was given and retained, not released yet.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 176, x64-Debug 448, ARM64-Release 112, ARM64-Debug 288 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 176, x64-Debug 464, ARM64-Release 112, ARM64-Debug 288 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(DISPATCH_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskRelease(
@@ -439,13 +451,20 @@ pub unsafe extern "C" fn SafeWskRelease(
 /// Only requests whose buffers safewsk knows how to check are accepted, each
 /// with the exact sizes its Microsoft Learn page gives:
 ///
-/// | RequestType | ControlCode | Level | InputSize | OutputSize |
-/// |---|---|---|---|---|
-/// | WskSetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 |
-/// | WskGetOption | SO_KEEPALIVE, SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) |
-/// | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 |
-/// | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) |
-/// | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) |
+/// | RequestType | ControlCode | Level | InputSize | OutputSize | Socket kinds |
+/// |---|---|---|---|---|---|
+/// | WskSetOption | SO_KEEPALIVE | SOL_SOCKET | sizeof(ULONG) | 0 | connection, listening |
+/// | WskGetOption | SO_KEEPALIVE | SOL_SOCKET | 0 | sizeof(ULONG) | connection, listening |
+/// | WskSetOption | SO_RCVBUF | SOL_SOCKET | sizeof(ULONG) | 0 | every kind |
+/// | WskGetOption | SO_RCVBUF | SOL_SOCKET | 0 | sizeof(ULONG) | every kind |
+/// | WskSetOption | SO_BROADCAST | SOL_SOCKET | sizeof(ULONG) | 0 | datagram |
+/// | WskGetOption | SO_BROADCAST | SOL_SOCKET | 0 | sizeof(ULONG) | datagram |
+/// | WskSetOption | TCP_NODELAY | IPPROTO_TCP | sizeof(ULONG) | 0 | connection |
+/// | WskGetOption | TCP_NODELAY | IPPROTO_TCP | 0 | sizeof(ULONG) | connection |
+/// | WskIoctl | SIO_WSK_QUERY_IDEAL_SEND_BACKLOG | 0 | 0 | sizeof(SIZE_T) | connection |
+///
+/// (The kinds are what each option's WSK page says it applies to; a request
+/// not allowed for the socket's kind is STATUS_INVALID_PARAMETER_3.)
 ///
 /// SO_WSK_EVENT_CALLBACK is refused (use SafeWskEnableCallbacks and
 /// SafeWskDisableCallbacks, which check the socket's Dispatch table), and so
@@ -461,9 +480,10 @@ pub unsafe extern "C" fn SafeWskRelease(
 ///
 /// IRQL: <= APC_LEVEL.
 ///
-/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket`, as for
-/// SafeWskSend), _2 (`RequestType` not WskSetOption, WskGetOption or
-/// WskIoctl), _3 (`ControlCode` not allowed for that request type), _4
+/// Returns STATUS_SUCCESS; STATUS_INVALID_PARAMETER_1 (`Socket` is not an
+/// open socket's handle, of any kind), _2 (`RequestType` not WskSetOption,
+/// WskGetOption or WskIoctl), _3 (`ControlCode` not allowed for that request
+/// type on that kind of socket), _4
 /// (`Level`), _5 (`InputSize`), _6 (`InputBuffer` NULL where a value is
 /// needed, or non-NULL where none is), _7 (`OutputSize`), _8
 /// (`OutputBuffer`, likewise); STATUS_INVALID_LEVEL;
@@ -476,7 +496,7 @@ pub unsafe extern "C" fn SafeWskRelease(
 /// `InputBuffer` is NULL or `InputSize` readable bytes; `OutputBuffer` is
 /// NULL or `OutputSize` writable bytes; `OutputSizeReturned` is NULL or
 /// writable; all valid for the call.
-/// Stack (bytes used inside the library, docs/stack.md): x64-Release 400, x64-Debug 640, ARM64-Release 336, ARM64-Debug 448 (budget 1536).
+/// Stack (bytes used inside the library, docs/stack.md): x64-Release 400, x64-Debug 640, ARM64-Release 320, ARM64-Debug 448 (budget 1536).
 /// cbindgen:prefix=_IRQL_requires_max_(APC_LEVEL)
 #[no_mangle]
 pub unsafe extern "C" fn SafeWskControlSocket(

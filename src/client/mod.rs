@@ -217,10 +217,50 @@ impl Inside {
         &self,
         dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
     ) -> Result<handles::Reserved, NTSTATUS> {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.reserve_socket_of(handles::Kind::Connection, dispatch) }
+    }
+
+    /// Reserves a socket slot of `kind` for this client (a listening or
+    /// datagram socket records no client dispatch table: NULL).
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL.
+    pub(crate) unsafe fn reserve_socket_of(
+        &self,
+        kind: handles::Kind,
+        dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    ) -> Result<handles::Reserved, NTSTATUS> {
         let b = self.block;
         // SAFETY: IRQL per the caller; inside this client.
-        unsafe { handles::reserve(b.allocator, self.index, b.device, handles::Kind::Connection, dispatch) }
+        unsafe { handles::reserve(b.allocator, self.index, b.device, kind, dispatch) }
     }
+}
+
+/// Reserves a connection slot of client `owner` for a socket that an accept
+/// on one of its listening sockets will make. The caller is not inside the
+/// client (an accept may wait as long as a receive): it holds the listening
+/// socket's slot, whose reference on the client keeps the block live (the
+/// client is freed only once its count of socket slots is 0), so the slot
+/// reserved here joins a live client. Cleanup closes the client's listening
+/// sockets first and waits until every accept pending on them has handed
+/// out its socket (see `close_left_open`).
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL; the caller holds a socket slot of client
+/// `owner`.
+pub(crate) unsafe fn reserve_accepted(
+    owner: u32,
+    dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+) -> Result<handles::Reserved, NTSTATUS> {
+    let slot = CLIENTS.get(owner as usize).ok_or(STATUS_INVALID_PARAMETER_1)?;
+    let block = slot.block.load(Ordering::Acquire);
+    // SAFETY: the caller's socket slot keeps the client, and so its block,
+    // live (the module invariant: the block is freed only after cleanup's
+    // try_free, which needs the count of socket slots at 0).
+    let b = unsafe { block.as_ref() }.ok_or(STATUS_INVALID_PARAMETER_1)?;
+    // SAFETY: IRQL per the caller; the client is live (above).
+    unsafe { handles::reserve(b.allocator, owner, b.device, handles::Kind::Connection, dispatch) }
 }
 
 impl ClientBlock {
@@ -401,8 +441,52 @@ unsafe fn sleep(event: &Event, index: u32, waited_ms: &mut ULONG) {
 /// # Safety
 /// PASSIVE_LEVEL; cleanup of client `index` has waited for its calls (no
 /// connect can make a socket of it any more).
-unsafe fn close_left_open(index: u32) -> bool {
+unsafe fn close_left_open(index: u32, waited_ms: &mut ULONG) -> bool {
     let mut orphans = false;
+    // Listening sockets first. An accept pending on one holds its slot from
+    // before the accepted socket's slot is reserved until that socket is
+    // handed out (or given up), so once a listening socket's slot is
+    // released no accept of it can hand out a socket any more: waiting for
+    // that before the walk below means the walk sees every accepted socket.
+    // The close completes the pending accepts (WskCloseSocket "cancel[s] and
+    // complete[s] all pending IRPs", PFN_WSK_CLOSE_SOCKET); a listening
+    // socket whose close could not be issued is an orphan, retried by the
+    // caller, which walks again after it.
+    handles::for_each_slot(|slot, i| {
+        if slot.owner() != index || !slot.is(handles::Kind::Listen) {
+            return;
+        }
+        let Some(generation) = slot.state().open_generation() else { return };
+        let Ok(a) = slot.state().acquire(generation, handles::Take::Close) else { return };
+        report::report_values(report::SAFEWSK_REPORT_CLEANUP_CLOSING, STATUS_SUCCESS, 0, i, 0);
+        // SAFETY: PASSIVE_LEVEL; the close's acquire just made.
+        let closed = unsafe { io::close_acquired(slot, i, a) }.is_ok();
+        if !closed {
+            orphans = true;
+            return;
+        }
+        let pause = Event::new();
+        // SAFETY: on this stack, never signalled: a pause between looks.
+        unsafe { pause.init() };
+        let mut since_report: ULONG = 0;
+        while !slot.state().released(generation) {
+            // SAFETY: initialized; PASSIVE_LEVEL.
+            unsafe { pause.wait(Some(ORPHAN_RETRY_MS)) };
+            since_report = since_report.saturating_add(ORPHAN_RETRY_MS);
+            if since_report >= platform::REPORT_INTERVAL_MS {
+                *waited_ms = waited_ms.saturating_add(since_report);
+                since_report = 0;
+                let (calls, sockets) = rundown(index).map_or((0, 0), |r| r.counts());
+                report::report_values(
+                    report::SAFEWSK_REPORT_CLEANUP_WAITING,
+                    STATUS_PENDING,
+                    *waited_ms,
+                    calls,
+                    sockets,
+                );
+            }
+        }
+    });
     handles::for_each_slot(|slot, i| {
         if let Some(generation) = slot.state().open_generation() {
             if slot.owner() == index {
@@ -460,7 +544,7 @@ pub unsafe fn cleanup(handle: *mut SAFEWSK_CLIENT) -> Status {
             Step::Drained if !closed => {
                 closed = true;
                 // SAFETY: PASSIVE_LEVEL; the calls inside have drained.
-                if unsafe { close_left_open(index) } {
+                if unsafe { close_left_open(index, &mut waited_ms) } {
                     closed = false;
                     // SAFETY: initialized, never signalled here: a pause.
                     unsafe { event.wait(Some(ORPHAN_RETRY_MS)) };

@@ -69,12 +69,12 @@ pub const SAFEWSK_BY_NAME_MAX_SERVICE_CHARS: u32 = 32 as u32;
 #[allow(clippy::unnecessary_cast)] // the cast makes cbindgen write a typed C constant
 pub const SAFEWSK_BY_NAME_MAX_ADDRESSES: u32 = 8 as u32;
 
-const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
-const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
+pub(crate) const MAX_NODE: usize = SAFEWSK_BY_NAME_MAX_NODE_CHARS as usize;
+pub(crate) const MAX_SERVICE: usize = SAFEWSK_BY_NAME_MAX_SERVICE_CHARS as usize;
 const MAX_ADDRESSES: usize = SAFEWSK_BY_NAME_MAX_ADDRESSES as usize;
 /// At most this many list entries are looked at (a provider's list that
 /// loops would otherwise never end).
-const MAX_ENTRIES: usize = 64;
+pub(crate) const MAX_ENTRIES: usize = 64;
 /// sizeof(SOCKADDR_IN6): the smallest `RemoteAddressLength` accepted, since
 /// which family is reached is known only at the end.
 const SOCKADDR_IN6_LEN: ULONG = size_of::<SOCKADDR_IN6>() as ULONG;
@@ -94,7 +94,7 @@ pub struct ByNameArgs {
 
 /// A NUL-terminated copy of a caller's UNICODE_STRING, and a UNICODE_STRING
 /// describing it (built by [`Wide::unicode`] once the copy no longer moves).
-struct Wide<const N: usize> {
+pub(crate) struct Wide<const N: usize> {
     chars: [u16; N],
     len: usize,
 }
@@ -218,14 +218,14 @@ struct Resolved {
 /// The names and the addresses of one call: one zeroed non-paged pool block
 /// (all-zero is a valid value: empty names, no address), not locals, to keep
 /// the stack small (see the module's *Stack use*).
-struct Scratch {
-    node: Wide<{ MAX_NODE + 1 }>,
-    service: Wide<{ MAX_SERVICE + 1 }>,
+pub(crate) struct Scratch {
+    pub(crate) node: Wide<{ MAX_NODE + 1 }>,
+    pub(crate) service: Wide<{ MAX_SERVICE + 1 }>,
     resolved: Resolved,
 }
 
 /// The pool block of a [`Scratch`], freed when dropped.
-struct ScratchBlock(ptr::NonNull<Scratch>);
+pub(crate) struct ScratchBlock(ptr::NonNull<Scratch>);
 
 impl ScratchBlock {
     /// # Safety
@@ -237,7 +237,7 @@ impl ScratchBlock {
         ptr::NonNull::new(p).map(ScratchBlock).ok_or(STATUS_INSUFFICIENT_RESOURCES)
     }
 
-    fn get(&mut self) -> &mut Scratch {
+    pub(crate) fn get(&mut self) -> &mut Scratch {
         // SAFETY: our own live, initialised block, borrowed through `self`.
         unsafe { self.0.as_mut() }
     }
@@ -263,25 +263,8 @@ unsafe fn begin(
     scratch: &mut Option<ScratchBlock>,
 ) -> Result<Inside, NTSTATUS> {
     let pinned = client::pin(client)?;
-    // The strings (and the structures describing them) may be pageable: above
-    // APC_LEVEL only their pointers are checked, then the IRQL check fails.
-    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
-    let node_ok = !a.node.is_null()
-        && (!may_read_pageable || {
-            // SAFETY: non-null and readable per the contract; IRQL <= APC_LEVEL.
-            unsafe { Wide::<{ MAX_NODE + 1 }>::check(a.node) }.is_ok()
-        });
-    if !node_ok {
-        return Err(STATUS_INVALID_PARAMETER_2);
-    }
-    let service_ok = !a.service.is_null()
-        && (!may_read_pageable || {
-            // SAFETY: as for the node name.
-            unsafe { Wide::<{ MAX_SERVICE + 1 }>::check(a.service) }.is_ok()
-        });
-    if !service_ok {
-        return Err(STATUS_INVALID_PARAMETER_3);
-    }
+    // SAFETY: forwarded API contract.
+    unsafe { check_names(a.node, a.service) }?;
     // SAFETY: the dispatch table is null or readable per the contract.
     match unsafe { context_and_dispatch(a.socket_context, a.dispatch) } {
         Err(Bad::Context) => return Err(STATUS_INVALID_PARAMETER_4),
@@ -301,18 +284,64 @@ unsafe fn begin(
     // Learn): IRQL PASSIVE_LEVEL.
     require_irql(PASSIVE_LEVEL)?;
     let inside = pinned.ok_or(STATUS_INVALID_LEVEL)?;
-    // SAFETY: PASSIVE_LEVEL.
-    let block = scratch.insert(unsafe { ScratchBlock::new(inside.block()) }?);
-    // SAFETY: non-null and readable per the contract; PASSIVE_LEVEL.
-    if unsafe { block.get().node.copy_from(a.node) }.is_err() {
+    // SAFETY: PASSIVE_LEVEL (checked); forwarded API contract.
+    *scratch = Some(unsafe { copy_names(&inside, a.node, a.service) }?);
+    inside.connecting()?;
+    Ok(inside)
+}
+
+/// Parameters 2 (`node`) and 3 (`service`) of SafeWskConnectByName and
+/// SafeWskResolveName, checked in place: non-NULL, and, at IRQL <=
+/// APC_LEVEL (the strings and their descriptors may be pageable; above it
+/// only the pointers are checked, then the IRQL check fails), names
+/// [`copy_names`] will copy.
+///
+/// # Safety
+/// Each pointer is null or a readable UNICODE_STRING whose Buffer, when
+/// not null, holds Length readable bytes.
+pub(crate) unsafe fn check_names(node: *const UNICODE_STRING, service: *const UNICODE_STRING) -> Result<(), NTSTATUS> {
+    let may_read_pageable = platform::current_irql() <= APC_LEVEL;
+    let node_ok = !node.is_null()
+        && (!may_read_pageable || {
+            // SAFETY: non-null and readable per the caller; IRQL <= APC_LEVEL.
+            unsafe { Wide::<{ MAX_NODE + 1 }>::check(node) }.is_ok()
+        });
+    if !node_ok {
+        return Err(STATUS_INVALID_PARAMETER_2);
+    }
+    let service_ok = !service.is_null()
+        && (!may_read_pageable || {
+            // SAFETY: as for the node name.
+            unsafe { Wide::<{ MAX_SERVICE + 1 }>::check(service) }.is_ok()
+        });
+    if !service_ok {
+        return Err(STATUS_INVALID_PARAMETER_3);
+    }
+    Ok(())
+}
+
+/// This call's [`Scratch`] block with both names copied into it (checked
+/// again: a name changed since [`check_names`] is refused as parameter 2
+/// or 3); STATUS_INSUFFICIENT_RESOURCES if the block cannot be allocated.
+///
+/// # Safety
+/// PASSIVE_LEVEL; the pointers as for [`check_names`].
+pub(crate) unsafe fn copy_names(
+    inside: &Inside,
+    node: *const UNICODE_STRING,
+    service: *const UNICODE_STRING,
+) -> Result<ScratchBlock, NTSTATUS> {
+    // SAFETY: PASSIVE_LEVEL per the caller.
+    let mut block = unsafe { ScratchBlock::new(inside.block()) }?;
+    // SAFETY: readable per the caller; PASSIVE_LEVEL.
+    if unsafe { block.get().node.copy_from(node) }.is_err() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
     // SAFETY: as for the node name.
-    if unsafe { block.get().service.copy_from(a.service) }.is_err() {
+    if unsafe { block.get().service.copy_from(service) }.is_err() {
         return Err(STATUS_INVALID_PARAMETER_3);
     }
-    inside.connecting()?;
-    Ok(inside)
+    Ok(block)
 }
 
 /// The provider's WskGetAddressInfo and WskFreeAddressInfo, or
@@ -378,13 +407,44 @@ unsafe fn copy_list(list: *const ADDRINFOEXW, out: &mut Resolved) {
 /// # Safety
 /// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies.
 unsafe fn resolve(entered: &Inside, scratch: &mut Scratch, timeout_ms: ULONG) -> Result<(), NTSTATUS> {
+    let resolved = &mut scratch.resolved;
+    let copy = |list| {
+        // SAFETY: the list the provider returned, not yet freed.
+        unsafe { copy_list(list, resolved) };
+        if resolved.count == 0 {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe { resolve_with(entered, &mut scratch.node, &mut scratch.service, AF_UNSPEC, timeout_ms, copy) }
+}
+
+/// WskGetAddressInfo (hints: `family`, SOCK_STREAM, IPPROTO_TCP; NS_ALL)
+/// through `call_and_wait`, with `timeout_ms`; on success `copy` reads the
+/// provider's list (its only reader), which is then freed with
+/// WskFreeAddressInfo on every path where the provider returned one, before
+/// this returns. Shared by SafeWskConnectByName and SafeWskResolveName.
+///
+/// # Safety
+/// IRQL PASSIVE_LEVEL; the names are NUL-terminated copies; `family` is
+/// AF_UNSPEC, AF_INET or AF_INET6; `copy` only reads the list it is given.
+pub(crate) unsafe fn resolve_with<R>(
+    entered: &Inside,
+    node: &mut Wide<{ MAX_NODE + 1 }>,
+    service: &mut Wide<{ MAX_SERVICE + 1 }>,
+    family: ADDRESS_FAMILY,
+    timeout_ms: ULONG,
+    copy: impl FnOnce(*const ADDRINFOEXW) -> Result<R, NTSTATUS>,
+) -> Result<R, NTSTATUS> {
     let (get, free) = resolver(entered)?;
     let client = entered.block().provider().Client;
-    let mut node_us = scratch.node.unicode();
-    let mut service_us = scratch.service.unicode();
+    let mut node_us = node.unicode();
+    let mut service_us = service.unicode();
     let mut hints = ADDRINFOEXW {
         ai_flags: 0,
-        ai_family: i32::from(AF_UNSPEC),
+        ai_family: i32::from(family),
         ai_socktype: i32::from(SOCK_STREAM),
         ai_protocol: IPPROTO_TCP as i32,
         ai_addrlen: 0,
@@ -399,7 +459,7 @@ unsafe fn resolve(entered: &Inside, scratch: &mut Scratch, timeout_ms: ULONG) ->
     let result = ptr::addr_of_mut!(list);
     let issue = |irp| {
         // SAFETY: the provider's WskGetAddressInfo of the entered client; the
-        // strings (in the caller's scratch block), hints and result pointer
+        // strings (the caller's copies), hints and result pointer
         // live until this function returns, after the IRP has completed.
         unsafe {
             get(
@@ -427,13 +487,7 @@ unsafe fn resolve(entered: &Inside, scratch: &mut Scratch, timeout_ms: ULONG) ->
     } else if !nt_success(done.status) {
         Err(done.status)
     } else {
-        // SAFETY: the list the provider returned, not yet freed.
-        unsafe { copy_list(list, &mut scratch.resolved) };
-        if scratch.resolved.count == 0 {
-            Err(STATUS_NOT_FOUND)
-        } else {
-            Ok(())
-        }
+        copy(list)
     };
     if !list.is_null() {
         // Freed on every path, before any connect, and never read again.

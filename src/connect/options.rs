@@ -39,8 +39,8 @@ use core::ptr;
 
 use super::client_context;
 use super::validate::ConnectArgs;
-use crate::client::SAFEWSK_CLIENT;
-use crate::handles::{Reserved, SAFEWSK_SOCKET};
+use crate::client::{Inside, SAFEWSK_CLIENT};
+use crate::handles::{Kind, Reserved, SAFEWSK_SOCKET};
 use crate::kernel::deadline::Deadline;
 use crate::kernel::irp::{self, call_and_wait_on, Completion};
 use crate::kernel::nt::*;
@@ -86,12 +86,34 @@ pub struct SAFEWSK_SOCKET_OPTIONS {
     pub ReceiveBufferSize: ULONG,
 }
 
+/// The options a listening socket takes ("SO_EXCLUSIVEADDRUSE",
+/// "SO_REUSEADDR", "SO_KEEPALIVE", "SO_RCVBUF": each WSK page lists
+/// listening sockets).
+pub(crate) const LISTEN_OPTIONS: ULONG = ALL_OPTIONS;
+/// The options a datagram socket takes: not SO_KEEPALIVE, a
+/// connection-oriented option.
+pub(crate) const DATAGRAM_OPTIONS: ULONG =
+    SAFEWSK_OPTION_EXCLUSIVEADDRUSE | SAFEWSK_OPTION_REUSEADDR | SAFEWSK_OPTION_RCVBUF;
+
 /// One option to set: name and value.
 type Setting = (ULONG, ULONG, &'static [u8]);
 
 /// The validated options, in the order they are applied.
-struct Settings {
+pub(crate) struct Settings {
     list: [Option<Setting>; 4],
+}
+
+impl Settings {
+    /// SO_EXCLUSIVEADDRUSE 1 and nothing else: what a server socket made
+    /// without options gets ("Using SO_EXCLUSIVEADDRUSE": it keeps other
+    /// sockets from being bound to the same address and port; "Sharing
+    /// Transport Addresses": a later bind to the port is then INUSE or
+    /// DENIED instead of CHECK).
+    pub(crate) fn exclusive() -> Settings {
+        Settings {
+            list: [Some((SO_EXCLUSIVEADDRUSE, 1, b"WskControlSocket(SO_EXCLUSIVEADDRUSE)\0")), None, None, None],
+        }
+    }
 }
 
 /// Reads and checks the options (parameter 4).
@@ -100,6 +122,20 @@ struct Settings {
 /// `options` is NULL or points to readable memory of at least its `Size`
 /// field, and of sizeof(SAFEWSK_SOCKET_OPTIONS) when `Size` says so.
 unsafe fn read_options(options: *const SAFEWSK_SOCKET_OPTIONS) -> Result<Settings, NTSTATUS> {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { read_options_of(options, ALL_OPTIONS) }
+}
+
+/// Reads and checks options of which `allowed` (SAFEWSK_OPTION_* bits) are
+/// allowed: Err(STATUS_INVALID_PARAMETER_4) for anything else (the caller
+/// renumbers it to its own position). NULL: no option.
+///
+/// # Safety
+/// As [`read_options`].
+pub(crate) unsafe fn read_options_of(
+    options: *const SAFEWSK_SOCKET_OPTIONS,
+    allowed: ULONG,
+) -> Result<Settings, NTSTATUS> {
     let mut s = Settings { list: [None; 4] };
     if options.is_null() {
         return Ok(s);
@@ -111,7 +147,7 @@ unsafe fn read_options(options: *const SAFEWSK_SOCKET_OPTIONS) -> Result<Setting
     }
     // SAFETY: Size says the whole structure is there (contract).
     let o = unsafe { ptr::read_unaligned(options) };
-    if o.Mask & !ALL_OPTIONS != 0 {
+    if o.Mask & !(ALL_OPTIONS & allowed) != 0 {
         return Err(STATUS_INVALID_PARAMETER_4);
     }
     let set = |bit: ULONG| o.Mask & bit != 0;
@@ -201,13 +237,14 @@ unsafe fn entry<F: Copy>(entry: PFN_UNUSED) -> Result<F, NTSTATUS> {
 /// # Safety
 /// IRQL <= APC_LEVEL; `slot` holds a socket WskSocket made, with no call in
 /// progress on it and its IRP idle.
-unsafe fn close_half_made(slot: Reserved, device: PDEVICE_OBJECT) {
+pub(crate) unsafe fn close_half_made(slot: Reserved, device: PDEVICE_OBJECT) {
     let socket = slot.socket();
-    // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
-    // Dispatch is the provider's connection table, valid until the close.
-    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: a socket from WskSocket (or WskAccept): its Dispatch is one of
+    // the provider's tables, each beginning with the basic functions, valid
+    // until the close.
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_BASIC_DISPATCH>();
     // SAFETY: as above; NULL is handled.
-    let Some(close) = unsafe { table.as_ref() }.and_then(|t| t.Basic.WskCloseSocket) else {
+    let Some(close) = unsafe { table.as_ref() }.and_then(|t| t.WskCloseSocket) else {
         // Nothing can close it: the slot is given up.
         return;
     };
@@ -274,6 +311,73 @@ pub unsafe fn connect_with_options(
     let inside = pinned?.ok_or(STATUS_INVALID_LEVEL)?;
     inside.connecting()?;
     let block = inside.block();
+    // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
+    let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
+    let deadline = Deadline::start(timeout_ms);
+    let device = block.device();
+    let make = Make {
+        kind: Kind::Connection,
+        flags: WSK_FLAG_CONNECTION_SOCKET,
+        family,
+        socket_type: SOCK_STREAM,
+        protocol: IPPROTO_TCP,
+        context: socket_context,
+        dispatch,
+    };
+    // SAFETY: IRQL <= APC_LEVEL; the local address was validated and lives
+    // until this call returns.
+    let slot = unsafe { make_bound(&inside, &make, &settings, local, deadline) }?;
+    // SAFETY: a socket WskSocket just made (WSK_FLAG_CONNECTION_SOCKET), no
+    // call on it; the remote address was validated and lives until this
+    // call returns.
+    match unsafe { connect_step(device, slot.irp(), slot.socket(), remote, deadline) } {
+        Ok(()) => {
+            // SAFETY: `socket_out` was checked non-null as parameter 7.
+            unsafe { *socket_out = slot.publish() };
+            Ok(STATUS_SUCCESS)
+        }
+        Err(status) => {
+            // SAFETY: IRQL <= APC_LEVEL; no call on it any more (every
+            // step's IRP has completed).
+            unsafe { close_half_made(slot, device) };
+            Err(status)
+        }
+    }
+}
+
+/// What WskSocket is asked to make: a socket of `kind` (whose slot records
+/// the client `dispatch` table, for a connection socket's callbacks).
+pub(crate) struct Make {
+    pub(crate) kind: Kind,
+    /// WSK_FLAG_CONNECTION_SOCKET, WSK_FLAG_LISTEN_SOCKET or
+    /// WSK_FLAG_DATAGRAM_SOCKET, matching `kind`.
+    pub(crate) flags: ULONG,
+    pub(crate) family: ADDRESS_FAMILY,
+    pub(crate) socket_type: USHORT,
+    pub(crate) protocol: ULONG,
+    pub(crate) context: PVOID,
+    pub(crate) dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+}
+
+/// WskSocket, then each option, then WskBind, on a socket slot reserved
+/// first, each step through `call_and_wait_on` on the slot's IRP under one
+/// deadline. Returns the slot with its socket recorded and its family set,
+/// not yet published; on any failure after WskSocket the half-made socket
+/// is closed (or left to cleanup as an orphan) and the step's status
+/// returned.
+///
+/// # Safety
+/// IRQL <= APC_LEVEL; inside a client that may make sockets
+/// ([`Inside::connecting`]); `local` is a validated address of `m.family`
+/// that lives until this returns.
+pub(crate) unsafe fn make_bound(
+    inside: &Inside,
+    m: &Make,
+    settings: &Settings,
+    local: *const SOCKADDR,
+    deadline: Deadline,
+) -> Result<Reserved, NTSTATUS> {
+    let block = inside.block();
     let provider = block.provider();
     // SAFETY: the provider dispatch captured at startup stays valid until
     // the NPI is released at cleanup, which waits for us to leave; its
@@ -281,12 +385,10 @@ pub unsafe fn connect_with_options(
     let socket_entry = unsafe { (*provider.Dispatch).WskSocket };
     // SAFETY: WSK_PROVIDER_DISPATCH's WskSocket is NULL or a PFN_WSK_SOCKET.
     let wsk_socket = unsafe { entry::<PFN_WSK_SOCKET>(socket_entry) }?;
-    // SAFETY: validated as parameter 2: a SOCKADDR_IN or SOCKADDR_IN6.
-    let family = unsafe { ptr::read_unaligned(local.cast::<ADDRESS_FAMILY>()) };
-    let deadline = Deadline::start(timeout_ms);
     let device = block.device();
     // SAFETY: IRQL <= APC_LEVEL.
-    let slot = unsafe { inside.reserve_socket(dispatch) }?;
+    let slot = unsafe { inside.reserve_socket_of(m.kind, m.dispatch) }?;
+    slot.set_family(m.family);
     // Every step runs on the slot's IRP (IoReuseIrp before each): the socket
     // is not handed out before the last step, so no other call can use it.
     let irp = slot.irp();
@@ -296,12 +398,12 @@ pub unsafe fn connect_with_options(
         unsafe {
             wsk_socket(
                 provider.Client,
-                family,
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                WSK_FLAG_CONNECTION_SOCKET,
-                socket_context,
-                dispatch.cast::<c_void>(),
+                m.family,
+                m.socket_type,
+                m.protocol,
+                m.flags,
+                m.context,
+                m.dispatch.cast::<c_void>(),
                 ptr::null_mut(),
                 ptr::null_mut(),
                 ptr::null_mut(),
@@ -323,14 +425,10 @@ pub unsafe fn connect_with_options(
         unsafe { close_half_made(slot, device) };
         return Err(status);
     }
-    // SAFETY: a socket WskSocket just made, with no call on it; the
-    // addresses were validated and live until this call returns.
-    match unsafe { configure_bind_connect(device, irp, socket, &settings, local, remote, deadline) } {
-        Ok(()) => {
-            // SAFETY: `socket_out` was checked non-null as parameter 7.
-            unsafe { *socket_out = slot.publish() };
-            Ok(STATUS_SUCCESS)
-        }
+    // SAFETY: a socket WskSocket just made, with no call on it; the address
+    // was validated and lives until this call returns.
+    match unsafe { configure_bind(device, irp, socket, settings, local, deadline) } {
+        Ok(()) => Ok(slot),
         Err(status) => {
             // SAFETY: IRQL <= APC_LEVEL; no call on it any more (every
             // step's IRP has completed).
@@ -347,25 +445,27 @@ fn cancel(irp: *mut IRP) {
     unsafe { irp::cancel(irp) }
 }
 
-/// Steps 2 to 4: each option, WskBind, WskConnect.
+/// Steps 2 and 3: each option, then WskBind (the same for every kind of
+/// socket: every provider table begins with the basic functions and
+/// WskBind, wsk.h).
 ///
 /// # Safety
-/// IRQL <= APC_LEVEL; `socket` is a connection socket from WskSocket with
-/// no call in progress; `irp` is its record's IRP, idle and used by nobody
-/// else until this returns; `local` and `remote` are valid addresses of its
-/// family, live until this returns.
-unsafe fn configure_bind_connect(
+/// IRQL <= APC_LEVEL; `socket` is a socket from WskSocket with no call in
+/// progress; `irp` is its record's IRP, idle and used by nobody else until
+/// this returns; `local` is a valid address of its family, live until this
+/// returns.
+unsafe fn configure_bind(
     device: PDEVICE_OBJECT,
     irp: *mut IRP,
     socket: *mut WSK_SOCKET,
     settings: &Settings,
     local: *const SOCKADDR,
-    remote: *const SOCKADDR,
     deadline: Deadline,
 ) -> Result<(), NTSTATUS> {
-    // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
-    // Dispatch is the provider's connection table, valid until the close.
-    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: a socket from WskSocket: its Dispatch is one of the provider's
+    // tables, each beginning with the basic functions and WskBind; valid
+    // until the close.
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_BIND_PREFIX>();
     // SAFETY: as above: NULL or the provider's table, valid until the close.
     let table = unsafe { table.as_ref() }.ok_or(STATUS_UNSUCCESSFUL)?;
     for &(name, value, what) in settings.list.iter().flatten() {
@@ -404,13 +504,34 @@ unsafe fn configure_bind_connect(
     };
     // SAFETY: as above.
     step(unsafe { call_and_wait_on(irp, device, b"WskBind\0", Some(deadline.remaining()), issue, cancel) }?)?;
+    Ok(())
+}
+
+/// Step 4 of SafeWskSocketConnectWithOptions: WskConnect.
+///
+/// # Safety
+/// As [`configure_bind`], for a connection socket that is bound, and its
+/// remote address.
+unsafe fn connect_step(
+    device: PDEVICE_OBJECT,
+    irp: *mut IRP,
+    socket: *mut WSK_SOCKET,
+    remote: *const SOCKADDR,
+    deadline: Deadline,
+) -> Result<(), NTSTATUS> {
+    // SAFETY: a socket from WskSocket(WSK_FLAG_CONNECTION_SOCKET): its
+    // Dispatch is the provider's connection table, valid until the close.
+    let table = unsafe { (*socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
+    // SAFETY: as above: NULL or the provider's table, valid until the close.
+    let table = unsafe { table.as_ref() }.ok_or(STATUS_UNSUCCESSFUL)?;
     // SAFETY: the entry is NULL or a PFN_WSK_CONNECT.
     let connect = unsafe { entry::<PFN_WSK_CONNECT>(table.WskConnect) }?;
     let issue = |irp| {
-        // SAFETY: as for the bind, with the remote address.
+        // SAFETY: the provider's WskConnect of an open, bound socket with a
+        // validated address that lives until the IRP has completed.
         unsafe { connect(socket, remote.cast_mut(), 0, irp) }
     };
-    // SAFETY: as above.
+    // SAFETY: IRQL <= APC_LEVEL; `issue` hands the IRP to one WSK call.
     step(unsafe { call_and_wait_on(irp, device, b"WskConnect\0", Some(deadline.remaining()), issue, cancel) }?)?;
     Ok(())
 }

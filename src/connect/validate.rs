@@ -50,14 +50,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    fn family(&self) -> ADDRESS_FAMILY {
+    pub(crate) fn family(&self) -> ADDRESS_FAMILY {
         match self {
             Endpoint::V4 { .. } => AF_INET,
             Endpoint::V6 { .. } => AF_INET6,
         }
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         match *self {
             Endpoint::V4 { port, .. } | Endpoint::V6 { port, .. } => u16::from_be(port),
         }
@@ -81,7 +81,7 @@ impl Endpoint {
         }
     }
 
-    fn is_unspecified(&self) -> bool {
+    pub(crate) fn is_unspecified(&self) -> bool {
         match (self, self.as_v4()) {
             (_, Some(v4)) => v4 == [0; 4],
             (Endpoint::V6 { addr, .. }, None) => *addr == [0; 16],
@@ -89,7 +89,7 @@ impl Endpoint {
         }
     }
 
-    fn is_multicast_or_broadcast(&self) -> bool {
+    pub(crate) fn is_multicast_or_broadcast(&self) -> bool {
         match (self, self.as_v4()) {
             // 224.0.0.0/4 multicast, 255.255.255.255 limited broadcast.
             (_, Some([a, b, c, d])) => (a & 0xF0) == 0xE0 || [a, b, c, d] == [255; 4],

@@ -96,18 +96,25 @@ pub(crate) struct Slot {
     /// reservation): which of the provider's dispatch tables its
     /// `Dispatch` is, and so which calls it takes.
     kind: AtomicU32,
-    _pad: u32,
+    /// The socket's address family (AF_INET, AF_INET6; 0 until the socket
+    /// that made it records it): a datagram socket's send-to checks the
+    /// remote address against it.
+    family: AtomicU32,
 }
 
-/// The kind of socket a slot holds. Only connection sockets exist today;
-/// the socket calls check the kind, so that a handle of another kind (a
-/// listening or datagram socket, when they come) is refused as parameter 1
-/// instead of reaching a dispatch table of another shape.
+/// The kind of socket a slot holds. Every socket call checks the kind, so
+/// that a handle of another kind is refused as parameter 1 instead of
+/// reaching a dispatch table of another shape; SafeWskCloseSocket and
+/// cleanup take every kind (all tables begin with the basic functions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Kind {
     /// WSK_FLAG_CONNECTION_SOCKET: WSK_PROVIDER_CONNECTION_DISPATCH.
     Connection = 1,
+    /// WSK_FLAG_LISTEN_SOCKET: WSK_PROVIDER_LISTEN_DISPATCH.
+    Listen = 2,
+    /// WSK_FLAG_DATAGRAM_SOCKET: WSK_PROVIDER_DATAGRAM_DISPATCH.
+    Datagram = 3,
 }
 
 static_assertions::const_assert_eq!(core::mem::size_of::<Slot>(), 64);
@@ -254,6 +261,21 @@ impl Slot {
         self.kind.load(Ordering::Relaxed) == kind as u32
     }
 
+    /// The kind of socket the slot holds (None for a slot never reserved).
+    pub(crate) fn kind(&self) -> Option<Kind> {
+        match self.kind.load(Ordering::Relaxed) {
+            1 => Some(Kind::Connection),
+            2 => Some(Kind::Listen),
+            3 => Some(Kind::Datagram),
+            _ => None,
+        }
+    }
+
+    /// The socket's address family (see the field).
+    pub(crate) fn family(&self) -> ADDRESS_FAMILY {
+        self.family.load(Ordering::Relaxed) as ADDRESS_FAMILY
+    }
+
     /// Where a waiting close sleeps (see [`state::SlotState::wait_for_calls`]).
     pub(crate) fn set_closer(&self, event: *const Event) {
         self.closer.store(event.cast_mut(), Ordering::Relaxed);
@@ -298,6 +320,16 @@ impl Reserved {
     /// The socket recorded with [`Reserved::set_socket`].
     pub(crate) fn socket(&self) -> *mut WSK_SOCKET {
         self.slot.socket()
+    }
+
+    /// Records the socket's address family (before publishing it).
+    pub(crate) fn set_family(&self, family: ADDRESS_FAMILY) {
+        self.slot.family.store(u32::from(family), Ordering::Relaxed);
+    }
+
+    /// The client device object the slot was reserved with.
+    pub(crate) fn device(&self) -> PDEVICE_OBJECT {
+        self.slot.device()
     }
 
     /// Hands the socket out: its handle.
@@ -416,6 +448,7 @@ pub(crate) unsafe fn reserve(
     free.closer.store(ptr::null_mut(), Ordering::Relaxed);
     free.owner.store(owner, Ordering::Relaxed);
     free.kind.store(kind as u32, Ordering::Relaxed);
+    free.family.store(0, Ordering::Relaxed);
     let generation = free.state.reserve();
     Ok(Reserved { slot: free, index, generation })
 }
@@ -452,7 +485,7 @@ unsafe fn grow(allocator: platform::PoolAllocator) -> Result<u32, NTSTATUS> {
                     owner: AtomicU32::new(0),
                     next: AtomicU32::new(NONE),
                     kind: AtomicU32::new(0),
-                    _pad: 0,
+                    family: AtomicU32::new(0),
                 },
             )
         };

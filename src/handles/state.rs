@@ -208,6 +208,20 @@ impl SlotState {
         generation(w) == g && w & OPEN != 0 && w & CLOSING == 0
     }
 
+    /// Whether the socket of generation `g` is gone from the slot: freed
+    /// (another generation) or retired (nothing held, not OPEN). Cleanup
+    /// waits for this after closing a listening socket: the accepts pending
+    /// on it hold the slot until their socket is handed out.
+    pub fn released(&self, g: u32) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        #[cfg(loom)]
+        if mutation::active(mutation::Mutation::ReleasedWhileHeld) {
+            // Looks at the close only, not at the holds still pending.
+            return generation(w) != g || w & OPEN == 0 || w & CLOSING != 0;
+        }
+        generation(w) != g || w & (OPEN | HELD) == 0
+    }
+
     /// The generation of an open socket that is not being closed (cleanup's
     /// walk), or None.
     pub fn open_generation(&self) -> Option<u32> {
@@ -364,6 +378,7 @@ pub(crate) mod mutation {
         ReturnedForgetsWaiter,
         FreeWithCallsHeld,
         WrapGeneration,
+        ReleasedWhileHeld,
     }
 
     static ACTIVE: AtomicUsize = AtomicUsize::new(0);
@@ -430,7 +445,17 @@ mod tests {
         let close = s.acquire(g, Take::Close);
         assert_eq!(close, Ok(Acquired { irp: false, must_wait: false }), "nothing inside: no wait");
         assert_eq!(s.release(false), Released::Kept, "the close ends, the receive still holds");
+        assert!(!s.released(g), "a pending call (an accept) still holds the closed socket's slot");
         assert_eq!(s.release(true), Released::Free, "the receive's release frees the slot");
+        assert!(s.released(g), "freed: the next generation");
+        let r = SlotState::at_generation(GENERATION_MAX);
+        let g = r.reserve();
+        assert!(!r.released(g), "reserved");
+        r.publish();
+        assert!(!r.released(g), "open");
+        assert!(r.acquire(g, Take::Close).is_ok());
+        assert_eq!(r.release(true), Released::Retired);
+        assert!(r.released(g), "retired: same generation, nothing held");
     }
 
     #[test]
@@ -667,6 +692,54 @@ mod loom_model {
             s.release(a.irp);
             assert!(s.recycled.load(Ordering::SeqCst));
         });
+    }
+
+    /// A listening socket with an accept pending (returned from WskAccept,
+    /// holding the slot until it has handed out its accepted socket) against
+    /// cleanup, which closes the listening socket and then waits until its
+    /// slot is released before it walks the table for the sockets left
+    /// open: the walk never runs before the accepted socket is handed out
+    /// (else that socket would be left open and cleanup would wait for it
+    /// for ever).
+    fn accept_against_cleanup() {
+        model(|| {
+            let (s, g) = Socket::open();
+            // SafeWskAccept / SafeWskAcceptAsync: acquired, inside WskAccept,
+            // returned (the IRP pends), still holding.
+            let a = s.state.acquire(g, Take::Call).unwrap();
+            let _ = s.state.returned();
+            let handed_out = Arc::new(AtomicBool::new(false));
+            let acceptor = {
+                let (s, handed_out) = (s.clone(), handed_out.clone());
+                thread::spawn(move || {
+                    // The accept's IRP completes: the socket is published,
+                    // then the listening socket's hold given back.
+                    handed_out.store(true, Ordering::SeqCst);
+                    s.release(a.irp);
+                })
+            };
+            // Cleanup: close the listening socket (does not wait for the
+            // pending accept), then wait until its slot is released.
+            assert!(s.close(g));
+            while !s.state.released(g) {
+                thread::yield_now();
+            }
+            let walked_early = !handed_out.load(Ordering::SeqCst);
+            acceptor.join().unwrap();
+            assert!(!walked_early, "cleanup walked before the accept handed out its socket");
+            assert!(s.recycled.load(Ordering::SeqCst));
+        });
+    }
+
+    #[test]
+    fn cleanup_waits_for_the_accepts_of_a_listening_socket() {
+        accept_against_cleanup();
+    }
+
+    #[test]
+    #[should_panic]
+    fn the_model_catches_a_release_check_that_ignores_holds() {
+        mutation::with(Mutation::ReleasedWhileHeld, accept_against_cleanup);
     }
 
     /// Retirement: the last generation's slot never comes back, and its

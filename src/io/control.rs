@@ -4,8 +4,8 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::handles::{Take, SAFEWSK_SOCKET};
-use crate::io::{cancel_at_deadline, check, SocketCall};
+use crate::handles::{Kind, Take, SAFEWSK_SOCKET};
+use crate::io::{cancel_at_deadline, check, check_any, SocketCall};
 use crate::kernel::nt::*;
 use crate::kernel::status::{require_irql, Status};
 
@@ -43,36 +43,113 @@ pub unsafe fn release(socket: *mut SAFEWSK_SOCKET, list: *mut WSK_DATA_INDICATIO
 }
 
 /// What SafeWskControlSocket accepts: each request with the exact buffer
-/// sizes its Microsoft Learn page gives.
+/// sizes its Microsoft Learn page gives, on the kinds of socket the page
+/// says it applies to.
 struct Allowed {
     request: WSK_CONTROL_SOCKET_TYPE,
     code: ULONG,
     level: ULONG,
     input: usize,
     output: usize,
+    /// KIND_* bits.
+    kinds: u8,
+}
+
+const CONNECTION: u8 = 1;
+const LISTEN: u8 = 2;
+const DATAGRAM: u8 = 4;
+
+fn kind_bit(kind: Kind) -> u8 {
+    match kind {
+        Kind::Connection => CONNECTION,
+        Kind::Listen => LISTEN,
+        Kind::Datagram => DATAGRAM,
+    }
 }
 
 const ULONG_SIZE: usize = size_of::<ULONG>();
 
-/// The allowlist: "SO_KEEPALIVE" and "SO_RCVBUF" (WSK socket options, a
-/// ULONG either way), TCP_NODELAY (a transport-level option, which WSK
-/// passes to the transport: "The underlying network protocol might support
-/// additional socket options", PFN_WSK_CONTROL_SOCKET; a ULONG as Winsock's
-/// "IPPROTO_TCP socket options" gives it), and
-/// "SIO_WSK_QUERY_IDEAL_SEND_BACKLOG" (a SIZE_T out, Level 0).
-const ALLOWED: [Allowed; 7] = [
-    Allowed { request: WskSetOption, code: SO_KEEPALIVE, level: SOL_SOCKET, input: ULONG_SIZE, output: 0 },
-    Allowed { request: WskGetOption, code: SO_KEEPALIVE, level: SOL_SOCKET, input: 0, output: ULONG_SIZE },
-    Allowed { request: WskSetOption, code: SO_RCVBUF, level: SOL_SOCKET, input: ULONG_SIZE, output: 0 },
-    Allowed { request: WskGetOption, code: SO_RCVBUF, level: SOL_SOCKET, input: 0, output: ULONG_SIZE },
-    Allowed { request: WskSetOption, code: TCP_NODELAY, level: IPPROTO_TCP, input: ULONG_SIZE, output: 0 },
-    Allowed { request: WskGetOption, code: TCP_NODELAY, level: IPPROTO_TCP, input: 0, output: ULONG_SIZE },
+/// The allowlist: "SO_KEEPALIVE" (listening and connection-oriented
+/// sockets) and "SO_RCVBUF" (listening, datagram and connection-oriented
+/// sockets), WSK socket options, a ULONG either way; "SO_BROADCAST"
+/// (datagram sockets only, a ULONG); TCP_NODELAY (a transport-level option,
+/// which WSK passes to the transport: "The underlying network protocol
+/// might support additional socket options", PFN_WSK_CONTROL_SOCKET; a
+/// ULONG as Winsock's "IPPROTO_TCP socket options" gives it; connection
+/// sockets), and "SIO_WSK_QUERY_IDEAL_SEND_BACKLOG" (a SIZE_T out, Level 0;
+/// connection sockets).
+const ALLOWED: [Allowed; 9] = [
+    Allowed {
+        request: WskSetOption,
+        code: SO_KEEPALIVE,
+        level: SOL_SOCKET,
+        input: ULONG_SIZE,
+        output: 0,
+        kinds: CONNECTION | LISTEN,
+    },
+    Allowed {
+        request: WskGetOption,
+        code: SO_KEEPALIVE,
+        level: SOL_SOCKET,
+        input: 0,
+        output: ULONG_SIZE,
+        kinds: CONNECTION | LISTEN,
+    },
+    Allowed {
+        request: WskSetOption,
+        code: SO_RCVBUF,
+        level: SOL_SOCKET,
+        input: ULONG_SIZE,
+        output: 0,
+        kinds: CONNECTION | LISTEN | DATAGRAM,
+    },
+    Allowed {
+        request: WskGetOption,
+        code: SO_RCVBUF,
+        level: SOL_SOCKET,
+        input: 0,
+        output: ULONG_SIZE,
+        kinds: CONNECTION | LISTEN | DATAGRAM,
+    },
+    Allowed {
+        request: WskSetOption,
+        code: SO_BROADCAST,
+        level: SOL_SOCKET,
+        input: ULONG_SIZE,
+        output: 0,
+        kinds: DATAGRAM,
+    },
+    Allowed {
+        request: WskGetOption,
+        code: SO_BROADCAST,
+        level: SOL_SOCKET,
+        input: 0,
+        output: ULONG_SIZE,
+        kinds: DATAGRAM,
+    },
+    Allowed {
+        request: WskSetOption,
+        code: TCP_NODELAY,
+        level: IPPROTO_TCP,
+        input: ULONG_SIZE,
+        output: 0,
+        kinds: CONNECTION,
+    },
+    Allowed {
+        request: WskGetOption,
+        code: TCP_NODELAY,
+        level: IPPROTO_TCP,
+        input: 0,
+        output: ULONG_SIZE,
+        kinds: CONNECTION,
+    },
     Allowed {
         request: WskIoctl,
         code: SIO_WSK_QUERY_IDEAL_SEND_BACKLOG,
         level: 0,
         input: 0,
         output: size_of::<SIZE_T>(),
+        kinds: CONNECTION,
     },
 ];
 
@@ -90,12 +167,13 @@ pub struct ControlArgs {
     pub timeout_ms: ULONG,
 }
 
-/// Parameters 2 to 8 against the allowlist.
-fn allowed(a: &ControlArgs) -> Result<&'static Allowed, NTSTATUS> {
+/// Parameters 2 to 8 against the allowlist, for a socket of `kind`.
+fn allowed(a: &ControlArgs, kind: Kind) -> Result<&'static Allowed, NTSTATUS> {
     if !(WskSetOption..=WskIoctl).contains(&a.request) {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
-    let mut entries = ALLOWED.iter().filter(|e| e.request == a.request && e.code == a.code);
+    let bit = kind_bit(kind);
+    let mut entries = ALLOWED.iter().filter(|e| e.request == a.request && e.code == a.code && e.kinds & bit != 0);
     let entry = entries.next().ok_or(STATUS_INVALID_PARAMETER_3)?;
     if entry.level != a.level {
         return Err(STATUS_INVALID_PARAMETER_4);
@@ -123,11 +201,11 @@ fn allowed(a: &ControlArgs) -> Result<&'static Allowed, NTSTATUS> {
 /// # Safety
 /// The API contract of SafeWskControlSocket.
 pub unsafe fn control(socket: *mut SAFEWSK_SOCKET, a: ControlArgs) -> Status {
-    let h = check(socket)?;
-    let entry = allowed(&a)?;
+    let (h, kind) = check_any(socket)?;
+    let entry = allowed(&a, kind)?;
     require_irql(APC_LEVEL)?;
     let mut call = SocketCall::acquire(h, Take::Call)?;
-    let table_entry = call.dispatch()?.Basic.WskControlSocket;
+    let table_entry = call.basic()?.WskControlSocket;
     if table_entry.is_null() {
         return Err(STATUS_NOT_SUPPORTED);
     }

@@ -35,14 +35,31 @@ pub enum Direction {
     Receive,
 }
 
-/// Parameter 1 of a socket call: a handle that names an open socket now.
-/// Reads only static data and the slot's word, so it is made at any IRQL.
+/// Parameter 1 of a call on a connection socket: a handle that names an
+/// open connection socket now. Reads only static data and the slot's word,
+/// so it is made at any IRQL.
 pub(crate) fn check(handle: *mut SAFEWSK_SOCKET) -> Result<Handle, NTSTATUS> {
-    let h = handles::decode(handle).ok_or(STATUS_INVALID_PARAMETER_1)?;
-    if h.slot.state().is_open(h.generation) && h.slot.is(Kind::Connection) {
+    check_kind(handle, Kind::Connection)
+}
+
+/// Parameter 1 of a call on a socket of `kind`: a handle of another kind
+/// is STATUS_INVALID_PARAMETER_1, as a stale one is.
+pub(crate) fn check_kind(handle: *mut SAFEWSK_SOCKET, kind: Kind) -> Result<Handle, NTSTATUS> {
+    let (h, k) = check_any(handle)?;
+    if k == kind {
         Ok(h)
     } else {
         Err(STATUS_INVALID_PARAMETER_1)
+    }
+}
+
+/// Parameter 1 of a call that takes every kind of socket (the close, the
+/// local address, the socket options): the handle and its socket's kind.
+pub(crate) fn check_any(handle: *mut SAFEWSK_SOCKET) -> Result<(Handle, Kind), NTSTATUS> {
+    let h = handles::decode(handle).ok_or(STATUS_INVALID_PARAMETER_1)?;
+    match h.slot.kind() {
+        Some(kind) if h.slot.state().is_open(h.generation) => Ok((h, kind)),
+        _ => Err(STATUS_INVALID_PARAMETER_1),
     }
 }
 
@@ -154,12 +171,85 @@ impl SocketCall {
 
     /// The provider's connection dispatch table of the socket.
     pub(crate) fn dispatch(&self) -> Result<&'static WSK_PROVIDER_CONNECTION_DISPATCH, NTSTATUS> {
+        debug_assert!(self.slot.is(Kind::Connection));
         // SAFETY: the slot is held, so its socket is open (a WSK_SOCKET the
-        // provider made as a connection socket): its Dispatch is the
-        // provider's connection table, valid until the close.
+        // provider made as a connection socket, which the caller's check of
+        // the kind established): its Dispatch is the provider's connection
+        // table, valid until the close.
         let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_CONNECTION_DISPATCH>();
         // SAFETY: as above; null is handled.
         unsafe { dispatch.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)
+    }
+
+    /// The provider's listening-socket dispatch table of the socket.
+    pub(crate) fn listen_dispatch(&self) -> Result<&'static WSK_PROVIDER_LISTEN_DISPATCH, NTSTATUS> {
+        debug_assert!(self.slot.is(Kind::Listen));
+        // SAFETY: as `dispatch`, for a socket made with
+        // WSK_FLAG_LISTEN_SOCKET (the caller checked the kind).
+        let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_LISTEN_DISPATCH>();
+        // SAFETY: as above; null is handled.
+        unsafe { dispatch.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)
+    }
+
+    /// The provider's datagram-socket dispatch table of the socket.
+    pub(crate) fn datagram_dispatch(&self) -> Result<&'static WSK_PROVIDER_DATAGRAM_DISPATCH, NTSTATUS> {
+        debug_assert!(self.slot.is(Kind::Datagram));
+        // SAFETY: as `dispatch`, for a socket made with
+        // WSK_FLAG_DATAGRAM_SOCKET (the caller checked the kind).
+        let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_DATAGRAM_DISPATCH>();
+        // SAFETY: as above; null is handled.
+        unsafe { dispatch.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)
+    }
+
+    /// The basic functions (WskControlSocket, WskCloseSocket), which every
+    /// kind of socket's table begins with (wsk.h).
+    pub(crate) fn basic(&self) -> Result<&'static WSK_PROVIDER_BASIC_DISPATCH, NTSTATUS> {
+        // SAFETY: the slot is held, so its socket is open: its Dispatch is
+        // one of the provider's tables, each of which begins with
+        // WSK_PROVIDER_BASIC_DISPATCH; valid until the close.
+        let dispatch = unsafe { (*self.socket).Dispatch }.cast::<WSK_PROVIDER_BASIC_DISPATCH>();
+        // SAFETY: as above; null is handled.
+        unsafe { dispatch.as_ref() }.ok_or(STATUS_NOT_SUPPORTED)
+    }
+
+    /// The hold this call has on its slot, as a value that will own it once
+    /// [`SocketCall::keep`] has handed it over (an accept pending on a
+    /// listening socket keeps it until its IRP has completed and its socket
+    /// is handed out). Until then the call still owns it: release the
+    /// returned value only after `keep`.
+    pub(crate) fn hold(&self) -> Hold {
+        Hold { slot: self.slot, index: self.index }
+    }
+
+    /// The call has returned from WSK and hands its hold over to the value
+    /// [`SocketCall::hold`] returned (the call must not have its own IRP:
+    /// acquired with [`Take::CallWithoutIrp`]).
+    pub(crate) fn keep(self) {
+        self.returned();
+        debug_assert!(!self.slot_irp && self.irp.is_null());
+        core::mem::forget(self);
+    }
+}
+
+/// A hold on a socket's slot without a call inside (see
+/// [`SocketCall::hold`]): the slot is not freed, and a close of its socket
+/// does not wait for it, until [`Hold::release`].
+#[derive(Clone, Copy)]
+pub(crate) struct Hold {
+    slot: &'static Slot,
+    index: u32,
+}
+
+impl Hold {
+    /// Gives the hold back (the last hold on a closed socket frees its
+    /// slot).
+    ///
+    /// # Safety
+    /// IRQL <= DISPATCH_LEVEL; called once per hold.
+    pub(crate) unsafe fn release(self) {
+        let released = self.slot.state().release(false);
+        // SAFETY: IRQL per the caller; this release freed it if so.
+        unsafe { handles::recycle(self.slot, self.index, released) };
     }
 }
 
@@ -288,7 +378,12 @@ pub unsafe fn address(
     length: ULONG,
     timeout_ms: ULONG,
 ) -> Status {
-    let h = check(socket)?;
+    // The local address of every kind of socket; the remote address of a
+    // connection socket only (listening and datagram sockets have none).
+    let h = match end {
+        End::Local => check_any(socket)?.0,
+        End::Remote => check(socket)?,
+    };
     if address.is_null() {
         return Err(STATUS_INVALID_PARAMETER_2);
     }
@@ -297,10 +392,11 @@ pub unsafe fn address(
     }
     require_irql(APC_LEVEL)?;
     let mut call = SocketCall::acquire(h, Take::Call)?;
-    let dispatch = call.dispatch()?;
-    let (provider, what): (_, &'static [u8]) = match end {
-        End::Local => (dispatch.WskGetLocalAddress, b"WskGetLocalAddress\0"),
-        End::Remote => (dispatch.WskGetRemoteAddress, b"WskGetRemoteAddress\0"),
+    let (provider, what): (_, &'static [u8]) = match (end, call.slot().kind()) {
+        (End::Local, Some(Kind::Listen)) => (call.listen_dispatch()?.WskGetLocalAddress, b"WskGetLocalAddress\0"),
+        (End::Local, Some(Kind::Datagram)) => (call.datagram_dispatch()?.WskGetLocalAddress, b"WskGetLocalAddress\0"),
+        (End::Local, _) => (call.dispatch()?.WskGetLocalAddress, b"WskGetLocalAddress\0"),
+        (End::Remote, _) => (call.dispatch()?.WskGetRemoteAddress, b"WskGetRemoteAddress\0"),
     };
     let provider = provider.ok_or(STATUS_NOT_SUPPORTED)?;
     // Large enough for every family SafeWskSocketConnect accepts.
@@ -420,7 +516,7 @@ fn call_irp(call: &mut SocketCall) -> Result<*mut IRP, NTSTATUS> {
 /// # Safety
 /// The API contract of SafeWskCloseSocket.
 pub unsafe fn close(socket: *mut SAFEWSK_SOCKET) -> Status {
-    let h = check(socket)?;
+    let (h, _) = check_any(socket)?;
     require_irql(APC_LEVEL)?;
     let a = h.slot.state().acquire(h.generation, Take::Close).map_err(refused)?;
     // SAFETY: IRQL <= APC_LEVEL; the close's acquire of this slot.
@@ -469,7 +565,7 @@ pub(crate) unsafe fn close_acquired(slot: &'static Slot, index: u32, a: Acquired
         slot_irp: a.irp,
         inside: Cell::new(false),
     };
-    let close = match call.dispatch().map(|d| d.Basic.WskCloseSocket) {
+    let close = match call.basic().map(|d| d.WskCloseSocket) {
         Ok(Some(close)) => close,
         // A provider without WskCloseSocket: nothing can close the socket;
         // the slot is given up.

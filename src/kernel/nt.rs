@@ -744,3 +744,117 @@ pub const TCP_NODELAY: ULONG = 0x0001;
 /// `SIO_WSK_QUERY_IDEAL_SEND_BACKLOG` (wsk.h: `_WSAIOR(IOC_WSK, 0x3)`,
 /// IOC_WSK = IOC_WS2 | 0x07000000 = 0x0F000000, IOC_OUT = 0x40000000).
 pub const SIO_WSK_QUERY_IDEAL_SEND_BACKLOG: ULONG = 0x4F00_0003;
+
+// ---------------------------------------------------------------------------
+// Servers and datagrams (issue 20): listening sockets and WskAccept,
+// datagram sockets and WskSendTo / WskReceiveFrom.
+// ---------------------------------------------------------------------------
+
+/// WskSocket's Flags (wsk.h): a listening socket ("PFN_WSK_SOCKET").
+pub const WSK_FLAG_LISTEN_SOCKET: ULONG = 0x0000_0001;
+/// WskSocket's Flags (wsk.h): a datagram socket.
+pub const WSK_FLAG_DATAGRAM_SOCKET: ULONG = 0x0000_0004;
+/// SO_BROADCAST (ws2def.h): "SO_BROADCAST" (WSK socket options, Microsoft
+/// Learn) applies to datagram sockets only, a ULONG, with an IRP.
+pub const SO_BROADCAST: ULONG = 0x0020;
+/// WskReceiveFrom's ControlFlags (ws2def.h): the datagram was truncated.
+pub const MSG_TRUNC: ULONG = 0x0100;
+/// ... the control data was truncated.
+pub const MSG_CTRUNC: ULONG = 0x0200;
+/// `STATUS_ACCESS_DENIED` (ntstatus.h): "Sharing Transport Addresses"
+/// (Microsoft Learn), a bind DENIED by another socket's exclusive use.
+pub const STATUS_ACCESS_DENIED: NTSTATUS = st(0xC000_0022);
+/// `STATUS_FILE_FORCED_CLOSED` (ntstatus.h): "The socket is no longer
+/// functional" (PFN_WSK_ACCEPT and every socket function).
+pub const STATUS_FILE_FORCED_CLOSED: NTSTATUS = st(0xC000_00B6);
+
+/// WSK_PROVIDER_LISTEN_DISPATCH (wsk.h): a listening socket's functions.
+#[repr(C)]
+pub struct WSK_PROVIDER_LISTEN_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_UNUSED,
+    pub WskAccept: PFN_UNUSED,
+    pub WskInspectComplete: PFN_UNUSED,
+    pub WskGetLocalAddress: PFN_WSK_GET_ADDRESS,
+}
+
+/// WSK_PROVIDER_DATAGRAM_DISPATCH (wsk.h) up to WskGetLocalAddress (Windows
+/// 10 RS2 appends WskSendMessages, which the library never reads).
+#[repr(C)]
+pub struct WSK_PROVIDER_DATAGRAM_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_UNUSED,
+    pub WskSendTo: PFN_UNUSED,
+    pub WskReceiveFrom: PFN_UNUSED,
+    pub WskRelease: PFN_UNUSED,
+    pub WskGetLocalAddress: PFN_WSK_GET_ADDRESS,
+}
+
+/// The prefix every socket's provider dispatch table shares (wsk.h): the
+/// basic functions, then WskBind (listening, datagram and connection
+/// sockets alike). Read through this type when the kind does not matter.
+#[repr(C)]
+pub struct WSK_PROVIDER_BIND_PREFIX {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_UNUSED,
+}
+
+/// PFN_WSK_ACCEPT (wsk.h).
+pub type PFN_WSK_ACCEPT = unsafe extern "system" fn(
+    ListenSocket: *mut WSK_SOCKET,
+    Flags: ULONG,
+    AcceptSocketContext: PVOID,
+    AcceptSocketDispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    LocalAddress: *mut SOCKADDR,
+    RemoteAddress: *mut SOCKADDR,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_SEND_TO (wsk.h). ControlInfo is a PCMSGHDR the library never
+/// passes (NULL, length 0).
+pub type PFN_WSK_SEND_TO = unsafe extern "system" fn(
+    Socket: *mut WSK_SOCKET,
+    Buffer: *mut WSK_BUF,
+    Flags: ULONG,
+    RemoteAddress: *mut SOCKADDR,
+    ControlInfoLength: ULONG,
+    ControlInfo: PVOID,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+/// PFN_WSK_RECEIVE_FROM (wsk.h).
+pub type PFN_WSK_RECEIVE_FROM = unsafe extern "system" fn(
+    Socket: *mut WSK_SOCKET,
+    Buffer: *mut WSK_BUF,
+    Flags: ULONG,
+    RemoteAddress: *mut SOCKADDR,
+    ControlLength: *mut ULONG,
+    ControlInfo: PVOID,
+    ControlFlags: *mut ULONG,
+    Irp: *mut IRP,
+) -> NTSTATUS;
+
+#[cfg(target_pointer_width = "64")]
+mod servers_layout {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+    use static_assertions::const_assert_eq;
+
+    // wsk.h: Basic (2 pointers) then one pointer per function.
+    const_assert_eq!(size_of::<WSK_PROVIDER_LISTEN_DISPATCH>(), 48);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskAccept), 24);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskGetLocalAddress), 40);
+    const_assert_eq!(size_of::<WSK_PROVIDER_DATAGRAM_DISPATCH>(), 56);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskSendTo), 24);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskReceiveFrom), 32);
+    const_assert_eq!(offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskGetLocalAddress), 48);
+    const_assert_eq!(
+        offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind),
+        offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskBind)
+    );
+    const_assert_eq!(offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind), offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskBind));
+    const_assert_eq!(
+        offset_of!(WSK_PROVIDER_BIND_PREFIX, WskBind),
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskBind)
+    );
+}

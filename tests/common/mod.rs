@@ -300,3 +300,7 @@ pub fn join_within<T>(what: &str, h: thread::JoinHandle<T>) -> T {
     wait_until(what, || h.is_finished());
     h.join().unwrap_or_else(|_| panic!("{what} panicked"))
 }
+
+/// Helpers for the listening and datagram sockets (tests/listen_accept.rs,
+/// tests/datagrams.rs and the others of issue 20).
+pub mod servers;

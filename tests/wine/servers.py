@@ -8,6 +8,9 @@ address).
   until the peer shuts down, then close.
 - "refused" (IPv4): a port that was bound and closed, on which nothing
   listens.
+- "listen1", "listen2": free ports (bound and closed) for the test driver's
+  own listening sockets; "listen3", "listen4" the same for the kit's driver,
+  which runs the same cases after it.
 
 Writes `name=port` lines to the file given as argv[1] once all are listening,
 logs one line per event to stdout, and exits after argv[2] seconds.
@@ -93,6 +96,18 @@ def main():
     r.bind(("127.0.0.1", 0))
     ports["refused"] = r.getsockname()[1]
     r.close()
+    # Free ports for the test driver's own listening sockets (Wine cannot
+    # report a port the stack chose: its listening WskGetLocalAddress is a
+    # stub).
+    # All four stay bound until each has its port, so the four differ.
+    held = []
+    for name in ("listen1", "listen2", "listen3", "listen4"):
+        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        f.bind(("127.0.0.1", 0))
+        ports[name] = f.getsockname()[1]
+        held.append(f)
+    for f in held:
+        f.close()
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         for k, v in ports.items():

@@ -27,7 +27,8 @@
  * - SAFEWSK_TEST_WINDOWS (the kit's build): the provider is Windows' own,
  *   not Wine 8's netio.sys with this directory's adapter (wine_adapter.c):
  *   the cases that check Wine's stubs (WskGetLocalAddress,
- *   WskControlClient, WskControlSocket) expect what Windows does instead,
+ *   WskControlClient, WskControlSocket) and its missing datagram sockets
+ *   expect what Windows does instead,
  *   IPv6 and the IRQL case must pass, and a receive timeout is checked;
  * - TEST_PRINT / TEST_PREFIX: how a line is printed and its prefix
  *   (DbgPrint, "wine-test: "; the kit also keeps the lines for its result
@@ -68,7 +69,7 @@
 #define CALLBACK_WAIT_MS 15000
 
 
-static ULONG g_EchoPort, g_RefusedPort, g_Echo6Port;
+static ULONG g_EchoPort, g_RefusedPort, g_Echo6Port, g_ListenPort[2];
 static ULONG g_Passed, g_Failed, g_NotRun;
 static KEVENT g_Finished;
 static PDEVICE_OBJECT g_Device; /* safewsk keeps it referenced while its completion routines run */
@@ -866,6 +867,376 @@ EventCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo)
 #endif
 }
 
+
+/* ---- listening and datagram sockets, resolution without a connect ----
+ *
+ * Wine 8's netio has listening sockets (WskSocket(WSK_FLAG_LISTEN_SOCKET),
+ * WskBind, which also listens, and WskAccept over AcceptEx) but no datagram
+ * sockets (WskSocket returns and completes STATUS_NOT_IMPLEMENTED for
+ * WSK_FLAG_DATAGRAM_SOCKET), and its WskControlSocket and listening
+ * WskGetLocalAddress are stubs (STATUS_NOT_IMPLEMENTED, IRP not completed):
+ * each such deviation is checked for what Wine returns, and what cannot run
+ * is listed as NOT RUN. The listening sockets use fixed free ports
+ * (ListenPort1..3 from .ci/wine: Wine cannot report a port the stack
+ * chose), and the connections to them are the adapter's WskSocketConnect
+ * from this same driver. */
+
+static SAFEWSK_ACCEPT_REQUEST g_AcceptRequest; /* non-paged: the image's data */
+static ASYNC_RESULT g_AcceptResult;
+
+static VOID WINAPI
+AcceptCallback(PVOID Context, NTSTATUS Status, SAFEWSK_SOCKET *Socket)
+{
+    ASYNC_RESULT *r = (ASYNC_RESULT *)Context;
+
+    r->Status = Status;
+    r->Socket = Socket;
+    InterlockedIncrement(&r->Calls);
+    KeSetEvent(&r->Done, IO_NO_INCREMENT, FALSE); /* last access */
+}
+
+static NTSTATUS
+StartAccept(SAFEWSK_SOCKET *Listener)
+{
+    RtlZeroMemory(&g_AcceptResult, sizeof(g_AcceptResult));
+    KeInitializeEvent(&g_AcceptResult.Done, NotificationEvent, FALSE);
+    RtlZeroMemory(&g_AcceptRequest, sizeof(g_AcceptRequest));
+    g_AcceptRequest.Callback = AcceptCallback;
+    g_AcceptRequest.CallbackContext = &g_AcceptResult;
+    /* No deadline: Wine's netio sets no cancel routine, an expired accept
+     * could not be cancelled. */
+    g_AcceptRequest.TimeoutMs = SAFEWSK_NO_TIMEOUT;
+    return SafeWskAcceptAsync(Listener, NULL, NULL, &g_AcceptRequest);
+}
+
+static BOOLEAN
+WaitAccept(const char *Case)
+{
+    LARGE_INTEGER timeout;
+    NTSTATUS status;
+
+    timeout.QuadPart = -(LONGLONG)CALLBACK_WAIT_MS * 10000;
+    status = KeWaitForSingleObject(&g_AcceptResult.Done, Executive, KernelMode, FALSE, &timeout);
+    Check(status == STATUS_SUCCESS, Case, "accept callback within 15 s", status, STATUS_SUCCESS);
+    return status == STATUS_SUCCESS;
+}
+
+/* A synchronous accept with no deadline on a system thread, for the close
+ * that ends it. */
+typedef struct {
+    SAFEWSK_SOCKET *Listener;
+    SAFEWSK_SOCKET *Socket;
+    NTSTATUS Status;
+    KEVENT Done;
+} ACCEPTER;
+static ACCEPTER g_Accepter;
+
+static VOID WINAPI
+AccepterThread(PVOID Context)
+{
+    ACCEPTER *a = (ACCEPTER *)Context;
+
+    a->Status = SafeWskAccept(a->Listener, NULL, NULL, &a->Socket, NULL, NULL, SAFEWSK_NO_TIMEOUT);
+    KeSetEvent(&a->Done, IO_NO_INCREMENT, FALSE);
+    PsTerminateSystemThread(STATUS_SUCCESS);
+}
+
+static VOID
+ServerValidationCases(SAFEWSK_CLIENT *Client, SAFEWSK_SOCKET *Connection)
+{
+    SOCKADDR_IN local, multicast;
+    SAFEWSK_SOCKET_OPTIONS options;
+    SAFEWSK_SOCKET *s = NULL;
+    SAFEWSK_ADDRESS addresses[2];
+    UNICODE_STRING node, service;
+    WSK_CLIENT_CONNECTION_DISPATCH empty;
+    char buffer[8];
+    ULONG n = 0;
+
+    V4(&local, 0x7F000001, 0);
+    V4(&multicast, 0xE0000001, 0);
+    RtlZeroMemory(&options, sizeof(options));
+    RtlZeroMemory(&empty, sizeof(empty));
+    RtlInitUnicodeString(&node, L"localhost");
+    RtlInitUnicodeString(&service, L"0");
+    Expect("listen param 1 (NULL client)", SafeWskListen(NULL, (SOCKADDR *)&local, NULL, &s, IO_MS),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("listen param 2 (NULL address)", SafeWskListen(Client, NULL, NULL, &s, IO_MS), STATUS_INVALID_PARAMETER_2);
+    Expect("listen param 2 (multicast)", SafeWskListen(Client, (SOCKADDR *)&multicast, NULL, &s, IO_MS),
+           STATUS_INVALID_PARAMETER_2);
+    options.Size = 3;
+    Expect("listen param 3 (options Size)", SafeWskListen(Client, (SOCKADDR *)&local, &options, &s, IO_MS),
+           STATUS_INVALID_PARAMETER_3);
+    Expect("listen param 4 (NULL Socket)", SafeWskListen(Client, (SOCKADDR *)&local, NULL, NULL, IO_MS),
+           STATUS_INVALID_PARAMETER_4);
+    Expect("accept param 1 (NULL)", SafeWskAccept(NULL, NULL, NULL, &s, NULL, NULL, 0), STATUS_INVALID_PARAMETER_1);
+    Expect("accept param 1 (a connection socket)", SafeWskAccept(Connection, NULL, NULL, &s, NULL, NULL, 0),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("async accept param 1 (a connection socket)", SafeWskAcceptAsync(Connection, NULL, NULL, &g_AcceptRequest),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("cancel accept param 1 (NULL)", SafeWskCancelAccept(NULL), STATUS_INVALID_PARAMETER_1);
+    Expect("datagram socket param 1 (NULL client)", SafeWskDatagramSocket(NULL, (SOCKADDR *)&local, NULL, &s, IO_MS),
+           STATUS_INVALID_PARAMETER_1);
+    options.Size = sizeof(options);
+    options.Mask = SAFEWSK_OPTION_KEEPALIVE;
+    options.KeepAlive = 1;
+    Expect("datagram socket param 3 (SO_KEEPALIVE)",
+           SafeWskDatagramSocket(Client, (SOCKADDR *)&local, &options, &s, IO_MS), STATUS_INVALID_PARAMETER_3);
+    Expect("send-to param 1 (a connection socket)",
+           SafeWskSendTo(Connection, buffer, sizeof(buffer), 0, (SOCKADDR *)&local, IO_MS, &n),
+           STATUS_INVALID_PARAMETER_1);
+    Expect("receive-from param 1 (a connection socket)",
+           SafeWskReceiveFrom(Connection, buffer, sizeof(buffer), 0, NULL, IO_MS, &n), STATUS_INVALID_PARAMETER_1);
+    Expect("resolve param 4 (family)", SafeWskResolveName(Client, &node, &service, 7, addresses, 2, &n, IO_MS),
+           STATUS_INVALID_PARAMETER_4);
+    Expect("resolve param 6 (AddressCount 0)", SafeWskResolveName(Client, &node, &service, AF_INET, addresses, 0, &n,
+                                                                    IO_MS),
+           STATUS_INVALID_PARAMETER_6);
+}
+
+static VOID
+ServerCases(SAFEWSK_CLIENT *Client, const SOCKADDR *Local, const SOCKADDR *Echo)
+{
+    SOCKADDR_IN at, any;
+    SAFEWSK_SOCKET_OPTIONS none;
+    SAFEWSK_SOCKET *listener = NULL, *conn = NULL, *accepted = NULL, *dgram = NULL, *echo = NULL;
+    SAFEWSK_CLIENT *other = NULL;
+    SAFEWSK_ADDRESS address, resolved[4];
+    UNICODE_STRING node, service;
+    HANDLE thread;
+    LARGE_INTEGER timeout;
+    SOCKADDR_IN *sin;
+    char buf[16];
+    ULONG n = 0, got, rounds;
+    NTSTATUS status;
+
+    RtlZeroMemory(&none, sizeof(none));
+    none.Size = sizeof(none);
+    V4(&at, 0x7F000001, g_ListenPort[0]);
+    V4(&any, 0, 0);
+
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, Local, Echo, 0, NULL, NULL, NULL, NULL, NULL,
+                                  &echo, CONNECT_MS);
+    Expect("server cases: a connection socket for the kind checks", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        ServerValidationCases(Client, echo);
+        Expect("server cases: close the connection socket", SafeWskCloseSocket(echo), STATUS_SUCCESS);
+    }
+
+    /* The default options set SO_EXCLUSIVEADDRUSE: Wine's stub
+     * WskControlSocket refuses it, and the half-made socket is closed;
+     * Windows sets it. */
+    status = SafeWskListen(Client, (SOCKADDR *)&at, NULL, &listener, IO_MS);
+#ifdef SAFEWSK_TEST_WINDOWS
+    Check(status == STATUS_SUCCESS && listener != NULL, "listen with the default options (SO_EXCLUSIVEADDRUSE)",
+          "status, Socket set", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        Expect("close the listening socket made with the default options", SafeWskCloseSocket(listener),
+               STATUS_SUCCESS);
+    }
+    listener = NULL;
+#else
+    Check(status == STATUS_NOT_IMPLEMENTED && listener == NULL,
+          "listen with the default options (SO_EXCLUSIVEADDRUSE) on Wine's stub WskControlSocket",
+          "STATUS_NOT_IMPLEMENTED, Socket NULL", status, STATUS_NOT_IMPLEMENTED);
+#endif
+
+    status = SafeWskListen(Client, (SOCKADDR *)&at, &none, &listener, IO_MS);
+    Check(status == STATUS_SUCCESS && listener != NULL, "listen without options (Wine's WskSocket, WskBind)",
+          "status, Socket set", status, STATUS_SUCCESS);
+    if (!NT_SUCCESS(status)) {
+        return;
+    }
+    Expect("a listening socket refuses SafeWskSend", SafeWskSend(listener, buf, 1, 0, IO_MS, &n),
+           STATUS_INVALID_PARAMETER_1);
+    status = SafeWskGetLocalAddress(listener, (SOCKADDR *)&address, sizeof(address), IO_MS);
+#ifdef SAFEWSK_TEST_WINDOWS
+    sin = (SOCKADDR_IN *)&address;
+    Check(status == STATUS_SUCCESS && sin->sin_family == AF_INET &&
+              RtlUshortByteSwap(sin->sin_port) == g_ListenPort[0],
+          "local address of a listening socket", "STATUS_SUCCESS, the listening port", status, STATUS_SUCCESS);
+#else
+    Check(status == STATUS_NOT_IMPLEMENTED, "local address of a listening socket on Wine's stub",
+          "STATUS_NOT_IMPLEMENTED (Wine's listening WskGetLocalAddress is a stub)", status, STATUS_NOT_IMPLEMENTED);
+#endif
+
+    /* Asynchronous accept, then a connection to it. */
+    status = StartAccept(listener);
+    Expect("async accept returns STATUS_PENDING", status, STATUS_PENDING);
+    if (status == STATUS_PENDING) {
+        status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&any, (SOCKADDR *)&at, 0, NULL,
+                                      NULL, NULL, NULL, NULL, &conn, CONNECT_MS);
+        Expect("connect to the listening socket", status, STATUS_SUCCESS);
+        if (WaitAccept("async accept")) {
+            SleepMs(300);
+            Check(g_AcceptResult.Calls == 1 && g_AcceptResult.Status == STATUS_SUCCESS && g_AcceptResult.Socket,
+                  "async accept", "one callback, STATUS_SUCCESS, a socket", g_AcceptResult.Status, STATUS_SUCCESS);
+            sin = (SOCKADDR_IN *)&g_AcceptRequest.LocalAddress;
+            Check(sin->sin_family == AF_INET && RtlUshortByteSwap(sin->sin_port) == g_ListenPort[0],
+                  "async accept", "LocalAddress is the listening port", (NTSTATUS)RtlUshortByteSwap(sin->sin_port),
+                  (NTSTATUS)g_ListenPort[0]);
+            sin = (SOCKADDR_IN *)&g_AcceptRequest.RemoteAddress;
+            Check(sin->sin_family == AF_INET && sin->sin_addr.s_addr == RtlUlongByteSwap(0x7F000001), "async accept",
+                  "RemoteAddress is 127.0.0.1", (NTSTATUS)sin->sin_family, AF_INET);
+            accepted = g_AcceptResult.Socket;
+        }
+        if (accepted != NULL && conn != NULL) {
+            status = SafeWskSend(conn, "accepted", 8, 0, IO_MS, &n);
+            Expect("send to the accepted socket", status, STATUS_SUCCESS);
+            got = 0;
+            for (rounds = 0; got < 8 && rounds < 16; rounds++) {
+                status = SafeWskReceive(accepted, buf + got, 8 - got, 0, IO_MS, &n);
+                if (status != STATUS_SUCCESS || n == 0) {
+                    break;
+                }
+                got += n;
+            }
+            Check(got == 8 && RtlCompareMemory(buf, "accepted", 8) == 8, "receive on the accepted socket",
+                  "the 8 bytes", status, STATUS_SUCCESS);
+            status = SafeWskSend(accepted, "back", 4, 0, IO_MS, &n);
+            Expect("send from the accepted socket", status, STATUS_SUCCESS);
+            got = 0;
+            for (rounds = 0; got < 4 && rounds < 16; rounds++) {
+                status = SafeWskReceive(conn, buf + got, 4 - got, 0, IO_MS, &n);
+                if (status != STATUS_SUCCESS || n == 0) {
+                    break;
+                }
+                got += n;
+            }
+            Check(got == 4 && RtlCompareMemory(buf, "back", 4) == 4, "receive from the accepted socket",
+                  "the 4 bytes", status, STATUS_SUCCESS);
+        }
+        if (accepted != NULL) {
+            Expect("close the accepted socket", SafeWskCloseSocket(accepted), STATUS_SUCCESS);
+            accepted = NULL;
+        }
+        if (conn != NULL) {
+            Expect("close the connecting socket", SafeWskCloseSocket(conn), STATUS_SUCCESS);
+            conn = NULL;
+        }
+    }
+
+    /* Synchronous accept of a connection already waiting. */
+    status = SafeWskSocketConnect(Client, SOCK_STREAM, IPPROTO_TCP, (SOCKADDR *)&any, (SOCKADDR *)&at, 0, NULL, NULL,
+                                  NULL, NULL, NULL, &conn, CONNECT_MS);
+    Expect("connect to the listening socket again", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        RtlZeroMemory(&address, sizeof(address));
+        status = SafeWskAccept(listener, NULL, NULL, &accepted, NULL, &address, IO_MS);
+        sin = (SOCKADDR_IN *)&address;
+        Check(status == STATUS_SUCCESS && accepted != NULL && sin->sin_family == AF_INET, "synchronous accept",
+              "status, Socket, RemoteAddress", status, STATUS_SUCCESS);
+        if (accepted != NULL) {
+            Expect("close the synchronously accepted socket", SafeWskCloseSocket(accepted), STATUS_SUCCESS);
+        }
+        Expect("close its peer", SafeWskCloseSocket(conn), STATUS_SUCCESS);
+        conn = NULL;
+    }
+
+    /* A synchronous accept waiting (no deadline) on another thread: the
+     * close of the listening socket ends it with STATUS_CANCELLED. */
+    KeInitializeEvent(&g_Accepter.Done, NotificationEvent, FALSE);
+    g_Accepter.Listener = listener;
+    g_Accepter.Socket = NULL;
+    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, AccepterThread, &g_Accepter);
+    if (!NT_SUCCESS(status)) {
+        NotRun("close of a listening socket with an accept waiting", "PsCreateSystemThread failed");
+        Expect("close the listening socket", SafeWskCloseSocket(listener), STATUS_SUCCESS);
+    } else {
+        ZwClose(thread);
+        SleepMs(300); /* let the accept reach Wine's AcceptEx */
+        Expect("close the listening socket with an accept waiting", SafeWskCloseSocket(listener), STATUS_SUCCESS);
+        timeout.QuadPart = -20LL * 10 * 1000 * 1000;
+        status = KeWaitForSingleObject(&g_Accepter.Done, Executive, KernelMode, FALSE, &timeout);
+        Check(status == STATUS_SUCCESS && g_Accepter.Status == STATUS_CANCELLED && g_Accepter.Socket == NULL,
+              "the waiting accept ends with the close", "STATUS_CANCELLED", g_Accepter.Status, STATUS_CANCELLED);
+    }
+    Expect("accept on the closed listening socket", SafeWskAccept(listener, NULL, NULL, &accepted, NULL, NULL, 0),
+           STATUS_INVALID_PARAMETER_1);
+    listener = NULL;
+
+    /* SafeWskCleanup of a client with a listening socket and an accept
+     * pending: the listening socket is closed first, the callback comes
+     * (STATUS_CANCELLED) before cleanup returns. */
+    status = SafeWskStartup(g_Device, WSK_NO_WAIT, &other);
+    Expect("a client for the cleanup case", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        V4(&at, 0x7F000001, g_ListenPort[1]);
+        status = SafeWskListen(other, (SOCKADDR *)&at, &none, &listener, IO_MS);
+        Expect("listen (cleanup case)", status, STATUS_SUCCESS);
+        if (NT_SUCCESS(status)) {
+            Expect("async accept (cleanup case)", StartAccept(listener), STATUS_PENDING);
+        }
+        Expect("cleanup with a listening socket and an accept pending", SafeWskCleanup(other), STATUS_SUCCESS);
+        if (listener != NULL) {
+            Check(g_AcceptResult.Calls == 1 && g_AcceptResult.Status == STATUS_CANCELLED,
+                  "cleanup with a listening socket and an accept pending",
+                  "the callback came, STATUS_CANCELLED, before cleanup returned", g_AcceptResult.Status,
+                  STATUS_CANCELLED);
+        }
+        listener = NULL;
+    }
+
+#ifdef SAFEWSK_TEST_WINDOWS
+    /* Datagram sockets: one sends a datagram to itself. */
+    V4(&at, 0x7F000001, 0);
+    status = SafeWskDatagramSocket(Client, (SOCKADDR *)&at, &none, &dgram, IO_MS);
+    Check(status == STATUS_SUCCESS && dgram != NULL, "datagram socket", "status, Socket set", status, STATUS_SUCCESS);
+    if (NT_SUCCESS(status)) {
+        status = SafeWskGetLocalAddress(dgram, (SOCKADDR *)&address, sizeof(address), IO_MS);
+        sin = (SOCKADDR_IN *)&address;
+        Check(status == STATUS_SUCCESS && sin->sin_family == AF_INET && sin->sin_port != 0,
+              "local address of a datagram socket", "STATUS_SUCCESS, a port", status, STATUS_SUCCESS);
+        if (NT_SUCCESS(status)) {
+            status = SafeWskSendTo(dgram, "datagram", 8, 0, (SOCKADDR *)&address, IO_MS, &n);
+            Check(status == STATUS_SUCCESS && n == 8, "send a datagram to itself", "8 bytes sent", status,
+                  STATUS_SUCCESS);
+            n = 0;
+            RtlZeroMemory(resolved, sizeof(resolved));
+            status = SafeWskReceiveFrom(dgram, buf, sizeof(buf), 0, &resolved[0], IO_MS, &n);
+            Check(status == STATUS_SUCCESS && n == 8 && RtlCompareMemory(buf, "datagram", 8) == 8 &&
+                      ((SOCKADDR_IN *)&resolved[0])->sin_port == sin->sin_port,
+                  "receive the datagram", "the 8 bytes, from its own port", status, STATUS_SUCCESS);
+            status = SafeWskReceiveFrom(dgram, buf, sizeof(buf), 0, NULL, 200, &n);
+            Expect("receive with no datagram waiting", status, STATUS_IO_TIMEOUT);
+        }
+        Expect("close the datagram socket", SafeWskCloseSocket(dgram), STATUS_SUCCESS);
+    }
+    dgram = NULL;
+#else
+    /* Datagram sockets: Wine 8's WskSocket has none. */
+    status = SafeWskDatagramSocket(Client, (SOCKADDR *)&any, &none, &dgram, IO_MS);
+    Check(status == STATUS_NOT_IMPLEMENTED && dgram == NULL, "datagram socket on Wine's WskSocket",
+          "STATUS_NOT_IMPLEMENTED (Wine 8's WskSocket lacks WSK_FLAG_DATAGRAM_SOCKET)", status,
+          STATUS_NOT_IMPLEMENTED);
+    if (dgram != NULL) {
+        (void)SafeWskCloseSocket(dgram);
+    }
+    NotRun("SafeWskSendTo / SafeWskReceiveFrom",
+           "Wine 8's netio has no datagram sockets (WskSocket: STATUS_NOT_IMPLEMENTED for WSK_FLAG_DATAGRAM_SOCKET)");
+    NotRun("accept deadline (STATUS_IO_TIMEOUT) and SafeWskCancelAccept",
+           "Wine's netio sets no cancel routines: IoCancelIrp cannot complete a pending WskAccept");
+    NotRun("IPv6 listening socket", "Wine 8's WskBind passes sizeof(SOCKADDR) (16) as the address length");
+    NotRun("a listening socket on port 0", "Wine 8's listening WskGetLocalAddress is a stub: the port is unknown");
+#endif
+
+    /* Resolution without a connect. */
+    RtlInitUnicodeString(&node, L"localhost");
+    RtlInitUnicodeString(&service, L"7");
+    RtlZeroMemory(resolved, sizeof(resolved));
+    n = 0;
+    status = SafeWskResolveName(Client, &node, &service, AF_INET, resolved, 4, &n, IO_MS);
+    sin = (SOCKADDR_IN *)&resolved[0];
+    Check(status == STATUS_SUCCESS && n >= 1 && sin->sin_family == AF_INET && RtlUshortByteSwap(sin->sin_port) == 7 &&
+              sin->sin_addr.s_addr == RtlUlongByteSwap(0x7F000001),
+          "resolve localhost (AF_INET) without connecting", "127.0.0.1:7", status, STATUS_SUCCESS);
+    TEST_PRINT(TEST_PREFIX "  resolve localhost: %u address(es)\n", n);
+    RtlInitUnicodeString(&node, L"nothing.invalid");
+    status = SafeWskResolveName(Client, &node, &service, AF_UNSPEC, resolved, 4, &n, IO_MS);
+    Check(status != STATUS_SUCCESS && n == 0, "resolve a name that does not exist", "a failure, no address", status,
+          STATUS_NOT_FOUND);
+}
+
 static VOID
 RunCases(VOID)
 {
@@ -982,6 +1353,7 @@ RunCases(VOID)
 
     OptionsCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo, (SOCKADDR *)&refused);
     EventCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo);
+    ServerCases(client, (SOCKADDR *)&local, (SOCKADDR *)&echo);
 
     /* The handle closed long ago, after the sockets made since (their
      * slots, and the closed one's, in use or reused meanwhile). */
@@ -1076,13 +1448,13 @@ TestThread(PVOID Context)
 static NTSTATUS
 ReadPorts(VOID)
 {
-    RTL_QUERY_REGISTRY_TABLE table[4];
-    const WCHAR *names[3] = {L"EchoPort", L"RefusedPort", L"Echo6Port"};
-    ULONG *values[3] = {&g_EchoPort, &g_RefusedPort, &g_Echo6Port};
+    RTL_QUERY_REGISTRY_TABLE table[6];
+    const WCHAR *names[5] = {L"EchoPort", L"RefusedPort", L"Echo6Port", L"ListenPort1", L"ListenPort2"};
+    ULONG *values[5] = {&g_EchoPort, &g_RefusedPort, &g_Echo6Port, &g_ListenPort[0], &g_ListenPort[1]};
     int i;
 
     RtlZeroMemory(table, sizeof(table));
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 5; i++) {
         table[i].Flags = RTL_QUERY_REGISTRY_DIRECT | RTL_QUERY_REGISTRY_REQUIRED;
         table[i].Name = (PWSTR)names[i];
         table[i].EntryContext = values[i];
@@ -1100,7 +1472,7 @@ DriverEntry(_In_ PDRIVER_OBJECT DriverObject, _In_ PUNICODE_STRING RegistryPath)
     KeInitializeEvent(&g_Finished, NotificationEvent, FALSE);
     status = ReadPorts();
     if (!NT_SUCCESS(status)) {
-        TEST_PRINT(TEST_PREFIX "EchoPort/RefusedPort/Echo6Port missing: 0x%08X\n", (unsigned)status);
+        TEST_PRINT(TEST_PREFIX "EchoPort/RefusedPort/Echo6Port/ListenPort1/ListenPort2 missing: 0x%08X\n", (unsigned)status);
         return status;
     }
     /* safewsk references it while its completion routines run. */
