@@ -1224,7 +1224,14 @@ NTSTATUS SafeWskAccept(SAFEWSK_SOCKET *ListenSocket,
  * STATUS_CANCELLED after SafeWskCancelAccept or when the listening socket
  * is closed (SafeWskCloseSocket, or SafeWskCleanup), or the provider's
  * status. The callback may start the next accept on the same listening
- * socket (a closed one refuses it with STATUS_INVALID_PARAMETER_1).
+ * socket (a closed one refuses it with STATUS_INVALID_PARAMETER_1). If a
+ * connection is already waiting, that accept may complete at once and its
+ * callback run inside the SafeWskAcceptAsync the callback called, on the
+ * same thread: hold no lock across that call, and where many connections
+ * can be waiting at once start the next accept from a work item instead,
+ * since each nesting adds the callback's frame and this function's stack
+ * (below) to the thread's stack (the library does not flatten the
+ * recursion).
  *
  * If it returns anything else, the callback is never called.
  *

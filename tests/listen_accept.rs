@@ -493,10 +493,16 @@ fn a_callback_rearms_the_accept() {
         let s = unsafe { &*(ctx as *const Server) };
         if status == STATUS_SUCCESS {
             s.accepted.lock().unwrap().push(socket as usize);
-            // The request is ours again once we are called: re-arm it.
-            let r: *mut SAFEWSK_ACCEPT_REQUEST = &mut **s.req.lock().unwrap();
-            // SAFETY: the request's storage, intact; the next callback comes
-            // after this one returns or inside this call.
+            // The request is ours again once we are called: re-arm it. The
+            // lock is not held across the call: with a connection already
+            // waiting the next callback comes inside it, on this thread (a
+            // lock held here deadlocked this test about 1 run in 6).
+            let r: *mut SAFEWSK_ACCEPT_REQUEST = {
+                let mut g = s.req.lock().unwrap();
+                &mut **g
+            };
+            // SAFETY: the request's storage, boxed and intact; the next
+            // callback comes after this one returns or inside this call.
             let st = unsafe { SafeWskAcceptAsync(s.listener as *mut _, ptr::null_mut(), ptr::null(), r) };
             if st != STATUS_PENDING {
                 s.ends.lock().unwrap().push(st);
