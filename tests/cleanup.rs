@@ -115,7 +115,14 @@ fn a_receive_pending_without_deadline_returns_when_cleanup_closes_its_socket() {
         bounded("the pending receive", Duration::from_secs(5), move || receiver.join().expect("receiver"));
     println!("receive returned {status:#x} ({n} bytes)");
     assert_eq!((status, n), (STATUS_CANCELLED, 0), "WSK completes the pending receive at the close");
-    assert!(receive_returned <= cleanup_returned, "cleanup returns only after the receive has returned");
+    // The receiver's time is taken after the call has returned, so it may
+    // trail cleanup's by that thread's own return and scheduling (it did
+    // once in a full workspace run after the issue 20 merge): the order is
+    // checked with room for that, far below the 5 s bound of the receive.
+    assert!(
+        receive_returned <= cleanup_returned + Duration::from_millis(250),
+        "cleanup returns only after the receive has returned"
+    );
     assert_eq!(reports.of(SAFEWSK_REPORT_CLEANUP_CLOSING).len(), 1);
     assert_eq!(hostkernel::live().sockets, 0);
     drop(server);

@@ -164,10 +164,11 @@ fn every_irp_allocation_can_fail() {
     assert_eq!(every_nth_fails_cleanly(Site::Irp), 5);
 }
 
-/// Pool: the client block and the socket table's first chunk.
+/// Pool: the client block, the socket table's first chunk, and the block
+/// holding the copies of the resolution's names.
 #[test]
 fn every_pool_allocation_can_fail() {
-    assert_eq!(every_nth_fails_cleanly(Site::Pool), 2);
+    assert_eq!(every_nth_fails_cleanly(Site::Pool), 3);
 }
 
 /// Completion contexts: WskSocket, SO_EXCLUSIVEADDRUSE and WskBind for each
