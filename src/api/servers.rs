@@ -23,7 +23,7 @@ use crate::servers::{accept_async, datagram, listen, resolve};
 /// SafeWskAccept or SafeWskAcceptAsync.
 ///
 /// Parameters, each checked before the provider is called; a bad one fails
-/// with STATUS_INVALID_PARAMETER_<n> for its position n:
+/// with STATUS_INVALID_PARAMETER_n for its position n:
 /// 1. `Client`: a live client's handle from SafeWskStartup.
 /// 2. `LocalAddress`: a SOCKADDR_IN or SOCKADDR_IN6 (AF_INET / AF_INET6),
 ///    not multicast or broadcast, of a family the provider lists for TCP
