@@ -496,7 +496,7 @@ fn a_callback_rearms_the_accept() {
             // The request is ours again once we are called: re-arm it. The
             // lock is not held across the call: with a connection already
             // waiting the next callback comes inside it, on this thread (a
-            // lock held here deadlocked this test about 1 run in 6).
+            // lock held here deadlocked this test in 1 of 6 runs).
             let r: *mut SAFEWSK_ACCEPT_REQUEST = {
                 let mut g = s.req.lock().unwrap();
                 &mut **g
